@@ -1,0 +1,128 @@
+package main
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"os"
+	"os/signal"
+	"syscall"
+	"time"
+
+	"github.com/spf13/cobra"
+
+	"github.com/sluice-dev/sluice/internal/jobmanager"
+	"github.com/sluice-dev/sluice/internal/minicluster"
+	"github.com/sluice-dev/sluice/internal/taskmanager"
+)
+
+func signalContext() (context.Context, context.CancelFunc) {
+	return signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+}
+
+func newJobManagerCmd(g *globals) *cobra.Command {
+	var workDir string
+	cmd := &cobra.Command{
+		Use:   "jobmanager",
+		Short: "Run a JobManager (REST API, scheduler, blob server, control plane)",
+		Args:  cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, args []string) error {
+			cfg, err := g.loadConfig()
+			if err != nil {
+				return err
+			}
+			jm, err := jobmanager.New(jobmanager.Options{Config: cfg, Logger: g.log, WorkDir: workDir})
+			if err != nil {
+				return err
+			}
+			g.log.Warn("internal connections (rpc, data, blob) and the REST API are not secured: no TLS and no authentication configured")
+			ctx, stop := signalContext()
+			defer stop()
+			return jm.Run(ctx, nil)
+		},
+	}
+	cmd.Flags().StringVar(&workDir, "work-dir", "", "directory for the blob store (default: a new temporary directory)")
+	return cmd
+}
+
+func newTaskManagerCmd(g *globals) *cobra.Command {
+	var workDir, id string
+	cmd := &cobra.Command{
+		Use:   "taskmanager",
+		Short: "Run a TaskManager that offers slots to the JobManager",
+		Args:  cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, args []string) error {
+			cfg, err := g.loadConfig()
+			if err != nil {
+				return err
+			}
+			tm, err := taskmanager.New(taskmanager.Options{Config: cfg, Logger: g.log, WorkDir: workDir, ID: id})
+			if err != nil {
+				return err
+			}
+			ctx, stop := signalContext()
+			defer stop()
+			return tm.Run(ctx)
+		},
+	}
+	cmd.Flags().StringVar(&workDir, "work-dir", "", "directory for the blob cache (default: a new temporary directory)")
+	cmd.Flags().StringVar(&id, "id", "", "resource id of this TaskManager (default: taskmanager.resource-id, else host name and a random suffix)")
+	return cmd
+}
+
+func newLocalCmd(g *globals) *cobra.Command {
+	var params []string
+	var parallelism, tms, slots int
+	cmd := &cobra.Command{
+		Use:   "local SPEC",
+		Short: "Run a job on an in-process cluster (a JobManager and TaskManagers on loopback)",
+		Args:  cobra.ExactArgs(1),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			cfg, err := g.loadConfig()
+			if err != nil {
+				return err
+			}
+			spec, err := os.ReadFile(args[0])
+			if err != nil {
+				return err
+			}
+			pm, err := parseParams(params)
+			if err != nil {
+				return err
+			}
+			ctx, stop := signalContext()
+			defer stop()
+			c, err := minicluster.Start(context.Background(), minicluster.Options{
+				Config: cfg, Logger: g.log, TaskManagers: tms, Slots: slots, Stdout: cmd.OutOrStdout(),
+			})
+			if err != nil {
+				return err
+			}
+			defer c.Stop()
+			id, err := c.JM.Submit(jobmanager.Submission{Spec: spec, Params: pm, Parallelism: parallelism})
+			if err != nil {
+				return errors.Unwrap(err)
+			}
+			state, cause, err := c.JM.Wait(ctx, id)
+			if err != nil {
+				g.log.Info("interrupted: cancelling the job", "job", id)
+				_ = c.JM.Cancel(id)
+				wctx, cancel := context.WithTimeout(context.Background(), 15*time.Second)
+				defer cancel()
+				state, _, _ = c.JM.Wait(wctx, id)
+				return &exitError{130, fmt.Errorf("job %s %s", id, state)}
+			}
+			g.log.Info("job ended", "job", id, "state", state)
+			if state != jobmanager.Finished {
+				return &exitError{1, fmt.Errorf("job %s %s: %s", id, state, cause)}
+			}
+			return nil
+		},
+	}
+	f := cmd.Flags()
+	f.StringArrayVar(&params, "param", nil, "job parameter: --param name=value (repeatable)")
+	f.IntVarP(&parallelism, "parallelism", "p", 0, "default parallelism of the job (default: parallelism.default)")
+	f.IntVar(&tms, "taskmanagers", 2, "number of TaskManagers")
+	f.IntVar(&slots, "slots", 2, "task slots per TaskManager")
+	return cmd
+}

@@ -1,0 +1,205 @@
+package main
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+	"os"
+	"text/tabwriter"
+	"time"
+
+	"github.com/spf13/cobra"
+
+	"github.com/sluice-dev/sluice/internal/client"
+)
+
+// clientFlags are the flags of commands that talk to a JobManager.
+type clientFlags struct {
+	jobmanager string
+}
+
+func (f *clientFlags) add(cmd *cobra.Command) {
+	cmd.Flags().StringVar(&f.jobmanager, "jobmanager", "", "JobManager REST URL (default: $SLUICE_JOBMANAGER, else http://localhost:8081)")
+}
+
+func (f *clientFlags) client() (*client.Client, error) {
+	url := f.jobmanager
+	if url == "" {
+		url = os.Getenv("SLUICE_JOBMANAGER")
+	}
+	return client.New(url)
+}
+
+func newRunCmd(g *globals) *cobra.Command {
+	var cf clientFlags
+	var params, files []string
+	var parallelism int
+	var detached bool
+	cmd := &cobra.Command{
+		Use:   "run SPEC",
+		Short: "Submit a job to a JobManager and wait for it to end (or --detached)",
+		Args:  cobra.ExactArgs(1),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			c, err := cf.client()
+			if err != nil {
+				return err
+			}
+			spec, err := os.ReadFile(args[0])
+			if err != nil {
+				return err
+			}
+			pm, err := parseParams(params)
+			if err != nil {
+				return err
+			}
+			ctx, stop := signalContext()
+			defer stop()
+			id, err := c.Submit(ctx, spec, pm, parallelism, files)
+			if err != nil {
+				return err
+			}
+			if detached {
+				fmt.Fprintln(cmd.OutOrStdout(), id)
+				return nil
+			}
+			fmt.Fprintf(cmd.ErrOrStderr(), "Job has been submitted with JobID %s\n", id)
+			j, err := c.Wait(ctx, id)
+			if ctx.Err() != nil {
+				fmt.Fprintf(cmd.ErrOrStderr(), "interrupted: job %s keeps running; cancel it with: sluice cancel %s\n", id, id)
+				return &exitError{130, ctx.Err()}
+			}
+			if err != nil {
+				return err
+			}
+			fmt.Fprintf(cmd.OutOrStdout(), "Job %s %s\n", id, j.State)
+			if j.State != "FINISHED" {
+				return &exitError{1, fmt.Errorf("job %s %s: %s", id, j.State, j.FailureCause)}
+			}
+			return nil
+		},
+	}
+	cf.add(cmd)
+	f := cmd.Flags()
+	f.StringArrayVar(&params, "param", nil, "job parameter: --param name=value (repeatable)")
+	f.StringArrayVar(&files, "file", nil, "attach a local file to the job, named by its base name (repeatable)")
+	f.IntVarP(&parallelism, "parallelism", "p", 0, "default parallelism of the job (default: the cluster's parallelism.default)")
+	f.BoolVarP(&detached, "detached", "d", false, "print the job id and return without waiting")
+	return cmd
+}
+
+func newListCmd(g *globals) *cobra.Command {
+	var cf clientFlags
+	var asJSON bool
+	cmd := &cobra.Command{
+		Use:   "list",
+		Short: "List jobs",
+		Args:  cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, args []string) error {
+			c, err := cf.client()
+			if err != nil {
+				return err
+			}
+			ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+			defer cancel()
+			jobs, err := c.Jobs(ctx)
+			if err != nil {
+				return err
+			}
+			if asJSON {
+				return json.NewEncoder(cmd.OutOrStdout()).Encode(jobs)
+			}
+			w := tabwriter.NewWriter(cmd.OutOrStdout(), 0, 4, 2, ' ', 0)
+			fmt.Fprintln(w, "JOB ID\tNAME\tSTATE\tSTARTED\tDURATION")
+			for _, j := range jobs {
+				fmt.Fprintf(w, "%s\t%s\t%s\t%s\t%s\n", j.ID, j.Name, j.State,
+					time.UnixMilli(j.StartTime).Format(time.DateTime), (time.Duration(j.Duration) * time.Millisecond).Round(time.Millisecond))
+			}
+			return w.Flush()
+		},
+	}
+	cf.add(cmd)
+	cmd.Flags().BoolVar(&asJSON, "json", false, "print JSON")
+	return cmd
+}
+
+func newStatusCmd(g *globals) *cobra.Command {
+	var cf clientFlags
+	var asJSON bool
+	cmd := &cobra.Command{
+		Use:   "status JOB_ID",
+		Short: "Show a job's state and its vertices",
+		Args:  cobra.ExactArgs(1),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			c, err := cf.client()
+			if err != nil {
+				return err
+			}
+			ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+			defer cancel()
+			if asJSON {
+				var raw json.RawMessage
+				if err := c.Get(ctx, "/jobs/"+args[0], &raw); err != nil {
+					return err
+				}
+				_, err = cmd.OutOrStdout().Write(append(raw, '\n'))
+				return err
+			}
+			j, err := c.Job(ctx, args[0])
+			if err != nil {
+				return err
+			}
+			out := cmd.OutOrStdout()
+			fmt.Fprintf(out, "Job %s (%s): %s\n", j.ID, j.Name, j.State)
+			if j.FailureCause != "" {
+				fmt.Fprintf(out, "Cause: %s\n", j.FailureCause)
+			}
+			if j.Restarts > 0 {
+				fmt.Fprintf(out, "Restarts: %d\n", j.Restarts)
+			}
+			w := tabwriter.NewWriter(out, 0, 4, 2, ' ', 0)
+			fmt.Fprintln(w, "VERTEX\tPARALLELISM\tSTATUS\tREAD-RECORDS\tWRITE-RECORDS\tWRITE-BYTES")
+			for _, v := range j.Vertices {
+				fmt.Fprintf(w, "%s\t%d\t%s\t%v\t%v\t%v\n", v.Name, v.Parallelism, v.Status,
+					v.Metrics["read-records"], v.Metrics["write-records"], v.Metrics["write-bytes"])
+			}
+			return w.Flush()
+		},
+	}
+	cf.add(cmd)
+	cmd.Flags().BoolVar(&asJSON, "json", false, "print the REST answer (GET /jobs/{id})")
+	return cmd
+}
+
+func newCancelCmd(g *globals) *cobra.Command {
+	var cf clientFlags
+	var wait bool
+	cmd := &cobra.Command{
+		Use:   "cancel JOB_ID",
+		Short: "Cancel a job",
+		Args:  cobra.ExactArgs(1),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			c, err := cf.client()
+			if err != nil {
+				return err
+			}
+			ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+			defer cancel()
+			if err := c.Cancel(ctx, args[0]); err != nil {
+				return err
+			}
+			if !wait {
+				fmt.Fprintf(cmd.OutOrStdout(), "Cancellation of job %s requested\n", args[0])
+				return nil
+			}
+			j, err := c.Wait(ctx, args[0])
+			if err != nil {
+				return err
+			}
+			fmt.Fprintf(cmd.OutOrStdout(), "Job %s %s\n", j.ID, j.State)
+			return nil
+		},
+	}
+	cf.add(cmd)
+	cmd.Flags().BoolVar(&wait, "wait", true, "wait until the job has ended")
+	return cmd
+}

@@ -1,0 +1,203 @@
+// Package client talks to a JobManager's REST API for the CLI.
+package client
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"fmt"
+	"io"
+	"mime/multipart"
+	"net/http"
+	"net/url"
+	"os"
+	"path/filepath"
+	"strings"
+	"time"
+)
+
+// Client is a REST client of one JobManager.
+type Client struct {
+	base string
+	http *http.Client
+}
+
+// New returns a client for the JobManager at base (http://host:port).
+func New(base string) (*Client, error) {
+	if base == "" {
+		base = "http://localhost:8081"
+	}
+	if !strings.Contains(base, "://") {
+		base = "http://" + base
+	}
+	u, err := url.Parse(base)
+	if err != nil || u.Host == "" {
+		return nil, fmt.Errorf("--jobmanager %q: want a URL such as http://localhost:8081", base)
+	}
+	if u.Scheme != "http" && u.Scheme != "https" {
+		return nil, fmt.Errorf("--jobmanager %q: scheme must be http or https", base)
+	}
+	return &Client{base: strings.TrimRight(base, "/"), http: &http.Client{Timeout: 2 * time.Minute}}, nil
+}
+
+// APIError is an error answer of the REST API.
+type APIError struct {
+	Status int
+	Errors []string
+}
+
+func (e *APIError) Error() string {
+	return fmt.Sprintf("jobmanager answered %d %s: %s", e.Status, http.StatusText(e.Status), strings.Join(e.Errors, "; "))
+}
+
+func (c *Client) do(ctx context.Context, method, path string, body io.Reader, contentType string, out any) error {
+	req, err := http.NewRequestWithContext(ctx, method, c.base+path, body)
+	if err != nil {
+		return err
+	}
+	if contentType != "" {
+		req.Header.Set("Content-Type", contentType)
+	}
+	resp, err := c.http.Do(req)
+	if err != nil {
+		return fmt.Errorf("cannot reach the jobmanager at %s (set --jobmanager or SLUICE_JOBMANAGER): %w", c.base, err)
+	}
+	defer resp.Body.Close()
+	data, err := io.ReadAll(io.LimitReader(resp.Body, 64<<20))
+	if err != nil {
+		return err
+	}
+	if resp.StatusCode >= 300 {
+		var e struct {
+			Errors []string `json:"errors"`
+		}
+		if json.Unmarshal(data, &e) != nil || len(e.Errors) == 0 {
+			e.Errors = []string{strings.TrimSpace(string(data))}
+		}
+		return &APIError{Status: resp.StatusCode, Errors: e.Errors}
+	}
+	if out != nil {
+		if err := json.Unmarshal(data, out); err != nil {
+			return fmt.Errorf("decode answer of %s %s: %w", method, path, err)
+		}
+	}
+	return nil
+}
+
+// Submit sends a job: its spec, parameters, parallelism (0: the cluster's
+// default) and files to attach (read from local paths, named by base name).
+func (c *Client) Submit(ctx context.Context, spec []byte, params map[string]string, parallelism int, files []string) (string, error) {
+	var buf bytes.Buffer
+	mw := multipart.NewWriter(&buf)
+	w, _ := mw.CreateFormFile("spec", "job.yaml")
+	w.Write(spec)
+	pj, _ := json.Marshal(params)
+	_ = mw.WriteField("parameters", string(pj))
+	if parallelism > 0 {
+		_ = mw.WriteField("parallelism", fmt.Sprint(parallelism))
+	}
+	for _, f := range files {
+		data, err := os.ReadFile(f)
+		if err != nil {
+			return "", fmt.Errorf("--file %s: %w", f, err)
+		}
+		w, _ := mw.CreateFormFile("file", filepath.Base(f))
+		w.Write(data)
+	}
+	mw.Close()
+	var out struct {
+		JobID string `json:"jobid"`
+	}
+	if err := c.do(ctx, http.MethodPost, "/jobs", &buf, mw.FormDataContentType(), &out); err != nil {
+		return "", err
+	}
+	return out.JobID, nil
+}
+
+// JobSummary is one entry of GET /jobs/overview.
+type JobSummary struct {
+	ID        string         `json:"jid"`
+	Name      string         `json:"name"`
+	State     string         `json:"state"`
+	StartTime int64          `json:"start-time"`
+	EndTime   int64          `json:"end-time"`
+	Duration  int64          `json:"duration"`
+	Tasks     map[string]int `json:"tasks"`
+}
+
+// Jobs lists the jobs the caller may see.
+func (c *Client) Jobs(ctx context.Context) ([]JobSummary, error) {
+	var out struct {
+		Jobs []JobSummary `json:"jobs"`
+	}
+	err := c.do(ctx, http.MethodGet, "/jobs/overview", nil, "", &out)
+	return out.Jobs, err
+}
+
+// Vertex is a vertex of GET /jobs/{id}.
+type Vertex struct {
+	ID          string           `json:"id"`
+	Name        string           `json:"name"`
+	Parallelism int              `json:"parallelism"`
+	Status      string           `json:"status"`
+	Metrics     map[string]any   `json:"metrics"`
+	Tasks       map[string]int   `json:"tasks"`
+	Extra       map[string]int64 `json:"-"`
+}
+
+// Job is GET /jobs/{id}.
+type Job struct {
+	ID           string   `json:"jid"`
+	Name         string   `json:"name"`
+	State        string   `json:"state"`
+	StartTime    int64    `json:"start-time"`
+	EndTime      int64    `json:"end-time"`
+	Duration     int64    `json:"duration"`
+	Restarts     int      `json:"restarts"`
+	FailureCause string   `json:"failure-cause"`
+	Vertices     []Vertex `json:"vertices"`
+}
+
+// Job returns one job's details.
+func (c *Client) Job(ctx context.Context, id string) (*Job, error) {
+	var j Job
+	if err := c.do(ctx, http.MethodGet, "/jobs/"+url.PathEscape(id), nil, "", &j); err != nil {
+		return nil, err
+	}
+	return &j, nil
+}
+
+// Cancel asks the JobManager to cancel a job.
+func (c *Client) Cancel(ctx context.Context, id string) error {
+	return c.do(ctx, http.MethodPatch, "/jobs/"+url.PathEscape(id)+"?mode=cancel", nil, "", nil)
+}
+
+// Get fetches any JSON endpoint into out.
+func (c *Client) Get(ctx context.Context, path string, out any) error {
+	return c.do(ctx, http.MethodGet, path, nil, "", out)
+}
+
+// Terminal reports whether a job state is final.
+func Terminal(state string) bool {
+	return state == "FINISHED" || state == "CANCELED" || state == "FAILED"
+}
+
+// Wait polls a job until it reaches a final state.
+func (c *Client) Wait(ctx context.Context, id string) (*Job, error) {
+	t := time.NewTicker(200 * time.Millisecond)
+	defer t.Stop()
+	for {
+		j, err := c.Job(ctx, id)
+		if err != nil {
+			return nil, err
+		}
+		if Terminal(j.State) {
+			return j, nil
+		}
+		select {
+		case <-ctx.Done():
+			return j, ctx.Err()
+		case <-t.C:
+		}
+	}
+}

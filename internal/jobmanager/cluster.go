@@ -1,0 +1,186 @@
+package jobmanager
+
+import (
+	"context"
+	"fmt"
+	"sort"
+	"time"
+
+	"google.golang.org/grpc"
+
+	controlpb "github.com/sluice-dev/sluice/internal/rpc/proto"
+)
+
+// taskManager is a registered TaskManager. Guarded by JobManager.mu.
+type taskManager struct {
+	id          string
+	rpcAddr     string
+	dataAddr    string
+	metricsAddr string
+	hostname    string
+	slots       int
+	free        int
+	registered  time.Time
+	lastBeat    time.Time
+	bytesSent   int64
+	bytesRecv   int64
+	conn        *grpc.ClientConn
+	client      controlpb.TaskManagerClient
+}
+
+// rpcServer implements the JobManager control service.
+type rpcServer struct {
+	controlpb.UnimplementedJobManagerServer
+	jm *JobManager
+}
+
+func (s *rpcServer) RegisterTaskManager(ctx context.Context, req *controlpb.RegisterRequest) (*controlpb.RegisterResponse, error) {
+	jm := s.jm
+	if req.TaskmanagerId == "" || req.RpcAddress == "" || req.DataAddress == "" {
+		return nil, fmt.Errorf("registration refused: taskmanager id, rpc address and data address are required")
+	}
+	if req.Slots < 1 || req.Slots > 4096 {
+		return nil, fmt.Errorf("registration refused: %d slots: want 1..4096", req.Slots)
+	}
+	conn, err := grpc.NewClient(req.RpcAddress, jm.sec.GRPCDialOptions()...)
+	if err != nil {
+		return nil, fmt.Errorf("registration refused: rpc address %q: %w", req.RpcAddress, err)
+	}
+	now := time.Now()
+	jm.mu.Lock()
+	if old, ok := jm.tms[req.TaskmanagerId]; ok {
+		// A TM that registers again has lost its tasks (it restarted or
+		// it saw us as lost): treat the old incarnation as gone.
+		jm.removeTMLocked(old, "taskmanager registered again")
+	}
+	jm.tms[req.TaskmanagerId] = &taskManager{
+		id: req.TaskmanagerId, rpcAddr: req.RpcAddress, dataAddr: req.DataAddress,
+		metricsAddr: req.MetricsAddress, hostname: req.Hostname,
+		slots: int(req.Slots), free: int(req.Slots), registered: now, lastBeat: now,
+		conn: conn, client: controlpb.NewTaskManagerClient(conn),
+	}
+	jm.signalSlots()
+	jm.mu.Unlock()
+	jm.log.Info("taskmanager registered", "taskmanager", req.TaskmanagerId, "rpc", req.RpcAddress, "data", req.DataAddress, "slots", req.Slots)
+	return &controlpb.RegisterResponse{
+		ClusterId:           jm.clusterID,
+		HeartbeatIntervalMs: jm.hbInterval.Milliseconds(),
+		HeartbeatTimeoutMs:  jm.hbTimeout.Milliseconds(),
+		BlobAddress:         jm.blobAddr,
+	}, nil
+}
+
+func (s *rpcServer) Heartbeat(ctx context.Context, req *controlpb.HeartbeatRequest) (*controlpb.HeartbeatResponse, error) {
+	jm := s.jm
+	jm.mu.Lock()
+	defer jm.mu.Unlock()
+	tm, ok := jm.tms[req.TaskmanagerId]
+	if !ok {
+		return &controlpb.HeartbeatResponse{Known: false}, nil
+	}
+	tm.lastBeat = time.Now()
+	tm.bytesSent, tm.bytesRecv = req.BytesSent, req.BytesReceived
+	for _, m := range req.Tasks {
+		jm.applyMetricsLocked(m)
+	}
+	return &controlpb.HeartbeatResponse{Known: true}, nil
+}
+
+func (jm *JobManager) applyMetricsLocked(m *controlpb.TaskMetrics) {
+	if m == nil {
+		return
+	}
+	j, ok := jm.jobs[m.JobId]
+	if !ok || int(m.Attempt) != j.attempt {
+		return
+	}
+	t, ok := j.tasks[taskKey{int(m.Vertex), int(m.Subtask)}]
+	if !ok {
+		return
+	}
+	t.metrics = taskMetrics{m.ReadRecords, m.ReadBytes, m.WriteRecords, m.WriteBytes, m.BackPressuredMs}
+}
+
+func (s *rpcServer) UpdateTaskState(ctx context.Context, u *controlpb.TaskStateUpdate) (*controlpb.Ack, error) {
+	s.jm.taskStateChanged(u)
+	return &controlpb.Ack{}, nil
+}
+
+// monitorHeartbeats declares TaskManagers lost when they miss
+// heartbeat.timeout, failing the tasks they ran.
+func (jm *JobManager) monitorHeartbeats(ctx context.Context) {
+	defer jm.bg.Done()
+	period := jm.hbInterval / 2
+	if period > time.Second || period <= 0 {
+		period = time.Second
+	}
+	t := time.NewTicker(period)
+	defer t.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case now := <-t.C:
+			jm.mu.Lock()
+			for _, tm := range jm.tms {
+				if since := now.Sub(tm.lastBeat); since > jm.hbTimeout {
+					reason := fmt.Sprintf("taskmanager %s (%s) lost: no heartbeat for %s (heartbeat.timeout %s)", tm.id, tm.rpcAddr, since.Round(time.Millisecond), jm.hbTimeout)
+					jm.log.Warn("taskmanager lost", "taskmanager", tm.id, "address", tm.rpcAddr, "silent-for", since.Round(time.Millisecond), "heartbeat.timeout", jm.hbTimeout)
+					jm.removeTMLocked(tm, reason)
+				}
+			}
+			jm.mu.Unlock()
+		}
+	}
+}
+
+// removeTMLocked forgets a TaskManager and fails every job attempt that had
+// tasks on it.
+func (jm *JobManager) removeTMLocked(tm *taskManager, reason string) {
+	delete(jm.tms, tm.id)
+	go tm.conn.Close()
+	for _, j := range jm.jobs {
+		if j.state.Terminal() {
+			continue
+		}
+		delete(j.slots, tm.id)
+		hit := false
+		for _, t := range j.tasks {
+			if t.tm == tm.id && !taskTerminal(t.state) {
+				t.state, t.err, t.end = TaskFailed, reason, time.Now()
+				hit = true
+			}
+		}
+		if hit {
+			jm.taskFailedLocked(j, reason)
+		}
+	}
+}
+
+// sortedTMs returns the registered TaskManagers by id. Call with mu held.
+func (jm *JobManager) sortedTMs() []*taskManager {
+	out := make([]*taskManager, 0, len(jm.tms))
+	for _, tm := range jm.tms {
+		out = append(out, tm)
+	}
+	sort.Slice(out, func(a, b int) bool { return out[a].id < out[b].id })
+	return out
+}
+
+// WaitForTaskManagers blocks until n TaskManagers are registered.
+func (jm *JobManager) WaitForTaskManagers(ctx context.Context, n int) error {
+	for {
+		jm.mu.Lock()
+		have, wait := len(jm.tms), jm.slotFreed
+		jm.mu.Unlock()
+		if have >= n {
+			return nil
+		}
+		select {
+		case <-ctx.Done():
+			return fmt.Errorf("waiting for %d taskmanagers (have %d): %w", n, have, ctx.Err())
+		case <-wait:
+		case <-time.After(100 * time.Millisecond):
+		}
+	}
+}

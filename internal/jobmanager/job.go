@@ -1,0 +1,134 @@
+package jobmanager
+
+import (
+	"sort"
+	"time"
+
+	"github.com/sluice-dev/sluice/internal/dataflow"
+)
+
+// JobState is the state of a job, with Flink's names.
+type JobState string
+
+// Job states. CANCELED is spelled as Flink spells it.
+const (
+	Created    JobState = "CREATED"
+	Running    JobState = "RUNNING"
+	Finished   JobState = "FINISHED"
+	Cancelling JobState = "CANCELLING"
+	Canceled   JobState = "CANCELED"
+	Failing    JobState = "FAILING"
+	Failed     JobState = "FAILED"
+	Restarting JobState = "RESTARTING"
+)
+
+// Terminal reports whether a job in state s will never change again.
+func (s JobState) Terminal() bool { return s == Finished || s == Canceled || s == Failed }
+
+// Task states as reported by TaskManagers.
+const (
+	TaskScheduled = "SCHEDULED"
+	TaskDeploying = "DEPLOYING"
+	TaskRunning   = "RUNNING"
+	TaskFinished  = "FINISHED"
+	TaskCanceled  = "CANCELED"
+	TaskFailed    = "FAILED"
+)
+
+func taskTerminal(s string) bool { return s == TaskFinished || s == TaskCanceled || s == TaskFailed }
+
+type taskKey struct{ vertex, subtask int }
+
+// task is one subtask of the current attempt of a job.
+type task struct {
+	vertex, subtask int
+	tm              string
+	state           string
+	err             string
+	metrics         taskMetrics
+	start, end      time.Time
+}
+
+type taskMetrics struct {
+	readRecords, readBytes, writeRecords, writeBytes, backPressuredMS int64
+}
+
+func (m *taskMetrics) add(o taskMetrics) {
+	m.readRecords += o.readRecords
+	m.readBytes += o.readBytes
+	m.writeRecords += o.writeRecords
+	m.writeBytes += o.writeBytes
+	m.backPressuredMS += o.backPressuredMS
+}
+
+// job is the JobManager's record of a submitted job. Guarded by JobManager.mu.
+type job struct {
+	id          string
+	name        string
+	spec        []byte
+	specKey     string
+	params      map[string]string
+	files       map[string]string // attached file name -> blob key
+	parallelism int               // job default parallelism
+	plan        *dataflow.Plan
+	owner       string
+
+	state      JobState
+	start, end time.Time
+	modified   time.Time
+	timestamps map[JobState]time.Time
+	attempt    int
+	restarts   int
+	cause      string
+
+	tasks map[taskKey]*task
+	slots map[string]int // TM id -> slots held by the current attempt
+	// done is closed when the job reaches a terminal state.
+	done chan struct{}
+}
+
+func (j *job) setState(s JobState, now time.Time) {
+	j.state = s
+	j.modified = now
+	j.timestamps[s] = now
+	if s.Terminal() {
+		j.end = now
+		select {
+		case <-j.done:
+		default:
+			close(j.done)
+		}
+	}
+}
+
+func (j *job) sortedTasks() []*task {
+	out := make([]*task, 0, len(j.tasks))
+	for _, t := range j.tasks {
+		out = append(out, t)
+	}
+	sort.Slice(out, func(a, b int) bool {
+		if out[a].vertex != out[b].vertex {
+			return out[a].vertex < out[b].vertex
+		}
+		return out[a].subtask < out[b].subtask
+	})
+	return out
+}
+
+// allTasksIn reports whether every task of the current attempt is terminal.
+func (j *job) allTasksTerminal() bool {
+	for _, t := range j.tasks {
+		if !taskTerminal(t.state) {
+			return false
+		}
+	}
+	return true
+}
+
+func (j *job) countTasks() map[string]int {
+	c := map[string]int{}
+	for _, t := range j.tasks {
+		c[t.state]++
+	}
+	return c
+}

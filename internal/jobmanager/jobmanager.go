@@ -1,0 +1,206 @@
+// Package jobmanager is the JobManager: it accepts jobs over REST, stores
+// their artifacts in the blob store, places their subtasks on TaskManager
+// slots over the control plane, tracks task states, detects lost
+// TaskManagers by heartbeat timeout and restarts or fails jobs.
+package jobmanager
+
+import (
+	"context"
+	"crypto/rand"
+	"encoding/hex"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net"
+	"os"
+	"path/filepath"
+	"sync"
+	"time"
+
+	"google.golang.org/grpc"
+
+	"github.com/sluice-dev/sluice/internal/blob"
+	"github.com/sluice-dev/sluice/internal/config"
+	controlpb "github.com/sluice-dev/sluice/internal/rpc/proto"
+	"github.com/sluice-dev/sluice/internal/transport"
+)
+
+// Version is reported by /overview and /config.
+var Version = "0.1.0-dev"
+
+// Options configure a JobManager beyond its Config.
+type Options struct {
+	Config   *config.Config
+	Security *transport.Security
+	Logger   *slog.Logger
+	// WorkDir holds the blob store; a temporary directory when empty.
+	WorkDir string
+	// RESTListener, when set, is used instead of listening on rest.*.
+	RESTListener net.Listener
+}
+
+// JobManager is a running JobManager.
+type JobManager struct {
+	cfg       *config.Config
+	sec       *transport.Security
+	log       *slog.Logger
+	clusterID string
+	blobs     *blob.Store
+
+	hbInterval, hbTimeout time.Duration
+
+	mu   sync.Mutex
+	tms  map[string]*taskManager
+	jobs map[string]*job
+	// slotFreed is signalled (closed and replaced) when slots become free
+	// or a TaskManager registers, to wake jobs waiting for resources.
+	slotFreed chan struct{}
+
+	rpcAddr, restAddr, blobAddr string
+	ready                       chan struct{}
+	metrics                     *jmMetrics
+	bg                          sync.WaitGroup
+	ctx                         context.Context
+}
+
+// New builds a JobManager; Run starts it.
+func New(o Options) (*JobManager, error) {
+	if o.Config == nil {
+		o.Config = config.New()
+	}
+	if o.Security == nil {
+		o.Security = transport.Plaintext()
+	}
+	if o.Logger == nil {
+		o.Logger = slog.Default()
+	}
+	dir := o.WorkDir
+	if dir == "" {
+		d, err := os.MkdirTemp("", "sluice-jm-")
+		if err != nil {
+			return nil, err
+		}
+		dir = d
+	}
+	store, err := blob.NewStore(filepath.Join(dir, "blobs"))
+	if err != nil {
+		return nil, err
+	}
+	jm := &JobManager{
+		cfg:        o.Config,
+		sec:        o.Security,
+		log:        o.Logger.With("component", "jobmanager"),
+		clusterID:  newID(8),
+		blobs:      store,
+		hbInterval: o.Config.Duration("heartbeat.interval"),
+		hbTimeout:  o.Config.Duration("heartbeat.timeout"),
+		tms:        map[string]*taskManager{},
+		jobs:       map[string]*job{},
+		slotFreed:  make(chan struct{}),
+		ready:      make(chan struct{}),
+	}
+	jm.metrics = newJMMetrics(jm)
+	return jm, nil
+}
+
+// ClusterID returns the id of this cluster.
+func (jm *JobManager) ClusterID() string { return jm.clusterID }
+
+// RPCAddress returns the address the control plane listens on (after Ready).
+func (jm *JobManager) RPCAddress() string { return jm.rpcAddr }
+
+// RESTAddress returns the address the REST API listens on (after Ready).
+func (jm *JobManager) RESTAddress() string { return jm.restAddr }
+
+// Ready is closed once every listener is open.
+func (jm *JobManager) Ready() <-chan struct{} { return jm.ready }
+
+func newID(n int) string {
+	b := make([]byte, n)
+	_, _ = rand.Read(b)
+	return hex.EncodeToString(b)
+}
+
+// Run opens the RPC, blob and REST listeners and serves until ctx is done.
+func (jm *JobManager) Run(ctx context.Context, restListener net.Listener) error {
+	ctx, cancel := context.WithCancel(ctx)
+	defer cancel()
+	jm.ctx = ctx
+	cfg := jm.cfg
+
+	rpcL, err := jm.sec.Listen(ctx, transport.RPC, net.JoinHostPort(bindHost(cfg.String("jobmanager.bind-host")), fmt.Sprint(cfg.Int("jobmanager.rpc.port"))))
+	if err != nil {
+		return fmt.Errorf("jobmanager.rpc.port: %w", err)
+	}
+	blobL, err := jm.sec.Listen(ctx, transport.Blob, net.JoinHostPort(bindHost(cfg.String("jobmanager.bind-host")), cfg.String("blob.server.port")))
+	if err != nil {
+		rpcL.Close()
+		return fmt.Errorf("blob.server.port: %w", err)
+	}
+	if restListener == nil {
+		restListener, err = jm.sec.Listen(ctx, transport.REST, net.JoinHostPort(cfg.String("rest.bind-address"), fmt.Sprint(cfg.Int("rest.port"))))
+		if err != nil {
+			rpcL.Close()
+			blobL.Close()
+			return fmt.Errorf("rest.port: %w", err)
+		}
+	}
+	jm.rpcAddr = advertise(rpcL.Addr(), cfg.String("jobmanager.rpc.address"))
+	jm.blobAddr = advertise(blobL.Addr(), cfg.String("jobmanager.rpc.address"))
+	jm.restAddr = restListener.Addr().String()
+
+	gs := grpc.NewServer(jm.sec.GRPCServerOptions()...)
+	controlpb.RegisterJobManagerServer(gs, &rpcServer{jm: jm})
+	errc := make(chan error, 3)
+	go func() { errc <- gs.Serve(rpcL) }()
+	go func() { errc <- blob.NewServer(jm.blobs, jm.log).Serve(ctx, blobL) }()
+	rest := jm.newREST()
+	go func() { errc <- rest.serve(ctx, restListener) }()
+	jm.bg.Add(1)
+	go jm.monitorHeartbeats(ctx)
+
+	jm.log.Info("jobmanager started", "cluster-id", jm.clusterID, "rpc", jm.rpcAddr, "blob", jm.blobAddr, "rest", "http://"+jm.restAddr)
+	close(jm.ready)
+
+	var runErr error
+	select {
+	case <-ctx.Done():
+	case runErr = <-errc:
+	}
+	cancel()
+	gs.Stop()
+	jm.mu.Lock()
+	for _, tm := range jm.tms {
+		tm.conn.Close()
+	}
+	jm.mu.Unlock()
+	jm.bg.Wait()
+	if errors.Is(runErr, grpc.ErrServerStopped) {
+		runErr = nil
+	}
+	return runErr
+}
+
+// bindHost maps Flink's "bind to everything" spellings to Go's.
+func bindHost(h string) string {
+	if h == "0.0.0.0" || h == "*" {
+		return ""
+	}
+	return h
+}
+
+// advertise returns the address others should dial for a listener bound to
+// a: the configured host name with the bound port.
+func advertise(a net.Addr, host string) string {
+	_, port, _ := net.SplitHostPort(a.String())
+	if host == "" {
+		host = "localhost"
+	}
+	return net.JoinHostPort(host, port)
+}
+
+// signalSlots wakes everyone waiting for slots. Call with mu held.
+func (jm *JobManager) signalSlots() {
+	close(jm.slotFreed)
+	jm.slotFreed = make(chan struct{})
+}

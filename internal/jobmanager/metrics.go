@@ -1,0 +1,86 @@
+package jobmanager
+
+import (
+	"fmt"
+
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/collectors"
+)
+
+// jmMetrics exposes the cluster's state in Prometheus form at /metrics. It
+// reads the JobManager's state at scrape time instead of mirroring it.
+type jmMetrics struct {
+	jm       *JobManager
+	registry *prometheus.Registry
+
+	tms, slots, slotsFree, jobs                   *prometheus.Desc
+	recIn, recOut, bytesIn, bytesOut, backPressed *prometheus.Desc
+	tmSent, tmRecv                                *prometheus.Desc
+}
+
+func newJMMetrics(jm *JobManager) *jmMetrics {
+	op := []string{"job", "job_name", "vertex", "vertex_name"}
+	m := &jmMetrics{
+		jm:          jm,
+		registry:    prometheus.NewRegistry(),
+		tms:         prometheus.NewDesc("sluice_taskmanagers", "Registered TaskManagers.", nil, nil),
+		slots:       prometheus.NewDesc("sluice_slots_total", "Task slots offered by registered TaskManagers.", nil, nil),
+		slotsFree:   prometheus.NewDesc("sluice_slots_available", "Task slots not in use.", nil, nil),
+		jobs:        prometheus.NewDesc("sluice_jobs", "Jobs by state.", []string{"state"}, nil),
+		recIn:       prometheus.NewDesc("sluice_operator_records_in_total", "Records received by a job vertex (its chained operators) over the network.", op, nil),
+		recOut:      prometheus.NewDesc("sluice_operator_records_out_total", "Records emitted by a job vertex to downstream vertices.", op, nil),
+		bytesIn:     prometheus.NewDesc("sluice_operator_bytes_in_total", "Serialized bytes received by a job vertex.", op, nil),
+		bytesOut:    prometheus.NewDesc("sluice_operator_bytes_out_total", "Serialized bytes emitted by a job vertex.", op, nil),
+		backPressed: prometheus.NewDesc("sluice_operator_backpressured_seconds_total", "Time a job vertex's subtasks spent blocked by back-pressure.", op, nil),
+		tmSent:      prometheus.NewDesc("sluice_taskmanager_network_sent_bytes_total", "Bytes a TaskManager sent on data connections.", []string{"taskmanager"}, nil),
+		tmRecv:      prometheus.NewDesc("sluice_taskmanager_network_received_bytes_total", "Bytes a TaskManager received on data connections.", []string{"taskmanager"}, nil),
+	}
+	m.registry.MustRegister(m, collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
+	return m
+}
+
+func (m *jmMetrics) Describe(ch chan<- *prometheus.Desc) {
+	for _, d := range []*prometheus.Desc{m.tms, m.slots, m.slotsFree, m.jobs, m.recIn, m.recOut, m.bytesIn, m.bytesOut, m.backPressed, m.tmSent, m.tmRecv} {
+		ch <- d
+	}
+}
+
+func (m *jmMetrics) Collect(ch chan<- prometheus.Metric) {
+	jm := m.jm
+	jm.mu.Lock()
+	defer jm.mu.Unlock()
+	total, free := 0, 0
+	for _, tm := range jm.tms {
+		total += tm.slots
+		free += tm.free
+		ch <- prometheus.MustNewConstMetric(m.tmSent, prometheus.CounterValue, float64(tm.bytesSent), tm.id)
+		ch <- prometheus.MustNewConstMetric(m.tmRecv, prometheus.CounterValue, float64(tm.bytesRecv), tm.id)
+	}
+	ch <- prometheus.MustNewConstMetric(m.tms, prometheus.GaugeValue, float64(len(jm.tms)))
+	ch <- prometheus.MustNewConstMetric(m.slots, prometheus.GaugeValue, float64(total))
+	ch <- prometheus.MustNewConstMetric(m.slotsFree, prometheus.GaugeValue, float64(free))
+	states := map[JobState]int{}
+	for _, st := range []JobState{Created, Running, Finished, Cancelling, Canceled, Failing, Failed, Restarting} {
+		states[st] = 0
+	}
+	for _, j := range jm.jobs {
+		states[j.state]++
+		for _, v := range j.plan.Vertices {
+			var t taskMetrics
+			for _, tk := range j.tasks {
+				if tk.vertex == v.ID {
+					t.add(tk.metrics)
+				}
+			}
+			l := []string{j.id, j.name, fmt.Sprint(v.ID), v.Name}
+			ch <- prometheus.MustNewConstMetric(m.recIn, prometheus.CounterValue, float64(t.readRecords), l...)
+			ch <- prometheus.MustNewConstMetric(m.recOut, prometheus.CounterValue, float64(t.writeRecords), l...)
+			ch <- prometheus.MustNewConstMetric(m.bytesIn, prometheus.CounterValue, float64(t.readBytes), l...)
+			ch <- prometheus.MustNewConstMetric(m.bytesOut, prometheus.CounterValue, float64(t.writeBytes), l...)
+			ch <- prometheus.MustNewConstMetric(m.backPressed, prometheus.CounterValue, float64(t.backPressuredMS)/1000, l...)
+		}
+	}
+	for st, n := range states {
+		ch <- prometheus.MustNewConstMetric(m.jobs, prometheus.GaugeValue, float64(n), string(st))
+	}
+}

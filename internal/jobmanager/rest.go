@@ -1,0 +1,410 @@
+package jobmanager
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"mime"
+	"net"
+	"net/http"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus/promhttp"
+)
+
+// maxJSONBody bounds a JSON request body.
+const maxJSONBody = 1 << 20
+
+type restServer struct {
+	jm  *JobManager
+	srv *http.Server
+	mux *http.ServeMux
+}
+
+func (jm *JobManager) newREST() *restServer {
+	rs := &restServer{jm: jm, mux: http.NewServeMux()}
+	m := rs.mux
+	m.HandleFunc("GET /overview", rs.overview)
+	m.HandleFunc("GET /config", rs.dashboardConfig)
+	m.HandleFunc("GET /jobs/overview", rs.jobsOverview)
+	m.HandleFunc("GET /jobs", rs.jobsList)
+	m.HandleFunc("POST /jobs", rs.submit)
+	m.HandleFunc("GET /jobs/{id}", rs.jobDetails)
+	m.HandleFunc("PATCH /jobs/{id}", rs.jobPatch)
+	m.HandleFunc("GET /taskmanagers", rs.taskmanagers)
+	m.HandleFunc("GET /jobmanager/config", rs.jmConfig)
+	m.Handle("GET /metrics", promhttp.HandlerFor(jm.metrics.registry, promhttp.HandlerOpts{}))
+	m.HandleFunc("/", func(w http.ResponseWriter, r *http.Request) {
+		writeError(w, http.StatusNotFound, "no such endpoint: %s %s", r.Method, r.URL.Path)
+	})
+	h := chain(m, withRequestID, withRecover(jm.log), withAccessLog(jm.log), withSecurityHeaders)
+	rs.srv = &http.Server{
+		Handler:           h,
+		ReadHeaderTimeout: 10 * time.Second,
+		ReadTimeout:       5 * time.Minute,
+		WriteTimeout:      5 * time.Minute,
+		IdleTimeout:       2 * time.Minute,
+		MaxHeaderBytes:    64 << 10,
+	}
+	return rs
+}
+
+func (rs *restServer) serve(ctx context.Context, l net.Listener) error {
+	go func() {
+		<-ctx.Done()
+		sctx, cancel := context.WithTimeout(context.Background(), 3*time.Second)
+		defer cancel()
+		_ = rs.srv.Shutdown(sctx)
+	}()
+	err := rs.srv.Serve(l)
+	if errors.Is(err, http.ErrServerClosed) {
+		return nil
+	}
+	return err
+}
+
+func writeJSON(w http.ResponseWriter, status int, v any) {
+	w.Header().Set("Content-Type", "application/json")
+	w.WriteHeader(status)
+	enc := json.NewEncoder(w)
+	enc.SetIndent("", "  ")
+	_ = enc.Encode(v)
+}
+
+// writeError answers in Flink's error shape: {"errors": ["..."]}.
+func writeError(w http.ResponseWriter, status int, format string, args ...any) {
+	writeJSON(w, status, map[string][]string{"errors": {fmt.Sprintf(format, args...)}})
+}
+
+func ms(t time.Time) int64 {
+	if t.IsZero() {
+		return -1
+	}
+	return t.UnixMilli()
+}
+
+func durationMS(start, end time.Time) int64 {
+	if start.IsZero() {
+		return -1
+	}
+	if end.IsZero() {
+		end = time.Now()
+	}
+	return end.Sub(start).Milliseconds()
+}
+
+func (rs *restServer) overview(w http.ResponseWriter, r *http.Request) {
+	jm := rs.jm
+	jm.mu.Lock()
+	defer jm.mu.Unlock()
+	o := map[string]any{"sluice-version": Version, "cluster-id": jm.clusterID}
+	total, free := 0, 0
+	for _, tm := range jm.tms {
+		total += tm.slots
+		free += tm.free
+	}
+	counts := map[JobState]int{}
+	for _, j := range jm.jobs {
+		counts[j.state]++
+	}
+	o["taskmanagers"] = len(jm.tms)
+	o["slots-total"] = total
+	o["slots-available"] = free
+	o["jobs-running"] = len(jm.jobs) - counts[Finished] - counts[Canceled] - counts[Failed]
+	o["jobs-finished"] = counts[Finished]
+	o["jobs-cancelled"] = counts[Canceled]
+	o["jobs-failed"] = counts[Failed]
+	writeJSON(w, http.StatusOK, o)
+}
+
+func (rs *restServer) dashboardConfig(w http.ResponseWriter, r *http.Request) {
+	writeJSON(w, http.StatusOK, map[string]any{
+		"refresh-interval": 3000, "timezone-name": time.Local.String(), "sluice-version": Version,
+	})
+}
+
+type jobSummary struct {
+	ID           string         `json:"jid"`
+	Name         string         `json:"name"`
+	State        JobState       `json:"state"`
+	StartTime    int64          `json:"start-time"`
+	EndTime      int64          `json:"end-time"`
+	Duration     int64          `json:"duration"`
+	LastModified int64          `json:"last-modification"`
+	Tasks        map[string]int `json:"tasks"`
+}
+
+func summarize(j *job) jobSummary {
+	s := jobSummary{ID: j.id, Name: j.name, State: j.state, StartTime: ms(j.start), EndTime: ms(j.end),
+		Duration: durationMS(j.start, j.end), LastModified: ms(j.modified), Tasks: map[string]int{}}
+	for st, n := range j.countTasks() {
+		s.Tasks[strings.ToLower(st)] = n
+	}
+	s.Tasks["total"] = len(j.tasks)
+	return s
+}
+
+func (rs *restServer) jobsOverview(w http.ResponseWriter, r *http.Request) {
+	jm := rs.jm
+	jm.mu.Lock()
+	defer jm.mu.Unlock()
+	out := []jobSummary{}
+	for _, j := range jm.jobs {
+		out = append(out, summarize(j))
+	}
+	sortSummaries(out)
+	writeJSON(w, http.StatusOK, map[string]any{"jobs": out})
+}
+
+// jobsList is Flink's GET /jobs: ids and states only.
+func (rs *restServer) jobsList(w http.ResponseWriter, r *http.Request) {
+	jm := rs.jm
+	jm.mu.Lock()
+	defer jm.mu.Unlock()
+	type entry struct {
+		ID     string   `json:"id"`
+		Status JobState `json:"status"`
+	}
+	out := []entry{}
+	for _, j := range jm.jobs {
+		out = append(out, entry{j.id, j.state})
+	}
+	writeJSON(w, http.StatusOK, map[string]any{"jobs": out})
+}
+
+func (rs *restServer) jobDetails(w http.ResponseWriter, r *http.Request) {
+	jm := rs.jm
+	jm.mu.Lock()
+	defer jm.mu.Unlock()
+	j, ok := jm.jobs[r.PathValue("id")]
+	if !ok {
+		writeError(w, http.StatusNotFound, "job %s not found", r.PathValue("id"))
+		return
+	}
+	writeJSON(w, http.StatusOK, jobDetail(j))
+}
+
+func jobDetail(j *job) map[string]any {
+	ts := map[string]int64{}
+	for s, t := range j.timestamps {
+		ts[string(s)] = ms(t)
+	}
+	vertices := []map[string]any{}
+	for _, v := range j.plan.Vertices {
+		var m taskMetrics
+		states := map[string]int{}
+		var start, end time.Time
+		for _, t := range j.sortedTasks() {
+			if t.vertex != v.ID {
+				continue
+			}
+			m.add(t.metrics)
+			states[strings.ToLower(t.state)]++
+			if !t.start.IsZero() && (start.IsZero() || t.start.Before(start)) {
+				start = t.start
+			}
+			if t.end.After(end) {
+				end = t.end
+			}
+		}
+		complete := j.state.Terminal()
+		vertices = append(vertices, map[string]any{
+			"id": fmt.Sprint(v.ID), "name": v.Name, "parallelism": v.Parallelism, "operators": v.Operators,
+			"status": vertexStatus(states, v.Parallelism), "start-time": ms(start), "end-time": ms(end),
+			"duration": durationMS(start, end), "tasks": states,
+			"metrics": map[string]any{
+				"read-bytes": m.readBytes, "read-bytes-complete": complete,
+				"write-bytes": m.writeBytes, "write-bytes-complete": complete,
+				"read-records": m.readRecords, "read-records-complete": complete,
+				"write-records": m.writeRecords, "write-records-complete": complete,
+				"accumulated-backpressured-time": m.backPressuredMS,
+			},
+		})
+	}
+	d := map[string]any{
+		"jid": j.id, "name": j.name, "state": j.state, "start-time": ms(j.start), "end-time": ms(j.end),
+		"duration": durationMS(j.start, j.end), "now": time.Now().UnixMilli(), "timestamps": ts,
+		"vertices": vertices, "attempt": j.attempt, "restarts": j.restarts, "parallelism": j.parallelism,
+	}
+	if j.cause != "" {
+		d["failure-cause"] = j.cause
+	}
+	if j.owner != "" {
+		d["owner"] = j.owner
+	}
+	return d
+}
+
+func vertexStatus(states map[string]int, n int) string {
+	for _, s := range []string{"failed", "canceled", "running", "deploying"} {
+		if states[s] > 0 {
+			return strings.ToUpper(s)
+		}
+	}
+	if states["finished"] == n {
+		return "FINISHED"
+	}
+	return "CREATED"
+}
+
+func (rs *restServer) jobPatch(w http.ResponseWriter, r *http.Request) {
+	mode := r.URL.Query().Get("mode")
+	if mode == "" {
+		mode = "cancel"
+	}
+	if mode != "cancel" {
+		writeError(w, http.StatusBadRequest, "mode %q is not supported: use mode=cancel", mode)
+		return
+	}
+	err := rs.jm.Cancel(r.PathValue("id"))
+	switch {
+	case errors.Is(err, ErrNoSuchJob):
+		writeError(w, http.StatusNotFound, "%v", err)
+	case errors.Is(err, ErrJobTerminal):
+		writeError(w, http.StatusConflict, "%v", err)
+	case err != nil:
+		writeError(w, http.StatusInternalServerError, "%v", err)
+	default:
+		writeJSON(w, http.StatusAccepted, map[string]any{})
+	}
+}
+
+func (rs *restServer) taskmanagers(w http.ResponseWriter, r *http.Request) {
+	jm := rs.jm
+	jm.mu.Lock()
+	defer jm.mu.Unlock()
+	out := []map[string]any{}
+	for _, tm := range jm.sortedTMs() {
+		out = append(out, map[string]any{
+			"id": tm.id, "path": tm.rpcAddr, "dataAddress": tm.dataAddr, "metricsAddress": tm.metricsAddr,
+			"hostname": tm.hostname, "slotsNumber": tm.slots, "freeSlots": tm.free,
+			"timeSinceLastHeartbeat": time.Since(tm.lastBeat).Milliseconds(), "registered": ms(tm.registered),
+			"bytesSent": tm.bytesSent, "bytesReceived": tm.bytesRecv,
+		})
+	}
+	writeJSON(w, http.StatusOK, map[string]any{"taskmanagers": out})
+}
+
+func (rs *restServer) jmConfig(w http.ResponseWriter, r *http.Request) {
+	type kv struct {
+		Key   string `json:"key"`
+		Value string `json:"value"`
+	}
+	out := []kv{}
+	for _, e := range rs.jm.cfg.Entries() {
+		out = append(out, kv{e.Key, e.Value})
+	}
+	writeJSON(w, http.StatusOK, out)
+}
+
+// submit accepts POST /jobs as multipart/form-data (part "spec": the YAML;
+// "parameters": a JSON object; "parallelism"; any number of "file" parts,
+// named by their file names) or as a JSON object
+// {"spec": "...", "parameters": {...}, "parallelism": N}.
+func (rs *restServer) submit(w http.ResponseWriter, r *http.Request) {
+	limit := rs.jm.cfg.Bytes("rest.max-upload-size")
+	ct, _, _ := mime.ParseMediaType(r.Header.Get("Content-Type"))
+	var sub Submission
+	var err error
+	switch ct {
+	case "multipart/form-data":
+		r.Body = http.MaxBytesReader(w, r.Body, limit)
+		sub, err = parseMultipartSubmission(r, limit)
+	case "application/json", "":
+		r.Body = http.MaxBytesReader(w, r.Body, maxJSONBody)
+		sub, err = parseJSONSubmission(r.Body)
+	default:
+		writeError(w, http.StatusUnsupportedMediaType, "Content-Type %q: use multipart/form-data or application/json", ct)
+		return
+	}
+	if err != nil {
+		var mbe *http.MaxBytesError
+		if errors.As(err, &mbe) {
+			writeError(w, http.StatusRequestEntityTooLarge, "request body exceeds %d bytes (rest.max-upload-size for uploads, 1 MiB for JSON)", mbe.Limit)
+			return
+		}
+		writeError(w, http.StatusBadRequest, "%v", err)
+		return
+	}
+	id, err := rs.jm.Submit(sub)
+	if errors.Is(err, ErrBadSubmission) {
+		writeError(w, http.StatusBadRequest, "%v", errors.Unwrap(err))
+		return
+	}
+	if err != nil {
+		writeError(w, http.StatusInternalServerError, "%v", err)
+		return
+	}
+	writeJSON(w, http.StatusAccepted, map[string]string{"jobid": id})
+}
+
+func parseJSONSubmission(body io.Reader) (Submission, error) {
+	var req struct {
+		Spec        string            `json:"spec"`
+		Parameters  map[string]string `json:"parameters"`
+		Parallelism int               `json:"parallelism"`
+	}
+	dec := json.NewDecoder(body)
+	dec.DisallowUnknownFields()
+	if err := dec.Decode(&req); err != nil {
+		return Submission{}, fmt.Errorf("job submission body: %w", err)
+	}
+	if req.Spec == "" {
+		return Submission{}, fmt.Errorf("job submission body: field \"spec\" (the job's YAML) is required")
+	}
+	if req.Parallelism < 0 {
+		return Submission{}, fmt.Errorf("job submission body: parallelism %d: want a positive number", req.Parallelism)
+	}
+	return Submission{Spec: []byte(req.Spec), Params: req.Parameters, Parallelism: req.Parallelism}, nil
+}
+
+func parseMultipartSubmission(r *http.Request, limit int64) (Submission, error) {
+	mr, err := r.MultipartReader()
+	if err != nil {
+		return Submission{}, fmt.Errorf("job submission: %w", err)
+	}
+	sub := Submission{Files: map[string][]byte{}, Params: map[string]string{}}
+	for {
+		p, err := mr.NextPart()
+		if err == io.EOF {
+			break
+		}
+		if err != nil {
+			return Submission{}, fmt.Errorf("job submission: %w", err)
+		}
+		data, err := io.ReadAll(io.LimitReader(p, limit+1))
+		if err != nil {
+			return Submission{}, fmt.Errorf("job submission part %q: %w", p.FormName(), err)
+		}
+		switch p.FormName() {
+		case "spec":
+			sub.Spec = data
+		case "parameters":
+			if err := json.Unmarshal(data, &sub.Params); err != nil {
+				return Submission{}, fmt.Errorf("job submission part \"parameters\": want a JSON object of strings: %w", err)
+			}
+		case "parallelism":
+			n, err := strconv.Atoi(strings.TrimSpace(string(data)))
+			if err != nil || n < 0 {
+				return Submission{}, fmt.Errorf("job submission part \"parallelism\": %q is not a positive number", data)
+			}
+			sub.Parallelism = n
+		case "file":
+			name := p.FileName()
+			if name == "" || strings.ContainsAny(name, "/\\") || name == "." || name == ".." {
+				return Submission{}, fmt.Errorf("job submission: attached file name %q: want a plain file name", name)
+			}
+			sub.Files[name] = data
+		default:
+			return Submission{}, fmt.Errorf("job submission: unknown part %q (want spec, parameters, parallelism, file)", p.FormName())
+		}
+	}
+	if len(sub.Spec) == 0 {
+		return Submission{}, fmt.Errorf("job submission: part \"spec\" (the job's YAML) is required")
+	}
+	return sub, nil
+}

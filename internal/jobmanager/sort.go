@@ -1,0 +1,13 @@
+package jobmanager
+
+import "sort"
+
+// sortSummaries orders jobs newest first, as Flink's dashboard lists them.
+func sortSummaries(s []jobSummary) {
+	sort.Slice(s, func(a, b int) bool {
+		if s[a].StartTime != s[b].StartTime {
+			return s[a].StartTime > s[b].StartTime
+		}
+		return s[a].ID < s[b].ID
+	})
+}

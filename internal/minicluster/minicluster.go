@@ -1,0 +1,127 @@
+// Package minicluster runs a JobManager and TaskManagers in one process,
+// connected over real loopback sockets, for `sluice local` and tests.
+package minicluster
+
+import (
+	"context"
+	"fmt"
+	"io"
+	"log/slog"
+	"net"
+	"sync"
+
+	"github.com/sluice-dev/sluice/internal/config"
+	"github.com/sluice-dev/sluice/internal/jobmanager"
+	"github.com/sluice-dev/sluice/internal/taskmanager"
+	"github.com/sluice-dev/sluice/internal/transport"
+)
+
+// Options configure a mini-cluster.
+type Options struct {
+	Config       *config.Config
+	Security     *transport.Security
+	Logger       *slog.Logger
+	TaskManagers int // default 2
+	Slots        int // per TaskManager, default 2
+	Stdout       io.Writer
+}
+
+// Cluster is a running mini-cluster.
+type Cluster struct {
+	JM     *jobmanager.JobManager
+	TMs    []*taskmanager.TaskManager
+	cancel context.CancelFunc
+	wg     sync.WaitGroup
+	errs   chan error
+}
+
+// Start starts a JobManager and its TaskManagers on loopback ports chosen by
+// the system and returns once every TaskManager has registered.
+func Start(ctx context.Context, o Options) (*Cluster, error) {
+	if o.TaskManagers <= 0 {
+		o.TaskManagers = 2
+	}
+	if o.Slots <= 0 {
+		o.Slots = 2
+	}
+	cfg := config.New()
+	if o.Config != nil {
+		cfg = o.Config.Clone()
+	}
+	for k, v := range map[string]string{
+		"jobmanager.rpc.address": "127.0.0.1", "jobmanager.bind-host": "127.0.0.1", "jobmanager.rpc.port": "0",
+		"blob.server.port": "0", "taskmanager.bind-host": "127.0.0.1", "taskmanager.host": "127.0.0.1",
+		"taskmanager.data.port": "0", "taskmanager.rpc.port": "0", "taskmanager.metrics.port": "0",
+		"taskmanager.numberOfTaskSlots": fmt.Sprint(o.Slots),
+	} {
+		if err := cfg.Set(k, v); err != nil {
+			return nil, err
+		}
+	}
+	if !cfg.IsSet("rest.port") {
+		if err := cfg.Set("rest.port", "0"); err != nil {
+			return nil, err
+		}
+	}
+	if o.Logger == nil {
+		o.Logger = slog.Default()
+	}
+	ctx, cancel := context.WithCancel(ctx)
+	c := &Cluster{cancel: cancel, errs: make(chan error, o.TaskManagers+1)}
+	jm, err := jobmanager.New(jobmanager.Options{Config: cfg, Security: o.Security, Logger: o.Logger})
+	if err != nil {
+		cancel()
+		return nil, err
+	}
+	c.JM = jm
+	c.wg.Add(1)
+	go func() {
+		defer c.wg.Done()
+		if err := jm.Run(ctx, nil); err != nil {
+			c.errs <- err
+		}
+	}()
+	select {
+	case <-jm.Ready():
+	case err := <-c.errs:
+		cancel()
+		return nil, err
+	}
+	_, port, _ := net.SplitHostPort(jm.RPCAddress())
+	tmCfg := cfg.Clone()
+	if err := tmCfg.Set("jobmanager.rpc.port", port); err != nil {
+		cancel()
+		return nil, err
+	}
+	for i := 0; i < o.TaskManagers; i++ {
+		tm, err := taskmanager.New(taskmanager.Options{Config: tmCfg, Security: o.Security, Logger: o.Logger, Stdout: o.Stdout, ID: fmt.Sprintf("local-tm-%d", i+1)})
+		if err != nil {
+			c.Stop()
+			return nil, err
+		}
+		c.TMs = append(c.TMs, tm)
+		c.wg.Add(1)
+		go func() {
+			defer c.wg.Done()
+			if err := tm.Run(ctx); err != nil {
+				c.errs <- err
+			}
+		}()
+	}
+	if err := jm.WaitForTaskManagers(ctx, o.TaskManagers); err != nil {
+		c.Stop()
+		select {
+		case e := <-c.errs:
+			return nil, e
+		default:
+		}
+		return nil, err
+	}
+	return c, nil
+}
+
+// Stop shuts every process of the cluster down and waits for them.
+func (c *Cluster) Stop() {
+	c.cancel()
+	c.wg.Wait()
+}

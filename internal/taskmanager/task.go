@@ -1,0 +1,323 @@
+package taskmanager
+
+import (
+	"context"
+	"crypto/rand"
+	"encoding/hex"
+	"errors"
+	"fmt"
+	"os"
+	"sync"
+	"time"
+
+	"github.com/sluice-dev/sluice/internal/dataflow"
+	"github.com/sluice-dev/sluice/internal/network"
+	controlpb "github.com/sluice-dev/sluice/internal/rpc/proto"
+	"github.com/sluice-dev/sluice/internal/transport"
+)
+
+func randomSuffix() string {
+	b := make([]byte, 4)
+	_, _ = rand.Read(b)
+	return hex.EncodeToString(b)
+}
+
+// jobRun is the part of one job attempt that runs on this TaskManager.
+type jobRun struct {
+	key    attemptKey
+	ctx    context.Context
+	cancel context.CancelFunc
+
+	planOnce sync.Once
+	plan     *dataflow.Plan
+	files    map[string]string
+	planErr  error
+
+	mu    sync.Mutex
+	tasks map[[2]int]*runningTask
+}
+
+func (jr *jobRun) taskList() []*runningTask {
+	jr.mu.Lock()
+	defer jr.mu.Unlock()
+	out := make([]*runningTask, 0, len(jr.tasks))
+	for _, t := range jr.tasks {
+		out = append(out, t)
+	}
+	return out
+}
+
+// runningTask is one deployed subtask.
+type runningTask struct {
+	job             string
+	attempt         int
+	vertex, subtask int
+	metrics         dataflow.VertexMetrics
+	mu              sync.Mutex
+	writers         []*network.Writer
+}
+
+func (t *runningTask) bytesSent() int64 {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	var n int64
+	for _, w := range t.writers {
+		n += w.BytesSent()
+	}
+	return n
+}
+
+func (t *runningTask) backPressured() time.Duration {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	var d time.Duration
+	for _, w := range t.writers {
+		d += w.BackPressured()
+	}
+	return d
+}
+
+func (t *runningTask) metricsProto() *controlpb.TaskMetrics {
+	return &controlpb.TaskMetrics{
+		JobId: t.job, Attempt: int32(t.attempt), Vertex: int32(t.vertex), Subtask: int32(t.subtask),
+		ReadRecords: t.metrics.ReadRecords.Load(), ReadBytes: t.metrics.ReadBytes.Load(),
+		WriteRecords: t.metrics.WriteRecords.Load(), WriteBytes: t.metrics.WriteBytes.Load(),
+		BackPressuredMs: t.backPressured().Milliseconds(),
+	}
+}
+
+// rpcServer implements the TaskManager control service.
+type rpcServer struct {
+	controlpb.UnimplementedTaskManagerServer
+	tm *TaskManager
+}
+
+func (s *rpcServer) DeployTask(ctx context.Context, d *controlpb.TaskDeployment) (*controlpb.Ack, error) {
+	if d.JobId == "" || d.Vertex < 0 || d.Subtask < 0 || d.Attempt < 0 {
+		return nil, fmt.Errorf("deployment refused: job id, vertex, subtask and attempt are required")
+	}
+	if err := s.tm.deploy(d); err != nil {
+		return nil, err
+	}
+	return &controlpb.Ack{}, nil
+}
+
+func (s *rpcServer) CancelJob(ctx context.Context, req *controlpb.CancelJobRequest) (*controlpb.Ack, error) {
+	s.tm.cancelJob(req.JobId, int(req.Attempt))
+	return &controlpb.Ack{}, nil
+}
+
+func (tm *TaskManager) deploy(d *controlpb.TaskDeployment) error {
+	key := attemptKey{d.JobId, int(d.Attempt)}
+	tm.mu.Lock()
+	if tm.ctx == nil || tm.ctx.Err() != nil {
+		tm.mu.Unlock()
+		return errors.New("deployment refused: taskmanager is shutting down")
+	}
+	jr, ok := tm.jobs[key]
+	if !ok {
+		ctx, cancel := context.WithCancel(tm.ctx)
+		jr = &jobRun{key: key, ctx: ctx, cancel: cancel, tasks: map[[2]int]*runningTask{}}
+		tm.jobs[key] = jr
+	}
+	tk := [2]int{int(d.Vertex), int(d.Subtask)}
+	if _, dup := jr.tasks[tk]; dup {
+		tm.mu.Unlock()
+		return fmt.Errorf("deployment refused: task %d/%d of job %s attempt %d already runs here", d.Vertex, d.Subtask, d.JobId, d.Attempt)
+	}
+	t := &runningTask{job: d.JobId, attempt: int(d.Attempt), vertex: int(d.Vertex), subtask: int(d.Subtask)}
+	jr.mu.Lock()
+	jr.tasks[tk] = t
+	jr.mu.Unlock()
+	tm.mu.Unlock()
+
+	tm.wg.Add(1)
+	go func() {
+		defer tm.wg.Done()
+		err := tm.runTask(jr, t, d)
+		state := controlpb.TaskState_FINISHED
+		msg := ""
+		switch {
+		case err == nil:
+		case jr.ctx.Err() != nil:
+			state = controlpb.TaskState_CANCELED
+		default:
+			state, msg = controlpb.TaskState_FAILED, err.Error()
+			tm.log.Warn("task failed", "job", d.JobId, "attempt", d.Attempt, "vertex", d.Vertex, "subtask", d.Subtask, "err", err)
+		}
+		tm.sentDone.Add(t.bytesSent())
+		tm.report(t, state, msg)
+		tm.taskEnded(jr, tk)
+	}()
+	return nil
+}
+
+// runTask fetches the job's artifacts, wires its channels and runs it.
+func (tm *TaskManager) runTask(jr *jobRun, t *runningTask, d *controlpb.TaskDeployment) error {
+	ctx := jr.ctx
+	jr.planOnce.Do(func() { jr.plan, jr.files, jr.planErr = tm.loadPlan(ctx, d) })
+	if jr.planErr != nil {
+		return jr.planErr
+	}
+	io := dataflow.TaskIO{Stdout: tm.stdout, Metrics: &t.metrics, Outputs: map[int][]dataflow.RecordWriter{}}
+	io.Files = func(name string) (string, bool) { p, ok := jr.files[name]; return p, ok }
+	if d.InputChannels > 0 {
+		gate := tm.net.RegisterGate(network.GateID{Job: d.JobId, Attempt: int(d.Attempt), Vertex: int(d.Vertex), Subtask: int(d.Subtask)}, int(d.InputChannels))
+		defer gate.Close()
+		io.Input = gate
+	}
+	dial := network.Dialer(tm.sec.Dialer(transport.Data))
+	opts := network.WriterOptions{
+		BufferSize:   int(tm.cfg.Bytes("taskmanager.network.memory.buffer-size")),
+		FlushTimeout: tm.cfg.Duration("execution.buffer-timeout"),
+	}
+	ok := false
+	defer func() {
+		if !ok {
+			t.mu.Lock()
+			for _, w := range t.writers {
+				w.Abort()
+			}
+			t.mu.Unlock()
+		}
+	}()
+	for _, oe := range d.Outputs {
+		ws := make([]dataflow.RecordWriter, oe.TargetParallelism)
+		for _, tgt := range oe.Targets {
+			if tgt.Subtask < 0 || tgt.Subtask >= oe.TargetParallelism {
+				return fmt.Errorf("deployment: edge %d target subtask %d out of range 0..%d", oe.Edge, tgt.Subtask, oe.TargetParallelism-1)
+			}
+			w, err := network.Connect(ctx, dial, tgt.DataAddress, network.ChannelID{
+				Job: d.JobId, Attempt: int(d.Attempt), Edge: int(oe.Edge), Source: int(d.Subtask),
+				Target: int(tgt.Subtask), Vertex: int(oe.TargetVertex),
+			}, opts)
+			if err != nil {
+				return fmt.Errorf("connect edge %d to subtask %d at %s: %w", oe.Edge, tgt.Subtask, tgt.DataAddress, err)
+			}
+			t.mu.Lock()
+			t.writers = append(t.writers, w)
+			t.mu.Unlock()
+			ws[tgt.Subtask] = w
+		}
+		io.Outputs[int(oe.Edge)] = ws
+	}
+	tm.report(t, controlpb.TaskState_RUNNING, "")
+	err := jr.plan.RunSubtask(ctx, int(d.Vertex), int(d.Subtask), io)
+	if err == nil {
+		ok = true
+	}
+	return err
+}
+
+// loadPlan fetches and verifies the spec and attached files and builds the
+// same plan the JobManager built.
+func (tm *TaskManager) loadPlan(ctx context.Context, d *controlpb.TaskDeployment) (*dataflow.Plan, map[string]string, error) {
+	addr := d.BlobAddress
+	if addr == "" {
+		tm.mu.Lock()
+		addr = tm.blobAddr
+		tm.mu.Unlock()
+	}
+	specPath, err := tm.cache.Fetch(ctx, addr, d.SpecBlob)
+	if err != nil {
+		return nil, nil, err
+	}
+	spec, err := os.ReadFile(specPath)
+	if err != nil {
+		return nil, nil, err
+	}
+	files := map[string]string{}
+	for name, k := range d.Files {
+		p, err := tm.cache.Fetch(ctx, addr, k)
+		if err != nil {
+			return nil, nil, fmt.Errorf("attached file %s: %w", name, err)
+		}
+		files[name] = p
+	}
+	s, err := dataflow.ParseSpec(spec, d.Parameters)
+	if err != nil {
+		return nil, nil, fmt.Errorf("job spec: %w", err)
+	}
+	plan, err := s.Plan(int(d.DefaultParallelism))
+	if err != nil {
+		return nil, nil, fmt.Errorf("job plan: %w", err)
+	}
+	return plan, files, nil
+}
+
+// report sends a task state to the JobManager, retrying briefly: a lost
+// final state would leave the job waiting until heartbeat.timeout.
+func (tm *TaskManager) report(t *runningTask, state controlpb.TaskState, msg string) {
+	tm.mu.Lock()
+	client := tm.jm
+	tm.mu.Unlock()
+	if client == nil {
+		return
+	}
+	u := &controlpb.TaskStateUpdate{
+		TaskmanagerId: tm.id, JobId: t.job, Attempt: int32(t.attempt), Vertex: int32(t.vertex),
+		Subtask: int32(t.subtask), State: state, Error: msg, Metrics: t.metricsProto(),
+	}
+	for i := 0; i < 5; i++ {
+		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+		_, err := client.UpdateTaskState(ctx, u)
+		cancel()
+		if err == nil {
+			return
+		}
+		tm.log.Debug("report task state", "err", err)
+		time.Sleep(200 * time.Millisecond)
+	}
+}
+
+func (tm *TaskManager) taskEnded(jr *jobRun, tk [2]int) {
+	jr.mu.Lock()
+	delete(jr.tasks, tk)
+	empty := len(jr.tasks) == 0
+	jr.mu.Unlock()
+	if !empty {
+		return
+	}
+	tm.mu.Lock()
+	if cur, ok := tm.jobs[jr.key]; ok && cur == jr {
+		jr.mu.Lock()
+		if len(jr.tasks) == 0 {
+			delete(tm.jobs, jr.key)
+		}
+		jr.mu.Unlock()
+	}
+	tm.mu.Unlock()
+}
+
+// cancelJob cancels the tasks of one attempt of a job (every attempt when
+// attempt is negative).
+func (tm *TaskManager) cancelJob(job string, attempt int) {
+	tm.mu.Lock()
+	var runs []*jobRun
+	for k, jr := range tm.jobs {
+		if k.job == job && (attempt < 0 || k.attempt == attempt) {
+			runs = append(runs, jr)
+		}
+	}
+	tm.mu.Unlock()
+	for _, jr := range runs {
+		jr.cancel()
+		tm.net.UnregisterJob(jr.key.job, jr.key.attempt)
+	}
+	if len(runs) > 0 {
+		tm.log.Info("tasks cancelled", "job", job, "attempt", attempt)
+	}
+}
+
+func (tm *TaskManager) cancelAll() {
+	tm.mu.Lock()
+	var runs []*jobRun
+	for _, jr := range tm.jobs {
+		runs = append(runs, jr)
+	}
+	tm.mu.Unlock()
+	for _, jr := range runs {
+		jr.cancel()
+		tm.net.UnregisterJob(jr.key.job, jr.key.attempt)
+	}
+}

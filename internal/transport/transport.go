@@ -1,0 +1,150 @@
+// Package transport is the one place where sluice opens listeners and dials
+// connections. Every row of the connection table in DESIGN.md goes through a
+// Kind here, so securing a connection means giving its Kind a tls.Config and
+// nothing else changes.
+package transport
+
+import (
+	"context"
+	"crypto/tls"
+	"fmt"
+	"net"
+	"net/http"
+	"sync"
+	"time"
+
+	"google.golang.org/grpc"
+	"google.golang.org/grpc/credentials"
+	"google.golang.org/grpc/credentials/insecure"
+)
+
+// Kind names one kind of connection from the connection table.
+type Kind string
+
+// The connection kinds of DESIGN.md's connection table.
+const (
+	RPC  Kind = "rpc"  // connection 2: JM <-> TM control (gRPC)
+	Data Kind = "data" // connection 3: TM -> TM data exchange
+	Blob Kind = "blob" // connection 4: TM -> JM artifacts
+	REST Kind = "rest" // connection 1: clients -> JM REST
+)
+
+// Security holds the TLS configuration of each connection kind. A kind
+// without one is plaintext. The zero value is all plaintext. Configs are
+// looked up on every Listen/Dial, so a Set takes effect for new connections.
+type Security struct {
+	mu     sync.RWMutex
+	server map[Kind]*tls.Config
+	client map[Kind]*tls.Config
+}
+
+// Plaintext returns a Security with no TLS anywhere.
+func Plaintext() *Security { return &Security{} }
+
+// Set installs the server- and client-side TLS configs of a kind; nil turns
+// TLS off for that side.
+func (s *Security) Set(k Kind, server, client *tls.Config) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.server == nil {
+		s.server = map[Kind]*tls.Config{}
+		s.client = map[Kind]*tls.Config{}
+	}
+	s.server[k], s.client[k] = server, client
+}
+
+// ServerTLS returns the server-side TLS config of a kind, nil if plaintext.
+func (s *Security) ServerTLS(k Kind) *tls.Config {
+	if s == nil {
+		return nil
+	}
+	s.mu.RLock()
+	defer s.mu.RUnlock()
+	return s.server[k]
+}
+
+// ClientTLS returns the client-side TLS config of a kind, nil if plaintext.
+func (s *Security) ClientTLS(k Kind) *tls.Config {
+	if s == nil {
+		return nil
+	}
+	s.mu.RLock()
+	defer s.mu.RUnlock()
+	return s.client[k]
+}
+
+// Secured reports whether connections of kind k use TLS.
+func (s *Security) Secured(k Kind) bool { return s.ServerTLS(k) != nil || s.ClientTLS(k) != nil }
+
+// Listen opens a TCP listener for kind k on addr, wrapped in TLS when the
+// kind is secured. gRPC kinds are not wrapped: gRPC does its own handshake
+// with the credentials from GRPCServerOptions.
+func (s *Security) Listen(ctx context.Context, k Kind, addr string) (net.Listener, error) {
+	var lc net.ListenConfig
+	l, err := lc.Listen(ctx, "tcp", addr)
+	if err != nil {
+		return nil, fmt.Errorf("listen for %s connections on %s: %w", k, addr, err)
+	}
+	if k == RPC {
+		return l, nil
+	}
+	if cfg := s.ServerTLS(k); cfg != nil {
+		return tls.NewListener(l, cfg), nil
+	}
+	return l, nil
+}
+
+// Dial connects to addr for kind k, doing the TLS handshake when secured.
+func (s *Security) Dial(ctx context.Context, k Kind, addr string) (net.Conn, error) {
+	d := net.Dialer{Timeout: 10 * time.Second, KeepAlive: 30 * time.Second}
+	conn, err := d.DialContext(ctx, "tcp", addr)
+	if err != nil {
+		return nil, err
+	}
+	if tc, ok := conn.(*net.TCPConn); ok {
+		_ = tc.SetNoDelay(true)
+	}
+	cfg := s.ClientTLS(k)
+	if cfg == nil {
+		return conn, nil
+	}
+	tconn := tls.Client(conn, cfg)
+	if err := tconn.HandshakeContext(ctx); err != nil {
+		conn.Close()
+		return nil, fmt.Errorf("TLS handshake with %s (%s): %w", addr, k, err)
+	}
+	return tconn, nil
+}
+
+// Dialer returns Dial bound to kind k.
+func (s *Security) Dialer(k Kind) func(ctx context.Context, addr string) (net.Conn, error) {
+	return func(ctx context.Context, addr string) (net.Conn, error) { return s.Dial(ctx, k, addr) }
+}
+
+// GRPCServerOptions returns the transport credentials of the RPC kind.
+func (s *Security) GRPCServerOptions() []grpc.ServerOption {
+	if cfg := s.ServerTLS(RPC); cfg != nil {
+		return []grpc.ServerOption{grpc.Creds(credentials.NewTLS(cfg))}
+	}
+	return nil
+}
+
+// GRPCDialOptions returns the transport credentials of the RPC kind.
+func (s *Security) GRPCDialOptions() []grpc.DialOption {
+	if cfg := s.ClientTLS(RPC); cfg != nil {
+		return []grpc.DialOption{grpc.WithTransportCredentials(credentials.NewTLS(cfg))}
+	}
+	return []grpc.DialOption{grpc.WithTransportCredentials(insecure.NewCredentials())}
+}
+
+// HTTPClient returns an HTTP client whose connections are dialled as kind k.
+func (s *Security) HTTPClient(k Kind, timeout time.Duration) *http.Client {
+	tr := &http.Transport{
+		DialContext: func(ctx context.Context, _, addr string) (net.Conn, error) {
+			return s.Dial(ctx, k, addr)
+		},
+		MaxIdleConnsPerHost: 4,
+		IdleConnTimeout:     90 * time.Second,
+	}
+	return &http.Client{Transport: tr, Timeout: timeout}
+}
