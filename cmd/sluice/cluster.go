@@ -2,7 +2,6 @@ package main
 
 import (
 	"context"
-	"errors"
 	"fmt"
 	"os"
 	"os/signal"
@@ -72,7 +71,7 @@ func newTaskManagerCmd(g *globals) *cobra.Command {
 
 func newLocalCmd(g *globals) *cobra.Command {
 	var params []string
-	var parallelism, tms, slots int
+	var parallelism, tms, slots, restPort int
 	cmd := &cobra.Command{
 		Use:   "local SPEC",
 		Short: "Run a job on an in-process cluster (a JobManager and TaskManagers on loopback)",
@@ -93,7 +92,7 @@ func newLocalCmd(g *globals) *cobra.Command {
 			ctx, stop := signalContext()
 			defer stop()
 			c, err := minicluster.Start(context.Background(), minicluster.Options{
-				Config: cfg, Logger: g.log, TaskManagers: tms, Slots: slots, Stdout: cmd.OutOrStdout(),
+				Config: cfg, Logger: g.log, TaskManagers: tms, Slots: slots, Stdout: cmd.OutOrStdout(), RESTPort: restPort,
 			})
 			if err != nil {
 				return err
@@ -101,7 +100,7 @@ func newLocalCmd(g *globals) *cobra.Command {
 			defer c.Stop()
 			id, err := c.JM.Submit(jobmanager.Submission{Spec: spec, Params: pm, Parallelism: parallelism})
 			if err != nil {
-				return errors.Unwrap(err)
+				return err
 			}
 			state, cause, err := c.JM.Wait(ctx, id)
 			if err != nil {
@@ -124,5 +123,6 @@ func newLocalCmd(g *globals) *cobra.Command {
 	f.IntVarP(&parallelism, "parallelism", "p", 0, "default parallelism of the job (default: parallelism.default)")
 	f.IntVar(&tms, "taskmanagers", 2, "number of TaskManagers")
 	f.IntVar(&slots, "slots", 2, "task slots per TaskManager")
+	f.IntVar(&restPort, "rest-port", 0, "REST port of the in-process JobManager on 127.0.0.1 (default: a free port)")
 	return cmd
 }

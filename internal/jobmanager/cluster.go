@@ -7,6 +7,8 @@ import (
 	"time"
 
 	"google.golang.org/grpc"
+	"google.golang.org/grpc/codes"
+	"google.golang.org/grpc/status"
 
 	controlpb "github.com/sluice-dev/sluice/internal/rpc/proto"
 )
@@ -155,6 +157,21 @@ func (jm *JobManager) removeTMLocked(tm *taskManager, reason string) {
 			jm.taskFailedLocked(j, reason)
 		}
 	}
+}
+
+// unreachableLocked declares a TaskManager lost when a call to it failed
+// because nothing answers at its address: waiting for the heartbeat timeout
+// would only spend restart attempts on a dead process.
+func (jm *JobManager) unreachableLocked(tm *taskManager, err error) {
+	if status.Code(err) != codes.Unavailable {
+		return
+	}
+	if cur, ok := jm.tms[tm.id]; !ok || cur != tm {
+		return
+	}
+	reason := fmt.Sprintf("taskmanager %s (%s) lost: unreachable: %v", tm.id, tm.rpcAddr, err)
+	jm.log.Warn("taskmanager lost", "taskmanager", tm.id, "address", tm.rpcAddr, "reason", "unreachable", "err", err)
+	jm.removeTMLocked(tm, reason)
 }
 
 // sortedTMs returns the registered TaskManagers by id. Call with mu held.

@@ -332,7 +332,7 @@ func (rs *restServer) submit(w http.ResponseWriter, r *http.Request) {
 	}
 	id, err := rs.jm.Submit(sub)
 	if errors.Is(err, ErrBadSubmission) {
-		writeError(w, http.StatusBadRequest, "%v", errors.Unwrap(err))
+		writeError(w, http.StatusBadRequest, "%v", err)
 		return
 	}
 	if err != nil {

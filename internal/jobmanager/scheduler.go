@@ -15,6 +15,14 @@ import (
 // ErrBadSubmission marks a submission refused for what it contains.
 var ErrBadSubmission = errors.New("bad job submission")
 
+// SubmissionError is a submission refused for what it contains; its message
+// is the reason alone, for the client to fix.
+type SubmissionError struct{ Err error }
+
+func (e *SubmissionError) Error() string        { return e.Err.Error() }
+func (e *SubmissionError) Unwrap() error        { return e.Err }
+func (e *SubmissionError) Is(target error) bool { return target == ErrBadSubmission }
+
 // Submission is a job as a client sends it.
 type Submission struct {
 	Spec        []byte
@@ -29,7 +37,7 @@ type Submission struct {
 func (jm *JobManager) Submit(s Submission) (string, error) {
 	spec, err := dataflow.ParseSpec(s.Spec, s.Params)
 	if err != nil {
-		return "", fmt.Errorf("%w: %w", ErrBadSubmission, err)
+		return "", &SubmissionError{err}
 	}
 	par := s.Parallelism
 	if par <= 0 {
@@ -37,7 +45,7 @@ func (jm *JobManager) Submit(s Submission) (string, error) {
 	}
 	plan, err := spec.Plan(par)
 	if err != nil {
-		return "", fmt.Errorf("%w: %w", ErrBadSubmission, err)
+		return "", &SubmissionError{err}
 	}
 	specKey, err := jm.blobs.Put(s.Spec)
 	if err != nil {
@@ -192,6 +200,7 @@ func (jm *JobManager) startAttempt(j *job) {
 			if _, err := dep.tm.client.DeployTask(ctx, dep.d); err != nil {
 				jm.mu.Lock()
 				defer jm.mu.Unlock()
+				jm.unreachableLocked(dep.tm, err)
 				if j.attempt != attempt {
 					return
 				}
@@ -285,6 +294,7 @@ func (jm *JobManager) releaseSlotsLocked(j *job) {
 // its tasks. The calls run in the background.
 func (jm *JobManager) cancelTasksLocked(j *job) *sync.WaitGroup {
 	var wg sync.WaitGroup
+	attempt := j.attempt
 	seen := map[string]bool{}
 	for _, t := range j.tasks {
 		if seen[t.tm] {
@@ -296,14 +306,17 @@ func (jm *JobManager) cancelTasksLocked(j *job) *sync.WaitGroup {
 			continue
 		}
 		wg.Add(1)
-		go func(client controlpb.TaskManagerClient, id string) {
+		go func(tm *taskManager) {
 			defer wg.Done()
 			ctx, cancel := context.WithTimeout(jm.ctx, 5*time.Second)
 			defer cancel()
-			if _, err := client.CancelJob(ctx, &controlpb.CancelJobRequest{JobId: j.id, Attempt: int32(j.attempt)}); err != nil {
-				jm.log.Warn("cancel tasks", "job", j.id, "taskmanager", id, "err", err)
+			if _, err := tm.client.CancelJob(ctx, &controlpb.CancelJobRequest{JobId: j.id, Attempt: int32(attempt)}); err != nil {
+				jm.log.Warn("cancel tasks", "job", j.id, "taskmanager", tm.id, "err", err)
+				jm.mu.Lock()
+				jm.unreachableLocked(tm, err)
+				jm.mu.Unlock()
 			}
-		}(tm.client, tm.id)
+		}(tm)
 	}
 	return &wg
 }

@@ -24,6 +24,7 @@ type Options struct {
 	TaskManagers int // default 2
 	Slots        int // per TaskManager, default 2
 	Stdout       io.Writer
+	RESTPort     int // 0: a free port
 }
 
 // Cluster is a running mini-cluster.
@@ -36,7 +37,8 @@ type Cluster struct {
 }
 
 // Start starts a JobManager and its TaskManagers on loopback ports chosen by
-// the system and returns once every TaskManager has registered.
+// the system and returns once every TaskManager has registered. ctx bounds
+// the start-up only; Stop ends the cluster.
 func Start(ctx context.Context, o Options) (*Cluster, error) {
 	if o.TaskManagers <= 0 {
 		o.TaskManagers = 2
@@ -58,15 +60,18 @@ func Start(ctx context.Context, o Options) (*Cluster, error) {
 			return nil, err
 		}
 	}
-	if !cfg.IsSet("rest.port") {
-		if err := cfg.Set("rest.port", "0"); err != nil {
-			return nil, err
-		}
+	// A mini-cluster must not collide with a real JobManager on 8081.
+	if err := cfg.Set("rest.port", fmt.Sprint(o.RESTPort)); err != nil {
+		return nil, err
+	}
+	if err := cfg.Set("rest.bind-address", "127.0.0.1"); err != nil {
+		return nil, err
 	}
 	if o.Logger == nil {
 		o.Logger = slog.Default()
 	}
-	ctx, cancel := context.WithCancel(ctx)
+	// ctx bounds only the start-up; the processes live until Stop.
+	runCtx, cancel := context.WithCancel(context.Background())
 	c := &Cluster{cancel: cancel, errs: make(chan error, o.TaskManagers+1)}
 	jm, err := jobmanager.New(jobmanager.Options{Config: cfg, Security: o.Security, Logger: o.Logger})
 	if err != nil {
@@ -77,7 +82,7 @@ func Start(ctx context.Context, o Options) (*Cluster, error) {
 	c.wg.Add(1)
 	go func() {
 		defer c.wg.Done()
-		if err := jm.Run(ctx, nil); err != nil {
+		if err := jm.Run(runCtx, nil); err != nil {
 			c.errs <- err
 		}
 	}()
@@ -86,6 +91,9 @@ func Start(ctx context.Context, o Options) (*Cluster, error) {
 	case err := <-c.errs:
 		cancel()
 		return nil, err
+	case <-ctx.Done():
+		c.Stop()
+		return nil, ctx.Err()
 	}
 	_, port, _ := net.SplitHostPort(jm.RPCAddress())
 	tmCfg := cfg.Clone()
@@ -103,7 +111,7 @@ func Start(ctx context.Context, o Options) (*Cluster, error) {
 		c.wg.Add(1)
 		go func() {
 			defer c.wg.Done()
-			if err := tm.Run(ctx); err != nil {
+			if err := tm.Run(runCtx); err != nil {
 				c.errs <- err
 			}
 		}()

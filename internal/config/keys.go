@@ -1,0 +1,111 @@
+package config
+
+// Keys shared by several packages, with Flink's names and defaults.
+// Security keys follow FLINK-SECURITY-KEYS.md. Packages register
+// their own keys from their own init functions.
+
+var (
+	portRange   = [2]*int64{new(int64(0)), new(int64(65535))}
+	atLeastOne  = new(int64(1))
+	atLeastZero = new(int64(0))
+	jvmDefault  = new(int64(-1)) // Flink's -1: leave it to the TLS library
+)
+
+var tlsStoreTypes = []string{"PKCS12", "JKS", "PEM"}
+
+func init() {
+	for _, k := range []Key{
+		// Cluster addresses and ports.
+		{Name: "jobmanager.rpc.address", Type: String, Default: "localhost", Doc: "Address the job manager is reached at."},
+		{Name: "jobmanager.rpc.port", Type: Int, Default: "6123", Min: portRange[0], Max: portRange[1], Doc: "Job manager RPC port."},
+		{Name: "jobmanager.bind-host", Type: String, Default: "localhost", Doc: "Local address the job manager binds to."},
+		{Name: "rest.address", Type: String, Default: "localhost", Doc: "Address clients reach the REST API at."},
+		{Name: "rest.bind-address", Type: String, Default: "localhost", Doc: "Local address the REST server binds to."},
+		{Name: "rest.port", Type: Int, Default: "8081", Min: portRange[0], Max: portRange[1], Doc: "REST API port."},
+		{Name: "rest.max-upload-size", Type: Bytes, Default: "64mb", Doc: "Largest request body the REST server accepts."},
+		{Name: "rest.listeners", Type: Object, Doc: "Extra REST listeners: a list of maps."},
+		{Name: "taskmanager.numberOfTaskSlots", Type: Int, Default: "1", Min: atLeastOne, Doc: "Task slots per task manager."},
+		{Name: "taskmanager.host", Type: String, Doc: "Address the task manager advertises; empty means detect."},
+		{Name: "taskmanager.bind-host", Type: String, Default: "localhost", Doc: "Local address the task manager binds to."},
+		{Name: "taskmanager.data.port", Type: Int, Default: "0", Min: portRange[0], Max: portRange[1], Doc: "Data exchange port; 0 picks a free port."},
+		{Name: "taskmanager.metrics.port", Type: Int, Default: "0", Min: portRange[0], Max: portRange[1], Doc: "Metrics port; 0 picks a free port."},
+		{Name: "taskmanager.rpc.port", Type: Int, Default: "0", Min: portRange[0], Max: portRange[1], Doc: "Control-plane (RPC) port of the task manager; 0 picks a free port."},
+		{Name: "taskmanager.resource-id", Type: String, Doc: "Task manager ID; empty means generate one."},
+		{Name: "blob.server.port", Type: Int, Default: "0", Min: portRange[0], Max: portRange[1], Doc: "Blob server port; 0 picks a free port."},
+
+		// Execution.
+		{Name: "parallelism.default", Type: Int, Default: "1", Min: atLeastOne, Doc: "Default operator parallelism."},
+		{Name: "heartbeat.interval", Type: Duration, Default: "10 s", Doc: "Time between heartbeats."},
+		{Name: "heartbeat.timeout", Type: Duration, Default: "50 s", Doc: "Time without heartbeat after which a peer is lost."},
+		{Name: "slot.request.timeout", Type: Duration, Default: "5 min", Doc: "How long a job waits for enough free task slots before it fails."},
+		{Name: "restart-strategy.type", Type: String, Default: "none",
+			Enum: []string{"none", "disable", "off", "no-restart", "fixed-delay", "fixeddelay"}, Doc: "Job restart strategy."},
+		{Name: "restart-strategy.fixed-delay.attempts", Type: Int, Default: "1", Min: atLeastZero, Doc: "Restarts before the job fails."},
+		{Name: "restart-strategy.fixed-delay.delay", Type: Duration, Default: "1 s", Doc: "Delay between restarts."},
+		{Name: "execution.buffer-timeout", Type: Duration, Default: "100 ms", Doc: "Longest time a network buffer waits before it is flushed."},
+		{Name: "taskmanager.network.memory.buffer-size", Type: Bytes, Default: "32kb", Doc: "Size of a network buffer."},
+		{Name: "taskmanager.network.memory.buffers-per-channel", Type: Int, Default: "2", Min: atLeastZero, Doc: "Exclusive buffers per channel."},
+		{Name: "taskmanager.network.memory.floating-buffers-per-gate", Type: Int, Default: "8", Min: atLeastZero, Doc: "Floating buffers per input gate."},
+
+		// Internal TLS.
+		{Name: "security.ssl.internal.enabled", Type: Bool, Default: "false", Doc: "TLS for internal connections (RPC, data, blob)."},
+		{Name: "rpc.ssl.enabled", Type: Bool, Default: "true", Aliases: []string{"pekko.ssl.enabled", "akka.ssl.enabled"}, Doc: "TLS for RPC when internal TLS is on."},
+		{Name: "taskmanager.data.ssl.enabled", Type: Bool, Default: "true", Doc: "TLS for data exchange when internal TLS is on."},
+		{Name: "blob.service.ssl.enabled", Type: Bool, Default: "true", Doc: "TLS for the blob service when internal TLS is on."},
+		{Name: "security.ssl.internal.keystore", Type: String, Fallbacks: []string{"security.ssl.keystore"}, Doc: "Internal key store (PKCS12, JKS or PEM)."},
+		{Name: "security.ssl.internal.keystore-password", Type: String, Fallbacks: []string{"security.ssl.keystore-password"}, Doc: "Internal key store password."},
+		{Name: "security.ssl.internal.key-password", Type: String, Fallbacks: []string{"security.ssl.key-password"}, Doc: "Internal private key password."},
+		{Name: "security.ssl.internal.keystore-type", Type: String, Enum: tlsStoreTypes, Doc: "Internal key store type; detected when unset."},
+		{Name: "security.ssl.internal.truststore", Type: String, Fallbacks: []string{"security.ssl.truststore"}, Doc: "Internal trust store."},
+		{Name: "security.ssl.internal.truststore-password", Type: String, Fallbacks: []string{"security.ssl.truststore-password"}, Doc: "Internal trust store password."},
+		{Name: "security.ssl.internal.truststore-type", Type: String, Enum: tlsStoreTypes, Doc: "Internal trust store type; detected when unset."},
+		{Name: "security.ssl.internal.cert.fingerprint", Type: List, Doc: "Accepted peer certificate fingerprints (SHA-1 or SHA-256)."},
+		{Name: "security.ssl.internal.session-cache-size", Type: Int, Default: "-1", Min: jvmDefault, Doc: "TLS session cache size; -1 is the library default."},
+		{Name: "security.ssl.internal.session-timeout", Type: Duration, Default: "-1 ms", Min: jvmDefault, Doc: "TLS session timeout; -1 ms is the library default."},
+		{Name: "security.ssl.internal.handshake-timeout", Type: Duration, Default: "-1 ms", Min: jvmDefault, Doc: "TLS handshake timeout; -1 ms is the library default."},
+		{Name: "security.ssl.internal.close-notify-flush-timeout", Type: Duration, Default: "-1 ms", Min: jvmDefault, Doc: "close_notify flush timeout; -1 ms is the library default."},
+		{Name: "security.ssl.internal.auto", Type: Bool, Default: "false", Doc: "Generate internal TLS material automatically."},
+		{Name: "security.ssl.internal.auto.dir", Type: String, Doc: "Directory for generated internal TLS material."},
+		{Name: "security.cluster.join-token", Type: String, Doc: "Token a process presents to join the cluster."},
+		{Name: "security.cluster.join-token-file", Type: String, Doc: "File holding the cluster join token."},
+
+		// Legacy shared TLS keys, read as fallbacks for internal and REST.
+		{Name: "security.ssl.keystore", Type: String, Doc: "Legacy key store for internal and REST TLS."},
+		{Name: "security.ssl.keystore-password", Type: String, Doc: "Legacy key store password."},
+		{Name: "security.ssl.key-password", Type: String, Doc: "Legacy private key password."},
+		{Name: "security.ssl.truststore", Type: String, Doc: "Legacy trust store for internal and REST TLS."},
+		{Name: "security.ssl.truststore-password", Type: String, Doc: "Legacy trust store password."},
+
+		// REST TLS.
+		{Name: "security.ssl.rest.enabled", Type: Bool, Default: "false", Doc: "TLS for the REST API."},
+		{Name: "security.ssl.rest.authentication-enabled", Type: Bool, Default: "false", Doc: "Require client certificates on the REST API."},
+		{Name: "security.ssl.rest.keystore", Type: String, Fallbacks: []string{"security.ssl.keystore"}, Doc: "REST key store."},
+		{Name: "security.ssl.rest.keystore-password", Type: String, Fallbacks: []string{"security.ssl.keystore-password"}, Doc: "REST key store password."},
+		{Name: "security.ssl.rest.key-password", Type: String, Fallbacks: []string{"security.ssl.key-password"}, Doc: "REST private key password."},
+		{Name: "security.ssl.rest.keystore-type", Type: String, Enum: tlsStoreTypes, Doc: "REST key store type; detected when unset."},
+		{Name: "security.ssl.rest.truststore", Type: String, Fallbacks: []string{"security.ssl.truststore"}, Doc: "REST trust store; system trust when unset."},
+		{Name: "security.ssl.rest.truststore-password", Type: String, Fallbacks: []string{"security.ssl.truststore-password"}, Doc: "REST trust store password."},
+		{Name: "security.ssl.rest.truststore-type", Type: String, Enum: tlsStoreTypes, Doc: "REST trust store type; detected when unset."},
+		{Name: "security.ssl.rest.cert.fingerprint", Type: List, Doc: "Accepted REST peer certificate fingerprints."},
+
+		// Shared TLS parameters.
+		{Name: "security.ssl.protocol", Type: List, Default: "TLSv1.3", Doc: "Accepted TLS versions (comma list)."},
+		{Name: "security.ssl.algorithms", Type: List, Doc: "TLS 1.2 cipher suites (IANA names); Go's modern AEAD suites when unset."},
+		{Name: "security.ssl.verify-hostname", Type: Bool, Default: "true", Doc: "REST clients verify the server host name."},
+		{Name: "security.ssl.provider", Type: String, Default: "JDK", Doc: "Accepted and ignored: Go's TLS needs no provider."},
+		{Name: "security.ssl.reload", Type: Bool, Default: "false", Doc: "Reload key and trust material when the files change."},
+
+		// Kerberos.
+		{Name: "security.kerberos.login.principal", Type: String, Deprecated: []string{"security.principal"}, Doc: "Kerberos principal."},
+		{Name: "security.kerberos.login.keytab", Type: String, Deprecated: []string{"security.keytab"}, Doc: "Kerberos keytab file."},
+		{Name: "security.kerberos.login.use-ticket-cache", Type: Bool, Default: "true", Doc: "Use the Kerberos ticket cache."},
+		{Name: "security.kerberos.login.contexts", Type: List, Doc: "Consumers that get the Kerberos credential (KafkaClient, Client, PostgresClient, RestServer)."},
+		{Name: "security.kerberos.relogin.period", Type: Duration, Default: "1 min", Doc: "Time between Kerberos re-logins."},
+		{Name: "security.kerberos.krb5-conf.path", Type: String, Doc: "krb5.conf file."},
+		{Name: "security.kerberos.access.hadoopFileSystems", Type: List, Doc: "Reserved."},
+		{Name: "security.kerberos.principal-to-local", Type: List, Doc: "Rules mapping principals to local user names."},
+		{Name: "security.kerberos.login.allow-insecure-keytab", Type: Bool, Default: "false", Doc: "Accept a keytab readable by other users."},
+	} {
+		Register(k)
+	}
+}

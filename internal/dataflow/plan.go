@@ -1,0 +1,429 @@
+package dataflow
+
+import (
+	"errors"
+	"regexp"
+	"slices"
+	"strings"
+)
+
+// Partitioning of an edge.
+const (
+	PartitionHash      = "hash"      // by key: every record of a key reaches one subtask
+	PartitionRebalance = "rebalance" // round-robin over all target subtasks
+	PartitionForward   = "forward"   // subtask i to subtask i (equal parallelism)
+)
+
+// Plan is the job graph after chaining: what the JobManager schedules. Exported fields marshal
+// to JSON for shipping and display; compiled expressions live in unexported fields, and a
+// TaskManager rebuilds an identical plan from the same spec bytes and parameters (ids are
+// assigned deterministically in spec order).
+type Plan struct {
+	Name     string    `json:"name"`
+	Vertices []*Vertex `json:"vertices"`
+	Edges    []*Edge   `json:"edges"`
+	Bounded  bool      `json:"bounded"` // all sources end
+
+	ops map[string]*opInfo
+}
+
+// Vertex is one task: a chain of operators run in one goroutine per subtask.
+type Vertex struct {
+	ID          int      `json:"id"`
+	Name        string   `json:"name"` // operators joined by " -> "
+	Operators   []string `json:"operators"`
+	Parallelism int      `json:"parallelism"`
+	InEdges     []int    `json:"inEdges"`
+	OutEdges    []int    `json:"outEdges"`
+	Source      bool     `json:"source"`
+}
+
+// Edge connects the last operator of one vertex to the first of another.
+type Edge struct {
+	ID           int    `json:"id"`
+	Source       int    `json:"source"`
+	Target       int    `json:"target"`
+	Partitioning string `json:"partitioning"`
+	Key          string `json:"key,omitempty"` // hash edges: the key_by's key
+	Schema       Schema `json:"schema"`        // of the records on this edge
+
+	keyBy *opInfo
+}
+
+// opInfo is the planned, compiled form of one operator.
+type opInfo struct {
+	spec        *OperatorSpec
+	index       int // in the spec, for deterministic order
+	in          *opInfo
+	consumers   []*opInfo
+	parallelism int
+	schema      Schema // output schema; key_by passes its input's through
+	vertex      int
+
+	expr    *celExpr   // filter, flat_map, key_by (when the key is an expression)
+	exprs   []*celExpr // map
+	keyIdx  int        // key_by: field index when the key is a field, else -1
+	keyName string     // key_by: output name of the key in aggregates
+	aggIdx  int        // aggregate: index of field in input, -1 for count
+	flatMap bool       // flat_map elements are maps (fields) rather than scalars (as)
+}
+
+var identRE = regexp.MustCompile(`^[A-Za-z_][A-Za-z0-9_]*$`)
+
+// celReserved are identifiers CEL refuses as variable names.
+var celReserved = []string{"true", "false", "null", "in", "as", "break", "const", "continue", "else",
+	"for", "function", "if", "import", "let", "loop", "package", "namespace", "return", "var", "void", "while"}
+
+func checkFieldName(op *OperatorSpec, opt, name string) error {
+	if !identRE.MatchString(name) || slices.Contains(celReserved, name) {
+		return op.errf(opt, "field name %q must be an identifier usable in CEL (letters, digits, '_', not a reserved word)", name)
+	}
+	return nil
+}
+
+// Plan validates the graph, compiles every expression against its input schema and chains
+// operators into vertices. defaultParallelism applies where neither the operator nor the job
+// sets one.
+func (s *Spec) Plan(defaultParallelism int) (*Plan, error) {
+	if defaultParallelism < 1 {
+		defaultParallelism = 1
+	}
+	if s.Parallelism > 0 {
+		defaultParallelism = s.Parallelism
+	}
+	ops := make(map[string]*opInfo, len(s.Operators))
+	for i, o := range s.Operators {
+		ops[o.Name] = &opInfo{spec: o, index: i, keyIdx: -1, aggIdx: -1, vertex: -1}
+	}
+	for _, o := range s.Operators {
+		oi := ops[o.Name]
+		if o.Input == "" {
+			continue
+		}
+		in, ok := ops[o.Input]
+		if !ok {
+			return nil, o.errf("input", "unknown operator %q: known operators are %s", o.Input, strings.Join(opNames(s), ", "))
+		}
+		if isSink(in.spec) {
+			return nil, o.errf("input", "%q is a %s sink and has no output", o.Input, in.spec.Type)
+		}
+		oi.in = in
+		in.consumers = append(in.consumers, oi)
+	}
+	order, err := topoOrder(s, ops)
+	if err != nil {
+		return nil, err
+	}
+
+	p := &Plan{Name: s.Name, Bounded: true, ops: ops}
+	for _, oi := range order {
+		o := oi.spec
+		if o.Type == TypeSocket || (o.Type == TypeGenerator && o.Count == 0) {
+			p.Bounded = false
+		}
+		switch {
+		case o.Type == TypeSocket:
+			oi.parallelism = 1
+		case o.Parallelism > 0:
+			oi.parallelism = o.Parallelism
+		default:
+			oi.parallelism = defaultParallelism
+		}
+	}
+	for _, oi := range order {
+		if err := oi.compile(); err != nil {
+			return nil, err
+		}
+	}
+	p.chain(order)
+	return p, nil
+}
+
+func opNames(s *Spec) []string {
+	n := make([]string, len(s.Operators))
+	for i, o := range s.Operators {
+		n[i] = o.Name
+	}
+	return n
+}
+
+// topoOrder orders operators so each comes after its input, keeping spec order among equals so
+// vertex and edge ids are the same wherever the plan is built.
+func topoOrder(s *Spec, ops map[string]*opInfo) ([]*opInfo, error) {
+	done := make(map[*opInfo]bool, len(ops))
+	var order []*opInfo
+	for len(order) < len(ops) {
+		progress := false
+		for _, o := range s.Operators {
+			oi := ops[o.Name]
+			if done[oi] || (oi.in != nil && !done[oi.in]) {
+				continue
+			}
+			done[oi] = true
+			order = append(order, oi)
+			progress = true
+		}
+		if !progress {
+			for _, o := range s.Operators {
+				oi := ops[o.Name]
+				if done[oi] {
+					continue
+				}
+				// Every operator has one input, so walking inputs from any undone operator
+				// must revisit one: that loop is the cycle.
+				path := []string{}
+				seen := map[*opInfo]int{}
+				for cur := oi; ; cur = cur.in {
+					if at, ok := seen[cur]; ok {
+						path = append(path[at:], cur.spec.Name)
+						c := ops[path[0]].spec
+						return nil, c.errf("input", "cycle: %s", strings.Join(path, " -> "))
+					}
+					seen[cur] = len(path)
+					path = append(path, cur.spec.Name)
+				}
+			}
+		}
+	}
+	return order, nil
+}
+
+// compile derives the operator's output schema and compiles its expressions; its input is
+// already compiled.
+func (oi *opInfo) compile() error {
+	o := oi.spec
+	var in Schema
+	if oi.in != nil {
+		in = oi.in.schema
+	}
+	switch o.Type {
+	case TypeGenerator:
+		oi.schema = Schema{{"id", KindInt}, {"key", KindString}, {"value", KindInt}}
+	case TypeSocket:
+		oi.schema = Schema{{"line", KindString}}
+	case TypeFile:
+		if o.Input != "" {
+			return nil
+		}
+		return oi.compileFileSource()
+	case TypeFilter:
+		e, err := compileExpr(in, o.Expr)
+		if err != nil {
+			return o.errf("expr", "%v", err)
+		}
+		if k := kindOf(e.out); k != KindBool && k != KindAny {
+			return o.errf("expr", "CEL type error: filter expression %q is of type %s, want bool", o.Expr, e.out)
+		}
+		oi.expr, oi.schema = e, in
+	case TypeMap:
+		seen := map[string]bool{}
+		for _, ne := range o.Exprs {
+			if err := checkFieldName(o, "fields."+ne.Name, ne.Name); err != nil {
+				return err
+			}
+			if seen[ne.Name] {
+				return o.errf("fields."+ne.Name, "duplicate output field")
+			}
+			seen[ne.Name] = true
+			e, err := compileExpr(in, ne.Expr)
+			if err != nil {
+				return o.errf("fields."+ne.Name, "%v", err)
+			}
+			k := kindOf(e.out)
+			if isContainer(e.out) {
+				return o.errf("fields."+ne.Name, "CEL type error: %q is of type %s: a field must be a scalar", ne.Expr, e.out)
+			}
+			oi.exprs = append(oi.exprs, e)
+			oi.schema = append(oi.schema, Field{ne.Name, k})
+		}
+	case TypeFlatMap:
+		e, err := compileExpr(in, o.Expr)
+		if err != nil {
+			return o.errf("expr", "%v", err)
+		}
+		var elem Kind = KindAny
+		mapElems := false
+		switch e.out.Kind() {
+		case typesListKind:
+			et := e.out.Parameters()[0]
+			elem = kindOf(et)
+			mapElems = et.Kind() == typesMapKind
+			if isContainer(et) && !mapElems {
+				return o.errf("expr", "CEL type error: %q is a list of %s: elements must be scalars or maps", o.Expr, et)
+			}
+		case typesDynKind:
+		default:
+			return o.errf("expr", "CEL type error: flat_map expression %q is of type %s, want a list", o.Expr, e.out)
+		}
+		oi.expr = e
+		if len(o.Fields) > 0 {
+			oi.flatMap = true
+			for _, f := range o.Fields {
+				if err := checkFieldName(o, "fields", f); err != nil {
+					return err
+				}
+				oi.schema = append(oi.schema, Field{f, KindAny})
+			}
+			return nil
+		}
+		if mapElems {
+			return o.errf("fields", "missing required option: the elements of %q are maps, list their keys", o.Expr)
+		}
+		if err := checkFieldName(o, "as", o.As); err != nil {
+			return err
+		}
+		oi.schema = Schema{{o.As, elem}}
+	case TypeKeyBy:
+		if oi.in.spec.Type == TypeKeyBy {
+			return o.errf("input", "%q is already a key_by: key once, by a combined expression", o.Input)
+		}
+		oi.schema = in
+		if identRE.MatchString(o.Key) && !slices.Contains(celReserved, o.Key) {
+			oi.keyIdx = in.Index(o.Key)
+			if oi.keyIdx < 0 {
+				return o.errf("key", "unknown field %q: input %q has fields %s", o.Key, o.Input, listOrNone(in.Names()))
+			}
+			oi.keyName = o.Key
+			return nil
+		}
+		e, err := compileExpr(in, o.Key)
+		if err != nil {
+			return o.errf("key", "%v", err)
+		}
+		if isContainer(e.out) {
+			return o.errf("key", "CEL type error: key %q is of type %s, want a scalar", o.Key, e.out)
+		}
+		oi.expr, oi.keyName = e, "key"
+	case TypeAggregate:
+		if oi.in.spec.Type != TypeKeyBy {
+			return o.errf("input", "aggregate needs a keyed input: %q is a %s, put a key_by between them", o.Input, oi.in.spec.Type)
+		}
+		kb := oi.in
+		keyKind := KindAny
+		if kb.keyIdx >= 0 {
+			keyKind = in[kb.keyIdx].Kind
+		} else {
+			keyKind = kindOf(kb.expr.out)
+		}
+		var out Kind
+		switch o.Function {
+		case "count":
+			out = KindInt
+		default:
+			oi.aggIdx = in.Index(o.Field)
+			if oi.aggIdx < 0 {
+				return o.errf("field", "unknown field %q: input has fields %s", o.Field, listOrNone(in.Names()))
+			}
+			fk := in[oi.aggIdx].Kind
+			switch o.Function {
+			case "sum", "avg":
+				if fk != KindInt && fk != KindFloat && fk != KindAny {
+					return o.errf("field", "%s needs a number, %q is %s", o.Function, o.Field, fk)
+				}
+				out = fk
+				if o.Function == "avg" {
+					out = KindFloat
+				}
+			default:
+				out = fk
+			}
+		}
+		if err := checkFieldName(o, "as", o.As); err != nil {
+			return err
+		}
+		if o.As == kb.keyName {
+			return o.errf("as", "output field %q collides with the key field: choose another name", o.As)
+		}
+		oi.schema = Schema{{kb.keyName, keyKind}, {o.As, out}}
+	case TypePrint, TypeBlackhole:
+	}
+	return nil
+}
+
+// chain groups operators into vertices and creates the edges between them.
+func (p *Plan) chain(order []*opInfo) {
+	newVertex := func(oi *opInfo) *Vertex {
+		v := &Vertex{ID: len(p.Vertices), Parallelism: oi.parallelism, Source: oi.in == nil,
+			InEdges: []int{}, OutEdges: []int{}}
+		p.Vertices = append(p.Vertices, v)
+		return v
+	}
+	addEdge := func(from, to *Vertex, part string, schema Schema, kb *opInfo) {
+		e := &Edge{ID: len(p.Edges), Source: from.ID, Target: to.ID, Partitioning: part, Schema: schema, keyBy: kb}
+		if kb != nil {
+			e.Key = kb.spec.Key
+		}
+		p.Edges = append(p.Edges, e)
+		from.OutEdges = append(from.OutEdges, e.ID)
+		to.InEdges = append(to.InEdges, e.ID)
+	}
+	for _, oi := range order {
+		if oi.spec.Type == TypeKeyBy {
+			continue // not a vertex: it shapes the edges to its consumers
+		}
+		var v *Vertex
+		switch in := oi.in; {
+		case in == nil:
+			v = newVertex(oi)
+		case in.spec.Type == TypeKeyBy:
+			v = newVertex(oi)
+			addEdge(p.Vertices[in.in.vertex], v, PartitionHash, in.schema, in)
+		case in.parallelism == oi.parallelism && len(in.consumers) == 1:
+			v = p.Vertices[in.vertex]
+		default:
+			v = newVertex(oi)
+			part := PartitionRebalance
+			if in.parallelism == oi.parallelism {
+				part = PartitionForward
+			}
+			addEdge(p.Vertices[in.vertex], v, part, in.schema, nil)
+		}
+		oi.vertex = v.ID
+		v.Operators = append(v.Operators, oi.spec.Name)
+		v.Name = strings.Join(v.Operators, " -> ")
+	}
+}
+
+// Compile prepares a plan for RunSubtask. Plans from Spec.Plan are compiled already; a plan
+// decoded from JSON carries no expressions, so it must be rebuilt from the spec instead.
+func (p *Plan) Compile() error {
+	if p.ops == nil {
+		return errors.New("plan has no compiled operators: build it with ParseSpec and Spec.Plan from the job spec")
+	}
+	return nil
+}
+
+// InputChannels returns how many producers feed one subtask of the vertex: each must close its
+// partition before the subtask's input ends.
+func (p *Plan) InputChannels(vertex int) int {
+	if vertex < 0 || vertex >= len(p.Vertices) {
+		return 0
+	}
+	n := 0
+	for _, id := range p.Vertices[vertex].InEdges {
+		e := p.Edges[id]
+		if e.Partitioning == PartitionForward {
+			n++
+		} else {
+			n += p.Vertices[e.Source].Parallelism
+		}
+	}
+	return n
+}
+
+// Targets returns the target subtasks producer subtask s of the edge writes to.
+func (p *Plan) Targets(edge int, sourceSubtask int) []int {
+	if edge < 0 || edge >= len(p.Edges) {
+		return nil
+	}
+	e := p.Edges[edge]
+	if e.Partitioning == PartitionForward {
+		return []int{sourceSubtask}
+	}
+	n := p.Vertices[e.Target].Parallelism
+	out := make([]int, n)
+	for i := range out {
+		out[i] = i
+	}
+	return out
+}

@@ -1,0 +1,273 @@
+package dataflow
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"net"
+	"strconv"
+	"sync/atomic"
+)
+
+// TaskIO is what the runtime provides to one subtask.
+type TaskIO struct {
+	Input   InputGate              // nil for source vertices
+	Outputs map[int][]RecordWriter // per out-edge id: one writer per target subtask (nil where Targets excludes it)
+	Stdout  io.Writer              // for print sinks without a path
+	Metrics *VertexMetrics         // may be nil
+	// Files maps a file name in the spec to a local path of an attached file; may be nil.
+	Files func(name string) (string, bool)
+}
+
+// InputGate delivers the encoded records of all input channels of a subtask.
+type InputGate interface {
+	// Next returns one encoded record, valid until the next call, or io.EOF once every input
+	// channel has ended.
+	Next(ctx context.Context) ([]byte, error)
+}
+
+// RecordWriter sends encoded records to one target subtask. WriteRecord must not keep b after
+// it returns. Close ends the partition: the target sees it as the end of this channel.
+type RecordWriter interface {
+	WriteRecord(b []byte) error
+	Close() error
+}
+
+// VertexMetrics are the counters of one subtask, read by the runtime while it runs.
+type VertexMetrics struct {
+	ReadRecords, ReadBytes, WriteRecords, WriteBytes atomic.Int64
+}
+
+// RunSubtask runs one subtask of a vertex until its input ends (it then closes every writer
+// and returns nil), ctx is cancelled (it returns ctx.Err() without closing writers cleanly and
+// without committing file sinks) or an error occurs.
+func (p *Plan) RunSubtask(ctx context.Context, vertex, subtask int, tio TaskIO) (err error) {
+	if err := p.Compile(); err != nil {
+		return err
+	}
+	if vertex < 0 || vertex >= len(p.Vertices) {
+		return fmt.Errorf("run subtask: no vertex %d in plan %q", vertex, p.Name)
+	}
+	v := p.Vertices[vertex]
+	if subtask < 0 || subtask >= v.Parallelism {
+		return fmt.Errorf("run subtask: vertex %q has parallelism %d, no subtask %d", v.Name, v.Parallelism, subtask)
+	}
+	m := tio.Metrics
+	if m == nil {
+		m = new(VertexMetrics)
+	}
+	out, err := p.newOutput(v, subtask, tio, m)
+	if err != nil {
+		return err
+	}
+	head, src, err := p.buildChain(v, subtask, tio, out)
+	if err != nil {
+		return err
+	}
+	defer func() {
+		if err != nil {
+			head.abort()
+			if ctx.Err() != nil {
+				// A writer or source that failed because of the cancellation: report the
+				// cancellation itself, as the runtime expects.
+				err = ctx.Err()
+			}
+		}
+	}()
+	if src != nil {
+		return src.run(ctx, head)
+	}
+	if tio.Input == nil {
+		return fmt.Errorf("run subtask %q: no input gate for a non-source vertex", v.Name)
+	}
+	var rec Record
+	for {
+		b, err := tio.Input.Next(ctx)
+		if err == io.EOF {
+			return head.finish()
+		}
+		if err != nil {
+			if ctx.Err() != nil {
+				return ctx.Err()
+			}
+			return fmt.Errorf("vertex %q subtask %d: read input: %w", v.Name, subtask, err)
+		}
+		m.ReadRecords.Add(1)
+		m.ReadBytes.Add(int64(len(b)))
+		if err := DecodeRecord(b, &rec); err != nil {
+			return fmt.Errorf("vertex %q subtask %d: %w", v.Name, subtask, err)
+		}
+		if err := head.collect(rec); err != nil {
+			return err
+		}
+	}
+}
+
+// buildChain builds the vertex's operators back to front. For a source vertex the first
+// operator is returned as a source feeding the rest of the chain.
+func (p *Plan) buildChain(v *Vertex, subtask int, tio TaskIO, out collector) (collector, source, error) {
+	next := out
+	var src source
+	for i := len(v.Operators) - 1; i >= 0; i-- {
+		oi := p.ops[v.Operators[i]]
+		o := oi.spec
+		var in Schema
+		if oi.in != nil {
+			in = oi.in.schema
+		}
+		switch o.Type {
+		case TypeGenerator:
+			src = newGenerator(o, subtask, v.Parallelism)
+		case TypeSocket:
+			src = &socketSource{name: o.Name, addr: net.JoinHostPort(o.Host, strconv.Itoa(o.Port))}
+		case TypeFile:
+			if oi.in == nil {
+				src = newFileSource(oi, subtask, v.Parallelism, tio.Files)
+				break
+			}
+			s, err := newFileSink(o.Name, o.Path, o.Format, subtask, in)
+			if err != nil {
+				next.abort()
+				return nil, nil, err
+			}
+			next = s
+		case TypePrint:
+			if o.Path != "" {
+				s, err := newFileSink(o.Name, o.Path, "text", subtask, in)
+				if err != nil {
+					next.abort()
+					return nil, nil, err
+				}
+				next = s
+				break
+			}
+			w := tio.Stdout
+			if w == nil {
+				w = io.Discard
+			}
+			next = &printSink{name: o.Name, w: w}
+		case TypeBlackhole:
+			next = blackholeSink{}
+		case TypeFilter:
+			next = &filterOp{name: o.Name, expr: oi.expr, act: newActivation(in), next: next}
+		case TypeMap:
+			next = &mapOp{name: o.Name, exprs: oi.exprs, act: newActivation(in), out: make(Record, len(oi.exprs)), next: next}
+		case TypeFlatMap:
+			f := &flatMapOp{name: o.Name, expr: oi.expr, act: newActivation(in), out: make(Record, len(oi.schema)), next: next}
+			if oi.flatMap {
+				f.fields = o.Fields
+			}
+			next = f
+		case TypeAggregate:
+			next = &aggregateOp{name: o.Name, function: o.Function, field: oi.aggIdx, bounded: p.Bounded,
+				key: newKeyFunc(oi.in), state: map[string]*aggState{}, out: make(Record, 2), next: next}
+		default:
+			return nil, nil, fmt.Errorf("operator %q: type %s cannot run in a vertex", o.Name, o.Type)
+		}
+	}
+	return next, src, nil
+}
+
+// output is the tail of a chain: it encodes each record once and writes it to every out edge.
+type output struct {
+	edges   []*edgeOutput
+	metrics *VertexMetrics
+	buf     []byte
+}
+
+type edgeOutput struct {
+	edge    *Edge
+	writers []RecordWriter
+	key     *keyFunc // hash edges
+	forward int      // forward edges: the one target
+	next    int      // rebalance: next target
+	keyBuf  []byte
+}
+
+func (p *Plan) newOutput(v *Vertex, subtask int, tio TaskIO, m *VertexMetrics) (*output, error) {
+	o := &output{metrics: m}
+	for _, id := range v.OutEdges {
+		e := p.Edges[id]
+		ws := tio.Outputs[id]
+		n := p.Vertices[e.Target].Parallelism
+		if len(ws) != n {
+			return nil, fmt.Errorf("vertex %q: edge %d needs %d writers, got %d", v.Name, id, n, len(ws))
+		}
+		eo := &edgeOutput{edge: e, writers: ws, next: subtask % n}
+		for _, t := range p.Targets(id, subtask) {
+			if ws[t] == nil {
+				return nil, fmt.Errorf("vertex %q: edge %d has no writer for target subtask %d", v.Name, id, t)
+			}
+		}
+		switch e.Partitioning {
+		case PartitionHash:
+			eo.key = newKeyFunc(e.keyBy)
+		case PartitionForward:
+			eo.forward = subtask
+		}
+		o.edges = append(o.edges, eo)
+	}
+	return o, nil
+}
+
+func (o *output) collect(r Record) error {
+	if len(o.edges) == 0 {
+		return nil
+	}
+	o.buf = AppendRecord(o.buf[:0], r)
+	for _, eo := range o.edges {
+		var t int
+		switch eo.edge.Partitioning {
+		case PartitionHash:
+			k, err := eo.key.key(r)
+			if err != nil {
+				return err
+			}
+			eo.keyBuf = appendValue(eo.keyBuf[:0], k)
+			t = int(hashKey(eo.keyBuf) % uint32(len(eo.writers)))
+		case PartitionForward:
+			t = eo.forward
+		default:
+			t = eo.next
+			eo.next++
+			if eo.next == len(eo.writers) {
+				eo.next = 0
+			}
+		}
+		if err := eo.writers[t].WriteRecord(o.buf); err != nil {
+			return fmt.Errorf("write to edge %d subtask %d: %w", eo.edge.ID, t, err)
+		}
+		o.metrics.WriteRecords.Add(1)
+		o.metrics.WriteBytes.Add(int64(len(o.buf)))
+	}
+	return nil
+}
+
+// hashKey is FNV-1a over the encoded key: every producer computes the same target for a key.
+// Inlined rather than hash/fnv to stay allocation-free per record.
+func hashKey(b []byte) uint32 {
+	h := uint32(2166136261)
+	for _, c := range b {
+		h ^= uint32(c)
+		h *= 16777619
+	}
+	return h
+}
+
+func (o *output) finish() error {
+	var errs []error
+	for _, eo := range o.edges {
+		for i, w := range eo.writers {
+			if w == nil {
+				continue
+			}
+			if err := w.Close(); err != nil {
+				errs = append(errs, fmt.Errorf("close edge %d subtask %d: %w", eo.edge.ID, i, err))
+			}
+		}
+	}
+	return errors.Join(errs...)
+}
+
+func (o *output) abort() {}

@@ -1,0 +1,217 @@
+// Package test holds the integration tests: they build the sluice binary and
+// start real JobManager and TaskManager processes on loopback.
+package test
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"fmt"
+	"io"
+	"net"
+	"net/http"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+)
+
+var sluiceBin string
+
+func TestMain(m *testing.M) {
+	dir, err := os.MkdirTemp("", "sluice-it-")
+	if err != nil {
+		panic(err)
+	}
+	sluiceBin = filepath.Join(dir, "sluice")
+	build := exec.Command("go", "build", "-o", sluiceBin, "../cmd/sluice")
+	build.Stdout, build.Stderr = os.Stdout, os.Stderr
+	if err := build.Run(); err != nil {
+		fmt.Fprintln(os.Stderr, "build sluice:", err)
+		os.Exit(1)
+	}
+	code := m.Run()
+	os.RemoveAll(dir)
+	os.Exit(code)
+}
+
+// repoRoot is where examples/ lives.
+func repoRoot(t *testing.T) string {
+	t.Helper()
+	abs, err := filepath.Abs("..")
+	if err != nil {
+		t.Fatal(err)
+	}
+	return abs
+}
+
+func freePort(t *testing.T) int {
+	t.Helper()
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer l.Close()
+	return l.Addr().(*net.TCPAddr).Port
+}
+
+// proc is a sluice process started by a test; it is killed at cleanup.
+type proc struct {
+	name string
+	cmd  *exec.Cmd
+	mu   sync.Mutex
+	log  bytes.Buffer
+	done chan struct{}
+}
+
+func (p *proc) Write(b []byte) (int, error) {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	return p.log.Write(b)
+}
+
+// Log returns everything the process wrote so far.
+func (p *proc) Log() string {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	return p.log.String()
+}
+
+func (p *proc) Kill() {
+	_ = p.cmd.Process.Kill()
+	<-p.done
+}
+
+func startProc(t *testing.T, name string, args ...string) *proc {
+	t.Helper()
+	p := &proc{name: name, done: make(chan struct{})}
+	p.cmd = exec.Command(sluiceBin, args...)
+	p.cmd.Dir = repoRoot(t)
+	p.cmd.Stdout, p.cmd.Stderr = p, p
+	if err := p.cmd.Start(); err != nil {
+		t.Fatalf("start %s: %v", name, err)
+	}
+	go func() { _ = p.cmd.Wait(); close(p.done) }()
+	t.Cleanup(func() {
+		_ = p.cmd.Process.Signal(os.Interrupt)
+		select {
+		case <-p.done:
+		case <-time.After(5 * time.Second):
+			p.Kill()
+		}
+		if t.Failed() {
+			t.Logf("--- %s log ---\n%s", name, p.Log())
+		}
+	})
+	return p
+}
+
+// cluster is a JobManager and TaskManagers, each its own process.
+type cluster struct {
+	t        *testing.T
+	restURL  string
+	rpcPort  int
+	jm       *proc
+	tms      []*proc
+	defines  []string
+	baseArgs []string
+}
+
+// startCluster starts a JobManager and n TaskManagers of `slots` slots with
+// the given extra -D settings, and waits until every TM has registered.
+func startCluster(t *testing.T, n, slots int, defines ...string) *cluster {
+	t.Helper()
+	c := &cluster{t: t, rpcPort: freePort(t)}
+	restPort := freePort(t)
+	c.restURL = fmt.Sprintf("http://127.0.0.1:%d", restPort)
+	c.defines = append([]string{
+		"jobmanager.rpc.address=127.0.0.1", "jobmanager.bind-host=127.0.0.1",
+		fmt.Sprintf("jobmanager.rpc.port=%d", c.rpcPort), "rest.bind-address=127.0.0.1",
+		fmt.Sprintf("rest.port=%d", restPort), "taskmanager.host=127.0.0.1", "taskmanager.bind-host=127.0.0.1",
+		fmt.Sprintf("taskmanager.numberOfTaskSlots=%d", slots),
+	}, defines...)
+	for _, d := range c.defines {
+		c.baseArgs = append(c.baseArgs, "-D", d)
+	}
+	c.jm = startProc(t, "jobmanager", append([]string{"jobmanager", "--work-dir", t.TempDir()}, c.baseArgs...)...)
+	for i := 0; i < n; i++ {
+		c.addTM()
+	}
+	c.waitFor(30*time.Second, "taskmanagers registered", func() bool {
+		var o map[string]any
+		return c.get("/overview", &o) == nil && int(o["taskmanagers"].(float64)) == n
+	})
+	return c
+}
+
+func (c *cluster) addTM() *proc {
+	i := len(c.tms) + 1
+	p := startProc(c.t, fmt.Sprintf("taskmanager-%d", i), append([]string{"taskmanager", "--id", fmt.Sprintf("tm-%d", i), "--work-dir", c.t.TempDir()}, c.baseArgs...)...)
+	c.tms = append(c.tms, p)
+	return p
+}
+
+func (c *cluster) get(path string, out any) error {
+	resp, err := http.Get(c.restURL + path)
+	if err != nil {
+		return err
+	}
+	defer resp.Body.Close()
+	data, _ := io.ReadAll(resp.Body)
+	if resp.StatusCode != 200 {
+		return fmt.Errorf("GET %s: %s: %s", path, resp.Status, data)
+	}
+	return json.Unmarshal(data, out)
+}
+
+func (c *cluster) waitFor(timeout time.Duration, what string, cond func() bool) {
+	c.t.Helper()
+	deadline := time.Now().Add(timeout)
+	for time.Now().Before(deadline) {
+		if cond() {
+			return
+		}
+		time.Sleep(100 * time.Millisecond)
+	}
+	c.t.Fatalf("timed out after %s waiting for %s", timeout, what)
+}
+
+// sluice runs the CLI against the cluster and returns stdout, stderr and the
+// exit code.
+func (c *cluster) sluice(ctx context.Context, args ...string) (string, string, int) {
+	c.t.Helper()
+	return runSluice(ctx, c.t, append(args, "--jobmanager", c.restURL)...)
+}
+
+func runSluice(ctx context.Context, t *testing.T, args ...string) (string, string, int) {
+	t.Helper()
+	cmd := exec.CommandContext(ctx, sluiceBin, args...)
+	cmd.Dir = repoRoot(t)
+	var stdout, stderr bytes.Buffer
+	cmd.Stdout, cmd.Stderr = &stdout, &stderr
+	err := cmd.Run()
+	code := 0
+	if ee, ok := err.(*exec.ExitError); ok {
+		code = ee.ExitCode()
+	} else if err != nil {
+		t.Fatalf("run sluice %s: %v", strings.Join(args, " "), err)
+	}
+	return stdout.String(), stderr.String(), code
+}
+
+func (c *cluster) job(id string) map[string]any {
+	c.t.Helper()
+	var j map[string]any
+	if err := c.get("/jobs/"+id, &j); err != nil {
+		c.t.Fatal(err)
+	}
+	return j
+}
+
+func (c *cluster) jobState(id string) string {
+	s, _ := c.job(id)["state"].(string)
+	return s
+}
