@@ -3,7 +3,9 @@ package test
 import (
 	"context"
 	"fmt"
+	"io"
 	"net"
+	"net/http"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -167,8 +169,35 @@ func TestWordcountMultiProcess(t *testing.T) {
 		t.Fatal(err)
 	}
 	if len(tms["taskmanagers"]) != 2 {
-		t.Errorf("/taskmanagers lists %d", len(tms["taskmanagers"]))
+		t.Fatalf("/taskmanagers lists %d", len(tms["taskmanagers"]))
 	}
+	// Each TM serves Prometheus metrics on its own port; the JM on /metrics.
+	for _, tm := range tms["taskmanagers"] {
+		body := httpGet(t, "http://"+tm["metricsAddress"].(string)+"/metrics")
+		if !strings.Contains(body, "sluice_taskmanager_network_sent_bytes_total") {
+			t.Errorf("TM metrics lack bytes sent: %.300s", body)
+		}
+	}
+	body := httpGet(t, c.restURL+"/metrics")
+	for _, m := range []string{"sluice_operator_records_in_total", "sluice_operator_records_out_total", "sluice_operator_backpressured_seconds_total", "sluice_taskmanager_network_received_bytes_total"} {
+		if !strings.Contains(body, m) {
+			t.Errorf("JM /metrics lacks %s", m)
+		}
+	}
+}
+
+func httpGet(t *testing.T, url string) string {
+	t.Helper()
+	resp, err := http.Get(url)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	b, _ := io.ReadAll(resp.Body)
+	if resp.StatusCode != 200 {
+		t.Fatalf("GET %s: %s", url, resp.Status)
+	}
+	return string(b)
 }
 
 func submitUnbounded(t *testing.T, c *cluster, p string, rate string) string {
@@ -438,4 +467,50 @@ func TestTaskManagerFrozen(t *testing.T) {
 	if j := c.job(id); j["state"] != "RUNNING" {
 		t.Fatalf("job state after the TM came back: %v (%v)", j["state"], j["failure-cause"])
 	}
+}
+
+// TestLocalInterrupt: Ctrl-C on `sluice local` of an endless job cancels it
+// and exits promptly.
+func TestLocalInterrupt(t *testing.T) {
+	p := startProc(t, "local", "local", "examples/unbounded.yaml", "--param", "rate=1000", "-p", "2")
+	deadline := time.Now().Add(30 * time.Second)
+	for !strings.Contains(p.Log(), "job scheduled") {
+		if time.Now().After(deadline) {
+			t.Fatal("job never scheduled")
+		}
+		time.Sleep(100 * time.Millisecond)
+	}
+	time.Sleep(500 * time.Millisecond)
+	start := time.Now()
+	if err := p.cmd.Process.Signal(os.Interrupt); err != nil {
+		t.Fatal(err)
+	}
+	select {
+	case <-p.done:
+	case <-time.After(10 * time.Second):
+		t.Fatal("sluice local did not exit within 10s of Ctrl-C")
+	}
+	if code := p.cmd.ProcessState.ExitCode(); code != 130 {
+		t.Errorf("exit code %d, want 130", code)
+	}
+	if !strings.Contains(p.Log(), "CANCELED") {
+		t.Errorf("log does not report the job CANCELED")
+	}
+	t.Logf("exited %s after Ctrl-C", time.Since(start))
+}
+
+// TestAttachedFile: a file attached with --file travels through the blob
+// service (hash-verified) to the TaskManagers, which read it by its name.
+func TestAttachedFile(t *testing.T) {
+	c := startCluster(t, 2, 1)
+	input := writeSample(t)
+	outDir := filepath.Join(t.TempDir(), "out")
+	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
+	defer cancel()
+	stdout, stderr, code := c.sluice(ctx, "run", "examples/wordcount.yaml", "-p", "2", "--file", input,
+		"--param", "input="+filepath.Base(input), "--param", "output="+outDir)
+	if code != 0 {
+		t.Fatalf("exit %d\n%s\n%s", code, stdout, stderr)
+	}
+	equalLines(t, readParts(t, outDir), referenceCounts(t, input))
 }
