@@ -12,6 +12,7 @@ import (
 
 	"github.com/sluice-dev/sluice/internal/jobmanager"
 	"github.com/sluice-dev/sluice/internal/minicluster"
+	"github.com/sluice-dev/sluice/internal/security/internaltls"
 	"github.com/sluice-dev/sluice/internal/taskmanager"
 )
 
@@ -30,22 +31,34 @@ func newJobManagerCmd(g *globals) *cobra.Command {
 			if err != nil {
 				return err
 			}
-			jm, err := jobmanager.New(jobmanager.Options{Config: cfg, Logger: g.log, WorkDir: workDir})
+			if workDir == "" {
+				if workDir, err = os.MkdirTemp("", "sluice-jm-"); err != nil {
+					return err
+				}
+			}
+			ctx, stop := signalContext()
+			defer stop()
+			sec, err := internaltls.SetupJobManager(ctx, cfg, g.log, workDir)
 			if err != nil {
 				return err
 			}
-			g.log.Warn("internal connections (rpc, data, blob) and the REST API are not secured: no TLS and no authentication configured")
-			ctx, stop := signalContext()
-			defer stop()
+			jm, err := jobmanager.New(jobmanager.Options{
+				Config: cfg, Logger: g.log, WorkDir: workDir, Security: sec.Security, ClusterID: sec.ClusterID,
+				RPCServerOptions: sec.ServerOptions(), RegisterRPC: sec.Register,
+			})
+			if err != nil {
+				return err
+			}
+			g.log.Warn("the REST API is NOT secured: no TLS and no authentication (anyone who reaches it may submit and cancel jobs)")
 			return jm.Run(ctx, nil)
 		},
 	}
-	cmd.Flags().StringVar(&workDir, "work-dir", "", "directory for the blob store (default: a new temporary directory)")
+	cmd.Flags().StringVar(&workDir, "work-dir", "", "directory for the blob store and, in automatic mode without security.ssl.internal.auto.dir, the cluster CA (default: a new temporary directory)")
 	return cmd
 }
 
 func newTaskManagerCmd(g *globals) *cobra.Command {
-	var workDir, id string
+	var workDir, id, joinToken string
 	cmd := &cobra.Command{
 		Use:   "taskmanager",
 		Short: "Run a TaskManager that offers slots to the JobManager",
@@ -55,16 +68,24 @@ func newTaskManagerCmd(g *globals) *cobra.Command {
 			if err != nil {
 				return err
 			}
-			tm, err := taskmanager.New(taskmanager.Options{Config: cfg, Logger: g.log, WorkDir: workDir, ID: id})
-			if err != nil {
-				return err
+			if id == "" {
+				id = taskmanager.DefaultID(cfg)
 			}
 			ctx, stop := signalContext()
 			defer stop()
+			sec, err := internaltls.SetupTaskManager(ctx, cfg, g.log, id, joinToken)
+			if err != nil {
+				return err
+			}
+			tm, err := taskmanager.New(taskmanager.Options{Config: cfg, Logger: g.log, WorkDir: workDir, ID: id, Security: sec.Security})
+			if err != nil {
+				return err
+			}
 			return tm.Run(ctx)
 		},
 	}
 	cmd.Flags().StringVar(&workDir, "work-dir", "", "directory for the blob cache (default: a new temporary directory)")
+	cmd.Flags().StringVar(&joinToken, "join-token", "", "join a cluster in automatic TLS mode with this token (or security.cluster.join-token / security.cluster.join-token-file)")
 	cmd.Flags().StringVar(&id, "id", "", "resource id of this TaskManager (default: taskmanager.resource-id, else host name and a random suffix)")
 	return cmd
 }
@@ -88,6 +109,13 @@ func newLocalCmd(g *globals) *cobra.Command {
 			pm, err := parseParams(params)
 			if err != nil {
 				return err
+			}
+			// sluice local is encrypted and mutually authenticated out of
+			// the box, unless the configuration says otherwise.
+			if !cfg.IsSet("security.ssl.internal.auto") && !cfg.Bool("security.ssl.internal.enabled") {
+				if err := cfg.Set("security.ssl.internal.auto", "true"); err != nil {
+					return err
+				}
 			}
 			ctx, stop := signalContext()
 			defer stop()

@@ -68,6 +68,8 @@ func init() {
 		{Name: "security.ssl.internal.auto.dir", Type: String, Doc: "Directory for generated internal TLS material."},
 		{Name: "security.cluster.join-token", Type: String, Doc: "Token a process presents to join the cluster."},
 		{Name: "security.cluster.join-token-file", Type: String, Doc: "File holding the cluster join token."},
+		{Name: "security.ssl.internal.auto.cert-ttl", Type: Duration, Default: "24 h", Min: new(int64(60000)), Doc: "Lifetime of the certificates the automatic cluster CA issues; they are renewed at two thirds of it."},
+		{Name: "security.cluster.join-token.ttl", Type: Duration, Default: "24 h", Min: new(int64(1000)), Doc: "Lifetime of the join token the JobManager creates in automatic mode."},
 
 		// Legacy shared TLS keys, read as fallbacks for internal and REST.
 		{Name: "security.ssl.keystore", Type: String, Doc: "Legacy key store for internal and REST TLS."},

@@ -35,8 +35,15 @@ type Options struct {
 	Logger   *slog.Logger
 	// WorkDir holds the blob store; a temporary directory when empty.
 	WorkDir string
-	// RESTListener, when set, is used instead of listening on rest.*.
-	RESTListener net.Listener
+	// ClusterID is the cluster's id (from the internal certificates when
+	// they carry identities); generated when empty.
+	ClusterID string
+	// RPCServerOptions are added to the control-plane gRPC server (the
+	// internal-security interceptors).
+	RPCServerOptions []grpc.ServerOption
+	// RegisterRPC registers extra services on the control-plane server
+	// (the automatic-mode bootstrap).
+	RegisterRPC func(*grpc.Server)
 }
 
 // JobManager is a running JobManager.
@@ -57,6 +64,8 @@ type JobManager struct {
 	slotFreed chan struct{}
 
 	rpcAddr, restAddr, blobAddr string
+	rpcOpts                     []grpc.ServerOption
+	registerRPC                 func(*grpc.Server)
 	ready                       chan struct{}
 	metrics                     *jmMetrics
 	bg                          sync.WaitGroup
@@ -87,17 +96,22 @@ func New(o Options) (*JobManager, error) {
 		return nil, err
 	}
 	jm := &JobManager{
-		cfg:        o.Config,
-		sec:        o.Security,
-		log:        o.Logger.With("component", "jobmanager"),
-		clusterID:  newID(8),
-		blobs:      store,
-		hbInterval: o.Config.Duration("heartbeat.interval"),
-		hbTimeout:  o.Config.Duration("heartbeat.timeout"),
-		tms:        map[string]*taskManager{},
-		jobs:       map[string]*job{},
-		slotFreed:  make(chan struct{}),
-		ready:      make(chan struct{}),
+		cfg:         o.Config,
+		sec:         o.Security,
+		log:         o.Logger.With("component", "jobmanager"),
+		clusterID:   o.ClusterID,
+		rpcOpts:     o.RPCServerOptions,
+		registerRPC: o.RegisterRPC,
+		blobs:       store,
+		hbInterval:  o.Config.Duration("heartbeat.interval"),
+		hbTimeout:   o.Config.Duration("heartbeat.timeout"),
+		tms:         map[string]*taskManager{},
+		jobs:        map[string]*job{},
+		slotFreed:   make(chan struct{}),
+		ready:       make(chan struct{}),
+	}
+	if jm.clusterID == "" {
+		jm.clusterID = newID(8)
 	}
 	jm.metrics = newJMMetrics(jm)
 	return jm, nil
@@ -149,8 +163,11 @@ func (jm *JobManager) Run(ctx context.Context, restListener net.Listener) error 
 	jm.blobAddr = advertise(blobL.Addr(), cfg.String("jobmanager.rpc.address"))
 	jm.restAddr = restListener.Addr().String()
 
-	gs := grpc.NewServer(jm.sec.GRPCServerOptions()...)
+	gs := grpc.NewServer(append(jm.sec.GRPCServerOptions(), jm.rpcOpts...)...)
 	controlpb.RegisterJobManagerServer(gs, &rpcServer{jm: jm})
+	if jm.registerRPC != nil {
+		jm.registerRPC(gs)
+	}
 	errc := make(chan error, 3)
 	go func() { errc <- gs.Serve(rpcL) }()
 	go func() { errc <- blob.NewServer(jm.blobs, jm.log).Serve(ctx, blobL) }()

@@ -8,17 +8,22 @@ import (
 	"io"
 	"log/slog"
 	"net"
+	"os"
+	"path/filepath"
 	"sync"
 
 	"github.com/sluice-dev/sluice/internal/config"
 	"github.com/sluice-dev/sluice/internal/jobmanager"
+	"github.com/sluice-dev/sluice/internal/security/internaltls"
 	"github.com/sluice-dev/sluice/internal/taskmanager"
 	"github.com/sluice-dev/sluice/internal/transport"
 )
 
 // Options configure a mini-cluster.
 type Options struct {
-	Config       *config.Config
+	Config *config.Config
+	// Security, when set, is used by every process as is; otherwise the
+	// internal security is set up from Config (internaltls).
 	Security     *transport.Security
 	Logger       *slog.Logger
 	TaskManagers int // default 2
@@ -29,11 +34,15 @@ type Options struct {
 
 // Cluster is a running mini-cluster.
 type Cluster struct {
-	JM     *jobmanager.JobManager
-	TMs    []*taskmanager.TaskManager
-	cancel context.CancelFunc
-	wg     sync.WaitGroup
-	errs   chan error
+	JM *jobmanager.JobManager
+	// Internal is the internal security set up for the cluster (nil when
+	// Options.Security was given).
+	Internal *internaltls.JobManager
+	workDir  string
+	TMs      []*taskmanager.TaskManager
+	cancel   context.CancelFunc
+	wg       sync.WaitGroup
+	errs     chan error
 }
 
 // Start starts a JobManager and its TaskManagers on loopback ports chosen by
@@ -72,10 +81,26 @@ func Start(ctx context.Context, o Options) (*Cluster, error) {
 	}
 	// ctx bounds only the start-up; the processes live until Stop.
 	runCtx, cancel := context.WithCancel(context.Background())
-	c := &Cluster{cancel: cancel, errs: make(chan error, o.TaskManagers+1)}
-	jm, err := jobmanager.New(jobmanager.Options{Config: cfg, Security: o.Security, Logger: o.Logger})
+	workDir, err := os.MkdirTemp("", "sluice-local-")
 	if err != nil {
 		cancel()
+		return nil, err
+	}
+	c := &Cluster{cancel: cancel, errs: make(chan error, o.TaskManagers+1), workDir: workDir}
+	jmOpts := jobmanager.Options{Config: cfg, Security: o.Security, Logger: o.Logger, WorkDir: filepath.Join(workDir, "jobmanager")}
+	if o.Security == nil {
+		sec, err := internaltls.SetupJobManager(runCtx, cfg, o.Logger, workDir)
+		if err != nil {
+			c.Stop()
+			return nil, err
+		}
+		c.Internal = sec
+		jmOpts.Security, jmOpts.ClusterID = sec.Security, sec.ClusterID
+		jmOpts.RPCServerOptions, jmOpts.RegisterRPC = sec.ServerOptions(), sec.Register
+	}
+	jm, err := jobmanager.New(jmOpts)
+	if err != nil {
+		c.Stop()
 		return nil, err
 	}
 	c.JM = jm
@@ -102,7 +127,21 @@ func Start(ctx context.Context, o Options) (*Cluster, error) {
 		return nil, err
 	}
 	for i := 0; i < o.TaskManagers; i++ {
-		tm, err := taskmanager.New(taskmanager.Options{Config: tmCfg, Security: o.Security, Logger: o.Logger, Stdout: o.Stdout, ID: fmt.Sprintf("local-tm-%d", i+1)})
+		id := fmt.Sprintf("local-tm-%d", i+1)
+		sec := o.Security
+		if sec == nil {
+			token := ""
+			if c.Internal.Mode == internaltls.Auto {
+				token = c.Internal.JoinToken.String()
+			}
+			tsec, err := internaltls.SetupTaskManager(runCtx, tmCfg, o.Logger, id, token)
+			if err != nil {
+				c.Stop()
+				return nil, err
+			}
+			sec = tsec.Security
+		}
+		tm, err := taskmanager.New(taskmanager.Options{Config: tmCfg, Security: sec, Logger: o.Logger, Stdout: o.Stdout, ID: id, WorkDir: filepath.Join(workDir, id)})
 		if err != nil {
 			c.Stop()
 			return nil, err
@@ -132,4 +171,5 @@ func Start(ctx context.Context, o Options) (*Cluster, error) {
 func (c *Cluster) Stop() {
 	c.cancel()
 	c.wg.Wait()
+	os.RemoveAll(c.workDir)
 }

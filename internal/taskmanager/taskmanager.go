@@ -88,11 +88,7 @@ func New(o Options) (*TaskManager, error) {
 	}
 	id := o.ID
 	if id == "" {
-		id = o.Config.String("taskmanager.resource-id")
-	}
-	if id == "" {
-		host, _ := os.Hostname()
-		id = fmt.Sprintf("%s-%s", host, randomSuffix())
+		id = DefaultID(o.Config)
 	}
 	dir := o.WorkDir
 	if dir == "" {
@@ -299,6 +295,16 @@ func (tm *TaskManager) heartbeatRequest() *controlpb.HeartbeatRequest {
 	req.BytesSent = sent
 	req.BytesReceived = tm.net.Stats().BytesReceived
 	return req
+}
+
+// DefaultID is the resource id of a TaskManager when none is given:
+// taskmanager.resource-id, else the host name and a random suffix.
+func DefaultID(cfg *config.Config) string {
+	if id := cfg.String("taskmanager.resource-id"); id != "" {
+		return id
+	}
+	host, _ := os.Hostname()
+	return fmt.Sprintf("%s-%s", host, randomSuffix())
 }
 
 func hostname() string {

@@ -36,6 +36,13 @@ type Security struct {
 	mu     sync.RWMutex
 	server map[Kind]*tls.Config
 	client map[Kind]*tls.Config
+	// Observe, when set, is told about failed server-side handshakes.
+	Observe HandshakeObserver
+	// HandshakeTimeout bounds a server-side TLS handshake (default 10s).
+	HandshakeTimeout time.Duration
+	// Describe, when set, turns a client-side handshake error into a
+	// reason a person can act on.
+	Describe func(error) string
 }
 
 // Plaintext returns a Security with no TLS anywhere.
@@ -77,7 +84,7 @@ func (s *Security) ClientTLS(k Kind) *tls.Config {
 func (s *Security) Secured(k Kind) bool { return s.ServerTLS(k) != nil || s.ClientTLS(k) != nil }
 
 // Listen opens a TCP listener for kind k on addr, wrapped in TLS when the
-// kind is secured. gRPC kinds are not wrapped: gRPC does its own handshake
+// kind is secured (handshakes complete before Accept returns a connection). gRPC kinds are not wrapped: gRPC does its own handshake
 // with the credentials from GRPCServerOptions.
 func (s *Security) Listen(ctx context.Context, k Kind, addr string) (net.Listener, error) {
 	var lc net.ListenConfig
@@ -89,7 +96,7 @@ func (s *Security) Listen(ctx context.Context, k Kind, addr string) (net.Listene
 		return l, nil
 	}
 	if cfg := s.ServerTLS(k); cfg != nil {
-		return tls.NewListener(l, cfg), nil
+		return newTLSListener(l, k, cfg, s.HandshakeTimeout, s.Observe), nil
 	}
 	return l, nil
 }
@@ -109,9 +116,18 @@ func (s *Security) Dial(ctx context.Context, k Kind, addr string) (net.Conn, err
 		return conn, nil
 	}
 	tconn := tls.Client(conn, cfg)
-	if err := tconn.HandshakeContext(ctx); err != nil {
+	hctx := ctx
+	if s.HandshakeTimeout > 0 {
+		var cancel context.CancelFunc
+		hctx, cancel = context.WithTimeout(ctx, s.HandshakeTimeout)
+		defer cancel()
+	}
+	if err := tconn.HandshakeContext(hctx); err != nil {
 		conn.Close()
-		return nil, fmt.Errorf("TLS handshake with %s (%s): %w", addr, k, err)
+		if s.Describe != nil {
+			return nil, fmt.Errorf("TLS handshake with %s (%s connection): %s: %w", addr, k, s.Describe(err), err)
+		}
+		return nil, fmt.Errorf("TLS handshake with %s (%s connection): %w", addr, k, err)
 	}
 	return tconn, nil
 }
@@ -124,7 +140,7 @@ func (s *Security) Dialer(k Kind) func(ctx context.Context, addr string) (net.Co
 // GRPCServerOptions returns the transport credentials of the RPC kind.
 func (s *Security) GRPCServerOptions() []grpc.ServerOption {
 	if cfg := s.ServerTLS(RPC); cfg != nil {
-		return []grpc.ServerOption{grpc.Creds(credentials.NewTLS(cfg))}
+		return []grpc.ServerOption{grpc.Creds(observedCreds{credentials.NewTLS(cfg), s.Observe})}
 	}
 	return nil
 }

@@ -888,6 +888,178 @@ func (x *CancelJobRequest) GetAttempt() int32 {
 	return 0
 }
 
+type JoinRequest struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	TokenId       string                 `protobuf:"bytes,1,opt,name=token_id,json=tokenId,proto3" json:"token_id,omitempty"`
+	TokenSecret   string                 `protobuf:"bytes,2,opt,name=token_secret,json=tokenSecret,proto3" json:"token_secret,omitempty"`
+	TaskmanagerId string                 `protobuf:"bytes,3,opt,name=taskmanager_id,json=taskmanagerId,proto3" json:"taskmanager_id,omitempty"`
+	Csr           []byte                 `protobuf:"bytes,4,opt,name=csr,proto3" json:"csr,omitempty"` // DER
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *JoinRequest) Reset() {
+	*x = JoinRequest{}
+	mi := &file_control_proto_msgTypes[11]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *JoinRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*JoinRequest) ProtoMessage() {}
+
+func (x *JoinRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_control_proto_msgTypes[11]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use JoinRequest.ProtoReflect.Descriptor instead.
+func (*JoinRequest) Descriptor() ([]byte, []int) {
+	return file_control_proto_rawDescGZIP(), []int{11}
+}
+
+func (x *JoinRequest) GetTokenId() string {
+	if x != nil {
+		return x.TokenId
+	}
+	return ""
+}
+
+func (x *JoinRequest) GetTokenSecret() string {
+	if x != nil {
+		return x.TokenSecret
+	}
+	return ""
+}
+
+func (x *JoinRequest) GetTaskmanagerId() string {
+	if x != nil {
+		return x.TaskmanagerId
+	}
+	return ""
+}
+
+func (x *JoinRequest) GetCsr() []byte {
+	if x != nil {
+		return x.Csr
+	}
+	return nil
+}
+
+type RenewRequest struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	Csr           []byte                 `protobuf:"bytes,1,opt,name=csr,proto3" json:"csr,omitempty"` // DER; the identity comes from the caller's certificate
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *RenewRequest) Reset() {
+	*x = RenewRequest{}
+	mi := &file_control_proto_msgTypes[12]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *RenewRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*RenewRequest) ProtoMessage() {}
+
+func (x *RenewRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_control_proto_msgTypes[12]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use RenewRequest.ProtoReflect.Descriptor instead.
+func (*RenewRequest) Descriptor() ([]byte, []int) {
+	return file_control_proto_rawDescGZIP(), []int{12}
+}
+
+func (x *RenewRequest) GetCsr() []byte {
+	if x != nil {
+		return x.Csr
+	}
+	return nil
+}
+
+type CertificateResponse struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	Chain         [][]byte               `protobuf:"bytes,1,rep,name=chain,proto3" json:"chain,omitempty"` // DER, leaf first
+	Ca            []byte                 `protobuf:"bytes,2,opt,name=ca,proto3" json:"ca,omitempty"`       // DER
+	ClusterId     string                 `protobuf:"bytes,3,opt,name=cluster_id,json=clusterId,proto3" json:"cluster_id,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *CertificateResponse) Reset() {
+	*x = CertificateResponse{}
+	mi := &file_control_proto_msgTypes[13]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *CertificateResponse) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*CertificateResponse) ProtoMessage() {}
+
+func (x *CertificateResponse) ProtoReflect() protoreflect.Message {
+	mi := &file_control_proto_msgTypes[13]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use CertificateResponse.ProtoReflect.Descriptor instead.
+func (*CertificateResponse) Descriptor() ([]byte, []int) {
+	return file_control_proto_rawDescGZIP(), []int{13}
+}
+
+func (x *CertificateResponse) GetChain() [][]byte {
+	if x != nil {
+		return x.Chain
+	}
+	return nil
+}
+
+func (x *CertificateResponse) GetCa() []byte {
+	if x != nil {
+		return x.Ca
+	}
+	return nil
+}
+
+func (x *CertificateResponse) GetClusterId() string {
+	if x != nil {
+		return x.ClusterId
+	}
+	return ""
+}
+
 var File_control_proto protoreflect.FileDescriptor
 
 const file_control_proto_rawDesc = "" +
@@ -970,7 +1142,19 @@ const file_control_proto_rawDesc = "" +
 	"\x05value\x18\x02 \x01(\tR\x05value:\x028\x01\"C\n" +
 	"\x10CancelJobRequest\x12\x15\n" +
 	"\x06job_id\x18\x01 \x01(\tR\x05jobId\x12\x18\n" +
-	"\aattempt\x18\x02 \x01(\x05R\aattempt*k\n" +
+	"\aattempt\x18\x02 \x01(\x05R\aattempt\"\x84\x01\n" +
+	"\vJoinRequest\x12\x19\n" +
+	"\btoken_id\x18\x01 \x01(\tR\atokenId\x12!\n" +
+	"\ftoken_secret\x18\x02 \x01(\tR\vtokenSecret\x12%\n" +
+	"\x0etaskmanager_id\x18\x03 \x01(\tR\rtaskmanagerId\x12\x10\n" +
+	"\x03csr\x18\x04 \x01(\fR\x03csr\" \n" +
+	"\fRenewRequest\x12\x10\n" +
+	"\x03csr\x18\x01 \x01(\fR\x03csr\"Z\n" +
+	"\x13CertificateResponse\x12\x14\n" +
+	"\x05chain\x18\x01 \x03(\fR\x05chain\x12\x0e\n" +
+	"\x02ca\x18\x02 \x01(\fR\x02ca\x12\x1d\n" +
+	"\n" +
+	"cluster_id\x18\x03 \x01(\tR\tclusterId*k\n" +
 	"\tTaskState\x12\x1a\n" +
 	"\x16TASK_STATE_UNSPECIFIED\x10\x00\x12\r\n" +
 	"\tDEPLOYING\x10\x01\x12\v\n" +
@@ -987,7 +1171,10 @@ const file_control_proto_rawDesc = "" +
 	"\vTaskManager\x12G\n" +
 	"\n" +
 	"DeployTask\x12!.sluice.control.v1.TaskDeployment\x1a\x16.sluice.control.v1.Ack\x12H\n" +
-	"\tCancelJob\x12#.sluice.control.v1.CancelJobRequest\x1a\x16.sluice.control.v1.AckB;Z9github.com/sluice-dev/sluice/internal/rpc/proto;controlpbb\x06proto3"
+	"\tCancelJob\x12#.sluice.control.v1.CancelJobRequest\x1a\x16.sluice.control.v1.Ack2\xad\x01\n" +
+	"\tBootstrap\x12N\n" +
+	"\x04Join\x12\x1e.sluice.control.v1.JoinRequest\x1a&.sluice.control.v1.CertificateResponse\x12P\n" +
+	"\x05Renew\x12\x1f.sluice.control.v1.RenewRequest\x1a&.sluice.control.v1.CertificateResponseB;Z9github.com/sluice-dev/sluice/internal/rpc/proto;controlpbb\x06proto3"
 
 var (
 	file_control_proto_rawDescOnce sync.Once
@@ -1002,43 +1189,50 @@ func file_control_proto_rawDescGZIP() []byte {
 }
 
 var file_control_proto_enumTypes = make([]protoimpl.EnumInfo, 1)
-var file_control_proto_msgTypes = make([]protoimpl.MessageInfo, 13)
+var file_control_proto_msgTypes = make([]protoimpl.MessageInfo, 16)
 var file_control_proto_goTypes = []any{
-	(TaskState)(0),            // 0: sluice.control.v1.TaskState
-	(*RegisterRequest)(nil),   // 1: sluice.control.v1.RegisterRequest
-	(*RegisterResponse)(nil),  // 2: sluice.control.v1.RegisterResponse
-	(*TaskMetrics)(nil),       // 3: sluice.control.v1.TaskMetrics
-	(*HeartbeatRequest)(nil),  // 4: sluice.control.v1.HeartbeatRequest
-	(*HeartbeatResponse)(nil), // 5: sluice.control.v1.HeartbeatResponse
-	(*TaskStateUpdate)(nil),   // 6: sluice.control.v1.TaskStateUpdate
-	(*Ack)(nil),               // 7: sluice.control.v1.Ack
-	(*OutputTarget)(nil),      // 8: sluice.control.v1.OutputTarget
-	(*OutputEdge)(nil),        // 9: sluice.control.v1.OutputEdge
-	(*TaskDeployment)(nil),    // 10: sluice.control.v1.TaskDeployment
-	(*CancelJobRequest)(nil),  // 11: sluice.control.v1.CancelJobRequest
-	nil,                       // 12: sluice.control.v1.TaskDeployment.ParametersEntry
-	nil,                       // 13: sluice.control.v1.TaskDeployment.FilesEntry
+	(TaskState)(0),              // 0: sluice.control.v1.TaskState
+	(*RegisterRequest)(nil),     // 1: sluice.control.v1.RegisterRequest
+	(*RegisterResponse)(nil),    // 2: sluice.control.v1.RegisterResponse
+	(*TaskMetrics)(nil),         // 3: sluice.control.v1.TaskMetrics
+	(*HeartbeatRequest)(nil),    // 4: sluice.control.v1.HeartbeatRequest
+	(*HeartbeatResponse)(nil),   // 5: sluice.control.v1.HeartbeatResponse
+	(*TaskStateUpdate)(nil),     // 6: sluice.control.v1.TaskStateUpdate
+	(*Ack)(nil),                 // 7: sluice.control.v1.Ack
+	(*OutputTarget)(nil),        // 8: sluice.control.v1.OutputTarget
+	(*OutputEdge)(nil),          // 9: sluice.control.v1.OutputEdge
+	(*TaskDeployment)(nil),      // 10: sluice.control.v1.TaskDeployment
+	(*CancelJobRequest)(nil),    // 11: sluice.control.v1.CancelJobRequest
+	(*JoinRequest)(nil),         // 12: sluice.control.v1.JoinRequest
+	(*RenewRequest)(nil),        // 13: sluice.control.v1.RenewRequest
+	(*CertificateResponse)(nil), // 14: sluice.control.v1.CertificateResponse
+	nil,                         // 15: sluice.control.v1.TaskDeployment.ParametersEntry
+	nil,                         // 16: sluice.control.v1.TaskDeployment.FilesEntry
 }
 var file_control_proto_depIdxs = []int32{
 	3,  // 0: sluice.control.v1.HeartbeatRequest.tasks:type_name -> sluice.control.v1.TaskMetrics
 	0,  // 1: sluice.control.v1.TaskStateUpdate.state:type_name -> sluice.control.v1.TaskState
 	3,  // 2: sluice.control.v1.TaskStateUpdate.metrics:type_name -> sluice.control.v1.TaskMetrics
 	8,  // 3: sluice.control.v1.OutputEdge.targets:type_name -> sluice.control.v1.OutputTarget
-	12, // 4: sluice.control.v1.TaskDeployment.parameters:type_name -> sluice.control.v1.TaskDeployment.ParametersEntry
-	13, // 5: sluice.control.v1.TaskDeployment.files:type_name -> sluice.control.v1.TaskDeployment.FilesEntry
+	15, // 4: sluice.control.v1.TaskDeployment.parameters:type_name -> sluice.control.v1.TaskDeployment.ParametersEntry
+	16, // 5: sluice.control.v1.TaskDeployment.files:type_name -> sluice.control.v1.TaskDeployment.FilesEntry
 	9,  // 6: sluice.control.v1.TaskDeployment.outputs:type_name -> sluice.control.v1.OutputEdge
 	1,  // 7: sluice.control.v1.JobManager.RegisterTaskManager:input_type -> sluice.control.v1.RegisterRequest
 	4,  // 8: sluice.control.v1.JobManager.Heartbeat:input_type -> sluice.control.v1.HeartbeatRequest
 	6,  // 9: sluice.control.v1.JobManager.UpdateTaskState:input_type -> sluice.control.v1.TaskStateUpdate
 	10, // 10: sluice.control.v1.TaskManager.DeployTask:input_type -> sluice.control.v1.TaskDeployment
 	11, // 11: sluice.control.v1.TaskManager.CancelJob:input_type -> sluice.control.v1.CancelJobRequest
-	2,  // 12: sluice.control.v1.JobManager.RegisterTaskManager:output_type -> sluice.control.v1.RegisterResponse
-	5,  // 13: sluice.control.v1.JobManager.Heartbeat:output_type -> sluice.control.v1.HeartbeatResponse
-	7,  // 14: sluice.control.v1.JobManager.UpdateTaskState:output_type -> sluice.control.v1.Ack
-	7,  // 15: sluice.control.v1.TaskManager.DeployTask:output_type -> sluice.control.v1.Ack
-	7,  // 16: sluice.control.v1.TaskManager.CancelJob:output_type -> sluice.control.v1.Ack
-	12, // [12:17] is the sub-list for method output_type
-	7,  // [7:12] is the sub-list for method input_type
+	12, // 12: sluice.control.v1.Bootstrap.Join:input_type -> sluice.control.v1.JoinRequest
+	13, // 13: sluice.control.v1.Bootstrap.Renew:input_type -> sluice.control.v1.RenewRequest
+	2,  // 14: sluice.control.v1.JobManager.RegisterTaskManager:output_type -> sluice.control.v1.RegisterResponse
+	5,  // 15: sluice.control.v1.JobManager.Heartbeat:output_type -> sluice.control.v1.HeartbeatResponse
+	7,  // 16: sluice.control.v1.JobManager.UpdateTaskState:output_type -> sluice.control.v1.Ack
+	7,  // 17: sluice.control.v1.TaskManager.DeployTask:output_type -> sluice.control.v1.Ack
+	7,  // 18: sluice.control.v1.TaskManager.CancelJob:output_type -> sluice.control.v1.Ack
+	14, // 19: sluice.control.v1.Bootstrap.Join:output_type -> sluice.control.v1.CertificateResponse
+	14, // 20: sluice.control.v1.Bootstrap.Renew:output_type -> sluice.control.v1.CertificateResponse
+	14, // [14:21] is the sub-list for method output_type
+	7,  // [7:14] is the sub-list for method input_type
 	7,  // [7:7] is the sub-list for extension type_name
 	7,  // [7:7] is the sub-list for extension extendee
 	0,  // [0:7] is the sub-list for field type_name
@@ -1055,9 +1249,9 @@ func file_control_proto_init() {
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_control_proto_rawDesc), len(file_control_proto_rawDesc)),
 			NumEnums:      1,
-			NumMessages:   13,
+			NumMessages:   16,
 			NumExtensions: 0,
-			NumServices:   2,
+			NumServices:   3,
 		},
 		GoTypes:           file_control_proto_goTypes,
 		DependencyIndexes: file_control_proto_depIdxs,

@@ -346,3 +346,151 @@ var TaskManager_ServiceDesc = grpc.ServiceDesc{
 	Streams:  []grpc.StreamDesc{},
 	Metadata: "control.proto",
 }
+
+const (
+	Bootstrap_Join_FullMethodName  = "/sluice.control.v1.Bootstrap/Join"
+	Bootstrap_Renew_FullMethodName = "/sluice.control.v1.Bootstrap/Renew"
+)
+
+// BootstrapClient is the client API for Bootstrap service.
+//
+// For semantics around ctx use and closing/ending streaming RPCs, please refer to https://pkg.go.dev/google.golang.org/grpc/?tab=doc#ClientConn.NewStream.
+//
+// Bootstrap is served by the JM in automatic mode, on the RPC port: a
+// TaskManager without a certificate joins with a join token and a CSR; one
+// with a certificate renews it over mutual TLS.
+type BootstrapClient interface {
+	Join(ctx context.Context, in *JoinRequest, opts ...grpc.CallOption) (*CertificateResponse, error)
+	Renew(ctx context.Context, in *RenewRequest, opts ...grpc.CallOption) (*CertificateResponse, error)
+}
+
+type bootstrapClient struct {
+	cc grpc.ClientConnInterface
+}
+
+func NewBootstrapClient(cc grpc.ClientConnInterface) BootstrapClient {
+	return &bootstrapClient{cc}
+}
+
+func (c *bootstrapClient) Join(ctx context.Context, in *JoinRequest, opts ...grpc.CallOption) (*CertificateResponse, error) {
+	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
+	out := new(CertificateResponse)
+	err := c.cc.Invoke(ctx, Bootstrap_Join_FullMethodName, in, out, cOpts...)
+	if err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
+func (c *bootstrapClient) Renew(ctx context.Context, in *RenewRequest, opts ...grpc.CallOption) (*CertificateResponse, error) {
+	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
+	out := new(CertificateResponse)
+	err := c.cc.Invoke(ctx, Bootstrap_Renew_FullMethodName, in, out, cOpts...)
+	if err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
+// BootstrapServer is the server API for Bootstrap service.
+// All implementations must embed UnimplementedBootstrapServer
+// for forward compatibility.
+//
+// Bootstrap is served by the JM in automatic mode, on the RPC port: a
+// TaskManager without a certificate joins with a join token and a CSR; one
+// with a certificate renews it over mutual TLS.
+type BootstrapServer interface {
+	Join(context.Context, *JoinRequest) (*CertificateResponse, error)
+	Renew(context.Context, *RenewRequest) (*CertificateResponse, error)
+	mustEmbedUnimplementedBootstrapServer()
+}
+
+// UnimplementedBootstrapServer must be embedded to have
+// forward compatible implementations.
+//
+// NOTE: this should be embedded by value instead of pointer to avoid a nil
+// pointer dereference when methods are called.
+type UnimplementedBootstrapServer struct{}
+
+func (UnimplementedBootstrapServer) Join(context.Context, *JoinRequest) (*CertificateResponse, error) {
+	return nil, status.Error(codes.Unimplemented, "method Join not implemented")
+}
+func (UnimplementedBootstrapServer) Renew(context.Context, *RenewRequest) (*CertificateResponse, error) {
+	return nil, status.Error(codes.Unimplemented, "method Renew not implemented")
+}
+func (UnimplementedBootstrapServer) mustEmbedUnimplementedBootstrapServer() {}
+func (UnimplementedBootstrapServer) testEmbeddedByValue()                   {}
+
+// UnsafeBootstrapServer may be embedded to opt out of forward compatibility for this service.
+// Use of this interface is not recommended, as added methods to BootstrapServer will
+// result in compilation errors.
+type UnsafeBootstrapServer interface {
+	mustEmbedUnimplementedBootstrapServer()
+}
+
+func RegisterBootstrapServer(s grpc.ServiceRegistrar, srv BootstrapServer) {
+	// If the following call panics, it indicates UnimplementedBootstrapServer was
+	// embedded by pointer and is nil.  This will cause panics if an
+	// unimplemented method is ever invoked, so we test this at initialization
+	// time to prevent it from happening at runtime later due to I/O.
+	if t, ok := srv.(interface{ testEmbeddedByValue() }); ok {
+		t.testEmbeddedByValue()
+	}
+	s.RegisterService(&Bootstrap_ServiceDesc, srv)
+}
+
+func _Bootstrap_Join_Handler(srv interface{}, ctx context.Context, dec func(interface{}) error, interceptor grpc.UnaryServerInterceptor) (interface{}, error) {
+	in := new(JoinRequest)
+	if err := dec(in); err != nil {
+		return nil, err
+	}
+	if interceptor == nil {
+		return srv.(BootstrapServer).Join(ctx, in)
+	}
+	info := &grpc.UnaryServerInfo{
+		Server:     srv,
+		FullMethod: Bootstrap_Join_FullMethodName,
+	}
+	handler := func(ctx context.Context, req interface{}) (interface{}, error) {
+		return srv.(BootstrapServer).Join(ctx, req.(*JoinRequest))
+	}
+	return interceptor(ctx, in, info, handler)
+}
+
+func _Bootstrap_Renew_Handler(srv interface{}, ctx context.Context, dec func(interface{}) error, interceptor grpc.UnaryServerInterceptor) (interface{}, error) {
+	in := new(RenewRequest)
+	if err := dec(in); err != nil {
+		return nil, err
+	}
+	if interceptor == nil {
+		return srv.(BootstrapServer).Renew(ctx, in)
+	}
+	info := &grpc.UnaryServerInfo{
+		Server:     srv,
+		FullMethod: Bootstrap_Renew_FullMethodName,
+	}
+	handler := func(ctx context.Context, req interface{}) (interface{}, error) {
+		return srv.(BootstrapServer).Renew(ctx, req.(*RenewRequest))
+	}
+	return interceptor(ctx, in, info, handler)
+}
+
+// Bootstrap_ServiceDesc is the grpc.ServiceDesc for Bootstrap service.
+// It's only intended for direct use with grpc.RegisterService,
+// and not to be introspected or modified (even as a copy)
+var Bootstrap_ServiceDesc = grpc.ServiceDesc{
+	ServiceName: "sluice.control.v1.Bootstrap",
+	HandlerType: (*BootstrapServer)(nil),
+	Methods: []grpc.MethodDesc{
+		{
+			MethodName: "Join",
+			Handler:    _Bootstrap_Join_Handler,
+		},
+		{
+			MethodName: "Renew",
+			Handler:    _Bootstrap_Renew_Handler,
+		},
+	},
+	Streams:  []grpc.StreamDesc{},
+	Metadata: "control.proto",
+}

@@ -1,0 +1,109 @@
+package transport
+
+import (
+	"context"
+	"crypto/tls"
+	"net"
+	"sync"
+	"time"
+
+	"google.golang.org/grpc/credentials"
+)
+
+// HandshakeObserver is told about every failed server-side TLS handshake,
+// so it can log it once per peer and cause.
+type HandshakeObserver func(k Kind, peer net.Addr, err error)
+
+// tlsListener completes TLS handshakes in the background and hands Accept
+// only connections whose handshake succeeded: a client that never finishes
+// its handshake (or speaks plaintext) cannot stall the accept loop, and
+// every failure is reported once, with the peer's address.
+type tlsListener struct {
+	net.Listener
+	kind    Kind
+	cfg     *tls.Config
+	timeout time.Duration
+	observe HandshakeObserver
+	conns   chan net.Conn
+	done    chan struct{}
+	once    sync.Once
+	err     error
+}
+
+func newTLSListener(l net.Listener, k Kind, cfg *tls.Config, timeout time.Duration, observe HandshakeObserver) *tlsListener {
+	if timeout <= 0 {
+		timeout = 10 * time.Second
+	}
+	tl := &tlsListener{Listener: l, kind: k, cfg: cfg, timeout: timeout, observe: observe, conns: make(chan net.Conn), done: make(chan struct{})}
+	go tl.acceptLoop()
+	return tl
+}
+
+func (tl *tlsListener) acceptLoop() {
+	for {
+		c, err := tl.Listener.Accept()
+		if err != nil {
+			tl.err = err
+			tl.Close()
+			return
+		}
+		go tl.handshake(c)
+	}
+}
+
+func (tl *tlsListener) handshake(c net.Conn) {
+	tc := tls.Server(c, tl.cfg)
+	ctx, cancel := context.WithTimeout(context.Background(), tl.timeout)
+	defer cancel()
+	if err := tc.HandshakeContext(ctx); err != nil {
+		if tl.observe != nil {
+			tl.observe(tl.kind, c.RemoteAddr(), err)
+		}
+		c.Close()
+		return
+	}
+	select {
+	case tl.conns <- tc:
+	case <-tl.done:
+		tc.Close()
+	}
+}
+
+func (tl *tlsListener) Accept() (net.Conn, error) {
+	select {
+	case c := <-tl.conns:
+		return c, nil
+	case <-tl.done:
+		if tl.err != nil {
+			return nil, tl.err
+		}
+		return nil, net.ErrClosed
+	}
+}
+
+func (tl *tlsListener) Close() error {
+	var err error
+	tl.once.Do(func() {
+		close(tl.done)
+		err = tl.Listener.Close()
+	})
+	return err
+}
+
+// observedCreds reports failed gRPC server handshakes.
+type observedCreds struct {
+	credentials.TransportCredentials
+	observe HandshakeObserver
+}
+
+func (o observedCreds) ServerHandshake(c net.Conn) (net.Conn, credentials.AuthInfo, error) {
+	conn, info, err := o.TransportCredentials.ServerHandshake(c)
+	if err != nil && o.observe != nil {
+		o.observe(RPC, c.RemoteAddr(), err)
+	}
+	return conn, info, err
+}
+
+func (o observedCreds) Clone() credentials.TransportCredentials {
+	return observedCreds{o.TransportCredentials.Clone(), o.observe}
+}
