@@ -118,13 +118,36 @@ type cluster struct {
 	tms      []*proc
 	defines  []string
 	baseArgs []string
+	spec     clusterSpec
 }
 
 // startCluster starts a JobManager and n TaskManagers of `slots` slots with
 // the given extra -D settings, and waits until every TM has registered.
 func startCluster(t *testing.T, n, slots int, defines ...string) *cluster {
 	t.Helper()
-	c := &cluster{t: t, rpcPort: freePort(t)}
+	return startClusterWith(t, clusterSpec{n: n, slots: slots, defines: defines})
+}
+
+// clusterSpec describes a cluster with per-process settings.
+type clusterSpec struct {
+	n, slots int
+	defines  []string             // every process
+	jm       []string             // the JobManager only
+	tm       func(i int) []string // TaskManager i (1-based) only
+}
+
+func defineArgs(ds []string) []string {
+	var out []string
+	for _, d := range ds {
+		out = append(out, "-D", d)
+	}
+	return out
+}
+
+func startClusterWith(t *testing.T, spec clusterSpec) *cluster {
+	t.Helper()
+	n, slots, defines := spec.n, spec.slots, spec.defines
+	c := &cluster{t: t, rpcPort: freePort(t), spec: spec}
 	restPort := freePort(t)
 	c.restURL = fmt.Sprintf("http://127.0.0.1:%d", restPort)
 	c.defines = append([]string{
@@ -136,7 +159,7 @@ func startCluster(t *testing.T, n, slots int, defines ...string) *cluster {
 	for _, d := range c.defines {
 		c.baseArgs = append(c.baseArgs, "-D", d)
 	}
-	c.jm = startProc(t, "jobmanager", append([]string{"jobmanager", "--work-dir", t.TempDir()}, c.baseArgs...)...)
+	c.jm = startProc(t, "jobmanager", append(append([]string{"jobmanager", "--work-dir", t.TempDir()}, c.baseArgs...), defineArgs(spec.jm)...)...)
 	for i := 0; i < n; i++ {
 		c.addTM()
 	}
@@ -149,7 +172,11 @@ func startCluster(t *testing.T, n, slots int, defines ...string) *cluster {
 
 func (c *cluster) addTM() *proc {
 	i := len(c.tms) + 1
-	p := startProc(c.t, fmt.Sprintf("taskmanager-%d", i), append([]string{"taskmanager", "--id", fmt.Sprintf("tm-%d", i), "--work-dir", c.t.TempDir()}, c.baseArgs...)...)
+	args := append([]string{"taskmanager", "--id", fmt.Sprintf("tm-%d", i), "--work-dir", c.t.TempDir()}, c.baseArgs...)
+	if c.spec.tm != nil {
+		args = append(args, defineArgs(c.spec.tm(i))...)
+	}
+	p := startProc(c.t, fmt.Sprintf("taskmanager-%d", i), args...)
 	c.tms = append(c.tms, p)
 	return p
 }

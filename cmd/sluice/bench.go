@@ -1,13 +1,18 @@
 package main
 
 import (
+	"crypto/tls"
 	"encoding/json"
 	"fmt"
+	"time"
 
 	"github.com/spf13/cobra"
 
+	"github.com/sluice-dev/sluice/internal/config"
 	"github.com/sluice-dev/sluice/internal/dataflow"
 	"github.com/sluice-dev/sluice/internal/network"
+	"github.com/sluice-dev/sluice/internal/security/ca"
+	"github.com/sluice-dev/sluice/internal/security/tlsconf"
 )
 
 func newBenchCmd(g *globals) *cobra.Command {
@@ -19,6 +24,7 @@ func newBenchCmd(g *globals) *cobra.Command {
 func newBenchExchangeCmd(g *globals) *cobra.Command {
 	var records int64
 	var size int
+	var useTLS bool
 	cmd := &cobra.Command{
 		Use:   "exchange",
 		Short: "Send records between two tasks over one loopback connection of the data plane; compare with a bare socket",
@@ -32,15 +38,36 @@ func newBenchExchangeCmd(g *globals) *cobra.Command {
 			}
 			opts := network.BenchOptions{Records: records, RecordSize: size}
 			opts.Encode, opts.Decode = benchCodec(records, size)
+			if !useTLS {
+				res, err := network.RunExchangeBench(cmd.Context(), opts)
+				if err != nil {
+					return err
+				}
+				return json.NewEncoder(cmd.OutOrStdout()).Encode(res)
+			}
+			// Plaintext and TLS back to back in one run, so the ratio is
+			// not skewed by what else the machine does at another time.
+			plain, err := network.RunExchangeBench(cmd.Context(), opts)
+			if err != nil {
+				return err
+			}
+			opts.ServerTLS, opts.ClientTLS, err = benchTLS(g)
+			if err != nil {
+				return err
+			}
 			res, err := network.RunExchangeBench(cmd.Context(), opts)
 			if err != nil {
 				return err
 			}
-			return json.NewEncoder(cmd.OutOrStdout()).Encode(res)
+			return json.NewEncoder(cmd.OutOrStdout()).Encode(tlsBenchResult{
+				BenchResult: res, PlainRecordsPerSec: plain.RecordsPerSec, PlainMBPerSec: plain.MBPerSec,
+				PlainRawMBPerSec: plain.RawMBPerSec, Ratio: res.RecordsPerSec / plain.RecordsPerSec,
+			})
 		},
 	}
 	cmd.Flags().Int64Var(&records, "records", 10_000_000, "records to send")
 	cmd.Flags().IntVar(&size, "record-size", 100, "serialized size of a record in bytes")
+	cmd.Flags().BoolVar(&useTLS, "tls", false, "measure with internal mutual TLS (per-process identities from a throwaway cluster CA), after a plaintext run in the same process")
 	return cmd
 }
 
@@ -61,4 +88,38 @@ func benchCodec(records int64, size int) (func([]byte, int64) []byte, func([]byt
 	var out dataflow.Record
 	dec := func(b []byte) error { return dataflow.DecodeRecord(b, &out) }
 	return enc, dec
+}
+
+// tlsBenchResult is the TLS measurement with the plaintext one of the same
+// run beside it.
+type tlsBenchResult struct {
+	network.BenchResult
+	PlainRecordsPerSec float64 `json:"plain_records_per_sec"`
+	PlainMBPerSec      float64 `json:"plain_mb_per_sec"`
+	PlainRawMBPerSec   float64 `json:"plain_raw_mb_per_sec"`
+	Ratio              float64 `json:"tls_to_plain_records_ratio"`
+}
+
+// benchTLS builds the data-exchange TLS configs two TaskManagers of one
+// cluster would use: per-process certificates from a cluster CA, mutual
+// authentication, identity checks, TLS 1.3.
+func benchTLS(g *globals) (*tls.Config, *tls.Config, error) {
+	authority, err := ca.New("", 24*time.Hour)
+	if err != nil {
+		return nil, nil, err
+	}
+	opts, err := tlsconf.InternalOptions(config.New())
+	if err != nil {
+		return nil, nil, err
+	}
+	stores := make([]*tlsconf.Store, 2)
+	for i, id := range []string{"bench-consumer", "bench-producer"} {
+		cert, err := authority.IssueKeyPair(ca.RoleTaskManager, id, nil, time.Hour)
+		if err != nil {
+			return nil, nil, err
+		}
+		stores[i] = tlsconf.NewStoreFromMaterial(cert, authority.Pool(), opts, g.log)
+	}
+	policy := tlsconf.PeerPolicy{Allow: []tlsconf.Role{tlsconf.RoleTaskManager}}
+	return stores[0].ServerConfig(policy), stores[1].ClientConfig(policy), nil
 }

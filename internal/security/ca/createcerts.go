@@ -37,6 +37,10 @@ type CreateCertsOptions struct {
 	ClusterID string   // "" generates one
 	Hosts     []string // SANs of rest.pem (and the others); default localhost, 127.0.0.1
 	Days      int      // leaf validity; default 365
+	// TaskManagerIDs, when set, also get a certificate each, in
+	// taskmanager-<id>.pem: a TaskManager must run with --id equal to the
+	// id in its certificate.
+	TaskManagerIDs []string
 }
 
 // Fingerprint is a certificate's fingerprints in keytool's format
@@ -75,6 +79,9 @@ func CreateCerts(o CreateCertsOptions) (CreateCertsResult, error) {
 		return CreateCertsResult{}, fmt.Errorf("create-certs: negative days %d", o.Days)
 	}
 	names := []string{CertFile, KeyFile, InternalPEMFile, InternalP12File, TruststoreFile, JobManagerPEMFile, TaskManagerPEMFile, RESTPEMFile}
+	for _, id := range o.TaskManagerIDs {
+		names = append(names, "taskmanager-"+id+".pem")
+	}
 	for _, n := range names {
 		p := filepath.Join(o.Dir, n)
 		if ok, err := exists(p); err != nil {
@@ -154,6 +161,17 @@ func CreateCerts(o CreateCertsOptions) (CreateCertsResult, error) {
 		}
 		add(f.name, 0o600, f.kp.Leaf, data)
 	}
+	for _, id := range o.TaskManagerIDs {
+		kp, err := c.IssueKeyPair(RoleTaskManager, id, o.Hosts, ttl)
+		if err != nil {
+			return CreateCertsResult{}, fmt.Errorf("create-certs: taskmanager %q: %w", id, err)
+		}
+		data, err := keyPairPEM(kp)
+		if err != nil {
+			return CreateCertsResult{}, err
+		}
+		add("taskmanager-"+id+".pem", 0o600, kp.Leaf, data)
+	}
 	add(InternalP12File, 0o600, nil, p12)
 	add(TruststoreFile, 0o644, nil, c.CertPEM())
 
@@ -224,7 +242,8 @@ func (r CreateCertsResult) ConfigSnippet() string {
 	b.WriteString("# Alternative, per-process identities (a stolen TaskManager certificate cannot act as the\n")
 	b.WriteString("# JobManager): replace keystore, keystore-type, passwords and cert.fingerprint above with\n")
 	fmt.Fprintf(&b, "#   on the JobManager:  security.ssl.internal.keystore: %s\n", p(JobManagerPEMFile))
-	fmt.Fprintf(&b, "#   on TaskManagers:    security.ssl.internal.keystore: %s\n", p(TaskManagerPEMFile))
+	fmt.Fprintf(&b, "#   on TaskManagers:    security.ssl.internal.keystore: %s (run it with --id %s;\n", p(TaskManagerPEMFile), DefaultTaskManagerID)
+	b.WriteString("#                       --taskmanager-ids makes one taskmanager-<id>.pem per TaskManager)\n")
 	b.WriteString("#   and security.ssl.internal.keystore-type: PEM\n")
 	fmt.Fprintf(&b, "#   (%s alone is %s with its key, without identity.)\n\n", InternalPEMFile, InternalP12File)
 	b.WriteString("# REST API and dashboard.\n")

@@ -134,7 +134,9 @@ func build(cfg *config.Config, store *tlsconf.Store, p policy, log *slog.Logger)
 	}
 	logs := map[transport.Kind]*tlsconf.FailureLog{}
 	for _, k := range []transport.Kind{transport.RPC, transport.Data, transport.Blob} {
-		logs[k] = tlsconf.NewFailureLog(log, string(k)+" connection")
+		fl := tlsconf.NewFailureLog(log, string(k)+" connection")
+		fl.Classify = store.Classify
+		logs[k] = fl
 	}
 	sec.Observe = func(k transport.Kind, peer net.Addr, err error) {
 		if l, ok := logs[k]; ok {
@@ -162,6 +164,13 @@ func warnUnsecured(cfg *config.Config, mode Mode, log *slog.Logger) {
 	}
 	if len(off) > 0 {
 		log.Warn("some internal connections are NOT secured: " + strings.Join(off, ", "))
+	}
+}
+
+// logNotes logs what the TLS options ignore, once at start-up.
+func logNotes(o tlsconf.Options, log *slog.Logger) {
+	for _, n := range o.Notes {
+		log.Info(n)
 	}
 }
 

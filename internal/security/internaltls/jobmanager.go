@@ -58,6 +58,7 @@ func SetupJobManager(ctx context.Context, cfg *config.Config, log *slog.Logger, 
 		if err != nil {
 			return nil, err
 		}
+		logNotes(opts, log)
 		store, err := tlsconf.NewStore(opts, log)
 		if err != nil {
 			return nil, err
