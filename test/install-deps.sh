@@ -1,25 +1,22 @@
 #!/usr/bin/env bash
-# Installs the system tools the integration tests use, when missing.
-# The runtime tests need only a shell with tr, sort, uniq and awk; later
-# security tests add their packages here (openssl, krb5-kdc, chromium...).
+# Installs the system tools the integration tests use, when missing:
+# openssl (an independent TLS client), the JDK's keytool (keystores as Flink
+# users make them), curl, and the shell tools of the word-count reference.
 set -euo pipefail
-need=()
-for tool in tr sort uniq awk curl; do
-	command -v "$tool" >/dev/null 2>&1 || need+=("$tool")
+declare -A pkg_of=(
+	[tr]=coreutils [sort]=coreutils [uniq]=coreutils [awk]=gawk
+	[curl]=curl [openssl]=openssl [keytool]=openjdk-17-jre-headless
+)
+pkgs=()
+for tool in "${!pkg_of[@]}"; do
+	command -v "$tool" >/dev/null 2>&1 || pkgs+=("${pkg_of[$tool]}")
 done
-if [ ${#need[@]} -eq 0 ]; then
+if [ ${#pkgs[@]} -eq 0 ]; then
 	exit 0
 fi
-pkgs=()
-for t in "${need[@]}"; do
-	case "$t" in
-	tr | sort | uniq) pkgs+=(coreutils) ;;
-	awk) pkgs+=(gawk) ;;
-	curl) pkgs+=(curl) ;;
-	esac
-done
-echo "installing: ${pkgs[*]}"
+mapfile -t pkgs < <(printf '%s\n' "${pkgs[@]}" | sort -u)
+echo "installing test dependencies: ${pkgs[*]}"
 SUDO=""
 [ "$(id -u)" -eq 0 ] || SUDO=sudo
 $SUDO apt-get update -qq
-DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq "${pkgs[@]}"
+DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq --no-install-recommends "${pkgs[@]}"

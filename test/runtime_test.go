@@ -117,6 +117,13 @@ func TestWordcountDefaultInput(t *testing.T) {
 	if code != 0 {
 		t.Fatalf("exit %d: %s", code, errOut)
 	}
+	// Encrypted and mutually authenticated by default, said in one line.
+	if n := strings.Count(errOut, "internal TLS on (automatic cluster CA)"); n != 1 {
+		t.Errorf("sluice local says %d times that internal TLS is on, want once:\n%s", n, errOut)
+	}
+	if strings.Contains(errOut, "NOT secured: rpc") || strings.Contains(errOut, "internal connections are NOT secured") {
+		t.Errorf("sluice local reports unsecured internal connections:\n%s", errOut)
+	}
 	equalLines(t, sortedLines(out), referenceCounts(t, filepath.Join(repoRoot(t), "examples/data/gettysburg.txt")))
 }
 

@@ -17,7 +17,7 @@ import (
 // Defaults of ServerOptions and WriterOptions.
 const (
 	DefaultBufferSize        = 32 << 10
-	DefaultCreditsPerChannel = 4
+	DefaultCreditsPerChannel = 8
 	DefaultMaxFrameSize      = 1 << 20
 	DefaultHelloTimeout      = 10 * time.Second
 	DefaultFlushTimeout      = 100 * time.Millisecond

@@ -113,7 +113,7 @@ func SetupTaskManager(ctx context.Context, cfg *config.Config, log *slog.Logger,
 	tm.store = tlsconf.NewStoreFromMaterial(cert, roots, opts, log)
 	tm.Security = build(cfg, tm.store, taskManagerPolicy(), log)
 	go tm.renew(ctx, jmAddr)
-	log.Info("joined the cluster: internal TLS on (automatic cluster CA)", "cluster-id", resp.ClusterId, "identity", "spiffe://"+resp.ClusterId+"/taskmanager/"+tmID, "certificate-expires", cert.Leaf.NotAfter.Format(time.RFC3339))
+	log.Info("joined the cluster", "cluster-id", resp.ClusterId, "identity", "spiffe://"+resp.ClusterId+"/taskmanager/"+tmID, "certificate-expires", cert.Leaf.NotAfter.Format(time.RFC3339))
 	return tm, nil
 }
 
