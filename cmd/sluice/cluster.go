@@ -49,8 +49,7 @@ func newJobManagerCmd(g *globals) *cobra.Command {
 			if err != nil {
 				return err
 			}
-			g.log.Warn("the REST API is NOT secured: no TLS and no authentication (anyone who reaches it may submit and cancel jobs)")
-			return jm.Run(ctx, nil)
+			return jm.Run(ctx)
 		},
 	}
 	cmd.Flags().StringVar(&workDir, "work-dir", "", "directory for the blob store and, in automatic mode without security.ssl.internal.auto.dir, the cluster CA (default: a new temporary directory)")

@@ -4,31 +4,13 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
+	"net/url"
 	"os"
 	"text/tabwriter"
 	"time"
 
 	"github.com/spf13/cobra"
-
-	"github.com/sluice-dev/sluice/internal/client"
 )
-
-// clientFlags are the flags of commands that talk to a JobManager.
-type clientFlags struct {
-	jobmanager string
-}
-
-func (f *clientFlags) add(cmd *cobra.Command) {
-	cmd.Flags().StringVar(&f.jobmanager, "jobmanager", "", "JobManager REST URL (default: $SLUICE_JOBMANAGER, else http://localhost:8081)")
-}
-
-func (f *clientFlags) client() (*client.Client, error) {
-	url := f.jobmanager
-	if url == "" {
-		url = os.Getenv("SLUICE_JOBMANAGER")
-	}
-	return client.New(url)
-}
 
 func newRunCmd(g *globals) *cobra.Command {
 	var cf clientFlags
@@ -138,7 +120,7 @@ func newStatusCmd(g *globals) *cobra.Command {
 			defer cancel()
 			if asJSON {
 				var raw json.RawMessage
-				if err := c.Get(ctx, "/jobs/"+args[0], &raw); err != nil {
+				if err := c.Get(ctx, "/jobs/"+url.PathEscape(args[0]), &raw); err != nil {
 					return err
 				}
 				_, err = cmd.OutOrStdout().Write(append(raw, '\n'))

@@ -12,43 +12,25 @@ import (
 	"net/url"
 	"os"
 	"path/filepath"
-	"strings"
 	"time"
 )
 
 // Client is a REST client of one JobManager.
 type Client struct {
-	base string
-	http *http.Client
+	base    string
+	http    *http.Client
+	token   string
+	hasCert bool
 }
 
-// New returns a client for the JobManager at base (http://host:port).
+// New returns a client for the JobManager at base (http://host:port),
+// without credentials and trusting the system roots for https.
 func New(base string) (*Client, error) {
-	if base == "" {
-		base = "http://localhost:8081"
-	}
-	if !strings.Contains(base, "://") {
-		base = "http://" + base
-	}
-	u, err := url.Parse(base)
-	if err != nil || u.Host == "" {
-		return nil, fmt.Errorf("--jobmanager %q: want a URL such as http://localhost:8081", base)
-	}
-	if u.Scheme != "http" && u.Scheme != "https" {
-		return nil, fmt.Errorf("--jobmanager %q: scheme must be http or https", base)
-	}
-	return &Client{base: strings.TrimRight(base, "/"), http: &http.Client{Timeout: 2 * time.Minute}}, nil
+	return NewWithOptions(Options{URL: base})
 }
 
-// APIError is an error answer of the REST API.
-type APIError struct {
-	Status int
-	Errors []string
-}
-
-func (e *APIError) Error() string {
-	return fmt.Sprintf("jobmanager answered %d %s: %s", e.Status, http.StatusText(e.Status), strings.Join(e.Errors, "; "))
-}
+// URL is the JobManager's base URL.
+func (c *Client) URL() string { return c.base }
 
 func (c *Client) do(ctx context.Context, method, path string, body io.Reader, contentType string, out any) error {
 	req, err := http.NewRequestWithContext(ctx, method, c.base+path, body)
@@ -58,23 +40,24 @@ func (c *Client) do(ctx context.Context, method, path string, body io.Reader, co
 	if contentType != "" {
 		req.Header.Set("Content-Type", contentType)
 	}
+	req.Header.Set("Accept", "application/json")
+	if c.token != "" {
+		req.Header.Set("Authorization", "Bearer "+c.token)
+	}
 	resp, err := c.http.Do(req)
 	if err != nil {
-		return fmt.Errorf("cannot reach the jobmanager at %s (set --jobmanager or SLUICE_JOBMANAGER): %w", c.base, err)
+		if ctx.Err() != nil {
+			return fmt.Errorf("%s %s%s: %w", method, c.base, path, ctx.Err())
+		}
+		return c.explainTransport(ctx, err, time.Now())
 	}
 	defer resp.Body.Close()
 	data, err := io.ReadAll(io.LimitReader(resp.Body, 64<<20))
 	if err != nil {
-		return err
+		return fmt.Errorf("read answer of %s %s from %s: %w", method, path, c.base, err)
 	}
 	if resp.StatusCode >= 300 {
-		var e struct {
-			Errors []string `json:"errors"`
-		}
-		if json.Unmarshal(data, &e) != nil || len(e.Errors) == 0 {
-			e.Errors = []string{strings.TrimSpace(string(data))}
-		}
-		return &APIError{Status: resp.StatusCode, Errors: e.Errors}
+		return c.explainStatus(resp, data, time.Now())
 	}
 	if out != nil {
 		if err := json.Unmarshal(data, out); err != nil {
@@ -175,6 +158,26 @@ func (c *Client) Cancel(ctx context.Context, id string) error {
 // Get fetches any JSON endpoint into out.
 func (c *Client) Get(ctx context.Context, path string, out any) error {
 	return c.do(ctx, http.MethodGet, path, nil, "", out)
+}
+
+// Identity is who the JobManager takes the caller for (GET /whoami).
+type Identity struct {
+	Username string   `json:"username"`
+	Groups   []string `json:"groups"`
+	// Method is how the caller authenticated: token, x509, kerberos...
+	Method string `json:"method"`
+	// Listener names the REST listener that authenticated the caller, when
+	// the JobManager has several.
+	Listener string `json:"listener,omitempty"`
+}
+
+// WhoAmI asks the JobManager who it takes the caller for.
+func (c *Client) WhoAmI(ctx context.Context) (*Identity, error) {
+	var id Identity
+	if err := c.do(ctx, http.MethodGet, "/whoami", nil, "", &id); err != nil {
+		return nil, err
+	}
+	return &id, nil
 }
 
 // Terminal reports whether a job state is final.

@@ -23,6 +23,8 @@ func init() {
 		{Name: "rest.bind-address", Type: String, Default: "localhost", Doc: "Local address the REST server binds to."},
 		{Name: "rest.port", Type: Int, Default: "8081", Min: portRange[0], Max: portRange[1], Doc: "REST API port."},
 		{Name: "rest.max-upload-size", Type: Bytes, Default: "64mb", Doc: "Largest request body the REST server accepts."},
+		{Name: "rest.base-path", Type: String, Doc: "Path prefix the REST API and dashboard are served under (behind a reverse proxy), e.g. /sluice."},
+		{Name: "rest.trusted-proxies", Type: List, Doc: "Addresses or CIDR ranges of reverse proxies whose X-Forwarded-For and X-Forwarded-Prefix headers are believed."},
 		{Name: "rest.listeners", Type: Object, Doc: "Extra REST listeners: a list of maps."},
 		{Name: "taskmanager.numberOfTaskSlots", Type: Int, Default: "1", Min: atLeastOne, Doc: "Task slots per task manager."},
 		{Name: "taskmanager.host", Type: String, Doc: "Address the task manager advertises; empty means detect."},
@@ -107,6 +109,23 @@ func init() {
 		{Name: "security.kerberos.access.hadoopFileSystems", Type: List, Doc: "Reserved."},
 		{Name: "security.kerberos.principal-to-local", Type: List, Doc: "Rules mapping principals to local user names."},
 		{Name: "security.kerberos.login.allow-insecure-keytab", Type: Bool, Default: "false", Doc: "Accept a keytab readable by other users."},
+	} {
+		Register(k)
+	}
+}
+
+// REST authentication chain (internal/security/authn). Kept in its own
+// block so the authn keys stay together and apart from the TLS keys above.
+func init() {
+	for _, k := range []Key{
+		{Name: "security.rest.authentication.x509.principal-mapping-rules", Type: String,
+			Doc: "Kafka-style rules (RULE:pattern/replacement/[LU], DEFAULT) mapping a client certificate subject to a user; empty means the subject's CN."},
+		{Name: "security.rest.authentication.token.file", Type: String,
+			Doc: "File of bearer token hashes (sha256:<hex>,user,\"groups\"), one per line; reloaded when it changes."},
+		{Name: "security.rest.authentication.failures.max", Type: Int, Default: "10", Min: atLeastOne,
+			Doc: "Failed authentications from one client address within the window before it gets 429."},
+		{Name: "security.rest.authentication.failures.window", Type: Duration, Default: "1 min", Min: new(int64(1)),
+			Doc: "Window over which failed authentications per client address are counted."},
 	} {
 		Register(k)
 	}

@@ -14,6 +14,7 @@ import (
 	"net"
 	"os"
 	"path/filepath"
+	"strings"
 	"sync"
 	"time"
 
@@ -63,13 +64,15 @@ type JobManager struct {
 	// or a TaskManager registers, to wake jobs waiting for resources.
 	slotFreed chan struct{}
 
-	rpcAddr, restAddr, blobAddr string
-	rpcOpts                     []grpc.ServerOption
-	registerRPC                 func(*grpc.Server)
-	ready                       chan struct{}
-	metrics                     *jmMetrics
-	bg                          sync.WaitGroup
-	ctx                         context.Context
+	rpcAddr, blobAddr string
+	listeners         []Listener
+	restAddrs         map[string]string // listener name -> bound address
+	rpcOpts           []grpc.ServerOption
+	registerRPC       func(*grpc.Server)
+	ready             chan struct{}
+	metrics           *jmMetrics
+	bg                sync.WaitGroup
+	ctx               context.Context
 }
 
 // New builds a JobManager; Run starts it.
@@ -113,6 +116,9 @@ func New(o Options) (*JobManager, error) {
 	if jm.clusterID == "" {
 		jm.clusterID = newID(8)
 	}
+	if jm.listeners, err = Listeners(o.Config); err != nil {
+		return nil, err
+	}
 	jm.metrics = newJMMetrics(jm)
 	return jm, nil
 }
@@ -123,8 +129,11 @@ func (jm *JobManager) ClusterID() string { return jm.clusterID }
 // RPCAddress returns the address the control plane listens on (after Ready).
 func (jm *JobManager) RPCAddress() string { return jm.rpcAddr }
 
-// RESTAddress returns the address the REST API listens on (after Ready).
-func (jm *JobManager) RESTAddress() string { return jm.restAddr }
+// RESTAddress returns the address of the first REST listener (after Ready).
+func (jm *JobManager) RESTAddress() string { return jm.restAddrs[jm.listeners[0].Name] }
+
+// RESTAddresses returns the bound address of every REST listener by name.
+func (jm *JobManager) RESTAddresses() map[string]string { return jm.restAddrs }
 
 // Ready is closed once every listener is open.
 func (jm *JobManager) Ready() <-chan struct{} { return jm.ready }
@@ -136,7 +145,7 @@ func newID(n int) string {
 }
 
 // Run opens the RPC, blob and REST listeners and serves until ctx is done.
-func (jm *JobManager) Run(ctx context.Context, restListener net.Listener) error {
+func (jm *JobManager) Run(ctx context.Context) error {
 	ctx, cancel := context.WithCancel(ctx)
 	defer cancel()
 	jm.ctx = ctx
@@ -151,32 +160,65 @@ func (jm *JobManager) Run(ctx context.Context, restListener net.Listener) error 
 		rpcL.Close()
 		return fmt.Errorf("blob.server.port: %w", err)
 	}
-	if restListener == nil {
-		restListener, err = jm.sec.Listen(ctx, transport.REST, net.JoinHostPort(cfg.String("rest.bind-address"), fmt.Sprint(cfg.Int("rest.port"))))
-		if err != nil {
-			rpcL.Close()
-			blobL.Close()
-			return fmt.Errorf("rest.port: %w", err)
+	rsec, err := jm.setupRESTSecurity(ctx)
+	if err != nil {
+		rpcL.Close()
+		blobL.Close()
+		return err
+	}
+	rest := jm.newREST()
+	jm.restAddrs = map[string]string{}
+	var restLs []net.Listener
+	closeAll := func() {
+		rpcL.Close()
+		blobL.Close()
+		for _, l := range restLs {
+			l.Close()
 		}
+	}
+	for _, l := range jm.listeners {
+		ln, err := jm.sec.ListenTLS(ctx, transport.REST, l.Address, rsec.tlsConfig(l))
+		if err != nil {
+			closeAll()
+			return fmt.Errorf("REST listener %q: %w", l.Name, err)
+		}
+		restLs = append(restLs, ln)
+		jm.restAddrs[l.Name] = ln.Addr().String()
 	}
 	jm.rpcAddr = advertise(rpcL.Addr(), cfg.String("jobmanager.rpc.address"))
 	jm.blobAddr = advertise(blobL.Addr(), cfg.String("jobmanager.rpc.address"))
-	jm.restAddr = restListener.Addr().String()
 
 	gs := grpc.NewServer(append(jm.sec.GRPCServerOptions(), jm.rpcOpts...)...)
 	controlpb.RegisterJobManagerServer(gs, &rpcServer{jm: jm})
 	if jm.registerRPC != nil {
 		jm.registerRPC(gs)
 	}
-	errc := make(chan error, 3)
+	errc := make(chan error, 2+len(restLs))
 	go func() { errc <- gs.Serve(rpcL) }()
 	go func() { errc <- blob.NewServer(jm.blobs, jm.log).Serve(ctx, blobL) }()
-	rest := jm.newREST()
-	go func() { errc <- rest.serve(ctx, restListener) }()
+	for i, l := range jm.listeners {
+		h, err := rest.handlerFor(l, rsec)
+		if err != nil {
+			closeAll()
+			return err
+		}
+		ln := restLs[i]
+		go func() { errc <- rest.serve(ctx, ln, h) }()
+		secured, what := l.Exposure()
+		scheme := "http"
+		if l.TLS {
+			scheme = "https"
+		}
+		if secured {
+			jm.log.Info("REST listener", "listener", l.Name, "url", scheme+"://"+ln.Addr().String(), "security", what)
+		} else {
+			jm.log.Warn(fmt.Sprintf("REST listener %q is NOT secured: %s", l.Name, what), "url", scheme+"://"+ln.Addr().String(), "authentication", strings.Join(l.Authentication, ","))
+		}
+	}
 	jm.bg.Add(1)
 	go jm.monitorHeartbeats(ctx)
 
-	jm.log.Info("jobmanager started", "cluster-id", jm.clusterID, "rpc", jm.rpcAddr, "blob", jm.blobAddr, "rest", "http://"+jm.restAddr)
+	jm.log.Info("jobmanager started", "cluster-id", jm.clusterID, "rpc", jm.rpcAddr, "blob", jm.blobAddr)
 	close(jm.ready)
 
 	var runErr error

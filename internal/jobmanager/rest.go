@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"log/slog"
 	"mime"
 	"net"
 	"net/http"
@@ -14,6 +15,8 @@ import (
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus/promhttp"
+
+	"github.com/sluice-dev/sluice/internal/security/authn"
 )
 
 // maxJSONBody bounds a JSON request body.
@@ -21,7 +24,6 @@ const maxJSONBody = 1 << 20
 
 type restServer struct {
 	jm  *JobManager
-	srv *http.Server
 	mux *http.ServeMux
 }
 
@@ -37,30 +39,47 @@ func (jm *JobManager) newREST() *restServer {
 	m.HandleFunc("PATCH /jobs/{id}", rs.jobPatch)
 	m.HandleFunc("GET /taskmanagers", rs.taskmanagers)
 	m.HandleFunc("GET /jobmanager/config", rs.jmConfig)
+	m.HandleFunc("GET /whoami", rs.whoami)
 	m.Handle("GET /metrics", promhttp.HandlerFor(jm.metrics.registry, promhttp.HandlerOpts{}))
 	m.HandleFunc("/", func(w http.ResponseWriter, r *http.Request) {
 		writeError(w, http.StatusNotFound, "no such endpoint: %s %s", r.Method, r.URL.Path)
 	})
-	h := chain(m, withRequestID, withRecover(jm.log), withAccessLog(jm.log), withSecurityHeaders)
-	rs.srv = &http.Server{
+	return rs
+}
+
+// handlerFor is the filter chain of one listener in front of the shared
+// router: request id, panic recovery, access log, security headers, base
+// path and proxy prefix, then authentication with the listener's methods.
+func (rs *restServer) handlerFor(l Listener, sec *restSecurity) (http.Handler, error) {
+	jm := rs.jm
+	methods, err := authn.Build(l.Authentication, sec.deps)
+	if err != nil {
+		return nil, fmt.Errorf("REST listener %q: %w", l.Name, err)
+	}
+	auth := authn.Filter(authn.FilterOptions{
+		Listener: l.Name, Chain: methods, Limiter: sec.limiter, Log: jm.log, RemoteAddr: sec.clientAddr,
+	})
+	return chain(rs.mux, withRequestID, withRecover(jm.log), withAccessLog(jm.log), withSecurityHeaders,
+		sec.withBasePath(jm.cfg.String("rest.base-path")), withListener(l.Name), auth), nil
+}
+
+func (rs *restServer) serve(ctx context.Context, l net.Listener, h http.Handler) error {
+	srv := &http.Server{
 		Handler:           h,
 		ReadHeaderTimeout: 10 * time.Second,
 		ReadTimeout:       5 * time.Minute,
 		WriteTimeout:      5 * time.Minute,
 		IdleTimeout:       2 * time.Minute,
 		MaxHeaderBytes:    64 << 10,
+		ErrorLog:          slog.NewLogLogger(rs.jm.log.Handler(), slog.LevelDebug),
 	}
-	return rs
-}
-
-func (rs *restServer) serve(ctx context.Context, l net.Listener) error {
 	go func() {
 		<-ctx.Done()
 		sctx, cancel := context.WithTimeout(context.Background(), 3*time.Second)
 		defer cancel()
-		_ = rs.srv.Shutdown(sctx)
+		_ = srv.Shutdown(sctx)
 	}()
-	err := rs.srv.Serve(l)
+	err := srv.Serve(l)
 	if errors.Is(err, http.ErrServerClosed) {
 		return nil
 	}

@@ -107,7 +107,7 @@ func Start(ctx context.Context, o Options) (*Cluster, error) {
 	c.wg.Add(1)
 	go func() {
 		defer c.wg.Done()
-		if err := jm.Run(runCtx, nil); err != nil {
+		if err := jm.Run(runCtx); err != nil {
 			c.errs <- err
 		}
 	}()

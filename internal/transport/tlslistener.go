@@ -3,6 +3,8 @@ package transport
 import (
 	"context"
 	"crypto/tls"
+	"errors"
+	"io"
 	"net"
 	"sync"
 	"time"
@@ -59,6 +61,13 @@ func (tl *tlsListener) handshake(c net.Conn) {
 		if tl.observe != nil {
 			tl.observe(tl.kind, c.RemoteAddr(), err)
 		}
+		// A browser or curl that spoke plain HTTP to an HTTPS port gets
+		// an answer it can show, as Go's own HTTPS server gives.
+		var rh tls.RecordHeaderError
+		if tl.kind == REST && errors.As(err, &rh) && rh.Conn != nil && looksLikeHTTP(rh.RecordHeader[:]) {
+			_ = rh.Conn.SetWriteDeadline(time.Now().Add(time.Second))
+			_, _ = io.WriteString(rh.Conn, "HTTP/1.0 400 Bad Request\r\nContent-Type: text/plain\r\nConnection: close\r\n\r\nClient sent an HTTP request to an HTTPS server: use https://\n")
+		}
 		c.Close()
 		return
 	}
@@ -106,4 +115,14 @@ func (o observedCreds) ServerHandshake(c net.Conn) (net.Conn, credentials.AuthIn
 
 func (o observedCreds) Clone() credentials.TransportCredentials {
 	return observedCreds{o.TransportCredentials.Clone(), o.observe}
+}
+
+func looksLikeHTTP(h []byte) bool {
+	for _, m := range []string{"GET ", "POST ", "HEAD ", "PUT ", "PATCH ", "DELETE ", "OPTIONS ", "CONNECT "} {
+		n := min(len(h), len(m))
+		if n >= 4 && string(h[:n]) == m[:n] {
+			return true
+		}
+	}
+	return false
 }

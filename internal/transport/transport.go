@@ -101,6 +101,20 @@ func (s *Security) Listen(ctx context.Context, k Kind, addr string) (net.Listene
 	return l, nil
 }
 
+// ListenTLS opens a listener for kind k on addr with its own TLS config
+// (nil: plaintext), for kinds whose listeners differ (named REST listeners).
+func (s *Security) ListenTLS(ctx context.Context, k Kind, addr string, cfg *tls.Config) (net.Listener, error) {
+	var lc net.ListenConfig
+	l, err := lc.Listen(ctx, "tcp", addr)
+	if err != nil {
+		return nil, fmt.Errorf("listen for %s connections on %s: %w", k, addr, err)
+	}
+	if cfg == nil {
+		return l, nil
+	}
+	return newTLSListener(l, k, cfg, s.HandshakeTimeout, s.Observe), nil
+}
+
 // Dial connects to addr for kind k, doing the TLS handshake when secured.
 func (s *Security) Dial(ctx context.Context, k Kind, addr string) (net.Conn, error) {
 	d := net.Dialer{Timeout: 10 * time.Second, KeepAlive: 30 * time.Second}

@@ -49,6 +49,9 @@ func (s *Store) ServerConfig(p PeerPolicy) *tls.Config {
 	if p.ClientCertOptional {
 		c.ClientAuth = tls.RequestClientCert
 	}
+	if p.NoClientCert {
+		c.ClientAuth = tls.NoClientCert
+	}
 	c.VerifyConnection = func(cs tls.ConnectionState) error { return s.verifyPeer(cs, p, true) }
 
 	var (

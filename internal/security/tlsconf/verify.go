@@ -48,6 +48,12 @@ type PeerPolicy struct {
 	Allow              []Role // roles the peer may have; empty = any sluice role of the same cluster
 	ClientCertOptional bool   // server only: accept handshakes without a client certificate (auto-mode bootstrap; the caller checks)
 	ServerName         string // client only, optional: SNI
+	// NoClientCert (server only) does not ask for a client certificate:
+	// REST listeners whose clients authenticate otherwise.
+	NoClientCert bool
+	// SkipIdentity turns off the SPIFFE identity rules: REST clients are
+	// people and programs, not cluster processes.
+	SkipIdentity bool
 }
 
 // verifyPeer is the one verification of internal connections, for both
@@ -56,7 +62,7 @@ type PeerPolicy struct {
 func (s *Store) verifyPeer(cs tls.ConnectionState, p PeerPolicy, server bool) error {
 	m := s.material()
 	if len(cs.PeerCertificates) == 0 {
-		if server && p.ClientCertOptional {
+		if server && (p.ClientCertOptional || p.NoClientCert) {
 			return nil
 		}
 		if server {
@@ -95,6 +101,9 @@ func (s *Store) verifyPeer(cs tls.ConnectionState, p PeerPolicy, server bool) er
 	if len(s.p.fingerprints) > 0 && !matchesAny(s.p.fingerprints, leaf) {
 		return &VerifyError{FingerprintMismatch, fmt.Sprintf("certificate fingerprint does not match %s (peer's is SHA-256 %s, SHA-1 %s)",
 			s.opts.key("cert.fingerprint"), FormatSHA256(leaf), FormatSHA1(leaf))}
+	}
+	if p.SkipIdentity {
+		return nil
 	}
 	return s.checkIdentity(m, leaf, p)
 }

@@ -1,0 +1,58 @@
+package main
+
+import (
+	"log/slog"
+	"os"
+
+	"github.com/spf13/cobra"
+
+	"github.com/sluice-dev/sluice/internal/client"
+)
+
+// clientFlags are the flags of commands that talk to a JobManager. They
+// win over the environment, which wins over the client config file
+// ($SLUICECONFIG or ~/.sluice/config.yaml); client.Resolve does the merge.
+type clientFlags struct {
+	s client.Settings
+	// getenv is os.Getenv, replaced in tests.
+	getenv func(string) string
+}
+
+func (f *clientFlags) add(cmd *cobra.Command) {
+	fl := cmd.Flags()
+	fl.StringVar(&f.s.JobManager, "jobmanager", "", "JobManager REST URL, http:// or https:// (default: $SLUICE_JOBMANAGER, else the context's jobmanager, else "+client.DefaultURL+")")
+	fl.StringVar(&f.s.CACert, "cacert", "", "PEM bundle of the CAs to trust for https (default: the context's cacert, else the system roots)")
+	fl.StringVar(&f.s.Cert, "cert", "", "client certificate, PEM (may also hold the key)")
+	fl.StringVar(&f.s.Key, "key", "", "key of --cert, PEM (default: read from the --cert file)")
+	fl.StringVar(&f.s.Token, "token", "", "bearer token (other local users can see it in ps: prefer --token-file or $SLUICE_TOKEN)")
+	fl.StringVar(&f.s.TokenFile, "token-file", "", "file holding the bearer token")
+	fl.StringVar(&f.s.Context, "context", "", "context of the client config file to use (default: its current-context)")
+}
+
+// options resolves the flags, environment and context into client
+// options, logging warnings (never the token).
+func (f *clientFlags) options() (client.Options, error) {
+	getenv := f.getenv
+	if getenv == nil {
+		getenv = os.Getenv
+	}
+	r, err := client.Resolve(f.s, getenv)
+	if err != nil {
+		return client.Options{}, err
+	}
+	for _, w := range r.Warnings {
+		slog.Warn(w)
+	}
+	if r.Context != "" {
+		slog.Debug("client context", "context", r.Context, "file", r.ConfigPath, "options", r.Options)
+	}
+	return r.Options, nil
+}
+
+func (f *clientFlags) client() (*client.Client, error) {
+	o, err := f.options()
+	if err != nil {
+		return nil, err
+	}
+	return client.NewWithOptions(o)
+}

@@ -1,0 +1,253 @@
+package test
+
+import (
+	"context"
+	"crypto/ecdsa"
+	"crypto/elliptic"
+	"crypto/rand"
+	"crypto/x509"
+	"crypto/x509/pkix"
+	"encoding/json"
+	"encoding/pem"
+	"fmt"
+	"math/big"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+)
+
+// issueUser writes name.crt and name.key: a client certificate from the
+// cluster CA for subject.
+func (p pki) issueUser(t *testing.T, dir, name string, subject pkix.Name) (crt, key string) {
+	t.Helper()
+	k, _ := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
+	tmpl := &x509.Certificate{
+		SerialNumber: big.NewInt(time.Now().UnixNano()), Subject: subject,
+		NotBefore: time.Now().Add(-time.Hour), NotAfter: time.Now().Add(24 * time.Hour),
+		KeyUsage: x509.KeyUsageDigitalSignature, ExtKeyUsage: []x509.ExtKeyUsage{x509.ExtKeyUsageClientAuth},
+	}
+	der, err := x509.CreateCertificate(rand.Reader, tmpl, p.cert, k.Public(), p.key)
+	if err != nil {
+		t.Fatal(err)
+	}
+	crt, key = filepath.Join(dir, name+".crt"), filepath.Join(dir, name+".key")
+	os.WriteFile(crt, pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: der}), 0o644)
+	kd, _ := x509.MarshalECPrivateKey(k)
+	os.WriteFile(key, pem.EncodeToMemory(&pem.Block{Type: "EC PRIVATE KEY", Bytes: kd}), 0o600)
+	return crt, key
+}
+
+// restEnv is a JobManager serving examples/rest-listeners.yaml.
+type restEnv struct {
+	c                  *cluster
+	dir                string
+	ca                 string
+	localURL, extURL   string
+	aliceCrt, aliceKey string
+	token              string
+	tokens             string
+}
+
+func newToken(t *testing.T, file, user, groups string) string {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+	defer cancel()
+	out, stderr, code := runSluice(ctx, t, "token", "create", "--user", user, "--groups", groups, "--file", file)
+	if code != 0 {
+		t.Fatalf("token create: %s", stderr)
+	}
+	tok := strings.TrimSpace(out)
+	data, _ := os.ReadFile(file)
+	if strings.Contains(string(data), tok) {
+		t.Fatal("the token file holds the token itself, not its hash")
+	}
+	return tok
+}
+
+// startRESTExample starts a JobManager (and one TM) with the shipped
+// two-listener example, its paths and ports rewritten for the test.
+func startRESTExample(t *testing.T, extra ...string) *restEnv {
+	t.Helper()
+	e := &restEnv{dir: createCertsHosts(t, "localhost")}
+	e.ca = filepath.Join(e.dir, "ca.crt")
+	e.tokens = filepath.Join(t.TempDir(), "tokens")
+	e.token = newToken(t, e.tokens, "bob", "ops,eng")
+	e.aliceCrt, e.aliceKey = loadPKI(t, e.dir).issueUser(t, t.TempDir(), "alice", pkix.Name{CommonName: "alice", OrganizationalUnit: []string{"eng"}, Organization: []string{"acme"}})
+	example, err := os.ReadFile(filepath.Join(repoRoot(t), "examples/rest-listeners.yaml"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	p1, p2 := freePort(t), freePort(t)
+	conf := strings.NewReplacer(
+		"127.0.0.1:8081", fmt.Sprintf("127.0.0.1:%d", p1),
+		"0.0.0.0:8443", fmt.Sprintf("0.0.0.0:%d", p2),
+		"/etc/sluice/certs", e.dir,
+		"/etc/sluice/tokens", e.tokens,
+	).Replace(string(example))
+	confFile := filepath.Join(t.TempDir(), "config.yaml")
+	os.WriteFile(confFile, []byte(conf), 0o644)
+	e.localURL = fmt.Sprintf("http://127.0.0.1:%d", p1)
+	e.extURL = fmt.Sprintf("https://localhost:%d", p2)
+	c := &cluster{t: t, rpcPort: freePort(t), restURL: e.localURL}
+	c.baseArgs = defineArgs(append([]string{"jobmanager.rpc.address=127.0.0.1", "jobmanager.bind-host=127.0.0.1",
+		fmt.Sprintf("jobmanager.rpc.port=%d", c.rpcPort), "taskmanager.host=127.0.0.1", "taskmanager.bind-host=127.0.0.1"}, extra...))
+	c.jm = startProc(t, "jobmanager", append([]string{"jobmanager", "--config", confFile, "--work-dir", t.TempDir()}, c.baseArgs...)...)
+	c.addTM()
+	c.waitFor(30*time.Second, "taskmanager registered", func() bool {
+		var o map[string]any
+		return c.get("/overview", &o) == nil && o["taskmanagers"].(float64) == 1
+	})
+	e.c = c
+	return e
+}
+
+func createCertsHosts(t *testing.T, hosts string) string {
+	t.Helper()
+	dir := filepath.Join(t.TempDir(), "certs")
+	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+	defer cancel()
+	if _, stderr, code := runSluice(ctx, t, "security", "create-certs", "--out", dir, "--hosts", hosts); code != 0 {
+		t.Fatalf("create-certs: %s", stderr)
+	}
+	return dir
+}
+
+// curl runs curl and returns the HTTP status and the body (and headers
+// when -i is among args).
+func curl(t *testing.T, args ...string) (int, string) {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
+	defer cancel()
+	out, err := exec.CommandContext(ctx, "curl", append([]string{"-sS", "-w", "\n%{http_code}"}, args...)...).CombinedOutput()
+	s := strings.TrimRight(string(out), "\n")
+	i := strings.LastIndex(s, "\n")
+	code := 0
+	fmt.Sscan(s[i+1:], &code)
+	if err != nil && code == 0 {
+		return 0, s
+	}
+	return code, s[:max(i, 0)]
+}
+
+func whoamiOf(t *testing.T, body string) map[string]any {
+	t.Helper()
+	var m map[string]any
+	if err := json.Unmarshal([]byte(body), &m); err != nil {
+		t.Fatalf("whoami body %q: %v", body, err)
+	}
+	return m
+}
+
+// TestRESTListeners: the shipped example's two listeners served at once;
+// real HTTPS clients (curl and sluice) for each method, admitted and refused.
+func TestRESTListeners(t *testing.T) {
+	needTool(t, "curl")
+	e := startRESTExample(t)
+	ext := e.extURL
+
+	// Plaintext loopback listener: anonymous.
+	code, body := curl(t, e.localURL+"/whoami")
+	if code != 200 || whoamiOf(t, body)["username"] != "system:anonymous" {
+		t.Fatalf("local listener: %d %s", code, body)
+	}
+	// TLS listener: client certificate -> alice, groups from OU and O.
+	code, body = curl(t, "--cacert", e.ca, "--cert", e.aliceCrt, "--key", e.aliceKey, ext+"/whoami")
+	w := whoamiOf(t, body)
+	if code != 200 || w["username"] != "alice" || w["method"] != "x509" || !strings.Contains(fmt.Sprint(w["groups"]), "eng") || !strings.Contains(fmt.Sprint(w["groups"]), "acme") {
+		t.Fatalf("x509: %d %s", code, body)
+	}
+	// Bearer token -> bob.
+	code, body = curl(t, "--cacert", e.ca, "-H", "Authorization: Bearer "+e.token, ext+"/whoami")
+	w = whoamiOf(t, body)
+	if code != 200 || w["username"] != "bob" || w["method"] != "token" || !strings.Contains(fmt.Sprint(w["groups"]), "ops") {
+		t.Fatalf("token: %d %s", code, body)
+	}
+	// An unknown token is a 401.
+	code, body = curl(t, "--cacert", e.ca, "-H", "Authorization: Bearer sluice_not-a-real-token", ext+"/whoami")
+	if code != 401 || strings.Contains(body, "not-a-real-token") {
+		t.Fatalf("unknown token: %d %s", code, body)
+	}
+	// No credential: 401 with one challenge per method offered.
+	code, body = curl(t, "-i", "--cacert", e.ca, ext+"/whoami")
+	if code != 401 || strings.Count(strings.ToLower(body), "www-authenticate:") != 2 || !strings.Contains(body, "Bearer") {
+		t.Fatalf("no credential: %d %s", code, body)
+	}
+	// Plain HTTP to the TLS listener is refused cleanly.
+	code, body = curl(t, strings.Replace(ext, "https://", "http://", 1)+"/whoami")
+	if code != 400 || !strings.Contains(body, "HTTPS") {
+		t.Fatalf("plaintext to TLS listener: %d %s", code, body)
+	}
+	// The token never reached a log line.
+	if strings.Contains(e.c.jm.Log(), e.token) {
+		t.Fatal("the JobManager logged a bearer token")
+	}
+
+	// Our CLI, as a user runs it.
+	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+	defer cancel()
+	out, stderr, code := runSluice(ctx, t, "whoami", "--jobmanager", ext, "--cacert", e.ca, "--token", e.token)
+	if code != 0 || !strings.Contains(out, "bob") {
+		t.Fatalf("sluice whoami --token: %d %s %s", code, out, stderr)
+	}
+	out, stderr, code = runSluice(ctx, t, "whoami", "--jobmanager", ext, "--cacert", e.ca, "--cert", e.aliceCrt, "--key", e.aliceKey)
+	if code != 0 || !strings.Contains(out, "alice") {
+		t.Fatalf("sluice whoami --cert: %d %s %s", code, out, stderr)
+	}
+	_, stderr, code = runSluice(ctx, t, "whoami", "--jobmanager", ext, "--token", e.token)
+	if code == 0 || !strings.Contains(stderr, "--cacert") {
+		t.Errorf("untrusted server: exit %d, %q (want a hint to --cacert)", code, stderr)
+	}
+	_, stderr, code = runSluice(ctx, t, "whoami", "--jobmanager", strings.Replace(ext, "localhost", "127.0.0.1", 1), "--cacert", e.ca, "--token", e.token)
+	if code == 0 || !strings.Contains(stderr, "localhost") {
+		t.Errorf("hostname mismatch: exit %d, %q (want the names in the certificate)", code, stderr)
+	}
+	_, stderr, code = runSluice(ctx, t, "whoami", "--jobmanager", ext, "--cacert", e.ca)
+	if code == 0 || !strings.Contains(stderr, "token") || !strings.Contains(stderr, "x509") {
+		t.Errorf("401: exit %d, %q (want the methods offered)", code, stderr)
+	}
+	// A job submitted over the authenticated listener runs.
+	input := writeSample(t)
+	outDir := filepath.Join(t.TempDir(), "out")
+	stdout, stderr, code := runSluice(ctx, t, "run", "examples/wordcount.yaml", "--jobmanager", ext, "--cacert", e.ca, "--token", e.token,
+		"--param", "input="+input, "--param", "output="+outDir)
+	if code != 0 {
+		t.Fatalf("run over https: %s %s", stdout, stderr)
+	}
+	equalLines(t, readParts(t, outDir), referenceCounts(t, input))
+}
+
+// TestRESTFailedAuthLimit: repeated failed authentications from one address
+// get 429 with Retry-After; a bad credential is a 401 even where anonymous
+// is allowed.
+func TestRESTFailedAuthLimit(t *testing.T) {
+	needTool(t, "curl")
+	dir := createCertsHosts(t, "localhost")
+	tokens := filepath.Join(t.TempDir(), "tokens")
+	tok := newToken(t, tokens, "carol", "")
+	p := freePort(t)
+	c := &cluster{t: t, rpcPort: freePort(t), restURL: fmt.Sprintf("http://127.0.0.1:%d", p)}
+	listeners := fmt.Sprintf(`[{name: open, address: "127.0.0.1:%d", tls: false, authentication: [token, anonymous]}]`, p)
+	c.jm = startProc(t, "jobmanager", "jobmanager", "--work-dir", t.TempDir(), "-D", "rest.listeners="+listeners,
+		"-D", "security.rest.authentication.token.file="+tokens, "-D", fmt.Sprintf("jobmanager.rpc.port=%d", c.rpcPort),
+		"-D", "jobmanager.bind-host=127.0.0.1", "-D", "security.rest.authentication.failures.max=3",
+		"-D", "security.ssl.rest.keystore="+filepath.Join(dir, "rest.pem"))
+	c.waitFor(20*time.Second, "REST up", func() bool { var o map[string]any; return c.get("/overview", &o) == nil })
+	if code, body := curl(t, c.restURL+"/whoami"); code != 200 || !strings.Contains(body, "system:anonymous") {
+		t.Fatalf("anonymous: %d %s", code, body)
+	}
+	if code, body := curl(t, "-H", "Authorization: Bearer "+tok, c.restURL+"/whoami"); code != 200 || !strings.Contains(body, "carol") {
+		t.Fatalf("token: %d %s", code, body)
+	}
+	for i := 0; i < 3; i++ {
+		if code, body := curl(t, "-H", "Authorization: Bearer wrong", c.restURL+"/whoami"); code != 401 {
+			t.Fatalf("bad token where anonymous is allowed: %d %s", code, body)
+		}
+	}
+	code, body := curl(t, "-i", "-H", "Authorization: Bearer wrong", c.restURL+"/whoami")
+	if code != 429 || !strings.Contains(strings.ToLower(body), "retry-after:") {
+		t.Fatalf("after 3 failures: %d %s", code, body)
+	}
+}
