@@ -1,15 +1,15 @@
 #!/usr/bin/env bash
 # Installs the system tools the integration tests use, when missing:
-# openssl (an independent TLS client), the JDK's keytool (keystores as Flink
+# openssl (an independent TLS client), nginx (a reverse proxy), the JDK's keytool (keystores as Flink
 # users make them), curl, and the shell tools of the word-count reference.
 set -euo pipefail
 declare -A pkg_of=(
 	[tr]=coreutils [sort]=coreutils [uniq]=coreutils [awk]=gawk
-	[curl]=curl [openssl]=openssl [keytool]=openjdk-17-jre-headless
+	[curl]=curl [openssl]=openssl [keytool]=openjdk-17-jre-headless [nginx]=nginx
 )
 pkgs=()
 for tool in "${!pkg_of[@]}"; do
-	command -v "$tool" >/dev/null 2>&1 || pkgs+=("${pkg_of[$tool]}")
+	command -v "$tool" >/dev/null 2>&1 || [ -x "/usr/sbin/$tool" ] || pkgs+=("${pkg_of[$tool]}")
 done
 if [ ${#pkgs[@]} -eq 0 ]; then
 	exit 0

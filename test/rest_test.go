@@ -251,3 +251,108 @@ func TestRESTFailedAuthLimit(t *testing.T) {
 		t.Fatalf("after 3 failures: %d %s", code, body)
 	}
 }
+
+func nginxPath(t *testing.T) string {
+	t.Helper()
+	if p, err := exec.LookPath("nginx"); err == nil {
+		return p
+	}
+	if _, err := os.Stat("/usr/sbin/nginx"); err == nil {
+		return "/usr/sbin/nginx"
+	}
+	if os.Getenv("CI") == "true" {
+		t.Fatal("nginx is required in CI (make deps installs it)")
+	}
+	t.Skip("nginx not installed")
+	return ""
+}
+
+// TestRESTBehindNginx: nginx proxies HTTPS to the TLS listener under a
+// path prefix, trusting the sluice CA (proxy_ssl_trusted_certificate), as
+// YARN's proxy must trust Flink's CA. The JobManager believes the proxy's
+// X-Forwarded-Prefix because it is in rest.trusted-proxies.
+func TestRESTBehindNginx(t *testing.T) {
+	nginx := nginxPath(t)
+	needTool(t, "curl")
+	// nginx connects from 127.0.0.2, the only trusted proxy address; a
+	// client on 127.0.0.1 sending the same headers is not believed.
+	e := startRESTExample(t, "rest.trusted-proxies=127.0.0.2")
+	dir := t.TempDir()
+	port := freePort(t)
+	conf := fmt.Sprintf(`worker_processes 1;
+daemon off;
+pid %[1]s/nginx.pid;
+error_log %[1]s/error.log info;
+events { worker_connections 64; }
+http {
+  access_log %[1]s/access.log;
+  client_body_temp_path %[1]s/body; proxy_temp_path %[1]s/proxy; fastcgi_temp_path %[1]s/fcgi;
+  uwsgi_temp_path %[1]s/uwsgi; scgi_temp_path %[1]s/scgi;
+  server {
+    listen 127.0.0.1:%[2]d;
+    location /sluice/ {
+      proxy_pass %[3]s/;
+      proxy_bind 127.0.0.2;
+      proxy_ssl_trusted_certificate %[4]s;
+      proxy_ssl_verify on;
+      proxy_ssl_name localhost;
+      proxy_ssl_protocols TLSv1.3;
+      proxy_ssl_server_name on;
+      proxy_set_header X-Forwarded-Prefix /sluice;
+      proxy_set_header X-Forwarded-For $proxy_add_x_forwarded_for;
+    }
+    location /untrusted/ {
+      proxy_pass %[3]s/;
+      proxy_ssl_trusted_certificate %[5]s;
+      proxy_ssl_verify on;
+      proxy_ssl_session_reuse off;  # else the other location's verified session is resumed
+      proxy_ssl_name localhost;
+      proxy_ssl_protocols TLSv1.3;
+    }
+  }
+}
+`, dir, port, e.extURL, e.ca, filepath.Join(createCertsHosts(t, "localhost"), "ca.crt"))
+	cf := filepath.Join(dir, "nginx.conf")
+	os.WriteFile(cf, []byte(conf), 0o644)
+	p := exec.Command(nginx, "-p", dir, "-c", cf)
+	out, _ := os.Create(filepath.Join(dir, "stdout"))
+	p.Stdout, p.Stderr = out, out
+	if err := p.Start(); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { p.Process.Kill(); p.Wait() })
+	base := fmt.Sprintf("http://127.0.0.1:%d", port)
+	deadline := time.Now().Add(10 * time.Second)
+	for {
+		code, body := curl(t, base+"/sluice/config")
+		if code != 0 && code != 502 {
+			break
+		}
+		if time.Now().After(deadline) {
+			log, _ := os.ReadFile(filepath.Join(dir, "error.log"))
+			t.Fatalf("nginx did not come up (last answer %d %s): %s", code, body, log)
+		}
+		time.Sleep(200 * time.Millisecond)
+	}
+	code, body := curl(t, "-H", "Authorization: Bearer "+e.token, base+"/sluice/whoami")
+	if code != 200 || whoamiOf(t, body)["username"] != "bob" {
+		t.Fatalf("whoami through nginx: %d %s", code, body)
+	}
+	code, body = curl(t, "-H", "Authorization: Bearer "+e.token, base+"/sluice/config")
+	if code != 200 || !strings.Contains(body, `"base-path": "/sluice"`) {
+		t.Fatalf("X-Forwarded-Prefix from a trusted proxy not applied: %d %s", code, body)
+	}
+	code, body = curl(t, base+"/sluice/overview")
+	if code != 401 {
+		t.Fatalf("no credential through nginx: %d %s", code, body)
+	}
+	// A proxy that does not trust the sluice CA refuses to forward.
+	if code, body := curl(t, "-H", "Authorization: Bearer "+e.token, base+"/untrusted/whoami"); code != 502 {
+		t.Fatalf("proxy with the wrong CA: %d %s", code, body)
+	}
+	// The same headers sent directly (not from a trusted proxy) are ignored.
+	code, body = curl(t, "--cacert", e.ca, "-H", "Authorization: Bearer "+e.token, "-H", "X-Forwarded-Prefix: /evil", e.extURL+"/config")
+	if code != 200 || strings.Contains(body, "/evil") {
+		t.Fatalf("untrusted X-Forwarded-Prefix believed: %d %s", code, body)
+	}
+}

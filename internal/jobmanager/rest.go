@@ -143,6 +143,7 @@ func (rs *restServer) overview(w http.ResponseWriter, r *http.Request) {
 func (rs *restServer) dashboardConfig(w http.ResponseWriter, r *http.Request) {
 	writeJSON(w, http.StatusOK, map[string]any{
 		"refresh-interval": 3000, "timezone-name": time.Local.String(), "sluice-version": Version,
+		"base-path": ExternalPrefix(r.Context()),
 	})
 }
 

@@ -64,7 +64,7 @@ func (jm *JobManager) setupRESTSecurity(ctx context.Context) (*restSecurity, err
 	if path := cfg.String("security.rest.authentication.token.file"); path != "" {
 		tf, err := authn.NewTokenFile(path, jm.log)
 		if err != nil {
-			return nil, fmt.Errorf("security.rest.authentication.token.file: %w", err)
+			return nil, err
 		}
 		go tf.Run(ctx)
 		rs.deps.Token = tf
