@@ -303,8 +303,16 @@ func (c *serverConn) readLoop(ch *inputChannel) error {
 	for {
 		typ, n, err := readHeader(c.br, s.opts.MaxFrameSize)
 		if err != nil {
-			if ended && err == io.EOF {
+			if ended {
+				// Whatever ends the connection after end of
+				// partition (the producer's close, or the gate
+				// closing it once the task is done) is no failure.
 				return nil
+			}
+			select {
+			case <-ch.gate.done:
+				return errGateClosed // the task ended or was cancelled
+			default:
 			}
 			if err == io.EOF {
 				err = io.ErrUnexpectedEOF
