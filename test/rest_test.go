@@ -159,6 +159,16 @@ func TestRESTListeners(t *testing.T) {
 	if code != 200 || w["username"] != "alice" || w["method"] != "x509" || !strings.Contains(fmt.Sprint(w["groups"]), "eng") || !strings.Contains(fmt.Sprint(w["groups"]), "acme") {
 		t.Fatalf("x509: %d %s", code, body)
 	}
+	// HSTS on the TLS listener.
+	if code, body := curl(t, "-i", "--cacert", e.ca, "--cert", e.aliceCrt, "--key", e.aliceKey, ext+"/whoami"); code != 200 || !strings.Contains(strings.ToLower(body), "strict-transport-security:") {
+		t.Errorf("no HSTS header on the TLS listener: %d %s", code, body)
+	}
+	// A client certificate from a CA the listener does not trust is refused.
+	stranger := loadPKI(t, createCertsHosts(t, "localhost"))
+	mCrt, mKey := stranger.issueUser(t, t.TempDir(), "mallory", pkix.Name{CommonName: "alice"})
+	if code, body := curl(t, "--cacert", e.ca, "--cert", mCrt, "--key", mKey, ext+"/whoami"); code == 200 {
+		t.Fatalf("certificate from an untrusted CA admitted: %s", body)
+	}
 	// Bearer token -> bob.
 	code, body = curl(t, "--cacert", e.ca, "-H", "Authorization: Bearer "+e.token, ext+"/whoami")
 	w = whoamiOf(t, body)

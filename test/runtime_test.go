@@ -2,6 +2,7 @@ package test
 
 import (
 	"context"
+	"encoding/json"
 	"fmt"
 	"io"
 	"net"
@@ -521,4 +522,21 @@ func TestAttachedFile(t *testing.T) {
 		t.Fatalf("exit %d\n%s\n%s", code, stdout, stderr)
 	}
 	equalLines(t, readParts(t, outDir), referenceCounts(t, input))
+}
+
+// TestBenchREST: the REST benchmark runs and reports both variants.
+func TestBenchREST(t *testing.T) {
+	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+	defer cancel()
+	out, stderr, code := runSluice(ctx, t, "bench", "rest", "--duration", "300ms", "--connections", "2", "--jobs", "3", "--log-level", "error")
+	if code != 0 {
+		t.Fatalf("exit %d: %s", code, stderr)
+	}
+	var r map[string]float64
+	if err := json.Unmarshal([]byte(out), &r); err != nil {
+		t.Fatalf("output %q: %v", out, err)
+	}
+	if r["plain_anonymous_requests_per_sec"] <= 0 || r["https_token_requests_per_sec"] <= 0 || r["https_token_errors"] != 0 {
+		t.Fatalf("bench rest: %s", out)
+	}
 }

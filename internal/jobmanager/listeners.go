@@ -59,6 +59,9 @@ func Listeners(cfg *config.Config) ([]Listener, error) {
 			return nil, fmt.Errorf("rest.listeners: name %q used twice", l.Name)
 		}
 		seen[l.Name] = true
+		if _, port, _ := net.SplitHostPort(l.Address); port == "0" {
+			continue // a free port each: no clash
+		}
 		if other, dup := addrs[l.Address]; dup {
 			return nil, fmt.Errorf("rest.listeners: %s and %s both listen on %s", other, l.Name, l.Address)
 		}
