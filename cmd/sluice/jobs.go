@@ -4,6 +4,7 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
+	"github.com/sluice-dev/sluice/internal/client"
 	"net/url"
 	"os"
 	"text/tabwriter"
@@ -15,6 +16,7 @@ import (
 func newRunCmd(g *globals) *cobra.Command {
 	var cf clientFlags
 	var params, files []string
+	var viewUsers, viewGroups, modifyUsers, modifyGroups []string
 	var parallelism int
 	var detached bool
 	cmd := &cobra.Command{
@@ -36,7 +38,10 @@ func newRunCmd(g *globals) *cobra.Command {
 			}
 			ctx, stop := signalContext()
 			defer stop()
-			id, err := c.Submit(ctx, spec, pm, parallelism, files)
+			id, err := c.SubmitJob(ctx, client.Submission{
+				Spec: spec, Params: pm, Parallelism: parallelism, Files: files,
+				ViewUsers: viewUsers, ViewGroups: viewGroups, ModifyUsers: modifyUsers, ModifyGroups: modifyGroups,
+			})
 			if err != nil {
 				return err
 			}
@@ -64,6 +69,10 @@ func newRunCmd(g *globals) *cobra.Command {
 	f := cmd.Flags()
 	f.StringArrayVar(&params, "param", nil, "job parameter: --param name=value (repeatable)")
 	f.StringArrayVar(&files, "file", nil, "attach a local file to the job, named by its base name (repeatable)")
+	f.StringSliceVar(&viewUsers, "view-users", nil, "users who may view the job (you own it)")
+	f.StringSliceVar(&viewGroups, "view-groups", nil, "groups whose members may view the job")
+	f.StringSliceVar(&modifyUsers, "modify-users", nil, "users who may view and cancel the job")
+	f.StringSliceVar(&modifyGroups, "modify-groups", nil, "groups whose members may view and cancel the job")
 	f.IntVarP(&parallelism, "parallelism", "p", 0, "default parallelism of the job (default: the cluster's parallelism.default)")
 	f.BoolVarP(&detached, "detached", "d", false, "print the job id and return without waiting")
 	return cmd

@@ -62,7 +62,7 @@ func newRootCmd() *cobra.Command {
 	pf.StringVar(&g.logFormat, "log-format", "text", "log format: text or json")
 	pf.StringVar(&g.logLevel, "log-level", "info", "log level: debug, info, warn or error")
 	root.AddCommand(newJobManagerCmd(g), newTaskManagerCmd(g), newLocalCmd(g), newRunCmd(g),
-		newListCmd(g), newStatusCmd(g), newCancelCmd(g), newBenchCmd(g), newSecurityCmd(g), newWhoamiCmd(g), newTokenCmd(g))
+		newListCmd(g), newStatusCmd(g), newCancelCmd(g), newBenchCmd(g), newSecurityCmd(g), newAuthCmd(g), newWhoamiCmd(g), newTokenCmd(g))
 	return root
 }
 

@@ -12,6 +12,7 @@ import (
 	"net/url"
 	"os"
 	"path/filepath"
+	"strings"
 	"time"
 )
 
@@ -70,6 +71,23 @@ func (c *Client) do(ctx context.Context, method, path string, body io.Reader, co
 // Submit sends a job: its spec, parameters, parallelism (0: the cluster's
 // default) and files to attach (read from local paths, named by base name).
 func (c *Client) Submit(ctx context.Context, spec []byte, params map[string]string, parallelism int, files []string) (string, error) {
+	return c.SubmitJob(ctx, Submission{Spec: spec, Params: params, Parallelism: parallelism, Files: files})
+}
+
+// Submission is a job to submit, with who else may see and change it
+// (Spark's view and modify lists; the submitter owns the job).
+type Submission struct {
+	Spec                      []byte
+	Params                    map[string]string
+	Parallelism               int
+	Files                     []string
+	ViewUsers, ViewGroups     []string
+	ModifyUsers, ModifyGroups []string
+}
+
+// SubmitJob sends a job and returns its id.
+func (c *Client) SubmitJob(ctx context.Context, s Submission) (string, error) {
+	spec, params, parallelism, files := s.Spec, s.Params, s.Parallelism, s.Files
 	var buf bytes.Buffer
 	mw := multipart.NewWriter(&buf)
 	w, _ := mw.CreateFormFile("spec", "job.yaml")
@@ -78,6 +96,11 @@ func (c *Client) Submit(ctx context.Context, spec []byte, params map[string]stri
 	_ = mw.WriteField("parameters", string(pj))
 	if parallelism > 0 {
 		_ = mw.WriteField("parallelism", fmt.Sprint(parallelism))
+	}
+	for name, list := range map[string][]string{"view-users": s.ViewUsers, "view-groups": s.ViewGroups, "modify-users": s.ModifyUsers, "modify-groups": s.ModifyGroups} {
+		if len(list) > 0 {
+			_ = mw.WriteField(name, strings.Join(list, ","))
+		}
 	}
 	for _, f := range files {
 		data, err := os.ReadFile(f)
@@ -178,6 +201,19 @@ func (c *Client) WhoAmI(ctx context.Context) (*Identity, error) {
 		return nil, err
 	}
 	return &id, nil
+}
+
+// CanI asks whether the caller may do verb on resource (POST /auth/can-i).
+func (c *Client) CanI(ctx context.Context, verb, resource string) (allowed bool, reason string, err error) {
+	body, _ := json.Marshal(map[string]string{"verb": verb, "resource": resource})
+	var out struct {
+		Allowed bool   `json:"allowed"`
+		Reason  string `json:"reason"`
+	}
+	if err := c.do(ctx, http.MethodPost, "/auth/can-i", bytes.NewReader(body), "application/json", &out); err != nil {
+		return false, "", err
+	}
+	return out.Allowed, out.Reason, nil
 }
 
 // Terminal reports whether a job state is final.

@@ -130,3 +130,71 @@ func init() {
 		Register(k)
 	}
 }
+
+// External authorizers (internal/security/authz/webhook, .../authz/opa) and
+// the audit log (internal/security/audit). Kept in their own block so the
+// authorization keys stay together and apart from the authn and TLS keys.
+func init() {
+	for _, k := range []Key{
+		// Webhook authorizer: a SubjectAccessReview-like HTTPS service.
+		{Name: "security.authorization.webhook.url", Type: String,
+			Doc: "HTTPS URL the webhook authorizer POSTs AccessReview requests to."},
+		{Name: "security.authorization.webhook.timeout", Type: Duration, Default: "3 s", Min: new(int64(1)),
+			Doc: "Longest wait for a webhook answer; a late answer counts as a failure (see failure-policy)."},
+		{Name: "security.authorization.webhook.cache-ttl.allowed", Type: Duration, Default: "5 min",
+			Doc: "How long an allow from the webhook is reused for an identical request; 0 disables caching allows."},
+		{Name: "security.authorization.webhook.cache-ttl.denied", Type: Duration, Default: "30 s",
+			Doc: "How long a deny or no-opinion from the webhook is reused for an identical request; 0 disables caching them."},
+		{Name: "security.authorization.webhook.failure-policy", Type: String, Default: "deny", Enum: []string{"deny", "no-opinion"},
+			Doc: "Answer when the webhook cannot be asked: deny (fail closed) or no-opinion (let the next authorizer decide). Never allow."},
+		{Name: "security.authorization.webhook.truststore", Type: String,
+			Doc: "Trust store for the webhook's server certificate; system trust when unset."},
+		{Name: "security.authorization.webhook.truststore-password", Type: String, Doc: "Webhook trust store password."},
+		{Name: "security.authorization.webhook.truststore-type", Type: String, Enum: tlsStoreTypes, Doc: "Webhook trust store type; detected when unset."},
+		{Name: "security.authorization.webhook.keystore", Type: String,
+			Doc: "Key store with the client certificate presented to the webhook; none when unset."},
+		{Name: "security.authorization.webhook.keystore-password", Type: String, Doc: "Webhook client key store password."},
+		{Name: "security.authorization.webhook.key-password", Type: String, Doc: "Webhook client private key password."},
+		{Name: "security.authorization.webhook.keystore-type", Type: String, Enum: tlsStoreTypes, Doc: "Webhook client key store type; detected when unset."},
+
+		// OPA authorizer: Open Policy Agent's data API.
+		{Name: "security.authorization.opa.url", Type: String,
+			Doc: "Base URL of the OPA server, e.g. http://127.0.0.1:8181 (http only on loopback) or https://opa.example:8181."},
+		{Name: "security.authorization.opa.path", Type: String, Default: "sluice/authz",
+			Doc: "Policy document queried under /v1/data/, e.g. sluice/authz/decision for examples/policy.rego."},
+		{Name: "security.authorization.opa.timeout", Type: Duration, Default: "2 s", Min: new(int64(1)),
+			Doc: "Longest wait for an OPA answer; a late answer denies."},
+		{Name: "security.authorization.opa.truststore", Type: String,
+			Doc: "Trust store for an https OPA server's certificate; system trust when unset."},
+		{Name: "security.authorization.opa.truststore-password", Type: String, Doc: "OPA trust store password."},
+		{Name: "security.authorization.opa.truststore-type", Type: String, Enum: tlsStoreTypes, Doc: "OPA trust store type; detected when unset."},
+
+		// Audit log of authorization decisions.
+		{Name: "security.audit.log.path", Type: String,
+			Doc: "File authorization decisions are appended to as JSON lines; no audit log when unset."},
+		{Name: "security.audit.log.level", Type: String, Default: "denied", Enum: []string{"none", "denied", "all"},
+			Doc: "Which decisions are audited: none, denied (everything but allows) or all."},
+		{Name: "security.audit.log.max-size", Type: Bytes, Default: "100mb", Min: new(int64(1)),
+			Doc: "Size at which the audit log is rotated to <path>.1."},
+		{Name: "security.audit.log.max-backups", Type: Int, Default: "5", Min: atLeastOne,
+			Doc: "Rotated audit logs kept (<path>.1 to <path>.N)."},
+	} {
+		Register(k)
+	}
+}
+
+// Authorization (internal/security/authz). Kept in its own block so the
+// authz keys stay together; the mode values are checked by
+// authz.ParseModes, which also rejects allow-all combined with others.
+func init() {
+	for _, k := range []Key{
+		{Name: "security.authorization.mode", Type: List, Default: "allow-all",
+			Doc: "Authorizers asked in order, the first definite answer wins: allow-all (insecure default), or one or more of acl, webhook, opa."},
+		{Name: "security.authorization.super-users", Type: List,
+			Doc: "Users who may do everything, in addition to the super-users of the ACL policy file."},
+		{Name: "security.authorization.acl.policy-file", Type: String,
+			Doc: "ACL policy file (roles and bindings, see examples/policy.yaml) for mode acl; reloaded when it changes."},
+	} {
+		Register(k)
+	}
+}

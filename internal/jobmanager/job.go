@@ -5,6 +5,7 @@ import (
 	"time"
 
 	"github.com/sluice-dev/sluice/internal/dataflow"
+	"github.com/sluice-dev/sluice/internal/security/authz"
 )
 
 // JobState is the state of a job, with Flink's names.
@@ -71,7 +72,7 @@ type job struct {
 	files       map[string]string // attached file name -> blob key
 	parallelism int               // job default parallelism
 	plan        *dataflow.Plan
-	owner       string
+	acl         authz.JobACL // owner and view/modify lists
 
 	state      JobState
 	start, end time.Time

@@ -70,6 +70,9 @@ type JobManager struct {
 	rpcOpts           []grpc.ServerOption
 	registerRPC       func(*grpc.Server)
 	ready             chan struct{}
+	authz             *decider
+	reloaders         map[string]func() error
+	logs              *logRing
 	metrics           *jmMetrics
 	bg                sync.WaitGroup
 	ctx               context.Context
@@ -98,10 +101,13 @@ func New(o Options) (*JobManager, error) {
 	if err != nil {
 		return nil, err
 	}
+	logs := newLogRing(1000)
+	logger := slog.New(teeHandler{o.Logger.Handler(), slog.NewTextHandler(logs, &slog.HandlerOptions{Level: slog.LevelInfo})})
 	jm := &JobManager{
+		logs:        logs,
 		cfg:         o.Config,
 		sec:         o.Security,
-		log:         o.Logger.With("component", "jobmanager"),
+		log:         logger.With("component", "jobmanager"),
 		clusterID:   o.ClusterID,
 		rpcOpts:     o.RPCServerOptions,
 		registerRPC: o.RegisterRPC,
@@ -161,6 +167,9 @@ func (jm *JobManager) Run(ctx context.Context) error {
 		return fmt.Errorf("blob.server.port: %w", err)
 	}
 	rsec, err := jm.setupRESTSecurity(ctx)
+	if err == nil {
+		err = jm.setupAuthorization(ctx)
+	}
 	if err != nil {
 		rpcL.Close()
 		blobL.Close()

@@ -14,9 +14,9 @@ import (
 	"strings"
 	"time"
 
-	"github.com/prometheus/client_golang/prometheus/promhttp"
-
+	"github.com/sluice-dev/sluice/internal/dataflow"
 	"github.com/sluice-dev/sluice/internal/security/authn"
+	"github.com/sluice-dev/sluice/internal/security/authz"
 )
 
 // maxJSONBody bounds a JSON request body.
@@ -29,19 +29,10 @@ type restServer struct {
 
 func (jm *JobManager) newREST() *restServer {
 	rs := &restServer{jm: jm, mux: http.NewServeMux()}
-	m := rs.mux
-	m.HandleFunc("GET /overview", rs.overview)
-	m.HandleFunc("GET /config", rs.dashboardConfig)
-	m.HandleFunc("GET /jobs/overview", rs.jobsOverview)
-	m.HandleFunc("GET /jobs", rs.jobsList)
-	m.HandleFunc("POST /jobs", rs.submit)
-	m.HandleFunc("GET /jobs/{id}", rs.jobDetails)
-	m.HandleFunc("PATCH /jobs/{id}", rs.jobPatch)
-	m.HandleFunc("GET /taskmanagers", rs.taskmanagers)
-	m.HandleFunc("GET /jobmanager/config", rs.jmConfig)
-	m.HandleFunc("GET /whoami", rs.whoami)
-	m.Handle("GET /metrics", promhttp.HandlerFor(jm.metrics.registry, promhttp.HandlerOpts{}))
-	m.HandleFunc("/", func(w http.ResponseWriter, r *http.Request) {
+	for _, rt := range rs.routes() {
+		rs.mux.Handle(rt.pattern, rs.authorized(rt))
+	}
+	rs.mux.HandleFunc("/", func(w http.ResponseWriter, r *http.Request) {
 		writeError(w, http.StatusNotFound, "no such endpoint: %s %s", r.Method, r.URL.Path)
 	})
 	return rs
@@ -168,20 +159,41 @@ func summarize(j *job) jobSummary {
 	return s
 }
 
-func (rs *restServer) jobsOverview(w http.ResponseWriter, r *http.Request) {
+// visibleJobs returns the jobs the caller may view. Authorizers are asked
+// outside the JobManager's lock: a webhook may take its time.
+func (rs *restServer) visibleJobs(r *http.Request) []*job {
 	jm := rs.jm
 	jm.mu.Lock()
-	defer jm.mu.Unlock()
-	out := []jobSummary{}
+	all := make([]*job, 0, len(jm.jobs))
 	for _, j := range jm.jobs {
+		all = append(all, j)
+	}
+	jm.mu.Unlock()
+	out := all[:0]
+	for _, j := range all {
+		if rs.mayView(r, j) {
+			out = append(out, j)
+		}
+	}
+	return out
+}
+
+func (rs *restServer) jobsOverview(w http.ResponseWriter, r *http.Request) {
+	jobs := rs.visibleJobs(r)
+	jm := rs.jm
+	jm.mu.Lock()
+	out := []jobSummary{}
+	for _, j := range jobs {
 		out = append(out, summarize(j))
 	}
+	jm.mu.Unlock()
 	sortSummaries(out)
 	writeJSON(w, http.StatusOK, map[string]any{"jobs": out})
 }
 
 // jobsList is Flink's GET /jobs: ids and states only.
 func (rs *restServer) jobsList(w http.ResponseWriter, r *http.Request) {
+	jobs := rs.visibleJobs(r)
 	jm := rs.jm
 	jm.mu.Lock()
 	defer jm.mu.Unlock()
@@ -190,7 +202,7 @@ func (rs *restServer) jobsList(w http.ResponseWriter, r *http.Request) {
 		Status JobState `json:"status"`
 	}
 	out := []entry{}
-	for _, j := range jm.jobs {
+	for _, j := range jobs {
 		out = append(out, entry{j.id, j.state})
 	}
 	writeJSON(w, http.StatusOK, map[string]any{"jobs": out})
@@ -253,8 +265,12 @@ func jobDetail(j *job) map[string]any {
 	if j.cause != "" {
 		d["failure-cause"] = j.cause
 	}
-	if j.owner != "" {
-		d["owner"] = j.owner
+	if j.acl.Owner != "" {
+		d["owner"] = j.acl.Owner
+	}
+	if acl := j.acl; len(acl.ViewUsers)+len(acl.ViewGroups)+len(acl.ModifyUsers)+len(acl.ModifyGroups) > 0 {
+		d["acl"] = map[string][]string{"view-users": nonNil(acl.ViewUsers), "view-groups": nonNil(acl.ViewGroups),
+			"modify-users": nonNil(acl.ModifyUsers), "modify-groups": nonNil(acl.ModifyGroups)}
 	}
 	return d
 }
@@ -350,6 +366,23 @@ func (rs *restServer) submit(w http.ResponseWriter, r *http.Request) {
 		writeError(w, http.StatusBadRequest, "%v", err)
 		return
 	}
+	u, _ := authn.UserFrom(r.Context())
+	sub.ACL.Owner = u.Name
+	// Data-level authorization: the submitter must be allowed every source
+	// and sink, so nobody can make the cluster touch data for them that
+	// they may not touch themselves.
+	if spec, err := dataflow.ParseSpec(sub.Spec, sub.Params); err == nil {
+		reads, writes := spec.Resources()
+		ok, reason, err := rs.authorizeData(r, dataAccesses(reads, writes, sub.Files))
+		if err != nil {
+			writeError(w, http.StatusInternalServerError, "authorization failed (request %s): %v", RequestID(r.Context()), err)
+			return
+		}
+		if !ok {
+			writeError(w, http.StatusForbidden, "%s", reason)
+			return
+		}
+	}
 	id, err := rs.jm.Submit(sub)
 	if errors.Is(err, ErrBadSubmission) {
 		writeError(w, http.StatusBadRequest, "%v", err)
@@ -364,9 +397,13 @@ func (rs *restServer) submit(w http.ResponseWriter, r *http.Request) {
 
 func parseJSONSubmission(body io.Reader) (Submission, error) {
 	var req struct {
-		Spec        string            `json:"spec"`
-		Parameters  map[string]string `json:"parameters"`
-		Parallelism int               `json:"parallelism"`
+		Spec         string            `json:"spec"`
+		Parameters   map[string]string `json:"parameters"`
+		Parallelism  int               `json:"parallelism"`
+		ViewUsers    []string          `json:"view-users"`
+		ViewGroups   []string          `json:"view-groups"`
+		ModifyUsers  []string          `json:"modify-users"`
+		ModifyGroups []string          `json:"modify-groups"`
 	}
 	dec := json.NewDecoder(body)
 	dec.DisallowUnknownFields()
@@ -379,7 +416,9 @@ func parseJSONSubmission(body io.Reader) (Submission, error) {
 	if req.Parallelism < 0 {
 		return Submission{}, fmt.Errorf("job submission body: parallelism %d: want a positive number", req.Parallelism)
 	}
-	return Submission{Spec: []byte(req.Spec), Params: req.Parameters, Parallelism: req.Parallelism}, nil
+	return Submission{Spec: []byte(req.Spec), Params: req.Parameters, Parallelism: req.Parallelism, ACL: authz.JobACL{
+		ViewUsers: req.ViewUsers, ViewGroups: req.ViewGroups, ModifyUsers: req.ModifyUsers, ModifyGroups: req.ModifyGroups,
+	}}, nil
 }
 
 func parseMultipartSubmission(r *http.Request, limit int64) (Submission, error) {
@@ -413,6 +452,18 @@ func parseMultipartSubmission(r *http.Request, limit int64) (Submission, error) 
 				return Submission{}, fmt.Errorf("job submission part \"parallelism\": %q is not a positive number", data)
 			}
 			sub.Parallelism = n
+		case "view-users", "view-groups", "modify-users", "modify-groups":
+			list := splitList(string(data))
+			switch p.FormName() {
+			case "view-users":
+				sub.ACL.ViewUsers = list
+			case "view-groups":
+				sub.ACL.ViewGroups = list
+			case "modify-users":
+				sub.ACL.ModifyUsers = list
+			default:
+				sub.ACL.ModifyGroups = list
+			}
 		case "file":
 			name := p.FileName()
 			if name == "" || strings.ContainsAny(name, "/\\") || name == "." || name == ".." {
@@ -420,11 +471,22 @@ func parseMultipartSubmission(r *http.Request, limit int64) (Submission, error) 
 			}
 			sub.Files[name] = data
 		default:
-			return Submission{}, fmt.Errorf("job submission: unknown part %q (want spec, parameters, parallelism, file)", p.FormName())
+			return Submission{}, fmt.Errorf("job submission: unknown part %q (want spec, parameters, parallelism, file, view-users, view-groups, modify-users, modify-groups)", p.FormName())
 		}
 	}
 	if len(sub.Spec) == 0 {
 		return Submission{}, fmt.Errorf("job submission: part \"spec\" (the job's YAML) is required")
 	}
 	return sub, nil
+}
+
+// splitList splits a comma list, dropping blanks.
+func splitList(s string) []string {
+	var out []string
+	for _, f := range strings.Split(s, ",") {
+		if f = strings.TrimSpace(f); f != "" {
+			out = append(out, f)
+		}
+	}
+	return out
 }

@@ -10,6 +10,7 @@ import (
 
 	"github.com/sluice-dev/sluice/internal/dataflow"
 	controlpb "github.com/sluice-dev/sluice/internal/rpc/proto"
+	"github.com/sluice-dev/sluice/internal/security/authz"
 )
 
 // ErrBadSubmission marks a submission refused for what it contains.
@@ -29,7 +30,8 @@ type Submission struct {
 	Params      map[string]string
 	Files       map[string][]byte // attached files by name
 	Parallelism int               // 0: parallelism.default
-	Owner       string
+	// ACL: the submitter owns the job; view and modify lists add others.
+	ACL authz.JobACL
 }
 
 // Submit validates a job, stores its artifacts and schedules it. It returns
@@ -62,7 +64,7 @@ func (jm *JobManager) Submit(s Submission) (string, error) {
 	now := time.Now()
 	j := &job{
 		id: newID(16), name: plan.Name, spec: s.Spec, specKey: specKey,
-		params: s.Params, files: files, parallelism: par, plan: plan, owner: s.Owner,
+		params: s.Params, files: files, parallelism: par, plan: plan, acl: s.ACL,
 		start: now, timestamps: map[JobState]time.Time{}, tasks: map[taskKey]*task{},
 		slots: map[string]int{}, done: make(chan struct{}),
 	}
@@ -70,7 +72,7 @@ func (jm *JobManager) Submit(s Submission) (string, error) {
 	jm.mu.Lock()
 	jm.jobs[j.id] = j
 	jm.mu.Unlock()
-	jm.log.Info("job submitted", "job", j.id, "name", j.name, "parallelism", par, "vertices", len(plan.Vertices))
+	jm.log.Info("job submitted", "job", j.id, "name", j.name, "owner", s.ACL.Owner, "parallelism", par, "vertices", len(plan.Vertices))
 	go jm.startAttempt(j)
 	return j.id, nil
 }

@@ -1,0 +1,184 @@
+package jobmanager
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+	"log/slog"
+	"net/http"
+	"path/filepath"
+	"slices"
+	"strings"
+	"time"
+
+	"github.com/sluice-dev/sluice/internal/security/authn"
+	"github.com/sluice-dev/sluice/internal/security/authz"
+)
+
+// decider asks the configured authorizers and audits the answer.
+type decider struct {
+	union authz.Union
+	audit func(a authz.Attributes, allowed bool, by, reason string)
+	log   *slog.Logger
+}
+
+// decide returns whether a may happen, why, and which authorizer said so.
+// An error is the caller's 500: never an allow.
+func (d *decider) decide(ctx context.Context, a authz.Attributes, audited bool) (bool, string, string, error) {
+	dec, reason, by, err := d.union.AuthorizeNamed(ctx, a)
+	if err != nil {
+		if audited && d.audit != nil {
+			d.audit(a, false, by, "authorizer error: "+err.Error())
+		}
+		return false, "", by, err
+	}
+	allowed := dec == authz.Allow
+	if audited && d.audit != nil {
+		d.audit(a, allowed, by, reason)
+	}
+	return allowed, reason, by, nil
+}
+
+// attributes builds the authorization attributes of a request.
+func attributes(r *http.Request, verb, resource string) authz.Attributes {
+	u, _ := authn.UserFrom(r.Context())
+	return authz.Attributes{
+		User: u.Name, Groups: u.Groups, Method: u.Method, Verb: verb, Resource: resource,
+		Listener: ListenerName(r.Context()), RemoteAddr: r.RemoteAddr, RequestID: RequestID(r.Context()),
+	}
+}
+
+// jobACL returns the ACL of a job, nil if there is no such job.
+func (jm *JobManager) jobACL(id string) *authz.JobACL {
+	jm.mu.Lock()
+	defer jm.mu.Unlock()
+	if j, ok := jm.jobs[id]; ok {
+		acl := j.acl
+		return &acl
+	}
+	return nil
+}
+
+// authorized wraps a route's handler with its authorization: one verb on
+// one resource, decided before the handler runs. "self" (whoami, can-i) is
+// open to every authenticated caller: it only tells callers about
+// themselves.
+func (rs *restServer) authorized(rt route) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if rt.resource == "self" {
+			rt.handler(w, r)
+			return
+		}
+		resource := rt.resource
+		a := attributes(r, rt.verb, resource)
+		if strings.Contains(resource, "{id}") {
+			id := r.PathValue("id")
+			a.Resource = strings.Replace(resource, "{id}", id, 1)
+			a.Job = rs.jm.jobACL(id)
+		}
+		allowed, reason, _, err := rs.jm.authz.decide(r.Context(), a, true)
+		if err != nil {
+			writeError(w, http.StatusInternalServerError, "authorization failed (request %s): %v", RequestID(r.Context()), err)
+			return
+		}
+		if !allowed {
+			writeError(w, http.StatusForbidden, "%s may not %s %s: %s", a.User, a.Verb, a.Resource, reason)
+			return
+		}
+		rt.handler(w, r)
+	})
+}
+
+// mayView is the per-job filter of the job lists.
+func (rs *restServer) mayView(r *http.Request, j *job) bool {
+	a := attributes(r, "view", "job/"+j.id)
+	acl := j.acl
+	a.Job = &acl
+	ok, _, _, err := rs.jm.authz.decide(r.Context(), a, false)
+	return err == nil && ok
+}
+
+// dataAccesses lists what a submitted spec reads and writes, with file
+// paths made absolute: relative paths are read by TaskManagers from their
+// working directory, which is the cluster's, not the client's. Attached
+// files are the client's own data and need no permission.
+func dataAccesses(reads, writes []string, attached map[string][]byte) []authz.DataAccess {
+	var out []authz.DataAccess
+	add := func(verb string, res []string) {
+		for _, r := range res {
+			if p, ok := strings.CutPrefix(r, "file:"); ok {
+				if _, att := attached[p]; att && verb == "read" {
+					continue
+				}
+				if abs, err := filepath.Abs(p); err == nil {
+					r = "file:" + abs
+				}
+			}
+			out = append(out, authz.DataAccess{Verb: verb, Resource: r})
+		}
+	}
+	add("read", reads)
+	add("write", writes)
+	return out
+}
+
+// authorizeData checks every data access of a submission and returns the
+// first refusal.
+func (rs *restServer) authorizeData(r *http.Request, data []authz.DataAccess) (bool, string, error) {
+	for _, d := range data {
+		a := attributes(r, d.Verb, d.Resource)
+		a.Data = data
+		ok, reason, _, err := rs.jm.authz.decide(r.Context(), a, true)
+		if err != nil {
+			return false, "", err
+		}
+		if !ok {
+			return false, fmt.Sprintf("the job would %s %s, which %s may not: %s", d.Verb, d.Resource, a.User, reason), nil
+		}
+	}
+	return true, "", nil
+}
+
+type canIRequest struct {
+	Verb     string `json:"verb"`
+	Resource string `json:"resource"`
+}
+
+// canI is kubectl auth can-i: may the caller do verb on resource?
+func (rs *restServer) canI(w http.ResponseWriter, r *http.Request) {
+	var req canIRequest
+	dec := json.NewDecoder(http.MaxBytesReader(w, r.Body, maxJSONBody))
+	dec.DisallowUnknownFields()
+	if err := dec.Decode(&req); err != nil || req.Verb == "" || req.Resource == "" {
+		writeError(w, http.StatusBadRequest, "want {\"verb\": ..., \"resource\": ...}")
+		return
+	}
+	if !slices.Contains([]string{"view", "list", "submit", "cancel", "admin", "read", "write"}, req.Verb) {
+		writeError(w, http.StatusBadRequest, "verb %q: want view, list, submit, cancel, admin, read or write", req.Verb)
+		return
+	}
+	a := attributes(r, req.Verb, req.Resource)
+	if id, ok := strings.CutPrefix(req.Resource, "job/"); ok {
+		a.Job = rs.jm.jobACL(id)
+	}
+	ok, reason, by, err := rs.jm.authz.decide(r.Context(), a, false)
+	if err != nil {
+		writeError(w, http.StatusInternalServerError, "authorization failed: %v", err)
+		return
+	}
+	writeJSON(w, http.StatusOK, map[string]any{"allowed": ok, "reason": reason, "authorizer": by, "user": a.User, "verb": a.Verb, "resource": a.Resource})
+}
+
+// adminReload reloads what can be reloaded now rather than at the next poll.
+func (rs *restServer) adminReload(w http.ResponseWriter, r *http.Request) {
+	var done []string
+	for name, rl := range rs.jm.reloaders {
+		if err := rl(); err != nil {
+			writeError(w, http.StatusInternalServerError, "reload %s: %v (the previous one stays in force)", name, err)
+			return
+		}
+		done = append(done, name)
+	}
+	slices.Sort(done)
+	writeJSON(w, http.StatusOK, map[string]any{"reloaded": done, "time": time.Now().UTC().Format(time.RFC3339)})
+}
