@@ -7,6 +7,7 @@ import (
 	"slices"
 	"strings"
 
+	"github.com/sluice-dev/sluice/internal/security/audit"
 	"github.com/sluice-dev/sluice/internal/security/authz"
 )
 
@@ -47,6 +48,12 @@ func (jm *JobManager) setupAuthorization(ctx context.Context) error {
 			union = append(union, authz.Named(strings.TrimSpace(m), a))
 		}
 	}
+	al, err := audit.FromConfig(cfg)
+	if err != nil {
+		return err
+	}
+	jm.audit = al
+	go func() { <-ctx.Done(); al.Close() }()
 	jm.authz = &decider{union: union, log: jm.log, audit: jm.auditDecision}
 	if slices.Contains(modes, "allow-all") {
 		for _, l := range jm.listeners {

@@ -23,6 +23,7 @@ import (
 	"github.com/sluice-dev/sluice/internal/blob"
 	"github.com/sluice-dev/sluice/internal/config"
 	controlpb "github.com/sluice-dev/sluice/internal/rpc/proto"
+	"github.com/sluice-dev/sluice/internal/security/audit"
 	"github.com/sluice-dev/sluice/internal/transport"
 )
 
@@ -71,6 +72,7 @@ type JobManager struct {
 	registerRPC       func(*grpc.Server)
 	ready             chan struct{}
 	authz             *decider
+	audit             *audit.Logger
 	reloaders         map[string]func() error
 	logs              *logRing
 	metrics           *jmMetrics

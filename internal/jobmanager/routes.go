@@ -16,25 +16,28 @@ type route struct {
 	resource string // "job/{id}" is filled in from the path
 	handler  http.HandlerFunc
 	doc      string
+	// filtered routes list items: without the verb the caller gets only
+	// the items it may view one by one, instead of a 403.
+	filtered bool
 }
 
 // routes is the REST API. docs/security.md shows the same table; a test
 // checks that they agree and that every endpoint has a verb and resource.
 func (rs *restServer) routes() []route {
 	return []route{
-		{"GET /overview", "view", "cluster", rs.overview, "cluster overview"},
-		{"GET /config", "view", "cluster", rs.dashboardConfig, "dashboard settings"},
-		{"GET /jobs/overview", "list", "jobs", rs.jobsOverview, "jobs the caller may view"},
-		{"GET /jobs", "list", "jobs", rs.jobsList, "ids and states of the jobs the caller may view"},
-		{"POST /jobs", "submit", "jobs", rs.submit, "submit a job; also read/write on every source and sink"},
-		{"GET /jobs/{id}", "view", "job/{id}", rs.jobDetails, "one job"},
-		{"PATCH /jobs/{id}", "cancel", "job/{id}", rs.jobPatch, "cancel a job (?mode=cancel)"},
-		{"GET /taskmanagers", "view", "taskmanagers", rs.taskmanagers, "TaskManagers"},
-		{"GET /jobmanager/config", "view", "config", rs.jmConfig, "configuration, sensitive values masked"},
-		{"GET /jobmanager/log", "view", "logs", rs.jmLog, "recent JobManager log lines"},
-		{"GET /metrics", "view", "metrics", promhttp.HandlerFor(rs.jm.metrics.registry, promhttp.HandlerOpts{}).ServeHTTP, "Prometheus metrics"},
-		{"POST /admin/reload", "admin", "admin", rs.adminReload, "reload the authorization policy and the token file now"},
-		{"GET /whoami", "view", "self", rs.whoami, "who the server takes the caller for (every authenticated caller)"},
-		{"POST /auth/can-i", "view", "self", rs.canI, "may the caller do VERB on RESOURCE (every authenticated caller)"},
+		{"GET /overview", "view", "cluster", rs.overview, "cluster overview", false},
+		{"GET /config", "view", "cluster", rs.dashboardConfig, "dashboard settings", false},
+		{"GET /jobs/overview", "list", "jobs", rs.jobsOverview, "every job with list on jobs, else the jobs the caller may view", true},
+		{"GET /jobs", "list", "jobs", rs.jobsList, "ids and states, filtered as /jobs/overview", true},
+		{"POST /jobs", "submit", "jobs", rs.submit, "submit a job; also read/write on every source and sink", false},
+		{"GET /jobs/{id}", "view", "job/{id}", rs.jobDetails, "one job", false},
+		{"PATCH /jobs/{id}", "cancel", "job/{id}", rs.jobPatch, "cancel a job (?mode=cancel)", false},
+		{"GET /taskmanagers", "view", "taskmanagers", rs.taskmanagers, "TaskManagers", false},
+		{"GET /jobmanager/config", "view", "config", rs.jmConfig, "configuration, sensitive values masked", false},
+		{"GET /jobmanager/log", "view", "logs", rs.jmLog, "recent JobManager log lines", false},
+		{"GET /metrics", "view", "metrics", promhttp.HandlerFor(rs.jm.metrics.registry, promhttp.HandlerOpts{}).ServeHTTP, "Prometheus metrics", false},
+		{"POST /admin/reload", "admin", "admin", rs.adminReload, "reload the authorization policy and the token file now", false},
+		{"GET /whoami", "view", "self", rs.whoami, "who the server takes the caller for (every authenticated caller)", false},
+		{"POST /auth/can-i", "view", "self", rs.canI, "may the caller do VERB on RESOURCE (every authenticated caller)", false},
 	}
 }

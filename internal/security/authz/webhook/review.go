@@ -45,10 +45,10 @@ type Spec struct {
 	Listener string       `json:"listener,omitempty"`
 }
 
-// Resource is a resource split into kind and name: "job/abc" is
-// {job, abc}, "cluster" is {cluster, ""}, "file:/srv/in" is {file, /srv/in},
-// "kafka:topic/x" is {kafka, topic/x}. Splitting spares every policy from
-// parsing strings.
+// Resource is a resource split into kind and name at its first "/" or
+// ":": "job/abc" is {job, abc}, "cluster" is {cluster, ""}, "file:/srv/in"
+// is {file, /srv/in}, "kafka:topic/x" is {kafka, topic/x}. Splitting
+// spares every policy from parsing strings.
 type Resource struct {
 	Kind string `json:"kind"`
 	Name string `json:"name"`
@@ -77,12 +77,12 @@ func SpecFor(a authz.Attributes) *Spec {
 		User:     a.User,
 		Groups:   nonNil(a.Groups),
 		Verb:     a.Verb,
-		Resource: splitResource(a.Resource, "/"),
+		Resource: splitResource(a.Resource),
 		Data:     make([]DataAccess, 0, len(a.Data)),
 		Listener: a.Listener,
 	}
 	for _, d := range a.Data {
-		s.Data = append(s.Data, DataAccess{Verb: d.Verb, Resource: splitResource(d.Resource, ":")})
+		s.Data = append(s.Data, DataAccess{Verb: d.Verb, Resource: splitResource(d.Resource)})
 	}
 	if j := a.Job; j != nil {
 		s.Job = &Job{
@@ -96,11 +96,15 @@ func SpecFor(a authz.Attributes) *Spec {
 	return s
 }
 
-// splitResource splits at the first sep: the name may itself contain
-// sep ("file:/a:b", "job/x/y").
-func splitResource(r, sep string) Resource {
-	kind, name, _ := strings.Cut(r, sep)
-	return Resource{Kind: kind, Name: name}
+// splitResource splits at the first "/" (cluster resources: job/<id>) or
+// ":" (data resources: file:/path, kafka:topic/t), whichever comes first;
+// the name may itself contain either ("socket:host:9000", "file:/a/b").
+func splitResource(r string) Resource {
+	i := strings.IndexAny(r, "/:")
+	if i < 0 {
+		return Resource{Kind: r}
+	}
+	return Resource{Kind: r[:i], Name: r[i+1:]}
 }
 
 func nonNil(s []string) []string {

@@ -158,15 +158,18 @@ func TestRequestBody(t *testing.T) {
 }
 
 func TestSplitResource(t *testing.T) {
-	for _, tc := range []struct{ in, sep, kind, name string }{
-		{"job/abc", "/", "job", "abc"},
-		{"cluster", "/", "cluster", ""},
-		{"job/a/b", "/", "job", "a/b"},
-		{"file:/x", ":", "file", "/x"},
-		{"socket:host:9000", ":", "socket", "host:9000"},
-		{"", "/", "", ""},
+	for _, tc := range []struct{ in, kind, name string }{
+		{"job/abc", "job", "abc"},
+		{"cluster", "cluster", ""},
+		{"jobs", "jobs", ""},
+		{"job/a/b", "job", "a/b"},
+		{"job/a:b", "job", "a:b"},
+		{"file:/x", "file", "/x"},
+		{"kafka:topic/x", "kafka", "topic/x"},
+		{"socket:host:9000", "socket", "host:9000"},
+		{"", "", ""},
 	} {
-		if got := splitResource(tc.in, tc.sep); got != (Resource{tc.kind, tc.name}) {
+		if got := splitResource(tc.in); got != (Resource{tc.kind, tc.name}) {
 			t.Errorf("splitResource(%q) = %+v, want {%s %s}", tc.in, got, tc.kind, tc.name)
 		}
 	}
