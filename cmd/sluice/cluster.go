@@ -76,7 +76,7 @@ func newTaskManagerCmd(g *globals) *cobra.Command {
 			if err != nil {
 				return err
 			}
-			tm, err := taskmanager.New(taskmanager.Options{Config: cfg, Logger: g.log, WorkDir: workDir, ID: id, Security: sec.Security})
+			tm, err := taskmanager.New(taskmanager.Options{Config: cfg, Logger: g.log, WorkDir: workDir, ID: id, Security: sec.Security, RPCServerOptions: sec.ServerOptions()})
 			if err != nil {
 				return err
 			}

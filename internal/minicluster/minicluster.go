@@ -12,6 +12,8 @@ import (
 	"path/filepath"
 	"sync"
 
+	"google.golang.org/grpc"
+
 	"github.com/sluice-dev/sluice/internal/config"
 	"github.com/sluice-dev/sluice/internal/jobmanager"
 	"github.com/sluice-dev/sluice/internal/security/internaltls"
@@ -129,6 +131,7 @@ func Start(ctx context.Context, o Options) (*Cluster, error) {
 	for i := 0; i < o.TaskManagers; i++ {
 		id := fmt.Sprintf("local-tm-%d", i+1)
 		sec := o.Security
+		var rpcOpts []grpc.ServerOption
 		if sec == nil {
 			token := ""
 			if c.Internal.Mode == internaltls.Auto {
@@ -139,9 +142,9 @@ func Start(ctx context.Context, o Options) (*Cluster, error) {
 				c.Stop()
 				return nil, err
 			}
-			sec = tsec.Security
+			sec, rpcOpts = tsec.Security, tsec.ServerOptions()
 		}
-		tm, err := taskmanager.New(taskmanager.Options{Config: tmCfg, Security: sec, Logger: o.Logger, Stdout: o.Stdout, ID: id, WorkDir: filepath.Join(workDir, id)})
+		tm, err := taskmanager.New(taskmanager.Options{Config: tmCfg, Security: sec, Logger: o.Logger, Stdout: o.Stdout, ID: id, WorkDir: filepath.Join(workDir, id), RPCServerOptions: rpcOpts})
 		if err != nil {
 			c.Stop()
 			return nil, err

@@ -39,6 +39,9 @@ type Options struct {
 	WorkDir string
 	// ID overrides taskmanager.resource-id.
 	ID string
+	// RPCServerOptions are added to the control-plane server (the service
+	// ACL interceptor of internal security).
+	RPCServerOptions []grpc.ServerOption
 }
 
 // TaskManager is a running TaskManager.
@@ -62,6 +65,7 @@ type TaskManager struct {
 	jobs      map[attemptKey]*jobRun
 
 	sentDone atomic.Int64 // bytes sent by writers of ended tasks
+	rpcOpts  []grpc.ServerOption
 	ready    chan struct{}
 	ctx      context.Context
 	wg       sync.WaitGroup
@@ -106,7 +110,7 @@ func New(o Options) (*TaskManager, error) {
 		cfg: o.Config, sec: o.Security, log: o.Logger.With("component", "taskmanager", "taskmanager", id),
 		stdout: o.Stdout, id: id, slots: o.Config.Int("taskmanager.numberOfTaskSlots"),
 		cache: blob.NewCache(store, o.Security.HTTPClient(transport.Blob, 5*time.Minute)),
-		jobs:  map[attemptKey]*jobRun{}, ready: make(chan struct{}),
+		jobs:  map[attemptKey]*jobRun{}, ready: make(chan struct{}), rpcOpts: o.RPCServerOptions,
 	}
 	tm.net = network.NewServer(network.ServerOptions{
 		BufferSize:        int(o.Config.Bytes("taskmanager.network.memory.buffer-size")),
@@ -155,7 +159,7 @@ func (tm *TaskManager) Run(ctx context.Context) error {
 	tm.rpcAddr = advertise(rpcL.Addr(), host)
 	tm.metricsAddr = advertise(metricsL.Addr(), host)
 
-	gs := grpc.NewServer(tm.sec.GRPCServerOptions()...)
+	gs := grpc.NewServer(append(tm.sec.GRPCServerOptions(), tm.rpcOpts...)...)
 	controlpb.RegisterTaskManagerServer(gs, &rpcServer{tm: tm})
 	reg := prometheus.NewRegistry()
 	reg.MustRegister(&tmCollector{tm: tm})

@@ -5,6 +5,7 @@ import (
 	"context"
 	"log/slog"
 	"os"
+	"path/filepath"
 	"strings"
 	"sync"
 	"testing"
@@ -32,14 +33,12 @@ func (s *syncBuffer) String() string {
 // even on file systems with coarse timestamps.
 func rewrite(t *testing.T, path, content string, step int) {
 	t.Helper()
-	writePolicy(t, dirOf(path), content)
+	writePolicy(t, filepath.Dir(path), content)
 	mt := time.Now().Add(time.Duration(step) * time.Second)
 	if err := os.Chtimes(path, mt, mt); err != nil {
 		t.Fatal(err)
 	}
 }
-
-func dirOf(path string) string { return path[:strings.LastIndexByte(path, '/')] }
 
 func decide(t *testing.T, a *ACL, user, verb, res string) Decision {
 	t.Helper()

@@ -178,3 +178,5 @@ func logNotes(o tlsconf.Options, log *slog.Logger) {
 func runStore(ctx context.Context, store *tlsconf.Store) {
 	go store.Run(ctx)
 }
+
+const transportRPC = transport.RPC

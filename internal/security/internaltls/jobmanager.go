@@ -170,24 +170,15 @@ func (jm *JobManager) Register(gs *grpc.Server) {
 
 type taskManagerRequest interface{ GetTaskmanagerId() string }
 
-// authorizeCall is service-level authorization of the control plane: every
-// call but Join needs a verified taskmanager certificate of this cluster,
-// and a call naming a TaskManager must come from that TaskManager.
+// authorizeCall is service-level authorization of the control plane: the
+// ServiceACL table, and a call naming a TaskManager must come from that
+// TaskManager.
 func (jm *JobManager) authorizeCall(ctx context.Context, req any, info *grpc.UnaryServerInfo, handler grpc.UnaryHandler) (any, error) {
-	if info.FullMethod == controlpb.Bootstrap_Join_FullMethodName {
-		return handler(ctx, req)
-	}
-	if jm.ClusterID == "" {
-		return handler(ctx, req) // shared certificate: no identities to enforce
-	}
-	id, err := peerIdentity(ctx)
+	id, err := checkServiceACL(ctx, info.FullMethod, jm.ClusterID)
 	if err != nil {
 		return nil, err
 	}
-	if id.Role != tlsconf.RoleTaskManager || id.ClusterID != jm.ClusterID {
-		return nil, status.Errorf(codes.PermissionDenied, "%s may not call %s: only taskmanagers of cluster %s", id, info.FullMethod, jm.ClusterID)
-	}
-	if r, ok := req.(taskManagerRequest); ok && r.GetTaskmanagerId() != id.ID {
+	if r, ok := req.(taskManagerRequest); ok && id.ClusterID != "" && r.GetTaskmanagerId() != id.ID {
 		return nil, status.Errorf(codes.PermissionDenied, "%s may not act as taskmanager %q", id, r.GetTaskmanagerId())
 	}
 	return handler(ctx, req)
