@@ -11,6 +11,7 @@ import (
 	"net/http"
 	"os"
 	"path/filepath"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -34,6 +35,12 @@ type restBenchResult struct {
 	Ratio         float64 `json:"https_token_to_plain_ratio"`
 	PlainErrors   int64   `json:"plain_errors"`
 	TLSTokenError int64   `json:"https_token_errors"`
+	// The same HTTPS+token requests against a JobManager whose
+	// authorization is an ACL policy of PolicyRules rules.
+	AuthzRPS    float64 `json:"https_token_acl_requests_per_sec"`
+	AuthzRatio  float64 `json:"acl_to_allow_all_ratio"`
+	PolicyRules int     `json:"policy_rules"`
+	AuthzErrors int64   `json:"https_token_acl_errors"`
 }
 
 func newBenchRESTCmd(g *globals) *cobra.Command {
@@ -92,50 +99,94 @@ func benchREST(ctx context.Context, g *globals, conns, jobs int, dur time.Durati
 	if err != nil {
 		return restBenchResult{}, err
 	}
+	const rules = 1000
+	policy := filepath.Join(dir, "policy.yaml")
+	if err := os.WriteFile(policy, []byte(benchPolicy(rules)), 0o600); err != nil {
+		return restBenchResult{}, err
+	}
+	start := func(extra map[string]string) (*jobmanager.JobManager, error) {
+		return startBenchJM(ctx, g, dir, keystore, tokens, jobs, extra)
+	}
+	jm, err := start(nil)
+	if err != nil {
+		return restBenchResult{}, err
+	}
+	jmACL, err := start(map[string]string{"security.authorization.mode": "acl", "security.authorization.acl.policy-file": policy})
+	if err != nil {
+		return restBenchResult{}, err
+	}
+	addrs := jm.RESTAddresses()
+	roots := authority.Pool()
+	res := restBenchResult{Connections: conns, Seconds: dur.Seconds(), Jobs: jobs, PolicyRules: rules}
+	var perr, terr, aerr int64
+	res.PlainRPS = hammer(ctx, "http://"+addrs["plain"]+"/jobs/overview", "", nil, conns, dur, &perr)
+	res.TLSTokenRPS = hammer(ctx, "https://"+addrs["secure"]+"/jobs/overview", token, roots, conns, dur, &terr)
+	res.AuthzRPS = hammer(ctx, "https://"+jmACL.RESTAddresses()["secure"]+"/jobs/overview", token, roots, conns, dur, &aerr)
+	res.PlainErrors, res.TLSTokenError, res.AuthzErrors = perr, terr, aerr
+	if res.PlainRPS > 0 {
+		res.Ratio = res.TLSTokenRPS / res.PlainRPS
+	}
+	if res.TLSTokenRPS > 0 {
+		res.AuthzRatio = res.AuthzRPS / res.TLSTokenRPS
+	}
+	return res, nil
+}
+
+// benchPolicy is an ACL policy of n rules in which the bench user may list
+// and view jobs (the last rules, so every earlier one is passed over).
+func benchPolicy(n int) string {
+	var b strings.Builder
+	b.WriteString("roles:\n")
+	for i := 0; i < n-2; i++ {
+		fmt.Fprintf(&b, "  role-%d:\n    - verbs: [read]\n      resources: [\"file:/data/team-%d/*\"]\n", i, i)
+	}
+	b.WriteString("  bench:\n    - verbs: [list]\n      resources: [jobs]\n    - verbs: [view]\n      resources: [\"job/*\"]\nbindings:\n")
+	for i := 0; i < n-2; i++ {
+		fmt.Fprintf(&b, "  - role: role-%d\n    users: [user-%d]\n", i, i)
+	}
+	b.WriteString("  - role: bench\n    groups: [bench]\n")
+	return b.String()
+}
+
+// startBenchJM starts an in-process JobManager with a plaintext anonymous
+// and an HTTPS token listener, holding `jobs` jobs.
+func startBenchJM(ctx context.Context, g *globals, dir, keystore, tokens string, jobs int, extra map[string]string) (*jobmanager.JobManager, error) {
 	cfg := config.New()
-	for k, v := range map[string]string{
+	settings := map[string]string{
 		"jobmanager.bind-host": "127.0.0.1", "jobmanager.rpc.port": "0", "blob.server.port": "0",
 		"security.ssl.rest.keystore":              keystore,
 		"security.rest.authentication.token.file": tokens,
 		"rest.listeners": `[{name: plain, address: "127.0.0.1:0", tls: false, authentication: [anonymous]},
 			{name: secure, address: "127.0.0.1:0", tls: true, authentication: [token]}]`,
-	} {
+	}
+	for k, v := range extra {
+		settings[k] = v
+	}
+	for k, v := range settings {
 		if err := cfg.Set(k, v); err != nil {
-			return restBenchResult{}, err
+			return nil, err
 		}
 	}
-	jm, err := jobmanager.New(jobmanager.Options{Config: cfg, Logger: g.log, WorkDir: dir})
+	jm, err := jobmanager.New(jobmanager.Options{Config: cfg, Logger: g.log, WorkDir: filepath.Join(dir, fmt.Sprint(len(extra)))})
 	if err != nil {
-		return restBenchResult{}, err
+		return nil, err
 	}
-	rctx, cancel := context.WithCancel(ctx)
-	defer cancel()
 	errc := make(chan error, 1)
-	go func() { errc <- jm.Run(rctx) }()
+	go func() { errc <- jm.Run(ctx) }()
 	select {
 	case <-jm.Ready():
 	case err := <-errc:
-		return restBenchResult{}, err
+		return nil, err
 	}
 	// Jobs wait for slots that never come: enough to give the overview
 	// something to list.
 	for i := 0; i < jobs; i++ {
 		spec := fmt.Sprintf("name: bench-%d\noperators:\n  - {name: g, type: generator, count: 10}\n  - {name: s, type: blackhole, input: g}\n", i)
 		if _, err := jm.Submit(jobmanager.Submission{Spec: []byte(spec)}); err != nil {
-			return restBenchResult{}, err
+			return nil, err
 		}
 	}
-	addrs := jm.RESTAddresses()
-	roots := authority.Pool()
-	res := restBenchResult{Connections: conns, Seconds: dur.Seconds(), Jobs: jobs}
-	var perr, terr int64
-	res.PlainRPS = hammer(ctx, "http://"+addrs["plain"]+"/jobs/overview", "", nil, conns, dur, &perr)
-	res.TLSTokenRPS = hammer(ctx, "https://"+addrs["secure"]+"/jobs/overview", token, roots, conns, dur, &terr)
-	res.PlainErrors, res.TLSTokenError = perr, terr
-	if res.PlainRPS > 0 {
-		res.Ratio = res.TLSTokenRPS / res.PlainRPS
-	}
-	return res, nil
+	return jm, nil
 }
 
 // hammer sends GETs on conns keep-alive connections for dur and returns

@@ -16,7 +16,10 @@ import (
 // and the view/modify lists of a job decide about that job first).
 func (jm *JobManager) setupAuthorization(ctx context.Context) error {
 	cfg := jm.cfg
-	modes := cfg.StringList("security.authorization.mode")
+	modes, err := authz.ParseModes(cfg.StringList("security.authorization.mode"))
+	if err != nil {
+		return fmt.Errorf("security.authorization.mode: %w", err)
+	}
 	if len(modes) == 0 {
 		modes = []string{"allow-all"}
 	}

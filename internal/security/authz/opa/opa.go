@@ -233,10 +233,14 @@ func (p *OPA) query(ctx context.Context, body []byte) (json.RawMessage, error) {
 	}
 	defer resp.Body.Close()
 	data, err := io.ReadAll(io.LimitReader(resp.Body, maxResponse+1))
+	// Check the deadline even when the read succeeded: a transport may
+	// still deliver bytes that raced with the cancellation, and an answer
+	// completed after the timeout must not count (it could be a late
+	// allow the service sent after giving up on a slow check).
+	if ctx.Err() != nil {
+		return nil, fmt.Errorf("no answer within %s", p.timeout)
+	}
 	if err != nil {
-		if ctx.Err() != nil {
-			return nil, fmt.Errorf("no answer within %s", p.timeout)
-		}
 		return nil, fmt.Errorf("read answer: %w", err)
 	}
 	if resp.StatusCode != http.StatusOK {
