@@ -16,6 +16,7 @@ test: deps check unit integration
 # deps installs the system packages the integration tests use.
 deps:
 	@./test/install-deps.sh
+	@./test/opa/build.sh >/dev/null
 
 check:
 	@out=$$(gofmt -l cmd internal test); if [ -n "$$out" ]; then echo "gofmt needed on:"; echo "$$out"; exit 1; fi

@@ -88,8 +88,14 @@ func (p *proc) Kill() {
 
 func startProc(t *testing.T, name string, args ...string) *proc {
 	t.Helper()
+	return startProcBin(t, name, sluiceBin, args...)
+}
+
+// startProcBin starts any program as a test process.
+func startProcBin(t *testing.T, name, bin string, args ...string) *proc {
+	t.Helper()
 	p := &proc{name: name, done: make(chan struct{})}
-	p.cmd = exec.Command(sluiceBin, args...)
+	p.cmd = exec.Command(bin, args...)
 	p.cmd.Dir = repoRoot(t)
 	p.cmd.Stdout, p.cmd.Stderr = p, p
 	if err := p.cmd.Start(); err != nil {

@@ -5,12 +5,20 @@ import (
 	"time"
 
 	"github.com/sluice-dev/sluice/internal/security/audit"
+	"github.com/sluice-dev/sluice/internal/security/authz/opa"
+	"github.com/sluice-dev/sluice/internal/security/authz/webhook"
 
 	"github.com/sluice-dev/sluice/internal/security/authz"
 )
 
 // externalAuthorizer builds the webhook or OPA authorizer.
 func (jm *JobManager) externalAuthorizer(mode string) (authz.Authorizer, error) {
+	switch mode {
+	case "webhook":
+		return webhook.FromConfig(jm.cfg, jm.log)
+	case "opa":
+		return opa.FromConfig(jm.cfg, jm.log)
+	}
 	return nil, fmt.Errorf("security.authorization.mode %q: want allow-all, acl, webhook or opa", mode)
 }
 
