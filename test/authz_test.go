@@ -2,11 +2,15 @@ package test
 
 import (
 	"context"
+	"crypto/tls"
 	"encoding/json"
 	"fmt"
+	"net/http"
+	"net/http/httptest"
 	"os"
 	"path/filepath"
 	"strings"
+	"sync/atomic"
 	"testing"
 	"time"
 )
@@ -229,4 +233,81 @@ func TestAuthorizationOPA(t *testing.T) {
 		fmt.Sprintf("security.authorization.opa.url=http://127.0.0.1:%d", port),
 		"security.authorization.opa.path=sluice/authz/decision")
 	authzScenario(t, e, authzTokens(t, e))
+}
+
+// TestAuthorizationWebhook: a JobManager asking an HTTPS webhook. Each
+// failure mode (500, malformed JSON, an answer slower than the timeout, a
+// server certificate the JobManager does not trust) denies (fail closed)
+// and is audited; an identical request inside the cache TTL is answered
+// from the cache (the server sees one request).
+func TestAuthorizationWebhook(t *testing.T) {
+	needTool(t, "curl")
+	certs := createCertsHosts(t, "localhost")
+	serverCert, err := tls.LoadX509KeyPair(filepath.Join(certs, "rest.pem"), filepath.Join(certs, "rest.pem"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	var mode atomic.Value
+	mode.Store("allow")
+	var hits atomic.Int64
+	srv := httptest.NewUnstartedServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		hits.Add(1)
+		var review struct {
+			Spec struct {
+				User string `json:"user"`
+			} `json:"spec"`
+		}
+		_ = json.NewDecoder(r.Body).Decode(&review)
+		switch mode.Load().(string) {
+		case "allow":
+			fmt.Fprintf(w, `{"status": {"allowed": true, "reason": "webhook likes %s"}}`, review.Spec.User)
+		case "500":
+			http.Error(w, "boom", 500)
+		case "garbage":
+			fmt.Fprint(w, `{"status": {"allowed": tru`)
+		case "slow":
+			time.Sleep(1500 * time.Millisecond)
+			fmt.Fprint(w, `{"status": {"allowed": true}}`)
+		}
+	}))
+	srv.TLS = &tls.Config{Certificates: []tls.Certificate{serverCert}}
+	srv.StartTLS()
+	defer srv.Close()
+	url := strings.Replace(srv.URL, "127.0.0.1", "localhost", 1)
+	auditLog := filepath.Join(t.TempDir(), "audit.log")
+	e := startRESTExample(t, "security.authorization.mode=webhook", "security.authorization.webhook.url="+url,
+		"security.authorization.webhook.truststore="+filepath.Join(certs, "ca.crt"), "security.authorization.webhook.timeout=500 ms",
+		"security.audit.log.path="+auditLog, "security.audit.log.level=all")
+	tokens := authzTokens(t, e)
+	get := func(path string) (int, string) {
+		return curl(t, "--cacert", e.ca, "-H", "Authorization: Bearer "+tokens["alice"], e.extURL+path)
+	}
+	// Allowed, then the identical request comes from the cache.
+	hits.Store(0)
+	if code, body := get("/taskmanagers"); code != 200 {
+		t.Fatalf("allowed by the webhook: %d %s", code, body)
+	}
+	if code, _ := get("/taskmanagers"); code != 200 || hits.Load() != 1 {
+		t.Fatalf("second identical request: %d, webhook saw %d requests (want 1: cached)", code, hits.Load())
+	}
+	// Each failure mode denies, fail closed.
+	for i, m := range []string{"500", "garbage", "slow"} {
+		mode.Store(m)
+		path := fmt.Sprintf("/jobs/%032d", i) // a new request, not in the cache
+		if code, body := get(path); code != 403 || !strings.Contains(body, "fail") {
+			t.Errorf("webhook %s: %d %s (want 403, fail closed)", m, code, body)
+		}
+	}
+	raw, _ := os.ReadFile(auditLog)
+	if n := strings.Count(string(raw), "fail closed"); n < 3 {
+		t.Errorf("%d fail-closed denials audited, want 3:\n%s", n, raw)
+	}
+	// A webhook whose certificate the JobManager does not trust.
+	e2 := startRESTExample(t, "security.authorization.mode=webhook", "security.authorization.webhook.url="+url,
+		"security.authorization.webhook.truststore="+filepath.Join(createCertsHosts(t, "localhost"), "ca.crt"))
+	mode.Store("allow")
+	tokens2 := authzTokens(t, e2)
+	if code, body := curl(t, "--cacert", e2.ca, "-H", "Authorization: Bearer "+tokens2["alice"], e2.extURL+"/taskmanagers"); code != 403 || !strings.Contains(body, "fail") {
+		t.Errorf("untrusted webhook certificate: %d %s (want 403)", code, body)
+	}
 }
