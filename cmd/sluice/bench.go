@@ -1,9 +1,11 @@
 package main
 
 import (
+	"context"
 	"crypto/tls"
 	"encoding/json"
 	"fmt"
+	"net"
 	"time"
 
 	"github.com/spf13/cobra"
@@ -13,6 +15,7 @@ import (
 	"github.com/sluice-dev/sluice/internal/network"
 	"github.com/sluice-dev/sluice/internal/security/ca"
 	"github.com/sluice-dev/sluice/internal/security/tlsconf"
+	"github.com/sluice-dev/sluice/internal/transport"
 )
 
 func newBenchCmd(g *globals) *cobra.Command {
@@ -38,6 +41,7 @@ func newBenchExchangeCmd(g *globals) *cobra.Command {
 			}
 			opts := network.BenchOptions{Records: records, RecordSize: size}
 			opts.Encode, opts.Decode = benchCodec(records, size)
+			viaTransport(cmd.Context(), &opts, transport.Plaintext())
 			if !useTLS {
 				res, err := network.RunExchangeBench(cmd.Context(), opts)
 				if err != nil {
@@ -55,6 +59,9 @@ func newBenchExchangeCmd(g *globals) *cobra.Command {
 			if err != nil {
 				return err
 			}
+			sec := transport.Plaintext()
+			sec.Set(transport.Data, opts.ServerTLS, opts.ClientTLS)
+			viaTransport(cmd.Context(), &opts, sec)
 			res, err := network.RunExchangeBench(cmd.Context(), opts)
 			if err != nil {
 				return err
@@ -122,4 +129,11 @@ func benchTLS(g *globals) (*tls.Config, *tls.Config, error) {
 	}
 	policy := tlsconf.PeerPolicy{Allow: []tlsconf.Role{tlsconf.RoleTaskManager}}
 	return stores[0].ServerConfig(policy), stores[1].ClientConfig(policy), nil
+}
+
+// viaTransport makes the exchange use the TaskManagers' transport: the
+// same listener, dialer and TLS wrapping as a running cluster.
+func viaTransport(ctx context.Context, o *network.BenchOptions, sec *transport.Security) {
+	o.Listen = func() (net.Listener, error) { return sec.Listen(ctx, transport.Data, "127.0.0.1:0") }
+	o.Dial = network.Dialer(sec.Dialer(transport.Data))
 }

@@ -36,7 +36,7 @@ func TestDefaults(t *testing.T) {
 		{"heartbeat.timeout", func(k string) any { return c.Duration(k) }, 50 * time.Second},
 		{"restart-strategy.type", func(k string) any { return c.String(k) }, "none"},
 		{"execution.buffer-timeout", func(k string) any { return c.Duration(k) }, 100 * time.Millisecond},
-		{"taskmanager.network.memory.buffer-size", func(k string) any { return c.Bytes(k) }, int64(32 << 10)},
+		{"taskmanager.network.memory.buffer-size", func(k string) any { return c.Bytes(k) }, int64(64 << 10)},
 		{"security.ssl.internal.enabled", func(k string) any { return c.Bool(k) }, false},
 		{"rpc.ssl.enabled", func(k string) any { return c.Bool(k) }, true},
 		{"security.ssl.internal.session-cache-size", func(k string) any { return c.Int(k) }, -1},

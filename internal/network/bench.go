@@ -24,6 +24,11 @@ type BenchOptions struct {
 	Encode func(dst []byte, i int64) []byte
 	// Decode, if set, is called on every record received.
 	Decode func([]byte) error
+	// Listen and Dial, when set, open the exchange's connection (the
+	// TaskManager's transport, with its TLS); the raw baseline always uses
+	// a bare socket (with ServerTLS/ClientTLS when set).
+	Listen func() (net.Listener, error)
+	Dial   Dialer
 }
 
 // BenchResult is the outcome of RunExchangeBench. MB are 1e6 bytes of record
@@ -73,6 +78,10 @@ func RunExchangeBench(ctx context.Context, o BenchOptions) (BenchResult, error) 
 
 // benchListener listens on loopback, with TLS if o asks for it.
 func benchListener(o BenchOptions) (net.Listener, Dialer, error) {
+	if o.Listen != nil && o.Dial != nil {
+		l, err := o.Listen()
+		return l, o.Dial, err
+	}
 	l, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
 		return nil, nil, err

@@ -16,7 +16,7 @@ import (
 
 // Defaults of ServerOptions and WriterOptions.
 const (
-	DefaultBufferSize        = 32 << 10
+	DefaultBufferSize        = 64 << 10
 	DefaultCreditsPerChannel = 8
 	DefaultMaxFrameSize      = 1 << 20
 	DefaultHelloTimeout      = 10 * time.Second
@@ -26,7 +26,7 @@ const (
 // connReadBufferSize is the bufio size of a server connection. Measured on
 // loopback, reading up to 64 KiB per syscall and copying DATA payloads out of
 // it beats reading each payload straight into its buffer with more syscalls.
-const connReadBufferSize = 64 << 10
+const connReadBufferSize = 128 << 10
 
 // ServerOptions configures a Server. Zero values take the defaults.
 type ServerOptions struct {

@@ -129,7 +129,8 @@ func (s *Security) Dial(ctx context.Context, k Kind, addr string) (net.Conn, err
 	if cfg == nil {
 		return conn, nil
 	}
-	tconn := tls.Client(conn, cfg)
+	raw := &recordBatcher{Conn: conn}
+	tconn := tls.Client(raw, cfg)
 	hctx := ctx
 	if s.HandshakeTimeout > 0 {
 		var cancel context.CancelFunc
@@ -143,7 +144,7 @@ func (s *Security) Dial(ctx context.Context, k Kind, addr string) (net.Conn, err
 		}
 		return nil, fmt.Errorf("TLS handshake with %s (%s connection): %w", addr, k, err)
 	}
-	return tconn, nil
+	return &batchedTLSConn{Conn: tconn, raw: raw}, nil
 }
 
 // Dialer returns Dial bound to kind k.
