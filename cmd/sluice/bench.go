@@ -27,7 +27,7 @@ func newBenchCmd(g *globals) *cobra.Command {
 func newBenchExchangeCmd(g *globals) *cobra.Command {
 	var records int64
 	var size int
-	var useTLS bool
+	var useTLS, withCodec bool
 	cmd := &cobra.Command{
 		Use:   "exchange",
 		Short: "Send records between two tasks over one loopback connection of the data plane; compare with a bare socket",
@@ -40,7 +40,9 @@ func newBenchExchangeCmd(g *globals) *cobra.Command {
 				return fmt.Errorf("--record-size %d: want 16..1048576 bytes", size)
 			}
 			opts := network.BenchOptions{Records: records, RecordSize: size}
-			opts.Encode, opts.Decode = benchCodec(records, size)
+			if withCodec {
+				opts.Encode, opts.Decode = benchCodec(records, size)
+			}
 			viaTransport(cmd.Context(), &opts, transport.Plaintext())
 			if !useTLS {
 				res, err := network.RunExchangeBench(cmd.Context(), opts)
@@ -74,6 +76,7 @@ func newBenchExchangeCmd(g *globals) *cobra.Command {
 	}
 	cmd.Flags().Int64Var(&records, "records", 10_000_000, "records to send")
 	cmd.Flags().IntVar(&size, "record-size", 100, "serialized size of a record in bytes")
+	cmd.Flags().BoolVar(&withCodec, "codec", false, "also encode and decode every record with the record codec, as tasks do (the codec alone: go test -bench Codec ./internal/dataflow)")
 	cmd.Flags().BoolVar(&useTLS, "tls", false, "measure with internal mutual TLS (per-process identities from a throwaway cluster CA), after a plaintext run in the same process")
 	return cmd
 }
