@@ -225,14 +225,14 @@ func fromCEL(v ref.Val) (Value, error) {
 	case types.Null:
 		return Null(), nil
 	}
-	return Value{}, fmt.Errorf("result of type %s cannot be a record field: want bool, int, double, string, bytes or null", v.Type().(ref.Type).TypeName())
+	return Value{}, fmt.Errorf("result of type %s cannot be a record field: want bool, int, double, string, bytes or null", v.Type().TypeName())
 }
 
 // listOf returns v as a list, for flat_map.
 func listOf(v ref.Val) (traits.Lister, error) {
 	l, ok := v.(traits.Lister)
 	if !ok {
-		return nil, fmt.Errorf("result is a %s, want a list", v.Type().(ref.Type).TypeName())
+		return nil, fmt.Errorf("result is a %s, want a list", v.Type().TypeName())
 	}
 	return l, nil
 }

@@ -8,7 +8,6 @@ import (
 	"io"
 	"os"
 	"path/filepath"
-	"strings"
 )
 
 // printSink writes one line per record. Each line is one Write call so lines of concurrent
@@ -152,7 +151,3 @@ func (s *fileSink) abort() {
 	s.f = nil
 }
 
-// isHiddenPart reports whether a file name is an uncommitted part file (for tests and tools).
-func isHiddenPart(name string) bool {
-	return strings.HasPrefix(name, ".part-") && strings.HasSuffix(name, ".inprogress")
-}

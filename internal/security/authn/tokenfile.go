@@ -6,6 +6,7 @@ import (
 	"crypto/subtle"
 	"errors"
 	"fmt"
+	"github.com/sluice-dev/sluice/internal/filewatch"
 	"io"
 	"log/slog"
 	"net/http"
@@ -14,7 +15,6 @@ import (
 	"slices"
 	"strings"
 	"sync/atomic"
-	"time"
 )
 
 // BearerChallenge is the challenge of the token method (RFC 6750).
@@ -30,15 +30,10 @@ var errInvalidToken = errors.New("invalid bearer token")
 // (see ParseTokenFile) and reloads it when it changes, so tokens are added
 // and revoked without a restart.
 type TokenFile struct {
-	path     string
-	log      *slog.Logger
-	interval time.Duration // tests shorten it
-	tokens   atomic.Pointer[[]tokenEntry]
-
-	// Owned by Run.
-	stat    fileStat
-	sum     [32]byte
-	lastErr string
+	path   string
+	log    *slog.Logger
+	tokens atomic.Pointer[[]tokenEntry]
+	watch  filewatch.Watcher
 }
 
 var _ Authenticator = (*TokenFile)(nil)
@@ -48,12 +43,6 @@ type tokenEntry struct {
 	user User
 }
 
-type fileStat struct {
-	mtime time.Time
-	size  int64
-	mode  os.FileMode
-}
-
 // NewTokenFile loads the token file at path. Errors name path:line and
 // what is wrong. A file writable by group or others is refused: whoever
 // can write it can grant themselves access.
@@ -61,7 +50,8 @@ func NewTokenFile(path string, log *slog.Logger) (*TokenFile, error) {
 	if log == nil {
 		log = slog.Default()
 	}
-	t := &TokenFile{path: path, log: log, interval: 2 * time.Second}
+	t := &TokenFile{path: path, log: log}
+	t.watch = filewatch.Watcher{Path: path, Read: func() ([]byte, filewatch.Stat, error) { return readTokenFile(path) }, Apply: t.apply, Failed: t.fail}
 	data, st, err := readTokenFile(path)
 	if err != nil {
 		return nil, err
@@ -71,21 +61,21 @@ func NewTokenFile(path string, log *slog.Logger) (*TokenFile, error) {
 		return nil, err
 	}
 	t.store(tokens)
-	t.stat, t.sum = st, sha256.Sum256(data)
+	t.watch.Loaded(data, st)
 	return t, nil
 }
 
-func readTokenFile(path string) ([]byte, fileStat, error) {
+func readTokenFile(path string) ([]byte, filewatch.Stat, error) {
 	f, err := os.Open(path)
 	if err != nil {
-		return nil, fileStat{}, fmt.Errorf("token file (%s): %w", TokenFileKey, err)
+		return nil, filewatch.Stat{}, fmt.Errorf("token file (%s): %w", TokenFileKey, err)
 	}
 	defer f.Close()
 	fi, err := f.Stat()
 	if err != nil {
-		return nil, fileStat{}, fmt.Errorf("token file (%s): %w", TokenFileKey, err)
+		return nil, filewatch.Stat{}, fmt.Errorf("token file (%s): %w", TokenFileKey, err)
 	}
-	st := fileStat{mtime: fi.ModTime(), size: fi.Size(), mode: fi.Mode()}
+	st := filewatch.StatOf(fi)
 	if runtime.GOOS != "windows" && fi.Mode().Perm()&0o022 != 0 {
 		return nil, st, fmt.Errorf("token file %s (%s) has mode %04o: group or others can write it and so add tokens; run `chmod 600 %s`",
 			path, TokenFileKey, fi.Mode().Perm(), path)
@@ -125,54 +115,21 @@ func (t *TokenFile) store(m map[[32]byte]User) {
 // reload. A file that fails to load (unparsable, unreadable, removed,
 // writable by others) keeps the previous tokens, so a half-written edit
 // never locks everyone out; the reason is logged once per change.
-func (t *TokenFile) Run(ctx context.Context) {
-	tick := time.NewTicker(t.interval)
-	defer tick.Stop()
-	for {
-		select {
-		case <-ctx.Done():
-			return
-		case <-tick.C:
-			t.poll()
-		}
-	}
-}
+func (t *TokenFile) Run(ctx context.Context) { t.watch.Run(ctx) }
 
-func (t *TokenFile) poll() {
-	fi, err := os.Stat(t.path)
-	if err != nil {
-		t.fail(err)
-		return
-	}
-	if (fileStat{mtime: fi.ModTime(), size: fi.Size(), mode: fi.Mode()}) == t.stat {
-		return
-	}
-	data, st, err := readTokenFile(t.path)
-	if err != nil {
-		t.fail(err)
-		return
-	}
-	t.stat = st
-	sum := sha256.Sum256(data)
-	if sum == t.sum {
-		t.lastErr = ""
-		return
-	}
+// apply installs a changed token file.
+func (t *TokenFile) apply(data []byte) error {
 	tokens, err := parseTokenFileAt(t.path, data)
 	if err != nil {
-		t.fail(err)
-		return
+		return err
 	}
-	t.sum, t.lastErr = sum, ""
 	t.store(tokens)
 	t.log.Info("token file reloaded", "path", t.path, "tokens", len(tokens))
+	return nil
 }
 
 func (t *TokenFile) fail(err error) {
-	if msg := err.Error(); msg != t.lastErr {
-		t.lastErr = msg
-		t.log.Warn("token file not reloaded; keeping the previous tokens", "path", t.path, "err", msg)
-	}
+	t.log.Warn("token file not reloaded; keeping the previous tokens", "path", t.path, "err", err.Error())
 }
 
 // AuthenticateRequest authenticates "Authorization: Bearer <token>". Other

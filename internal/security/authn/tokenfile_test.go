@@ -132,7 +132,7 @@ func TestTokenFileReload(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	tf.interval = 10 * time.Millisecond
+	tf.watch.Interval = 10 * time.Millisecond
 	ctx := t.Context()
 	go tf.Run(ctx)
 

@@ -2,14 +2,13 @@ package authz
 
 import (
 	"context"
-	"crypto/sha256"
 	"fmt"
+	"github.com/sluice-dev/sluice/internal/filewatch"
 	"log/slog"
 	"os"
 	"runtime"
 	"strings"
 	"sync/atomic"
-	"time"
 )
 
 // SuperUsersKey is the configuration key listing users who may do
@@ -23,22 +22,11 @@ type ACL struct {
 	path       string
 	superUsers []string
 	log        *slog.Logger
-	interval   time.Duration // tests shorten it
 	cur        atomic.Pointer[compiled]
-
-	// Owned by Run.
-	stat    fileStat
-	sum     [32]byte
-	lastErr string
+	watch      filewatch.Watcher
 }
 
 var _ Authorizer = (*ACL)(nil)
-
-type fileStat struct {
-	mtime time.Time
-	size  int64
-	mode  os.FileMode
-}
 
 // NewACL loads the policy file at path. superUsers (from
 // security.authorization.super-users) may do everything, as may the
@@ -50,7 +38,8 @@ func NewACL(path string, superUsers []string, log *slog.Logger) (*ACL, error) {
 	if path == "" {
 		return nil, fmt.Errorf("security.authorization.mode includes acl but %s is not set; set it to a policy file (see examples/policy.yaml)", PolicyFileKey)
 	}
-	a := &ACL{path: path, superUsers: superUsers, log: log, interval: 2 * time.Second}
+	a := &ACL{path: path, superUsers: superUsers, log: log}
+	a.watch = filewatch.Watcher{Path: path, Read: a.read, Apply: a.apply, Failed: a.fail}
 	data, st, err := a.read()
 	if err != nil {
 		return nil, err
@@ -60,16 +49,16 @@ func NewACL(path string, superUsers []string, log *slog.Logger) (*ACL, error) {
 		return nil, fmt.Errorf("%w (%s)", err, PolicyFileKey)
 	}
 	a.cur.Store(compile(p, superUsers))
-	a.stat, a.sum = st, sha256.Sum256(data)
+	a.watch.Loaded(data, st)
 	return a, nil
 }
 
-func (a *ACL) read() ([]byte, fileStat, error) {
+func (a *ACL) read() ([]byte, filewatch.Stat, error) {
 	fi, err := os.Stat(a.path)
 	if err != nil {
-		return nil, fileStat{}, fmt.Errorf("authorization policy (%s): %w", PolicyFileKey, err)
+		return nil, filewatch.Stat{}, fmt.Errorf("authorization policy (%s): %w", PolicyFileKey, err)
 	}
-	st := fileStat{mtime: fi.ModTime(), size: fi.Size(), mode: fi.Mode()}
+	st := filewatch.StatOf(fi)
 	if runtime.GOOS != "windows" && fi.Mode().Perm()&0o022 != 0 {
 		// Not refused (a checkout with umask 002 would break every
 		// example), but whoever can write the file can grant themselves
@@ -90,56 +79,21 @@ func (a *ACL) Policy() *Policy { return a.cur.Load().policy }
 // (unparsable, unreadable, removed) keeps the previous policy, so a
 // half-written edit never locks everyone out or lets everyone in; the
 // reason is logged once per change.
-func (a *ACL) Run(ctx context.Context) {
-	tick := time.NewTicker(a.interval)
-	defer tick.Stop()
-	for {
-		select {
-		case <-ctx.Done():
-			return
-		case <-tick.C:
-			a.poll()
-		}
-	}
-}
+func (a *ACL) Run(ctx context.Context) { a.watch.Run(ctx) }
 
-func (a *ACL) poll() {
-	fi, err := os.Stat(a.path)
-	if err != nil {
-		a.fail(err)
-		return
-	}
-	if (fileStat{mtime: fi.ModTime(), size: fi.Size(), mode: fi.Mode()}) == a.stat {
-		return
-	}
-	data, st, err := a.read()
-	if err != nil {
-		a.fail(err)
-		return
-	}
-	sum := sha256.Sum256(data)
-	if sum == a.sum {
-		a.stat, a.lastErr = st, ""
-		return
-	}
+// apply installs a changed policy file.
+func (a *ACL) apply(data []byte) error {
 	p, err := ParsePolicy(data, a.path)
 	if err != nil {
-		// The stat is kept, so the same broken file is not parsed and
-		// logged again every tick; the next edit changes it.
-		a.stat = st
-		a.fail(err)
-		return
+		return err
 	}
 	a.cur.Store(compile(p, a.superUsers))
-	a.stat, a.sum, a.lastErr = st, sum, ""
 	a.log.Info("authorization policy reloaded", "path", a.path, "roles", len(p.Roles), "bindings", len(p.Bindings))
+	return nil
 }
 
 func (a *ACL) fail(err error) {
-	if msg := err.Error(); msg != a.lastErr {
-		a.lastErr = msg
-		a.log.Warn("authorization policy not reloaded; keeping the previous policy", "path", a.path, "err", msg)
-	}
+	a.log.Warn("authorization policy not reloaded; keeping the previous policy", "path", a.path, "err", err.Error())
 }
 
 // Authorize allows when the caller is a super user, or when a rule bound

@@ -62,7 +62,7 @@ func TestACLReload(t *testing.T) {
 
 	// A new policy: carol instead of alice.
 	rewrite(t, path, strings.Replace(examplePolicy, "users: [alice, bob]", "users: [carol, bob]", 1), 1)
-	a.poll()
+	a.watch.Poll()
 	if decide(t, a, "alice", "submit", "jobs") != Deny || decide(t, a, "carol", "submit", "jobs") != Allow {
 		t.Error("the new policy is not in force")
 	}
@@ -77,7 +77,7 @@ func TestACLReload(t *testing.T) {
 	// A broken policy keeps the previous one and is logged once.
 	rewrite(t, path, "roles:\n  r:\n    - verbs: [sumbit]\n      resources: [jobs]\n", 2)
 	for range 3 {
-		a.poll()
+		a.watch.Poll()
 	}
 	if decide(t, a, "carol", "submit", "jobs") != Allow {
 		t.Error("a broken file replaced the policy")
@@ -91,7 +91,7 @@ func TestACLReload(t *testing.T) {
 
 	// An empty file (caught half-written) keeps the policy too.
 	rewrite(t, path, "", 3)
-	a.poll()
+	a.watch.Poll()
 	if decide(t, a, "carol", "submit", "jobs") != Allow {
 		t.Error("an empty file replaced the policy")
 	}
@@ -100,15 +100,15 @@ func TestACLReload(t *testing.T) {
 	if err := os.Remove(path); err != nil {
 		t.Fatal(err)
 	}
-	a.poll()
-	a.poll()
+	a.watch.Poll()
+	a.watch.Poll()
 	if decide(t, a, "carol", "submit", "jobs") != Allow {
 		t.Error("a removed file replaced the policy")
 	}
 
 	// Fixed again: reloaded.
 	rewrite(t, path, examplePolicy, 4)
-	a.poll()
+	a.watch.Poll()
 	if decide(t, a, "alice", "submit", "jobs") != Allow || decide(t, a, "carol", "submit", "jobs") != Deny {
 		t.Error("the fixed policy is not in force")
 	}
@@ -118,7 +118,7 @@ func TestACLReload(t *testing.T) {
 	if err := os.Chtimes(path, mt, mt); err != nil {
 		t.Fatal(err)
 	}
-	a.poll()
+	a.watch.Poll()
 	if n := strings.Count(logs.String(), "authorization policy reloaded"); n != 2 {
 		t.Errorf("%d reload messages, want 2:\n%s", n, logs.String())
 	}
@@ -130,7 +130,7 @@ func TestACLRun(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	a.interval = 5 * time.Millisecond
+	a.watch.Interval = 5 * time.Millisecond
 	ctx, cancel := context.WithCancel(context.Background())
 	done := make(chan struct{})
 	go func() {

@@ -89,7 +89,7 @@ func TestCACertificate(t *testing.T) {
 	if len(cert.URIs) != 1 || cert.URIs[0].String() != "spiffe://c1" {
 		t.Errorf("URIs = %v, want [spiffe://c1]", cert.URIs)
 	}
-	if life := cert.NotAfter.Sub(time.Now()); life < DefaultCAValidity-time.Hour || life > DefaultCAValidity {
+	if life := time.Until(cert.NotAfter); life < DefaultCAValidity-time.Hour || life > DefaultCAValidity {
 		t.Errorf("CA lifetime %s, want ~10 years", life)
 	}
 	k, ok := c.Key.Public().(*ecdsa.PublicKey)

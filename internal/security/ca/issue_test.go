@@ -95,7 +95,7 @@ func TestIssue(t *testing.T) {
 					t.Errorf("host %s: %v", h, err)
 				}
 			}
-			if d := cert.NotAfter.Sub(time.Now()); d > tt.ttl || d < tt.ttl-time.Minute {
+			if d := time.Until(cert.NotAfter); d > tt.ttl || d < tt.ttl-time.Minute {
 				t.Errorf("lifetime %s, want %s", d, tt.ttl)
 			}
 			if !publicKeysEqual(cert.PublicKey, key.Public()) {
