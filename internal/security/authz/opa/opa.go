@@ -14,9 +14,7 @@ import (
 	"context"
 	"crypto/tls"
 	"encoding/json"
-	"errors"
 	"fmt"
-	"io"
 	"log/slog"
 	"net"
 	"net/http"
@@ -36,7 +34,6 @@ const (
 )
 
 // maxResponse bounds the answer read from OPA.
-const maxResponse = 1 << 20
 
 // Options configures an OPA authorizer.
 type Options struct {
@@ -213,37 +210,11 @@ func (p *OPA) decide(a authz.Attributes, result json.RawMessage) (authz.Decision
 
 // query POSTs body and returns OPA's "result" (nil when undefined).
 func (p *OPA) query(ctx context.Context, body []byte) (json.RawMessage, error) {
-	ctx, cancel := context.WithTimeout(ctx, p.timeout)
-	defer cancel()
-	req, err := http.NewRequestWithContext(ctx, http.MethodPost, p.endpoint, bytes.NewReader(body))
+	code, data, err := webhook.PostJSON(ctx, p.client, p.endpoint, body, p.timeout)
 	if err != nil {
 		return nil, err
 	}
-	req.Header.Set("Content-Type", "application/json")
-	resp, err := p.client.Do(req)
-	if err != nil {
-		if ctx.Err() != nil {
-			return nil, fmt.Errorf("no answer within %s", p.timeout)
-		}
-		var ue *url.Error
-		if errors.As(err, &ue) {
-			err = ue.Err
-		}
-		return nil, err
-	}
-	defer resp.Body.Close()
-	data, err := io.ReadAll(io.LimitReader(resp.Body, maxResponse+1))
-	// Check the deadline even when the read succeeded: a transport may
-	// still deliver bytes that raced with the cancellation, and an answer
-	// completed after the timeout must not count (it could be a late
-	// allow the service sent after giving up on a slow check).
-	if ctx.Err() != nil {
-		return nil, fmt.Errorf("no answer within %s", p.timeout)
-	}
-	if err != nil {
-		return nil, fmt.Errorf("read answer: %w", err)
-	}
-	if resp.StatusCode != http.StatusOK {
+	if code != http.StatusOK {
 		// OPA's error body has a code such as "internal_error" or
 		// "invalid_parameter"; the message may quote the policy, so only
 		// the code goes into a reason a client may see.
@@ -251,12 +222,9 @@ func (p *OPA) query(ctx context.Context, body []byte) (json.RawMessage, error) {
 			Code string `json:"code"`
 		}
 		if json.Unmarshal(data, &e) == nil && e.Code != "" {
-			return nil, fmt.Errorf("HTTP status %d (%s)", resp.StatusCode, e.Code)
+			return nil, fmt.Errorf("HTTP status %d (%s)", code, e.Code)
 		}
-		return nil, fmt.Errorf("HTTP status %d", resp.StatusCode)
-	}
-	if len(data) > maxResponse {
-		return nil, fmt.Errorf("answer larger than %d bytes", maxResponse)
+		return nil, fmt.Errorf("HTTP status %d", code)
 	}
 	var r struct {
 		Result json.RawMessage `json:"result"`

@@ -12,13 +12,11 @@
 package webhook
 
 import (
-	"bytes"
 	"context"
 	"crypto/tls"
 	"encoding/json"
 	"errors"
 	"fmt"
-	"io"
 	"log/slog"
 	"net"
 	"net/http"
@@ -43,7 +41,6 @@ const (
 
 // maxResponse bounds the answer read from the service: a status is a few
 // hundred bytes, and a misbehaving service must not exhaust memory.
-const maxResponse = 1 << 20
 
 // Options configures a Webhook.
 type Options struct {
@@ -188,43 +185,12 @@ func (w *Webhook) Authorize(ctx context.Context, a authz.Attributes) (authz.Deci
 
 // ask POSTs body and returns the service's status.
 func (w *Webhook) ask(ctx context.Context, body []byte) (*ReviewStatus, error) {
-	ctx, cancel := context.WithTimeout(ctx, w.timeout)
-	defer cancel()
-	req, err := http.NewRequestWithContext(ctx, http.MethodPost, w.url, bytes.NewReader(body))
+	code, data, err := PostJSON(ctx, w.client, w.url, body, w.timeout)
 	if err != nil {
 		return nil, err
 	}
-	req.Header.Set("Content-Type", "application/json")
-	req.Header.Set("Accept", "application/json")
-	resp, err := w.client.Do(req)
-	if err != nil {
-		if errors.Is(err, context.DeadlineExceeded) && ctx.Err() != nil {
-			return nil, fmt.Errorf("no answer within %s", w.timeout)
-		}
-		// url.Error repeats the method and URL; the cause is what matters.
-		var ue *url.Error
-		if errors.As(err, &ue) {
-			err = ue.Err
-		}
-		return nil, err
-	}
-	defer resp.Body.Close()
-	data, err := io.ReadAll(io.LimitReader(resp.Body, maxResponse+1))
-	// Check the deadline even when the read succeeded: a transport may
-	// still deliver bytes that raced with the cancellation, and an answer
-	// completed after the timeout must not count (it could be a late
-	// allow the service sent after giving up on a slow check).
-	if ctx.Err() != nil {
-		return nil, fmt.Errorf("no answer within %s", w.timeout)
-	}
-	if err != nil {
-		return nil, fmt.Errorf("read answer: %w", err)
-	}
-	if resp.StatusCode != http.StatusOK {
-		return nil, fmt.Errorf("HTTP status %d", resp.StatusCode)
-	}
-	if len(data) > maxResponse {
-		return nil, fmt.Errorf("answer larger than %d bytes", maxResponse)
+	if code != http.StatusOK {
+		return nil, fmt.Errorf("HTTP status %d", code)
 	}
 	var r AccessReview
 	if err := json.Unmarshal(data, &r); err != nil {

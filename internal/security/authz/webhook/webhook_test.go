@@ -235,7 +235,7 @@ func TestFailureModes(t *testing.T) {
 			io.WriteString(w, `{"allowed":true}`)
 		}, why: "no status"},
 		{name: "huge answer", answer: func(w http.ResponseWriter, r *http.Request) {
-			io.WriteString(w, `{"status":{"allowed":true},"x":"`+strings.Repeat("a", maxResponse)+`"}`)
+			io.WriteString(w, `{"status":{"allowed":true},"x":"`+strings.Repeat("a", MaxResponse)+`"}`)
 		}, why: "larger than"},
 		{name: "untrusted server certificate", answer: allow,
 			tls: func(*reviewServer) *tls.Config { return &tls.Config{RootCAs: newCA(t, "other CA").pool} },
