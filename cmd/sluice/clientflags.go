@@ -1,6 +1,7 @@
 package main
 
 import (
+	"fmt"
 	"log/slog"
 	"os"
 
@@ -27,6 +28,33 @@ func (f *clientFlags) add(cmd *cobra.Command) {
 	fl.StringVar(&f.s.Token, "token", "", "bearer token (other local users can see it in ps: prefer --token-file or $SLUICE_TOKEN)")
 	fl.StringVar(&f.s.TokenFile, "token-file", "", "file holding the bearer token")
 	fl.StringVar(&f.s.Context, "context", "", "context of the client config file to use (default: its current-context)")
+	fl.BoolVar(&f.s.Kerberos, "kerberos", false, "authenticate with Kerberos (SPNEGO) from the ticket cache kinit wrote ($KRB5CCNAME, krb5.conf from $KRB5_CONFIG)")
+	fl.StringVar(&f.s.KerberosSPN, "kerberos-spn", "", "service principal of the JobManager (default: HTTP/<host of --jobmanager>)")
+}
+
+// addRootClientFlags declares --kerberos and --kerberos-spn on the root
+// too, hidden, so that `sluice --kerberos list` finds the list command:
+// cobra must know, before it picks the command, that --kerberos takes no
+// value. The commands' own flags of the same names shadow these and
+// receive the values; a command without client flags rejects them.
+func addRootClientFlags(root *cobra.Command) {
+	var kerberos bool
+	var spn string
+	pf := root.PersistentFlags()
+	pf.BoolVar(&kerberos, "kerberos", false, "authenticate with Kerberos (client commands)")
+	pf.StringVar(&spn, "kerberos-spn", "", "service principal of the JobManager (client commands)")
+	_ = pf.MarkHidden("kerberos")
+	_ = pf.MarkHidden("kerberos-spn")
+	prev := root.PersistentPreRunE
+	root.PersistentPreRunE = func(cmd *cobra.Command, args []string) error {
+		if kerberos || spn != "" {
+			return fmt.Errorf("sluice %s: --kerberos applies to commands that talk to a JobManager", cmd.Name())
+		}
+		if prev != nil {
+			return prev(cmd, args)
+		}
+		return nil
+	}
 }
 
 // options resolves the flags, environment and context into client

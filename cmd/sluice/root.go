@@ -61,6 +61,7 @@ func newRootCmd() *cobra.Command {
 	pf.StringArrayVarP(&g.defines, "define", "D", nil, "set a configuration key: -D key=value (repeatable)")
 	pf.StringVar(&g.logFormat, "log-format", "text", "log format: text or json")
 	pf.StringVar(&g.logLevel, "log-level", "info", "log level: debug, info, warn or error")
+	addRootClientFlags(root)
 	root.AddCommand(newJobManagerCmd(g), newTaskManagerCmd(g), newLocalCmd(g), newRunCmd(g),
 		newListCmd(g), newStatusCmd(g), newCancelCmd(g), newBenchCmd(g), newSecurityCmd(g), newAuthCmd(g), newWhoamiCmd(g), newTokenCmd(g))
 	return root

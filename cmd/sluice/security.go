@@ -13,7 +13,7 @@ import (
 
 func newSecurityCmd(g *globals) *cobra.Command {
 	cmd := &cobra.Command{Use: "security", Short: "Create and check security material"}
-	cmd.AddCommand(newCreateCertsCmd(g))
+	cmd.AddCommand(newCreateCertsCmd(g), newSecurityCheckCmd(g))
 	return cmd
 }
 

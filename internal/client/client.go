@@ -22,6 +22,7 @@ type Client struct {
 	http    *http.Client
 	token   string
 	hasCert bool
+	krb     *kerberosAuth // nil without --kerberos
 }
 
 // New returns a client for the JobManager at base (http://host:port),
@@ -44,6 +45,11 @@ func (c *Client) do(ctx context.Context, method, path string, body io.Reader, co
 	req.Header.Set("Accept", "application/json")
 	if c.token != "" {
 		req.Header.Set("Authorization", "Bearer "+c.token)
+	}
+	if c.krb != nil {
+		if err := c.krb.sign(req); err != nil {
+			return fmt.Errorf("%s %s%s: %w", method, c.base, path, err)
+		}
 	}
 	resp, err := c.http.Do(req)
 	if err != nil {

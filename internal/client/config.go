@@ -41,6 +41,10 @@ type Context struct {
 	// configuration can be shared or shown without the secret.
 	Token     Secret `yaml:"token"`
 	TokenFile string `yaml:"token-file"`
+	// Kerberos authenticates with the user's Kerberos ticket cache
+	// (SPNEGO), as --kerberos; KerberosSPN overrides the service principal.
+	Kerberos    bool   `yaml:"kerberos"`
+	KerberosSPN string `yaml:"kerberos-spn"`
 }
 
 // Secret is a string that never prints or marshals its value.
@@ -105,6 +109,9 @@ func LoadConfig(path string) (*Config, error) {
 		seen[c.Name] = true
 		if c.Token != "" && c.TokenFile != "" {
 			return nil, fmt.Errorf("client config %s: context %q sets both token and token-file: keep one (token-file is preferred)", path, c.Name)
+		}
+		if c.Kerberos && (c.Token != "" || c.TokenFile != "") {
+			return nil, fmt.Errorf("client config %s: context %q sets both kerberos and a token: keep one (both use the Authorization header)", path, c.Name)
 		}
 		if c.Key != "" && c.Cert == "" {
 			return nil, fmt.Errorf("client config %s: context %q sets key without cert", path, c.Name)
@@ -180,7 +187,7 @@ func yamlErrorText(err error) string {
 			known := "current-context, contexts"
 			where := "at the top level"
 			if m[2] == "Context" {
-				known = "name, jobmanager, cacert, cert, key, token, token-file"
+				known = "name, jobmanager, cacert, cert, key, token, token-file, kerberos, kerberos-spn"
 				where = "in a context"
 			}
 			e = strings.Replace(e, m[0], fmt.Sprintf("unknown field %q %s (known: %s)", m[1], where, known), 1)

@@ -189,6 +189,11 @@ func (c *Client) explainStatus(resp *http.Response, data []byte, now time.Time) 
 		reason = strings.TrimPrefix(reason, "authentication failed: ")
 		offersToken := len(e.Methods) == 0 || slices.Contains(e.Methods, "token")
 		switch {
+		case c.krb != nil && !slices.Contains(e.Methods, "kerberos"):
+			e.msg = fmt.Sprintf("authentication required: %s (not Kerberos)", accepts)
+		case c.krb != nil:
+			e.msg = fmt.Sprintf("authentication failed: the JobManager rejected the Kerberos ticket of %s for %s: %s (%s; check --kerberos-spn)",
+				c.krb.client, c.krb.spn, orNoReason(reason), accepts)
 		case c.token != "" && !offersToken:
 			// The token was ignored, not refused: say what would work.
 			e.msg = fmt.Sprintf("authentication required: %s (not tokens); pass --cert/--key", accepts)
@@ -198,6 +203,8 @@ func (c *Client) explainStatus(resp *http.Response, data []byte, now time.Time) 
 			e.msg = fmt.Sprintf("authentication failed: the JobManager rejected the token: %s (%s; check --token/--token-file or SLUICE_TOKEN)", orNoReason(reason), accepts)
 		case c.hasCert:
 			e.msg = fmt.Sprintf("authentication failed: the JobManager did not accept your client certificate: %s (%s)", orNoReason(reason), accepts)
+		case slices.Contains(e.Methods, "kerberos"):
+			e.msg = fmt.Sprintf("authentication required: %s; pass --kerberos (after kinit), --token/--token-file or --cert/--key", accepts)
 		default:
 			e.msg = fmt.Sprintf("authentication required: %s; pass --token/--token-file or --cert/--key", accepts)
 		}

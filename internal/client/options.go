@@ -34,6 +34,14 @@ type Options struct {
 	// against, for a JobManager reached by an address its certificate does
 	// not name.
 	ServerName string
+	// Kerberos authenticates with SPNEGO from the user's ticket cache
+	// (KRB5CCNAME, else /tmp/krb5cc_<uid>; krb5.conf from KRB5_CONFIG,
+	// else /etc/krb5.conf). The token is sent with every request, the
+	// first included, for KerberosSPN.
+	Kerberos bool
+	// KerberosSPN is the service principal to get tickets for; empty means
+	// HTTP/<host of URL>.
+	KerberosSPN string
 }
 
 // String describes the options without the token, so that logging them
@@ -43,7 +51,11 @@ func (o Options) String() string {
 	if o.Token != "" {
 		tok = " token=<secret>"
 	}
-	return fmt.Sprintf("{url=%s cacert=%s cert=%s key=%s servername=%s%s}", o.URL, o.CACert, o.Cert, o.Key, o.ServerName, tok)
+	krb := ""
+	if o.Kerberos {
+		krb = " kerberos=" + o.KerberosSPN
+	}
+	return fmt.Sprintf("{url=%s cacert=%s cert=%s key=%s servername=%s%s%s}", o.URL, o.CACert, o.Cert, o.Key, o.ServerName, tok, krb)
 }
 
 // GoString is String, for %#v.
@@ -69,6 +81,23 @@ func NewWithOptions(o Options) (*Client, error) {
 		// Checked before any dial: a bearer token seen once on the wire is
 		// a stolen token. Loopback is exempt because it never leaves the host.
 		return nil, fmt.Errorf("refusing to send a token over plaintext http to %s; use https", u.Host)
+	}
+	if o.Kerberos {
+		if o.Token != "" {
+			return nil, errors.New("--kerberos and a bearer token are exclusive (both go in the Authorization header): drop one")
+		}
+		if u.Scheme == "http" && !isLoopback(u.Hostname()) {
+			// A Negotiate token is a bearer credential for a few minutes:
+			// whoever sees it can replay it to another replica of the service.
+			return nil, fmt.Errorf("refusing to send a Kerberos ticket over plaintext http to %s; use https", u.Host)
+		}
+		spn := o.KerberosSPN
+		if spn == "" {
+			spn = "HTTP/" + strings.TrimSuffix(strings.ToLower(u.Hostname()), ".")
+		}
+		if c.krb, err = newKerberosAuth(spn, os.Getenv, time.Now()); err != nil {
+			return nil, err
+		}
 	}
 	if u.Scheme == "http" && (o.Cert != "" || o.Key != "") {
 		// A client certificate is never sent over http; failing here beats

@@ -23,6 +23,9 @@ type Settings struct {
 	Token      string
 	TokenFile  string
 	Context    string
+	// Kerberos is --kerberos; KerberosSPN is --kerberos-spn.
+	Kerberos    bool
+	KerberosSPN string
 }
 
 // Resolved are the Options to use and where they came from.
@@ -51,6 +54,9 @@ func Resolve(flags Settings, getenv func(string) string) (*Resolved, error) {
 	}
 	if flags.Key != "" && flags.Cert == "" {
 		return nil, errors.New("--key is set without --cert: pass the client certificate with --cert")
+	}
+	if flags.Kerberos && (flags.Token != "" || flags.TokenFile != "") {
+		return nil, errors.New("--kerberos and --token/--token-file are exclusive: pass one")
 	}
 	r := &Resolved{}
 	ctx, err := r.loadContext(flags.Context, getenv)
@@ -105,6 +111,21 @@ func Resolve(flags Settings, getenv func(string) string) (*Resolved, error) {
 			r.Warnings = append(r.Warnings, fmt.Sprintf(
 				"%s holds the token of context %q and is readable by group or others (mode %04o): chmod 600 %s, or move the token to a token-file",
 				r.ConfigPath, ctx.Name, mode, r.ConfigPath))
+		}
+	}
+	// Kerberos: the flag wins over a token from the environment or the
+	// context (it names the method explicitly); a context's kerberos: true
+	// goes only where its other credentials would.
+	switch {
+	case flags.Kerberos:
+		o.Kerberos, o.Token = true, ""
+	case o.Token == "" && useCreds && ctx.Kerberos:
+		o.Kerberos = true
+	}
+	if o.Kerberos {
+		o.KerberosSPN = flags.KerberosSPN
+		if o.KerberosSPN == "" && useCreds {
+			o.KerberosSPN = ctx.KerberosSPN
 		}
 	}
 	return r, nil

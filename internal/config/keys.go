@@ -198,3 +198,17 @@ func init() {
 		Register(k)
 	}
 }
+
+// SPNEGO on the REST API (internal/security/authn, method kerberos). Kept
+// apart from the Kerberos login keys: the acceptor has its own service
+// principal and keytab, usually HTTP/<host>, not the cluster's principal.
+func init() {
+	for _, k := range []Key{
+		{Name: "security.rest.authentication.kerberos.principal", Type: String,
+			Doc: "Service principal of the REST API for SPNEGO (authentication method kerberos), e.g. HTTP/jm.example.com@EXAMPLE.COM."},
+		{Name: "security.rest.authentication.kerberos.keytab", Type: String,
+			Doc: "Keytab holding the key of security.rest.authentication.kerberos.principal; must not be readable by group or others."},
+	} {
+		Register(k)
+	}
+}

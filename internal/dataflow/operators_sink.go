@@ -150,4 +150,3 @@ func (s *fileSink) abort() {
 	os.Remove(s.f.Name())
 	s.f = nil
 }
-

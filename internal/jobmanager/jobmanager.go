@@ -24,6 +24,7 @@ import (
 	"github.com/sluice-dev/sluice/internal/config"
 	controlpb "github.com/sluice-dev/sluice/internal/rpc/proto"
 	"github.com/sluice-dev/sluice/internal/security/audit"
+	"github.com/sluice-dev/sluice/internal/security/kerberos"
 	"github.com/sluice-dev/sluice/internal/transport"
 )
 
@@ -72,6 +73,7 @@ type JobManager struct {
 	registerRPC       func(*grpc.Server)
 	ready             chan struct{}
 	authz             *decider
+	krb               *kerberos.Login
 	audit             *audit.Logger
 	reloaders         map[string]func() error
 	logs              *logRing
@@ -171,6 +173,9 @@ func (jm *JobManager) Run(ctx context.Context) error {
 	rsec, err := jm.setupRESTSecurity(ctx)
 	if err == nil {
 		err = jm.setupAuthorization(ctx)
+	}
+	if err == nil {
+		err = jm.setupKerberos(ctx)
 	}
 	if err != nil {
 		rpcL.Close()

@@ -131,7 +131,11 @@ func validateListener(cfg *config.Config, l *Listener) error {
 			if cfg.String("security.rest.authentication.token.file") == "" {
 				return fmt.Errorf("authentication token needs security.rest.authentication.token.file")
 			}
-		case "kerberos", "anonymous":
+		case "kerberos":
+			if cfg.String("security.rest.authentication.kerberos.keytab") == "" {
+				return fmt.Errorf("authentication kerberos needs security.rest.authentication.kerberos.keytab (and .principal, e.g. HTTP/host@REALM)")
+			}
+		case "anonymous":
 		default:
 			return fmt.Errorf("authentication method %q: want one of %s", m, strings.Join(knownMethods, ", "))
 		}

@@ -16,6 +16,7 @@ type jmMetrics struct {
 	tms, slots, slotsFree, jobs                   *prometheus.Desc
 	recIn, recOut, bytesIn, bytesOut, backPressed *prometheus.Desc
 	tmSent, tmRecv                                *prometheus.Desc
+	krbExpiry                                     *prometheus.Desc
 }
 
 func newJMMetrics(jm *JobManager) *jmMetrics {
@@ -34,19 +35,24 @@ func newJMMetrics(jm *JobManager) *jmMetrics {
 		backPressed: prometheus.NewDesc("sluice_operator_backpressured_seconds_total", "Time a job vertex's subtasks spent blocked by back-pressure.", op, nil),
 		tmSent:      prometheus.NewDesc("sluice_taskmanager_network_sent_bytes_total", "Bytes a TaskManager sent on data connections.", []string{"taskmanager"}, nil),
 		tmRecv:      prometheus.NewDesc("sluice_taskmanager_network_received_bytes_total", "Bytes a TaskManager received on data connections.", []string{"taskmanager"}, nil),
+		krbExpiry:   prometheus.NewDesc("sluice_kerberos_tgt_expiry_timestamp_seconds", "When the JobManager's Kerberos TGT expires (Unix time): the cluster stops reaching Kerberos-secured systems then unless it is renewed.", []string{"principal", "source"}, nil),
 	}
 	m.registry.MustRegister(m, collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
 	return m
 }
 
 func (m *jmMetrics) Describe(ch chan<- *prometheus.Desc) {
-	for _, d := range []*prometheus.Desc{m.tms, m.slots, m.slotsFree, m.jobs, m.recIn, m.recOut, m.bytesIn, m.bytesOut, m.backPressed, m.tmSent, m.tmRecv} {
+	for _, d := range []*prometheus.Desc{m.tms, m.slots, m.slotsFree, m.jobs, m.recIn, m.recOut, m.bytesIn, m.bytesOut, m.backPressed, m.tmSent, m.tmRecv, m.krbExpiry} {
 		ch <- d
 	}
 }
 
 func (m *jmMetrics) Collect(ch chan<- prometheus.Metric) {
 	jm := m.jm
+	if jm.krb != nil {
+		st := jm.krb.Status()
+		ch <- prometheus.MustNewConstMetric(m.krbExpiry, prometheus.GaugeValue, float64(st.Expires.Unix()), st.Principal, string(st.Source))
+	}
 	jm.mu.Lock()
 	defer jm.mu.Unlock()
 	total, free := 0, 0

@@ -128,6 +128,9 @@ func (rs *restServer) overview(w http.ResponseWriter, r *http.Request) {
 	o["jobs-finished"] = counts[Finished]
 	o["jobs-cancelled"] = counts[Canceled]
 	o["jobs-failed"] = counts[Failed]
+	if k := jm.kerberosOverview(); k != nil {
+		o["kerberos"] = k
+	}
 	writeJSON(w, http.StatusOK, o)
 }
 

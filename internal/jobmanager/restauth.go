@@ -69,6 +69,18 @@ func (jm *JobManager) setupRESTSecurity(ctx context.Context) (*restSecurity, err
 		go tf.Run(ctx)
 		rs.deps.Token = tf
 	}
+	if path := cfg.String(authn.KerberosKeytabKey); path != "" {
+		k, err := authn.NewKerberos(authn.KerberosOptions{
+			Keytab:              path,
+			Principal:           cfg.String(authn.KerberosPrincipalKey),
+			AllowInsecureKeytab: cfg.Bool("security.kerberos.login.allow-insecure-keytab"),
+			Rules:               cfg.StringList("security.kerberos.principal-to-local"),
+		})
+		if err != nil {
+			return nil, err
+		}
+		rs.deps.Kerberos = k
+	}
 	for _, p := range cfg.StringList("rest.trusted-proxies") {
 		p = strings.TrimSpace(p)
 		if p == "" {
