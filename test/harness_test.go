@@ -126,6 +126,8 @@ type cluster struct {
 	defines  []string
 	baseArgs []string
 	spec     clusterSpec
+	blobPort int
+	restURLs map[string]string // REST listener name -> URL, from the JobManager's log
 }
 
 // startCluster starts a JobManager and n TaskManagers of `slots` slots with
@@ -154,19 +156,19 @@ func defineArgs(ds []string) []string {
 func startClusterWith(t *testing.T, spec clusterSpec) *cluster {
 	t.Helper()
 	n, slots, defines := spec.n, spec.slots, spec.defines
-	c := &cluster{t: t, rpcPort: freePort(t), spec: spec}
-	restPort := freePort(t)
-	c.restURL = fmt.Sprintf("http://127.0.0.1:%d", restPort)
+	c := &cluster{t: t, spec: spec}
+	// The JobManager binds port 0 and the test reads the ports it got from
+	// its log: a port the test picked and closed could be taken by another
+	// connection before the JobManager binds it.
 	c.defines = append([]string{
 		"jobmanager.rpc.address=127.0.0.1", "jobmanager.bind-host=127.0.0.1",
-		fmt.Sprintf("jobmanager.rpc.port=%d", c.rpcPort), "rest.bind-address=127.0.0.1",
-		fmt.Sprintf("rest.port=%d", restPort), "taskmanager.host=127.0.0.1", "taskmanager.bind-host=127.0.0.1",
+		"jobmanager.rpc.port=0", "rest.bind-address=127.0.0.1", "rest.port=0",
+		"taskmanager.host=127.0.0.1", "taskmanager.bind-host=127.0.0.1",
 		fmt.Sprintf("taskmanager.numberOfTaskSlots=%d", slots),
 	}, defines...)
-	for _, d := range c.defines {
-		c.baseArgs = append(c.baseArgs, "-D", d)
-	}
-	c.jm = startProc(t, "jobmanager", append(append([]string{"jobmanager", "--work-dir", t.TempDir()}, c.baseArgs...), defineArgs(spec.jm)...)...)
+	c.jm = startProc(t, "jobmanager", append(append([]string{"jobmanager", "--work-dir", t.TempDir()}, defineArgs(c.defines)...), defineArgs(spec.jm)...)...)
+	c.waitJMStarted()
+	c.restURL = c.restURLs["default"]
 	for i := 0; i < n; i++ {
 		c.addTM()
 	}
@@ -175,6 +177,49 @@ func startClusterWith(t *testing.T, spec clusterSpec) *cluster {
 		return c.get("/overview", &o) == nil && int(o["taskmanagers"].(float64)) == n
 	})
 	return c
+}
+
+var (
+	jmStartedRE = regexp.MustCompile(`msg="jobmanager started".* rpc=\S+:(\d+) blob=\S+:(\d+)`)
+	restWarnRE  = regexp.MustCompile(`REST listener \\"([a-z0-9-]+)\\" is NOT secured.* url=(\S+)`)
+	restInfoRE  = regexp.MustCompile(`msg="REST listener" .*listener=([a-z0-9-]+) url=(\S+)`)
+)
+
+// waitJMStarted waits for the JobManager's start-up lines and records the
+// ports it bound, and sets the TaskManagers' arguments to reach it.
+func (c *cluster) waitJMStarted() {
+	c.t.Helper()
+	deadline := time.Now().Add(30 * time.Second)
+	for {
+		log := c.jm.Log()
+		if m := jmStartedRE.FindStringSubmatch(log); m != nil {
+			fmt.Sscan(m[1], &c.rpcPort)
+			fmt.Sscan(m[2], &c.blobPort)
+			c.restURLs = map[string]string{}
+			for _, re := range []*regexp.Regexp{restWarnRE, restInfoRE} {
+				for _, m := range re.FindAllStringSubmatch(log, -1) {
+					c.restURLs[m[1]] = m[2]
+				}
+			}
+			break
+		}
+		select {
+		case <-c.jm.done:
+			c.t.Fatalf("the JobManager exited:\n%s", log)
+		default:
+		}
+		if time.Now().After(deadline) {
+			c.t.Fatalf("the JobManager did not start within 30s:\n%s", log)
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+	c.baseArgs = defineArgs(append(append([]string{}, c.defines...), fmt.Sprintf("jobmanager.rpc.port=%d", c.rpcPort)))
+}
+
+// port returns the port of a URL such as https://[::]:8443.
+func port(url string) string {
+	i := strings.LastIndex(url, ":")
+	return strings.TrimRight(url[i+1:], "/")
 }
 
 func (c *cluster) addTM() *proc {

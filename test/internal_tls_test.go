@@ -201,8 +201,8 @@ func TestInternalTLSRefusals(t *testing.T) {
 	bundle := filepath.Join(t.TempDir(), "bundle.pem")
 	caPEM, _ := os.ReadFile(filepath.Join(dir, "ca.crt"))
 	os.WriteFile(bundle, append(caPEM, foreign.CertPEM()...), 0o644)
-	blobPort := freePort(t)
-	c := startClusterWith(t, identitySpec(dir, bundle, 2, fmt.Sprintf("blob.server.port=%d", blobPort)))
+	c := startClusterWith(t, identitySpec(dir, bundle, 2))
+	blobPort := c.blobPort
 
 	var tms map[string][]map[string]any
 	if err := c.get("/taskmanagers", &tms); err != nil {

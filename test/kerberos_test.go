@@ -65,14 +65,13 @@ bindings:
     users: [alice]
 `), 0o600)
 
-	local, ext := freePort(t), freePort(t)
 	conf := fmt.Sprintf(`rest.listeners:
   - name: local
-    address: 127.0.0.1:%d
+    address: 127.0.0.1:0
     tls: false
     authentication: [anonymous]
   - name: external
-    address: 127.0.0.1:%d
+    address: 127.0.0.1:0
     tls: true
     client-auth: none
     authentication: [kerberos, token]
@@ -83,16 +82,18 @@ security.rest.authentication.kerberos.principal: HTTP/localhost@%s
 security.kerberos.krb5-conf.path: %s
 security.authorization.mode: acl
 security.authorization.acl.policy-file: %s
-`, local, ext, filepath.Join(e.certsDir, "rest.pem"), e.tokens, e.keytab, e.k.Realm, e.k.Krb5Conf, e.policy)
+`, filepath.Join(e.certsDir, "rest.pem"), e.tokens, e.keytab, e.k.Realm, e.k.Krb5Conf, e.policy)
 	confFile := filepath.Join(t.TempDir(), "config.yaml")
 	os.WriteFile(confFile, []byte(conf), 0o600)
-	e.url = fmt.Sprintf("https://localhost:%d", ext)
 	e.jm = startProc(t, "jobmanager", "jobmanager", "--config", confFile, "--work-dir", t.TempDir(),
-		"-D", "jobmanager.rpc.address=127.0.0.1", "-D", "jobmanager.bind-host=127.0.0.1",
-		"-D", fmt.Sprintf("jobmanager.rpc.port=%d", freePort(t)))
+		"-D", "jobmanager.rpc.address=127.0.0.1", "-D", "jobmanager.bind-host=127.0.0.1", "-D", "jobmanager.rpc.port=0")
+	jc := &cluster{t: t, jm: e.jm}
+	jc.waitJMStarted()
+	e.url = "https://localhost:" + port(jc.restURLs["external"])
+	local := port(jc.restURLs["local"])
 	deadline := time.Now().Add(30 * time.Second)
 	for {
-		if code, _ := curl(t, fmt.Sprintf("http://127.0.0.1:%d/whoami", local)); code == 200 {
+		if code, _ := curl(t, "http://127.0.0.1:"+local+"/whoami"); code == 200 {
 			break
 		}
 		if time.Now().After(deadline) {

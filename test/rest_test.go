@@ -80,21 +80,24 @@ func startRESTExample(t *testing.T, extra ...string) *restEnv {
 	if err != nil {
 		t.Fatal(err)
 	}
-	p1, p2 := freePort(t), freePort(t)
+	// Port 0: the JobManager picks free ports and the test reads them from
+	// its log (see waitJMStarted).
 	conf := strings.NewReplacer(
-		"127.0.0.1:8081", fmt.Sprintf("127.0.0.1:%d", p1),
-		"0.0.0.0:8443", fmt.Sprintf("0.0.0.0:%d", p2),
+		"127.0.0.1:8081", "127.0.0.1:0",
+		"0.0.0.0:8443", "0.0.0.0:0",
 		"/etc/sluice/certs", e.dir,
 		"/etc/sluice/tokens", e.tokens,
 	).Replace(string(example))
 	confFile := filepath.Join(t.TempDir(), "config.yaml")
 	os.WriteFile(confFile, []byte(conf), 0o644)
-	e.localURL = fmt.Sprintf("http://127.0.0.1:%d", p1)
-	e.extURL = fmt.Sprintf("https://localhost:%d", p2)
-	c := &cluster{t: t, rpcPort: freePort(t), restURL: e.localURL}
-	c.baseArgs = defineArgs(append([]string{"jobmanager.rpc.address=127.0.0.1", "jobmanager.bind-host=127.0.0.1",
-		fmt.Sprintf("jobmanager.rpc.port=%d", c.rpcPort), "taskmanager.host=127.0.0.1", "taskmanager.bind-host=127.0.0.1"}, extra...))
-	c.jm = startProc(t, "jobmanager", append([]string{"jobmanager", "--config", confFile, "--work-dir", t.TempDir()}, c.baseArgs...)...)
+	c := &cluster{t: t}
+	c.defines = append([]string{"jobmanager.rpc.address=127.0.0.1", "jobmanager.bind-host=127.0.0.1",
+		"jobmanager.rpc.port=0", "taskmanager.host=127.0.0.1", "taskmanager.bind-host=127.0.0.1"}, extra...)
+	c.jm = startProc(t, "jobmanager", append([]string{"jobmanager", "--config", confFile, "--work-dir", t.TempDir()}, defineArgs(c.defines)...)...)
+	c.waitJMStarted()
+	e.localURL = c.restURLs["local"]
+	e.extURL = "https://localhost:" + port(c.restURLs["external"])
+	c.restURL = e.localURL
 	c.addTM()
 	// Readiness from the log: the REST API may deny everything on purpose.
 	c.waitFor(30*time.Second, "taskmanager registered", func() bool {
@@ -237,14 +240,14 @@ func TestRESTFailedAuthLimit(t *testing.T) {
 	dir := createCertsHosts(t, "localhost")
 	tokens := filepath.Join(t.TempDir(), "tokens")
 	tok := newToken(t, tokens, "carol", "")
-	p := freePort(t)
-	c := &cluster{t: t, rpcPort: freePort(t), restURL: fmt.Sprintf("http://127.0.0.1:%d", p)}
-	listeners := fmt.Sprintf(`[{name: open, address: "127.0.0.1:%d", tls: false, authentication: [token, anonymous]}]`, p)
+	c := &cluster{t: t}
+	listeners := `[{name: open, address: "127.0.0.1:0", tls: false, authentication: [token, anonymous]}]`
 	c.jm = startProc(t, "jobmanager", "jobmanager", "--work-dir", t.TempDir(), "-D", "rest.listeners="+listeners,
-		"-D", "security.rest.authentication.token.file="+tokens, "-D", fmt.Sprintf("jobmanager.rpc.port=%d", c.rpcPort),
+		"-D", "security.rest.authentication.token.file="+tokens, "-D", "jobmanager.rpc.port=0",
 		"-D", "jobmanager.bind-host=127.0.0.1", "-D", "security.rest.authentication.failures.max=3",
 		"-D", "security.ssl.rest.keystore="+filepath.Join(dir, "rest.pem"))
-	c.waitFor(20*time.Second, "REST up", func() bool { var o map[string]any; return c.get("/overview", &o) == nil })
+	c.waitJMStarted()
+	c.restURL = c.restURLs["open"]
 	if code, body := curl(t, c.restURL+"/whoami"); code != 200 || !strings.Contains(body, "system:anonymous") {
 		t.Fatalf("anonymous: %d %s", code, body)
 	}
