@@ -343,13 +343,15 @@ func (c *serverConn) readLoop(ch *inputChannel) error {
 			}
 		case FrameEndOfPartition:
 			ended, ch.ended = true, true
+			// Acknowledge before delivering: once the gate has the last
+			// end-of-partition its task may finish and close every
+			// connection, and an ack not yet written would be lost (the
+			// producer would fail a job that succeeded). The buffers are
+			// in this process's memory already, so the producer may finish.
+			// A producer that went away early is no failure here.
+			_ = c.writeFrame(FrameEOPAck, nil)
 			if err := ch.gate.deliver(delivery{ch: ch, err: io.EOF}); err != nil {
 				return err
-			}
-			// The buffers are in the consumer's memory now: the producer
-			// may finish without waiting for the task to read them.
-			if err := c.writeFrame(FrameEOPAck, nil); err != nil {
-				return nil // delivered; a producer that went away early is no failure here
 			}
 		case FrameError:
 			p := make([]byte, n)
