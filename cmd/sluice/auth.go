@@ -1,9 +1,7 @@
 package main
 
 import (
-	"context"
 	"fmt"
-	"time"
 
 	"github.com/spf13/cobra"
 )
@@ -24,11 +22,10 @@ func newCanICmd(g *globals) *cobra.Command {
   sluice auth can-i write file:/srv/out/alice/result`,
 		Args: cobra.ExactArgs(2),
 		RunE: func(cmd *cobra.Command, args []string) error {
-			c, err := cf.client()
+			c, ctx, cancel, err := cf.connect()
 			if err != nil {
 				return err
 			}
-			ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
 			defer cancel()
 			ok, reason, err := c.CanI(ctx, args[0], args[1])
 			if err != nil {

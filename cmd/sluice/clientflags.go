@@ -1,9 +1,11 @@
 package main
 
 import (
+	"context"
 	"fmt"
 	"log/slog"
 	"os"
+	"time"
 
 	"github.com/spf13/cobra"
 
@@ -83,4 +85,15 @@ func (f *clientFlags) client() (*client.Client, error) {
 		return nil, err
 	}
 	return client.NewWithOptions(o)
+}
+
+// connect returns the client and a context for one short request/answer
+// exchange with the JobManager.
+func (f *clientFlags) connect() (*client.Client, context.Context, context.CancelFunc, error) {
+	c, err := f.client()
+	if err != nil {
+		return nil, nil, nil, err
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+	return c, ctx, cancel, nil
 }

@@ -1,7 +1,6 @@
 package main
 
 import (
-	"context"
 	"encoding/json"
 	"fmt"
 	"github.com/sluice-dev/sluice/internal/client"
@@ -86,11 +85,10 @@ func newListCmd(g *globals) *cobra.Command {
 		Short: "List jobs",
 		Args:  cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, args []string) error {
-			c, err := cf.client()
+			c, ctx, cancel, err := cf.connect()
 			if err != nil {
 				return err
 			}
-			ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
 			defer cancel()
 			jobs, err := c.Jobs(ctx)
 			if err != nil {
@@ -121,11 +119,10 @@ func newStatusCmd(g *globals) *cobra.Command {
 		Short: "Show a job's state and its vertices",
 		Args:  cobra.ExactArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
-			c, err := cf.client()
+			c, ctx, cancel, err := cf.connect()
 			if err != nil {
 				return err
 			}
-			ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
 			defer cancel()
 			if asJSON {
 				var raw json.RawMessage
@@ -169,11 +166,10 @@ func newCancelCmd(g *globals) *cobra.Command {
 		Short: "Cancel a job",
 		Args:  cobra.ExactArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
-			c, err := cf.client()
+			c, ctx, cancel, err := cf.connect()
 			if err != nil {
 				return err
 			}
-			ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
 			defer cancel()
 			if err := c.Cancel(ctx, args[0]); err != nil {
 				return err

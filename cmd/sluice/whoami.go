@@ -1,11 +1,9 @@
 package main
 
 import (
-	"context"
 	"encoding/json"
 	"fmt"
 	"strings"
-	"time"
 
 	"github.com/spf13/cobra"
 )
@@ -21,11 +19,10 @@ the token (--token, --token-file, $SLUICE_TOKEN) or client certificate (--cert/-
 given on the command line or by the context of ~/.sluice/config.yaml ($SLUICECONFIG).`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, args []string) error {
-			c, err := cf.client()
+			c, ctx, cancel, err := cf.connect()
 			if err != nil {
 				return err
 			}
-			ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
 			defer cancel()
 			id, err := c.WhoAmI(ctx)
 			if err != nil {
