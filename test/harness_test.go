@@ -16,6 +16,7 @@ import (
 	"regexp"
 	"strings"
 	"sync"
+	"syscall"
 	"testing"
 	"time"
 )
@@ -81,9 +82,27 @@ func (p *proc) Log() string {
 	return p.log.String()
 }
 
+// Kill kills the process's whole group (it runs in its own) and waits for it.
 func (p *proc) Kill() {
-	_ = p.cmd.Process.Kill()
+	killGroup(p.cmd, syscall.SIGKILL)
 	<-p.done
+}
+
+// Signal sends sig to the process's group.
+func (p *proc) Signal(sig syscall.Signal) { killGroup(p.cmd, sig) }
+
+// inOwnGroup makes cmd start in a process group of its own, so that the
+// test can kill it with every child it started.
+func inOwnGroup(cmd *exec.Cmd) {
+	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}
+}
+
+// killGroup signals the process group of a command started with inOwnGroup.
+func killGroup(cmd *exec.Cmd, sig syscall.Signal) {
+	if cmd.Process == nil {
+		return
+	}
+	_ = syscall.Kill(-cmd.Process.Pid, sig)
 }
 
 func startProc(t *testing.T, name string, args ...string) *proc {
@@ -98,12 +117,13 @@ func startProcBin(t *testing.T, name, bin string, args ...string) *proc {
 	p.cmd = exec.Command(bin, args...)
 	p.cmd.Dir = repoRoot(t)
 	p.cmd.Stdout, p.cmd.Stderr = p, p
+	inOwnGroup(p.cmd)
 	if err := p.cmd.Start(); err != nil {
 		t.Fatalf("start %s: %v", name, err)
 	}
 	go func() { _ = p.cmd.Wait(); close(p.done) }()
 	t.Cleanup(func() {
-		_ = p.cmd.Process.Signal(os.Interrupt)
+		p.Signal(syscall.SIGINT)
 		select {
 		case <-p.done:
 		case <-time.After(5 * time.Second):

@@ -15,6 +15,7 @@ import (
 	"os/exec"
 	"path/filepath"
 	"strings"
+	"syscall"
 	"testing"
 	"time"
 )
@@ -330,10 +331,12 @@ http {
 	p := exec.Command(nginx, "-p", dir, "-c", cf)
 	out, _ := os.Create(filepath.Join(dir, "stdout"))
 	p.Stdout, p.Stderr = out, out
+	// nginx forks workers that run as nobody: kill the whole group, not the master alone.
+	inOwnGroup(p)
 	if err := p.Start(); err != nil {
 		t.Fatal(err)
 	}
-	t.Cleanup(func() { p.Process.Kill(); p.Wait() })
+	t.Cleanup(func() { killGroup(p, syscall.SIGKILL); p.Wait() })
 	base := fmt.Sprintf("http://127.0.0.1:%d", port)
 	deadline := time.Now().Add(10 * time.Second)
 	for {

@@ -446,7 +446,7 @@ func TestTaskManagerFrozen(t *testing.T) {
 		"restart-strategy.fixed-delay.delay=500 ms", "slot.request.timeout=10 s")
 	id := submitUnbounded(t, c, "2", "2000")
 	frozen := time.Now()
-	if err := c.tms[1].cmd.Process.Signal(syscall.SIGSTOP); err != nil {
+	if err := syscall.Kill(-c.tms[1].cmd.Process.Pid, syscall.SIGSTOP); err != nil {
 		t.Fatal(err)
 	}
 	c.waitFor(timeout+5*time.Second, "frozen taskmanager marked lost", func() bool {
@@ -466,7 +466,7 @@ func TestTaskManagerFrozen(t *testing.T) {
 		return j["state"] == "RUNNING" && j["restarts"].(float64) >= 1
 	})
 	t.Logf("frozen TM marked lost after %s", lost)
-	if err := c.tms[1].cmd.Process.Signal(syscall.SIGCONT); err != nil {
+	if err := syscall.Kill(-c.tms[1].cmd.Process.Pid, syscall.SIGCONT); err != nil {
 		t.Fatal(err)
 	}
 	c.waitFor(15*time.Second, "woken taskmanager registered again", func() bool {

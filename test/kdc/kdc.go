@@ -184,11 +184,11 @@ func (k *KDC) Stop() {
 		return
 	}
 	k.stop.Do(func() {
-		_ = k.cmd.Process.Signal(syscall.SIGTERM)
+		_ = syscall.Kill(-k.cmd.Process.Pid, syscall.SIGTERM)
 		select {
 		case <-k.exited:
 		case <-time.After(3 * time.Second):
-			_ = k.cmd.Process.Kill()
+			_ = syscall.Kill(-k.cmd.Process.Pid, syscall.SIGKILL)
 			<-k.exited
 		}
 	})
