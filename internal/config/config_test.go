@@ -1,6 +1,7 @@
 package config
 
 import (
+	"fmt"
 	"os"
 	"path/filepath"
 	"slices"
@@ -394,4 +395,63 @@ func TestConcurrentReads(t *testing.T) {
 		})
 	}
 	wg.Wait()
+}
+
+// TestUnknownSecurityKeyIsAnError: a typo under security. must not start a
+// cluster without the protection asked for, from a file or from -D.
+func TestUnknownSecurityKeyIsAnError(t *testing.T) {
+	for _, o := range []string{"security.ssl.internal.enbled=true", "security.foo=1", "security.kerberos.login.keytabb=/k"} {
+		_, err := Load("", []string{o})
+		if err == nil || !strings.Contains(err.Error(), "unknown security key") {
+			t.Errorf("-D %s: err = %v, want unknown security key", o, err)
+		}
+	}
+	_, err := Load("", []string{"security.ssl.internal.enbled=true"})
+	if err == nil || !strings.Contains(err.Error(), `did you mean "security.ssl.internal.enabled"?`) {
+		t.Errorf("no suggestion: %v", err)
+	}
+	// Other unknown keys stay warnings.
+	c, err := Load("", []string{"taskmanager.foo=1"})
+	if err != nil || len(c.Warnings()) != 1 {
+		t.Errorf("taskmanager.foo: %v %q", err, c.Warnings())
+	}
+}
+
+// TestFlinkDeprecatedKeys: Flink's old names of keys sluice honours load,
+// with a warning that names the current key.
+func TestFlinkDeprecatedKeys(t *testing.T) {
+	for old, canon := range map[string]string{
+		"security.principal":          "security.kerberos.login.principal",
+		"security.keytab":             "security.kerberos.login.keytab",
+		"security.ssl.enabled":        "security.ssl.internal.enabled",
+		"web.port":                    "rest.port",
+		"jobmanager.web.port":         "rest.port",
+		"web.address":                 "rest.bind-address",
+		"jobmanager.web.address":      "rest.bind-address",
+		"restart-strategy":            "restart-strategy.type",
+		"taskmanager.net.port":        "taskmanager.data.port",
+		"taskmanager.net.ssl.enabled": "taskmanager.data.ssl.enabled",
+	} {
+		k, _ := Lookup(canon)
+		val := map[Type]string{Bool: "true", Int: "1234", String: "x"}[k.Type]
+		if canon == "restart-strategy.type" {
+			val = "fixed-delay"
+		}
+		c, err := Load("", []string{old + "=" + val})
+		if err != nil {
+			t.Errorf("%s: %v", old, err)
+			continue
+		}
+		if w := c.Warnings(); len(w) != 1 || !strings.Contains(w[0], fmt.Sprintf("%q is deprecated: use %q", old, canon)) {
+			t.Errorf("%s: warnings %q", old, w)
+		}
+		if !c.IsSet(canon) {
+			t.Errorf("%s did not set %s", old, canon)
+		}
+	}
+	// Nested YAML with the old scalar name beside the new map form.
+	c := mustParse(t, "restart-strategy: fixed-delay\n")
+	if got := c.String("restart-strategy.type"); got != "fixed-delay" {
+		t.Errorf("restart-strategy: %q", got)
+	}
 }

@@ -50,6 +50,22 @@ func Load(path string, overrides []string) (*Config, error) {
 	return c, nil
 }
 
+// strictKey reports whether an unknown key of this name stops loading
+// instead of being a warning. A misspelt security key would otherwise leave
+// a cluster without the protection its operator asked for (a typo in
+// security.ssl.internal.enabled starts it in plaintext), so every unknown
+// key under security. is an error.
+func strictKey(name string) bool { return strings.HasPrefix(name, "security.") }
+
+func unknownSecurityKey(where, name string) error {
+	fix := "fix or remove it"
+	if s := suggest(name); s != "" {
+		fix = fmt.Sprintf("did you mean %q?", s)
+	}
+	return fmt.Errorf("%s: unknown security key %q: a misspelt security key would silently turn a protection off, so it stops start-up; %s",
+		where, name, fix)
+}
+
 // override applies one "key=value" -D flag. An unknown key is a warning.
 func (c *Config) override(o string) error {
 	key, val, ok := strings.Cut(o, "=")
@@ -59,6 +75,9 @@ func (c *Config) override(o string) error {
 	}
 	ki, deprecated := lookup(key)
 	if ki == nil {
+		if strictKey(key) {
+			return unknownSecurityKey(overrideSource, key)
+		}
 		c.warn(fmt.Sprintf("%s: unknown configuration key %q (ignored)%s", overrideSource, key, didYouMean(key)))
 		return nil
 	}
@@ -153,6 +172,9 @@ func (l *loader) walk(m *yaml.Node, prefix string) error {
 		l.seen[canon] = seenKey{name, kn.Line}
 		where := fmt.Sprintf("%s:%d", l.source, kn.Line)
 		if ki == nil {
+			if strictKey(name) {
+				return unknownSecurityKey(where, name)
+			}
 			l.c.warn(fmt.Sprintf("%s: unknown configuration key %q (ignored)%s", where, name, didYouMean(name)))
 			continue
 		}
