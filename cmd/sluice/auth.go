@@ -42,6 +42,6 @@ func newCanICmd(g *globals) *cobra.Command {
 			return nil
 		},
 	}
-	cf.add(cmd)
+	cf.add(g, cmd)
 	return cmd
 }

@@ -2,8 +2,10 @@ package main
 
 import (
 	"bytes"
+	"net"
 	"net/http"
 	"net/http/httptest"
+	"net/url"
 	"os"
 	"path/filepath"
 	"strings"
@@ -184,5 +186,28 @@ func TestTokenCreate(t *testing.T) {
 				t.Errorf("token file %q", data)
 			}
 		})
+	}
+}
+
+// TestClientReadsClusterConfig: as Flink's CLI, the client reads
+// rest.address and rest.port from -D (and --config), below contexts and
+// flags; -m is --jobmanager.
+func TestClientReadsClusterConfig(t *testing.T) {
+	t.Setenv("SLUICECONFIG", filepath.Join(t.TempDir(), "none.yaml"))
+	t.Setenv("SLUICE_JOBMANAGER", "")
+	cfgJM, flagJM := fakeJM(t, "config-jm"), fakeJM(t, "flag-jm")
+	u, _ := url.Parse(cfgJM.URL)
+	host, port, _ := net.SplitHostPort(u.Host)
+	// A client config file with no context, so only -D and -m decide.
+	if err := os.WriteFile(os.Getenv("SLUICECONFIG"), []byte("contexts: []\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	out, errOut, err := runCLI(t, "list", "-D", "rest.address="+host, "-D", "rest.port="+port)
+	if err != nil || !strings.Contains(out, "config-jm") {
+		t.Fatalf("-D rest.address/rest.port: %v\n%s%s", err, out, errOut)
+	}
+	out, errOut, err = runCLI(t, "list", "-D", "rest.address="+host, "-D", "rest.port="+port, "-m", flagJM.URL)
+	if err != nil || !strings.Contains(out, "flag-jm") {
+		t.Fatalf("-m over -D: %v\n%s%s", err, out, errOut)
 	}
 }

@@ -17,13 +17,18 @@ import (
 // ($SLUICECONFIG or ~/.sluice/config.yaml); client.Resolve does the merge.
 type clientFlags struct {
 	s client.Settings
+	// g gives the cluster configuration (--config, -D): the client reads
+	// rest.address, rest.port and security.ssl.rest.* from it, as Flink's
+	// CLI does, below contexts, the environment and flags.
+	g *globals
 	// getenv is os.Getenv, replaced in tests.
 	getenv func(string) string
 }
 
-func (f *clientFlags) add(cmd *cobra.Command) {
+func (f *clientFlags) add(g *globals, cmd *cobra.Command) {
+	f.g = g
 	fl := cmd.Flags()
-	fl.StringVar(&f.s.JobManager, "jobmanager", "", "JobManager REST URL, http:// or https:// (default: $SLUICE_JOBMANAGER, else the context's jobmanager, else "+client.DefaultURL+")")
+	fl.StringVarP(&f.s.JobManager, "jobmanager", "m", "", "JobManager REST URL, http:// or https:// (default: $SLUICE_JOBMANAGER, else the context's jobmanager, else rest.address and rest.port of --config/-D, else "+client.DefaultURL+")")
 	fl.StringVar(&f.s.CACert, "cacert", "", "PEM bundle of the CAs to trust for https (default: the context's cacert, else the system roots)")
 	fl.StringVar(&f.s.Cert, "cert", "", "client certificate, PEM (may also hold the key)")
 	fl.StringVar(&f.s.Key, "key", "", "key of --cert, PEM (default: read from the --cert file)")
@@ -66,7 +71,17 @@ func (f *clientFlags) options() (client.Options, error) {
 	if getenv == nil {
 		getenv = os.Getenv
 	}
-	r, err := client.Resolve(f.s, getenv)
+	s := f.s
+	if f.g != nil {
+		cfg, err := f.g.loadConfig()
+		if err != nil {
+			return client.Options{}, err
+		}
+		if s.Config, err = client.LayerFromConfig(cfg); err != nil {
+			return client.Options{}, err
+		}
+	}
+	r, err := client.Resolve(s, getenv)
 	if err != nil {
 		return client.Options{}, err
 	}

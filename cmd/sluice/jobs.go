@@ -64,7 +64,7 @@ func newRunCmd(g *globals) *cobra.Command {
 			return nil
 		},
 	}
-	cf.add(cmd)
+	cf.add(g, cmd)
 	f := cmd.Flags()
 	f.StringArrayVar(&params, "param", nil, "job parameter: --param name=value (repeatable)")
 	f.StringArrayVar(&files, "file", nil, "attach a local file to the job, named by its base name (repeatable)")
@@ -106,7 +106,7 @@ func newListCmd(g *globals) *cobra.Command {
 			return w.Flush()
 		},
 	}
-	cf.add(cmd)
+	cf.add(g, cmd)
 	cmd.Flags().BoolVar(&asJSON, "json", false, "print JSON")
 	return cmd
 }
@@ -153,7 +153,7 @@ func newStatusCmd(g *globals) *cobra.Command {
 			return w.Flush()
 		},
 	}
-	cf.add(cmd)
+	cf.add(g, cmd)
 	cmd.Flags().BoolVar(&asJSON, "json", false, "print the REST answer (GET /jobs/{id})")
 	return cmd
 }
@@ -186,7 +186,7 @@ func newCancelCmd(g *globals) *cobra.Command {
 			return nil
 		},
 	}
-	cf.add(cmd)
+	cf.add(g, cmd)
 	cmd.Flags().BoolVar(&wait, "wait", true, "wait until the job has ended")
 	return cmd
 }

@@ -39,7 +39,7 @@ given on the command line or by the context of ~/.sluice/config.yaml ($SLUICECON
 			return nil
 		},
 	}
-	cf.add(cmd)
+	cf.add(g, cmd)
 	cmd.Flags().BoolVar(&asJSON, "json", false, "print JSON")
 	return cmd
 }

@@ -26,6 +26,9 @@ type Settings struct {
 	// Kerberos is --kerberos; KerberosSPN is --kerberos-spn.
 	Kerberos    bool
 	KerberosSPN string
+	// Config is the cluster configuration's layer (--config, -D): the
+	// lowest, below the context, the environment and the flags.
+	Config *ConfigLayer
 }
 
 // Resolved are the Options to use and where they came from.
@@ -42,7 +45,9 @@ type Resolved struct {
 
 // Resolve merges the settings field by field: flags over the environment
 // (SLUICE_JOBMANAGER, SLUICE_TOKEN) over the selected context of the
-// client configuration file ($SLUICECONFIG or ~/.sluice/config.yaml).
+// client configuration file ($SLUICECONFIG or ~/.sluice/config.yaml) over
+// the cluster configuration (rest.address, rest.port, security.ssl.rest.*
+// from --config and -D, as Flink's CLI reads them).
 //
 // A context's token and client certificate belong to its JobManager: when
 // --jobmanager or SLUICE_JOBMANAGER points elsewhere and the context was
@@ -68,7 +73,12 @@ func Resolve(flags Settings, getenv func(string) string) (*Resolved, error) {
 	if ctx != nil {
 		o.URL = first(o.URL, ctx.JobManager)
 	}
-	o.URL = first(o.URL, DefaultURL)
+	layer := flags.Config
+	if layer == nil {
+		layer = &ConfigLayer{}
+	}
+	o.URL = first(o.URL, layer.URL, DefaultURL)
+	o.SkipHostnameCheck = layer.SkipHostnameCheck
 
 	useCreds := false
 	if ctx != nil {
@@ -83,6 +93,10 @@ func Resolve(flags Settings, getenv func(string) string) (*Resolved, error) {
 	}
 	o.CACert = first(flags.CACert, o.CACert)
 
+	if o.CACert == "" {
+		o.RootCAs = layer.RootCAs
+	}
+
 	switch {
 	case flags.Cert != "":
 		// --key pairs with --cert only: a context's key does not fit a
@@ -90,6 +104,11 @@ func Resolve(flags Settings, getenv func(string) string) (*Resolved, error) {
 		o.Cert, o.Key = flags.Cert, flags.Key
 	case useCreds:
 		o.Cert, o.Key = ctx.Cert, ctx.Key
+	}
+	// The configuration's keystore is a credential for the JobManager the
+	// configuration names, like a context's.
+	if o.Cert == "" && layer.Certificate != nil && (layer.URL == "" || sameOrigin(o.URL, layer.URL)) {
+		o.Certificate = layer.Certificate
 	}
 
 	switch {

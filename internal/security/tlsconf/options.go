@@ -10,6 +10,7 @@ package tlsconf
 
 import (
 	"crypto/tls"
+	"crypto/x509"
 	"fmt"
 	"slices"
 	"strings"
@@ -198,4 +199,15 @@ func cipherSuite(name string) (uint16, error) {
 		names = append(names, s.Name)
 	}
 	return 0, fmt.Errorf("security.ssl.algorithms: unknown cipher suite %q (use IANA names, e.g. %s)", name, strings.Join(names[:min(3, len(names))], ", "))
+}
+
+// LoadKeyStore loads o's key store; errors name o's keys.
+func (o Options) LoadKeyStore() (tls.Certificate, error) {
+	return loadKeyStore(o.Keystore, o.KeystoreType, o.KeystorePassword.Value(), o.KeyPassword.Value(), o.prefix())
+}
+
+// LoadTrustStore loads o's trust store; errors name o's keys.
+func (o Options) LoadTrustStore() (*x509.CertPool, error) {
+	pool, _, err := loadTrustStore(o.Truststore, o.TruststoreType, o.TruststorePassword.Value(), o.prefix())
+	return pool, err
 }
