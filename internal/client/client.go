@@ -5,14 +5,17 @@ import (
 	"bytes"
 	"context"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"io"
+	"log/slog"
 	"mime/multipart"
 	"net/http"
 	"net/url"
 	"os"
 	"path/filepath"
 	"strings"
+	"syscall"
 	"time"
 )
 
@@ -23,6 +26,9 @@ type Client struct {
 	token   string
 	hasCert bool
 	krb     *kerberosAuth // nil without --kerberos
+
+	retries    int // on a refused connection
+	retryDelay time.Duration
 }
 
 // New returns a client for the JobManager at base (http://host:port),
@@ -46,6 +52,37 @@ func (c *Client) do(ctx context.Context, method, path string, body io.Reader, co
 	if c.token != "" {
 		req.Header.Set("Authorization", "Bearer "+c.token)
 	}
+	for attempt := 1; ; attempt++ {
+		err := c.send(ctx, req, path, out)
+		if err == nil || attempt > c.retries || !connRefused(err) {
+			return err
+		}
+		if attempt == 1 {
+			slog.Info("the JobManager refuses connections; retrying", "url", c.base,
+				"attempts", c.retries, "delay", c.retryDelay, "keys", "rest.retry.max-attempts, rest.retry.delay")
+		}
+		select {
+		case <-ctx.Done():
+			return err
+		case <-time.After(c.retryDelay):
+		}
+		if req.GetBody != nil {
+			if req.Body, err = req.GetBody(); err != nil {
+				return err
+			}
+		} else if req.Body != nil && req.Body != http.NoBody {
+			return err // a streamed body cannot be sent twice
+		}
+	}
+}
+
+// connRefused reports whether err is a refused TCP connection: the
+// request never reached the server, so sending it again is safe.
+func connRefused(err error) bool { return errors.Is(err, syscall.ECONNREFUSED) }
+
+// send sends one request and decodes its answer.
+func (c *Client) send(ctx context.Context, req *http.Request, path string, out any) error {
+	method := req.Method
 	if c.krb != nil {
 		if err := c.krb.sign(req); err != nil {
 			return fmt.Errorf("%s %s%s: %w", method, c.base, path, err)

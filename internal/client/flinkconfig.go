@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"net"
 	"strconv"
+	"time"
 
 	"github.com/sluice-dev/sluice/internal/config"
 	"github.com/sluice-dev/sluice/internal/security/tlsconf"
@@ -30,12 +31,20 @@ type ConfigLayer struct {
 	CertificateFrom string
 	// SkipHostnameCheck is security.ssl.verify-hostname: false.
 	SkipHostnameCheck bool
+	// RetryAttempts and RetryDelay are rest.retry.max-attempts and
+	// rest.retry.delay.
+	RetryAttempts int
+	RetryDelay    time.Duration
 }
 
 // LayerFromConfig reads the client's keys from cfg. Stores are loaded now,
 // so a wrong password or path fails before any request, naming the key.
 func LayerFromConfig(cfg *config.Config) (*ConfigLayer, error) {
-	l := &ConfigLayer{SkipHostnameCheck: !cfg.Bool("security.ssl.verify-hostname")}
+	l := &ConfigLayer{
+		SkipHostnameCheck: !cfg.Bool("security.ssl.verify-hostname"),
+		RetryAttempts:     cfg.Int("rest.retry.max-attempts"),
+		RetryDelay:        cfg.Duration("rest.retry.delay"),
+	}
 	if cfg.IsSet("rest.address") || cfg.IsSet("rest.port") || cfg.IsSet("security.ssl.rest.enabled") {
 		scheme := "http"
 		if cfg.Bool("security.ssl.rest.enabled") {

@@ -3,7 +3,9 @@ package client
 import (
 	"context"
 	"crypto/x509"
+	"io"
 	"net"
+	"net/http"
 	"net/url"
 	"os"
 	"strings"
@@ -154,4 +156,47 @@ func mustLeaf(t *testing.T, der []byte) *x509.Certificate {
 		t.Fatal(err)
 	}
 	return c
+}
+
+// TestRetryRefusedConnection: a command run before the JobManager listens
+// waits for it (Flink's rest.retry.*), resending the request body.
+func TestRetryRefusedConnection(t *testing.T) {
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	addr := l.Addr().String()
+	l.Close() // refused until the server below starts
+	got := make(chan string, 1)
+	go func() {
+		time.Sleep(300 * time.Millisecond) // the server comes up later, as after `sluice jobmanager &`
+		l2, err := net.Listen("tcp", addr)
+		if err != nil {
+			got <- "listen: " + err.Error()
+			return
+		}
+		srv := &http.Server{Handler: http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+			b, _ := io.ReadAll(r.Body)
+			got <- string(b)
+			w.Write([]byte(`{"allowed":true}`))
+		})}
+		t.Cleanup(func() { srv.Close() })
+		srv.Serve(l2)
+	}()
+	c, err := NewWithOptions(Options{URL: "http://" + addr, RetryAttempts: 50, RetryDelay: 50 * time.Millisecond})
+	if err != nil {
+		t.Fatal(err)
+	}
+	ok, _, err := c.CanI(context.Background(), "submit", "jobs")
+	if err != nil || !ok {
+		t.Fatalf("after retries: %v %v", ok, err)
+	}
+	if b := <-got; !strings.Contains(b, `"verb":"submit"`) {
+		t.Errorf("body on retry = %q", b)
+	}
+	// Without retries, a refused connection fails at once.
+	c, _ = NewWithOptions(Options{URL: "http://127.0.0.1:1"})
+	if _, _, err := c.CanI(context.Background(), "submit", "jobs"); err == nil || !strings.Contains(err.Error(), "cannot reach the JobManager") {
+		t.Errorf("no retries: %v", err)
+	}
 }

@@ -50,6 +50,12 @@ type Options struct {
 	// SkipHostnameCheck verifies the server's chain but not that its
 	// certificate names the host (security.ssl.verify-hostname: false).
 	SkipHostnameCheck bool
+	// RetryAttempts and RetryDelay (Flink's rest.retry.max-attempts and
+	// rest.retry.delay) retry a request whose connection was refused, so
+	// that a command run just after `sluice jobmanager &` waits for it.
+	// Only refused connections are retried: the request was never sent.
+	RetryAttempts int
+	RetryDelay    time.Duration
 }
 
 // String describes the options without the token, so that logging them
@@ -80,7 +86,7 @@ func NewWithOptions(o Options) (*Client, error) {
 	if err != nil {
 		return nil, err
 	}
-	c := &Client{base: strings.TrimRight(u.String(), "/"), token: o.Token}
+	c := &Client{base: strings.TrimRight(u.String(), "/"), token: o.Token, retries: o.RetryAttempts, retryDelay: o.RetryDelay}
 	if strings.ContainsFunc(o.Token, func(r rune) bool { return r <= ' ' || r >= 0x7f }) {
 		// Never echo it: the value may be a real token pasted wrongly.
 		return nil, errors.New("the token contains spaces or control characters: check --token, --token-file or SLUICE_TOKEN")

@@ -79,6 +79,7 @@ func Resolve(flags Settings, getenv func(string) string) (*Resolved, error) {
 	}
 	o.URL = first(o.URL, layer.URL, DefaultURL)
 	o.SkipHostnameCheck = layer.SkipHostnameCheck
+	o.RetryAttempts, o.RetryDelay = layer.RetryAttempts, layer.RetryDelay
 
 	useCreds := false
 	if ctx != nil {

@@ -22,6 +22,8 @@ func init() {
 		{Name: "rest.address", Type: String, Default: "localhost", Doc: "Address clients reach the REST API at."},
 		{Name: "rest.bind-address", Type: String, Default: "localhost", Deprecated: []string{"web.address", "jobmanager.web.address"}, Doc: "Local address the REST server binds to."},
 		{Name: "rest.port", Type: Int, Default: "8081", Deprecated: []string{"web.port", "jobmanager.web.port"}, Min: portRange[0], Max: portRange[1], Doc: "REST API port."},
+		{Name: "rest.retry.max-attempts", Type: Int, Default: "20", Min: atLeastZero, Doc: "Times a client retries a request whose connection the JobManager refused (it was never sent)."},
+		{Name: "rest.retry.delay", Type: Duration, Default: "1 s", Doc: "Time between a client's retries of a refused connection."},
 		{Name: "rest.max-upload-size", Type: Bytes, Default: "64mb", Doc: "Largest request body the REST server accepts."},
 		{Name: "rest.base-path", Type: String, Doc: "Path prefix the REST API and dashboard are served under (behind a reverse proxy), e.g. /sluice."},
 		{Name: "rest.trusted-proxies", Type: List, Doc: "Addresses or CIDR ranges of reverse proxies whose X-Forwarded-For and X-Forwarded-Prefix headers are believed."},
