@@ -154,7 +154,7 @@ func (g *generatorSource) run(ctx context.Context, out collector) error {
 // coordination.
 type fileSource struct {
 	name         string
-	path, format string // path as the spec gives it, for messages
+	path, format string   // path as the spec gives it, for messages
 	fields       []string // json keys
 	header       bool     // skip line 0
 	subtask, par int
