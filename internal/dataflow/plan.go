@@ -433,6 +433,9 @@ func (p *Plan) Compile() error {
 // Deferred lists the operators whose schema the plan leaves to the runtime (see PlanOptions).
 func (p *Plan) Deferred() []string {
 	var out []string
+	if p.spec == nil {
+		return nil // decoded from JSON: Compile refuses it anyway
+	}
 	for _, o := range p.spec.Operators {
 		if oi := p.ops[o.Name]; oi != nil && oi.deferred {
 			out = append(out, o.Name)

@@ -10,6 +10,10 @@
 // swapped between the check and the open), refuses every symbolic link on
 // the way, and creates and renames files only relative to the directory it
 // opened, so nothing it writes can leave the granted directory.
+//
+// The walk does what openat2(RESOLVE_NO_SYMLINKS) would, on every kernel,
+// and it can say which component was a link, which openat2's bare ELOOP
+// cannot.
 package fsguard
 
 import (
