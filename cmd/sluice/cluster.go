@@ -125,7 +125,13 @@ func newLocalCmd(g *globals) *cobra.Command {
 				return err
 			}
 			defer c.Stop()
-			id, err := c.JM.Submit(jobmanager.Submission{Spec: spec, Params: pm, Parallelism: parallelism})
+			// The in-process cluster shares this working directory, so
+			// relative data paths mean what the user means by them.
+			wd, err := os.Getwd()
+			if err != nil {
+				return err
+			}
+			id, err := c.JM.Submit(jobmanager.Submission{Spec: spec, Params: pm, Parallelism: parallelism, BaseDir: wd})
 			if err != nil {
 				return err
 			}

@@ -4,13 +4,26 @@ import (
 	"context"
 	"errors"
 	"io"
+	"os"
 	"sync"
 )
 
 // RunLocal runs every subtask of the plan in this process, connected by Go channels, and
 // returns when all have finished. The first failure cancels the others and is returned. It is
 // the reference executor for tests; the TaskManager uses RunSubtask with network channels.
+// Files are opened as a TaskManager opens them: only the job's declared paths, relative ones
+// taken against the working directory, no symlinks.
 func RunLocal(ctx context.Context, p *Plan, stdout io.Writer) error {
+	files, err := p.localFiles()
+	if err != nil {
+		return err
+	}
+	if len(p.Deferred()) > 0 {
+		// Plan as a TaskManager does, reading csv headers through the job's grants.
+		if p, err = p.spec.PlanWith(p.defaultPar, PlanOptions{CSVHeader: files.CSVHeader}); err != nil {
+			return err
+		}
+	}
 	if err := p.Compile(); err != nil {
 		return err
 	}
@@ -37,7 +50,7 @@ func RunLocal(ctx context.Context, p *Plan, stdout io.Writer) error {
 	)
 	for _, v := range p.Vertices {
 		for s := 0; s < v.Parallelism; s++ {
-			tio := TaskIO{Outputs: map[int][]RecordWriter{}, Stdout: out, Metrics: new(VertexMetrics)}
+			tio := TaskIO{Outputs: map[int][]RecordWriter{}, Stdout: out, Metrics: new(VertexMetrics), Files: files}
 			if !v.Source {
 				tio.Input = gates[v.ID][s]
 			}
@@ -66,6 +79,22 @@ func RunLocal(ctx context.Context, p *Plan, stdout io.Writer) error {
 	}
 	wg.Wait()
 	return firstErr
+}
+
+// localFiles grants the plan's own declared paths, as the JobManager would at submit.
+func (p *Plan) localFiles() (*JobFiles, error) {
+	if p.spec == nil {
+		return nil, nil
+	}
+	wd, err := os.Getwd()
+	if err != nil {
+		return nil, err
+	}
+	acc, err := p.spec.FileAccesses(nil, wd)
+	if err != nil {
+		return nil, err
+	}
+	return NewJobFiles(acc, nil)
 }
 
 type localMsg struct {

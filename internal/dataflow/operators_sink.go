@@ -8,10 +8,13 @@ import (
 	"io"
 	"os"
 	"path/filepath"
+
+	"github.com/sluice-dev/sluice/internal/security/fsguard"
 )
 
-// printSink writes one line per record. Each line is one Write call so lines of concurrent
-// subtasks sharing a terminal do not interleave mid-line.
+// printSink writes one line per record, control characters escaped (appendPrintLine). Each
+// line is one Write call so lines of concurrent subtasks sharing a terminal do not interleave
+// mid-line.
 type printSink struct {
 	name string
 	w    io.Writer
@@ -19,7 +22,7 @@ type printSink struct {
 }
 
 func (p *printSink) collect(r Record) error {
-	p.buf = appendTextLine(p.buf[:0], r)
+	p.buf = appendPrintLine(p.buf[:0], r)
 	p.buf = append(p.buf, '\n')
 	if _, err := p.w.Write(p.buf); err != nil {
 		return opErr(p.name, fmt.Errorf("print: %w", err))
@@ -39,8 +42,13 @@ func (blackholeSink) abort()               {}
 // fileSink writes one part file per subtask. It writes to a hidden temporary file in the
 // target directory and renames it when the input ends, so readers never see a partial file:
 // on failure or cancellation the temporary file is removed.
+//
+// The directory is opened once through the job's grants (no symlinks, created if missing)
+// and every file is created and renamed relative to it, so a part file cannot land outside
+// the directory the job was authorized to write, whatever happens to its path meanwhile.
 type fileSink struct {
-	name, dir, final, format string
+	name, final, tmp, format string
+	dir                      *fsguard.Dir
 	schema                   Schema
 	f                        *os.File
 	w                        *bufio.Writer
@@ -49,16 +57,18 @@ type fileSink struct {
 	row                      []string
 }
 
-func newFileSink(name, dir, format string, subtask int, schema Schema) (*fileSink, error) {
-	if err := os.MkdirAll(dir, 0o755); err != nil {
-		return nil, opErr(name, fmt.Errorf("create output directory: %w", err))
+func newFileSink(files *JobFiles, name, format string, subtask int, schema Schema) (*fileSink, error) {
+	dir, err := files.OutputDir(name)
+	if err != nil {
+		return nil, opErr(name, fmt.Errorf("open output directory: %w", err))
 	}
 	base := fmt.Sprintf("part-%s-%d", name, subtask)
-	f, err := os.CreateTemp(dir, "."+base+".*.inprogress")
+	f, tmp, err := dir.CreateTemp("."+base+".", ".inprogress")
 	if err != nil {
+		dir.Close()
 		return nil, opErr(name, fmt.Errorf("create part file: %w", err))
 	}
-	s := &fileSink{name: name, dir: dir, final: filepath.Join(dir, base), format: format, schema: schema,
+	s := &fileSink{name: name, dir: dir, final: base, tmp: tmp, format: format, schema: schema,
 		f: f, w: bufio.NewWriterSize(f, 64*1024)}
 	if format == "csv" {
 		s.csv = csv.NewWriter(s.w)
@@ -93,7 +103,7 @@ func (s *fileSink) collect(r Record) error {
 		s.buf = append(s.buf, '}', '\n')
 		_, err = s.w.Write(s.buf)
 	default:
-		s.buf = appendTextLine(s.buf[:0], r)
+		s.buf = appendPrintLine(s.buf[:0], r)
 		s.buf = append(s.buf, '\n')
 		_, err = s.w.Write(s.buf)
 	}
@@ -131,15 +141,16 @@ func (s *fileSink) finish() error {
 		err = cerr
 	}
 	if err == nil {
-		err = os.Rename(s.f.Name(), s.final)
+		err = s.dir.Rename(s.tmp, s.final)
 	}
 	if err != nil {
-		os.Remove(s.f.Name())
+		_ = s.dir.Remove(s.tmp)
 		s.f = nil
-		return opErr(s.name, fmt.Errorf("commit %s: %w", s.final, err))
+		s.dir.Close()
+		return opErr(s.name, fmt.Errorf("commit %s: %w", filepath.Join(s.dir.Path(), s.final), err))
 	}
 	s.f = nil
-	return nil
+	return s.dir.Close()
 }
 
 func (s *fileSink) abort() {
@@ -147,6 +158,7 @@ func (s *fileSink) abort() {
 		return
 	}
 	s.f.Close()
-	os.Remove(s.f.Name())
+	_ = s.dir.Remove(s.tmp)
+	s.dir.Close()
 	s.f = nil
 }

@@ -9,7 +9,6 @@ import (
 	"io"
 	"math"
 	"net"
-	"os"
 	"strconv"
 	"strings"
 	"time"
@@ -27,8 +26,9 @@ type collector interface {
 }
 
 // compileFileSource sets the schema of a file source. A csv source without fields takes them
-// from the file's header line, read here so expressions downstream can be checked at submit.
-func (oi *opInfo) compileFileSource() error {
+// from the file's header line, read by opts.CSVHeader where the job runs; without it the
+// schema is deferred (the JobManager never opens a job's data).
+func (oi *opInfo) compileFileSource(opts PlanOptions) error {
 	o := oi.spec
 	switch o.Format {
 	case "text":
@@ -48,7 +48,11 @@ func (oi *opInfo) compileFileSource() error {
 	}
 	fields := o.Fields
 	if len(fields) == 0 {
-		hdr, err := readCSVHeader(o.Path)
+		if opts.CSVHeader == nil {
+			oi.deferred = true
+			return nil
+		}
+		hdr, err := opts.CSVHeader(o)
 		if err != nil {
 			return o.errf("fields", "not given and the header of %s cannot be read (%v): list the columns in fields", o.Path, err)
 		}
@@ -61,19 +65,6 @@ func (oi *opInfo) compileFileSource() error {
 		oi.schema = append(oi.schema, Field{f, KindString})
 	}
 	return nil
-}
-
-func readCSVHeader(path string) ([]string, error) {
-	f, err := os.Open(path)
-	if err != nil {
-		return nil, err
-	}
-	defer f.Close()
-	line, err := bufio.NewReader(f).ReadString('\n')
-	if err != nil && line == "" {
-		return nil, fmt.Errorf("empty file")
-	}
-	return parseCSVLine(strings.TrimRight(line, "\r\n"))
 }
 
 func parseCSVLine(line string) ([]string, error) {
@@ -163,31 +154,27 @@ func (g *generatorSource) run(ctx context.Context, out collector) error {
 // coordination.
 type fileSource struct {
 	name         string
-	path, format string
+	path, format string   // path as the spec gives it, for messages
 	fields       []string // json keys
 	header       bool     // skip line 0
 	subtask, par int
 	schema       Schema
+	files        *JobFiles
 }
 
-func newFileSource(oi *opInfo, subtask, par int, files func(string) (string, bool)) *fileSource {
+func newFileSource(oi *opInfo, subtask, par int, files *JobFiles) *fileSource {
 	o := oi.spec
-	path := o.Path
-	if files != nil {
-		if local, ok := files(path); ok {
-			path = local
-		}
-	}
 	header := o.Format == "csv" && len(o.Fields) == 0
 	if o.Header != nil {
 		header = *o.Header
 	}
-	return &fileSource{name: o.Name, path: path, format: o.Format, fields: o.Fields, header: header,
-		subtask: subtask, par: par, schema: oi.schema}
+	return &fileSource{name: o.Name, path: o.Path, format: o.Format, fields: o.Fields, header: header,
+		subtask: subtask, par: par, schema: oi.schema, files: files}
 }
 
 func (f *fileSource) run(ctx context.Context, out collector) error {
-	file, err := os.Open(f.path)
+	// Opened through the job's grants: the path the job was authorized for, no symlinks.
+	file, err := f.files.OpenInput(f.name)
 	if err != nil {
 		return fmt.Errorf("operator %q: open input: %w", f.name, err)
 	}

@@ -2,6 +2,7 @@ package dataflow
 
 import (
 	"errors"
+	"fmt"
 	"regexp"
 	"slices"
 	"strings"
@@ -24,7 +25,9 @@ type Plan struct {
 	Edges    []*Edge   `json:"edges"`
 	Bounded  bool      `json:"bounded"` // all sources end
 
-	ops map[string]*opInfo
+	ops        map[string]*opInfo
+	spec       *Spec
+	defaultPar int
 }
 
 // Vertex is one task: a chain of operators run in one goroutine per subtask.
@@ -66,6 +69,10 @@ type opInfo struct {
 	keyName string     // key_by: output name of the key in aggregates
 	aggIdx  int        // aggregate: index of field in input, -1 for count
 	flatMap bool       // flat_map elements are maps (fields) rather than scalars (as)
+	// deferred: the schema is known only where the input is read (a csv
+	// source taking its fields from the file's header, and everything
+	// downstream of it), so only the graph's shape is checked here.
+	deferred bool
 }
 
 var identRE = regexp.MustCompile(`^[A-Za-z_][A-Za-z0-9_]*$`)
@@ -81,10 +88,24 @@ func checkFieldName(op *OperatorSpec, opt, name string) error {
 	return nil
 }
 
+// PlanOptions are what only a TaskManager (or a local run) can give a plan.
+type PlanOptions struct {
+	// CSVHeader reads the header line of a csv source that lists no fields. Nil defers
+	// the schema of such a source, and of everything downstream of it, to the runtime:
+	// the plan is then checked for its shape only and cannot run. The JobManager plans
+	// so, because it never opens a job's data.
+	CSVHeader func(op *OperatorSpec) ([]string, error)
+}
+
 // Plan validates the graph, compiles every expression against its input schema and chains
 // operators into vertices. defaultParallelism applies where neither the operator nor the job
-// sets one.
+// sets one. It never reads a job's data: see PlanWith.
 func (s *Spec) Plan(defaultParallelism int) (*Plan, error) {
+	return s.PlanWith(defaultParallelism, PlanOptions{})
+}
+
+// PlanWith is Plan with the options of the runtime.
+func (s *Spec) PlanWith(defaultParallelism int, opts PlanOptions) (*Plan, error) {
 	if defaultParallelism < 1 {
 		defaultParallelism = 1
 	}
@@ -115,7 +136,7 @@ func (s *Spec) Plan(defaultParallelism int) (*Plan, error) {
 		return nil, err
 	}
 
-	p := &Plan{Name: s.Name, Bounded: true, ops: ops}
+	p := &Plan{Name: s.Name, Bounded: true, ops: ops, spec: s, defaultPar: defaultParallelism}
 	for _, oi := range order {
 		o := oi.spec
 		if o.Type == TypeSocket || (o.Type == TypeGenerator && o.Count == 0) {
@@ -131,7 +152,14 @@ func (s *Spec) Plan(defaultParallelism int) (*Plan, error) {
 		}
 	}
 	for _, oi := range order {
-		if err := oi.compile(); err != nil {
+		if err := oi.checkShape(); err != nil {
+			return nil, err
+		}
+		if oi.in != nil && oi.in.deferred {
+			oi.deferred = true
+			continue
+		}
+		if err := oi.compile(opts); err != nil {
 			return nil, err
 		}
 	}
@@ -188,9 +216,21 @@ func topoOrder(s *Spec, ops map[string]*opInfo) ([]*opInfo, error) {
 	return order, nil
 }
 
+// checkShape checks what does not depend on the schema: which operator may follow which.
+func (oi *opInfo) checkShape() error {
+	o := oi.spec
+	switch {
+	case o.Type == TypeKeyBy && oi.in.spec.Type == TypeKeyBy:
+		return o.errf("input", "%q is already a key_by: key once, by a combined expression", o.Input)
+	case o.Type == TypeAggregate && oi.in.spec.Type != TypeKeyBy:
+		return o.errf("input", "aggregate needs a keyed input: %q is a %s, put a key_by between them", o.Input, oi.in.spec.Type)
+	}
+	return nil
+}
+
 // compile derives the operator's output schema and compiles its expressions; its input is
 // already compiled.
-func (oi *opInfo) compile() error {
+func (oi *opInfo) compile(opts PlanOptions) error {
 	o := oi.spec
 	var in Schema
 	if oi.in != nil {
@@ -205,7 +245,7 @@ func (oi *opInfo) compile() error {
 		if o.Input != "" {
 			return nil
 		}
-		return oi.compileFileSource()
+		return oi.compileFileSource(opts)
 	case TypeFilter:
 		e, err := compileExpr(in, o.Expr)
 		if err != nil {
@@ -274,9 +314,6 @@ func (oi *opInfo) compile() error {
 		}
 		oi.schema = Schema{{o.As, elem}}
 	case TypeKeyBy:
-		if oi.in.spec.Type == TypeKeyBy {
-			return o.errf("input", "%q is already a key_by: key once, by a combined expression", o.Input)
-		}
 		oi.schema = in
 		if identRE.MatchString(o.Key) && !slices.Contains(celReserved, o.Key) {
 			oi.keyIdx = in.Index(o.Key)
@@ -295,9 +332,6 @@ func (oi *opInfo) compile() error {
 		}
 		oi.expr, oi.keyName = e, "key"
 	case TypeAggregate:
-		if oi.in.spec.Type != TypeKeyBy {
-			return o.errf("input", "aggregate needs a keyed input: %q is a %s, put a key_by between them", o.Input, oi.in.spec.Type)
-		}
 		kb := oi.in
 		keyKind := KindAny
 		if kb.keyIdx >= 0 {
@@ -390,7 +424,24 @@ func (p *Plan) Compile() error {
 	if p.ops == nil {
 		return errors.New("plan has no compiled operators: build it with ParseSpec and Spec.Plan from the job spec")
 	}
+	if d := p.Deferred(); len(d) > 0 {
+		return fmt.Errorf("plan %q cannot run: the schema of %s is read from the input at run time: build it with Spec.PlanWith and PlanOptions.CSVHeader", p.Name, strings.Join(d, ", "))
+	}
 	return nil
+}
+
+// Deferred lists the operators whose schema the plan leaves to the runtime (see PlanOptions).
+func (p *Plan) Deferred() []string {
+	var out []string
+	if p.spec == nil {
+		return nil // decoded from JSON: Compile refuses it anyway
+	}
+	for _, o := range p.spec.Operators {
+		if oi := p.ops[o.Name]; oi != nil && oi.deferred {
+			out = append(out, o.Name)
+		}
+	}
+	return out
 }
 
 // InputChannels returns how many producers feed one subtask of the vertex: each must close its

@@ -16,8 +16,9 @@ type TaskIO struct {
 	Outputs map[int][]RecordWriter // per out-edge id: one writer per target subtask (nil where Targets excludes it)
 	Stdout  io.Writer              // for print sinks without a path
 	Metrics *VertexMetrics         // may be nil
-	// Files maps a file name in the spec to a local path of an attached file; may be nil.
-	Files func(name string) (string, bool)
+	// Files opens the files of file sources and sinks, confined to what the job was
+	// authorized for; nil: the task may open none.
+	Files *JobFiles
 }
 
 // InputGate delivers the encoded records of all input channels of a subtask.
@@ -126,7 +127,7 @@ func (p *Plan) buildChain(v *Vertex, subtask int, tio TaskIO, out collector) (co
 				src = newFileSource(oi, subtask, v.Parallelism, tio.Files)
 				break
 			}
-			s, err := newFileSink(o.Name, o.Path, o.Format, subtask, in)
+			s, err := newFileSink(tio.Files, o.Name, o.Format, subtask, in)
 			if err != nil {
 				next.abort()
 				return nil, nil, err
@@ -134,7 +135,7 @@ func (p *Plan) buildChain(v *Vertex, subtask int, tio TaskIO, out collector) (co
 			next = s
 		case TypePrint:
 			if o.Path != "" {
-				s, err := newFileSink(o.Name, o.Path, "text", subtask, in)
+				s, err := newFileSink(tio.Files, o.Name, "text", subtask, in)
 				if err != nil {
 					next.abort()
 					return nil, nil, err

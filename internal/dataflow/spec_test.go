@@ -282,8 +282,6 @@ func TestBadSpecs(t *testing.T) {
 		{"bad format", "name: x\noperators:\n  - {name: f, type: file, path: a, format: xml}\n", `unknown format "xml"`},
 		{"bad field name", "name: x\noperators:\n" + gen + "  - {name: m, type: map, input: g, fields: {my-field: id}}\n",
 			`field name "my-field" must be an identifier`},
-		{"csv without header file", "name: x\noperators:\n  - {name: f, type: file, path: /nonexistent/x.csv, format: csv}\n",
-			`operator "f" (line 3) fields: not given and the header of /nonexistent/x.csv cannot be read`},
 		{"no operators", "name: x\n", "no operators"},
 	}
 	for _, tt := range tests {

@@ -6,11 +6,11 @@ import (
 	"fmt"
 	"log/slog"
 	"net/http"
-	"path/filepath"
 	"slices"
 	"strings"
 	"time"
 
+	"github.com/sluice-dev/sluice/internal/dataflow"
 	"github.com/sluice-dev/sluice/internal/security/authn"
 	"github.com/sluice-dev/sluice/internal/security/authz"
 )
@@ -107,23 +107,28 @@ func (rs *restServer) mayView(r *http.Request, j *job) bool {
 	return err == nil && ok
 }
 
-// dataAccesses lists what a submitted spec reads and writes, with file
-// paths made absolute: relative paths are read by TaskManagers from their
-// working directory, which is the cluster's, not the client's. Attached
+// dataAccesses lists what a submitted spec reads and writes. Files come
+// from the spec's file accesses (absolute, clean paths; relative ones were
+// refused): exactly what the TaskManagers will be allowed to open. Attached
 // files are the client's own data and need no permission.
-func dataAccesses(reads, writes []string, attached map[string][]byte) []authz.DataAccess {
+func dataAccesses(spec *dataflow.Spec, files []dataflow.FileAccess) []authz.DataAccess {
 	var out []authz.DataAccess
+	for _, f := range files {
+		if f.Attached {
+			continue
+		}
+		verb := "read"
+		if f.Write {
+			verb = "write"
+		}
+		out = append(out, authz.DataAccess{Verb: verb, Resource: "file:" + f.Path})
+	}
+	reads, writes := spec.Resources()
 	add := func(verb string, res []string) {
 		for _, r := range res {
-			if p, ok := strings.CutPrefix(r, "file:"); ok {
-				if _, att := attached[p]; att && verb == "read" {
-					continue
-				}
-				if abs, err := filepath.Abs(p); err == nil {
-					r = "file:" + abs
-				}
+			if !strings.HasPrefix(r, "file:") {
+				out = append(out, authz.DataAccess{Verb: verb, Resource: r})
 			}
-			out = append(out, authz.DataAccess{Verb: verb, Resource: r})
 		}
 	}
 	add("read", reads)

@@ -69,8 +69,9 @@ type job struct {
 	spec        []byte
 	specKey     string
 	params      map[string]string
-	files       map[string]string // attached file name -> blob key
-	parallelism int               // job default parallelism
+	files       map[string]string     // attached file name -> blob key
+	access      []dataflow.FileAccess // the files the job may touch, sent with every deployment
+	parallelism int                   // job default parallelism
 	plan        *dataflow.Plan
 	acl         authz.JobACL // owner and view/modify lists
 

@@ -375,8 +375,14 @@ func (rs *restServer) submit(w http.ResponseWriter, r *http.Request) {
 	// and sink, so nobody can make the cluster touch data for them that
 	// they may not touch themselves.
 	if spec, err := dataflow.ParseSpec(sub.Spec, sub.Params); err == nil {
-		reads, writes := spec.Resources()
-		ok, reason, err := rs.authorizeData(r, dataAccesses(reads, writes, sub.Files))
+		// No base directory: a relative data path is refused here, never
+		// resolved against this process's working directory.
+		files, err := spec.FileAccesses(attachedIn(sub.Files), "")
+		if err != nil {
+			writeError(w, http.StatusBadRequest, "%v", err)
+			return
+		}
+		ok, reason, err := rs.authorizeData(r, dataAccesses(spec, files))
 		if err != nil {
 			writeError(w, http.StatusInternalServerError, "authorization failed (request %s): %v", RequestID(r.Context()), err)
 			return

@@ -32,12 +32,28 @@ type Submission struct {
 	Parallelism int               // 0: parallelism.default
 	// ACL: the submitter owns the job; view and modify lists add others.
 	ACL authz.JobACL
+	// BaseDir, when set, is the directory relative data paths are taken
+	// against. Only sluice local sets it: there the client and the cluster
+	// are one process with one working directory. Empty (every REST
+	// submission): relative data paths are refused.
+	BaseDir string
+}
+
+// attachedIn reports whether a name is one of the attached files.
+func attachedIn(files map[string][]byte) func(string) bool {
+	return func(name string) bool { _, ok := files[name]; return ok }
 }
 
 // Submit validates a job, stores its artifacts and schedules it. It returns
 // the job id; errors wrapping ErrBadSubmission are the client's to fix.
 func (jm *JobManager) Submit(s Submission) (string, error) {
 	spec, err := dataflow.ParseSpec(s.Spec, s.Params)
+	if err != nil {
+		return "", &SubmissionError{err}
+	}
+	// The files the job may touch, fixed now: the TaskManagers open these
+	// paths and nothing else.
+	access, err := spec.FileAccesses(attachedIn(s.Files), s.BaseDir)
 	if err != nil {
 		return "", &SubmissionError{err}
 	}
@@ -64,7 +80,7 @@ func (jm *JobManager) Submit(s Submission) (string, error) {
 	now := time.Now()
 	j := &job{
 		id: newID(16), name: plan.Name, spec: s.Spec, specKey: specKey,
-		params: s.Params, files: files, parallelism: par, plan: plan, acl: s.ACL,
+		params: s.Params, files: files, access: access, parallelism: par, plan: plan, acl: s.ACL,
 		start: now, timestamps: map[JobState]time.Time{}, tasks: map[taskKey]*task{},
 		slots: map[string]int{}, done: make(chan struct{}),
 	}
@@ -75,6 +91,15 @@ func (jm *JobManager) Submit(s Submission) (string, error) {
 	jm.log.Info("job submitted", "job", j.id, "name", j.name, "owner", s.ACL.Owner, "parallelism", par, "vertices", len(plan.Vertices))
 	go jm.startAttempt(j)
 	return j.id, nil
+}
+
+// fileGrants is the deployment form of a job's file accesses.
+func fileGrants(access []dataflow.FileAccess) []*controlpb.FileGrant {
+	out := make([]*controlpb.FileGrant, len(access))
+	for i, a := range access {
+		out[i] = &controlpb.FileGrant{Operator: a.Operator, Path: a.Path, Write: a.Write, Attached: a.Attached}
+	}
+	return out
 }
 
 func maxParallelism(p *dataflow.Plan) int {
@@ -174,7 +199,7 @@ func (jm *JobManager) startAttempt(j *job) {
 				JobId: j.id, Attempt: int32(j.attempt), Vertex: int32(v.ID), Subtask: int32(s),
 				SpecBlob: j.specKey, Parameters: j.params, Files: j.files,
 				DefaultParallelism: int32(j.parallelism), InputChannels: int32(j.plan.InputChannels(v.ID)),
-				BlobAddress: jm.blobAddr,
+				BlobAddress: jm.blobAddr, FileGrants: fileGrants(j.access),
 			}
 			for _, eid := range v.OutEdges {
 				e := edges[eid]

@@ -30,7 +30,7 @@ type jobRun struct {
 
 	planOnce sync.Once
 	plan     *dataflow.Plan
-	files    map[string]string
+	files    *dataflow.JobFiles
 	planErr  error
 
 	mu    sync.Mutex
@@ -160,7 +160,7 @@ func (tm *TaskManager) runTask(jr *jobRun, t *runningTask, d *controlpb.TaskDepl
 		return jr.planErr
 	}
 	io := dataflow.TaskIO{Stdout: tm.stdout, Metrics: &t.metrics, Outputs: map[int][]dataflow.RecordWriter{}}
-	io.Files = func(name string) (string, bool) { p, ok := jr.files[name]; return p, ok }
+	io.Files = jr.files
 	if d.InputChannels > 0 {
 		gate := tm.net.RegisterGate(network.GateID{Job: d.JobId, Attempt: int(d.Attempt), Vertex: int(d.Vertex), Subtask: int(d.Subtask)}, int(d.InputChannels))
 		defer gate.Close()
@@ -209,9 +209,11 @@ func (tm *TaskManager) runTask(jr *jobRun, t *runningTask, d *controlpb.TaskDepl
 	return err
 }
 
-// loadPlan fetches and verifies the spec and attached files and builds the
-// same plan the JobManager built.
-func (tm *TaskManager) loadPlan(ctx context.Context, d *controlpb.TaskDeployment) (*dataflow.Plan, map[string]string, error) {
+// loadPlan fetches and verifies the spec and attached files, sets up the
+// job's file access (the grants the JobManager authorized, nothing more)
+// and builds the same plan the JobManager built, reading csv headers
+// through those grants.
+func (tm *TaskManager) loadPlan(ctx context.Context, d *controlpb.TaskDeployment) (*dataflow.Plan, *dataflow.JobFiles, error) {
 	addr := d.BlobAddress
 	if addr == "" {
 		tm.mu.Lock()
@@ -226,19 +228,27 @@ func (tm *TaskManager) loadPlan(ctx context.Context, d *controlpb.TaskDeployment
 	if err != nil {
 		return nil, nil, err
 	}
-	files := map[string]string{}
+	attached := map[string]string{}
 	for name, k := range d.Files {
 		p, err := tm.cache.Fetch(ctx, addr, k)
 		if err != nil {
 			return nil, nil, fmt.Errorf("attached file %s: %w", name, err)
 		}
-		files[name] = p
+		attached[name] = p
+	}
+	access := make([]dataflow.FileAccess, len(d.FileGrants))
+	for i, g := range d.FileGrants {
+		access[i] = dataflow.FileAccess{Operator: g.Operator, Path: g.Path, Write: g.Write, Attached: g.Attached}
+	}
+	files, err := dataflow.NewJobFiles(access, func(name string) (string, bool) { p, ok := attached[name]; return p, ok })
+	if err != nil {
+		return nil, nil, fmt.Errorf("deployment: %w", err)
 	}
 	s, err := dataflow.ParseSpec(spec, d.Parameters)
 	if err != nil {
 		return nil, nil, fmt.Errorf("job spec: %w", err)
 	}
-	plan, err := s.Plan(int(d.DefaultParallelism))
+	plan, err := s.PlanWith(int(d.DefaultParallelism), dataflow.PlanOptions{CSVHeader: files.CSVHeader})
 	if err != nil {
 		return nil, nil, fmt.Errorf("job plan: %w", err)
 	}

@@ -725,8 +725,11 @@ type TaskDeployment struct {
 	InputChannels      int32                  `protobuf:"varint,9,opt,name=input_channels,json=inputChannels,proto3" json:"input_channels,omitempty"`
 	Outputs            []*OutputEdge          `protobuf:"bytes,10,rep,name=outputs,proto3" json:"outputs,omitempty"`
 	BlobAddress        string                 `protobuf:"bytes,11,opt,name=blob_address,json=blobAddress,proto3" json:"blob_address,omitempty"`
-	unknownFields      protoimpl.UnknownFields
-	sizeCache          protoimpl.SizeCache
+	// The job's data files as authorized at submit: the task opens these and
+	// nothing else (internal/security/fsguard).
+	FileGrants    []*FileGrant `protobuf:"bytes,20,rep,name=file_grants,json=fileGrants,proto3" json:"file_grants,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
 }
 
 func (x *TaskDeployment) Reset() {
@@ -836,6 +839,82 @@ func (x *TaskDeployment) GetBlobAddress() string {
 	return ""
 }
 
+func (x *TaskDeployment) GetFileGrants() []*FileGrant {
+	if x != nil {
+		return x.FileGrants
+	}
+	return nil
+}
+
+// FileGrant is one file an operator may read or one directory it may write.
+type FileGrant struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	Operator      string                 `protobuf:"bytes,1,opt,name=operator,proto3" json:"operator,omitempty"`
+	Path          string                 `protobuf:"bytes,2,opt,name=path,proto3" json:"path,omitempty"`          // absolute and clean; for an attached file, its name
+	Write         bool                   `protobuf:"varint,3,opt,name=write,proto3" json:"write,omitempty"`       // an output directory; else an input file
+	Attached      bool                   `protobuf:"varint,4,opt,name=attached,proto3" json:"attached,omitempty"` // path names a file attached to the job
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *FileGrant) Reset() {
+	*x = FileGrant{}
+	mi := &file_control_proto_msgTypes[10]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *FileGrant) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*FileGrant) ProtoMessage() {}
+
+func (x *FileGrant) ProtoReflect() protoreflect.Message {
+	mi := &file_control_proto_msgTypes[10]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use FileGrant.ProtoReflect.Descriptor instead.
+func (*FileGrant) Descriptor() ([]byte, []int) {
+	return file_control_proto_rawDescGZIP(), []int{10}
+}
+
+func (x *FileGrant) GetOperator() string {
+	if x != nil {
+		return x.Operator
+	}
+	return ""
+}
+
+func (x *FileGrant) GetPath() string {
+	if x != nil {
+		return x.Path
+	}
+	return ""
+}
+
+func (x *FileGrant) GetWrite() bool {
+	if x != nil {
+		return x.Write
+	}
+	return false
+}
+
+func (x *FileGrant) GetAttached() bool {
+	if x != nil {
+		return x.Attached
+	}
+	return false
+}
+
 type CancelJobRequest struct {
 	state         protoimpl.MessageState `protogen:"open.v1"`
 	JobId         string                 `protobuf:"bytes,1,opt,name=job_id,json=jobId,proto3" json:"job_id,omitempty"`
@@ -846,7 +925,7 @@ type CancelJobRequest struct {
 
 func (x *CancelJobRequest) Reset() {
 	*x = CancelJobRequest{}
-	mi := &file_control_proto_msgTypes[10]
+	mi := &file_control_proto_msgTypes[11]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -858,7 +937,7 @@ func (x *CancelJobRequest) String() string {
 func (*CancelJobRequest) ProtoMessage() {}
 
 func (x *CancelJobRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_control_proto_msgTypes[10]
+	mi := &file_control_proto_msgTypes[11]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -871,7 +950,7 @@ func (x *CancelJobRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use CancelJobRequest.ProtoReflect.Descriptor instead.
 func (*CancelJobRequest) Descriptor() ([]byte, []int) {
-	return file_control_proto_rawDescGZIP(), []int{10}
+	return file_control_proto_rawDescGZIP(), []int{11}
 }
 
 func (x *CancelJobRequest) GetJobId() string {
@@ -900,7 +979,7 @@ type JoinRequest struct {
 
 func (x *JoinRequest) Reset() {
 	*x = JoinRequest{}
-	mi := &file_control_proto_msgTypes[11]
+	mi := &file_control_proto_msgTypes[12]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -912,7 +991,7 @@ func (x *JoinRequest) String() string {
 func (*JoinRequest) ProtoMessage() {}
 
 func (x *JoinRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_control_proto_msgTypes[11]
+	mi := &file_control_proto_msgTypes[12]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -925,7 +1004,7 @@ func (x *JoinRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use JoinRequest.ProtoReflect.Descriptor instead.
 func (*JoinRequest) Descriptor() ([]byte, []int) {
-	return file_control_proto_rawDescGZIP(), []int{11}
+	return file_control_proto_rawDescGZIP(), []int{12}
 }
 
 func (x *JoinRequest) GetTokenId() string {
@@ -965,7 +1044,7 @@ type RenewRequest struct {
 
 func (x *RenewRequest) Reset() {
 	*x = RenewRequest{}
-	mi := &file_control_proto_msgTypes[12]
+	mi := &file_control_proto_msgTypes[13]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -977,7 +1056,7 @@ func (x *RenewRequest) String() string {
 func (*RenewRequest) ProtoMessage() {}
 
 func (x *RenewRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_control_proto_msgTypes[12]
+	mi := &file_control_proto_msgTypes[13]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -990,7 +1069,7 @@ func (x *RenewRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use RenewRequest.ProtoReflect.Descriptor instead.
 func (*RenewRequest) Descriptor() ([]byte, []int) {
-	return file_control_proto_rawDescGZIP(), []int{12}
+	return file_control_proto_rawDescGZIP(), []int{13}
 }
 
 func (x *RenewRequest) GetCsr() []byte {
@@ -1011,7 +1090,7 @@ type CertificateResponse struct {
 
 func (x *CertificateResponse) Reset() {
 	*x = CertificateResponse{}
-	mi := &file_control_proto_msgTypes[13]
+	mi := &file_control_proto_msgTypes[14]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1023,7 +1102,7 @@ func (x *CertificateResponse) String() string {
 func (*CertificateResponse) ProtoMessage() {}
 
 func (x *CertificateResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_control_proto_msgTypes[13]
+	mi := &file_control_proto_msgTypes[14]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1036,7 +1115,7 @@ func (x *CertificateResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use CertificateResponse.ProtoReflect.Descriptor instead.
 func (*CertificateResponse) Descriptor() ([]byte, []int) {
-	return file_control_proto_rawDescGZIP(), []int{13}
+	return file_control_proto_rawDescGZIP(), []int{14}
 }
 
 func (x *CertificateResponse) GetChain() [][]byte {
@@ -1117,7 +1196,7 @@ const file_control_proto_rawDesc = "" +
 	"\x04edge\x18\x01 \x01(\x05R\x04edge\x12#\n" +
 	"\rtarget_vertex\x18\x02 \x01(\x05R\ftargetVertex\x12-\n" +
 	"\x12target_parallelism\x18\x03 \x01(\x05R\x11targetParallelism\x129\n" +
-	"\atargets\x18\x04 \x03(\v2\x1f.sluice.control.v1.OutputTargetR\atargets\"\xd4\x04\n" +
+	"\atargets\x18\x04 \x03(\v2\x1f.sluice.control.v1.OutputTargetR\atargets\"\x93\x05\n" +
 	"\x0eTaskDeployment\x12\x15\n" +
 	"\x06job_id\x18\x01 \x01(\tR\x05jobId\x12\x18\n" +
 	"\aattempt\x18\x02 \x01(\x05R\aattempt\x12\x16\n" +
@@ -1132,14 +1211,21 @@ const file_control_proto_rawDesc = "" +
 	"\x0einput_channels\x18\t \x01(\x05R\rinputChannels\x127\n" +
 	"\aoutputs\x18\n" +
 	" \x03(\v2\x1d.sluice.control.v1.OutputEdgeR\aoutputs\x12!\n" +
-	"\fblob_address\x18\v \x01(\tR\vblobAddress\x1a=\n" +
+	"\fblob_address\x18\v \x01(\tR\vblobAddress\x12=\n" +
+	"\vfile_grants\x18\x14 \x03(\v2\x1c.sluice.control.v1.FileGrantR\n" +
+	"fileGrants\x1a=\n" +
 	"\x0fParametersEntry\x12\x10\n" +
 	"\x03key\x18\x01 \x01(\tR\x03key\x12\x14\n" +
 	"\x05value\x18\x02 \x01(\tR\x05value:\x028\x01\x1a8\n" +
 	"\n" +
 	"FilesEntry\x12\x10\n" +
 	"\x03key\x18\x01 \x01(\tR\x03key\x12\x14\n" +
-	"\x05value\x18\x02 \x01(\tR\x05value:\x028\x01\"C\n" +
+	"\x05value\x18\x02 \x01(\tR\x05value:\x028\x01\"m\n" +
+	"\tFileGrant\x12\x1a\n" +
+	"\boperator\x18\x01 \x01(\tR\boperator\x12\x12\n" +
+	"\x04path\x18\x02 \x01(\tR\x04path\x12\x14\n" +
+	"\x05write\x18\x03 \x01(\bR\x05write\x12\x1a\n" +
+	"\battached\x18\x04 \x01(\bR\battached\"C\n" +
 	"\x10CancelJobRequest\x12\x15\n" +
 	"\x06job_id\x18\x01 \x01(\tR\x05jobId\x12\x18\n" +
 	"\aattempt\x18\x02 \x01(\x05R\aattempt\"\x84\x01\n" +
@@ -1189,7 +1275,7 @@ func file_control_proto_rawDescGZIP() []byte {
 }
 
 var file_control_proto_enumTypes = make([]protoimpl.EnumInfo, 1)
-var file_control_proto_msgTypes = make([]protoimpl.MessageInfo, 16)
+var file_control_proto_msgTypes = make([]protoimpl.MessageInfo, 17)
 var file_control_proto_goTypes = []any{
 	(TaskState)(0),              // 0: sluice.control.v1.TaskState
 	(*RegisterRequest)(nil),     // 1: sluice.control.v1.RegisterRequest
@@ -1202,40 +1288,42 @@ var file_control_proto_goTypes = []any{
 	(*OutputTarget)(nil),        // 8: sluice.control.v1.OutputTarget
 	(*OutputEdge)(nil),          // 9: sluice.control.v1.OutputEdge
 	(*TaskDeployment)(nil),      // 10: sluice.control.v1.TaskDeployment
-	(*CancelJobRequest)(nil),    // 11: sluice.control.v1.CancelJobRequest
-	(*JoinRequest)(nil),         // 12: sluice.control.v1.JoinRequest
-	(*RenewRequest)(nil),        // 13: sluice.control.v1.RenewRequest
-	(*CertificateResponse)(nil), // 14: sluice.control.v1.CertificateResponse
-	nil,                         // 15: sluice.control.v1.TaskDeployment.ParametersEntry
-	nil,                         // 16: sluice.control.v1.TaskDeployment.FilesEntry
+	(*FileGrant)(nil),           // 11: sluice.control.v1.FileGrant
+	(*CancelJobRequest)(nil),    // 12: sluice.control.v1.CancelJobRequest
+	(*JoinRequest)(nil),         // 13: sluice.control.v1.JoinRequest
+	(*RenewRequest)(nil),        // 14: sluice.control.v1.RenewRequest
+	(*CertificateResponse)(nil), // 15: sluice.control.v1.CertificateResponse
+	nil,                         // 16: sluice.control.v1.TaskDeployment.ParametersEntry
+	nil,                         // 17: sluice.control.v1.TaskDeployment.FilesEntry
 }
 var file_control_proto_depIdxs = []int32{
 	3,  // 0: sluice.control.v1.HeartbeatRequest.tasks:type_name -> sluice.control.v1.TaskMetrics
 	0,  // 1: sluice.control.v1.TaskStateUpdate.state:type_name -> sluice.control.v1.TaskState
 	3,  // 2: sluice.control.v1.TaskStateUpdate.metrics:type_name -> sluice.control.v1.TaskMetrics
 	8,  // 3: sluice.control.v1.OutputEdge.targets:type_name -> sluice.control.v1.OutputTarget
-	15, // 4: sluice.control.v1.TaskDeployment.parameters:type_name -> sluice.control.v1.TaskDeployment.ParametersEntry
-	16, // 5: sluice.control.v1.TaskDeployment.files:type_name -> sluice.control.v1.TaskDeployment.FilesEntry
+	16, // 4: sluice.control.v1.TaskDeployment.parameters:type_name -> sluice.control.v1.TaskDeployment.ParametersEntry
+	17, // 5: sluice.control.v1.TaskDeployment.files:type_name -> sluice.control.v1.TaskDeployment.FilesEntry
 	9,  // 6: sluice.control.v1.TaskDeployment.outputs:type_name -> sluice.control.v1.OutputEdge
-	1,  // 7: sluice.control.v1.JobManager.RegisterTaskManager:input_type -> sluice.control.v1.RegisterRequest
-	4,  // 8: sluice.control.v1.JobManager.Heartbeat:input_type -> sluice.control.v1.HeartbeatRequest
-	6,  // 9: sluice.control.v1.JobManager.UpdateTaskState:input_type -> sluice.control.v1.TaskStateUpdate
-	10, // 10: sluice.control.v1.TaskManager.DeployTask:input_type -> sluice.control.v1.TaskDeployment
-	11, // 11: sluice.control.v1.TaskManager.CancelJob:input_type -> sluice.control.v1.CancelJobRequest
-	12, // 12: sluice.control.v1.Bootstrap.Join:input_type -> sluice.control.v1.JoinRequest
-	13, // 13: sluice.control.v1.Bootstrap.Renew:input_type -> sluice.control.v1.RenewRequest
-	2,  // 14: sluice.control.v1.JobManager.RegisterTaskManager:output_type -> sluice.control.v1.RegisterResponse
-	5,  // 15: sluice.control.v1.JobManager.Heartbeat:output_type -> sluice.control.v1.HeartbeatResponse
-	7,  // 16: sluice.control.v1.JobManager.UpdateTaskState:output_type -> sluice.control.v1.Ack
-	7,  // 17: sluice.control.v1.TaskManager.DeployTask:output_type -> sluice.control.v1.Ack
-	7,  // 18: sluice.control.v1.TaskManager.CancelJob:output_type -> sluice.control.v1.Ack
-	14, // 19: sluice.control.v1.Bootstrap.Join:output_type -> sluice.control.v1.CertificateResponse
-	14, // 20: sluice.control.v1.Bootstrap.Renew:output_type -> sluice.control.v1.CertificateResponse
-	14, // [14:21] is the sub-list for method output_type
-	7,  // [7:14] is the sub-list for method input_type
-	7,  // [7:7] is the sub-list for extension type_name
-	7,  // [7:7] is the sub-list for extension extendee
-	0,  // [0:7] is the sub-list for field type_name
+	11, // 7: sluice.control.v1.TaskDeployment.file_grants:type_name -> sluice.control.v1.FileGrant
+	1,  // 8: sluice.control.v1.JobManager.RegisterTaskManager:input_type -> sluice.control.v1.RegisterRequest
+	4,  // 9: sluice.control.v1.JobManager.Heartbeat:input_type -> sluice.control.v1.HeartbeatRequest
+	6,  // 10: sluice.control.v1.JobManager.UpdateTaskState:input_type -> sluice.control.v1.TaskStateUpdate
+	10, // 11: sluice.control.v1.TaskManager.DeployTask:input_type -> sluice.control.v1.TaskDeployment
+	12, // 12: sluice.control.v1.TaskManager.CancelJob:input_type -> sluice.control.v1.CancelJobRequest
+	13, // 13: sluice.control.v1.Bootstrap.Join:input_type -> sluice.control.v1.JoinRequest
+	14, // 14: sluice.control.v1.Bootstrap.Renew:input_type -> sluice.control.v1.RenewRequest
+	2,  // 15: sluice.control.v1.JobManager.RegisterTaskManager:output_type -> sluice.control.v1.RegisterResponse
+	5,  // 16: sluice.control.v1.JobManager.Heartbeat:output_type -> sluice.control.v1.HeartbeatResponse
+	7,  // 17: sluice.control.v1.JobManager.UpdateTaskState:output_type -> sluice.control.v1.Ack
+	7,  // 18: sluice.control.v1.TaskManager.DeployTask:output_type -> sluice.control.v1.Ack
+	7,  // 19: sluice.control.v1.TaskManager.CancelJob:output_type -> sluice.control.v1.Ack
+	15, // 20: sluice.control.v1.Bootstrap.Join:output_type -> sluice.control.v1.CertificateResponse
+	15, // 21: sluice.control.v1.Bootstrap.Renew:output_type -> sluice.control.v1.CertificateResponse
+	15, // [15:22] is the sub-list for method output_type
+	8,  // [8:15] is the sub-list for method input_type
+	8,  // [8:8] is the sub-list for extension type_name
+	8,  // [8:8] is the sub-list for extension extendee
+	0,  // [0:8] is the sub-list for field type_name
 }
 
 func init() { file_control_proto_init() }
@@ -1249,7 +1337,7 @@ func file_control_proto_init() {
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_control_proto_rawDesc), len(file_control_proto_rawDesc)),
 			NumEnums:      1,
-			NumMessages:   16,
+			NumMessages:   17,
 			NumExtensions: 0,
 			NumServices:   3,
 		},

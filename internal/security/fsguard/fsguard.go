@@ -1,0 +1,312 @@
+// Package fsguard opens a job's data files on a TaskManager, confined to the
+// paths the job was authorized for at submit.
+//
+// The JobManager decides on the text of a path; the kernel opens whatever
+// the path resolves to. Between the two, a symbolic link (placed before the
+// submission or swapped in after it) or a relative path would let a job
+// read or write where its submitter may not. A Guard closes that gap: it
+// opens only granted paths, resolves every component itself with
+// O_NOFOLLOW relative to the directory before it (so no component can be
+// swapped between the check and the open), refuses every symbolic link on
+// the way, and creates and renames files only relative to the directory it
+// opened, so nothing it writes can leave the granted directory.
+//
+// The walk does what openat2(RESOLVE_NO_SYMLINKS) would, on every kernel,
+// and it can say which component was a link, which openat2's bare ELOOP
+// cannot.
+package fsguard
+
+import (
+	"crypto/rand"
+	"encoding/hex"
+	"errors"
+	"fmt"
+	"os"
+	"path/filepath"
+	"slices"
+	"strings"
+
+	"golang.org/x/sys/unix"
+)
+
+// Mode is what a grant allows.
+type Mode uint8
+
+const (
+	// Read allows opening one regular file for reading.
+	Read Mode = iota + 1
+	// Write allows opening (creating) one directory and creating,
+	// renaming and removing files directly inside it.
+	Write
+)
+
+func (m Mode) String() string {
+	switch m {
+	case Read:
+		return "read"
+	case Write:
+		return "write"
+	}
+	return fmt.Sprintf("mode(%d)", uint8(m))
+}
+
+// Grant is one path a job may touch: an input file (Read) or an output
+// directory (Write). Path is absolute and clean.
+type Grant struct {
+	Path string
+	Mode Mode
+}
+
+// ErrNotGranted is returned for a path the job was not authorized for.
+var ErrNotGranted = errors.New("not granted")
+
+// ErrSymlink is returned when a path passes through a symbolic link.
+var ErrSymlink = errors.New("symbolic link")
+
+// SymlinkError names the component of a path that is a symbolic link.
+type SymlinkError struct {
+	Path string // the granted path
+	Link string // the component that is a link
+}
+
+func (e *SymlinkError) Error() string {
+	return fmt.Sprintf("%s: %s is a symbolic link, and symbolic links are not followed for job data: use the real path", e.Path, e.Link)
+}
+
+// Is makes errors.Is(err, ErrSymlink) true.
+func (e *SymlinkError) Is(target error) bool { return target == ErrSymlink }
+
+// Guard opens job data within a fixed set of grants. It is safe for
+// concurrent use.
+type Guard struct {
+	grants []Grant
+}
+
+// New returns a Guard for the grants. Every path must be absolute and
+// clean: the JobManager sends them so, and anything else is refused rather
+// than interpreted.
+func New(grants []Grant) (*Guard, error) {
+	for _, g := range grants {
+		if err := checkPath(g.Path); err != nil {
+			return nil, fmt.Errorf("grant %s %q: %w", g.Mode, g.Path, err)
+		}
+		if g.Mode != Read && g.Mode != Write {
+			return nil, fmt.Errorf("grant %q: unknown mode %d", g.Path, g.Mode)
+		}
+	}
+	return &Guard{grants: slices.Clone(grants)}, nil
+}
+
+func checkPath(p string) error {
+	if !filepath.IsAbs(p) {
+		return fmt.Errorf("path %q is relative: job data paths must be absolute", p)
+	}
+	if filepath.Clean(p) != p {
+		return fmt.Errorf("path %q is not clean (it has \"..\", \".\" or repeated or trailing slashes): use %q", p, filepath.Clean(p))
+	}
+	return nil
+}
+
+func (g *Guard) check(path string, m Mode) error {
+	if err := checkPath(path); err != nil {
+		return err
+	}
+	if !slices.Contains(g.grants, Grant{Path: path, Mode: m}) {
+		return fmt.Errorf("%s %s: %w: the job was authorized for %s", m, path, ErrNotGranted, g.describe())
+	}
+	return nil
+}
+
+func (g *Guard) describe() string {
+	if len(g.grants) == 0 {
+		return "no files"
+	}
+	s := make([]string, len(g.grants))
+	for i, gr := range g.grants {
+		s[i] = gr.Mode.String() + " " + gr.Path
+	}
+	return strings.Join(s, ", ")
+}
+
+// OpenFile opens a granted input file for reading. Every component of the
+// path must be a real directory and the last a regular file: a symbolic
+// link anywhere is refused, a FIFO or device too.
+func (g *Guard) OpenFile(path string) (*os.File, error) {
+	if err := g.check(path, Read); err != nil {
+		return nil, err
+	}
+	dir, err := walk(path, filepath.Dir(path), false)
+	if err != nil {
+		return nil, err
+	}
+	defer unix.Close(dir)
+	base := filepath.Base(path)
+	// O_NONBLOCK: opening a FIFO must not hang the task; it is refused below.
+	fd, err := openat(dir, base, unix.O_RDONLY|unix.O_NOFOLLOW|unix.O_NONBLOCK|unix.O_CLOEXEC, 0)
+	if err != nil {
+		return nil, componentError(dir, path, path, base, err)
+	}
+	var st unix.Stat_t
+	if err := unix.Fstat(fd, &st); err != nil {
+		unix.Close(fd)
+		return nil, fmt.Errorf("open %s: %w", path, err)
+	}
+	if st.Mode&unix.S_IFMT != unix.S_IFREG {
+		unix.Close(fd)
+		return nil, fmt.Errorf("open %s: not a regular file: a job reads regular files only", path)
+	}
+	if err := unix.SetNonblock(fd, false); err != nil {
+		unix.Close(fd)
+		return nil, fmt.Errorf("open %s: %w", path, err)
+	}
+	return os.NewFile(uintptr(fd), path), nil
+}
+
+// OpenDir opens a granted output directory, creating it and any missing
+// parent (mode 0755) without following symbolic links.
+func (g *Guard) OpenDir(path string) (*Dir, error) {
+	if err := g.check(path, Write); err != nil {
+		return nil, err
+	}
+	fd, err := walk(path, path, true)
+	if err != nil {
+		return nil, err
+	}
+	return &Dir{fd: fd, path: path}, nil
+}
+
+// walk opens dir (absolute, clean) one component at a time, each relative
+// to its parent and with O_NOFOLLOW, creating missing components when
+// create is set. granted is the path being opened, for messages.
+func walk(granted, dir string, create bool) (int, error) {
+	fd, err := openat(unix.AT_FDCWD, "/", unix.O_RDONLY|unix.O_DIRECTORY|unix.O_CLOEXEC, 0)
+	if err != nil {
+		return -1, fmt.Errorf("open /: %w", err)
+	}
+	cur := "/"
+	for _, name := range strings.Split(strings.TrimPrefix(dir, "/"), "/") {
+		if name == "" {
+			continue
+		}
+		next := filepath.Join(cur, name)
+		nfd, err := openat(fd, name, unix.O_RDONLY|unix.O_DIRECTORY|unix.O_NOFOLLOW|unix.O_CLOEXEC, 0)
+		if errors.Is(err, unix.ENOENT) && create {
+			if err = unix.Mkdirat(fd, name, 0o755); err == nil || errors.Is(err, unix.EEXIST) {
+				nfd, err = openat(fd, name, unix.O_RDONLY|unix.O_DIRECTORY|unix.O_NOFOLLOW|unix.O_CLOEXEC, 0)
+			}
+		}
+		if err != nil {
+			err = componentError(fd, granted, next, name, err)
+			unix.Close(fd)
+			return -1, err
+		}
+		unix.Close(fd)
+		fd, cur = nfd, next
+	}
+	return fd, nil
+}
+
+// componentError explains why name (at path, in directory fd) could not be
+// opened, telling a symbolic link from anything else.
+func componentError(fd int, granted, path, name string, err error) error {
+	var st unix.Stat_t
+	if serr := unix.Fstatat(fd, name, &st, unix.AT_SYMLINK_NOFOLLOW); serr == nil {
+		switch st.Mode & unix.S_IFMT {
+		case unix.S_IFLNK:
+			return &SymlinkError{Path: granted, Link: path}
+		case unix.S_IFDIR:
+		default:
+			if path != granted {
+				return fmt.Errorf("open %s: %s is not a directory", granted, path)
+			}
+		}
+	}
+	return fmt.Errorf("open %s: %w", granted, &os.PathError{Op: "open", Path: path, Err: err})
+}
+
+// openat retries on EINTR, which Go's own os package does too.
+func openat(dir int, name string, flags int, mode uint32) (int, error) {
+	for {
+		fd, err := unix.Openat(dir, name, flags, mode)
+		if err != unix.EINTR {
+			return fd, err
+		}
+	}
+}
+
+// Dir is an opened output directory. Files are created, renamed and
+// removed relative to it, by plain names only, so they stay inside it even
+// if its path is changed after it was opened.
+type Dir struct {
+	fd   int
+	path string
+}
+
+// Path is the directory's granted path, for messages.
+func (d *Dir) Path() string { return d.path }
+
+func checkName(name string) error {
+	if name == "" || name == "." || name == ".." || strings.ContainsRune(name, '/') || strings.ContainsRune(name, 0) {
+		return fmt.Errorf("%q is not a plain file name", name)
+	}
+	return nil
+}
+
+// CreateTemp creates a new file named prefix + random + suffix in the
+// directory, exclusively and without following links, and returns it with
+// its name.
+func (d *Dir) CreateTemp(prefix, suffix string) (*os.File, string, error) {
+	for range 100 {
+		b := make([]byte, 6)
+		_, _ = rand.Read(b)
+		name := prefix + hex.EncodeToString(b) + suffix
+		if err := checkName(name); err != nil {
+			return nil, "", fmt.Errorf("create in %s: %w", d.path, err)
+		}
+		fd, err := openat(d.fd, name, unix.O_WRONLY|unix.O_CREAT|unix.O_EXCL|unix.O_NOFOLLOW|unix.O_CLOEXEC, 0o644)
+		if errors.Is(err, unix.EEXIST) {
+			continue
+		}
+		if err != nil {
+			return nil, "", fmt.Errorf("create %s: %w", filepath.Join(d.path, name), err)
+		}
+		return os.NewFile(uintptr(fd), filepath.Join(d.path, name)), name, nil
+	}
+	return nil, "", fmt.Errorf("create in %s: no unused temporary name after 100 tries", d.path)
+}
+
+// Rename renames a file of the directory to another name in it. A link
+// already named to is replaced, not followed.
+func (d *Dir) Rename(from, to string) error {
+	if err := checkName(from); err != nil {
+		return fmt.Errorf("rename in %s: %w", d.path, err)
+	}
+	if err := checkName(to); err != nil {
+		return fmt.Errorf("rename in %s: %w", d.path, err)
+	}
+	if err := unix.Renameat(d.fd, from, d.fd, to); err != nil {
+		return fmt.Errorf("rename %s to %s in %s: %w", from, to, d.path, err)
+	}
+	return nil
+}
+
+// Remove removes a file of the directory.
+func (d *Dir) Remove(name string) error {
+	if err := checkName(name); err != nil {
+		return fmt.Errorf("remove in %s: %w", d.path, err)
+	}
+	if err := unix.Unlinkat(d.fd, name, 0); err != nil {
+		return fmt.Errorf("remove %s: %w", filepath.Join(d.path, name), err)
+	}
+	return nil
+}
+
+// Close releases the directory.
+func (d *Dir) Close() error {
+	if d.fd < 0 {
+		return nil
+	}
+	err := unix.Close(d.fd)
+	d.fd = -1
+	return err
+}
