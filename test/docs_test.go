@@ -100,9 +100,11 @@ var docPorts = []string{"8081", "8443", "6123"}
 var docChecks = map[string]*regexp.Regexp{
 	"go run ./cmd/sluice local examples/wordcount.yaml": regexp.MustCompile(`(?m)^nation 5$`),
 	"cat /tmp/wc/part-*":                regexp.MustCompile(`(?m)^nation 5$`),
+	"cat out/alice/wc/part-*":           regexp.MustCompile(`(?m)^nation 5$`),
 	"bin/sluice whoami":                 regexp.MustCompile(`alice`),
 	"bin/sluice auth can-i submit jobs": regexp.MustCompile(`(?m)^yes`),
-	"curl -s localhost:8081/overview":   regexp.MustCompile(`"taskmanagers":`),
+	"curl -s localhost:8081/overview":   regexp.MustCompile(`"taskmanagers": ?2`),
+	"--param output=/etc/wc":            regexp.MustCompile(`file:/etc/wc(.|\n)*refused, as it should be`),
 }
 
 // TestDocs runs every shell block of the README and docs/ as a user would:
@@ -179,7 +181,9 @@ func runDocBlocks(t *testing.T, root string, blocks []docBlock) {
 	defer cancel()
 	cmd := exec.CommandContext(ctx, "bash", "-c", script.String())
 	cmd.Dir = work
-	cmd.Env = append(os.Environ(), "SLUICECONFIG="+filepath.Join(work, "tmp", "no-client-config.yaml"), "SLUICE_JOBMANAGER=", "SLUICE_TOKEN=")
+	// sluice is on the PATH, as for a user who installed it; the README
+	// builds bin/sluice itself.
+	cmd.Env = append(os.Environ(), "PATH="+filepath.Dir(sluiceBin)+string(os.PathListSeparator)+os.Getenv("PATH"), "SLUICECONFIG="+filepath.Join(work, "tmp", "no-client-config.yaml"), "SLUICE_JOBMANAGER=", "SLUICE_TOKEN=")
 	if err := os.WriteFile(filepath.Join(work, "tmp", "no-client-config.yaml"), []byte("contexts: []\n"), 0o600); err != nil {
 		t.Fatal(err)
 	}
