@@ -81,10 +81,25 @@ func checkFieldName(op *OperatorSpec, opt, name string) error {
 	return nil
 }
 
-// Plan validates the graph, compiles every expression against its input schema and chains
-// operators into vertices. defaultParallelism applies where neither the operator nor the job
-// sets one.
+// PlanOptions are the cluster settings a plan depends on. The JobManager and every TaskManager
+// must build a job's plan with the same options.
+type PlanOptions struct {
+	// DefaultParallelism applies where neither the operator nor the job sets one.
+	DefaultParallelism int
+	// MaxExpressionCost bounds the estimated and the actual cost of one evaluation of an
+	// expression (pipeline.expression.max-cost); 0 means DefaultMaxExpressionCost.
+	MaxExpressionCost uint64
+}
+
+// Plan is PlanWith with default options but the parallelism.
 func (s *Spec) Plan(defaultParallelism int) (*Plan, error) {
+	return s.PlanWith(PlanOptions{DefaultParallelism: defaultParallelism})
+}
+
+// PlanWith validates the graph, compiles every expression against its input schema and chains
+// operators into vertices.
+func (s *Spec) PlanWith(o PlanOptions) (*Plan, error) {
+	defaultParallelism := o.DefaultParallelism
 	if defaultParallelism < 1 {
 		defaultParallelism = 1
 	}
@@ -131,7 +146,7 @@ func (s *Spec) Plan(defaultParallelism int) (*Plan, error) {
 		}
 	}
 	for _, oi := range order {
-		if err := oi.compile(); err != nil {
+		if err := oi.compile(o.MaxExpressionCost); err != nil {
 			return nil, err
 		}
 	}
@@ -190,7 +205,7 @@ func topoOrder(s *Spec, ops map[string]*opInfo) ([]*opInfo, error) {
 
 // compile derives the operator's output schema and compiles its expressions; its input is
 // already compiled.
-func (oi *opInfo) compile() error {
+func (oi *opInfo) compile(maxCost uint64) error {
 	o := oi.spec
 	var in Schema
 	if oi.in != nil {
@@ -207,7 +222,7 @@ func (oi *opInfo) compile() error {
 		}
 		return oi.compileFileSource()
 	case TypeFilter:
-		e, err := compileExpr(in, o.Expr)
+		e, err := compileExpr(in, o.Expr, maxCost)
 		if err != nil {
 			return o.errf("expr", "%v", err)
 		}
@@ -225,7 +240,7 @@ func (oi *opInfo) compile() error {
 				return o.errf("fields."+ne.Name, "duplicate output field")
 			}
 			seen[ne.Name] = true
-			e, err := compileExpr(in, ne.Expr)
+			e, err := compileExpr(in, ne.Expr, maxCost)
 			if err != nil {
 				return o.errf("fields."+ne.Name, "%v", err)
 			}
@@ -237,7 +252,7 @@ func (oi *opInfo) compile() error {
 			oi.schema = append(oi.schema, Field{ne.Name, k})
 		}
 	case TypeFlatMap:
-		e, err := compileExpr(in, o.Expr)
+		e, err := compileExpr(in, o.Expr, maxCost)
 		if err != nil {
 			return o.errf("expr", "%v", err)
 		}
@@ -286,7 +301,7 @@ func (oi *opInfo) compile() error {
 			oi.keyName = o.Key
 			return nil
 		}
-		e, err := compileExpr(in, o.Key)
+		e, err := compileExpr(in, o.Key, maxCost)
 		if err != nil {
 			return o.errf("key", "%v", err)
 		}
