@@ -101,6 +101,9 @@ func ParseSpec(data []byte, params map[string]string) (*Spec, error) {
 	if doc.Kind != yaml.DocumentNode || len(doc.Content) == 0 {
 		return nil, errors.New("job spec is empty")
 	}
+	if err := checkSpecTree(&doc); err != nil {
+		return nil, err
+	}
 	root := doc.Content[0]
 	if root.Kind != yaml.MappingNode {
 		return nil, fmt.Errorf("job spec line %d: want a mapping with name, parameters and operators", root.Line)

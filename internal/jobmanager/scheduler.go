@@ -32,20 +32,26 @@ type Submission struct {
 	Parallelism int               // 0: parallelism.default
 	// ACL: the submitter owns the job; view and modify lists add others.
 	ACL authz.JobACL
+	// Parsed is Spec parsed with Params, when the caller parsed it already (the REST handler
+	// does, to authorize the data the job touches): a spec is parsed once per submission.
+	Parsed *dataflow.Spec
 }
 
 // Submit validates a job, stores its artifacts and schedules it. It returns
 // the job id; errors wrapping ErrBadSubmission are the client's to fix.
 func (jm *JobManager) Submit(s Submission) (string, error) {
-	spec, err := dataflow.ParseSpec(s.Spec, s.Params)
-	if err != nil {
-		return "", &SubmissionError{err}
+	spec := s.Parsed
+	if spec == nil {
+		var err error
+		if spec, err = dataflow.ParseSpec(s.Spec, s.Params); err != nil {
+			return "", &SubmissionError{err}
+		}
 	}
 	par := s.Parallelism
 	if par <= 0 {
 		par = jm.cfg.Int("parallelism.default")
 	}
-	plan, err := spec.Plan(par)
+	plan, err := spec.PlanWith(jm.planOptions(par))
 	if err != nil {
 		return "", &SubmissionError{err}
 	}
@@ -75,6 +81,14 @@ func (jm *JobManager) Submit(s Submission) (string, error) {
 	jm.log.Info("job submitted", "job", j.id, "name", j.name, "owner", s.ACL.Owner, "parallelism", par, "vertices", len(plan.Vertices))
 	go jm.startAttempt(j)
 	return j.id, nil
+}
+
+// planOptions are the settings the JobManager and its TaskManagers build a job's plan with.
+func (jm *JobManager) planOptions(parallelism int) dataflow.PlanOptions {
+	return dataflow.PlanOptions{
+		DefaultParallelism: parallelism,
+		MaxExpressionCost:  uint64(jm.cfg.Int(dataflow.MaxExpressionCostKey)),
+	}
 }
 
 func maxParallelism(p *dataflow.Plan) int {
@@ -174,7 +188,7 @@ func (jm *JobManager) startAttempt(j *job) {
 				JobId: j.id, Attempt: int32(j.attempt), Vertex: int32(v.ID), Subtask: int32(s),
 				SpecBlob: j.specKey, Parameters: j.params, Files: j.files,
 				DefaultParallelism: int32(j.parallelism), InputChannels: int32(j.plan.InputChannels(v.ID)),
-				BlobAddress: jm.blobAddr,
+				BlobAddress: jm.blobAddr, ExpressionMaxCost: jm.planOptions(j.parallelism).MaxExpressionCost,
 			}
 			for _, eid := range v.OutEdges {
 				e := edges[eid]

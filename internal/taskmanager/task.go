@@ -238,7 +238,7 @@ func (tm *TaskManager) loadPlan(ctx context.Context, d *controlpb.TaskDeployment
 	if err != nil {
 		return nil, nil, fmt.Errorf("job spec: %w", err)
 	}
-	plan, err := s.Plan(int(d.DefaultParallelism))
+	plan, err := s.PlanWith(dataflow.PlanOptions{DefaultParallelism: int(d.DefaultParallelism), MaxExpressionCost: d.ExpressionMaxCost})
 	if err != nil {
 		return nil, nil, fmt.Errorf("job plan: %w", err)
 	}

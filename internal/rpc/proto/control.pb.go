@@ -725,8 +725,11 @@ type TaskDeployment struct {
 	InputChannels      int32                  `protobuf:"varint,9,opt,name=input_channels,json=inputChannels,proto3" json:"input_channels,omitempty"`
 	Outputs            []*OutputEdge          `protobuf:"bytes,10,rep,name=outputs,proto3" json:"outputs,omitempty"`
 	BlobAddress        string                 `protobuf:"bytes,11,opt,name=blob_address,json=blobAddress,proto3" json:"blob_address,omitempty"`
-	unknownFields      protoimpl.UnknownFields
-	sizeCache          protoimpl.SizeCache
+	// pipeline.expression.max-cost of the JobManager that accepted the job: the TaskManager
+	// compiles the job's expressions with the same limit. 0: the default.
+	ExpressionMaxCost uint64 `protobuf:"varint,26,opt,name=expression_max_cost,json=expressionMaxCost,proto3" json:"expression_max_cost,omitempty"`
+	unknownFields     protoimpl.UnknownFields
+	sizeCache         protoimpl.SizeCache
 }
 
 func (x *TaskDeployment) Reset() {
@@ -834,6 +837,13 @@ func (x *TaskDeployment) GetBlobAddress() string {
 		return x.BlobAddress
 	}
 	return ""
+}
+
+func (x *TaskDeployment) GetExpressionMaxCost() uint64 {
+	if x != nil {
+		return x.ExpressionMaxCost
+	}
+	return 0
 }
 
 type CancelJobRequest struct {
@@ -1117,7 +1127,7 @@ const file_control_proto_rawDesc = "" +
 	"\x04edge\x18\x01 \x01(\x05R\x04edge\x12#\n" +
 	"\rtarget_vertex\x18\x02 \x01(\x05R\ftargetVertex\x12-\n" +
 	"\x12target_parallelism\x18\x03 \x01(\x05R\x11targetParallelism\x129\n" +
-	"\atargets\x18\x04 \x03(\v2\x1f.sluice.control.v1.OutputTargetR\atargets\"\xd4\x04\n" +
+	"\atargets\x18\x04 \x03(\v2\x1f.sluice.control.v1.OutputTargetR\atargets\"\x84\x05\n" +
 	"\x0eTaskDeployment\x12\x15\n" +
 	"\x06job_id\x18\x01 \x01(\tR\x05jobId\x12\x18\n" +
 	"\aattempt\x18\x02 \x01(\x05R\aattempt\x12\x16\n" +
@@ -1132,7 +1142,8 @@ const file_control_proto_rawDesc = "" +
 	"\x0einput_channels\x18\t \x01(\x05R\rinputChannels\x127\n" +
 	"\aoutputs\x18\n" +
 	" \x03(\v2\x1d.sluice.control.v1.OutputEdgeR\aoutputs\x12!\n" +
-	"\fblob_address\x18\v \x01(\tR\vblobAddress\x1a=\n" +
+	"\fblob_address\x18\v \x01(\tR\vblobAddress\x12.\n" +
+	"\x13expression_max_cost\x18\x1a \x01(\x04R\x11expressionMaxCost\x1a=\n" +
 	"\x0fParametersEntry\x12\x10\n" +
 	"\x03key\x18\x01 \x01(\tR\x03key\x12\x14\n" +
 	"\x05value\x18\x02 \x01(\tR\x05value:\x028\x01\x1a8\n" +

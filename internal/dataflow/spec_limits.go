@@ -1,0 +1,37 @@
+package dataflow
+
+import (
+	"fmt"
+
+	"go.yaml.in/yaml/v3"
+)
+
+// MaxSpecNodes bounds the YAML nodes of a job spec. A real job has a few hundred; the cap keeps
+// a spec that is small in bytes but huge in nodes (a flow list of one-letter items) from
+// costing the JobManager and every TaskManager memory and time in each pass over the tree.
+const MaxSpecNodes = 100_000
+
+// checkSpecTree counts the nodes of a parsed spec and refuses anchors and aliases. An alias
+// would make the tree a graph: every pass over it (parameter substitution, operator parsing)
+// would visit a shared node once per reference, which is exponential for nested aliases (the
+// "billion laughs"), and substitution would expand an already substituted value again.
+func checkSpecTree(root *yaml.Node) error {
+	n := 0
+	stack := []*yaml.Node{root}
+	for len(stack) > 0 {
+		cur := stack[len(stack)-1]
+		stack = stack[:len(stack)-1]
+		n++
+		if n > MaxSpecNodes {
+			return fmt.Errorf("job spec has more than %d YAML nodes (near line %d): a job spec describes operators, not data; put data in an attached file or an input", MaxSpecNodes, cur.Line)
+		}
+		if cur.Kind == yaml.AliasNode {
+			return fmt.Errorf("job spec line %d: YAML alias *%s: aliases and anchors are not allowed in job specs; write the value out, or use a parameter", cur.Line, cur.Value)
+		}
+		if cur.Anchor != "" {
+			return fmt.Errorf("job spec line %d: YAML anchor &%s: aliases and anchors are not allowed in job specs; write the value out, or use a parameter", cur.Line, cur.Anchor)
+		}
+		stack = append(stack, cur.Content...)
+	}
+	return nil
+}

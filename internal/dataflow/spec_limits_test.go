@@ -1,0 +1,47 @@
+package dataflow
+
+import (
+	"fmt"
+	"strings"
+	"testing"
+	"time"
+)
+
+func TestSpecNodeCap(t *testing.T) {
+	ok := "name: j\noperators:\n  - {name: g, type: generator, count: 1}\n  - {name: p, type: print, input: g}\n"
+	if _, err := ParseSpec([]byte(ok), nil); err != nil {
+		t.Fatal(err)
+	}
+	// Small in bytes, huge in nodes: a flow list of one-letter items, in a known and in an
+	// unknown key (the count must come before any other check).
+	for _, where := range []string{"parameters", "junk"} {
+		spec := "name: j\n" + where + ": [" + strings.Repeat("a,", MaxSpecNodes) + "a]\n" + ok[len("name: j\n"):]
+		_, err := ParseSpec([]byte(spec), nil)
+		if err == nil || !strings.Contains(err.Error(), fmt.Sprintf("more than %d YAML nodes", MaxSpecNodes)) {
+			t.Errorf("%s: got %v, want the node cap error", where, err)
+		}
+	}
+}
+
+func TestSpecAliasesRefused(t *testing.T) {
+	// The billion laughs: nine levels of ten aliases each.
+	var b strings.Builder
+	b.WriteString("name: j\nparameters:\n  l0: &l0 lol\n")
+	for i := 1; i <= 9; i++ {
+		fmt.Fprintf(&b, "  l%d: &l%d [%s]\n", i, i, strings.TrimSuffix(strings.Repeat(fmt.Sprintf("*l%d,", i-1), 10), ","))
+	}
+	b.WriteString("operators:\n  - {name: g, type: generator, count: 1}\n  - {name: p, type: print, input: g}\n")
+	start := time.Now()
+	_, err := ParseSpec([]byte(b.String()), nil)
+	if err == nil || !strings.Contains(err.Error(), "aliases and anchors are not allowed") {
+		t.Fatalf("got %v, want the alias error", err)
+	}
+	if d := time.Since(start); d > time.Second {
+		t.Errorf("refusing the alias bomb took %s", d)
+	}
+	// A single alias, used where a value is expected, is refused as well.
+	one := "name: j\noperators:\n  - &g {name: g, type: generator, count: 1}\n  - {name: p, type: print, input: g}\n"
+	if _, err := ParseSpec([]byte(one), nil); err == nil || !strings.Contains(err.Error(), "line 3") {
+		t.Errorf("anchor: got %v, want the anchor error naming line 3", err)
+	}
+}
