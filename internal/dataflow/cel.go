@@ -173,6 +173,10 @@ const maxFieldSize = 1 << 20
 // that the check costs nothing measurable.
 const interruptCheckFrequency = 100
 
+// interruptFreeCost is the largest fixed cost evaluated without watching the context: a
+// few milliseconds at most.
+const interruptFreeCost = 100_000
+
 // fieldSizes tells the cost estimator how large a record field can be. Every variable of a
 // job's expressions is a record field, and records hold scalars only.
 type fieldSizes struct{}
@@ -204,7 +208,7 @@ type celExpr struct {
 	// tracked: the cost depends on the record, so evaluations track it against maxCost
 	// and watch the subtask's context.
 	tracked bool
-	// interruptible: tracked and has a comprehension, so evaluations watch the context.
+	// interruptible: may run long and has a comprehension, so evaluations watch the context.
 	interruptible bool
 }
 
@@ -248,8 +252,10 @@ func compileExpr(s Schema, src string, maxCost uint64) (*celExpr, error) {
 	}
 	e := &celExpr{src: src, out: checked.OutputType(), maxCost: maxCost, tracked: anySize.Max > maxCost}
 	// Only comprehensions loop, and only they check for interrupts: the context is watched
-	// where it can matter.
-	e.interruptible = e.tracked && len(ast.MatchDescendants(ast.NavigateAST(checked.NativeRep()), ast.KindMatcher(ast.ComprehensionKind))) > 0
+	// where an evaluation can take long, which includes a fixed but large cost that a raised
+	// limit lets through.
+	e.interruptible = (e.tracked || anySize.Max > interruptFreeCost) &&
+		len(ast.MatchDescendants(ast.NavigateAST(checked.NativeRep()), ast.KindMatcher(ast.ComprehensionKind))) > 0
 	opts := []cel.ProgramOption{cel.EvalOptions(cel.OptOptimize)}
 	if e.tracked {
 		opts = append(opts, cel.CostLimit(maxCost))

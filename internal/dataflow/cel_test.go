@@ -153,3 +153,34 @@ func TestSubtaskWithCostlyFilterStopsOnCancel(t *testing.T) {
 		t.Fatal("subtask still running 2 s after the cancel")
 	}
 }
+
+// A fixed but large cost, let through by a raised limit, is interruptible too.
+func TestFixedCostEvaluationStopsOnCancel(t *testing.T) {
+	list := "[" + strings.TrimSuffix(strings.Repeat("1,", 1000), ",") + "]"
+	expr := list + ".exists(a, " + list + ".exists(b, " + list + ".exists(c, a + b + c + value < 0)))"
+	s := Schema{{"value", KindInt}}
+	if _, err := compileExpr(s, expr, 0); err == nil || !strings.Contains(err.Error(), MaxExpressionCostKey) {
+		t.Fatalf("default limit: got %v, want a refusal naming %s", err, MaxExpressionCostKey)
+	}
+	e, err := compileExpr(s, expr, 1<<62)
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	a := newActivation(ctx, s)
+	done := make(chan error, 1)
+	go func() {
+		_, err := a.eval(e, Record{Int(1)})
+		done <- err
+	}()
+	time.Sleep(100 * time.Millisecond)
+	cancel()
+	select {
+	case err := <-done:
+		if !errors.Is(err, context.Canceled) {
+			t.Errorf("got %v, want context.Canceled", err)
+		}
+	case <-time.After(time.Second):
+		t.Fatal("evaluation still running a second after the cancel")
+	}
+}

@@ -94,6 +94,9 @@ func knownTypes() string {
 
 // ParseSpec parses a YAML job spec. params override the spec's parameter defaults.
 func ParseSpec(data []byte, params map[string]string) (*Spec, error) {
+	if err := precheckSpecNodes(data); err != nil {
+		return nil, err
+	}
 	var doc yaml.Node
 	if err := yaml.Unmarshal(data, &doc); err != nil {
 		return nil, fmt.Errorf("job spec is not valid YAML: %w", err)

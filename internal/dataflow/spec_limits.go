@@ -11,6 +11,25 @@ import (
 // costing the JobManager and every TaskManager memory and time in each pass over the tree.
 const MaxSpecNodes = 100_000
 
+// precheckSpecNodes refuses, before the YAML parser builds a tree, a spec that is bound to have
+// too many nodes: the tree costs some 200 bytes a node, so counting after parsing would let a
+// 1 MiB spec of one-letter list items cost 100 MB first. Every node but the first of a
+// collection follows a line break or a comma, and every flow collection opens with a bracket,
+// so counting those bounds the nodes from below within a factor of two (a key and its value
+// share a line); comments and blank lines count too, which a real spec has few of.
+func precheckSpecNodes(data []byte) error {
+	n := 0
+	for _, c := range data {
+		if c == '\n' || c == ',' || c == '[' || c == '{' {
+			n++
+		}
+	}
+	if n > MaxSpecNodes {
+		return fmt.Errorf("job spec has more than %d YAML nodes or lines: a job spec describes operators, not data; put data in an attached file or an input", MaxSpecNodes)
+	}
+	return nil
+}
+
 // checkSpecTree counts the nodes of a parsed spec and refuses anchors and aliases. An alias
 // would make the tree a graph: every pass over it (parameter substitution, operator parsing)
 // would visit a shared node once per reference, which is exponential for nested aliases (the

@@ -14,11 +14,17 @@ func TestSpecNodeCap(t *testing.T) {
 	}
 	// Small in bytes, huge in nodes: a flow list of one-letter items, in a known and in an
 	// unknown key (the count must come before any other check).
+	var pairs strings.Builder // fewer separators than the cap, more nodes: caught in the tree
+	for i := 0; i < MaxSpecNodes*3/4; i++ {
+		fmt.Fprintf(&pairs, "k%d: v, ", i)
+	}
 	for _, where := range []string{"parameters", "junk"} {
-		spec := "name: j\n" + where + ": [" + strings.Repeat("a,", MaxSpecNodes) + "a]\n" + ok[len("name: j\n"):]
-		_, err := ParseSpec([]byte(spec), nil)
-		if err == nil || !strings.Contains(err.Error(), fmt.Sprintf("more than %d YAML nodes", MaxSpecNodes)) {
-			t.Errorf("%s: got %v, want the node cap error", where, err)
+		for _, value := range []string{"[" + strings.Repeat("a,", MaxSpecNodes) + "a]", "{" + pairs.String() + "}"} {
+			spec := "name: j\n" + where + ": " + value + "\n" + ok[len("name: j\n"):]
+			_, err := ParseSpec([]byte(spec), nil)
+			if err == nil || !strings.Contains(err.Error(), fmt.Sprintf("more than %d YAML nodes", MaxSpecNodes)) {
+				t.Errorf("%s: %.20s...: got %v, want the node cap error", where, value, err)
+			}
 		}
 	}
 }
