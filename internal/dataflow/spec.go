@@ -134,12 +134,13 @@ func ParseSpec(data []byte, params map[string]string) (*Spec, error) {
 	}
 	values := mergeParams(defaults, params)
 	used := map[string]bool{}
+	budget := MaxParamExpansion
 	for i := 0; i+1 < len(root.Content); i += 2 {
 		k, v := root.Content[i], root.Content[i+1]
 		if k.Value == "parameters" {
 			continue
 		}
-		if err := substituteParams(v, values, used); err != nil {
+		if err := substituteParams(v, values, used, &budget); err != nil {
 			return nil, fmt.Errorf("%s: %w", k.Value, err)
 		}
 	}

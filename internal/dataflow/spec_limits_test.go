@@ -51,3 +51,22 @@ func TestSpecAliasesRefused(t *testing.T) {
 		t.Errorf("anchor: got %v, want the anchor error naming line 3", err)
 	}
 }
+
+// Parameters cannot multiply a spec's size: many references to one large value are refused.
+func TestParamExpansionBounded(t *testing.T) {
+	refs := strings.TrimSuffix(strings.Repeat("${x},", 100), ",")
+	spec := "name: j\nparameters:\n  x: small\noperators:\n  - {name: g, type: generator, count: 1}\n" +
+		"  - {name: f, type: filter, input: g, expr: 'size([" + refs + "]) > 0'}\n  - {name: p, type: blackhole, input: f}\n"
+	if _, err := ParseSpec([]byte(spec), nil); err != nil {
+		t.Fatalf("small value: %v", err)
+	}
+	big := map[string]string{"x": strings.Repeat("v", 1<<20)} // 100 × 1 MiB: 100 MB if expanded
+	start := time.Now()
+	_, err := ParseSpec([]byte(spec), big)
+	if err == nil || !strings.Contains(err.Error(), "parameters expand the job spec") {
+		t.Fatalf("got %v, want the expansion error", err)
+	}
+	if d := time.Since(start); d > 2*time.Second {
+		t.Errorf("refusing took %s", d)
+	}
+}
