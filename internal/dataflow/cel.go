@@ -165,9 +165,9 @@ const MaxExpressionCostKey = "pipeline.expression.max-cost"
 const DefaultMaxExpressionCost = 10_000_000
 
 // maxFieldSize is the size the cost estimate assumes for a string or bytes field: records that
-// cross the network are bounded by taskmanager.network.max-frame-size (1 MiB by default).
+// cross the network are at most a frame, 1 MiB by default (network.DefaultMaxFrameSize).
 // Records larger than that, which a source may chain to an expression without crossing the
-// network, are still bounded at runtime: the actual cost is limited too.
+// network, are still bounded: their evaluations track the actual cost.
 const maxFieldSize = 1 << 20
 
 // interruptCheckFrequency is how many comprehension iterations run between two checks of the
@@ -207,17 +207,19 @@ type celExpr struct {
 	out     *cel.Type
 	prog    cel.Program
 	maxCost uint64
-	// tracked: the cost depends on the record, so evaluations track it against maxCost
-	// and watch the subtask's context.
-	tracked bool
-	// interruptible: may run long and has a comprehension, so evaluations watch the context.
+	// interruptible: prog may run long and has a comprehension, so it watches the context.
 	interruptible bool
+	// tracked, when the cost depends on the size of the fields, is prog with the actual
+	// cost limited to maxCost: for records with a field larger than the estimate assumed.
+	tracked      cel.Program
+	trackedLoops bool
 }
 
 // compileExpr parses, type-checks and plans src against the schema. Syntax and type errors are
 // told apart because they call for different fixes. An expression whose estimated worst-case
-// cost exceeds maxCost is refused, and every evaluation stops once its actual cost exceeds
-// maxCost (0 means DefaultMaxExpressionCost).
+// cost exceeds maxCost is refused, and no evaluation may cost more than maxCost (0 means
+// DefaultMaxExpressionCost): the estimate bounds it, and where a record is beyond what the
+// estimate assumed, the actual cost is tracked and the evaluation stopped at the limit.
 func compileExpr(s Schema, src string, maxCost uint64) (*celExpr, error) {
 	if maxCost == 0 {
 		maxCost = DefaultMaxExpressionCost
@@ -244,29 +246,33 @@ func compileExpr(s Schema, src string, maxCost uint64) (*celExpr, error) {
 			"rewrite it, or raise %s on the JobManager if the cost is intended",
 			src, costText(est.Max), maxCost, MaxExpressionCostKey, MaxExpressionCostKey)
 	}
-	// Tracking the actual cost and watching the context cost more than most expressions
-	// themselves (~250 ns and 5 allocations per evaluation each), so they are spent only where
-	// the cost depends on the data: when the estimate without any bound on the fields' sizes
-	// stays under the limit, no record can make the evaluation exceed it.
+	// The estimate bounds the actual cost of every record whose string and bytes fields are
+	// at most maxFieldSize, so such records are evaluated without tracking the cost, which
+	// costs more than most expressions themselves (~200 ns and 4 allocations an evaluation).
+	// A record with a larger field, which the estimate says nothing about, goes to a program
+	// that tracks the cost against maxCost, unless the cost does not depend on sizes at all.
 	anySize, err := env.EstimateCost(checked, unboundedSizes{})
 	if err != nil {
 		return nil, fmt.Errorf("CEL cost of %q: %w", src, err)
 	}
-	e := &celExpr{src: src, out: checked.OutputType(), maxCost: maxCost, tracked: anySize.Max > maxCost}
-	// Only comprehensions loop, and only they check for interrupts: the context is watched
-	// where an evaluation can take long, which includes a fixed but large cost that a raised
-	// limit lets through.
-	e.interruptible = (e.tracked || anySize.Max > interruptFreeCost) &&
-		len(ast.MatchDescendants(ast.NavigateAST(checked.NativeRep()), ast.KindMatcher(ast.ComprehensionKind))) > 0
+	e := &celExpr{src: src, out: checked.OutputType(), maxCost: maxCost}
+	// Watching the context costs ~250 ns and 3 allocations an evaluation, and only
+	// comprehensions check it: it is watched where an evaluation loops and may take long,
+	// which includes a cost that a raised limit lets through.
+	loops := len(ast.MatchDescendants(ast.NavigateAST(checked.NativeRep()), ast.KindMatcher(ast.ComprehensionKind))) > 0
+	e.interruptible = loops && est.Max > interruptFreeCost
 	opts := []cel.ProgramOption{cel.EvalOptions(cel.OptOptimize)}
-	if e.tracked {
-		opts = append(opts, cel.CostLimit(maxCost))
-	}
-	if e.interruptible {
+	if loops {
 		opts = append(opts, cel.InterruptCheckFrequency(interruptCheckFrequency))
 	}
 	if e.prog, err = env.Program(checked, opts...); err != nil {
 		return nil, fmt.Errorf("CEL program %q: %w", src, err)
+	}
+	if anySize.Max > maxCost {
+		if e.tracked, err = env.Program(checked, append(opts, cel.CostLimit(maxCost))...); err != nil {
+			return nil, fmt.Errorf("CEL program %q: %w", src, err)
+		}
+		e.trackedLoops = loops
 	}
 	return e, nil
 }
@@ -320,9 +326,16 @@ func (a *activation) eval(e *celExpr, r Record) (ref.Val, error) {
 	a.rec = r
 	var out ref.Val
 	var err error
-	if e.interruptible {
+	switch {
+	case e.tracked != nil && oversized(r):
+		if e.trackedLoops {
+			out, _, err = e.tracked.ContextEval(a.ctx, a)
+		} else {
+			out, _, err = e.tracked.Eval(a)
+		}
+	case e.interruptible:
 		out, _, err = e.prog.ContextEval(a.ctx, a)
-	} else {
+	default:
 		out, _, err = e.prog.Eval(a)
 	}
 	a.rec = nil
@@ -335,6 +348,16 @@ func (a *activation) eval(e *celExpr, r Record) (ref.Val, error) {
 		return nil, fmt.Errorf("evaluate %q: %w", e.src, err)
 	}
 	return out, nil
+}
+
+// oversized reports whether a field of r is larger than the cost estimate assumed.
+func oversized(r Record) bool {
+	for _, v := range r {
+		if (v.kind == KindString || v.kind == KindBytes) && len(v.s) > maxFieldSize {
+			return true
+		}
+	}
+	return false
 }
 
 func toCEL(v Value) ref.Val {
