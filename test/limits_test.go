@@ -213,3 +213,27 @@ func TestLargeSpecRefused(t *testing.T) {
 		t.Errorf("wordcount after the refusals: exit %d: %s", code, stderr)
 	}
 }
+
+// A record larger than the cost estimate assumed cannot make an evaluation run unbounded: the
+// task fails with an error naming the limit.
+func TestRuntimeCostLimitFailsTask(t *testing.T) {
+	c := startCluster(t, 1, 1)
+	dir := t.TempDir()
+	input := filepath.Join(dir, "big-line.txt")
+	if err := os.WriteFile(input, []byte(strings.Repeat("ab ", 8<<20/3)+"\n"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	spec := "name: bigline\noperators:\n  - {name: lines, type: file, path: big-line.txt}\n" +
+		"  - {name: f, type: filter, input: lines, expr: 'words(line).exists(w, w == \"zzz\")'}\n" +
+		"  - {name: sink, type: blackhole, input: f}\n"
+	specPath := filepath.Join(dir, "bigline.yaml")
+	if err := os.WriteFile(specPath, []byte(spec), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
+	defer cancel()
+	stdout, stderr, code := c.sluice(ctx, "run", specPath, "--file", input)
+	if code == 0 || !strings.Contains(stdout+stderr, "exceeded the cost limit") || !strings.Contains(stdout+stderr, "pipeline.expression.max-cost") {
+		t.Fatalf("exit %d\nstdout %q\nstderr %q\nwant the job to fail on the cost limit, naming pipeline.expression.max-cost", code, stdout, stderr)
+	}
+}
