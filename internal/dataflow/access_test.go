@@ -53,7 +53,7 @@ func TestPlanNeverReadsData(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if _, err := s.PlanWith(1, PlanOptions{CSVHeader: files.CSVHeader}); err == nil || !strings.Contains(err.Error(), "fields") {
+	if _, err := s.PlanWith(PlanOptions{DefaultParallelism: 1, CSVHeader: files.CSVHeader}); err == nil || !strings.Contains(err.Error(), "fields") {
 		t.Errorf("runtime plan with a bad header: %v", err)
 	}
 }

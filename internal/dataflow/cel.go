@@ -1,11 +1,15 @@
 package dataflow
 
 import (
+	"context"
+	"errors"
 	"fmt"
 	"strings"
 	"sync"
 
 	"cel.dev/cel-go/cel"
+	"cel.dev/cel-go/common/ast"
+	"cel.dev/cel-go/common/cost"
 	"cel.dev/cel-go/common/types"
 	"cel.dev/cel-go/common/types/ref"
 	"cel.dev/cel-go/common/types/traits"
@@ -55,8 +59,33 @@ var baseEnv = sync.OnceValues(func() (*cel.Env, error) {
 					}
 					return types.NewStringList(types.DefaultTypeAdapter, strings.Split(string(s), string(sep)))
 				}))),
+		// Without a model our functions would cost 1 whatever their input, and their
+		// results would have an unknown size, so anything iterating over words(line) could
+		// not be estimated. The models serve both the estimate at submission and the
+		// tracking during evaluation.
+		cel.CostModel(
+			stringFunctionCost("lower_string", cost.Scale(cost.Arg(0), 1.5)), // some code points lengthen when case-mapped
+			stringFunctionCost("upper_string", cost.Scale(cost.Arg(0), 1.5)),
+			stringFunctionCost("trim_string", cost.AtMost(cost.Arg(0))),
+			listFunctionCost("words_string", cost.List(cost.AtMost(cost.Sum(cost.Scale(cost.Arg(0), 0.5), cost.Const(1))), cost.AtMost(cost.Arg(0)))),
+			listFunctionCost("split_string_string", cost.List(cost.AtMost(cost.Sum(cost.Arg(0), cost.Const(1))), cost.AtMost(cost.Arg(0)))),
+		),
 	)
 })
+
+// stringFunctionCost models a function that scans its string argument once and returns a string.
+func stringFunctionCost(id string, result cost.QuantityExpr) cost.OverloadModel {
+	return cost.Overload(id,
+		cost.EvalCost(cost.Sum(cost.Const(cost.CallCost), cost.StringScan(cost.Length(cost.Arg(0))), cost.Length(cost.Result()))),
+		cost.ResultSize(result))
+}
+
+// listFunctionCost models a function that scans its string argument and returns a list of parts.
+func listFunctionCost(id string, result cost.QuantityExpr) cost.OverloadModel {
+	return cost.Overload(id,
+		cost.EvalCost(cost.AllocList(cost.StringScan(cost.Length(cost.Arg(0))), cost.Length(cost.Result()))),
+		cost.ResultSize(result))
+}
 
 // Words splits s into maximal runs of ASCII letters, lowercased: the word definition of the
 // wordcount example, exported so tests and tools compute the same reference.
@@ -124,17 +153,77 @@ func kindOf(t *cel.Type) Kind {
 	return KindAny
 }
 
+// MaxExpressionCostKey is the setting that bounds the cost of one expression evaluation.
+const MaxExpressionCostKey = "pipeline.expression.max-cost"
+
+// DefaultMaxExpressionCost is the default of pipeline.expression.max-cost (registered in
+// internal/config with the same value). A cost unit is roughly one CEL operation, tens of
+// nanoseconds: an evaluation that reaches the default took 0.1 to 1 s in our measurements,
+// depending on what it allocates. Expressions whose work is linear in a field of maxFieldSize
+// stay below it, those that are quadratic in one (nested exists over the words of a line)
+// are orders of magnitude above.
+const DefaultMaxExpressionCost = 10_000_000
+
+// maxFieldSize is the size the cost estimate assumes for a string or bytes field: records that
+// cross the network are at most a frame, 1 MiB by default (network.DefaultMaxFrameSize).
+// Records larger than that, which a source may chain to an expression without crossing the
+// network, are still bounded: their evaluations track the actual cost.
+const maxFieldSize = 1 << 20
+
+// interruptCheckFrequency is how many comprehension iterations run between two checks of the
+// task's context: small enough that a cancelled task stops within microseconds, large enough
+// that the check costs nothing measurable.
+const interruptCheckFrequency = 100
+
+// interruptFreeCost is the largest fixed cost evaluated without watching the context: a
+// few milliseconds at most.
+const interruptFreeCost = 100_000
+
+// fieldSizes tells the cost estimator how large a record field can be. Every variable of a
+// job's expressions is a record field, and records hold scalars only.
+type fieldSizes struct{}
+
+var _ cost.Estimator = fieldSizes{}
+
+func (fieldSizes) EstimateSize(n cost.AstNode) *cost.SizeEstimate {
+	if len(n.Path()) != 1 {
+		return nil
+	}
+	switch n.Type().Kind() {
+	case types.StringKind, types.BytesKind, types.DynKind:
+		return &cost.SizeEstimate{Min: 0, Max: maxFieldSize}
+	}
+	return nil
+}
+
+func (fieldSizes) EstimateCallCost(string, string, *cost.AstNode, []cost.AstNode) *cost.CallEstimate {
+	return nil
+}
+
 // celExpr is one compiled expression. The program is safe for concurrent use, so subtasks of a
 // vertex share it; each subtask has its own activation.
 type celExpr struct {
-	src  string
-	out  *cel.Type
-	prog cel.Program
+	src     string
+	out     *cel.Type
+	prog    cel.Program
+	maxCost uint64
+	// interruptible: prog may run long and has a comprehension, so it watches the context.
+	interruptible bool
+	// tracked, when the cost depends on the size of the fields, is prog with the actual
+	// cost limited to maxCost: for records with a field larger than the estimate assumed.
+	tracked      cel.Program
+	trackedLoops bool
 }
 
 // compileExpr parses, type-checks and plans src against the schema. Syntax and type errors are
-// told apart because they call for different fixes.
-func compileExpr(s Schema, src string) (*celExpr, error) {
+// told apart because they call for different fixes. An expression whose estimated worst-case
+// cost exceeds maxCost is refused, and no evaluation may cost more than maxCost (0 means
+// DefaultMaxExpressionCost): the estimate bounds it, and where a record is beyond what the
+// estimate assumed, the actual cost is tracked and the evaluation stopped at the limit.
+func compileExpr(s Schema, src string, maxCost uint64) (*celExpr, error) {
+	if maxCost == 0 {
+		maxCost = DefaultMaxExpressionCost
+	}
 	env, err := schemaEnv(s)
 	if err != nil {
 		return nil, err
@@ -147,23 +236,75 @@ func compileExpr(s Schema, src string) (*celExpr, error) {
 	if iss.Err() != nil {
 		return nil, fmt.Errorf("CEL type error in %q: %v (fields: %s)", src, iss.Err(), s)
 	}
-	prog, err := env.Program(checked, cel.EvalOptions(cel.OptOptimize))
+	est, err := env.EstimateCost(checked, fieldSizes{})
 	if err != nil {
+		return nil, fmt.Errorf("CEL cost of %q: %w", src, err)
+	}
+	if est.Max > maxCost {
+		return nil, fmt.Errorf("CEL expression %q has an estimated cost of %s per record, above the limit of %d (%s): "+
+			"its work grows too fast with the size of its input (for example a comprehension nested in another over the same list); "+
+			"rewrite it, or raise %s on the JobManager if the cost is intended",
+			src, costText(est.Max), maxCost, MaxExpressionCostKey, MaxExpressionCostKey)
+	}
+	// The estimate bounds the actual cost of every record whose string and bytes fields are
+	// at most maxFieldSize, so such records are evaluated without tracking the cost, which
+	// costs more than most expressions themselves (~200 ns and 4 allocations an evaluation).
+	// A record with a larger field, which the estimate says nothing about, goes to a program
+	// that tracks the cost against maxCost, unless the cost does not depend on sizes at all.
+	anySize, err := env.EstimateCost(checked, unboundedSizes{})
+	if err != nil {
+		return nil, fmt.Errorf("CEL cost of %q: %w", src, err)
+	}
+	e := &celExpr{src: src, out: checked.OutputType(), maxCost: maxCost}
+	// Watching the context costs ~250 ns and 3 allocations an evaluation, and only
+	// comprehensions check it: it is watched where an evaluation loops and may take long,
+	// which includes a cost that a raised limit lets through.
+	loops := len(ast.MatchDescendants(ast.NavigateAST(checked.NativeRep()), ast.KindMatcher(ast.ComprehensionKind))) > 0
+	e.interruptible = loops && est.Max > interruptFreeCost
+	opts := []cel.ProgramOption{cel.EvalOptions(cel.OptOptimize)}
+	if loops {
+		opts = append(opts, cel.InterruptCheckFrequency(interruptCheckFrequency))
+	}
+	if e.prog, err = env.Program(checked, opts...); err != nil {
 		return nil, fmt.Errorf("CEL program %q: %w", src, err)
 	}
-	return &celExpr{src: src, out: checked.OutputType(), prog: prog}, nil
+	if anySize.Max > maxCost {
+		if e.tracked, err = env.Program(checked, append(opts, cel.CostLimit(maxCost))...); err != nil {
+			return nil, fmt.Errorf("CEL program %q: %w", src, err)
+		}
+		e.trackedLoops = loops
+	}
+	return e, nil
+}
+
+// unboundedSizes leaves every size unknown, so an estimate made with it holds for any record.
+type unboundedSizes struct{}
+
+func (unboundedSizes) EstimateSize(cost.AstNode) *cost.SizeEstimate { return nil }
+func (unboundedSizes) EstimateCallCost(string, string, *cost.AstNode, []cost.AstNode) *cost.CallEstimate {
+	return nil
+}
+
+// costText prints an estimate; the unbounded one is not a number anybody can act on.
+func costText(c uint64) string {
+	if c == ^uint64(0) {
+		return "unbounded"
+	}
+	return fmt.Sprint(c)
 }
 
 // activation exposes the current record's fields to CEL without building a map per record.
+// ctx is the subtask's: cancelling it stops an evaluation under way.
 type activation struct {
+	ctx   context.Context
 	names map[string]int
 	rec   Record
 }
 
 var _ interpreter.Activation = (*activation)(nil)
 
-func newActivation(s Schema) *activation {
-	a := &activation{names: make(map[string]int, len(s))}
+func newActivation(ctx context.Context, s Schema) *activation {
+	a := &activation{ctx: ctx, names: make(map[string]int, len(s))}
 	for i, f := range s {
 		a.names[f.Name] = i
 	}
@@ -183,12 +324,40 @@ func (a *activation) Parent() interpreter.Activation { return nil }
 // eval evaluates e on r.
 func (a *activation) eval(e *celExpr, r Record) (ref.Val, error) {
 	a.rec = r
-	out, _, err := e.prog.Eval(a)
+	var out ref.Val
+	var err error
+	switch {
+	case e.tracked != nil && oversized(r):
+		if e.trackedLoops {
+			out, _, err = e.tracked.ContextEval(a.ctx, a)
+		} else {
+			out, _, err = e.tracked.Eval(a)
+		}
+	case e.interruptible:
+		out, _, err = e.prog.ContextEval(a.ctx, a)
+	default:
+		out, _, err = e.prog.Eval(a)
+	}
 	a.rec = nil
 	if err != nil {
+		var ce interpreter.EvalCancelledError
+		if errors.As(err, &ce) && ce.Cause == interpreter.CostLimitExceeded {
+			return nil, fmt.Errorf("evaluate %q: stopped: the evaluation exceeded the cost limit of %d on this record (%s); "+
+				"rewrite the expression, or raise %s on the JobManager", e.src, e.maxCost, MaxExpressionCostKey, MaxExpressionCostKey)
+		}
 		return nil, fmt.Errorf("evaluate %q: %w", e.src, err)
 	}
 	return out, nil
+}
+
+// oversized reports whether a field of r is larger than the cost estimate assumed.
+func oversized(r Record) bool {
+	for _, v := range r {
+		if (v.kind == KindString || v.kind == KindBytes) && len(v.s) > maxFieldSize {
+			return true
+		}
+	}
+	return false
 }
 
 func toCEL(v Value) ref.Val {

@@ -20,7 +20,9 @@ func RunLocal(ctx context.Context, p *Plan, stdout io.Writer) error {
 	}
 	if len(p.Deferred()) > 0 {
 		// Plan as a TaskManager does, reading csv headers through the job's grants.
-		if p, err = p.spec.PlanWith(p.defaultPar, PlanOptions{CSVHeader: files.CSVHeader}); err != nil {
+		opts := p.opts
+		opts.CSVHeader = files.CSVHeader
+		if p, err = p.spec.PlanWith(opts); err != nil {
 			return err
 		}
 	}

@@ -1,6 +1,7 @@
 package dataflow
 
 import (
+	"context"
 	"fmt"
 	"slices"
 
@@ -122,10 +123,10 @@ type keyFunc struct {
 	name string
 }
 
-func newKeyFunc(kb *opInfo) *keyFunc {
+func newKeyFunc(ctx context.Context, kb *opInfo) *keyFunc {
 	k := &keyFunc{idx: kb.keyIdx, expr: kb.expr, name: kb.spec.Name}
 	if kb.expr != nil {
-		k.act = newActivation(kb.schema)
+		k.act = newActivation(ctx, kb.schema)
 	}
 	return k
 }

@@ -8,20 +8,28 @@ import (
 	"go.yaml.in/yaml/v3"
 )
 
+// MaxParamExpansion bounds how many bytes parameter substitution may add to a job spec: a
+// spec of many ${x} references and a large value of x would otherwise multiply the two sizes
+// in memory.
+const MaxParamExpansion = 4 << 20
+
+var errParamExpansion = fmt.Errorf("parameters expand the job spec by more than %d bytes: pass large values in an attached file, not as parameters", MaxParamExpansion)
+
 // substituteParams replaces ${name} in every string scalar of the tree (except the parameters
 // section itself). Working on the parsed tree rather than the raw text means a value can never
-// inject YAML structure. $${x} yields a literal ${x}. used collects the names referenced.
-func substituteParams(n *yaml.Node, values map[string]string, used map[string]bool) error {
+// inject YAML structure. $${x} yields a literal ${x}. used collects the names referenced;
+// budget is what substitution may still add, in bytes.
+func substituteParams(n *yaml.Node, values map[string]string, used map[string]bool, budget *int) error {
 	switch n.Kind {
 	case yaml.DocumentNode, yaml.SequenceNode:
 		for _, c := range n.Content {
-			if err := substituteParams(c, values, used); err != nil {
+			if err := substituteParams(c, values, used, budget); err != nil {
 				return err
 			}
 		}
 	case yaml.MappingNode:
 		for i := 0; i+1 < len(n.Content); i += 2 {
-			if err := substituteParams(n.Content[i+1], values, used); err != nil {
+			if err := substituteParams(n.Content[i+1], values, used, budget); err != nil {
 				return err
 			}
 		}
@@ -29,9 +37,12 @@ func substituteParams(n *yaml.Node, values map[string]string, used map[string]bo
 		if !strings.Contains(n.Value, "${") {
 			return nil
 		}
-		out, err := expandParams(n.Value, values, used)
+		out, err := expandParams(n.Value, values, used, *budget+len(n.Value))
 		if err != nil {
 			return fmt.Errorf("line %d: %w", n.Line, err)
+		}
+		if *budget -= len(out) - len(n.Value); *budget < 0 {
+			return fmt.Errorf("line %d: %w", n.Line, errParamExpansion)
 		}
 		n.Value = out
 		// A plain scalar like `rate: ${rate}` was resolved as a string; clearing the tag lets
@@ -44,10 +55,13 @@ func substituteParams(n *yaml.Node, values map[string]string, used map[string]bo
 	return nil
 }
 
-// expandParams expands one string.
-func expandParams(s string, values map[string]string, used map[string]bool) (string, error) {
+// expandParams expands one string into at most limit bytes.
+func expandParams(s string, values map[string]string, used map[string]bool, limit int) (string, error) {
 	var b strings.Builder
 	for {
+		if b.Len() > limit {
+			return "", errParamExpansion
+		}
 		i := strings.Index(s, "${")
 		if i < 0 {
 			b.WriteString(s)

@@ -25,9 +25,9 @@ type Plan struct {
 	Edges    []*Edge   `json:"edges"`
 	Bounded  bool      `json:"bounded"` // all sources end
 
-	ops        map[string]*opInfo
-	spec       *Spec
-	defaultPar int
+	ops  map[string]*opInfo
+	spec *Spec
+	opts PlanOptions // as planned, for a local run's re-planning
 }
 
 // Vertex is one task: a chain of operators run in one goroutine per subtask.
@@ -88,8 +88,15 @@ func checkFieldName(op *OperatorSpec, opt, name string) error {
 	return nil
 }
 
-// PlanOptions are what only a TaskManager (or a local run) can give a plan.
+// PlanOptions are the cluster settings a plan depends on, and what only a TaskManager (or a
+// local run) can give it. The JobManager and every TaskManager must build a job's plan with the
+// same DefaultParallelism and MaxExpressionCost.
 type PlanOptions struct {
+	// DefaultParallelism applies where neither the operator nor the job sets one.
+	DefaultParallelism int
+	// MaxExpressionCost bounds the estimated and the actual cost of one evaluation of an
+	// expression (pipeline.expression.max-cost); 0 means DefaultMaxExpressionCost.
+	MaxExpressionCost uint64
 	// CSVHeader reads the header line of a csv source that lists no fields. Nil defers
 	// the schema of such a source, and of everything downstream of it, to the runtime:
 	// the plan is then checked for its shape only and cannot run. The JobManager plans
@@ -97,15 +104,15 @@ type PlanOptions struct {
 	CSVHeader func(op *OperatorSpec) ([]string, error)
 }
 
-// Plan validates the graph, compiles every expression against its input schema and chains
-// operators into vertices. defaultParallelism applies where neither the operator nor the job
-// sets one. It never reads a job's data: see PlanWith.
+// Plan is PlanWith with default options but the parallelism. It never reads a job's data.
 func (s *Spec) Plan(defaultParallelism int) (*Plan, error) {
-	return s.PlanWith(defaultParallelism, PlanOptions{})
+	return s.PlanWith(PlanOptions{DefaultParallelism: defaultParallelism})
 }
 
-// PlanWith is Plan with the options of the runtime.
-func (s *Spec) PlanWith(defaultParallelism int, opts PlanOptions) (*Plan, error) {
+// PlanWith validates the graph, compiles every expression against its input schema and chains
+// operators into vertices.
+func (s *Spec) PlanWith(opts PlanOptions) (*Plan, error) {
+	defaultParallelism := opts.DefaultParallelism
 	if defaultParallelism < 1 {
 		defaultParallelism = 1
 	}
@@ -136,7 +143,7 @@ func (s *Spec) PlanWith(defaultParallelism int, opts PlanOptions) (*Plan, error)
 		return nil, err
 	}
 
-	p := &Plan{Name: s.Name, Bounded: true, ops: ops, spec: s, defaultPar: defaultParallelism}
+	p := &Plan{Name: s.Name, Bounded: true, ops: ops, spec: s, opts: opts}
 	for _, oi := range order {
 		o := oi.spec
 		if o.Type == TypeSocket || (o.Type == TypeGenerator && o.Count == 0) {
@@ -247,7 +254,7 @@ func (oi *opInfo) compile(opts PlanOptions) error {
 		}
 		return oi.compileFileSource(opts)
 	case TypeFilter:
-		e, err := compileExpr(in, o.Expr)
+		e, err := compileExpr(in, o.Expr, opts.MaxExpressionCost)
 		if err != nil {
 			return o.errf("expr", "%v", err)
 		}
@@ -265,7 +272,7 @@ func (oi *opInfo) compile(opts PlanOptions) error {
 				return o.errf("fields."+ne.Name, "duplicate output field")
 			}
 			seen[ne.Name] = true
-			e, err := compileExpr(in, ne.Expr)
+			e, err := compileExpr(in, ne.Expr, opts.MaxExpressionCost)
 			if err != nil {
 				return o.errf("fields."+ne.Name, "%v", err)
 			}
@@ -277,7 +284,7 @@ func (oi *opInfo) compile(opts PlanOptions) error {
 			oi.schema = append(oi.schema, Field{ne.Name, k})
 		}
 	case TypeFlatMap:
-		e, err := compileExpr(in, o.Expr)
+		e, err := compileExpr(in, o.Expr, opts.MaxExpressionCost)
 		if err != nil {
 			return o.errf("expr", "%v", err)
 		}
@@ -323,7 +330,7 @@ func (oi *opInfo) compile(opts PlanOptions) error {
 			oi.keyName = o.Key
 			return nil
 		}
-		e, err := compileExpr(in, o.Key)
+		e, err := compileExpr(in, o.Key, opts.MaxExpressionCost)
 		if err != nil {
 			return o.errf("key", "%v", err)
 		}

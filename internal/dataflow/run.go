@@ -58,11 +58,11 @@ func (p *Plan) RunSubtask(ctx context.Context, vertex, subtask int, tio TaskIO) 
 	if m == nil {
 		m = new(VertexMetrics)
 	}
-	out, err := p.newOutput(v, subtask, tio, m)
+	out, err := p.newOutput(ctx, v, subtask, tio, m)
 	if err != nil {
 		return err
 	}
-	head, src, err := p.buildChain(v, subtask, tio, out)
+	head, src, err := p.buildChain(ctx, v, subtask, tio, out)
 	if err != nil {
 		return err
 	}
@@ -107,7 +107,7 @@ func (p *Plan) RunSubtask(ctx context.Context, vertex, subtask int, tio TaskIO) 
 
 // buildChain builds the vertex's operators back to front. For a source vertex the first
 // operator is returned as a source feeding the rest of the chain.
-func (p *Plan) buildChain(v *Vertex, subtask int, tio TaskIO, out collector) (collector, source, error) {
+func (p *Plan) buildChain(ctx context.Context, v *Vertex, subtask int, tio TaskIO, out collector) (collector, source, error) {
 	next := out
 	var src source
 	for i := len(v.Operators) - 1; i >= 0; i-- {
@@ -151,18 +151,18 @@ func (p *Plan) buildChain(v *Vertex, subtask int, tio TaskIO, out collector) (co
 		case TypeBlackhole:
 			next = blackholeSink{}
 		case TypeFilter:
-			next = &filterOp{name: o.Name, expr: oi.expr, act: newActivation(in), next: next}
+			next = &filterOp{name: o.Name, expr: oi.expr, act: newActivation(ctx, in), next: next}
 		case TypeMap:
-			next = &mapOp{name: o.Name, exprs: oi.exprs, act: newActivation(in), out: make(Record, len(oi.exprs)), next: next}
+			next = &mapOp{name: o.Name, exprs: oi.exprs, act: newActivation(ctx, in), out: make(Record, len(oi.exprs)), next: next}
 		case TypeFlatMap:
-			f := &flatMapOp{name: o.Name, expr: oi.expr, act: newActivation(in), out: make(Record, len(oi.schema)), next: next}
+			f := &flatMapOp{name: o.Name, expr: oi.expr, act: newActivation(ctx, in), out: make(Record, len(oi.schema)), next: next}
 			if oi.flatMap {
 				f.fields = o.Fields
 			}
 			next = f
 		case TypeAggregate:
 			next = &aggregateOp{name: o.Name, function: o.Function, field: oi.aggIdx, bounded: p.Bounded,
-				key: newKeyFunc(oi.in), state: map[string]*aggState{}, out: make(Record, 2), next: next}
+				key: newKeyFunc(ctx, oi.in), state: map[string]*aggState{}, out: make(Record, 2), next: next}
 		default:
 			return nil, nil, fmt.Errorf("operator %q: type %s cannot run in a vertex", o.Name, o.Type)
 		}
@@ -186,7 +186,7 @@ type edgeOutput struct {
 	keyBuf  []byte
 }
 
-func (p *Plan) newOutput(v *Vertex, subtask int, tio TaskIO, m *VertexMetrics) (*output, error) {
+func (p *Plan) newOutput(ctx context.Context, v *Vertex, subtask int, tio TaskIO, m *VertexMetrics) (*output, error) {
 	o := &output{metrics: m}
 	for _, id := range v.OutEdges {
 		e := p.Edges[id]
@@ -203,7 +203,7 @@ func (p *Plan) newOutput(v *Vertex, subtask int, tio TaskIO, m *VertexMetrics) (
 		}
 		switch e.Partitioning {
 		case PartitionHash:
-			eo.key = newKeyFunc(e.keyBy)
+			eo.key = newKeyFunc(ctx, e.keyBy)
 		case PartitionForward:
 			eo.forward = subtask
 		}

@@ -94,12 +94,18 @@ func knownTypes() string {
 
 // ParseSpec parses a YAML job spec. params override the spec's parameter defaults.
 func ParseSpec(data []byte, params map[string]string) (*Spec, error) {
+	if err := precheckSpecNodes(data); err != nil {
+		return nil, err
+	}
 	var doc yaml.Node
 	if err := yaml.Unmarshal(data, &doc); err != nil {
 		return nil, fmt.Errorf("job spec is not valid YAML: %w", err)
 	}
 	if doc.Kind != yaml.DocumentNode || len(doc.Content) == 0 {
 		return nil, errors.New("job spec is empty")
+	}
+	if err := checkSpecTree(&doc); err != nil {
+		return nil, err
 	}
 	root := doc.Content[0]
 	if root.Kind != yaml.MappingNode {
@@ -128,12 +134,13 @@ func ParseSpec(data []byte, params map[string]string) (*Spec, error) {
 	}
 	values := mergeParams(defaults, params)
 	used := map[string]bool{}
+	budget := MaxParamExpansion
 	for i := 0; i+1 < len(root.Content); i += 2 {
 		k, v := root.Content[i], root.Content[i+1]
 		if k.Value == "parameters" {
 			continue
 		}
-		if err := substituteParams(v, values, used); err != nil {
+		if err := substituteParams(v, values, used, &budget); err != nil {
 			return nil, fmt.Errorf("%s: %w", k.Value, err)
 		}
 	}

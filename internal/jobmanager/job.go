@@ -40,6 +40,15 @@ func taskTerminal(s string) bool { return s == TaskFinished || s == TaskCanceled
 
 type taskKey struct{ vertex, subtask int }
 
+// slotGroup is one slot held by a job: subtask i of every vertex of an attempt shares slot i.
+// It names the TaskManager incarnation, so a slot of one that re-registered is never freed
+// on the new one.
+type slotGroup struct {
+	tm      *taskManager
+	attempt int
+	subtask int
+}
+
 // task is one subtask of the current attempt of a job.
 type task struct {
 	vertex, subtask int
@@ -84,7 +93,11 @@ type job struct {
 	cause      string
 
 	tasks map[taskKey]*task
-	slots map[string]int // TM id -> slots held by the current attempt
+	slots map[string]int // TM id -> slots held by the job (any attempt)
+	// held are the slots the job holds, each with the tasks in it that have not ended on
+	// their TaskManager yet. A slot is free again only once its TaskManager reported every
+	// one of them ended (or is gone): a task that was asked to stop may still be running.
+	held map[slotGroup]map[int]bool
 	// done is closed when the job reaches a terminal state.
 	done chan struct{}
 }

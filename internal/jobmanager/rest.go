@@ -346,51 +346,65 @@ func (rs *restServer) jmConfig(w http.ResponseWriter, r *http.Request) {
 // {"spec": "...", "parameters": {...}, "parallelism": N}.
 func (rs *restServer) submit(w http.ResponseWriter, r *http.Request) {
 	limit := rs.jm.cfg.Bytes("rest.max-upload-size")
+	specLimit := rs.jm.cfg.Bytes(maxSpecSizeKey)
 	ct, _, _ := mime.ParseMediaType(r.Header.Get("Content-Type"))
 	var sub Submission
 	var err error
+	bodyKey := "rest.max-upload-size"
 	switch ct {
 	case "multipart/form-data":
 		r.Body = http.MaxBytesReader(w, r.Body, limit)
-		sub, err = parseMultipartSubmission(r, limit)
+		sub, err = parseMultipartSubmission(r, limit, specLimit)
 	case "application/json", "":
-		r.Body = http.MaxBytesReader(w, r.Body, maxJSONBody)
-		sub, err = parseJSONSubmission(r.Body)
+		// The spec travels inside the JSON: the body may be the spec and a little more.
+		bodyKey = maxSpecSizeKey
+		r.Body = http.MaxBytesReader(w, r.Body, specLimit+jsonSubmissionOverhead)
+		sub, err = parseJSONSubmission(r.Body, specLimit)
 	default:
 		writeError(w, http.StatusUnsupportedMediaType, "Content-Type %q: use multipart/form-data or application/json", ct)
 		return
 	}
 	if err != nil {
 		var mbe *http.MaxBytesError
-		if errors.As(err, &mbe) {
-			writeError(w, http.StatusRequestEntityTooLarge, "request body exceeds %d bytes (rest.max-upload-size for uploads, 1 MiB for JSON)", mbe.Limit)
-			return
+		var tooLarge *specTooLargeError
+		switch {
+		case errors.As(err, &tooLarge):
+			writeError(w, http.StatusRequestEntityTooLarge, "%v", tooLarge)
+		case errors.As(err, &mbe):
+			writeError(w, http.StatusRequestEntityTooLarge, "request body exceeds %d bytes (%s): send a smaller job, or raise %s on the JobManager", mbe.Limit, bodyKey, bodyKey)
+		default:
+			writeError(w, http.StatusBadRequest, "%v", err)
 		}
-		writeError(w, http.StatusBadRequest, "%v", err)
 		return
 	}
 	u, _ := authn.UserFrom(r.Context())
 	sub.ACL.Owner = u.Name
+	// Parsed once, here: the tree of a spec costs memory and time in proportion to its nodes,
+	// and Submit plans from this parse.
+	spec, err := dataflow.ParseSpec(sub.Spec, sub.Params)
+	if err != nil {
+		writeError(w, http.StatusBadRequest, "%v", err)
+		return
+	}
+	sub.Parsed = spec
 	// Data-level authorization: the submitter must be allowed every source
 	// and sink, so nobody can make the cluster touch data for them that
 	// they may not touch themselves.
-	if spec, err := dataflow.ParseSpec(sub.Spec, sub.Params); err == nil {
-		// No base directory: a relative data path is refused here, never
-		// resolved against this process's working directory.
-		files, err := spec.FileAccesses(attachedIn(sub.Files), "")
-		if err != nil {
-			writeError(w, http.StatusBadRequest, "%v", err)
-			return
-		}
-		ok, reason, err := rs.authorizeData(r, dataAccesses(spec, files))
-		if err != nil {
-			writeError(w, http.StatusInternalServerError, "authorization failed (request %s): %v", RequestID(r.Context()), err)
-			return
-		}
-		if !ok {
-			writeError(w, http.StatusForbidden, "%s", reason)
-			return
-		}
+	// No base directory: a relative data path is refused here, never
+	// resolved against this process's working directory.
+	files, err := spec.FileAccesses(attachedIn(sub.Files), "")
+	if err != nil {
+		writeError(w, http.StatusBadRequest, "%v", err)
+		return
+	}
+	ok, reason, err := rs.authorizeData(r, dataAccesses(spec, files))
+	if err != nil {
+		writeError(w, http.StatusInternalServerError, "authorization failed (request %s): %v", RequestID(r.Context()), err)
+		return
+	}
+	if !ok {
+		writeError(w, http.StatusForbidden, "%s", reason)
+		return
 	}
 	id, err := rs.jm.Submit(sub)
 	if errors.Is(err, ErrBadSubmission) {
@@ -404,7 +418,22 @@ func (rs *restServer) submit(w http.ResponseWriter, r *http.Request) {
 	writeJSON(w, http.StatusAccepted, map[string]string{"jobid": id})
 }
 
-func parseJSONSubmission(body io.Reader) (Submission, error) {
+// maxSpecSizeKey bounds the job spec of a submission.
+const maxSpecSizeKey = "rest.server.max-spec-size"
+
+// jsonSubmissionOverhead is what a JSON submission may hold beside its spec: parameters,
+// parallelism and access lists.
+const jsonSubmissionOverhead = 64 << 10
+
+// specTooLargeError is a job spec over rest.server.max-spec-size: a 413.
+type specTooLargeError struct{ limit int64 }
+
+func (e *specTooLargeError) Error() string {
+	return fmt.Sprintf("job spec exceeds %d bytes (%s): a job spec describes operators; put data in attached files, or raise %s on the JobManager",
+		e.limit, maxSpecSizeKey, maxSpecSizeKey)
+}
+
+func parseJSONSubmission(body io.Reader, specLimit int64) (Submission, error) {
 	var req struct {
 		Spec         string            `json:"spec"`
 		Parameters   map[string]string `json:"parameters"`
@@ -422,6 +451,9 @@ func parseJSONSubmission(body io.Reader) (Submission, error) {
 	if req.Spec == "" {
 		return Submission{}, fmt.Errorf("job submission body: field \"spec\" (the job's YAML) is required")
 	}
+	if int64(len(req.Spec)) > specLimit {
+		return Submission{}, &specTooLargeError{specLimit}
+	}
 	if req.Parallelism < 0 {
 		return Submission{}, fmt.Errorf("job submission body: parallelism %d: want a positive number", req.Parallelism)
 	}
@@ -430,7 +462,9 @@ func parseJSONSubmission(body io.Reader) (Submission, error) {
 	}}, nil
 }
 
-func parseMultipartSubmission(r *http.Request, limit int64) (Submission, error) {
+// parseMultipartSubmission reads a multipart submission: attached files may be as large as the
+// body (rest.max-upload-size), every other part at most specLimit.
+func parseMultipartSubmission(r *http.Request, limit, specLimit int64) (Submission, error) {
 	mr, err := r.MultipartReader()
 	if err != nil {
 		return Submission{}, fmt.Errorf("job submission: %w", err)
@@ -444,9 +478,19 @@ func parseMultipartSubmission(r *http.Request, limit int64) (Submission, error) 
 		if err != nil {
 			return Submission{}, fmt.Errorf("job submission: %w", err)
 		}
-		data, err := io.ReadAll(io.LimitReader(p, limit+1))
+		partLimit := specLimit
+		if p.FormName() == "file" {
+			partLimit = limit
+		}
+		data, err := io.ReadAll(io.LimitReader(p, partLimit+1))
 		if err != nil {
 			return Submission{}, fmt.Errorf("job submission part %q: %w", p.FormName(), err)
+		}
+		if int64(len(data)) > partLimit && p.FormName() != "file" {
+			if p.FormName() == "spec" {
+				return Submission{}, &specTooLargeError{specLimit}
+			}
+			return Submission{}, fmt.Errorf("job submission part %q exceeds %d bytes (%s)", p.FormName(), specLimit, maxSpecSizeKey)
 		}
 		switch p.FormName() {
 		case "spec":

@@ -4,9 +4,13 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"slices"
 	"strings"
 	"sync"
 	"time"
+
+	"google.golang.org/grpc/codes"
+	"google.golang.org/grpc/status"
 
 	"github.com/sluice-dev/sluice/internal/dataflow"
 	controlpb "github.com/sluice-dev/sluice/internal/rpc/proto"
@@ -37,6 +41,9 @@ type Submission struct {
 	// are one process with one working directory. Empty (every REST
 	// submission): relative data paths are refused.
 	BaseDir string
+	// Parsed is Spec parsed with Params, when the caller parsed it already (the REST handler
+	// does, to authorize the data the job touches): a spec is parsed once per submission.
+	Parsed *dataflow.Spec
 }
 
 // attachedIn reports whether a name is one of the attached files.
@@ -47,9 +54,12 @@ func attachedIn(files map[string][]byte) func(string) bool {
 // Submit validates a job, stores its artifacts and schedules it. It returns
 // the job id; errors wrapping ErrBadSubmission are the client's to fix.
 func (jm *JobManager) Submit(s Submission) (string, error) {
-	spec, err := dataflow.ParseSpec(s.Spec, s.Params)
-	if err != nil {
-		return "", &SubmissionError{err}
+	spec := s.Parsed
+	if spec == nil {
+		var err error
+		if spec, err = dataflow.ParseSpec(s.Spec, s.Params); err != nil {
+			return "", &SubmissionError{err}
+		}
 	}
 	// The files the job may touch, fixed now: the TaskManagers open these
 	// paths and nothing else.
@@ -61,7 +71,7 @@ func (jm *JobManager) Submit(s Submission) (string, error) {
 	if par <= 0 {
 		par = jm.cfg.Int("parallelism.default")
 	}
-	plan, err := spec.Plan(par)
+	plan, err := spec.PlanWith(jm.planOptions(par))
 	if err != nil {
 		return "", &SubmissionError{err}
 	}
@@ -82,7 +92,7 @@ func (jm *JobManager) Submit(s Submission) (string, error) {
 		id: newID(16), name: plan.Name, spec: s.Spec, specKey: specKey,
 		params: s.Params, files: files, access: access, parallelism: par, plan: plan, acl: s.ACL,
 		start: now, timestamps: map[JobState]time.Time{}, tasks: map[taskKey]*task{},
-		slots: map[string]int{}, done: make(chan struct{}),
+		slots: map[string]int{}, held: map[slotGroup]map[int]bool{}, done: make(chan struct{}),
 	}
 	j.setState(Created, now)
 	jm.mu.Lock()
@@ -100,6 +110,14 @@ func fileGrants(access []dataflow.FileAccess) []*controlpb.FileGrant {
 		out[i] = &controlpb.FileGrant{Operator: a.Operator, Path: a.Path, Write: a.Write, Attached: a.Attached}
 	}
 	return out
+}
+
+// planOptions are the settings the JobManager and its TaskManagers build a job's plan with.
+func (jm *JobManager) planOptions(parallelism int) dataflow.PlanOptions {
+	return dataflow.PlanOptions{
+		DefaultParallelism: parallelism,
+		MaxExpressionCost:  uint64(jm.cfg.Int(dataflow.MaxExpressionCostKey)),
+	}
 }
 
 func maxParallelism(p *dataflow.Plan) int {
@@ -176,6 +194,13 @@ func (jm *JobManager) startAttempt(j *job) {
 		best.free--
 		j.slots[best.id]++
 		groups[g] = best
+		running := map[int]bool{}
+		for _, v := range j.plan.Vertices {
+			if g < v.Parallelism {
+				running[v.ID] = true
+			}
+		}
+		j.held[slotGroup{best, j.attempt, g}] = running
 	}
 	j.tasks = map[taskKey]*task{}
 	edges := map[int]*dataflow.Edge{}
@@ -200,6 +225,7 @@ func (jm *JobManager) startAttempt(j *job) {
 				SpecBlob: j.specKey, Parameters: j.params, Files: j.files,
 				DefaultParallelism: int32(j.parallelism), InputChannels: int32(j.plan.InputChannels(v.ID)),
 				BlobAddress: jm.blobAddr, FileGrants: fileGrants(j.access),
+				ExpressionMaxCost: jm.planOptions(j.parallelism).MaxExpressionCost,
 			}
 			for _, eid := range v.OutEdges {
 				e := edges[eid]
@@ -228,6 +254,11 @@ func (jm *JobManager) startAttempt(j *job) {
 				jm.mu.Lock()
 				defer jm.mu.Unlock()
 				jm.unreachableLocked(dep.tm, err)
+				// The TaskManager refused the task: nothing runs in its slot. After a
+				// timeout it may have taken it; then its report of the end frees the slot.
+				if status.Code(err) != codes.DeadlineExceeded {
+					jm.taskEndedLocked(j, dep.tm, attempt, int(dep.d.Vertex), int(dep.d.Subtask))
+				}
 				if j.attempt != attempt {
 					return
 				}
@@ -254,15 +285,25 @@ func (jm *JobManager) taskStateChanged(u *controlpb.TaskStateUpdate) {
 	jm.mu.Lock()
 	defer jm.mu.Unlock()
 	j, ok := jm.jobs[u.JobId]
-	if !ok || int(u.Attempt) != j.attempt {
-		return
-	}
-	t, ok := j.tasks[taskKey{int(u.Vertex), int(u.Subtask)}]
-	if !ok || taskTerminal(t.state) || t.tm != u.TaskmanagerId {
+	if !ok {
 		return
 	}
 	state, ok := taskStateNames[u.State]
 	if !ok {
+		return
+	}
+	if taskTerminal(state) {
+		// Whatever the job's state and attempt: the task's goroutine has returned, so its
+		// slot may be free now. Only this report frees it.
+		if tm, ok := jm.tms[u.TaskmanagerId]; ok {
+			jm.taskEndedLocked(j, tm, int(u.Attempt), int(u.Vertex), int(u.Subtask))
+		}
+	}
+	if int(u.Attempt) != j.attempt {
+		return
+	}
+	t, ok := j.tasks[taskKey{int(u.Vertex), int(u.Subtask)}]
+	if !ok || taskTerminal(t.state) || t.tm != u.TaskmanagerId {
 		return
 	}
 	jm.applyMetricsLocked(u.Metrics)
@@ -304,17 +345,53 @@ func vertexName(j *job, id int) string {
 	return fmt.Sprint(id)
 }
 
+// taskEndedLocked records that a task no longer runs on tm and frees its slot once no task of
+// the slot runs.
+func (jm *JobManager) taskEndedLocked(j *job, tm *taskManager, attempt, vertex, subtask int) {
+	g := slotGroup{tm, attempt, subtask}
+	running, ok := j.held[g]
+	if !ok {
+		return
+	}
+	delete(running, vertex)
+	jm.releaseSlotsLocked(j)
+}
+
+// releaseSlotsLocked frees the job's slots in which no task runs any more, and forgets those
+// of TaskManagers that are gone. A slot with a task its TaskManager has not reported ended
+// stays taken, whatever the job's state.
 func (jm *JobManager) releaseSlotsLocked(j *job) {
-	for id, n := range j.slots {
-		if tm, ok := jm.tms[id]; ok {
-			tm.free += n
-			if tm.free > tm.slots {
-				tm.free = tm.slots
-			}
+	freed := false
+	for g, running := range j.held {
+		alive := jm.tms[g.tm.id] == g.tm
+		if alive && len(running) > 0 {
+			continue
+		}
+		delete(j.held, g)
+		if !alive {
+			continue // removeTMLocked dropped its slots already
+		}
+		g.tm.free = min(g.tm.free+1, g.tm.slots)
+		if j.slots[g.tm.id]--; j.slots[g.tm.id] <= 0 {
+			delete(j.slots, g.tm.id)
+		}
+		freed = true
+	}
+	if freed {
+		jm.signalSlots()
+	}
+}
+
+// runningTasksLocked names the tasks of the job that have not ended on their TaskManagers.
+func (jm *JobManager) runningTasksLocked(j *job) []string {
+	var out []string
+	for g, running := range j.held {
+		for v := range running {
+			out = append(out, fmt.Sprintf("%s (subtask %d, attempt %d) on taskmanager %s", vertexName(j, v), g.subtask, g.attempt, g.tm.id))
 		}
 	}
-	j.slots = map[string]int{}
-	jm.signalSlots()
+	slices.Sort(out)
+	return out
 }
 
 // cancelTasksLocked asks every TaskManager of the current attempt to cancel
@@ -459,17 +536,28 @@ func (jm *JobManager) Cancel(id string) error {
 		return nil // the failover goroutine finishes it
 	}
 	jm.cancelTasksLocked(j)
-	attempt := j.attempt
-	// Tasks whose TaskManager does not answer must not keep the job in
-	// CANCELLING forever.
-	time.AfterFunc(10*time.Second, func() {
+	jm.watchCancelLocked(j, j.attempt)
+	return nil
+}
+
+// cancelRetry is how often a job still cancelling is asked again to stop.
+const cancelRetry = 10 * time.Second
+
+// watchCancelLocked asks again, every cancelRetry, the TaskManagers whose tasks have not
+// reported their end. The job stays CANCELLING meanwhile: CANCELED means nothing of it runs.
+// A TaskManager that does not answer is declared lost by the heartbeat monitor, which ends
+// its tasks.
+func (jm *JobManager) watchCancelLocked(j *job, attempt int) {
+	time.AfterFunc(cancelRetry, func() {
 		jm.mu.Lock()
 		defer jm.mu.Unlock()
-		if j.state == Cancelling && j.attempt == attempt {
-			jm.finishCancelLocked(j)
+		if j.state != Cancelling || j.attempt != attempt {
+			return
 		}
+		jm.log.Warn("job still cancelling: tasks have not stopped; asking their taskmanagers again", "job", j.id, "tasks", jm.runningTasksLocked(j))
+		jm.cancelTasksLocked(j)
+		jm.watchCancelLocked(j, attempt)
 	})
-	return nil
 }
 
 // Wait blocks until the job ends or ctx is done and returns its state.

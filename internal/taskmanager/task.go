@@ -248,7 +248,9 @@ func (tm *TaskManager) loadPlan(ctx context.Context, d *controlpb.TaskDeployment
 	if err != nil {
 		return nil, nil, fmt.Errorf("job spec: %w", err)
 	}
-	plan, err := s.PlanWith(int(d.DefaultParallelism), dataflow.PlanOptions{CSVHeader: files.CSVHeader})
+	plan, err := s.PlanWith(dataflow.PlanOptions{
+		DefaultParallelism: int(d.DefaultParallelism), MaxExpressionCost: d.ExpressionMaxCost, CSVHeader: files.CSVHeader,
+	})
 	if err != nil {
 		return nil, nil, fmt.Errorf("job plan: %w", err)
 	}

@@ -13,6 +13,7 @@ import (
 	"net/http"
 	"os"
 	"path/filepath"
+	"slices"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -186,7 +187,7 @@ func (tm *TaskManager) Run(ctx context.Context) error {
 	tm.cancelAll()
 	gs.Stop()
 	_ = msrv.Close()
-	tm.wg.Wait()
+	tm.waitStopped(cfg.Duration("taskmanager.shutdown.grace-period"))
 	tm.mu.Lock()
 	if tm.jmConn != nil {
 		tm.jmConn.Close()
@@ -196,6 +197,63 @@ func (tm *TaskManager) Run(ctx context.Context) error {
 		runErr = nil
 	}
 	return runErr
+}
+
+// waitStopped waits for the tasks (already cancelled) and the registration loop to return, at
+// most grace: a task that does not stop must not keep the process from exiting. Expressions
+// stop at their next interrupt check, but a task can still be stuck, for instance in a write
+// to a file system that hangs.
+func (tm *TaskManager) waitStopped(grace time.Duration) {
+	done := make(chan struct{})
+	// Owned by the shutdown: when the grace period ends first, the process exits and takes it.
+	go func() {
+		tm.wg.Wait()
+		close(done)
+	}()
+	t := time.NewTimer(grace)
+	defer t.Stop()
+	select {
+	case <-done:
+	case <-t.C:
+		tm.log.Error("tasks did not stop within the shutdown grace period; exiting anyway", "taskmanager.shutdown.grace-period", grace, "tasks", tm.runningTasks())
+	}
+}
+
+// awaitTasksEnded waits until every cancelled task has returned, so that the slots offered at
+// the next registration are really free.
+func (tm *TaskManager) awaitTasksEnded(ctx context.Context) {
+	tick := time.NewTicker(50 * time.Millisecond)
+	defer tick.Stop()
+	logAt := time.Now().Add(10 * time.Second)
+	for {
+		running := tm.runningTasks()
+		if len(running) == 0 {
+			return
+		}
+		if time.Now().After(logAt) {
+			tm.log.Warn("waiting for cancelled tasks to stop before registering again", "tasks", running)
+			logAt = time.Now().Add(10 * time.Second)
+		}
+		select {
+		case <-ctx.Done():
+			return
+		case <-tick.C:
+		}
+	}
+}
+
+// runningTasks names the tasks whose goroutines have not returned.
+func (tm *TaskManager) runningTasks() []string {
+	tm.mu.Lock()
+	defer tm.mu.Unlock()
+	var out []string
+	for _, jr := range tm.jobs {
+		for _, t := range jr.taskList() {
+			out = append(out, fmt.Sprintf("job %s attempt %d vertex %d subtask %d", t.job, t.attempt, t.vertex, t.subtask))
+		}
+	}
+	slices.Sort(out)
+	return out
 }
 
 func advertise(a net.Addr, host string) string {
@@ -247,6 +305,7 @@ func (tm *TaskManager) connectLoop(ctx context.Context) {
 		tm.log.Info("registered with jobmanager", "jobmanager", jmAddr, "cluster-id", resp.ClusterId)
 		tm.heartbeat(ctx, client, time.Duration(resp.HeartbeatIntervalMs)*time.Millisecond, time.Duration(resp.HeartbeatTimeoutMs)*time.Millisecond)
 		tm.cancelAll()
+		tm.awaitTasksEnded(ctx)
 	}
 }
 

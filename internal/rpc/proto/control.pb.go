@@ -727,9 +727,12 @@ type TaskDeployment struct {
 	BlobAddress        string                 `protobuf:"bytes,11,opt,name=blob_address,json=blobAddress,proto3" json:"blob_address,omitempty"`
 	// The job's data files as authorized at submit: the task opens these and
 	// nothing else (internal/security/fsguard).
-	FileGrants    []*FileGrant `protobuf:"bytes,20,rep,name=file_grants,json=fileGrants,proto3" json:"file_grants,omitempty"`
-	unknownFields protoimpl.UnknownFields
-	sizeCache     protoimpl.SizeCache
+	FileGrants []*FileGrant `protobuf:"bytes,20,rep,name=file_grants,json=fileGrants,proto3" json:"file_grants,omitempty"`
+	// pipeline.expression.max-cost of the JobManager that accepted the job: the TaskManager
+	// compiles the job's expressions with the same limit. 0: the default.
+	ExpressionMaxCost uint64 `protobuf:"varint,26,opt,name=expression_max_cost,json=expressionMaxCost,proto3" json:"expression_max_cost,omitempty"`
+	unknownFields     protoimpl.UnknownFields
+	sizeCache         protoimpl.SizeCache
 }
 
 func (x *TaskDeployment) Reset() {
@@ -844,6 +847,13 @@ func (x *TaskDeployment) GetFileGrants() []*FileGrant {
 		return x.FileGrants
 	}
 	return nil
+}
+
+func (x *TaskDeployment) GetExpressionMaxCost() uint64 {
+	if x != nil {
+		return x.ExpressionMaxCost
+	}
+	return 0
 }
 
 // FileGrant is one file an operator may read or one directory it may write.
@@ -1196,7 +1206,7 @@ const file_control_proto_rawDesc = "" +
 	"\x04edge\x18\x01 \x01(\x05R\x04edge\x12#\n" +
 	"\rtarget_vertex\x18\x02 \x01(\x05R\ftargetVertex\x12-\n" +
 	"\x12target_parallelism\x18\x03 \x01(\x05R\x11targetParallelism\x129\n" +
-	"\atargets\x18\x04 \x03(\v2\x1f.sluice.control.v1.OutputTargetR\atargets\"\x93\x05\n" +
+	"\atargets\x18\x04 \x03(\v2\x1f.sluice.control.v1.OutputTargetR\atargets\"\xc3\x05\n" +
 	"\x0eTaskDeployment\x12\x15\n" +
 	"\x06job_id\x18\x01 \x01(\tR\x05jobId\x12\x18\n" +
 	"\aattempt\x18\x02 \x01(\x05R\aattempt\x12\x16\n" +
@@ -1213,7 +1223,8 @@ const file_control_proto_rawDesc = "" +
 	" \x03(\v2\x1d.sluice.control.v1.OutputEdgeR\aoutputs\x12!\n" +
 	"\fblob_address\x18\v \x01(\tR\vblobAddress\x12=\n" +
 	"\vfile_grants\x18\x14 \x03(\v2\x1c.sluice.control.v1.FileGrantR\n" +
-	"fileGrants\x1a=\n" +
+	"fileGrants\x12.\n" +
+	"\x13expression_max_cost\x18\x1a \x01(\x04R\x11expressionMaxCost\x1a=\n" +
 	"\x0fParametersEntry\x12\x10\n" +
 	"\x03key\x18\x01 \x01(\tR\x03key\x12\x14\n" +
 	"\x05value\x18\x02 \x01(\tR\x05value:\x028\x01\x1a8\n" +
