@@ -181,12 +181,11 @@ func TestAuthorizationACL(t *testing.T) {
 	e.c.waitFor(10*time.Second, "policy reloaded", func() bool { return carol() == 0 })
 	// A broken policy keeps the previous one.
 	os.WriteFile(policy, []byte("roles: [this is not a policy\n"), 0o600)
-	time.Sleep(3 * time.Second)
+	e.c.waitFor(15*time.Second, "the broken policy logged", func() bool {
+		return strings.Contains(e.c.jm.Log(), "authorization policy not reloaded; keeping the previous policy")
+	})
 	if carol() != 0 {
 		t.Fatal("a broken policy file replaced the working one")
-	}
-	if !strings.Contains(e.c.jm.Log(), "policy") {
-		t.Error("the broken policy was not logged")
 	}
 	fmt.Fprintln(os.Stderr)
 }

@@ -356,9 +356,9 @@ func TestInternalTLSFingerprint(t *testing.T) {
 		if !strings.Contains(c.tms[0].Log(), "fingerprint does not match") {
 			t.Errorf("fingerprint mismatch not logged")
 		}
-		if !strings.Contains(c.jm.Log(), "no identity") {
-			t.Errorf("shared-certificate mode does not say identities are not enforced")
-		}
+		c.waitFor(5*time.Second, "shared-certificate mode to say identities are not enforced", func() bool {
+			return strings.Contains(c.jm.Log(), "no identity")
+		})
 		runWordcount(t, c, "2")
 	}
 }

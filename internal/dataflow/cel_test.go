@@ -138,10 +138,18 @@ func TestSubtaskWithCostlyFilterStopsOnCancel(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
+	acc, err := s.FileAccesses(func(string) bool { return false }, "")
+	if err != nil {
+		t.Fatal(err)
+	}
+	files, err := NewJobFiles(acc, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
 	ctx, cancel := context.WithCancel(context.Background())
 	var m VertexMetrics
 	done := make(chan error, 1)
-	go func() { done <- p.RunSubtask(ctx, 0, 0, TaskIO{Metrics: &m}) }()
+	go func() { done <- p.RunSubtask(ctx, 0, 0, TaskIO{Metrics: &m, Files: files}) }()
 	time.Sleep(200 * time.Millisecond)
 	cancel()
 	select {
