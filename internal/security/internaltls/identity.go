@@ -132,7 +132,6 @@ func (jm *JobManager) NewJoinToken(ttl time.Duration, maxUses int, keepOld bool)
 	if !keepOld {
 		retired = jm.tokens.RevokeAllBut(tok.ID)
 	}
-	jm.JoinToken = tok
 	jm.saveRegistry()
 	jm.log.Info("join token created", "token", tok, "expires", tok.Expires.Format(time.RFC3339), "max-uses", maxUses, "file", jm.JoinTokenFile, "retired", retired)
 	return tok, nil

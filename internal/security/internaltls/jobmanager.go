@@ -31,8 +31,8 @@ type JobManager struct {
 	Security *transport.Security
 	// ClusterID is the cluster's id when certificates carry identities.
 	ClusterID string
-	// JoinToken is the token TaskManagers join with (automatic mode).
-	// Never log it.
+	// JoinToken is the token created at start-up (automatic mode);
+	// NewJoinToken may have retired it since. Never log it.
 	JoinToken ca.Token
 	// JoinTokenFile is where the token was written (automatic mode).
 	JoinTokenFile string
@@ -125,6 +125,7 @@ func SetupJobManager(ctx context.Context, cfg *config.Config, log *slog.Logger, 
 	if err != nil {
 		return nil, err
 	}
+	jm.JoinToken = tok
 	jm.Security = build(cfg, jm.store, jobManagerPolicy(true), log)
 	go renewLoop(ctx, jm.log, "jobmanager certificate", func() *x509.Certificate { return leafOf(jm.store) }, jm.renewOwnOnce)
 	log.Info("internal TLS on (automatic cluster CA): rpc, data and blob connections are encrypted and mutually authenticated",
