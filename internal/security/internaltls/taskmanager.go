@@ -175,6 +175,8 @@ func join(ctx context.Context, jmAddr string, tok ca.Token, tmID string, timeout
 			return nil, nil, fmt.Errorf("joining the cluster at %s: %s", jmAddr, msg)
 		case strings.Contains(msg, "join token"), strings.Contains(msg, "not the JobManager"):
 			return nil, nil, fmt.Errorf("joining the cluster at %s: refusing this JobManager: %s", jmAddr, msg)
+		case strings.Contains(msg, "first record does not look like a TLS handshake"):
+			return nil, nil, fmt.Errorf("joining the cluster at %s: the JobManager does not speak TLS on its RPC port: a join token works only against a JobManager with security.ssl.internal.auto: true (%s)", jmAddr, msg)
 		}
 		if time.Now().After(deadline) {
 			return nil, nil, fmt.Errorf("could not join the cluster at %s within taskmanager.registration.timeout (%s): %s", jmAddr, timeout, msg)
