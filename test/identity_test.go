@@ -349,3 +349,36 @@ func TestShortCertTTL(t *testing.T) {
 		t.Errorf("the JobManager's log grew to %d bytes", len(log))
 	}
 }
+
+// TestIdentityAdminAuthorized: the identity admin endpoints need admin on
+// cluster: a developer of the shipped ACL policy may neither create join
+// tokens nor revoke a TaskManager; a super-user may (here the JobManager
+// is not in automatic mode, so the token request is refused as such).
+func TestIdentityAdminAuthorized(t *testing.T) {
+	policy := filepath.Join(t.TempDir(), "policy.yaml")
+	data, err := os.ReadFile(filepath.Join(repoRoot(t), "examples/policy.yaml"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	os.WriteFile(policy, data, 0o600)
+	e := startRESTExample(t, "security.authorization.mode=acl", "security.authorization.acl.policy-file="+policy)
+	tokens := authzTokens(t, e)
+	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+	defer cancel()
+	as := func(user string, args ...string) (string, int) {
+		_, stderr, code := runSluice(ctx, t, append(args, "--jobmanager", e.extURL, "--cacert", e.ca, "--token", tokens[user])...)
+		return stderr, code
+	}
+	for _, args := range [][]string{{"security", "new-join-token"}, {"security", "revoke-taskmanager", "tm-1"}} {
+		stderr, code := as("bob", args...)
+		if code == 0 || !strings.Contains(stderr, "admin cluster") {
+			t.Errorf("bob %v: exit %d, %s; want refused for admin on cluster", args, code, stderr)
+		}
+	}
+	e.c.waitFor(10*time.Second, "tm-1 still registered", func() bool {
+		return strings.Contains(e.c.jm.Log(), "taskmanager registered") && !strings.Contains(e.c.jm.Log(), "revoked")
+	})
+	if stderr, code := as("root", "security", "new-join-token"); code == 0 || !strings.Contains(stderr, "automatic mode") {
+		t.Errorf("root new-join-token without automatic mode: exit %d, %s", code, stderr)
+	}
+}
