@@ -84,7 +84,7 @@ func (rs *restServer) adminJoinTokens(w http.ResponseWriter, r *http.Request) {
 // handshakes and calls from then on.
 func (rs *restServer) adminRevokeTaskManager(w http.ResponseWriter, r *http.Request) {
 	jm, id := rs.jm, r.PathValue("id")
-	if jm.internal == nil {
+	if jm.internal == nil || jm.internal.Mode == internaltls.Off {
 		writeError(w, http.StatusConflict, "internal TLS is off: there is no certificate to revoke (set security.ssl.internal.enabled or security.ssl.internal.auto)")
 		return
 	}
