@@ -30,18 +30,6 @@ func waitExit(t *testing.T, p *proc, timeout time.Duration) int {
 	}
 }
 
-// waitLog waits until a process's log contains want.
-func waitLog(t *testing.T, p *proc, timeout time.Duration, want string) {
-	t.Helper()
-	deadline := time.Now().Add(timeout)
-	for !strings.Contains(p.Log(), want) {
-		if time.Now().After(deadline) {
-			t.Fatalf("%s did not log %q within %s:\n%s", p.name, want, timeout, p.Log())
-		}
-		time.Sleep(100 * time.Millisecond)
-	}
-}
-
 // taskManagerIDs returns the ids of the registered TaskManagers.
 func taskManagerIDs(c *cluster) []string {
 	var tms map[string][]map[string]any
