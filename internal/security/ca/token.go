@@ -304,7 +304,7 @@ func (ts *Tokens) retireLocked(id string, e *tokenEntry) {
 
 func (e *tokenEntry) info(id string) TokenInfo {
 	return TokenInfo{ID: id, Created: e.created, Expires: e.expires, MaxUses: e.maxUses, Uses: e.uses, Active: true,
-		Issued: append([]Issued(nil), e.issued...)}
+		Issued: append([]Issued{}, e.issued...)}
 }
 
 // Infos returns every token the registry knows, active and retired, oldest
@@ -322,11 +322,20 @@ func (ts *Tokens) Infos() []TokenInfo {
 
 // Restore adds retired token records (from a previous run of the
 // JobManager) to the history. They carry no secret and cannot be used.
+// Records of tokens that issued nothing and expired long ago are dropped,
+// so that restarts do not grow the history without bound.
 func (ts *Tokens) Restore(infos []TokenInfo) {
 	ts.mu.Lock()
 	defer ts.mu.Unlock()
+	now := ts.now()
 	for _, i := range infos {
+		if len(i.Issued) == 0 && now.Sub(i.Expires) > tokenRetention {
+			continue
+		}
 		i.Active = false
+		if i.Issued == nil {
+			i.Issued = []Issued{}
+		}
 		ts.history = append(ts.history, i)
 	}
 }
