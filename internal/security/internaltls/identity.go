@@ -63,6 +63,14 @@ func (jm *JobManager) loadRegistry() error {
 	}
 	jm.tokens.Restore(r.Tokens)
 	now := time.Now()
+	// Certificates issued at joins in a previous run stay revocable by id.
+	for _, t := range r.Tokens {
+		for _, is := range t.Issued {
+			if is.NotAfter.After(now) && is.TaskManager != "" {
+				jm.issued[is.TaskManager] = append(jm.issued[is.TaskManager], is)
+			}
+		}
+	}
 	for _, rv := range r.Revoked {
 		if !rv.NotAfter.IsZero() && rv.NotAfter.Before(now) {
 			continue
