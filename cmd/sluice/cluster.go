@@ -44,7 +44,7 @@ func newJobManagerCmd(g *globals) *cobra.Command {
 			}
 			jm, err := jobmanager.New(jobmanager.Options{
 				Config: cfg, Logger: g.log, WorkDir: workDir, Security: sec.Security, ClusterID: sec.ClusterID,
-				RPCServerOptions: sec.ServerOptions(), RegisterRPC: sec.Register,
+				RPCServerOptions: sec.ServerOptions(), RegisterRPC: sec.Register, Internal: sec,
 			})
 			if err != nil {
 				return err
@@ -67,16 +67,13 @@ func newTaskManagerCmd(g *globals) *cobra.Command {
 			if err != nil {
 				return err
 			}
-			if id == "" {
-				id = taskmanager.DefaultID(cfg)
-			}
 			ctx, stop := signalContext()
 			defer stop()
-			sec, err := internaltls.SetupTaskManager(ctx, cfg, g.log, id, joinToken)
+			sec, err := internaltls.SetupTaskManager(ctx, cfg, g.log, id, joinToken, func() string { return taskmanager.DefaultID(cfg) })
 			if err != nil {
 				return err
 			}
-			tm, err := taskmanager.New(taskmanager.Options{Config: cfg, Logger: g.log, WorkDir: workDir, ID: id, Security: sec.Security, RPCServerOptions: sec.ServerOptions()})
+			tm, err := taskmanager.New(taskmanager.Options{Config: cfg, Logger: g.log, WorkDir: workDir, ID: sec.ID, Security: sec.Security, RPCServerOptions: sec.ServerOptions()})
 			if err != nil {
 				return err
 			}
@@ -85,7 +82,7 @@ func newTaskManagerCmd(g *globals) *cobra.Command {
 	}
 	cmd.Flags().StringVar(&workDir, "work-dir", "", "directory for the blob cache (default: a new temporary directory)")
 	cmd.Flags().StringVar(&joinToken, "join-token", "", "join a cluster in automatic TLS mode with this token (or security.cluster.join-token / security.cluster.join-token-file)")
-	cmd.Flags().StringVar(&id, "id", "", "resource id of this TaskManager (default: taskmanager.resource-id, else host name and a random suffix)")
+	cmd.Flags().StringVar(&id, "id", "", "resource id of this TaskManager, unique among the live ones (default: taskmanager.resource-id, else the id its certificate names, else host name and a random suffix)")
 	return cmd
 }
 

@@ -34,7 +34,8 @@ func init() {
 		{Name: "taskmanager.data.port", Type: Int, Default: "0", Deprecated: []string{"taskmanager.net.port"}, Min: portRange[0], Max: portRange[1], Doc: "Data exchange port; 0 picks a free port."},
 		{Name: "taskmanager.metrics.port", Type: Int, Default: "0", Min: portRange[0], Max: portRange[1], Doc: "Metrics port; 0 picks a free port."},
 		{Name: "taskmanager.rpc.port", Type: Int, Default: "0", Min: portRange[0], Max: portRange[1], Doc: "Control-plane (RPC) port of the task manager; 0 picks a free port."},
-		{Name: "taskmanager.resource-id", Type: String, Doc: "Task manager ID; empty means generate one."},
+		{Name: "taskmanager.resource-id", Type: String, Doc: "Task manager ID; empty means the id in the TaskManager's certificate, else generate one."},
+		{Name: "taskmanager.registration.timeout", Type: Duration, Default: "5 min", Min: new(int64(1)), Doc: "A TaskManager that is not registered with the JobManager within this time (at start, or after losing it) exits with an error."},
 		{Name: "blob.server.port", Type: Int, Default: "0", Min: portRange[0], Max: portRange[1], Doc: "Blob server port; 0 picks a free port."},
 
 		// Execution.
@@ -72,7 +73,8 @@ func init() {
 		{Name: "security.ssl.internal.auto.dir", Type: String, Doc: "Directory for generated internal TLS material."},
 		{Name: "security.cluster.join-token", Type: String, Doc: "Token a process presents to join the cluster."},
 		{Name: "security.cluster.join-token-file", Type: String, Doc: "File holding the cluster join token."},
-		{Name: "security.ssl.internal.auto.cert-ttl", Type: Duration, Default: "24 h", Min: new(int64(60000)), Doc: "Lifetime of the certificates the automatic cluster CA issues; they are renewed at two thirds of it."},
+		{Name: "security.ssl.internal.auto.cert-ttl", Type: Duration, Default: "24 h", Min: new(int64(300000)), Doc: "Lifetime of the certificates the automatic cluster CA issues (at least 5 min); each holder renews at two thirds of the validity left when it got the certificate, at most every 10 s, backing off on failure."},
+		{Name: "security.ssl.internal.auto.join-token.max-uses", Type: Int, Default: "1", Min: atLeastZero, Doc: "Joins one join token admits (each issues one TaskManager certificate); 1 is single-use, 0 is unbounded until the token expires."},
 		{Name: "security.cluster.join-token.ttl", Type: Duration, Default: "24 h", Min: new(int64(1000)), Doc: "Lifetime of the join token the JobManager creates in automatic mode."},
 
 		// Legacy shared TLS keys, read as fallbacks for internal and REST.

@@ -2,15 +2,19 @@ package jobmanager
 
 import (
 	"context"
+	"crypto/x509"
 	"fmt"
 	"sort"
 	"time"
 
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/codes"
+	"google.golang.org/grpc/credentials"
+	"google.golang.org/grpc/peer"
 	"google.golang.org/grpc/status"
 
 	controlpb "github.com/sluice-dev/sluice/internal/rpc/proto"
+	"github.com/sluice-dev/sluice/internal/security/internaltls"
 )
 
 // taskManager is a registered TaskManager. Guarded by JobManager.mu.
@@ -28,6 +32,37 @@ type taskManager struct {
 	bytesRecv   int64
 	conn        *grpc.ClientConn
 	client      controlpb.TaskManagerClient
+	// instance is the registering process's random instance id; cert
+	// is the certificate it registered with (nil without TLS).
+	instance string
+	cert     *x509.Certificate
+}
+
+// liveLocked reports whether tm still counts as alive: it heartbeated
+// within heartbeat.timeout. Call with mu held.
+func (jm *JobManager) liveLocked(tm *taskManager, now time.Time) bool {
+	return now.Sub(tm.lastBeat) <= jm.hbTimeout
+}
+
+// TaskManagerLive reports whether TaskManager id is registered and alive;
+// internal security refuses joins for such an id.
+func (jm *JobManager) TaskManagerLive(id string) bool {
+	jm.mu.Lock()
+	defer jm.mu.Unlock()
+	tm, ok := jm.tms[id]
+	return ok && jm.liveLocked(tm, time.Now())
+}
+
+// peerCertificate returns the verified client certificate of an RPC, or nil.
+func peerCertificate(ctx context.Context) *x509.Certificate {
+	p, ok := peer.FromContext(ctx)
+	if !ok {
+		return nil
+	}
+	if info, ok := p.AuthInfo.(credentials.TLSInfo); ok && len(info.State.PeerCertificates) > 0 {
+		return info.State.PeerCertificates[0]
+	}
+	return nil
 }
 
 // rpcServer implements the JobManager control service.
@@ -51,15 +86,31 @@ func (s *rpcServer) RegisterTaskManager(ctx context.Context, req *controlpb.Regi
 	now := time.Now()
 	jm.mu.Lock()
 	if old, ok := jm.tms[req.TaskmanagerId]; ok {
-		// A TM that registers again has lost its tasks (it restarted or
-		// it saw us as lost): treat the old incarnation as gone.
-		jm.removeTMLocked(old, "taskmanager registered again")
+		// The same process registering again (it lost us for a moment)
+		// has cancelled its tasks: replace its registration. Another
+		// process must not take a live TaskManager's id, however it
+		// authenticated (join token, its own or a shared certificate):
+		// the live one keeps its slots and tasks.
+		same := req.InstanceId != "" && req.InstanceId == old.instance
+		if !same && jm.liveLocked(old, now) {
+			jm.mu.Unlock()
+			conn.Close()
+			jm.log.Warn("registration refused: taskmanager id already live", "taskmanager", req.TaskmanagerId,
+				"live-rpc", old.rpcAddr, "live-host", old.hostname, "refused-rpc", req.RpcAddress, "refused-host", req.Hostname)
+			return nil, status.Error(codes.AlreadyExists, internaltls.AlreadyLiveMessage(req.TaskmanagerId))
+		}
+		reason := "taskmanager registered again"
+		if !same {
+			reason = fmt.Sprintf("taskmanager %s was replaced by a new process after its heartbeats stopped", old.id)
+		}
+		jm.removeTMLocked(old, reason)
 	}
 	jm.tms[req.TaskmanagerId] = &taskManager{
 		id: req.TaskmanagerId, rpcAddr: req.RpcAddress, dataAddr: req.DataAddress,
 		metricsAddr: req.MetricsAddress, hostname: req.Hostname,
 		slots: int(req.Slots), free: int(req.Slots), registered: now, lastBeat: now,
 		conn: conn, client: controlpb.NewTaskManagerClient(conn),
+		instance: req.InstanceId, cert: peerCertificate(ctx),
 	}
 	jm.signalSlots()
 	jm.mu.Unlock()
@@ -77,7 +128,9 @@ func (s *rpcServer) Heartbeat(ctx context.Context, req *controlpb.HeartbeatReque
 	jm.mu.Lock()
 	defer jm.mu.Unlock()
 	tm, ok := jm.tms[req.TaskmanagerId]
-	if !ok {
+	if !ok || (tm.instance != "" && req.InstanceId != tm.instance) {
+		// Unknown, or another process than the one registered under
+		// this id: it does not keep that registration alive.
 		return &controlpb.HeartbeatResponse{Known: false}, nil
 	}
 	tm.lastBeat = time.Now()

@@ -24,6 +24,7 @@ import (
 	"github.com/sluice-dev/sluice/internal/config"
 	controlpb "github.com/sluice-dev/sluice/internal/rpc/proto"
 	"github.com/sluice-dev/sluice/internal/security/audit"
+	"github.com/sluice-dev/sluice/internal/security/internaltls"
 	"github.com/sluice-dev/sluice/internal/security/kerberos"
 	"github.com/sluice-dev/sluice/internal/transport"
 )
@@ -47,6 +48,10 @@ type Options struct {
 	// RegisterRPC registers extra services on the control-plane server
 	// (the automatic-mode bootstrap).
 	RegisterRPC func(*grpc.Server)
+	// Internal is the internal security, for the identity admin endpoints
+	// (join tokens, revocation); nil when internal TLS is off or the
+	// caller manages it.
+	Internal *internaltls.JobManager
 }
 
 // JobManager is a running JobManager.
@@ -78,6 +83,7 @@ type JobManager struct {
 	reloaders         map[string]func() error
 	logs              *logRing
 	metrics           *jmMetrics
+	internal          *internaltls.JobManager
 	bg                sync.WaitGroup
 	ctx               context.Context
 }
@@ -130,6 +136,10 @@ func New(o Options) (*JobManager, error) {
 		return nil, err
 	}
 	jm.metrics = newJMMetrics(jm)
+	if o.Internal != nil {
+		jm.internal = o.Internal
+		o.Internal.SetLiveCheck(jm.TaskManagerLive)
+	}
 	return jm, nil
 }
 

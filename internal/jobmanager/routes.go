@@ -37,6 +37,9 @@ func (rs *restServer) routes() []route {
 		{"GET /jobmanager/log", "view", "logs", rs.jmLog, "recent JobManager log lines", false},
 		{"GET /metrics", "view", "metrics", promhttp.HandlerFor(rs.jm.metrics.registry, promhttp.HandlerOpts{}).ServeHTTP, "Prometheus metrics", false},
 		{"POST /admin/reload", "admin", "admin", rs.adminReload, "reload the authorization policy and the token file now", false},
+		{"POST /admin/join-tokens", "admin", "cluster", rs.adminNewJoinToken, "create a join token (automatic mode) and retire the others unless keep-old", false},
+		{"GET /admin/join-tokens", "admin", "cluster", rs.adminJoinTokens, "join tokens and the TaskManager ids each issued a certificate to, no secrets", false},
+		{"POST /admin/taskmanagers/{id}/revoke", "admin", "cluster", rs.adminRevokeTaskManager, "revoke a TaskManager's certificates and drop its registration", false},
 		{"GET /whoami", "view", "self", rs.whoami, "who the server takes the caller for (every authenticated caller)", false},
 		{"POST /auth/can-i", "view", "self", rs.canI, "may the caller do VERB on RESOURCE (every authenticated caller)", false},
 	}

@@ -98,7 +98,7 @@ func Start(ctx context.Context, o Options) (*Cluster, error) {
 		}
 		c.Internal = sec
 		jmOpts.Security, jmOpts.ClusterID = sec.Security, sec.ClusterID
-		jmOpts.RPCServerOptions, jmOpts.RegisterRPC = sec.ServerOptions(), sec.Register
+		jmOpts.RPCServerOptions, jmOpts.RegisterRPC, jmOpts.Internal = sec.ServerOptions(), sec.Register, sec
 	}
 	jm, err := jobmanager.New(jmOpts)
 	if err != nil {
@@ -135,9 +135,16 @@ func Start(ctx context.Context, o Options) (*Cluster, error) {
 		if sec == nil {
 			token := ""
 			if c.Internal.Mode == internaltls.Auto {
-				token = c.Internal.JoinToken.String()
+				// One single-use token per TaskManager, kept beside the
+				// others: join tokens are bounded-use.
+				tok, err := c.Internal.NewJoinToken(0, 1, true)
+				if err != nil {
+					c.Stop()
+					return nil, err
+				}
+				token = tok.String()
 			}
-			tsec, err := internaltls.SetupTaskManager(runCtx, tmCfg, o.Logger, id, token)
+			tsec, err := internaltls.SetupTaskManager(runCtx, tmCfg, o.Logger, id, token, func() string { return id })
 			if err != nil {
 				c.Stop()
 				return nil, err

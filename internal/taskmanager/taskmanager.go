@@ -66,6 +66,8 @@ type TaskManager struct {
 	jobs      map[attemptKey]*jobRun
 
 	sentDone atomic.Int64 // bytes sent by writers of ended tasks
+	instance string       // random per process: see newInstanceID
+	fatal    chan error   // connectLoop gave up: Run returns it
 	rpcOpts  []grpc.ServerOption
 	ready    chan struct{}
 	ctx      context.Context
@@ -112,6 +114,7 @@ func New(o Options) (*TaskManager, error) {
 		stdout: o.Stdout, id: id, slots: o.Config.Int("taskmanager.numberOfTaskSlots"),
 		cache: blob.NewCache(store, o.Security.HTTPClient(transport.Blob, 5*time.Minute)),
 		jobs:  map[attemptKey]*jobRun{}, ready: make(chan struct{}), rpcOpts: o.RPCServerOptions,
+		instance: newInstanceID(), fatal: make(chan error, 1),
 	}
 	tm.net = network.NewServer(network.ServerOptions{
 		BufferSize:        int(o.Config.Bytes("taskmanager.network.memory.buffer-size")),
@@ -182,6 +185,7 @@ func (tm *TaskManager) Run(ctx context.Context) error {
 	select {
 	case <-ctx.Done():
 	case runErr = <-errc:
+	case runErr = <-tm.fatal:
 	}
 	cancel()
 	tm.cancelAll()
@@ -281,15 +285,36 @@ func (tm *TaskManager) connectLoop(ctx context.Context) {
 	tm.mu.Unlock()
 	client := controlpb.NewJobManagerClient(conn)
 	backoff := 200 * time.Millisecond
+	// Flink's taskmanager.registration.timeout: a TaskManager that cannot
+	// register (at start, or after losing the JobManager) within it exits,
+	// so a misconfiguration is not an endless retry loop.
+	timeout := tm.cfg.Duration("taskmanager.registration.timeout")
+	unregisteredSince := time.Now()
+	lastHint := ""
 	for ctx.Err() == nil {
 		rctx, cancel := context.WithTimeout(ctx, 10*time.Second)
 		resp, err := client.RegisterTaskManager(rctx, &controlpb.RegisterRequest{
 			TaskmanagerId: tm.id, RpcAddress: tm.rpcAddr, DataAddress: tm.dataAddr,
 			MetricsAddress: tm.metricsAddr, Slots: int32(tm.slots), Hostname: hostname(),
+			InstanceId: tm.instance,
 		})
 		cancel()
 		if err != nil {
-			tm.log.Warn("registration with jobmanager failed; retrying", "jobmanager", jmAddr, "err", err, "retry-in", backoff)
+			hint, permanent := registrationProblem(err, jmAddr, tm.sec.Secured(transport.RPC))
+			if waited := time.Since(unregisteredSince); waited > timeout {
+				tm.fatal <- fmt.Errorf("taskmanager %s could not register with the jobmanager at %s within taskmanager.registration.timeout (%s): %s", tm.id, jmAddr, timeout, hint)
+				return
+			}
+			switch {
+			case permanent && hint != lastHint:
+				tm.log.Error("registration with jobmanager refused; retrying cannot fix this, so the taskmanager exits at taskmanager.registration.timeout unless it is fixed meanwhile",
+					"jobmanager", jmAddr, "cause", hint, "timeout", timeout)
+			case permanent:
+				tm.log.Debug("registration with jobmanager refused", "err", err)
+			default:
+				tm.log.Warn("registration with jobmanager failed; retrying", "jobmanager", jmAddr, "cause", hint, "retry-in", backoff)
+			}
+			lastHint = hint
 			select {
 			case <-ctx.Done():
 				return
@@ -302,10 +327,12 @@ func (tm *TaskManager) connectLoop(ctx context.Context) {
 		tm.mu.Lock()
 		tm.clusterID, tm.blobAddr = resp.ClusterId, resp.BlobAddress
 		tm.mu.Unlock()
+		lastHint = ""
 		tm.log.Info("registered with jobmanager", "jobmanager", jmAddr, "cluster-id", resp.ClusterId)
 		tm.heartbeat(ctx, client, time.Duration(resp.HeartbeatIntervalMs)*time.Millisecond, time.Duration(resp.HeartbeatTimeoutMs)*time.Millisecond)
 		tm.cancelAll()
 		tm.awaitTasksEnded(ctx)
+		unregisteredSince = time.Now()
 	}
 }
 
@@ -345,7 +372,7 @@ func (tm *TaskManager) heartbeat(ctx context.Context, client controlpb.JobManage
 }
 
 func (tm *TaskManager) heartbeatRequest() *controlpb.HeartbeatRequest {
-	req := &controlpb.HeartbeatRequest{TaskmanagerId: tm.id}
+	req := &controlpb.HeartbeatRequest{TaskmanagerId: tm.id, InstanceId: tm.instance}
 	sent := tm.sentDone.Load()
 	tm.mu.Lock()
 	for _, jr := range tm.jobs {

@@ -90,8 +90,12 @@ type RegisterRequest struct {
 	MetricsAddress string                 `protobuf:"bytes,4,opt,name=metrics_address,json=metricsAddress,proto3" json:"metrics_address,omitempty"` // host:port of /metrics, may be empty
 	Slots          int32                  `protobuf:"varint,5,opt,name=slots,proto3" json:"slots,omitempty"`
 	Hostname       string                 `protobuf:"bytes,6,opt,name=hostname,proto3" json:"hostname,omitempty"`
-	unknownFields  protoimpl.UnknownFields
-	sizeCache      protoimpl.SizeCache
+	// Random per TaskManager process, new at every start: the JobManager
+	// lets the same process register again under its id (after a transient
+	// disconnect) but refuses another process while the id is live.
+	InstanceId    string `protobuf:"bytes,20,opt,name=instance_id,json=instanceId,proto3" json:"instance_id,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
 }
 
 func (x *RegisterRequest) Reset() {
@@ -162,6 +166,13 @@ func (x *RegisterRequest) GetSlots() int32 {
 func (x *RegisterRequest) GetHostname() string {
 	if x != nil {
 		return x.Hostname
+	}
+	return ""
+}
+
+func (x *RegisterRequest) GetInstanceId() string {
+	if x != nil {
+		return x.InstanceId
 	}
 	return ""
 }
@@ -348,6 +359,9 @@ type HeartbeatRequest struct {
 	Tasks         []*TaskMetrics         `protobuf:"bytes,2,rep,name=tasks,proto3" json:"tasks,omitempty"`
 	BytesSent     int64                  `protobuf:"varint,3,opt,name=bytes_sent,json=bytesSent,proto3" json:"bytes_sent,omitempty"`
 	BytesReceived int64                  `protobuf:"varint,4,opt,name=bytes_received,json=bytesReceived,proto3" json:"bytes_received,omitempty"`
+	// The RegisterRequest's instance_id: a heartbeat from another process
+	// does not keep a registration alive.
+	InstanceId    string `protobuf:"bytes,20,opt,name=instance_id,json=instanceId,proto3" json:"instance_id,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -408,6 +422,13 @@ func (x *HeartbeatRequest) GetBytesReceived() int64 {
 		return x.BytesReceived
 	}
 	return 0
+}
+
+func (x *HeartbeatRequest) GetInstanceId() string {
+	if x != nil {
+		return x.InstanceId
+	}
+	return ""
 }
 
 type HeartbeatResponse struct {
@@ -1153,7 +1174,7 @@ var File_control_proto protoreflect.FileDescriptor
 
 const file_control_proto_rawDesc = "" +
 	"\n" +
-	"\rcontrol.proto\x12\x11sluice.control.v1\"\xd7\x01\n" +
+	"\rcontrol.proto\x12\x11sluice.control.v1\"\xf8\x01\n" +
 	"\x0fRegisterRequest\x12%\n" +
 	"\x0etaskmanager_id\x18\x01 \x01(\tR\rtaskmanagerId\x12\x1f\n" +
 	"\vrpc_address\x18\x02 \x01(\tR\n" +
@@ -1161,7 +1182,9 @@ const file_control_proto_rawDesc = "" +
 	"\fdata_address\x18\x03 \x01(\tR\vdataAddress\x12'\n" +
 	"\x0fmetrics_address\x18\x04 \x01(\tR\x0emetricsAddress\x12\x14\n" +
 	"\x05slots\x18\x05 \x01(\x05R\x05slots\x12\x1a\n" +
-	"\bhostname\x18\x06 \x01(\tR\bhostname\"\xba\x01\n" +
+	"\bhostname\x18\x06 \x01(\tR\bhostname\x12\x1f\n" +
+	"\vinstance_id\x18\x14 \x01(\tR\n" +
+	"instanceId\"\xba\x01\n" +
 	"\x10RegisterResponse\x12\x1d\n" +
 	"\n" +
 	"cluster_id\x18\x01 \x01(\tR\tclusterId\x122\n" +
@@ -1179,13 +1202,15 @@ const file_control_proto_rawDesc = "" +
 	"\rwrite_records\x18\a \x01(\x03R\fwriteRecords\x12\x1f\n" +
 	"\vwrite_bytes\x18\b \x01(\x03R\n" +
 	"writeBytes\x12*\n" +
-	"\x11back_pressured_ms\x18\t \x01(\x03R\x0fbackPressuredMs\"\xb5\x01\n" +
+	"\x11back_pressured_ms\x18\t \x01(\x03R\x0fbackPressuredMs\"\xd6\x01\n" +
 	"\x10HeartbeatRequest\x12%\n" +
 	"\x0etaskmanager_id\x18\x01 \x01(\tR\rtaskmanagerId\x124\n" +
 	"\x05tasks\x18\x02 \x03(\v2\x1e.sluice.control.v1.TaskMetricsR\x05tasks\x12\x1d\n" +
 	"\n" +
 	"bytes_sent\x18\x03 \x01(\x03R\tbytesSent\x12%\n" +
-	"\x0ebytes_received\x18\x04 \x01(\x03R\rbytesReceived\")\n" +
+	"\x0ebytes_received\x18\x04 \x01(\x03R\rbytesReceived\x12\x1f\n" +
+	"\vinstance_id\x18\x14 \x01(\tR\n" +
+	"instanceId\")\n" +
 	"\x11HeartbeatResponse\x12\x14\n" +
 	"\x05known\x18\x01 \x01(\bR\x05known\"\x9f\x02\n" +
 	"\x0fTaskStateUpdate\x12%\n" +

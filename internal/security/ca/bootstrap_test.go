@@ -59,11 +59,11 @@ func TestBootstrapClientConfig(t *testing.T) {
 	attacker := newTestCA(t, "c1")
 
 	tokens := NewTokens(cluster)
-	good, err := tokens.Create(time.Hour)
+	good, err := tokens.Create(time.Hour, 0)
 	if err != nil {
 		t.Fatal(err)
 	}
-	otherCAToken, err := NewTokens(attacker).Create(time.Hour)
+	otherCAToken, err := NewTokens(attacker).Create(time.Hour, 0)
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -25,10 +25,6 @@ const (
 	JobManagerPEMFile  = "jobmanager.pem"
 	TaskManagerPEMFile = "taskmanager.pem"
 	RESTPEMFile        = "rest.pem"
-	// DefaultTaskManagerID is the id in taskmanager.pem: one certificate
-	// shared by all TaskManagers of a statically configured cluster. Auto
-	// mode gives every TaskManager its own id instead.
-	DefaultTaskManagerID = "default"
 )
 
 // CreateCertsOptions configures CreateCerts.
@@ -115,7 +111,14 @@ func CreateCerts(o CreateCertsOptions) (CreateCertsResult, error) {
 	if err != nil {
 		return CreateCertsResult{}, fmt.Errorf("create-certs: jobmanager: %w", err)
 	}
-	tm, err := c.IssueKeyPair(RoleTaskManager, DefaultTaskManagerID, o.Hosts, ttl)
+	// taskmanager.pem is shared by every TaskManager (Flink's model): its
+	// identity names the role and no id, so each TaskManager registers
+	// under its own id and none can pose as the JobManager.
+	shared, err := SharedTaskManagerIdentity(c.ClusterID)
+	if err != nil {
+		return CreateCertsResult{}, fmt.Errorf("create-certs: taskmanager: %w", err)
+	}
+	tm, err := c.issueKeyPair(shared, o.Hosts, ttl, both)
 	if err != nil {
 		return CreateCertsResult{}, fmt.Errorf("create-certs: taskmanager: %w", err)
 	}
@@ -239,11 +242,13 @@ func (r CreateCertsResult) ConfigSnippet() string {
 	fmt.Fprintf(&b, "security.ssl.internal.truststore: %s\n", p(TruststoreFile))
 	b.WriteString("security.ssl.internal.truststore-type: PEM\n")
 	fmt.Fprintf(&b, "security.ssl.internal.cert.fingerprint: %s\n", r.Fingerprints[InternalPEMFile].SHA256)
-	b.WriteString("# Alternative, per-process identities (a stolen TaskManager certificate cannot act as the\n")
-	b.WriteString("# JobManager): replace keystore, keystore-type, passwords and cert.fingerprint above with\n")
-	fmt.Fprintf(&b, "#   on the JobManager:  security.ssl.internal.keystore: %s\n", p(JobManagerPEMFile))
-	fmt.Fprintf(&b, "#   on TaskManagers:    security.ssl.internal.keystore: %s (run it with --id %s;\n", p(TaskManagerPEMFile), DefaultTaskManagerID)
-	b.WriteString("#                       --taskmanager-ids makes one taskmanager-<id>.pem per TaskManager)\n")
+	b.WriteString("# Alternative, identities (a stolen TaskManager certificate cannot act as the JobManager):\n")
+	b.WriteString("# replace keystore, keystore-type, passwords and cert.fingerprint above with\n")
+	fmt.Fprintf(&b, "#   on the JobManager:     security.ssl.internal.keystore: %s\n", p(JobManagerPEMFile))
+	fmt.Fprintf(&b, "#   on every TaskManager:  security.ssl.internal.keystore: %s (shared: each TaskManager\n", p(TaskManagerPEMFile))
+	b.WriteString("#                          registers under its own --id, or a generated one)\n")
+	b.WriteString("#   or per TaskManager:    taskmanager-<id>.pem from --taskmanager-ids (the TaskManager takes\n")
+	b.WriteString("#                          its id from the certificate; --id, if given, must match it)\n")
 	b.WriteString("#   and security.ssl.internal.keystore-type: PEM\n")
 	fmt.Fprintf(&b, "#   (%s alone is %s with its key, without identity.)\n\n", InternalPEMFile, InternalP12File)
 	b.WriteString("# REST API and dashboard.\n")

@@ -101,7 +101,7 @@ func TestCreateCerts(t *testing.T) {
 		wantURI []string
 	}{
 		{JobManagerPEMFile, x509.ExtKeyUsageClientAuth, []string{"spiffe://prod/jobmanager"}},
-		{TaskManagerPEMFile, x509.ExtKeyUsageClientAuth, []string{"spiffe://prod/taskmanager/default"}},
+		{TaskManagerPEMFile, x509.ExtKeyUsageClientAuth, []string{"spiffe://prod/taskmanager"}},
 		{InternalPEMFile, x509.ExtKeyUsageClientAuth, nil},
 		{RESTPEMFile, x509.ExtKeyUsageServerAuth, nil},
 	}

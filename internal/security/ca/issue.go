@@ -54,6 +54,23 @@ func Identity(clusterID, role, id string) (*url.URL, error) {
 	return sid.URL(), nil
 }
 
+// SharedTaskManagerIdentity returns spiffe://<cluster>/taskmanager, the
+// identity of a TaskManager certificate that names no id: any TaskManager
+// of the cluster may use it, each registering under its own id (Flink's one
+// certificate for all TaskManagers, while a TaskManager still cannot act as
+// the JobManager).
+func SharedTaskManagerIdentity(clusterID string) (*url.URL, error) {
+	td, err := trustDomain(clusterID)
+	if err != nil {
+		return nil, err
+	}
+	sid, err := spiffeid.FromSegments(td, RoleTaskManager)
+	if err != nil {
+		return nil, fmt.Errorf("shared taskmanager identity: %w", err)
+	}
+	return sid.URL(), nil
+}
+
 // Issue signs a certificate for pub carrying the SPIFFE identity of role/id
 // in a URI SAN, hosts as DNS or IP SANs, usable for both sides of mutual
 // TLS, valid for ttl (never beyond the CA). It returns the DER.
@@ -128,7 +145,7 @@ func (c *CA) issue(uri *url.URL, pub crypto.PublicKey, hosts []string, ttl time.
 	}
 	notAfter := now.Add(ttl)
 	// A leaf cannot outlive its CA: verification would fail from then on
-	// anyway, and an honest NotAfter makes RenewAt work.
+	// anyway, and an honest NotAfter makes RenewIn work.
 	if notAfter.After(c.Cert.NotAfter) {
 		notAfter = c.Cert.NotAfter
 	}
@@ -191,14 +208,42 @@ func NewCSR(tmID string) (crypto.Signer, []byte, error) {
 	return key, der, nil
 }
 
-// RenewAt is when cert should be renewed: at 2/3 of its lifetime, leaving a
-// third for retries while the JobManager is unreachable, and at least one
-// minute before NotAfter for very short lifetimes.
-func RenewAt(cert *x509.Certificate) time.Time {
-	life := cert.NotAfter.Sub(cert.NotBefore)
-	at := cert.NotBefore.Add(life * 2 / 3)
-	if latest := cert.NotAfter.Add(-time.Minute); at.After(latest) {
-		at = latest
+// Renewal schedule. The holder of a certificate renews it after two thirds
+// of the validity it can still use, counted from when it got the
+// certificate (not from NotBefore, which is backdated by clockSkew and lies
+// in the past: counting from it put the renewal time of a short-lived
+// certificate before its issue, and renewal looped). A floor keeps any
+// certificate, however short-lived or nearly expired, from being renewed
+// more often than every MinRenewInterval, and failures back off
+// exponentially up to MaxRenewBackoff.
+const (
+	MinRenewInterval = 10 * time.Second
+	MaxRenewBackoff  = 5 * time.Minute
+	// MinCertTTL is the shortest certificate lifetime automatic mode
+	// accepts (security.ssl.internal.auto.cert-ttl): renewal at two thirds
+	// leaves at least 100 s, several backed-off retries, to reach the
+	// JobManager before the certificate expires.
+	MinCertTTL = 5 * time.Minute
+)
+
+// RenewIn returns how long the holder of cert, which it got at now, waits
+// before renewing it: two thirds of the usable validity
+// (NotAfter - max(now, NotBefore)), at least MinRenewInterval.
+func RenewIn(cert *x509.Certificate, now time.Time) time.Duration {
+	from := now
+	if cert.NotBefore.After(from) {
+		from = cert.NotBefore
 	}
-	return at
+	d := cert.NotAfter.Sub(from) * 2 / 3
+	return max(d, MinRenewInterval)
+}
+
+// RenewBackoff is the wait after the n-th consecutive failed renewal
+// (n >= 1): MinRenewInterval doubled per failure, at most MaxRenewBackoff.
+func RenewBackoff(n int) time.Duration {
+	d := MinRenewInterval
+	for i := 1; i < n && d < MaxRenewBackoff; i++ {
+		d *= 2
+	}
+	return min(d, MaxRenewBackoff)
 }

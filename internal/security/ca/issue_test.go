@@ -240,23 +240,70 @@ func TestSignCSRRefusesBadCSR(t *testing.T) {
 	}
 }
 
-func TestRenewAt(t *testing.T) {
-	t0 := time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC)
+// TestRenewIn: renewal is scheduled from the validity the holder can use,
+// not from the backdated NotBefore, so a short-lived certificate is not
+// already due at issue (which made renewal loop), and never sooner than
+// MinRenewInterval.
+func TestRenewIn(t *testing.T) {
+	now := time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC)
 	tests := []struct {
-		name string
-		life time.Duration
-		want time.Time
+		name     string
+		notAfter time.Duration // from now
+		want     time.Duration
 	}{
-		{"24h", 24 * time.Hour, t0.Add(16 * time.Hour)},
-		{"3m", 3 * time.Minute, t0.Add(2 * time.Minute)},
-		{"90s: at least 1m before expiry", 90 * time.Second, t0.Add(30 * time.Second)},
+		{"24h", 24 * time.Hour, 16 * time.Hour},
+		{"minimum ttl", MinCertTTL, MinCertTTL * 2 / 3},
+		{"60s (the old minimum)", 60 * time.Second, 40 * time.Second},
+		{"2m", 2 * time.Minute, 80 * time.Second},
+		{"nearly expired: floor", 3 * time.Second, MinRenewInterval},
+		{"expired: floor", -time.Minute, MinRenewInterval},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			got := RenewAt(&x509.Certificate{NotBefore: t0, NotAfter: t0.Add(tt.life)})
-			if !got.Equal(tt.want) {
-				t.Errorf("RenewAt = %s, want %s", got, tt.want)
+			// Issued as issue does: backdated by clockSkew.
+			cert := &x509.Certificate{NotBefore: now.Add(-clockSkew), NotAfter: now.Add(tt.notAfter)}
+			if got := RenewIn(cert, now); got != tt.want {
+				t.Errorf("RenewIn = %s, want %s", got, tt.want)
 			}
 		})
+	}
+	// A certificate not valid yet counts from its NotBefore.
+	cert := &x509.Certificate{NotBefore: now.Add(time.Minute), NotAfter: now.Add(4 * time.Minute)}
+	if got := RenewIn(cert, now); got != 2*time.Minute {
+		t.Errorf("future NotBefore: RenewIn = %s, want 2m", got)
+	}
+}
+
+// TestRenewLoopBound: a holder that renews on RenewIn's schedule renews a
+// certificate of every allowed lifetime a bounded number of times: no
+// loop, whatever the TTL.
+func TestRenewLoopBound(t *testing.T) {
+	c := newTestCA(t, "c1")
+	for _, ttl := range []time.Duration{time.Second, time.Minute, 150 * time.Second, MinCertTTL} {
+		kp, err := c.IssueKeyPair(RoleJobManager, "", nil, ttl)
+		if err != nil {
+			t.Fatal(err)
+		}
+		// Simulated clock: renewals within one hour.
+		now, end, n := time.Now(), time.Now().Add(time.Hour), 0
+		for leaf := kp.Leaf; ; n++ {
+			now = now.Add(RenewIn(leaf, now))
+			if now.After(end) {
+				break
+			}
+			leaf = &x509.Certificate{NotBefore: now.Add(-clockSkew), NotAfter: now.Add(ttl)}
+		}
+		if limit := int(time.Hour/MinRenewInterval) + 1; n > limit {
+			t.Errorf("ttl %s: %d renewals in an hour, want at most %d", ttl, n, limit)
+		}
+	}
+}
+
+func TestRenewBackoff(t *testing.T) {
+	want := []time.Duration{10 * time.Second, 20 * time.Second, 40 * time.Second, 80 * time.Second, 160 * time.Second, 5 * time.Minute, 5 * time.Minute}
+	for i, w := range want {
+		if got := RenewBackoff(i + 1); got != w {
+			t.Errorf("RenewBackoff(%d) = %s, want %s", i+1, got, w)
+		}
 	}
 }

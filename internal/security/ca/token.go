@@ -10,6 +10,7 @@ import (
 	"io"
 	"log/slog"
 	"os"
+	"sort"
 	"strings"
 	"sync"
 	"time"
@@ -117,20 +118,53 @@ var (
 
 // Tokens is the JobManager's registry of join tokens. It is safe for
 // concurrent use.
+//
+// A token is bounded-use: each successful join consumes one use and issues
+// one certificate for one TaskManager id, and the registry records which
+// token issued which id (and certificate serial), so that a leaked token can
+// be traced to what it let in. With a bound of 1 (the default of
+// security.ssl.internal.auto.join-token.max-uses) a token is single-use.
 type Tokens struct {
 	caHash string
 	now    func() time.Time // tests
 
 	mu     sync.Mutex
 	tokens map[string]*tokenEntry
+	// history keeps the records of tokens that were rotated out or expired
+	// (no secret), so the issued ids stay traceable.
+	history []TokenInfo
 }
 
 type tokenEntry struct {
 	// Only a digest of the secret is kept, so a heap dump or a debug print
 	// of the registry does not reveal usable tokens.
 	secretSum [sha256.Size]byte
+	created   time.Time
 	expires   time.Time
+	maxUses   int // <= 0: unbounded
 	uses      int
+	issued    []Issued
+}
+
+// Issued records one certificate a join token issued.
+type Issued struct {
+	TaskManager string    `json:"taskmanager"`
+	Serial      string    `json:"serial"`
+	At          time.Time `json:"at"`
+	NotAfter    time.Time `json:"not-after"`
+}
+
+// TokenInfo describes a token without its secret: what may be shown to an
+// administrator or persisted.
+type TokenInfo struct {
+	ID      string    `json:"id"`
+	Created time.Time `json:"created"`
+	Expires time.Time `json:"expires"`
+	MaxUses int       `json:"max-uses"` // 0: unbounded
+	Uses    int       `json:"uses"`
+	// Active is false once the token was rotated out or revoked.
+	Active bool     `json:"active"`
+	Issued []Issued `json:"issued"`
 }
 
 // NewTokens returns an empty registry whose tokens pin ca.
@@ -138,8 +172,9 @@ func NewTokens(ca *CA) *Tokens {
 	return &Tokens{caHash: ca.Hash(), now: time.Now, tokens: map[string]*tokenEntry{}}
 }
 
-// Create makes a new token valid for ttl (DefaultTokenTTL when 0).
-func (ts *Tokens) Create(ttl time.Duration) (Token, error) {
+// Create makes a new token valid for ttl (DefaultTokenTTL when 0) and
+// maxUses joins (unbounded when <= 0).
+func (ts *Tokens) Create(ttl time.Duration, maxUses int) (Token, error) {
 	if ttl == 0 {
 		ttl = DefaultTokenTTL
 	}
@@ -155,7 +190,7 @@ func (ts *Tokens) Create(ttl time.Duration) (Token, error) {
 	now := ts.now()
 	for id, e := range ts.tokens {
 		if now.Sub(e.expires) > tokenRetention {
-			delete(ts.tokens, id)
+			ts.retireLocked(id, e)
 		}
 	}
 	var id string
@@ -167,16 +202,20 @@ func (ts *Tokens) Create(ttl time.Duration) (Token, error) {
 			break
 		}
 	}
+	if maxUses < 0 {
+		maxUses = 0
+	}
 	t := Token{ID: id, Secret: secret, CAHash: ts.caHash, Expires: now.Add(ttl)}
-	ts.tokens[id] = &tokenEntry{secretSum: sha256.Sum256([]byte(secret)), expires: t.Expires}
+	ts.tokens[id] = &tokenEntry{secretSum: sha256.Sum256([]byte(secret)), created: now, expires: t.Expires, maxUses: maxUses}
 	return t, nil
 }
 
-// Validate checks a presented token id and secret. The secret comparison
-// is constant-time. A token may be used by several TaskManagers until it
-// expires (as in kubeadm); each successful use is counted (see Uses).
-// Errors name the token id, never the secret.
-func (ts *Tokens) Validate(id, secret string) error {
+// Use checks a presented token id and secret and consumes one use of the
+// token. The secret comparison is constant-time. A token that has been
+// used maxUses times is refused. Errors name the token id, never the
+// secret. A caller that then fails to issue a certificate gives the use
+// back with Release.
+func (ts *Tokens) Use(id, secret string) error {
 	if checkTokenPart("id", id, tokenIDLen, tokenAlphabet) != nil {
 		// Do not echo a malformed id: it is attacker-controlled input and
 		// may be a misplaced secret.
@@ -187,21 +226,42 @@ func (ts *Tokens) Validate(id, secret string) error {
 	defer ts.mu.Unlock()
 	e, ok := ts.tokens[id]
 	if !ok {
-		return fmt.Errorf("unknown join token %s", id)
+		return fmt.Errorf("unknown join token %s (rotated, revoked or never issued by this JobManager); get the current one with `sluice security new-join-token`", id)
 	}
-	// The secret is checked before the expiry so that only a holder of the
-	// secret learns when the token expired.
+	// The secret is checked before the expiry and the uses so that only a
+	// holder of the secret learns the token's state.
 	if subtle.ConstantTimeCompare(sum[:], e.secretSum[:]) != 1 {
 		return fmt.Errorf("join token %s: wrong secret", id)
 	}
 	if !ts.now().Before(e.expires) {
-		return fmt.Errorf("join token %s expired at %s; create a new join token on the JobManager", id, e.expires.UTC().Format(time.RFC3339))
+		return fmt.Errorf("join token %s expired at %s; create a new one with `sluice security new-join-token`", id, e.expires.UTC().Format(time.RFC3339))
+	}
+	if e.maxUses > 0 && e.uses >= e.maxUses {
+		return fmt.Errorf("join token %s is used up (%d of %d uses, security.ssl.internal.auto.join-token.max-uses); create one for this TaskManager with `sluice security new-join-token`", id, e.uses, e.maxUses)
 	}
 	e.uses++
 	return nil
 }
 
-// Uses reports how many times token id was validated successfully.
+// Release gives back a use taken by Use when no certificate was issued.
+func (ts *Tokens) Release(id string) {
+	ts.mu.Lock()
+	defer ts.mu.Unlock()
+	if e, ok := ts.tokens[id]; ok && e.uses > 0 {
+		e.uses--
+	}
+}
+
+// Record notes that token id issued a certificate.
+func (ts *Tokens) Record(id string, rec Issued) {
+	ts.mu.Lock()
+	defer ts.mu.Unlock()
+	if e, ok := ts.tokens[id]; ok {
+		e.issued = append(e.issued, rec)
+	}
+}
+
+// Uses reports how many times token id was used.
 func (ts *Tokens) Uses(id string) int {
 	ts.mu.Lock()
 	defer ts.mu.Unlock()
@@ -211,11 +271,73 @@ func (ts *Tokens) Uses(id string) int {
 	return 0
 }
 
-// Revoke forgets token id; later joins with it fail as unknown.
+// Revoke retires token id; later joins with it fail as unknown. Its record
+// of issued certificates is kept.
 func (ts *Tokens) Revoke(id string) {
 	ts.mu.Lock()
 	defer ts.mu.Unlock()
+	if e, ok := ts.tokens[id]; ok {
+		ts.retireLocked(id, e)
+	}
+}
+
+// RevokeAllBut retires every token except keep (rotation).
+func (ts *Tokens) RevokeAllBut(keep string) []string {
+	ts.mu.Lock()
+	defer ts.mu.Unlock()
+	var out []string
+	for id, e := range ts.tokens {
+		if id != keep {
+			ts.retireLocked(id, e)
+			out = append(out, id)
+		}
+	}
+	return out
+}
+
+func (ts *Tokens) retireLocked(id string, e *tokenEntry) {
+	info := e.info(id)
+	info.Active = false
+	ts.history = append(ts.history, info)
 	delete(ts.tokens, id)
+}
+
+func (e *tokenEntry) info(id string) TokenInfo {
+	return TokenInfo{ID: id, Created: e.created, Expires: e.expires, MaxUses: e.maxUses, Uses: e.uses, Active: true,
+		Issued: append([]Issued{}, e.issued...)}
+}
+
+// Infos returns every token the registry knows, active and retired, oldest
+// first, without secrets.
+func (ts *Tokens) Infos() []TokenInfo {
+	ts.mu.Lock()
+	defer ts.mu.Unlock()
+	out := append([]TokenInfo(nil), ts.history...)
+	for id, e := range ts.tokens {
+		out = append(out, e.info(id))
+	}
+	sort.Slice(out, func(a, b int) bool { return out[a].Created.Before(out[b].Created) })
+	return out
+}
+
+// Restore adds retired token records (from a previous run of the
+// JobManager) to the history. They carry no secret and cannot be used.
+// Records of tokens that issued nothing and expired long ago are dropped,
+// so that restarts do not grow the history without bound.
+func (ts *Tokens) Restore(infos []TokenInfo) {
+	ts.mu.Lock()
+	defer ts.mu.Unlock()
+	now := ts.now()
+	for _, i := range infos {
+		if len(i.Issued) == 0 && now.Sub(i.Expires) > tokenRetention {
+			continue
+		}
+		i.Active = false
+		if i.Issued == nil {
+			i.Issued = []Issued{}
+		}
+		ts.history = append(ts.history, i)
+	}
 }
 
 // randomString draws n characters uniformly from tokenAlphabet.

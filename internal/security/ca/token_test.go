@@ -27,7 +27,7 @@ func noSecret(t *testing.T, err error, secret string) {
 func TestTokenCreateParse(t *testing.T) {
 	c := newTestCA(t, "c1")
 	ts := NewTokens(c)
-	tok, err := ts.Create(0)
+	tok, err := ts.Create(0, 0)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -47,7 +47,7 @@ func TestTokenCreateParse(t *testing.T) {
 	if got.ID != tok.ID || got.Secret != tok.Secret || got.CAHash != tok.CAHash {
 		t.Errorf("ParseToken round trip: got %s, want %s", got.Redacted(), tok.Redacted())
 	}
-	if err := ts.Validate(got.ID, got.Secret); err != nil {
+	if err := ts.Use(got.ID, got.Secret); err != nil {
 		t.Fatal(err)
 	}
 }
@@ -91,15 +91,15 @@ func TestTokensValidate(t *testing.T) {
 	ts := NewTokens(newTestCA(t, "c1"))
 	now := time.Now()
 	ts.now = func() time.Time { return now }
-	good, err := ts.Create(time.Hour)
+	good, err := ts.Create(time.Hour, 0)
 	if err != nil {
 		t.Fatal(err)
 	}
-	short, err := ts.Create(time.Minute)
+	short, err := ts.Create(time.Minute, 0)
 	if err != nil {
 		t.Fatal(err)
 	}
-	revoked, err := ts.Create(time.Hour)
+	revoked, err := ts.Create(time.Hour, 0)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -126,7 +126,7 @@ func TestTokensValidate(t *testing.T) {
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
 			ts.now = func() time.Time { return tt.at }
-			err := ts.Validate(tt.id, tt.secret)
+			err := ts.Use(tt.id, tt.secret)
 			if tt.wantErr == "" {
 				if err != nil {
 					t.Fatal(err)
@@ -151,15 +151,15 @@ func TestTokensPruneLongExpired(t *testing.T) {
 	ts := NewTokens(newTestCA(t, "c1"))
 	now := time.Now()
 	ts.now = func() time.Time { return now }
-	old, err := ts.Create(time.Minute)
+	old, err := ts.Create(time.Minute, 0)
 	if err != nil {
 		t.Fatal(err)
 	}
 	now = now.Add(tokenRetention + time.Hour)
-	if _, err := ts.Create(0); err != nil {
+	if _, err := ts.Create(0, 0); err != nil {
 		t.Fatal(err)
 	}
-	if err := ts.Validate(old.ID, old.Secret); err == nil || !strings.Contains(err.Error(), "unknown") {
+	if err := ts.Use(old.ID, old.Secret); err == nil || !strings.Contains(err.Error(), "unknown") {
 		t.Fatalf("long-expired token: err = %v, want unknown", err)
 	}
 }
@@ -171,9 +171,9 @@ func TestTokensConcurrent(t *testing.T) {
 	for range 8 {
 		wg.Go(func() {
 			for range 8 {
-				tok, err := ts.Create(time.Hour)
+				tok, err := ts.Create(time.Hour, 0)
 				if err == nil {
-					err = ts.Validate(tok.ID, tok.Secret)
+					err = ts.Use(tok.ID, tok.Secret)
 				}
 				if err != nil {
 					errs <- err
@@ -192,7 +192,7 @@ func TestTokensConcurrent(t *testing.T) {
 // TestTokenRedaction: however a token reaches a log line or an API
 // response by mistake, the secret does not.
 func TestTokenRedaction(t *testing.T) {
-	tok, err := NewTokens(newTestCA(t, "c1")).Create(time.Hour)
+	tok, err := NewTokens(newTestCA(t, "c1")).Create(time.Hour, 0)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -229,7 +229,7 @@ func TestTokenRedaction(t *testing.T) {
 }
 
 func TestTokenFile(t *testing.T) {
-	tok, err := NewTokens(newTestCA(t, "c1")).Create(time.Hour)
+	tok, err := NewTokens(newTestCA(t, "c1")).Create(time.Hour, 0)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -272,5 +272,90 @@ func TestTokenFile(t *testing.T) {
 	}
 	if _, err := ReadTokenFile(filepath.Join(t.TempDir(), "missing")); err == nil {
 		t.Error("missing token file accepted")
+	}
+}
+
+// TestTokensBoundedUse: a token with max-uses N admits N joins and then
+// refuses, naming the key; a released use (no certificate issued) can be
+// taken again; issued certificates are recorded per token, and rotation
+// keeps the records while refusing the old token.
+func TestTokensBoundedUse(t *testing.T) {
+	ts := NewTokens(newTestCA(t, "c1"))
+	single, err := ts.Create(time.Hour, 1)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := ts.Use(single.ID, single.Secret); err != nil {
+		t.Fatal(err)
+	}
+	err = ts.Use(single.ID, single.Secret)
+	if err == nil || !strings.Contains(err.Error(), "used up") || !strings.Contains(err.Error(), "join-token.max-uses") {
+		t.Fatalf("second use of a single-use token: err = %v, want used up naming the key", err)
+	}
+	noSecret(t, err, single.Secret)
+	ts.Release(single.ID)
+	if err := ts.Use(single.ID, single.Secret); err != nil {
+		t.Fatalf("use after release: %v", err)
+	}
+	ts.Record(single.ID, Issued{TaskManager: "tm-1", Serial: "42"})
+
+	three, err := ts.Create(time.Hour, 3)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for i := range 3 {
+		if err := ts.Use(three.ID, three.Secret); err != nil {
+			t.Fatalf("use %d of 3: %v", i+1, err)
+		}
+	}
+	if err := ts.Use(three.ID, three.Secret); err == nil {
+		t.Fatal("fourth use of a 3-use token admitted")
+	}
+
+	fresh, err := ts.Create(time.Hour, 1)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got := ts.RevokeAllBut(fresh.ID); len(got) != 2 {
+		t.Errorf("rotation retired %v, want the 2 older tokens", got)
+	}
+	if err := ts.Use(single.ID, single.Secret); err == nil || !strings.Contains(err.Error(), "unknown") {
+		t.Errorf("rotated-out token: err = %v, want unknown", err)
+	}
+	var found bool
+	for _, info := range ts.Infos() {
+		if info.ID == single.ID {
+			found = true
+			if info.Active || len(info.Issued) != 1 || info.Issued[0].TaskManager != "tm-1" || info.Uses != 1 {
+				t.Errorf("record of the rotated token: %+v", info)
+			}
+		}
+	}
+	if !found {
+		t.Error("the rotated token's record is gone")
+	}
+}
+
+func TestTokensConcurrentSingleUse(t *testing.T) {
+	ts := NewTokens(newTestCA(t, "c1"))
+	tok, err := ts.Create(time.Hour, 1)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var wg sync.WaitGroup
+	var mu sync.Mutex
+	ok := 0
+	for range 16 {
+		wg.Go(func() {
+			if ts.Use(tok.ID, tok.Secret) == nil {
+				mu.Lock()
+				ok++
+				mu.Unlock()
+			}
+		})
+	}
+	wg.Wait()
+	if ok != 1 {
+		t.Fatalf("%d concurrent joins with a single-use token succeeded, want 1", ok)
 	}
 }

@@ -8,6 +8,8 @@ import (
 	"os"
 	"path/filepath"
 	"regexp"
+	"sync"
+	"sync/atomic"
 	"time"
 
 	"google.golang.org/grpc"
@@ -29,17 +31,32 @@ type JobManager struct {
 	Security *transport.Security
 	// ClusterID is the cluster's id when certificates carry identities.
 	ClusterID string
-	// JoinToken is the token TaskManagers join with (automatic mode).
-	// Never log it.
+	// JoinToken is the token created at start-up (automatic mode);
+	// NewJoinToken may have retired it since. Never log it.
 	JoinToken ca.Token
 	// JoinTokenFile is where the token was written (automatic mode).
 	JoinTokenFile string
 
-	store  *tlsconf.Store
-	ca     *ca.CA
-	tokens *ca.Tokens
-	ttl    time.Duration
-	log    *slog.Logger
+	store    *tlsconf.Store
+	ca       *ca.CA
+	caDir    string
+	tokens   *ca.Tokens
+	ttl      time.Duration
+	tokenTTL time.Duration
+	maxUses  int
+	log      *slog.Logger
+
+	// live reports whether a TaskManager id is registered and
+	// heartbeating; set by the JobManager (SetLiveCheck).
+	live atomic.Pointer[func(id string) bool]
+
+	regMu sync.Mutex // guards issued, revoked and the registry file
+	// issued lists the unexpired certificates the CA issued per
+	// TaskManager id, so that revoking an id revokes all of them.
+	issued  map[string][]ca.Issued
+	revoked []ca.Revocation
+
+	refusals refusalLog
 }
 
 // SetupJobManager builds the JobManager's internal security from cfg.
@@ -47,7 +64,9 @@ type JobManager struct {
 // unset.
 func SetupJobManager(ctx context.Context, cfg *config.Config, log *slog.Logger, workDir string) (*JobManager, error) {
 	mode := ModeOf(cfg)
-	jm := &JobManager{Mode: mode, log: log, ttl: cfg.Duration("security.ssl.internal.auto.cert-ttl")}
+	jm := &JobManager{Mode: mode, log: log, ttl: cfg.Duration("security.ssl.internal.auto.cert-ttl"),
+		tokenTTL: cfg.Duration("security.cluster.join-token.ttl"), maxUses: cfg.Int("security.ssl.internal.auto.join-token.max-uses"),
+		issued: map[string][]ca.Issued{}}
 	warnUnsecured(cfg, mode, log)
 	switch mode {
 	case Off:
@@ -84,7 +103,10 @@ func SetupJobManager(ctx context.Context, cfg *config.Config, log *slog.Logger, 
 	if err != nil {
 		return nil, fmt.Errorf("security.ssl.internal.auto.dir: %w", err)
 	}
-	jm.ca, jm.ClusterID = authority, authority.ClusterID
+	jm.ca, jm.ClusterID, jm.caDir = authority, authority.ClusterID, dir
+	if jm.ttl < ca.MinCertTTL {
+		return nil, fmt.Errorf("security.ssl.internal.auto.cert-ttl %s is below the minimum %s: certificates must outlive their renewal schedule (renewal at two thirds, retries in the last third)", jm.ttl, ca.MinCertTTL)
+	}
 	cert, err := authority.IssueKeyPair(ca.RoleJobManager, "", jmHosts(cfg), jm.ttl)
 	if err != nil {
 		return nil, err
@@ -95,19 +117,20 @@ func SetupJobManager(ctx context.Context, cfg *config.Config, log *slog.Logger, 
 	}
 	jm.store = tlsconf.NewStoreFromMaterial(cert, authority.Pool(), opts, log)
 	jm.tokens = ca.NewTokens(authority)
-	tok, err := jm.tokens.Create(cfg.Duration("security.cluster.join-token.ttl"))
+	if err := jm.loadRegistry(); err != nil {
+		return nil, fmt.Errorf("security.ssl.internal.auto.dir: %w", err)
+	}
+	jm.JoinTokenFile = filepath.Join(dir, "join-token")
+	tok, err := jm.NewJoinToken(jm.tokenTTL, jm.maxUses, false)
 	if err != nil {
 		return nil, err
 	}
 	jm.JoinToken = tok
-	jm.JoinTokenFile = filepath.Join(dir, "join-token")
-	if err := ca.WriteTokenFile(jm.JoinTokenFile, tok); err != nil {
-		return nil, err
-	}
 	jm.Security = build(cfg, jm.store, jobManagerPolicy(true), log)
-	go jm.renewOwn(ctx)
+	go renewLoop(ctx, jm.log, "jobmanager certificate", func() *x509.Certificate { return leafOf(jm.store) }, jm.renewOwnOnce)
 	log.Info("internal TLS on (automatic cluster CA): rpc, data and blob connections are encrypted and mutually authenticated",
-		"cluster-id", authority.ClusterID, "ca-dir", dir, "join-token-file", jm.JoinTokenFile, "join-token-expires", tok.Expires.Format(time.RFC3339))
+		"cluster-id", authority.ClusterID, "ca-dir", dir, "join-token-file", jm.JoinTokenFile, "join-token-expires", tok.Expires.Format(time.RFC3339),
+		"join-token-max-uses", jm.maxUses)
 	return jm, nil
 }
 
@@ -130,26 +153,23 @@ func jmHosts(cfg *config.Config) []string {
 	return hosts
 }
 
-// renewOwn re-issues the JobManager's own certificate before it expires.
-func (jm *JobManager) renewOwn(ctx context.Context) {
-	for {
-		leaf := jm.store.Certificate().Leaf
-		if leaf == nil {
-			leaf, _ = x509.ParseCertificate(jm.store.Certificate().Certificate[0])
+// renewOwnOnce re-issues the JobManager's own certificate.
+func (jm *JobManager) renewOwnOnce(context.Context) error {
+	leaf := leafOf(jm.store)
+	var hosts []string
+	if leaf != nil {
+		hosts = append(hosts, leaf.DNSNames...)
+		for _, ip := range leaf.IPAddresses {
+			hosts = append(hosts, ip.String())
 		}
-		select {
-		case <-ctx.Done():
-			return
-		case <-time.After(time.Until(ca.RenewAt(leaf))):
-		}
-		cert, err := jm.ca.IssueKeyPair(ca.RoleJobManager, "", nil, jm.ttl)
-		if err != nil {
-			jm.log.Error("renew jobmanager certificate", "err", err)
-			continue
-		}
-		jm.store.SetMaterial(cert, jm.ca.Pool())
-		jm.log.Info("jobmanager certificate renewed", "expires", cert.Leaf.NotAfter)
 	}
+	cert, err := jm.ca.IssueKeyPair(ca.RoleJobManager, "", hosts, jm.ttl)
+	if err != nil {
+		return err
+	}
+	jm.store.SetMaterial(cert, jm.ca.Pool())
+	jm.log.Info("jobmanager certificate renewed", "expires", cert.Leaf.NotAfter.Format(time.RFC3339))
+	return nil
 }
 
 // ServerOptions returns the gRPC options the JobManager's RPC server needs:
@@ -174,12 +194,27 @@ type taskManagerRequest interface{ GetTaskmanagerId() string }
 // ServiceACL table, and a call naming a TaskManager must come from that
 // TaskManager.
 func (jm *JobManager) authorizeCall(ctx context.Context, req any, info *grpc.UnaryServerInfo, handler grpc.UnaryHandler) (any, error) {
+	// A revoked certificate is refused at the handshake; this catches the
+	// connections it established before it was revoked.
+	if p, ok := peer.FromContext(ctx); ok && jm.store != nil {
+		if ti, ok := p.AuthInfo.(credentials.TLSInfo); ok && len(ti.State.PeerCertificates) > 0 {
+			if why, revoked := jm.store.Revoked(ti.State.PeerCertificates[0].SerialNumber); revoked {
+				err := status.Errorf(codes.PermissionDenied, "this TaskManager's certificate was revoked (%s): it may not act in this cluster; an administrator must issue it a new identity (a new join token in automatic mode)", why)
+				jm.refusals.log(jm.log, ctx, info.FullMethod, "", err)
+				return nil, err
+			}
+		}
+	}
 	id, err := checkServiceACL(ctx, info.FullMethod, jm.ClusterID)
 	if err != nil {
+		jm.refusals.log(jm.log, ctx, info.FullMethod, "", err)
 		return nil, err
 	}
-	if r, ok := req.(taskManagerRequest); ok && id.ClusterID != "" && r.GetTaskmanagerId() != id.ID {
-		return nil, status.Errorf(codes.PermissionDenied, "%s may not act as taskmanager %q", id, r.GetTaskmanagerId())
+	if r, ok := req.(taskManagerRequest); ok && id.ClusterID != "" && !id.MayActAs(r.GetTaskmanagerId()) {
+		err := status.Errorf(codes.PermissionDenied, "%s may not act as taskmanager %q: its certificate names taskmanager %q; start the TaskManager without --id (it takes the id from its certificate) or with --id %s, or give it a certificate for %q or a shared one (spiffe://%s/taskmanager)",
+			id, r.GetTaskmanagerId(), id.ID, id.ID, r.GetTaskmanagerId(), id.ClusterID)
+		jm.refusals.log(jm.log, ctx, info.FullMethod, r.GetTaskmanagerId(), err)
+		return nil, err
 	}
 	return handler(ctx, req)
 }
@@ -217,15 +252,28 @@ func (b *bootstrapServer) Join(ctx context.Context, req *controlpb.JoinRequest) 
 	if !tmIDPattern.MatchString(req.TaskmanagerId) {
 		return nil, status.Errorf(codes.InvalidArgument, "taskmanager id %q: want 1-128 letters, digits, '.', '_' or '-'", req.TaskmanagerId)
 	}
-	if err := jm.tokens.Validate(req.TokenId, req.TokenSecret); err != nil {
+	if err := jm.tokens.Use(req.TokenId, req.TokenSecret); err != nil {
 		jm.log.Warn("join refused", "peer", addr, "taskmanager", req.TaskmanagerId, "reason", err.Error())
 		return nil, status.Errorf(codes.PermissionDenied, "join refused: %v", err)
 	}
+	// A token admits a new TaskManager, never a second holder of a live
+	// one's identity: that would let the token's holder take over its
+	// registration (checked again at registration, whatever the
+	// certificate).
+	if jm.isLive(req.TaskmanagerId) {
+		jm.tokens.Release(req.TokenId)
+		jm.log.Warn("join refused: taskmanager id already live", "peer", addr, "taskmanager", req.TaskmanagerId, "token", "id "+req.TokenId)
+		return nil, status.Error(codes.AlreadyExists, AlreadyLiveMessage(req.TaskmanagerId))
+	}
 	der, err := jm.ca.SignCSR(req.Csr, ca.RoleTaskManager, req.TaskmanagerId, jm.ttl)
 	if err != nil {
+		jm.tokens.Release(req.TokenId)
 		return nil, status.Errorf(codes.InvalidArgument, "certificate request: %v", err)
 	}
-	jm.log.Info("taskmanager joined the cluster", "taskmanager", req.TaskmanagerId, "peer", addr, "token", "id "+req.TokenId)
+	rec := jm.recordIssued(req.TaskmanagerId, der)
+	jm.tokens.Record(req.TokenId, rec)
+	jm.saveRegistry()
+	jm.log.Info("taskmanager joined the cluster", "taskmanager", req.TaskmanagerId, "peer", addr, "token", "id "+req.TokenId, "serial", rec.Serial)
 	return &controlpb.CertificateResponse{Chain: [][]byte{der, jm.ca.Cert.Raw}, Ca: jm.ca.Cert.Raw, ClusterId: jm.ca.ClusterID}, nil
 }
 
@@ -235,14 +283,17 @@ func (b *bootstrapServer) Renew(ctx context.Context, req *controlpb.RenewRequest
 	if err != nil {
 		return nil, err
 	}
-	if id.Role != tlsconf.RoleTaskManager || id.ClusterID != jm.ClusterID {
-		return nil, status.Errorf(codes.PermissionDenied, "%s may not renew a taskmanager certificate", id)
+	// A shared certificate names no id: renewing it would mint a
+	// certificate for every TaskManager identity at once.
+	if id.Role != tlsconf.RoleTaskManager || id.ClusterID != jm.ClusterID || id.SharedTaskManager() {
+		return nil, status.Errorf(codes.PermissionDenied, "%s may not renew a taskmanager certificate (only certificates this cluster's CA issued to one TaskManager id are renewed)", id)
 	}
 	der, err := jm.ca.SignCSR(req.Csr, ca.RoleTaskManager, id.ID, jm.ttl)
 	if err != nil {
 		return nil, status.Errorf(codes.InvalidArgument, "certificate request: %v", err)
 	}
-	jm.log.Info("taskmanager certificate renewed", "taskmanager", id.ID)
+	rec := jm.recordIssued(id.ID, der)
+	jm.log.Info("taskmanager certificate renewed", "taskmanager", id.ID, "serial", rec.Serial)
 	return &controlpb.CertificateResponse{Chain: [][]byte{der, jm.ca.Cert.Raw}, Ca: jm.ca.Cert.Raw, ClusterId: jm.ca.ClusterID}, nil
 }
 

@@ -28,8 +28,12 @@ import (
 type TaskManager struct {
 	Mode     Mode
 	Security *transport.Security
-	store    *tlsconf.Store
-	log      *slog.Logger
+	// ID is the TaskManager's resource id: --id, else
+	// taskmanager.resource-id, else the id its certificate names, else
+	// generated.
+	ID    string
+	store *tlsconf.Store
+	log   *slog.Logger
 }
 
 // joinToken finds the join token: the flag, then security.cluster.join-token,
@@ -51,12 +55,14 @@ func joinToken(cfg *config.Config, flag string) (string, error) {
 	return "", nil
 }
 
-// SetupTaskManager builds a TaskManager's internal security. In automatic
-// mode (or when a join token is given) it joins the cluster first: it
-// creates its key, sends a CSR with the token to the JobManager, whose CA it
-// checks against the hash in the token, and renews the certificate it gets
-// before it expires.
-func SetupTaskManager(ctx context.Context, cfg *config.Config, log *slog.Logger, tmID, tokenFlag string) (*TaskManager, error) {
+// SetupTaskManager builds a TaskManager's internal security and decides its
+// id. tmID is the --id flag ("" when not given); defaultID generates an id
+// when neither the flag, taskmanager.resource-id nor the certificate names
+// one. In automatic mode (or when a join token is given) it joins the
+// cluster first: it creates its key, sends a CSR with the token to the
+// JobManager, whose CA it checks against the hash in the token, and renews
+// the certificate it gets before it expires.
+func SetupTaskManager(ctx context.Context, cfg *config.Config, log *slog.Logger, tmID, tokenFlag string, defaultID func() string) (*TaskManager, error) {
 	tokStr, err := joinToken(cfg, tokenFlag)
 	if err != nil {
 		return nil, err
@@ -65,7 +71,13 @@ func SetupTaskManager(ctx context.Context, cfg *config.Config, log *slog.Logger,
 	if tokStr != "" {
 		mode = Auto
 	}
-	tm := &TaskManager{Mode: mode, log: log}
+	if tmID == "" {
+		tmID = cfg.String("taskmanager.resource-id")
+	}
+	tm := &TaskManager{Mode: mode, log: log, ID: tmID}
+	if tm.ID == "" && mode != Configured {
+		tm.ID = defaultID()
+	}
 	switch mode {
 	case Off:
 		warnUnsecured(cfg, mode, log)
@@ -82,8 +94,22 @@ func SetupTaskManager(ctx context.Context, cfg *config.Config, log *slog.Logger,
 		if err != nil {
 			return nil, err
 		}
-		if id, ok := store.Identity(); ok && id.Role != tlsconf.RoleTaskManager {
-			return nil, fmt.Errorf("security.ssl.internal.keystore: the certificate's identity is %s, but a TaskManager needs spiffe://%s/taskmanager/<id>", id, id.ClusterID)
+		if id, ok := store.Identity(); ok {
+			if id.Role != tlsconf.RoleTaskManager {
+				return nil, fmt.Errorf("security.ssl.internal.keystore: the certificate's identity is %s, but a TaskManager needs spiffe://%s/taskmanager/<id> (its own) or spiffe://%s/taskmanager (shared)", id, id.ClusterID, id.ClusterID)
+			}
+			switch {
+			case id.ID == "":
+				// Shared certificate: any id.
+			case tm.ID == "":
+				tm.ID = id.ID
+			case tm.ID != id.ID:
+				return nil, fmt.Errorf("--id / taskmanager.resource-id is %q, but the certificate in security.ssl.internal.keystore (%s) is taskmanager %q's: start without --id to take the certificate's id, or use a certificate for %q or a shared one (create-certs' taskmanager.pem)",
+					tm.ID, opts.Keystore, id.ID, tm.ID)
+			}
+		}
+		if tm.ID == "" {
+			tm.ID = defaultID()
 		}
 		tm.store = store
 		runStore(ctx, store)
@@ -102,7 +128,7 @@ func SetupTaskManager(ctx context.Context, cfg *config.Config, log *slog.Logger,
 		return nil, err
 	}
 	jmAddr := net.JoinHostPort(cfg.String("jobmanager.rpc.address"), fmt.Sprint(cfg.Int("jobmanager.rpc.port")))
-	key, resp, err := join(ctx, jmAddr, tok, tmID, log)
+	key, resp, err := join(ctx, jmAddr, tok, tm.ID, cfg.Duration("taskmanager.registration.timeout"), log)
 	if err != nil {
 		return nil, err
 	}
@@ -112,18 +138,21 @@ func SetupTaskManager(ctx context.Context, cfg *config.Config, log *slog.Logger,
 	}
 	tm.store = tlsconf.NewStoreFromMaterial(cert, roots, opts, log)
 	tm.Security = build(cfg, tm.store, taskManagerPolicy(), log)
-	go tm.renew(ctx, jmAddr)
-	log.Info("joined the cluster", "cluster-id", resp.ClusterId, "identity", "spiffe://"+resp.ClusterId+"/taskmanager/"+tmID, "certificate-expires", cert.Leaf.NotAfter.Format(time.RFC3339))
+	go renewLoop(ctx, log, "certificate", func() *x509.Certificate { return leafOf(tm.store) }, func(ctx context.Context) error { return tm.renewOnce(ctx, jmAddr) })
+	log.Info("joined the cluster", "cluster-id", resp.ClusterId, "identity", "spiffe://"+resp.ClusterId+"/taskmanager/"+tm.ID, "certificate-expires", cert.Leaf.NotAfter.Format(time.RFC3339))
 	return tm, nil
 }
 
-// join performs the bootstrap: retry while the JobManager is unreachable,
-// stop at once when it refuses us or its CA does not match the token.
-func join(ctx context.Context, jmAddr string, tok ca.Token, tmID string, log *slog.Logger) (crypto.Signer, *controlpb.CertificateResponse, error) {
+// join performs the bootstrap: retry while the JobManager is unreachable
+// or a live TaskManager holds the id, up to taskmanager.registration.timeout;
+// stop at once when the token is refused or the JobManager's CA does not
+// match it (retrying cannot fix those).
+func join(ctx context.Context, jmAddr string, tok ca.Token, tmID string, timeout time.Duration, log *slog.Logger) (crypto.Signer, *controlpb.CertificateResponse, error) {
 	key, csr, err := ca.NewCSR(tmID)
 	if err != nil {
 		return nil, nil, err
 	}
+	deadline := time.Now().Add(timeout)
 	backoff := 200 * time.Millisecond
 	for {
 		cfg, _ := ca.BootstrapClientConfig(tok)
@@ -146,8 +175,17 @@ func join(ctx context.Context, jmAddr string, tok ca.Token, tmID string, log *sl
 			return nil, nil, fmt.Errorf("joining the cluster at %s: %s", jmAddr, msg)
 		case strings.Contains(msg, "join token"), strings.Contains(msg, "not the JobManager"):
 			return nil, nil, fmt.Errorf("joining the cluster at %s: refusing this JobManager: %s", jmAddr, msg)
+		case strings.Contains(msg, "first record does not look like a TLS handshake"):
+			return nil, nil, fmt.Errorf("joining the cluster at %s: the JobManager does not speak TLS on its RPC port: a join token works only against a JobManager with security.ssl.internal.auto: true (%s)", jmAddr, msg)
 		}
-		log.Warn("joining the cluster failed; retrying", "jobmanager", jmAddr, "err", msg, "retry-in", backoff)
+		if time.Now().After(deadline) {
+			return nil, nil, fmt.Errorf("could not join the cluster at %s within taskmanager.registration.timeout (%s): %s", jmAddr, timeout, msg)
+		}
+		if status.Code(err) == codes.AlreadyExists {
+			log.Error("joining the cluster refused; retrying until taskmanager.registration.timeout", "jobmanager", jmAddr, "taskmanager", tmID, "err", msg, "retry-in", backoff)
+		} else {
+			log.Warn("joining the cluster failed; retrying", "jobmanager", jmAddr, "err", msg, "retry-in", backoff)
+		}
 		select {
 		case <-ctx.Done():
 			return nil, nil, ctx.Err()
@@ -172,28 +210,6 @@ func material(key crypto.Signer, resp *controlpb.CertificateResponse) (tls.Certi
 	roots := x509.NewCertPool()
 	roots.AddCert(caCert)
 	return tls.Certificate{Certificate: resp.Chain, PrivateKey: key, Leaf: leaf}, roots, nil
-}
-
-// renew replaces the TaskManager's certificate at two thirds of its life,
-// authenticating with the current one.
-func (tm *TaskManager) renew(ctx context.Context, jmAddr string) {
-	for {
-		leaf := tm.store.Certificate().Leaf
-		wait := time.Until(ca.RenewAt(leaf))
-		select {
-		case <-ctx.Done():
-			return
-		case <-time.After(wait):
-		}
-		if err := tm.renewOnce(ctx, jmAddr); err != nil {
-			tm.log.Error("certificate renewal failed; retrying in 30s", "err", err, "expires", leaf.NotAfter)
-			select {
-			case <-ctx.Done():
-				return
-			case <-time.After(30 * time.Second):
-			}
-		}
-	}
 }
 
 func (tm *TaskManager) renewOnce(ctx context.Context, jmAddr string) error {

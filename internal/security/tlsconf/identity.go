@@ -25,7 +25,20 @@ const (
 type Identity struct {
 	ClusterID string
 	Role      Role
-	ID        string // TaskManager ID; empty for the JobManager
+	// ID is the TaskManager ID; empty for the JobManager, and empty for a
+	// shared TaskManager certificate (spiffe://<cluster-id>/taskmanager),
+	// which any TaskManager of the cluster may use, each under its own id.
+	ID string
+}
+
+// SharedTaskManager reports whether i is the identity of a certificate
+// shared by TaskManagers: it names the role but no TaskManager id.
+func (i Identity) SharedTaskManager() bool { return i.Role == RoleTaskManager && i.ID == "" }
+
+// MayActAs reports whether a process with identity i may act as
+// TaskManager tmID: its own id, or any id with a shared certificate.
+func (i Identity) MayActAs(tmID string) bool {
+	return i.Role == RoleTaskManager && (i.ID == "" || i.ID == tmID)
 }
 
 // URI returns the identity in its URI SAN form.
@@ -70,8 +83,12 @@ func IdentityOf(cert *x509.Certificate) (Identity, bool, error) {
 		out.Role = RoleJobManager
 	case len(segs) == 2 && segs[0] == string(RoleTaskManager) && segs[1] != "":
 		out.Role, out.ID = RoleTaskManager, segs[1]
+	case len(segs) == 1 && segs[0] == string(RoleTaskManager):
+		// Shared TaskManager certificate (Flink's one certificate for all
+		// TaskManagers, with the role still told apart from the JobManager).
+		out.Role = RoleTaskManager
 	default:
-		return Identity{}, false, fmt.Errorf("certificate %q: %s is not a sluice identity (want spiffe://<cluster-id>/jobmanager or spiffe://<cluster-id>/taskmanager/<id>)", cert.Subject, id)
+		return Identity{}, false, fmt.Errorf("certificate %q: %s is not a sluice identity (want spiffe://<cluster-id>/jobmanager, spiffe://<cluster-id>/taskmanager or spiffe://<cluster-id>/taskmanager/<id>)", cert.Subject, id)
 	}
 	return out, true, nil
 }

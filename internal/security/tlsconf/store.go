@@ -9,7 +9,9 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"math/big"
 	"os"
+	"sync"
 	"sync/atomic"
 	"time"
 )
@@ -26,6 +28,9 @@ type Store struct {
 
 	cur        atomic.Pointer[material]
 	noIDLogged atomic.Bool
+	// revoked holds the serial numbers (decimal strings) of peer
+	// certificates refused although they chain: revoked TaskManagers.
+	revoked sync.Map
 
 	// Owned by Run.
 	lastStat string
@@ -135,6 +140,20 @@ func (s *Store) material() *material {
 func (s *Store) Identity() (Identity, bool) {
 	m := s.material()
 	return m.id, m.hasID && m.idErr == nil
+}
+
+// Revoke refuses peer certificates with serial from now on (new
+// handshakes; established connections are not touched). reason is logged
+// with each refusal.
+func (s *Store) Revoke(serial *big.Int, reason string) { s.revoked.Store(serial.String(), reason) }
+
+// Revoked reports whether serial was revoked, and why.
+func (s *Store) Revoked(serial *big.Int) (string, bool) {
+	v, ok := s.revoked.Load(serial.String())
+	if !ok {
+		return "", false
+	}
+	return v.(string), true
 }
 
 // Certificate returns the current own certificate, or nil.

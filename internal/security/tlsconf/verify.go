@@ -24,6 +24,7 @@ const (
 	NoIdentity          Reason = "no-identity"
 	NoClientCert        Reason = "no-client-cert"
 	BadCertificate      Reason = "bad-certificate"
+	Revoked             Reason = "revoked"
 )
 
 // VerifyError is the error a handshake fails with when this side refuses
@@ -97,6 +98,9 @@ func (s *Store) verifyPeer(cs tls.ConnectionState, p PeerPolicy, server bool) er
 		}
 	default:
 		return &VerifyError{UnknownCA, fmt.Sprintf("no trust material to verify the peer (set %s)", s.opts.key("truststore"))}
+	}
+	if why, ok := s.Revoked(leaf.SerialNumber); ok {
+		return &VerifyError{Revoked, fmt.Sprintf("certificate %q (serial %s) was revoked: %s", leaf.Subject, leaf.SerialNumber, why)}
 	}
 	if len(s.p.fingerprints) > 0 && !matchesAny(s.p.fingerprints, leaf) {
 		return &VerifyError{FingerprintMismatch, fmt.Sprintf("certificate fingerprint does not match %s (peer's is SHA-256 %s, SHA-1 %s)",
