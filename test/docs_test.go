@@ -98,7 +98,8 @@ var docPorts = []string{"8081", "8443", "6123"}
 // docChecks are what a block's output must show beyond a zero exit, keyed
 // by a line of the block.
 var docChecks = map[string]*regexp.Regexp{
-	"go run ./cmd/sluice local examples/wordcount.yaml": regexp.MustCompile(`(?m)^nation 5$`),
+	"go run ./cmd/sluice local examples/wordcount.yaml":      regexp.MustCompile(`(?m)^nation 5$`),
+	`sluice run examples/wordcount.yaml --param input="$PWD`: regexp.MustCompile(`FINISHED`),
 	"cat /tmp/wc/part-*":                regexp.MustCompile(`(?m)^nation 5$`),
 	"cat out/alice/wc/part-*":           regexp.MustCompile(`(?m)^nation 5$`),
 	"bin/sluice whoami":                 regexp.MustCompile(`alice`),

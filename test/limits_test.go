@@ -209,7 +209,8 @@ func TestLargeSpecRefused(t *testing.T) {
 		t.Logf("the JobManager's peak RSS: %d MB", rss>>20)
 	}
 	// And it still accepts an ordinary job.
-	if _, stderr, code := c.sluice(ctx, "run", "examples/wordcount.yaml"); code != 0 {
+	if _, stderr, code := c.sluice(ctx, "run", "examples/wordcount.yaml",
+		"--param", "input="+filepath.Join(repoRoot(t), "examples/data/gettysburg.txt")); code != 0 {
 		t.Errorf("wordcount after the refusals: exit %d: %s", code, stderr)
 	}
 }

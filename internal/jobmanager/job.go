@@ -91,6 +91,10 @@ type job struct {
 	attempt    int
 	restarts   int
 	cause      string
+	causeTime  time.Time
+	// unrecoverable: the cause is a failure a restart cannot cure.
+	unrecoverable bool
+	failures      []*attemptFailures // newest last, at most exceptionHistorySize
 
 	tasks map[taskKey]*task
 	slots map[string]int // TM id -> slots held by the job (any attempt)

@@ -31,6 +31,7 @@ func (rs *restServer) routes() []route {
 		{"GET /jobs", "list", "jobs", rs.jobsList, "ids and states, filtered as /jobs/overview", true},
 		{"POST /jobs", "submit", "jobs", rs.submit, "submit a job; also read/write on every source and sink", false},
 		{"GET /jobs/{id}", "view", "job/{id}", rs.jobDetails, "one job", false},
+		{"GET /jobs/{id}/exceptions", "view", "job/{id}", rs.jobExceptions, "the job's root cause and failure history (Flink's fields)", false},
 		{"PATCH /jobs/{id}", "cancel", "job/{id}", rs.jobPatch, "cancel a job (?mode=cancel)", false},
 		{"GET /taskmanagers", "view", "taskmanagers", rs.taskmanagers, "TaskManagers", false},
 		{"GET /jobmanager/config", "view", "config", rs.jmConfig, "configuration, sensitive values masked", false},

@@ -332,8 +332,24 @@ func (jm *JobManager) taskStateChanged(u *controlpb.TaskStateUpdate) {
 		}
 	case TaskFailed:
 		t.end, t.err = now, u.Error
-		jm.taskFailedLocked(j, fmt.Sprintf("task %s (subtask %d) on taskmanager %s failed: %s", vertexName(j, t.vertex), t.subtask, t.tm, u.Error))
+		f := &failure{
+			time: now, attempt: j.attempt, task: fmt.Sprintf("%s (%d/%d)", vertexName(j, t.vertex), t.subtask+1, vertexParallelism(j, t.vertex)),
+			tm: t.tm, message: u.Error, peer: u.CausedByPeer, unrecoverable: u.Unrecoverable,
+		}
+		if tm, ok := jm.tms[t.tm]; ok {
+			f.location = tm.dataAddr
+		}
+		jm.failLocked(j, f)
 	}
+}
+
+func vertexParallelism(j *job, id int) int {
+	for _, v := range j.plan.Vertices {
+		if v.ID == id {
+			return v.Parallelism
+		}
+	}
+	return 0
 }
 
 func vertexName(j *job, id int) string {
@@ -425,27 +441,40 @@ func (jm *JobManager) cancelTasksLocked(j *job) *sync.WaitGroup {
 	return &wg
 }
 
-// taskFailedLocked handles the failure of a task of the current attempt:
-// cancel the rest, then restart after the configured delay or fail.
+// taskFailedLocked handles a failure of the current attempt that is not
+// one task's own (a lost TaskManager, a failed deployment).
 func (jm *JobManager) taskFailedLocked(j *job, cause string) {
+	jm.failLocked(j, &failure{time: time.Now(), attempt: j.attempt, message: cause})
+}
+
+// failLocked handles a failure of the current attempt: record it, cancel
+// the rest, then restart after the configured delay or fail.
+func (jm *JobManager) failLocked(j *job, f *failure) {
 	switch j.state {
 	case Cancelling:
 		if j.allTasksTerminal() {
 			jm.finishCancelLocked(j)
 		}
 		return
+	case Failing:
+		// Already failing: the failure joins the attempt's history, and
+		// becomes the job's cause if it is the root of the one that came
+		// first.
+		jm.recordFailureLocked(j, f)
+		return
 	case Running, Created:
 	default:
 		return
 	}
-	j.cause = cause
-	jm.log.Warn("job failing", "job", j.id, "attempt", j.attempt, "cause", cause)
+	jm.recordFailureLocked(j, f)
+	jm.log.Warn("job failing", "job", j.id, "attempt", j.attempt, "cause", j.cause)
 	j.setState(Failing, time.Now())
 	wg := jm.cancelTasksLocked(j)
 	jm.releaseSlotsLocked(j)
 	attempt := j.attempt
 	go func() {
 		wg.Wait()
+		jm.awaitAttemptEnded(j, attempt, time.Second)
 		jm.mu.Lock()
 		defer jm.mu.Unlock()
 		if j.attempt != attempt {
@@ -456,6 +485,11 @@ func (jm *JobManager) taskFailedLocked(j *job, cause string) {
 			return
 		}
 		if j.state != Failing {
+			return
+		}
+		if j.unrecoverable {
+			jm.log.Error("job failed; no restart: a restart cannot cure its cause", "job", j.id, "cause", j.cause, "restarts", j.restarts)
+			j.setState(Failed, time.Now())
 			return
 		}
 		if !jm.mayRestart(j) {
@@ -483,6 +517,22 @@ func (jm *JobManager) taskFailedLocked(j *job, cause string) {
 			jm.startAttempt(j)
 		})
 	}()
+}
+
+// awaitAttemptEnded waits, at most max, until every task of the attempt
+// has reported its end: the failure that caused the others may be
+// reported after them, and it decides between restarting and failing.
+func (jm *JobManager) awaitAttemptEnded(j *job, attempt int, max time.Duration) {
+	deadline := time.Now().Add(max)
+	for time.Now().Before(deadline) {
+		jm.mu.Lock()
+		done := j.attempt != attempt || j.allTasksTerminal()
+		jm.mu.Unlock()
+		if done {
+			return
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
 }
 
 func (jm *JobManager) mayRestart(j *job) bool {

@@ -317,7 +317,7 @@ func (c *serverConn) readLoop(ch *inputChannel) error {
 			if err == io.EOF {
 				err = io.ErrUnexpectedEOF
 			}
-			return fmt.Errorf("connection lost before end of partition: %w", err)
+			return &PeerError{fmt.Errorf("connection lost before end of partition: %w", err)}
 		}
 		if ended {
 			return fmt.Errorf("%v frame after end of partition", typ)
@@ -358,7 +358,7 @@ func (c *serverConn) readLoop(ch *inputChannel) error {
 			if err := readPayload(c.br, typ, p); err != nil {
 				return err
 			}
-			return fmt.Errorf("producer failed: %s", p)
+			return &PeerError{fmt.Errorf("producer failed: %s", p)}
 		default:
 			return fmt.Errorf("unexpected %v frame from a producer", typ)
 		}

@@ -103,7 +103,7 @@ func Connect(ctx context.Context, dial Dialer, addr string, id ChannelID, opts W
 		}
 		select {
 		case <-ctx.Done():
-			return nil, fmt.Errorf("connect to data exchange %s for channel %v: %w (last error: %v)", addr, id, ctx.Err(), err)
+			return nil, &PeerError{fmt.Errorf("connect to data exchange %s for channel %v: %w (last error: %v)", addr, id, ctx.Err(), err)}
 		case <-time.After(backoff):
 		}
 		backoff = min(2*backoff, time.Second)
@@ -291,11 +291,11 @@ func (w *Writer) connError(err error) error {
 	select {
 	case <-w.readerDone:
 		if w.readErr != nil {
-			return fmt.Errorf("channel %v to %s: %w", w.id, w.addr, w.readErr)
+			return &PeerError{fmt.Errorf("channel %v to %s: %w", w.id, w.addr, w.readErr)}
 		}
 	default:
 	}
-	return fmt.Errorf("channel %v to %s: %w", w.id, w.addr, err)
+	return &PeerError{fmt.Errorf("channel %v to %s: %w", w.id, w.addr, err)}
 }
 
 // readLoop receives credits, the end-of-partition ack and errors.

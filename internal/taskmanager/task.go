@@ -135,18 +135,19 @@ func (tm *TaskManager) deploy(d *controlpb.TaskDeployment) error {
 	go func() {
 		defer tm.wg.Done()
 		err := tm.runTask(jr, t, d)
-		state := controlpb.TaskState_FINISHED
-		msg := ""
+		u := &controlpb.TaskStateUpdate{State: controlpb.TaskState_FINISHED}
 		switch {
 		case err == nil:
 		case jr.ctx.Err() != nil:
-			state = controlpb.TaskState_CANCELED
+			u.State = controlpb.TaskState_CANCELED
 		default:
-			state, msg = controlpb.TaskState_FAILED, err.Error()
-			tm.log.Warn("task failed", "job", d.JobId, "attempt", d.Attempt, "vertex", d.Vertex, "subtask", d.Subtask, "err", err)
+			u.State, u.Error = controlpb.TaskState_FAILED, err.Error()
+			u.CausedByPeer, u.Unrecoverable = network.CausedByPeer(err), dataflow.IsUnrecoverable(err)
+			tm.log.Warn("task failed", "job", d.JobId, "attempt", d.Attempt, "vertex", d.Vertex, "subtask", d.Subtask, "err", err,
+				"caused-by-peer", u.CausedByPeer, "unrecoverable", u.Unrecoverable)
 		}
 		tm.sentDone.Add(t.bytesSent())
-		tm.report(t, state, msg)
+		tm.report(t, u)
 		tm.taskEnded(jr, tk)
 	}()
 	return nil
@@ -201,7 +202,7 @@ func (tm *TaskManager) runTask(jr *jobRun, t *runningTask, d *controlpb.TaskDepl
 		}
 		io.Outputs[int(oe.Edge)] = ws
 	}
-	tm.report(t, controlpb.TaskState_RUNNING, "")
+	tm.report(t, &controlpb.TaskStateUpdate{State: controlpb.TaskState_RUNNING})
 	err := jr.plan.RunSubtask(ctx, int(d.Vertex), int(d.Subtask), io)
 	if err == nil {
 		ok = true
@@ -259,17 +260,15 @@ func (tm *TaskManager) loadPlan(ctx context.Context, d *controlpb.TaskDeployment
 
 // report sends a task state to the JobManager, retrying briefly: a lost
 // final state would leave the job waiting until heartbeat.timeout.
-func (tm *TaskManager) report(t *runningTask, state controlpb.TaskState, msg string) {
+func (tm *TaskManager) report(t *runningTask, u *controlpb.TaskStateUpdate) {
 	tm.mu.Lock()
 	client := tm.jm
 	tm.mu.Unlock()
 	if client == nil {
 		return
 	}
-	u := &controlpb.TaskStateUpdate{
-		TaskmanagerId: tm.id, JobId: t.job, Attempt: int32(t.attempt), Vertex: int32(t.vertex),
-		Subtask: int32(t.subtask), State: state, Error: msg, Metrics: t.metricsProto(),
-	}
+	u.TaskmanagerId, u.JobId, u.Attempt, u.Vertex, u.Subtask = tm.id, t.job, int32(t.attempt), int32(t.vertex), int32(t.subtask)
+	u.Metrics = t.metricsProto()
 	for i := 0; i < 5; i++ {
 		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
 		_, err := client.UpdateTaskState(ctx, u)

@@ -487,6 +487,11 @@ type TaskStateUpdate struct {
 	State         TaskState              `protobuf:"varint,6,opt,name=state,proto3,enum=sluice.control.v1.TaskState" json:"state,omitempty"`
 	Error         string                 `protobuf:"bytes,7,opt,name=error,proto3" json:"error,omitempty"`
 	Metrics       *TaskMetrics           `protobuf:"bytes,8,opt,name=metrics,proto3" json:"metrics,omitempty"`
+	// A failure the task saw because a peer task failed or went away: the
+	// job's root cause is another failure of the attempt, when there is one.
+	CausedByPeer bool `protobuf:"varint,30,opt,name=caused_by_peer,json=causedByPeer,proto3" json:"caused_by_peer,omitempty"`
+	// A failure a restart cannot cure: the job fails without restarting.
+	Unrecoverable bool `protobuf:"varint,31,opt,name=unrecoverable,proto3" json:"unrecoverable,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -575,6 +580,20 @@ func (x *TaskStateUpdate) GetMetrics() *TaskMetrics {
 		return x.Metrics
 	}
 	return nil
+}
+
+func (x *TaskStateUpdate) GetCausedByPeer() bool {
+	if x != nil {
+		return x.CausedByPeer
+	}
+	return false
+}
+
+func (x *TaskStateUpdate) GetUnrecoverable() bool {
+	if x != nil {
+		return x.Unrecoverable
+	}
+	return false
 }
 
 type Ack struct {
@@ -1212,7 +1231,7 @@ const file_control_proto_rawDesc = "" +
 	"\vinstance_id\x18\x14 \x01(\tR\n" +
 	"instanceId\")\n" +
 	"\x11HeartbeatResponse\x12\x14\n" +
-	"\x05known\x18\x01 \x01(\bR\x05known\"\x9f\x02\n" +
+	"\x05known\x18\x01 \x01(\bR\x05known\"\xeb\x02\n" +
 	"\x0fTaskStateUpdate\x12%\n" +
 	"\x0etaskmanager_id\x18\x01 \x01(\tR\rtaskmanagerId\x12\x15\n" +
 	"\x06job_id\x18\x02 \x01(\tR\x05jobId\x12\x18\n" +
@@ -1221,7 +1240,9 @@ const file_control_proto_rawDesc = "" +
 	"\asubtask\x18\x05 \x01(\x05R\asubtask\x122\n" +
 	"\x05state\x18\x06 \x01(\x0e2\x1c.sluice.control.v1.TaskStateR\x05state\x12\x14\n" +
 	"\x05error\x18\a \x01(\tR\x05error\x128\n" +
-	"\ametrics\x18\b \x01(\v2\x1e.sluice.control.v1.TaskMetricsR\ametrics\"\x05\n" +
+	"\ametrics\x18\b \x01(\v2\x1e.sluice.control.v1.TaskMetricsR\ametrics\x12$\n" +
+	"\x0ecaused_by_peer\x18\x1e \x01(\bR\fcausedByPeer\x12$\n" +
+	"\runrecoverable\x18\x1f \x01(\bR\runrecoverable\"\x05\n" +
 	"\x03Ack\"K\n" +
 	"\fOutputTarget\x12\x18\n" +
 	"\asubtask\x18\x01 \x01(\x05R\asubtask\x12!\n" +
