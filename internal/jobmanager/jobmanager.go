@@ -12,6 +12,7 @@ import (
 	"fmt"
 	"log/slog"
 	"net"
+	"net/http"
 	"os"
 	"path/filepath"
 	"strings"
@@ -23,7 +24,6 @@ import (
 	"github.com/sluice-dev/sluice/internal/blob"
 	"github.com/sluice-dev/sluice/internal/config"
 	controlpb "github.com/sluice-dev/sluice/internal/rpc/proto"
-	"github.com/sluice-dev/sluice/internal/security/audit"
 	"github.com/sluice-dev/sluice/internal/security/kerberos"
 	"github.com/sluice-dev/sluice/internal/transport"
 )
@@ -47,6 +47,9 @@ type Options struct {
 	// RegisterRPC registers extra services on the control-plane server
 	// (the automatic-mode bootstrap).
 	RegisterRPC func(*grpc.Server)
+	// Reloaders are reloaded by POST /admin/reload beside the REST
+	// API's own (the internal TLS material).
+	Reloaders []Reloader
 }
 
 // JobManager is a running JobManager.
@@ -72,14 +75,15 @@ type JobManager struct {
 	rpcOpts           []grpc.ServerOption
 	registerRPC       func(*grpc.Server)
 	ready             chan struct{}
-	authz             *decider
-	krb               *kerberos.Login
-	audit             *audit.Logger
-	reloaders         map[string]func() error
-	logs              *logRing
-	metrics           *jmMetrics
-	bg                sync.WaitGroup
-	ctx               context.Context
+	extraReloaders    []Reloader
+	// Set by Run before any port is bound, read-only afterwards.
+	restSec *restSecurity
+	krb     *kerberos.Login
+	reloads reloadStatus
+	logs    *logRing
+	metrics *jmMetrics
+	bg      sync.WaitGroup
+	ctx     context.Context
 }
 
 // New builds a JobManager; Run starts it.
@@ -108,20 +112,21 @@ func New(o Options) (*JobManager, error) {
 	logs := newLogRing(1000)
 	logger := slog.New(teeHandler{o.Logger.Handler(), slog.NewTextHandler(logs, &slog.HandlerOptions{Level: slog.LevelInfo})})
 	jm := &JobManager{
-		logs:        logs,
-		cfg:         o.Config,
-		sec:         o.Security,
-		log:         logger.With("component", "jobmanager"),
-		clusterID:   o.ClusterID,
-		rpcOpts:     o.RPCServerOptions,
-		registerRPC: o.RegisterRPC,
-		blobs:       store,
-		hbInterval:  o.Config.Duration("heartbeat.interval"),
-		hbTimeout:   o.Config.Duration("heartbeat.timeout"),
-		tms:         map[string]*taskManager{},
-		jobs:        map[string]*job{},
-		slotFreed:   make(chan struct{}),
-		ready:       make(chan struct{}),
+		logs:           logs,
+		cfg:            o.Config,
+		sec:            o.Security,
+		log:            logger.With("component", "jobmanager"),
+		clusterID:      o.ClusterID,
+		rpcOpts:        o.RPCServerOptions,
+		registerRPC:    o.RegisterRPC,
+		extraReloaders: o.Reloaders,
+		blobs:          store,
+		hbInterval:     o.Config.Duration("heartbeat.interval"),
+		hbTimeout:      o.Config.Duration("heartbeat.timeout"),
+		tms:            map[string]*taskManager{},
+		jobs:           map[string]*job{},
+		slotFreed:      make(chan struct{}),
+		ready:          make(chan struct{}),
 	}
 	if jm.clusterID == "" {
 		jm.clusterID = newID(8)
@@ -161,6 +166,24 @@ func (jm *JobManager) Run(ctx context.Context) error {
 	jm.ctx = ctx
 	cfg := jm.cfg
 
+	// Everything the REST API needs is built and validated before any
+	// port is bound, so a bad setting never leaves half a JobManager
+	// listening.
+	rsec, err := newRESTSecurity(cfg, jm.listeners, jm.extraReloaders, jm.log)
+	if err != nil {
+		return err
+	}
+	krb, err := newKerberosLogin(ctx, cfg, jm.log)
+	if err != nil {
+		return err
+	}
+	jm.restSec, jm.krb = rsec, krb
+	rest := jm.newREST(rsec)
+	handlers := make([]http.Handler, len(jm.listeners))
+	for i, l := range jm.listeners {
+		handlers[i] = rest.buildHandlerChain(l)
+	}
+
 	rpcL, err := jm.sec.Listen(ctx, transport.RPC, net.JoinHostPort(bindHost(cfg.String("jobmanager.bind-host")), fmt.Sprint(cfg.Int("jobmanager.rpc.port"))))
 	if err != nil {
 		return fmt.Errorf("jobmanager.rpc.port: %w", err)
@@ -170,19 +193,6 @@ func (jm *JobManager) Run(ctx context.Context) error {
 		rpcL.Close()
 		return fmt.Errorf("blob.server.port: %w", err)
 	}
-	rsec, err := jm.setupRESTSecurity(ctx)
-	if err == nil {
-		err = jm.setupAuthorization(ctx)
-	}
-	if err == nil {
-		err = jm.setupKerberos(ctx)
-	}
-	if err != nil {
-		rpcL.Close()
-		blobL.Close()
-		return err
-	}
-	rest := jm.newREST()
 	jm.restAddrs = map[string]string{}
 	var restLs []net.Listener
 	closeAll := func() {
@@ -193,13 +203,17 @@ func (jm *JobManager) Run(ctx context.Context) error {
 		}
 	}
 	for _, l := range jm.listeners {
-		ln, err := jm.sec.ListenTLS(ctx, transport.REST, l.Address, rsec.tlsConfig(l))
+		ln, err := rsec.listen(ctx, jm.sec, l)
 		if err != nil {
 			closeAll()
 			return fmt.Errorf("REST listener %q: %w", l.Name, err)
 		}
 		restLs = append(restLs, ln)
 		jm.restAddrs[l.Name] = ln.Addr().String()
+	}
+	rsec.run(ctx)
+	if krb != nil {
+		go krb.Run(ctx)
 	}
 	jm.rpcAddr = advertise(rpcL.Addr(), cfg.String("jobmanager.rpc.address"))
 	jm.blobAddr = advertise(blobL.Addr(), cfg.String("jobmanager.rpc.address"))
@@ -213,12 +227,7 @@ func (jm *JobManager) Run(ctx context.Context) error {
 	go func() { errc <- gs.Serve(rpcL) }()
 	go func() { errc <- blob.NewServer(jm.blobs, jm.log).Serve(ctx, blobL) }()
 	for i, l := range jm.listeners {
-		h, err := rest.handlerFor(l, rsec)
-		if err != nil {
-			closeAll()
-			return err
-		}
-		ln := restLs[i]
+		ln, h := restLs[i], handlers[i]
 		go func() { errc <- rest.serve(ctx, ln, h) }()
 		secured, what := l.Exposure()
 		scheme := "http"

@@ -10,6 +10,7 @@ import (
 	"fmt"
 	"log/slog"
 	"os"
+	"sync"
 	"sync/atomic"
 	"time"
 )
@@ -27,7 +28,9 @@ type Store struct {
 	cur        atomic.Pointer[material]
 	noIDLogged atomic.Bool
 
-	// Owned by Run.
+	// Guarded by reloadMu: Run polls while Reload may be called from a
+	// request.
+	reloadMu sync.Mutex
 	lastStat string
 	lastHash [sha256.Size]byte
 }
@@ -166,6 +169,8 @@ func (s *Store) Run(ctx context.Context) {
 }
 
 func (s *Store) checkReload() {
+	s.reloadMu.Lock()
+	defer s.reloadMu.Unlock()
 	st := s.statFiles()
 	if st == s.lastStat {
 		return
@@ -248,4 +253,25 @@ func (s *Store) loadFiles() (tls.Certificate, *x509.CertPool, [sha256.Size]byte,
 	var sum [sha256.Size]byte
 	h.Sum(sum[:0])
 	return cert, roots, sum, errors.Join(errs...)
+}
+
+// Reload reads the keystore and truststore now (POST /admin/reload) and
+// returns why they were not applied; the current material stays in force
+// then. It is a no-op for a Store without files.
+func (s *Store) Reload() error {
+	if s.opts.Keystore == "" && s.opts.Truststore == "" {
+		return nil
+	}
+	s.reloadMu.Lock()
+	defer s.reloadMu.Unlock()
+	cert, roots, hash, err := s.loadFiles()
+	if err == nil {
+		err = s.set(cert, roots)
+	}
+	s.lastStat, s.lastHash = s.statFiles(), hash
+	if err != nil {
+		return err
+	}
+	s.log.Info("TLS material reloaded on request", "keystore", s.opts.Keystore, "truststore", s.opts.Truststore)
+	return nil
 }
