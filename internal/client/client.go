@@ -4,6 +4,7 @@ package client
 import (
 	"bytes"
 	"context"
+	"crypto/x509"
 	"encoding/json"
 	"fmt"
 	"io"
@@ -22,7 +23,10 @@ type Client struct {
 	http    *http.Client
 	token   string
 	hasCert bool
-	krb     *kerberosAuth // nil without --kerberos
+	// cert is the client certificate (--cert), to explain a refusal.
+	cert     *x509.Certificate
+	certFile string
+	krb      *kerberosAuth // nil without --kerberos
 }
 
 // New returns a client for the JobManager at base (http://host:port),
