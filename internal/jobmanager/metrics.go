@@ -5,6 +5,8 @@ import (
 
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/collectors"
+
+	"github.com/sluice-dev/sluice/internal/security/authn"
 )
 
 // jmMetrics exposes the cluster's state in Prometheus form at /metrics. It
@@ -64,7 +66,16 @@ func (m *jmMetrics) Collect(ch chan<- prometheus.Metric) {
 		ch <- prometheus.MustNewConstMetric(m.krbExpiry, prometheus.GaugeValue, float64(st.Expires.Unix()), st.Principal, string(st.Source))
 	}
 	if jm.restSec != nil {
+		// Every listener, with zeros until its first failure, so a rate
+		// or an alert over the series works from the start.
+		stats := map[string]authn.LimiterStats{}
+		for _, l := range jm.listeners {
+			stats[l.Name] = authn.LimiterStats{Listener: l.Name}
+		}
 		for _, st := range jm.restSec.limiter.Stats() {
+			stats[st.Listener] = st
+		}
+		for _, st := range stats {
 			ch <- prometheus.MustNewConstMetric(m.authFailures, prometheus.CounterValue, float64(st.Failures), st.Listener)
 			ch <- prometheus.MustNewConstMetric(m.authLimited, prometheus.CounterValue, float64(st.Limited), st.Listener)
 			ch <- prometheus.MustNewConstMetric(m.limiterEntries, prometheus.GaugeValue, float64(st.Entries), st.Listener)
