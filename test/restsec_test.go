@@ -103,8 +103,32 @@ func TestRESTAuditAndReload(t *testing.T) {
 	if code, out := curl(t, "--cacert", e.ca, "-H", "Authorization: Bearer "+badToken, e.extURL+"/whoami"); code != 401 {
 		t.Fatalf("bad token: %d %s", code, out)
 	}
-	var denied, authnFailed bool
+	// A client certificate from a CA the listener does not trust fails in
+	// the TLS handshake, before any HTTP request: audited all the same.
+	stranger := loadPKI(t, createCertsHosts(t, "localhost"))
+	mCrt, mKey := stranger.issueUser(t, t.TempDir(), "mallory", pkix.Name{CommonName: "alice"})
+	if code, out := curl(t, "--cacert", e.ca, "--cert", mCrt, "--key", mKey, e.extURL+"/whoami"); code == 200 {
+		t.Fatalf("certificate from an untrusted CA admitted: %s", out)
+	}
+	var denied, authnFailed, handshakeFailed bool
+	e.c.waitFor(10*time.Second, "the refused handshake audited", func() bool {
+		for _, ev := range auditEvents(t, auditLog) {
+			if ev["stage"] == "authentication" && ev["request"] == "TLS handshake" {
+				handshakeFailed = ev["authentication-method"] == "x509" && ev["listener"] == "external" &&
+					ev["remote-address"] == "127.0.0.1" && strings.Contains(fmt.Sprint(ev["reason"]), "unknown CA")
+				return true
+			}
+		}
+		return false
+	})
+	if !handshakeFailed {
+		raw, _ := os.ReadFile(auditLog)
+		t.Errorf("refused client certificate audited wrongly:\n%s", grepLines(string(raw), "TLS handshake"))
+	}
 	for _, ev := range auditEvents(t, auditLog) {
+		if ev["request"] == "TLS handshake" {
+			continue
+		}
 		if ev["user"] == "alice" && ev["decision"] == "deny" && ev["verb"] != "submit" {
 			if ev["resource"] != "file:/srv/out/bob/stolen" {
 				t.Errorf("denied data access audited as %v %v, want write file:/srv/out/bob/stolen: %v", ev["verb"], ev["resource"], ev)

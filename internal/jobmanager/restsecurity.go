@@ -125,7 +125,11 @@ func (s *restSecurity) run(ctx context.Context) {
 func (s *restSecurity) listen(ctx context.Context, sec *transport.Security, l Listener) (net.Listener, error) {
 	var observe transport.HandshakeObserver
 	if s.tlsLog != nil {
-		observe = func(_ transport.Kind, peer net.Addr, err error) { s.tlsLog.Record(peer, err) }
+		audited := auditHandshakeFailure(s.audit, l.Name, s.store.Classify)
+		observe = func(_ transport.Kind, peer net.Addr, err error) {
+			s.tlsLog.Record(peer, err)
+			audited(peer, err)
+		}
 	}
 	return sec.ListenTLSObserved(ctx, transport.REST, l.Address, s.tlsConfig(l), observe)
 }
