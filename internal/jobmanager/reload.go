@@ -1,7 +1,6 @@
 package jobmanager
 
 import (
-	"context"
 	"net/http"
 	"sync"
 	"time"
@@ -39,18 +38,16 @@ type reloadResult struct {
 
 // reloadStatus is the outcome of the last reload, for the metrics.
 type reloadStatus struct {
-	mu      sync.Mutex
-	done    bool
-	ok      bool
-	at      time.Time // of the last reload, successful or not
-	lastOK  time.Time // of the last successful one
-	results []reloadResult
+	mu     sync.Mutex
+	done   bool      // a reload happened
+	ok     bool      // the last one reloaded everything
+	lastOK time.Time // of the last successful one
 }
 
-func (s *reloadStatus) record(ok bool, results []reloadResult, now time.Time) {
+func (s *reloadStatus) record(ok bool, now time.Time) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	s.done, s.ok, s.at, s.results = true, ok, now, results
+	s.done, s.ok = true, ok
 	if ok {
 		s.lastOK = now
 	}
@@ -64,7 +61,7 @@ func (s *reloadStatus) snapshot() (done, ok bool, lastOK time.Time) {
 
 // reloadAll runs every reloader, in order, and reports each: one failing
 // does not keep the others from reloading.
-func reloadAll(_ context.Context, reloaders []Reloader) ([]reloadResult, bool) {
+func reloadAll(reloaders []Reloader) ([]reloadResult, bool) {
 	results := make([]reloadResult, 0, len(reloaders))
 	allOK := true
 	for _, rl := range reloaders {
@@ -85,9 +82,9 @@ func (rs *restServer) adminReload(w http.ResponseWriter, r *http.Request) {
 	if rs.sec != nil {
 		reloaders = rs.sec.reloaders
 	}
-	results, ok := reloadAll(r.Context(), reloaders)
+	results, ok := reloadAll(reloaders)
 	now := time.Now().UTC()
-	rs.jm.reloads.record(ok, results, now)
+	rs.jm.reloads.record(ok, now)
 	status := http.StatusOK
 	if !ok {
 		status = http.StatusInternalServerError

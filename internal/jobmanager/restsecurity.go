@@ -24,10 +24,7 @@ import (
 // the failed-authentication limiter, the proxies whose forwarding headers
 // are believed, the authorizer, the audit log and the reloaders.
 type restSecurity struct {
-	cfg       *config.Config
-	log       *slog.Logger
-	listeners []Listener
-	basePath  string // rest.base-path without its trailing slash
+	basePath string // rest.base-path without its trailing slash
 
 	store   *tlsconf.Store      // nil when no listener uses TLS
 	tlsLog  *tlsconf.FailureLog // failed REST handshakes; nil without TLS
@@ -49,7 +46,7 @@ type restSecurity struct {
 // It starts nothing: run does, once the JobManager is committed to start.
 // Errors name the key to fix.
 func newRESTSecurity(cfg *config.Config, listeners []Listener, extra []Reloader, log *slog.Logger) (*restSecurity, error) {
-	s := &restSecurity{cfg: cfg, log: log, listeners: listeners, basePath: strings.TrimRight(cfg.String("rest.base-path"), "/")}
+	s := &restSecurity{basePath: strings.TrimRight(cfg.String("rest.base-path"), "/")}
 	lim, err := authn.FailureLimiterFromConfig(cfg)
 	if err != nil {
 		return nil, err

@@ -59,3 +59,22 @@ func TestBadSecuritySettingFailsBeforeBinding(t *testing.T) {
 		})
 	}
 }
+
+// TestReloadAll: every reloader runs even after one fails, and each is
+// reported.
+func TestReloadAll(t *testing.T) {
+	var ran []string
+	rl := func(name string, err error) Reloader {
+		return Reloader{Name: name, Kind: ReloadPolicy, Reload: func() error { ran = append(ran, name); return err }}
+	}
+	results, ok := reloadAll([]Reloader{rl("a", nil), rl("b", fmt.Errorf("broken")), rl("c", nil)})
+	if ok || len(ran) != 3 || len(results) != 3 {
+		t.Fatalf("ok %v, ran %v, results %+v", ok, ran, results)
+	}
+	if !results[0].OK || results[1].OK || !strings.Contains(results[1].Error, "broken") || !results[2].OK {
+		t.Errorf("results %+v", results)
+	}
+	if _, ok := reloadAll(nil); !ok {
+		t.Error("nothing to reload is not a failure")
+	}
+}
