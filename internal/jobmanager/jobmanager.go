@@ -173,9 +173,15 @@ func (jm *JobManager) Run(ctx context.Context) error {
 	if err != nil {
 		return err
 	}
+	// Its watchers and the audit log's closer end with ctx, which any
+	// return below cancels.
+	rsec.run(ctx)
 	krb, err := newKerberosLogin(ctx, cfg, jm.log)
 	if err != nil {
 		return err
+	}
+	if krb != nil {
+		go krb.Run(ctx)
 	}
 	jm.restSec, jm.krb = rsec, krb
 	rest := jm.newREST(rsec)
@@ -210,10 +216,6 @@ func (jm *JobManager) Run(ctx context.Context) error {
 		}
 		restLs = append(restLs, ln)
 		jm.restAddrs[l.Name] = ln.Addr().String()
-	}
-	rsec.run(ctx)
-	if krb != nil {
-		go krb.Run(ctx)
 	}
 	jm.rpcAddr = advertise(rpcL.Addr(), cfg.String("jobmanager.rpc.address"))
 	jm.blobAddr = advertise(blobL.Addr(), cfg.String("jobmanager.rpc.address"))
