@@ -23,10 +23,11 @@ type Client struct {
 	http    *http.Client
 	token   string
 	hasCert bool
-	// cert is the client certificate (--cert), to explain a refusal.
-	cert     *x509.Certificate
-	certFile string
-	krb      *kerberosAuth // nil without --kerberos
+	// certChain is the client certificate (--cert) and the intermediates
+	// in its file, to explain a refusal.
+	certChain []*x509.Certificate
+	certFile  string
+	krb       *kerberosAuth // nil without --kerberos
 }
 
 // New returns a client for the JobManager at base (http://host:port),

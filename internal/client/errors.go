@@ -140,24 +140,26 @@ func (c *Client) explainAlert(alert string) string {
 	return fmt.Sprintf("the JobManager at %s refused the TLS handshake: %s", c.base, alert)
 }
 
-// certUsageProblem says what in the client's own certificate makes a
+// certUsageProblem says what in the client's own certificate file makes a
 // server refuse it as a client certificate whatever CA signed it: an
-// extended key usage list without clientAuth, or a key usage without
-// digitalSignature. "" when nothing is wrong with its usages.
+// extended key usage list without clientAuth (on the certificate, or on
+// an intermediate in the file, which constrains it), or a key usage
+// without digitalSignature. "" when nothing is wrong with its usages.
 func (c *Client) certUsageProblem() string {
-	cert := c.cert
-	if cert == nil {
-		return ""
-	}
-	if len(cert.ExtKeyUsage) > 0 || len(cert.UnknownExtKeyUsage) > 0 {
-		if !slices.Contains(cert.ExtKeyUsage, x509.ExtKeyUsageClientAuth) && !slices.Contains(cert.ExtKeyUsage, x509.ExtKeyUsageAny) {
-			return fmt.Sprintf("your client certificate %s (%s) has no clientAuth extended key usage (it has %s), so it cannot authenticate a client; "+
-				"reissue it with extendedKeyUsage = clientAuth (openssl: -addext extendedKeyUsage=clientAuth)", c.certFile, cert.Subject, extKeyUsages(cert))
+	for i, cert := range c.certChain {
+		what := fmt.Sprintf("your client certificate %s (%s)", c.certFile, cert.Subject)
+		if i > 0 {
+			what = fmt.Sprintf("the intermediate CA %q in your client certificate file %s", cert.Subject.String(), c.certFile)
 		}
-	}
-	if cert.KeyUsage != 0 && cert.KeyUsage&x509.KeyUsageDigitalSignature == 0 {
-		return fmt.Sprintf("your client certificate %s (%s) has a key usage without digitalSignature, so it cannot sign the TLS handshake; reissue it with keyUsage = digitalSignature",
-			c.certFile, cert.Subject)
+		if len(cert.ExtKeyUsage) > 0 || len(cert.UnknownExtKeyUsage) > 0 {
+			if !slices.Contains(cert.ExtKeyUsage, x509.ExtKeyUsageClientAuth) && !slices.Contains(cert.ExtKeyUsage, x509.ExtKeyUsageAny) {
+				return fmt.Sprintf("%s has no clientAuth extended key usage (it has %s), so it cannot authenticate a client; "+
+					"reissue it with extendedKeyUsage = clientAuth (openssl: -addext extendedKeyUsage=clientAuth)", what, extKeyUsages(cert))
+			}
+		}
+		if i == 0 && cert.KeyUsage != 0 && cert.KeyUsage&x509.KeyUsageDigitalSignature == 0 {
+			return fmt.Sprintf("%s has a key usage without digitalSignature, so it cannot sign the TLS handshake; reissue it with keyUsage = digitalSignature", what)
+		}
 	}
 	return ""
 }

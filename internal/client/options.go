@@ -124,7 +124,12 @@ func NewWithOptions(o Options) (*Client, error) {
 		// read "certificate required" instead of the server's refusal of
 		// this certificate.
 		tlsConf.GetClientCertificate = func(*tls.CertificateRequestInfo) (*tls.Certificate, error) { return &cert, nil }
-		c.hasCert, c.cert, c.certFile = true, cert.Leaf, o.Cert
+		c.hasCert, c.certFile = true, o.Cert
+		for _, der := range cert.Certificate {
+			if parsed, err := x509.ParseCertificate(der); err == nil {
+				c.certChain = append(c.certChain, parsed)
+			}
+		}
 	}
 	tr := http.DefaultTransport.(*http.Transport).Clone()
 	tr.TLSClientConfig = tlsConf
