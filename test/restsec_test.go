@@ -209,6 +209,9 @@ func TestRESTAuditAndReload(t *testing.T) {
 	if m := metric(); m != "sluice_config_last_reload_successful 1" {
 		t.Errorf("metric after a good reload: %q", m)
 	}
+	if _, out := ext("root", e.extURL+"/metrics"); !regexp.MustCompile(`(?m)^sluice_config_last_reload_success_timestamp_seconds \d`).MatchString(out) {
+		t.Error("no sluice_config_last_reload_success_timestamp_seconds after a good reload")
+	}
 	// A broken policy: reported per reloader, the others still reload,
 	// the previous policy stays in force.
 	os.WriteFile(policy, []byte("roles: [this is not a policy\n"), 0o600)

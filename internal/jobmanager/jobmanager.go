@@ -184,6 +184,9 @@ func (jm *JobManager) Run(ctx context.Context) error {
 		go krb.Run(ctx)
 	}
 	jm.restSec, jm.krb = rsec, krb
+	// Start-up loaded everything: the first "reload", as Prometheus
+	// counts its initial load.
+	jm.reloads.record(true, time.Now())
 	rest := jm.newREST(rsec)
 	handlers := make([]http.Handler, len(jm.listeners))
 	for i, l := range jm.listeners {

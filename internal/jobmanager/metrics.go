@@ -45,8 +45,8 @@ func newJMMetrics(jm *JobManager) *jmMetrics {
 		authLimited:    prometheus.NewDesc("sluice_rest_authentication_failures_limited_total", "Failed REST authentications answered 429 because their client address prefix was over security.rest.authentication.failures.max.", []string{"listener"}, nil),
 		limiterEntries: prometheus.NewDesc("sluice_rest_authentication_limiter_entries", "Client address prefixes the failed-authentication limiter holds a counter for, by listener.", []string{"listener"}, nil),
 		limiterBlocked: prometheus.NewDesc("sluice_rest_authentication_limiter_blocked", "Client address prefixes whose failed authentications are refused now, by listener.", []string{"listener"}, nil),
-		reloadOK:       prometheus.NewDesc("sluice_config_last_reload_successful", "Whether the last POST /admin/reload reloaded everything (1) or not (0); absent before the first.", nil, nil),
-		reloadTime:     prometheus.NewDesc("sluice_config_last_reload_success_timestamp_seconds", "When POST /admin/reload last reloaded everything (Unix time).", nil, nil),
+		reloadOK:       prometheus.NewDesc("sluice_config_last_reload_successful", "Whether the last configuration load (start-up, then each POST /admin/reload) loaded everything (1) or not (0).", nil, nil),
+		reloadTime:     prometheus.NewDesc("sluice_config_last_reload_success_timestamp_seconds", "When the configuration was last loaded completely, at start-up or by POST /admin/reload (Unix time).", nil, nil),
 	}
 	m.registry.MustRegister(m, collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
 	return m
