@@ -23,10 +23,14 @@ func auditAuthnFailure(l *audit.Logger) func(r *http.Request, f authn.Failure) {
 		if !l.Enabled("deny") {
 			return
 		}
+		reason := f.Reason
+		if f.Limited {
+			reason += " (answered 429: too many failed authentications from this address prefix)"
+		}
 		l.Log(audit.Event{
 			Time: time.Now().UTC(), RequestID: RequestID(r.Context()), Stage: audit.StageAuthentication,
 			Method: f.Method, Verb: "authenticate", Request: r.Method + " " + r.URL.Path,
-			Decision: "deny", Reason: f.Reason, Listener: f.Listener, RemoteAddr: f.RemoteAddr,
+			Decision: "deny", Reason: reason, Listener: f.Listener, RemoteAddr: f.RemoteAddr,
 		})
 	}
 }
