@@ -205,7 +205,7 @@ func (s *Store) statFiles() string {
 			continue
 		}
 		if fi, err := os.Stat(p); err == nil {
-			fmt.Fprintf(&b, "%s %d %d\n", p, fi.ModTime().UnixNano(), fi.Size())
+			fmt.Fprintf(&b, "%s %d %d %d\n", p, fi.ModTime().UnixNano(), fi.Size(), fileID(fi))
 		} else {
 			fmt.Fprintf(&b, "%s missing\n", p)
 		}
