@@ -399,6 +399,10 @@ func TestRESTRedirectKeepsBasePath(t *testing.T) {
 	if code, loc := location("/sluice//jobs", "-H", "X-Forwarded-Prefix: /evil"); code != 301 || loc != "/sluice/jobs" {
 		t.Errorf("untrusted X-Forwarded-Prefix: %d %q", code, loc)
 	}
+	// Other methods keep their method: 308.
+	if code, loc := location("/sluice//jobs", "-X", "POST"); code != 308 || loc != "/sluice/jobs" {
+		t.Errorf("POST: %d %q, want 308 /sluice/jobs", code, loc)
+	}
 	if code, out := curl(t, base+"/sluice/jobs"); code != 200 || !strings.Contains(out, "jobs") {
 		t.Errorf("canonical path: %d %s", code, out)
 	}

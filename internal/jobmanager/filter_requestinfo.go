@@ -65,7 +65,11 @@ func (rs *restServer) withRequestInfo(l Listener) filter {
 				// What Go's ServeMux would do, but it sees the path without
 				// the prefixes, so its redirect would leave them out.
 				u := url.URL{Path: forwarded + clean, RawQuery: r.URL.RawQuery}
-				http.Redirect(w, r, u.String(), http.StatusMovedPermanently)
+				code := http.StatusMovedPermanently
+				if r.Method != http.MethodGet && r.Method != http.MethodHead {
+					code = http.StatusPermanentRedirect // keeps the method and body
+				}
+				http.Redirect(w, r, u.String(), code)
 				return
 			}
 			info.Prefix = forwarded
