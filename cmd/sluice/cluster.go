@@ -45,6 +45,7 @@ func newJobManagerCmd(g *globals) *cobra.Command {
 			jm, err := jobmanager.New(jobmanager.Options{
 				Config: cfg, Logger: g.log, WorkDir: workDir, Security: sec.Security, ClusterID: sec.ClusterID,
 				RPCServerOptions: sec.ServerOptions(), RegisterRPC: sec.Register, Internal: sec,
+				Reloaders: []jobmanager.Reloader{{Name: "internal-tls", Kind: jobmanager.ReloadCertificates, Reload: sec.ReloadTLS}},
 			})
 			if err != nil {
 				return err

@@ -4,6 +4,7 @@ package client
 import (
 	"bytes"
 	"context"
+	"crypto/x509"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -25,7 +26,11 @@ type Client struct {
 	http    *http.Client
 	token   string
 	hasCert bool
-	krb     *kerberosAuth // nil without --kerberos
+	// certChain is the client certificate (--cert) and the intermediates
+	// in its file, to explain a refusal.
+	certChain []*x509.Certificate
+	certFile  string
+	krb       *kerberosAuth // nil without --kerberos
 
 	retries    int // on a refused connection
 	retryDelay time.Duration

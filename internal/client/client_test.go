@@ -100,6 +100,8 @@ func TestTLS(t *testing.T) {
 	keyFile := writeFile(t, dir, "alice.key", aliceKey)
 	bothFile := writeFile(t, dir, "alice.pem", append(append([]byte{}, aliceCert...), aliceKey...))
 	malloryFile := writeFile(t, dir, "mallory.pem", append(append([]byte{}, malloryCert...), malloryKey...))
+	_, serverOnlyCert, serverOnlyKey := ca.issue(t, leafOpts{cn: "bob"}) // serverAuth only
+	serverOnlyFile := writeFile(t, dir, "bob.pem", append(append([]byte{}, serverOnlyCert...), serverOnlyKey...))
 
 	goodSrv := startTLS(t, good, nil)
 	otherSrv := startTLS(t, other, nil)
@@ -125,6 +127,8 @@ func TestTLS(t *testing.T) {
 		{name: "client certificate with key in the same file", srv: mtlsSrv, opts: Options{CACert: caFile, Cert: bothFile}, wantUser: "alice"},
 		{name: "client certificate missing", srv: mtlsSrv, opts: Options{CACert: caFile}, wantErr: []string{"requires a client certificate", "--cert"}},
 		{name: "client certificate of another CA", srv: mtlsSrv, opts: Options{CACert: caFile, Cert: malloryFile}, wantErr: []string{"the JobManager at " + mtlsSrv.URL + " refused your client certificate"}},
+		{name: "client certificate without clientAuth", srv: mtlsSrv, opts: Options{CACert: caFile, Cert: serverOnlyFile}, wantErr: []string{
+			"refused your client certificate (bad certificate): your client certificate " + serverOnlyFile + " (CN=bob) has no clientAuth extended key usage (it has serverAuth)", "reissue"}},
 		{name: "https to a plaintext port", srv: startPlain(t, whoamiHandler), wantErr: []string{"does not speak TLS (first bytes look like HTTP): use http://"}},
 		{name: "http to a TLS port", srv: goodSrv, opts: Options{URL: strings.Replace(goodSrv.URL, "https://", "http://", 1)}, wantErr: []string{
 			"the JobManager at http://" + strings.TrimPrefix(goodSrv.URL, "https://") + " speaks TLS: use https://"}},

@@ -126,6 +126,9 @@ func (c *Client) explainAlert(alert string) string {
 		if !c.hasCert {
 			return fmt.Sprintf("the JobManager at %s requires a client certificate (%s): pass --cert/--key, or set cert and key in your context", c.base, alert)
 		}
+		if why := c.certUsageProblem(); why != "" {
+			return fmt.Sprintf("the JobManager at %s refused your client certificate (%s): %s", c.base, alert, why)
+		}
 		return fmt.Sprintf("the JobManager at %s refused your client certificate (%s): check it was issued by a CA the JobManager trusts", c.base, alert)
 	case "expired certificate":
 		return fmt.Sprintf("the JobManager at %s says your client certificate expired: renew it", c.base)
@@ -135,6 +138,51 @@ func (c *Client) explainAlert(alert string) string {
 		return fmt.Sprintf("the JobManager at %s does not accept TLS 1.2 or 1.3", c.base)
 	}
 	return fmt.Sprintf("the JobManager at %s refused the TLS handshake: %s", c.base, alert)
+}
+
+// certUsageProblem says what in the client's own certificate file makes a
+// server refuse it as a client certificate whatever CA signed it: an
+// extended key usage list without clientAuth (on the certificate, or on
+// an intermediate in the file, which constrains it), or a key usage
+// without digitalSignature. "" when nothing is wrong with its usages.
+func (c *Client) certUsageProblem() string {
+	for i, cert := range c.certChain {
+		what := fmt.Sprintf("your client certificate %s (%s)", c.certFile, cert.Subject)
+		if i > 0 {
+			what = fmt.Sprintf("the intermediate CA %q in your client certificate file %s", cert.Subject.String(), c.certFile)
+		}
+		if len(cert.ExtKeyUsage) > 0 || len(cert.UnknownExtKeyUsage) > 0 {
+			if !slices.Contains(cert.ExtKeyUsage, x509.ExtKeyUsageClientAuth) && !slices.Contains(cert.ExtKeyUsage, x509.ExtKeyUsageAny) {
+				return fmt.Sprintf("%s has no clientAuth extended key usage (it has %s), so it cannot authenticate a client; "+
+					"reissue it with extendedKeyUsage = clientAuth (openssl: -addext extendedKeyUsage=clientAuth)", what, extKeyUsages(cert))
+			}
+		}
+		if i == 0 && cert.KeyUsage != 0 && cert.KeyUsage&x509.KeyUsageDigitalSignature == 0 {
+			return fmt.Sprintf("%s has a key usage without digitalSignature, so it cannot sign the TLS handshake; reissue it with keyUsage = digitalSignature", what)
+		}
+	}
+	return ""
+}
+
+// extKeyUsages names a certificate's extended key usages as openssl does.
+func extKeyUsages(cert *x509.Certificate) string {
+	names := map[x509.ExtKeyUsage]string{
+		x509.ExtKeyUsageServerAuth: "serverAuth", x509.ExtKeyUsageClientAuth: "clientAuth",
+		x509.ExtKeyUsageCodeSigning: "codeSigning", x509.ExtKeyUsageEmailProtection: "emailProtection",
+		x509.ExtKeyUsageTimeStamping: "timeStamping", x509.ExtKeyUsageOCSPSigning: "OCSPSigning",
+	}
+	var out []string
+	for _, u := range cert.ExtKeyUsage {
+		if n, ok := names[u]; ok {
+			out = append(out, n)
+		} else {
+			out = append(out, fmt.Sprintf("usage %d", u))
+		}
+	}
+	for _, oid := range cert.UnknownExtKeyUsage {
+		out = append(out, oid.String())
+	}
+	return strings.Join(out, ", ")
 }
 
 // looksLikeTLSRecord reports whether Go's "malformed HTTP response" quotes

@@ -147,7 +147,12 @@ func NewWithOptions(o Options) (*Client, error) {
 		// read "certificate required" instead of the server's refusal of
 		// this certificate.
 		tlsConf.GetClientCertificate = func(*tls.CertificateRequestInfo) (*tls.Certificate, error) { return &cert, nil }
-		c.hasCert = true
+		c.hasCert, c.certFile = true, o.Cert
+		for _, der := range cert.Certificate {
+			if parsed, err := x509.ParseCertificate(der); err == nil {
+				c.certChain = append(c.certChain, parsed)
+			}
+		}
 	}
 	tr := http.DefaultTransport.(*http.Transport).Clone()
 	tr.TLSClientConfig = tlsConf
@@ -250,5 +255,6 @@ func loadClientCert(certFile, keyFile string, now time.Time) (tls.Certificate, e
 	if now.After(leaf.NotAfter) {
 		return tls.Certificate{}, fmt.Errorf("client certificate %s (--cert) expired on %s: renew it", certFile, leaf.NotAfter.UTC().Format(time.RFC3339))
 	}
+	cert.Leaf = leaf
 	return cert, nil
 }

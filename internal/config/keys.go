@@ -131,9 +131,13 @@ func init() {
 		{Name: "security.rest.authentication.token.file", Type: String,
 			Doc: "File of bearer token hashes (sha256:<hex>,user,\"groups\"), one per line; reloaded when it changes."},
 		{Name: "security.rest.authentication.failures.max", Type: Int, Default: "10", Min: atLeastOne,
-			Doc: "Failed authentications from one client address within the window before it gets 429."},
+			Doc: "Failed authentications from one client address prefix on one listener within the window before further failures get 429 (a valid credential is never refused)."},
 		{Name: "security.rest.authentication.failures.window", Type: Duration, Default: "1 min", Min: new(int64(1)),
-			Doc: "Window over which failed authentications per client address are counted."},
+			Doc: "Window over which failed authentications per listener and client address prefix are counted."},
+		{Name: "security.rest.authentication.failures.ipv4-prefix", Type: Int, Default: "32",
+			Doc: "IPv4 client addresses in one prefix of this length share a failure counter (8-32; 32: each address alone)."},
+		{Name: "security.rest.authentication.failures.ipv6-prefix", Type: Int, Default: "64",
+			Doc: "IPv6 client addresses in one prefix of this length share a failure counter (32-128; 64: one subnet)."},
 	} {
 		Register(k)
 	}

@@ -9,6 +9,7 @@ import (
 	"context"
 	"crypto/sha256"
 	"os"
+	"sync"
 	"time"
 )
 
@@ -37,7 +38,8 @@ type Watcher struct {
 	// Failed is told about each new failure.
 	Failed func(err error)
 
-	// Owned by Run.
+	// Guarded by mu: Run polls while Reload may be called from a request.
+	mu      sync.Mutex
 	stat    Stat
 	sum     [sha256.Size]byte
 	lastErr string
@@ -46,6 +48,8 @@ type Watcher struct {
 // Loaded records the content loaded at start-up, so an unchanged file is
 // not applied again.
 func (w *Watcher) Loaded(data []byte, st Stat) {
+	w.mu.Lock()
+	defer w.mu.Unlock()
 	w.stat, w.sum = st, sha256.Sum256(data)
 }
 
@@ -69,6 +73,8 @@ func (w *Watcher) Run(ctx context.Context) {
 
 // Poll checks the file once.
 func (w *Watcher) Poll() {
+	w.mu.Lock()
+	defer w.mu.Unlock()
 	fi, err := os.Stat(w.Path)
 	if err != nil {
 		w.fail(err)
@@ -104,4 +110,22 @@ func (w *Watcher) fail(err error) {
 			w.Failed(err)
 		}
 	}
+}
+
+// Reload reads and applies the file now, whatever its stat says, and
+// returns why it did not apply: an operator who asks for a reload wants
+// the answer, not a log line. Content that fails keeps what is in force.
+func (w *Watcher) Reload() error {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	data, st, err := w.Read()
+	if err != nil {
+		return err
+	}
+	w.stat = st
+	if err := w.Apply(data); err != nil {
+		return err
+	}
+	w.sum, w.lastErr = sha256.Sum256(data), ""
+	return nil
 }

@@ -8,17 +8,16 @@ import (
 	"net/http"
 	"slices"
 	"strings"
-	"time"
 
 	"github.com/sluice-dev/sluice/internal/dataflow"
 	"github.com/sluice-dev/sluice/internal/security/authn"
 	"github.com/sluice-dev/sluice/internal/security/authz"
 )
 
-// decider asks the configured authorizers and audits the answer.
+// decider asks the configured authorizers; decisions made for a request
+// are written to its audit log (see withAudit).
 type decider struct {
 	union authz.Union
-	audit func(a authz.Attributes, allowed bool, by, reason string)
 	log   *slog.Logger
 }
 
@@ -27,14 +26,14 @@ type decider struct {
 func (d *decider) decide(ctx context.Context, a authz.Attributes, audited bool) (bool, string, string, error) {
 	dec, reason, by, err := d.union.AuthorizeNamed(ctx, a)
 	if err != nil {
-		if audited && d.audit != nil {
-			d.audit(a, false, by, "authorizer error: "+err.Error())
+		if audited {
+			auditDecision(ctx, a, false, by, "authorizer error: "+err.Error())
 		}
 		return false, "", by, err
 	}
 	allowed := dec == authz.Allow
-	if audited && d.audit != nil {
-		d.audit(a, allowed, by, reason)
+	if audited {
+		auditDecision(ctx, a, allowed, by, reason)
 	}
 	return allowed, reason, by, nil
 }
@@ -59,39 +58,6 @@ func (jm *JobManager) jobACL(id string) *authz.JobACL {
 	return nil
 }
 
-// authorized wraps a route's handler with its authorization: one verb on
-// one resource, decided before the handler runs. "self" (whoami, can-i) is
-// open to every authenticated caller: it only tells callers about
-// themselves.
-func (rs *restServer) authorized(rt route) http.Handler {
-	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		if rt.resource == "self" {
-			rt.handler(w, r)
-			return
-		}
-		resource := rt.resource
-		a := attributes(r, rt.verb, resource)
-		if strings.Contains(resource, "{id}") {
-			id := r.PathValue("id")
-			a.Resource = strings.Replace(resource, "{id}", id, 1)
-			a.Job = rs.jm.jobACL(id)
-		}
-		allowed, reason, _, err := rs.jm.authz.decide(r.Context(), a, true)
-		if err != nil {
-			writeError(w, http.StatusInternalServerError, "authorization failed (request %s): %v", RequestID(r.Context()), err)
-			return
-		}
-		if !allowed && !rt.filtered {
-			writeError(w, http.StatusForbidden, "%s may not %s %s: %s", a.User, a.Verb, a.Resource, reason)
-			return
-		}
-		if rt.filtered {
-			r = r.WithContext(context.WithValue(r.Context(), listAllKey{}, allowed))
-		}
-		rt.handler(w, r)
-	})
-}
-
 type listAllKey struct{}
 
 // mayView is the per-job filter of the job lists: everything for callers
@@ -103,7 +69,7 @@ func (rs *restServer) mayView(r *http.Request, j *job) bool {
 	a := attributes(r, "view", "job/"+j.id)
 	acl := j.acl
 	a.Job = &acl
-	ok, _, _, err := rs.jm.authz.decide(r.Context(), a, false)
+	ok, _, _, err := rs.sec.authz.decide(r.Context(), a, false)
 	return err == nil && ok
 }
 
@@ -137,12 +103,15 @@ func dataAccesses(spec *dataflow.Spec, files []dataflow.FileAccess) []authz.Data
 }
 
 // authorizeData checks every data access of a submission and returns the
-// first refusal.
+// first refusal. Each access is decided (and audited) on its own, with
+// Data holding only that access: were the whole list attached, an
+// authorizer that checks Data would deny an allowed read for a forbidden
+// write, and the 403 and the audit event would name the read.
 func (rs *restServer) authorizeData(r *http.Request, data []authz.DataAccess) (bool, string, error) {
 	for _, d := range data {
 		a := attributes(r, d.Verb, d.Resource)
-		a.Data = data
-		ok, reason, _, err := rs.jm.authz.decide(r.Context(), a, true)
+		a.Data = []authz.DataAccess{d}
+		ok, reason, _, err := rs.sec.authz.decide(r.Context(), a, true)
 		if err != nil {
 			return false, "", err
 		}
@@ -175,24 +144,10 @@ func (rs *restServer) canI(w http.ResponseWriter, r *http.Request) {
 	if id, ok := strings.CutPrefix(req.Resource, "job/"); ok {
 		a.Job = rs.jm.jobACL(id)
 	}
-	ok, reason, by, err := rs.jm.authz.decide(r.Context(), a, false)
+	ok, reason, by, err := rs.sec.authz.decide(r.Context(), a, false)
 	if err != nil {
 		writeError(w, http.StatusInternalServerError, "authorization failed: %v", err)
 		return
 	}
 	writeJSON(w, http.StatusOK, map[string]any{"allowed": ok, "reason": reason, "authorizer": by, "user": a.User, "verb": a.Verb, "resource": a.Resource})
-}
-
-// adminReload reloads what can be reloaded now rather than at the next poll.
-func (rs *restServer) adminReload(w http.ResponseWriter, r *http.Request) {
-	var done []string
-	for name, rl := range rs.jm.reloaders {
-		if err := rl(); err != nil {
-			writeError(w, http.StatusInternalServerError, "reload %s: %v (the previous one stays in force)", name, err)
-			return
-		}
-		done = append(done, name)
-	}
-	slices.Sort(done)
-	writeJSON(w, http.StatusOK, map[string]any{"reloaded": done, "time": time.Now().UTC().Format(time.RFC3339)})
 }

@@ -12,6 +12,7 @@ import (
 	"fmt"
 	"log/slog"
 	"net"
+	"net/http"
 	"os"
 	"path/filepath"
 	"strings"
@@ -23,7 +24,6 @@ import (
 	"github.com/sluice-dev/sluice/internal/blob"
 	"github.com/sluice-dev/sluice/internal/config"
 	controlpb "github.com/sluice-dev/sluice/internal/rpc/proto"
-	"github.com/sluice-dev/sluice/internal/security/audit"
 	"github.com/sluice-dev/sluice/internal/security/internaltls"
 	"github.com/sluice-dev/sluice/internal/security/kerberos"
 	"github.com/sluice-dev/sluice/internal/transport"
@@ -52,6 +52,9 @@ type Options struct {
 	// (join tokens, revocation); nil when internal TLS is off or the
 	// caller manages it.
 	Internal *internaltls.JobManager
+	// Reloaders are reloaded by POST /admin/reload beside the REST
+	// API's own (the internal TLS material).
+	Reloaders []Reloader
 }
 
 // JobManager is a running JobManager.
@@ -77,15 +80,16 @@ type JobManager struct {
 	rpcOpts           []grpc.ServerOption
 	registerRPC       func(*grpc.Server)
 	ready             chan struct{}
-	authz             *decider
-	krb               *kerberos.Login
-	audit             *audit.Logger
-	reloaders         map[string]func() error
-	logs              *logRing
-	metrics           *jmMetrics
-	internal          *internaltls.JobManager
-	bg                sync.WaitGroup
-	ctx               context.Context
+	extraReloaders    []Reloader
+	// Set by Run before any port is bound, read-only afterwards.
+	restSec  *restSecurity
+	krb      *kerberos.Login
+	reloads  reloadStatus
+	logs     *logRing
+	metrics  *jmMetrics
+	internal *internaltls.JobManager
+	bg       sync.WaitGroup
+	ctx      context.Context
 }
 
 // New builds a JobManager; Run starts it.
@@ -114,20 +118,21 @@ func New(o Options) (*JobManager, error) {
 	logs := newLogRing(1000)
 	logger := slog.New(teeHandler{o.Logger.Handler(), slog.NewTextHandler(logs, &slog.HandlerOptions{Level: slog.LevelInfo})})
 	jm := &JobManager{
-		logs:        logs,
-		cfg:         o.Config,
-		sec:         o.Security,
-		log:         logger.With("component", "jobmanager"),
-		clusterID:   o.ClusterID,
-		rpcOpts:     o.RPCServerOptions,
-		registerRPC: o.RegisterRPC,
-		blobs:       store,
-		hbInterval:  o.Config.Duration("heartbeat.interval"),
-		hbTimeout:   o.Config.Duration("heartbeat.timeout"),
-		tms:         map[string]*taskManager{},
-		jobs:        map[string]*job{},
-		slotFreed:   make(chan struct{}),
-		ready:       make(chan struct{}),
+		logs:           logs,
+		cfg:            o.Config,
+		sec:            o.Security,
+		log:            logger.With("component", "jobmanager"),
+		clusterID:      o.ClusterID,
+		rpcOpts:        o.RPCServerOptions,
+		registerRPC:    o.RegisterRPC,
+		extraReloaders: o.Reloaders,
+		blobs:          store,
+		hbInterval:     o.Config.Duration("heartbeat.interval"),
+		hbTimeout:      o.Config.Duration("heartbeat.timeout"),
+		tms:            map[string]*taskManager{},
+		jobs:           map[string]*job{},
+		slotFreed:      make(chan struct{}),
+		ready:          make(chan struct{}),
 	}
 	if jm.clusterID == "" {
 		jm.clusterID = newID(8)
@@ -171,6 +176,33 @@ func (jm *JobManager) Run(ctx context.Context) error {
 	jm.ctx = ctx
 	cfg := jm.cfg
 
+	// Everything the REST API needs is built and validated before any
+	// port is bound, so a bad setting never leaves half a JobManager
+	// listening.
+	rsec, err := newRESTSecurity(cfg, jm.listeners, jm.extraReloaders, jm.log)
+	if err != nil {
+		return err
+	}
+	// Its watchers and the audit log's closer end with ctx, which any
+	// return below cancels.
+	rsec.run(ctx)
+	krb, err := newKerberosLogin(ctx, cfg, jm.log)
+	if err != nil {
+		return err
+	}
+	if krb != nil {
+		go krb.Run(ctx)
+	}
+	jm.restSec, jm.krb = rsec, krb
+	// Start-up loaded everything: the first "reload", as Prometheus
+	// counts its initial load.
+	jm.reloads.record(true, time.Now())
+	rest := jm.newREST(rsec)
+	handlers := make([]http.Handler, len(jm.listeners))
+	for i, l := range jm.listeners {
+		handlers[i] = rest.buildHandlerChain(l)
+	}
+
 	rpcL, err := jm.sec.Listen(ctx, transport.RPC, net.JoinHostPort(bindHost(cfg.String("jobmanager.bind-host")), fmt.Sprint(cfg.Int("jobmanager.rpc.port"))))
 	if err != nil {
 		return fmt.Errorf("jobmanager.rpc.port: %w", err)
@@ -180,19 +212,6 @@ func (jm *JobManager) Run(ctx context.Context) error {
 		rpcL.Close()
 		return fmt.Errorf("blob.server.port: %w", err)
 	}
-	rsec, err := jm.setupRESTSecurity(ctx)
-	if err == nil {
-		err = jm.setupAuthorization(ctx)
-	}
-	if err == nil {
-		err = jm.setupKerberos(ctx)
-	}
-	if err != nil {
-		rpcL.Close()
-		blobL.Close()
-		return err
-	}
-	rest := jm.newREST()
 	jm.restAddrs = map[string]string{}
 	var restLs []net.Listener
 	closeAll := func() {
@@ -203,7 +222,7 @@ func (jm *JobManager) Run(ctx context.Context) error {
 		}
 	}
 	for _, l := range jm.listeners {
-		ln, err := jm.sec.ListenTLS(ctx, transport.REST, l.Address, rsec.tlsConfig(l))
+		ln, err := rsec.listen(ctx, jm.sec, l)
 		if err != nil {
 			closeAll()
 			return fmt.Errorf("REST listener %q: %w", l.Name, err)
@@ -223,12 +242,7 @@ func (jm *JobManager) Run(ctx context.Context) error {
 	go func() { errc <- gs.Serve(rpcL) }()
 	go func() { errc <- blob.NewServer(jm.blobs, jm.log).Serve(ctx, blobL) }()
 	for i, l := range jm.listeners {
-		h, err := rest.handlerFor(l, rsec)
-		if err != nil {
-			closeAll()
-			return err
-		}
-		ln := restLs[i]
+		ln, h := restLs[i], handlers[i]
 		go func() { errc <- rest.serve(ctx, ln, h) }()
 		secured, what := l.Exposure()
 		scheme := "http"

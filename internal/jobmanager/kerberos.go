@@ -2,37 +2,38 @@ package jobmanager
 
 import (
 	"context"
+	"log/slog"
 	"time"
 
+	"github.com/sluice-dev/sluice/internal/config"
 	"github.com/sluice-dev/sluice/internal/security/kerberos"
 )
 
-// setupKerberos starts the JobManager's Kerberos login service when
-// security.kerberos.login.* asks for one (a keytab, or the ticket cache for
-// named login contexts). A login that fails stops start-up with the
-// reason: a cluster that cannot reach its Kerberos-secured systems should
-// say so at once, not at the first job.
-func (jm *JobManager) setupKerberos(ctx context.Context) error {
-	kc, err := kerberos.ConfigFrom(jm.cfg)
+// newKerberosLogin logs the JobManager in to Kerberos when
+// security.kerberos.login.* asks for it (a keytab, or the ticket cache for
+// named login contexts); nil when it does not. A login that fails stops
+// start-up with the reason: a cluster that cannot reach its
+// Kerberos-secured systems should say so at once, not at the first job.
+// The caller runs the login service (relogin).
+func newKerberosLogin(ctx context.Context, cfg *config.Config, log *slog.Logger) (*kerberos.Login, error) {
+	kc, err := kerberos.ConfigFrom(cfg)
 	if err != nil {
-		return err
+		return nil, err
 	}
 	if !kc.Enabled() {
-		return nil
+		return nil, nil
 	}
-	l, err := kerberos.NewLogin(ctx, kc, jm.log)
+	l, err := kerberos.NewLogin(ctx, kc, log)
 	if err != nil {
-		return err
+		return nil, err
 	}
-	jm.krb = l
-	go l.Run(ctx)
 	st := l.Status()
-	jm.log.Info("kerberos login", "principal", st.Principal, "source", st.Source, "expires", st.Expires.Format(time.RFC3339))
+	log.Info("kerberos login", "principal", st.Principal, "source", st.Source, "expires", st.Expires.Format(time.RFC3339))
 	if st.Source == kerberos.SourceTicketCache {
-		jm.log.Warn("kerberos credentials come from a ticket cache only: the cluster stops reaching Kerberos-secured systems when the ticket expires, unless kinit renews it",
+		log.Warn("kerberos credentials come from a ticket cache only: the cluster stops reaching Kerberos-secured systems when the ticket expires, unless kinit renews it",
 			"expires", st.Expires.Format(time.RFC3339), "renew-till", st.RenewTill.Format(time.RFC3339))
 	}
-	return nil
+	return l, nil
 }
 
 // kerberosOverview is the /overview field that says when the cluster's

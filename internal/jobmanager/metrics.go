@@ -5,6 +5,8 @@ import (
 
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/collectors"
+
+	"github.com/sluice-dev/sluice/internal/security/authn"
 )
 
 // jmMetrics exposes the cluster's state in Prometheus form at /metrics. It
@@ -17,32 +19,42 @@ type jmMetrics struct {
 	recIn, recOut, bytesIn, bytesOut, backPressed *prometheus.Desc
 	tmSent, tmRecv                                *prometheus.Desc
 	krbExpiry                                     *prometheus.Desc
+	authFailures, authLimited, limiterEntries     *prometheus.Desc
+	limiterBlocked                                *prometheus.Desc
+	reloadOK, reloadTime                          *prometheus.Desc
 }
 
 func newJMMetrics(jm *JobManager) *jmMetrics {
 	op := []string{"job", "job_name", "vertex", "vertex_name"}
 	m := &jmMetrics{
-		jm:          jm,
-		registry:    prometheus.NewRegistry(),
-		tms:         prometheus.NewDesc("sluice_taskmanagers", "Registered TaskManagers.", nil, nil),
-		slots:       prometheus.NewDesc("sluice_slots_total", "Task slots offered by registered TaskManagers.", nil, nil),
-		slotsFree:   prometheus.NewDesc("sluice_slots_available", "Task slots not in use.", nil, nil),
-		jobs:        prometheus.NewDesc("sluice_jobs", "Jobs by state.", []string{"state"}, nil),
-		recIn:       prometheus.NewDesc("sluice_operator_records_in_total", "Records received by a job vertex (its chained operators) over the network.", op, nil),
-		recOut:      prometheus.NewDesc("sluice_operator_records_out_total", "Records emitted by a job vertex to downstream vertices.", op, nil),
-		bytesIn:     prometheus.NewDesc("sluice_operator_bytes_in_total", "Serialized bytes received by a job vertex.", op, nil),
-		bytesOut:    prometheus.NewDesc("sluice_operator_bytes_out_total", "Serialized bytes emitted by a job vertex.", op, nil),
-		backPressed: prometheus.NewDesc("sluice_operator_backpressured_seconds_total", "Time a job vertex's subtasks spent blocked by back-pressure.", op, nil),
-		tmSent:      prometheus.NewDesc("sluice_taskmanager_network_sent_bytes_total", "Bytes a TaskManager sent on data connections.", []string{"taskmanager"}, nil),
-		tmRecv:      prometheus.NewDesc("sluice_taskmanager_network_received_bytes_total", "Bytes a TaskManager received on data connections.", []string{"taskmanager"}, nil),
-		krbExpiry:   prometheus.NewDesc("sluice_kerberos_tgt_expiry_timestamp_seconds", "When the JobManager's Kerberos TGT expires (Unix time): the cluster stops reaching Kerberos-secured systems then unless it is renewed.", []string{"principal", "source"}, nil),
+		jm:             jm,
+		registry:       prometheus.NewRegistry(),
+		tms:            prometheus.NewDesc("sluice_taskmanagers", "Registered TaskManagers.", nil, nil),
+		slots:          prometheus.NewDesc("sluice_slots_total", "Task slots offered by registered TaskManagers.", nil, nil),
+		slotsFree:      prometheus.NewDesc("sluice_slots_available", "Task slots not in use.", nil, nil),
+		jobs:           prometheus.NewDesc("sluice_jobs", "Jobs by state.", []string{"state"}, nil),
+		recIn:          prometheus.NewDesc("sluice_operator_records_in_total", "Records received by a job vertex (its chained operators) over the network.", op, nil),
+		recOut:         prometheus.NewDesc("sluice_operator_records_out_total", "Records emitted by a job vertex to downstream vertices.", op, nil),
+		bytesIn:        prometheus.NewDesc("sluice_operator_bytes_in_total", "Serialized bytes received by a job vertex.", op, nil),
+		bytesOut:       prometheus.NewDesc("sluice_operator_bytes_out_total", "Serialized bytes emitted by a job vertex.", op, nil),
+		backPressed:    prometheus.NewDesc("sluice_operator_backpressured_seconds_total", "Time a job vertex's subtasks spent blocked by back-pressure.", op, nil),
+		tmSent:         prometheus.NewDesc("sluice_taskmanager_network_sent_bytes_total", "Bytes a TaskManager sent on data connections.", []string{"taskmanager"}, nil),
+		tmRecv:         prometheus.NewDesc("sluice_taskmanager_network_received_bytes_total", "Bytes a TaskManager received on data connections.", []string{"taskmanager"}, nil),
+		krbExpiry:      prometheus.NewDesc("sluice_kerberos_tgt_expiry_timestamp_seconds", "When the JobManager's Kerberos TGT expires (Unix time): the cluster stops reaching Kerberos-secured systems then unless it is renewed.", []string{"principal", "source"}, nil),
+		authFailures:   prometheus.NewDesc("sluice_rest_authentication_failures_total", "Failed REST authentications (invalid credentials) by listener.", []string{"listener"}, nil),
+		authLimited:    prometheus.NewDesc("sluice_rest_authentication_failures_limited_total", "Failed REST authentications answered 429 because their client address prefix was over security.rest.authentication.failures.max.", []string{"listener"}, nil),
+		limiterEntries: prometheus.NewDesc("sluice_rest_authentication_limiter_entries", "Client address prefixes the failed-authentication limiter holds a counter for, by listener.", []string{"listener"}, nil),
+		limiterBlocked: prometheus.NewDesc("sluice_rest_authentication_limiter_blocked", "Client address prefixes whose failed authentications are refused now, by listener.", []string{"listener"}, nil),
+		reloadOK:       prometheus.NewDesc("sluice_config_last_reload_successful", "Whether the last configuration load (start-up, then each POST /admin/reload) loaded everything (1) or not (0).", nil, nil),
+		reloadTime:     prometheus.NewDesc("sluice_config_last_reload_success_timestamp_seconds", "When the configuration was last loaded completely, at start-up or by POST /admin/reload (Unix time).", nil, nil),
 	}
 	m.registry.MustRegister(m, collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
 	return m
 }
 
 func (m *jmMetrics) Describe(ch chan<- *prometheus.Desc) {
-	for _, d := range []*prometheus.Desc{m.tms, m.slots, m.slotsFree, m.jobs, m.recIn, m.recOut, m.bytesIn, m.bytesOut, m.backPressed, m.tmSent, m.tmRecv, m.krbExpiry} {
+	for _, d := range []*prometheus.Desc{m.tms, m.slots, m.slotsFree, m.jobs, m.recIn, m.recOut, m.bytesIn, m.bytesOut, m.backPressed, m.tmSent, m.tmRecv, m.krbExpiry,
+		m.authFailures, m.authLimited, m.limiterEntries, m.limiterBlocked, m.reloadOK, m.reloadTime} {
 		ch <- d
 	}
 }
@@ -52,6 +64,33 @@ func (m *jmMetrics) Collect(ch chan<- prometheus.Metric) {
 	if jm.krb != nil {
 		st := jm.krb.Status()
 		ch <- prometheus.MustNewConstMetric(m.krbExpiry, prometheus.GaugeValue, float64(st.Expires.Unix()), st.Principal, string(st.Source))
+	}
+	if jm.restSec != nil {
+		// Every listener, with zeros until its first failure, so a rate
+		// or an alert over the series works from the start.
+		stats := map[string]authn.LimiterStats{}
+		for _, l := range jm.listeners {
+			stats[l.Name] = authn.LimiterStats{Listener: l.Name}
+		}
+		for _, st := range jm.restSec.limiter.Stats() {
+			stats[st.Listener] = st
+		}
+		for _, st := range stats {
+			ch <- prometheus.MustNewConstMetric(m.authFailures, prometheus.CounterValue, float64(st.Failures), st.Listener)
+			ch <- prometheus.MustNewConstMetric(m.authLimited, prometheus.CounterValue, float64(st.Limited), st.Listener)
+			ch <- prometheus.MustNewConstMetric(m.limiterEntries, prometheus.GaugeValue, float64(st.Entries), st.Listener)
+			ch <- prometheus.MustNewConstMetric(m.limiterBlocked, prometheus.GaugeValue, float64(st.Blocked), st.Listener)
+		}
+	}
+	if done, ok, lastOK := jm.reloads.snapshot(); done {
+		v := 0.0
+		if ok {
+			v = 1
+		}
+		ch <- prometheus.MustNewConstMetric(m.reloadOK, prometheus.GaugeValue, v)
+		if !lastOK.IsZero() {
+			ch <- prometheus.MustNewConstMetric(m.reloadTime, prometheus.GaugeValue, float64(lastOK.Unix()))
+		}
 	}
 	jm.mu.Lock()
 	defer jm.mu.Unlock()

@@ -23,35 +23,24 @@ import (
 const maxJSONBody = 1 << 20
 
 type restServer struct {
-	jm  *JobManager
-	mux *http.ServeMux
+	jm        *JobManager
+	sec       *restSecurity // nil in tests that only walk the router
+	mux       *http.ServeMux
+	byPattern map[string]*route
 }
 
-func (jm *JobManager) newREST() *restServer {
-	rs := &restServer{jm: jm, mux: http.NewServeMux()}
+// newREST builds the router of the REST API; sec secures the handler
+// chains buildHandlerChain puts in front of it.
+func (jm *JobManager) newREST(sec *restSecurity) *restServer {
+	rs := &restServer{jm: jm, sec: sec, mux: http.NewServeMux(), byPattern: map[string]*route{}}
 	for _, rt := range rs.routes() {
-		rs.mux.Handle(rt.pattern, rs.authorized(rt))
+		rs.mux.Handle(rt.pattern, rt.handler)
+		rs.byPattern[rt.pattern] = &rt
 	}
 	rs.mux.HandleFunc("/", func(w http.ResponseWriter, r *http.Request) {
 		writeError(w, http.StatusNotFound, "no such endpoint: %s %s", r.Method, r.URL.Path)
 	})
 	return rs
-}
-
-// handlerFor is the filter chain of one listener in front of the shared
-// router: request id, panic recovery, access log, security headers, base
-// path and proxy prefix, then authentication with the listener's methods.
-func (rs *restServer) handlerFor(l Listener, sec *restSecurity) (http.Handler, error) {
-	jm := rs.jm
-	methods, err := authn.Build(l.Authentication, sec.deps)
-	if err != nil {
-		return nil, fmt.Errorf("REST listener %q: %w", l.Name, err)
-	}
-	auth := authn.Filter(authn.FilterOptions{
-		Listener: l.Name, Chain: methods, Limiter: sec.limiter, Log: jm.log, RemoteAddr: sec.clientAddr,
-	})
-	return chain(rs.mux, withRequestID, withRecover(jm.log), withAccessLog(jm.log), withSecurityHeaders,
-		sec.withBasePath(jm.cfg.String("rest.base-path")), withListener(l.Name), auth), nil
 }
 
 func (rs *restServer) serve(ctx context.Context, l net.Listener, h http.Handler) error {

@@ -17,7 +17,7 @@ func TestEveryEndpointIsAuthorized(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	rs := jm.newREST()
+	rs := jm.newREST(nil)
 	doc, err := os.ReadFile("../../docs/security.md")
 	if err != nil {
 		t.Fatal(err)

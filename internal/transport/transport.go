@@ -104,6 +104,13 @@ func (s *Security) Listen(ctx context.Context, k Kind, addr string) (net.Listene
 // ListenTLS opens a listener for kind k on addr with its own TLS config
 // (nil: plaintext), for kinds whose listeners differ (named REST listeners).
 func (s *Security) ListenTLS(ctx context.Context, k Kind, addr string, cfg *tls.Config) (net.Listener, error) {
+	return s.ListenTLSObserved(ctx, k, addr, cfg, s.Observe)
+}
+
+// ListenTLSObserved is ListenTLS with its own observer of failed
+// handshakes instead of s.Observe, for listeners whose failures are
+// logged apart (the REST listeners' keys differ from the internal ones).
+func (s *Security) ListenTLSObserved(ctx context.Context, k Kind, addr string, cfg *tls.Config, observe HandshakeObserver) (net.Listener, error) {
 	var lc net.ListenConfig
 	l, err := lc.Listen(ctx, "tcp", addr)
 	if err != nil {
@@ -112,7 +119,7 @@ func (s *Security) ListenTLS(ctx context.Context, k Kind, addr string, cfg *tls.
 	if cfg == nil {
 		return l, nil
 	}
-	return newTLSListener(l, k, cfg, s.HandshakeTimeout, s.Observe), nil
+	return newTLSListener(l, k, cfg, s.HandshakeTimeout, observe), nil
 }
 
 // Dial connects to addr for kind k, doing the TLS handshake when secured.

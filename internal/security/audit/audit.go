@@ -1,4 +1,5 @@
-// Package audit writes authorization decisions to a JSON-lines file.
+// Package audit writes authorization decisions and failed
+// authentications to a JSON-lines file.
 //
 // The log answers "who tried to do what, and why was it allowed or
 // denied" after the fact, so it is append-only, readable only by the
@@ -43,10 +44,22 @@ type DataAccess struct {
 	Resource string `json:"resource"`
 }
 
-// Event is one authorization decision.
+// Stages an Event can come from.
+const (
+	// StageAuthentication marks a failed authentication: User is empty,
+	// Method is the method that rejected the credential.
+	StageAuthentication = "authentication"
+)
+
+// Event is one authorization decision or one failed authentication.
 type Event struct {
-	Time       time.Time    `json:"time"`
-	RequestID  string       `json:"request-id,omitempty"`
+	Time      time.Time `json:"time"`
+	RequestID string    `json:"request-id,omitempty"`
+	// Stage is "authentication" for a failed authentication, empty for
+	// an authorization decision.
+	Stage string `json:"stage,omitempty"`
+	// Request is "METHOD /path" of a failed authentication.
+	Request    string       `json:"request,omitempty"`
 	User       string       `json:"user"`
 	Groups     []string     `json:"groups,omitempty"`
 	Method     string       `json:"authentication-method,omitempty"`

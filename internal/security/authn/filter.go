@@ -15,7 +15,7 @@ import (
 
 // FilterOptions configures Filter for one listener.
 type FilterOptions struct {
-	Listener string // listener name, for the log
+	Listener string // listener name, for the log and the limiter
 	Chain    Union
 	Limiter  *FailureLimiter // nil: no limit
 	Log      *slog.Logger    // nil: slog.Default()
@@ -23,6 +23,23 @@ type FilterOptions struct {
 	// shows, after trusted-proxy handling. Default: the host of
 	// r.RemoteAddr (the port changes with every connection).
 	RemoteAddr func(*http.Request) string
+	// OnFailure, when set, is told about every failed authentication
+	// (the audit log).
+	OnFailure func(r *http.Request, f Failure)
+}
+
+// Failure describes one failed authentication. It has no field for the
+// credential, so none can reach a log or an audit event through it.
+type Failure struct {
+	Listener   string
+	RemoteAddr string
+	// Method is the method that rejected the credential (token, x509,
+	// kerberos).
+	Method string
+	Reason string
+	// Limited is set when the failure was answered 429: its client
+	// address prefix is over the failure limit.
+	Limited bool
 }
 
 // Filter authenticates each request with the listener's chain and puts
@@ -31,9 +48,11 @@ type FilterOptions struct {
 // A request without a credential, on a listener without anonymous, gets
 // 401 with one WWW-Authenticate header per offered method; one with an
 // invalid credential gets 401 too, even where anonymous is allowed (see
-// Union). An address over its failure limit gets 429 with Retry-After.
-// Failures are logged at Info with the listener, address, method and
-// reason, never the credential.
+// Union). The limiter is asked only about failures: a request with a valid
+// credential always gets in, and a failure from a client address prefix
+// over its limit gets 429 with Retry-After instead of 401. Failures are
+// logged at Info with the listener, address, method and reason, never the
+// credential, and handed to OnFailure.
 //
 // The Authorization header is removed once the request is authenticated,
 // as Kubernetes does, so no handler can log or forward it by mistake.
@@ -50,34 +69,41 @@ func Filter(o FilterOptions) func(http.Handler) http.Handler {
 	challenges := o.Chain.Challenges()
 	return func(next http.Handler) http.Handler {
 		return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-			addr := remote(r)
-			if wait := o.Limiter.Blocked(addr); wait > 0 {
-				secs := int(math.Ceil(wait.Seconds()))
-				w.Header().Set("Retry-After", strconv.Itoa(secs))
-				writeErrors(w, http.StatusTooManyRequests,
-					fmt.Sprintf("too many failed authentications from %s; retry in %ds", addr, secs))
-				return
-			}
 			u, ok, err := o.Chain.AuthenticateRequest(r)
 			switch {
-			case err != nil:
-				method := ""
-				var me *methodError
-				if errors.As(err, &me) {
-					method = me.method
-				}
-				log.Info("authentication failed", "listener", o.Listener, "remote", addr, "method", method, "reason", err.Error())
-				if o.Limiter.Fail(addr) {
-					log.Info("client address blocked after too many failed authentications",
-						"listener", o.Listener, "remote", addr, "for", o.Limiter.Blocked(addr).Round(time.Second).String())
-				}
-				unauthorized(w, challenges, "authentication failed: "+err.Error())
-			case !ok:
-				log.Debug("no credential", "listener", o.Listener, "remote", addr)
-				unauthorized(w, challenges, "authentication required: this listener accepts: "+methods)
-			default:
+			case ok:
 				r.Header.Del("Authorization")
 				next.ServeHTTP(w, r.WithContext(WithUser(r.Context(), u)))
+			case err != nil:
+				addr := remote(r)
+				f := Failure{Listener: o.Listener, RemoteAddr: addr, Reason: err.Error()}
+				var me *methodError
+				if errors.As(err, &me) {
+					f.Method = me.method
+				}
+				wait := o.Limiter.Fail(o.Listener, addr)
+				f.Limited = wait > 0
+				if o.OnFailure != nil {
+					o.OnFailure(r, f)
+				}
+				if f.Limited {
+					// Not logged one by one: a blocked client is what
+					// floods, and the audit log and metrics count it.
+					secs := int(math.Ceil(wait.Seconds()))
+					w.Header().Set("Retry-After", strconv.Itoa(secs))
+					writeErrors(w, http.StatusTooManyRequests,
+						fmt.Sprintf("too many failed authentications from %s; retry in %ds (a valid credential is accepted at any time)", addr, secs))
+					return
+				}
+				log.Info("authentication failed", "listener", o.Listener, "remote", addr, "method", f.Method, "reason", f.Reason)
+				if wait := o.Limiter.Blocked(o.Listener, addr); wait > 0 {
+					log.Info("client address prefix limited after too many failed authentications",
+						"listener", o.Listener, "remote", addr, "prefix", o.Limiter.Prefix(addr), "for", wait.Round(time.Second).String())
+				}
+				unauthorized(w, challenges, "authentication failed: "+err.Error())
+			default:
+				log.Debug("no credential", "listener", o.Listener, "remote", remote(r))
+				unauthorized(w, challenges, "authentication required: this listener accepts: "+methods)
 			}
 		})
 	}

@@ -128,7 +128,7 @@ func TestFilterLogsFailuresWithoutCredential(t *testing.T) {
 
 func TestFilterLimiter(t *testing.T) {
 	tf := newTokens(t, hashLine("sluice_good", ",alice"))
-	lim := NewFailureLimiter(3, time.Minute)
+	lim := NewFailureLimiter(LimiterOptions{Max: 3, Window: time.Minute})
 	srv, logs := startFilter(t, Union{tf, NewAnonymous()}, lim)
 
 	// Missing credentials do not count.
@@ -142,27 +142,31 @@ func TestFilterLimiter(t *testing.T) {
 			t.Fatalf("failure %d: status %d, want 401", i+1, r.status)
 		}
 	}
-	// Blocked now, even with the right token and for anonymous access.
-	for _, auth := range []string{"Bearer sluice_good", ""} {
-		r := get(t, srv.URL, auth, "10.0.0.1")
-		if r.status != http.StatusTooManyRequests {
-			t.Fatalf("auth %q: status %d, want 429", auth, r.status)
-		}
-		secs, err := strconv.Atoi(r.header.Get("Retry-After"))
-		if err != nil || secs < 59 || secs > 60 {
-			t.Errorf("Retry-After %q, want about 60", r.header.Get("Retry-After"))
-		}
-		want := "too many failed authentications from 10.0.0.1; retry in " + strconv.Itoa(secs) + "s"
-		if !slices.Equal(r.errors, []string{want}) {
-			t.Errorf("errors %q, want %q", r.errors, want)
-		}
+	// Further failures are refused with 429.
+	r := get(t, srv.URL, "Bearer sluice_guess", "10.0.0.1")
+	if r.status != http.StatusTooManyRequests {
+		t.Fatalf("failure after the limit: status %d, want 429", r.status)
+	}
+	secs, err := strconv.Atoi(r.header.Get("Retry-After"))
+	if err != nil || secs < 59 || secs > 60 {
+		t.Errorf("Retry-After %q, want about 60", r.header.Get("Retry-After"))
+	}
+	if len(r.errors) != 1 || !strings.HasPrefix(r.errors[0], "too many failed authentications from 10.0.0.1; retry in "+strconv.Itoa(secs)+"s") {
+		t.Errorf("errors %q", r.errors)
+	}
+	// A valid credential, and anonymous access, are never refused.
+	if r := get(t, srv.URL, "Bearer sluice_good", "10.0.0.1"); r.status != 200 || r.user.Name != "alice" {
+		t.Errorf("valid token from a limited address: status %d user %+v", r.status, r.user)
+	}
+	if r := get(t, srv.URL, "", "10.0.0.1"); r.status != 200 {
+		t.Errorf("anonymous from a limited address: status %d", r.status)
 	}
 	// Other addresses are unaffected.
-	if r := get(t, srv.URL, "Bearer sluice_good", "10.0.0.2"); r.status != 200 || r.user.Name != "alice" {
-		t.Errorf("other address: status %d user %+v", r.status, r.user)
+	if r := get(t, srv.URL, "Bearer sluice_guess", "10.0.0.2"); r.status != 401 {
+		t.Errorf("other address: status %d", r.status)
 	}
-	if !strings.Contains(logs.String(), "client address blocked") {
-		t.Errorf("block not logged:\n%s", logs)
+	if !strings.Contains(logs.String(), "client address prefix limited") {
+		t.Errorf("limit not logged:\n%s", logs)
 	}
 	if strings.Contains(logs.String(), "sluice_") {
 		t.Errorf("log holds a token:\n%s", logs)
@@ -173,7 +177,7 @@ func TestFilterLimiter(t *testing.T) {
 // that changes with every connection.
 func TestFilterDefaultRemoteAddr(t *testing.T) {
 	tf := newTokens(t, hashLine("sluice_good", ",alice"))
-	h := Filter(FilterOptions{Chain: Union{tf}, Limiter: NewFailureLimiter(1, time.Minute)})(echoUser)
+	h := Filter(FilterOptions{Chain: Union{tf}, Limiter: NewFailureLimiter(LimiterOptions{Max: 1, Window: time.Minute})})(echoUser)
 	for i, want := range []int{401, 429} {
 		r := httptest.NewRequest("GET", "/", nil)
 		r.RemoteAddr = "192.0.2.7:" + strconv.Itoa(40000+i)

@@ -220,6 +220,27 @@ func (m PrincipalMapper) Map(dn string) (string, error) {
 	return "", fmt.Errorf("no principal mapping rule matches subject %q", dn)
 }
 
+// MapExplicit maps s with the first rule whose pattern contains marker
+// literally and matches s; ok is false when none does. DEFAULT and the CN
+// default never apply: it is for names only a rule written for them may
+// map (a process's SPIFFE identity).
+func (m PrincipalMapper) MapExplicit(s, marker string) (name string, ok bool, err error) {
+	for _, r := range m.rules {
+		if r.isDefault || !strings.Contains(r.text, marker) {
+			continue
+		}
+		name, ok := r.apply(s)
+		if !ok {
+			continue
+		}
+		if name == "" {
+			return "", false, fmt.Errorf("principal mapping rule %q maps %q to an empty user name", r.text, s)
+		}
+		return name, true, nil
+	}
+	return "", false, nil
+}
+
 // apply expands the replacement once against the whole-DN match. Kafka
 // calls String.replaceAll after matches(), which is the same for every
 // pattern that cannot also match an empty string at the end of the DN.

@@ -117,6 +117,10 @@ func (t *TokenFile) store(m map[[32]byte]User) {
 // never locks everyone out; the reason is logged once per change.
 func (t *TokenFile) Run(ctx context.Context) { t.watch.Run(ctx) }
 
+// Reload reads the token file now (POST /admin/reload) and returns why it
+// was not applied; the previous tokens stay in force then.
+func (t *TokenFile) Reload() error { return t.watch.Reload() }
+
 // apply installs a changed token file.
 func (t *TokenFile) apply(data []byte) error {
 	tokens, err := parseTokenFileAt(t.path, data)

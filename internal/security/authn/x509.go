@@ -2,8 +2,11 @@ package authn
 
 import (
 	"crypto/x509"
+	"fmt"
 	"net/http"
+	"regexp"
 	"slices"
+	"strings"
 )
 
 // X509Challenge is the challenge offered for client certificates. No HTTP
@@ -40,6 +43,9 @@ func (a *x509Authenticator) AuthenticateRequest(r *http.Request) (User, bool, er
 	if cert == nil {
 		return User{}, false, nil
 	}
+	if id := processIdentity(cert); id != "" {
+		return a.mapProcess(id)
+	}
 	dn, err := formatDN(cert.RawSubject)
 	if err != nil {
 		return User{}, false, err
@@ -55,6 +61,41 @@ func (a *x509Authenticator) AuthenticateRequest(r *http.Request) (User, bool, er
 		}
 	}
 	return User{Name: name, Groups: groups, Method: MethodX509}, true, nil
+}
+
+// processIdentity returns the SPIFFE identity of a sluice process
+// (spiffe://<cluster-id>/jobmanager, .../taskmanager/<id>) that cert
+// carries, or "".
+func processIdentity(cert *x509.Certificate) string {
+	for _, u := range cert.URIs {
+		if !strings.EqualFold(u.Scheme, "spiffe") {
+			continue
+		}
+		role, _, _ := strings.Cut(strings.TrimPrefix(u.Path, "/"), "/")
+		if role == "jobmanager" || role == "taskmanager" {
+			return u.String()
+		}
+	}
+	return ""
+}
+
+// mapProcess maps the certificate of a sluice process. The cluster CA that
+// issues process certificates is often the REST trust store too (the
+// secured quick start uses it for both), and a process certificate
+// must not become a REST user by accident: a stolen TaskManager key would
+// otherwise be a login. Only a principal mapping rule whose pattern names
+// SPIFFE identities ("spiffe:" in the pattern) and matches this one
+// lets it in; DEFAULT and the CN default never do.
+func (a *x509Authenticator) mapProcess(id string) (User, bool, error) {
+	name, ok, err := a.rules.MapExplicit(id, "spiffe:")
+	if err != nil {
+		return User{}, false, err
+	}
+	if !ok {
+		return User{}, false, fmt.Errorf("client certificate carries the sluice process identity %s (a JobManager or TaskManager certificate), which may not log in to the REST API; "+
+			"use a user certificate, or to allow it add a rule naming it to %s, e.g. RULE:^%s$/<user>/", id, RulesKey, strings.ReplaceAll(regexp.QuoteMeta(id), "/", `\/`))
+	}
+	return User{Name: name, Method: MethodX509}, true, nil
 }
 
 func clientCert(r *http.Request) *x509.Certificate {

@@ -81,6 +81,10 @@ func (a *ACL) Policy() *Policy { return a.cur.Load().policy }
 // reason is logged once per change.
 func (a *ACL) Run(ctx context.Context) { a.watch.Run(ctx) }
 
+// Reload reads the policy file now (POST /admin/reload) and returns why it
+// was not applied; the previous policy stays in force then.
+func (a *ACL) Reload() error { return a.watch.Reload() }
+
 // apply installs a changed policy file.
 func (a *ACL) apply(data []byte) error {
 	p, err := ParsePolicy(data, a.path)

@@ -32,7 +32,9 @@ type Store struct {
 	// certificates refused although they chain: revoked TaskManagers.
 	revoked sync.Map
 
-	// Owned by Run.
+	// Guarded by reloadMu: Run polls while Reload may be called from a
+	// request.
+	reloadMu sync.Mutex
 	lastStat string
 	lastHash [sha256.Size]byte
 }
@@ -185,6 +187,8 @@ func (s *Store) Run(ctx context.Context) {
 }
 
 func (s *Store) checkReload() {
+	s.reloadMu.Lock()
+	defer s.reloadMu.Unlock()
 	st := s.statFiles()
 	if st == s.lastStat {
 		return
@@ -219,7 +223,7 @@ func (s *Store) statFiles() string {
 			continue
 		}
 		if fi, err := os.Stat(p); err == nil {
-			fmt.Fprintf(&b, "%s %d %d\n", p, fi.ModTime().UnixNano(), fi.Size())
+			fmt.Fprintf(&b, "%s %d %d %d\n", p, fi.ModTime().UnixNano(), fi.Size(), fileID(fi))
 		} else {
 			fmt.Fprintf(&b, "%s missing\n", p)
 		}
@@ -267,4 +271,25 @@ func (s *Store) loadFiles() (tls.Certificate, *x509.CertPool, [sha256.Size]byte,
 	var sum [sha256.Size]byte
 	h.Sum(sum[:0])
 	return cert, roots, sum, errors.Join(errs...)
+}
+
+// Reload reads the keystore and truststore now (POST /admin/reload) and
+// returns why they were not applied; the current material stays in force
+// then. It is a no-op for a Store without files.
+func (s *Store) Reload() error {
+	if s.opts.Keystore == "" && s.opts.Truststore == "" {
+		return nil
+	}
+	s.reloadMu.Lock()
+	defer s.reloadMu.Unlock()
+	cert, roots, hash, err := s.loadFiles()
+	if err == nil {
+		err = s.set(cert, roots)
+	}
+	s.lastStat, s.lastHash = s.statFiles(), hash
+	if err != nil {
+		return err
+	}
+	s.log.Info("TLS material reloaded on request", "keystore", s.opts.Keystore, "truststore", s.opts.Truststore)
+	return nil
 }
