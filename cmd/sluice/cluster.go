@@ -31,19 +31,22 @@ func newJobManagerCmd(g *globals) *cobra.Command {
 			if err != nil {
 				return err
 			}
-			if workDir == "" {
-				if workDir, err = os.MkdirTemp("", "sluice-jm-"); err != nil {
-					return err
-				}
+			dir, temporary, err := jobmanager.WorkDir(cfg, workDir)
+			if err != nil {
+				return err
+			}
+			if temporary {
+				// Run removes it on shutdown; this covers a failed start.
+				defer os.RemoveAll(dir)
 			}
 			ctx, stop := signalContext()
 			defer stop()
-			sec, err := internaltls.SetupJobManager(ctx, cfg, g.log, workDir)
+			sec, err := internaltls.SetupJobManager(ctx, cfg, g.log, dir)
 			if err != nil {
 				return err
 			}
 			jm, err := jobmanager.New(jobmanager.Options{
-				Config: cfg, Logger: g.log, WorkDir: workDir, Security: sec.Security, ClusterID: sec.ClusterID,
+				Config: cfg, Logger: g.log, WorkDir: dir, RemoveWorkDir: temporary, Security: sec.Security, ClusterID: sec.ClusterID,
 				RPCServerOptions: sec.ServerOptions(), RegisterRPC: sec.Register,
 			})
 			if err != nil {
@@ -52,7 +55,7 @@ func newJobManagerCmd(g *globals) *cobra.Command {
 			return jm.Run(ctx)
 		},
 	}
-	cmd.Flags().StringVar(&workDir, "work-dir", "", "directory for the blob store and, in automatic mode without security.ssl.internal.auto.dir, the cluster CA (default: a new temporary directory)")
+	cmd.Flags().StringVar(&workDir, "work-dir", "", "persistent directory for the blob store and, in automatic mode without security.ssl.internal.auto.dir, the cluster CA (default: <process.jobmanager.working-dir>/jobmanager, else a temporary directory removed on shutdown)")
 	return cmd
 }
 

@@ -35,7 +35,9 @@ type Options struct {
 	Logger   *slog.Logger
 	// Stdout receives the output of print sinks.
 	Stdout io.Writer
-	// WorkDir holds the blob cache; a temporary directory when empty.
+	// WorkDir holds the blob cache. When empty:
+	// <process.taskmanager.working-dir>/taskmanager-<id>, else a temporary
+	// directory removed when Run returns.
 	WorkDir string
 	// ID overrides taskmanager.resource-id.
 	ID string
@@ -66,6 +68,7 @@ type TaskManager struct {
 
 	sentDone atomic.Int64 // bytes sent by writers of ended tasks
 	rpcOpts  []grpc.ServerOption
+	tempDir  string // removed when Run returns
 	ready    chan struct{}
 	ctx      context.Context
 	wg       sync.WaitGroup
@@ -94,13 +97,9 @@ func New(o Options) (*TaskManager, error) {
 	if id == "" {
 		id = DefaultID(o.Config)
 	}
-	dir := o.WorkDir
-	if dir == "" {
-		d, err := os.MkdirTemp("", "sluice-tm-")
-		if err != nil {
-			return nil, err
-		}
-		dir = d
+	dir, temporary, err := workDir(o.Config, o.WorkDir, id)
+	if err != nil {
+		return nil, err
 	}
 	store, err := blob.NewStore(filepath.Join(dir, "blobs"))
 	if err != nil {
@@ -109,8 +108,11 @@ func New(o Options) (*TaskManager, error) {
 	tm := &TaskManager{
 		cfg: o.Config, sec: o.Security, log: o.Logger.With("component", "taskmanager", "taskmanager", id),
 		stdout: o.Stdout, id: id, slots: o.Config.Int("taskmanager.numberOfTaskSlots"),
-		cache: blob.NewCache(store, o.Security.HTTPClient(transport.Blob, 5*time.Minute)),
+		cache: blob.NewCache(store, o.Security.HTTPClient(transport.Blob, 5*time.Minute), id),
 		jobs:  map[attemptKey]*jobRun{}, ready: make(chan struct{}), rpcOpts: o.RPCServerOptions,
+	}
+	if temporary {
+		tm.tempDir = dir
 	}
 	tm.net = network.NewServer(network.ServerOptions{
 		BufferSize:        int(o.Config.Bytes("taskmanager.network.memory.buffer-size")),
@@ -192,6 +194,7 @@ func (tm *TaskManager) Run(ctx context.Context) error {
 		tm.jmConn.Close()
 	}
 	tm.mu.Unlock()
+	tm.removeTempDir()
 	if errors.Is(runErr, grpc.ErrServerStopped) || errors.Is(runErr, http.ErrServerClosed) {
 		runErr = nil
 	}
