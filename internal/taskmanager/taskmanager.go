@@ -17,8 +17,6 @@ import (
 	"sync/atomic"
 	"time"
 
-	"github.com/prometheus/client_golang/prometheus"
-	"github.com/prometheus/client_golang/prometheus/promhttp"
 	"google.golang.org/grpc"
 
 	"github.com/sluice-dev/sluice/internal/blob"
@@ -150,12 +148,13 @@ func (tm *TaskManager) Run(ctx context.Context) error {
 		dataL.Close()
 		return fmt.Errorf("taskmanager.rpc.port: %w", err)
 	}
-	metricsL, err := net.Listen("tcp", net.JoinHostPort(bind, fmt.Sprint(cfg.Int("taskmanager.metrics.port"))))
+	metrics, err := tm.listenMetrics(ctx)
 	if err != nil {
 		dataL.Close()
 		rpcL.Close()
-		return fmt.Errorf("taskmanager.metrics.port: %w", err)
+		return err
 	}
+	metricsL := metrics.listener
 	host := cfg.String("taskmanager.host")
 	tm.dataAddr = advertise(dataL.Addr(), host)
 	tm.rpcAddr = advertise(rpcL.Addr(), host)
@@ -163,17 +162,13 @@ func (tm *TaskManager) Run(ctx context.Context) error {
 
 	gs := grpc.NewServer(append(tm.sec.GRPCServerOptions(), tm.rpcOpts...)...)
 	controlpb.RegisterTaskManagerServer(gs, &rpcServer{tm: tm})
-	reg := prometheus.NewRegistry()
-	reg.MustRegister(&tmCollector{tm: tm})
-	mux := http.NewServeMux()
-	mux.Handle("GET /metrics", promhttp.HandlerFor(reg, promhttp.HandlerOpts{}))
-	msrv := &http.Server{Handler: mux, ReadHeaderTimeout: 10 * time.Second}
+	msrv := &http.Server{Handler: metrics.handler, ReadHeaderTimeout: 10 * time.Second}
 
 	errc := make(chan error, 3)
 	go func() { errc <- tm.net.Serve(ctx, dataL) }()
 	go func() { errc <- gs.Serve(rpcL) }()
 	go func() { errc <- msrv.Serve(metricsL) }()
-	tm.log.Info("taskmanager started", "slots", tm.slots, "data", tm.dataAddr, "rpc", tm.rpcAddr, "metrics", "http://"+tm.metricsAddr+"/metrics")
+	tm.log.Info("taskmanager started", "slots", tm.slots, "data", tm.dataAddr, "rpc", tm.rpcAddr, "metrics", metrics.scheme+"://"+tm.metricsAddr+"/metrics", "metrics-bind", metricsL.Addr().String(), "metrics-security", metrics.security)
 	close(tm.ready)
 
 	tm.wg.Add(1)
