@@ -284,13 +284,13 @@ func TestJobManagerGracefulShutdown(t *testing.T) {
 	if !logHas(c.jm, "job canceled", id) {
 		t.Errorf("the JobManager log does not say job %s was canceled", id)
 	}
-	c.waitFor(10*time.Second, "the TaskManager to cancel the job's tasks", func() bool {
-		return logHas(tm, "tasks cancelled", id)
-	})
 	left, _ := os.ReadDir(tmp)
 	for _, e := range left {
 		t.Errorf("left behind in TMPDIR: %s", e.Name())
 	}
+	c.waitFor(10*time.Second, "the TaskManager to cancel the job's tasks", func() bool {
+		return logHas(tm, "tasks cancelled", id)
+	})
 }
 
 // tmClient is a blob client with TaskManager tmID's certificate, built as
