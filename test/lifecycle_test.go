@@ -265,8 +265,11 @@ func TestJobManagerGracefulShutdown(t *testing.T) {
 	if _, err := os.Stat(filepath.Join(workDirs[0], "cluster-ca")); err != nil {
 		t.Fatalf("the temporary work directory holds no cluster CA: %v", err)
 	}
-	c.spec.tm = func(int) []string { return []string{"security.cluster.join-token-file=" + tokenFile} }
-	tm := c.addTM()
+	// The TaskManager, without --work-dir, uses a temporary directory too.
+	tmTmp := t.TempDir()
+	tm := startProcEnv(t, "taskmanager-1", []string{"TMPDIR=" + tmTmp}, append([]string{"taskmanager", "--id", "tm-1"},
+		defineArgs(append(append([]string{}, c.defines...), fmt.Sprintf("jobmanager.rpc.port=%d", c.rpcPort), "security.cluster.join-token-file="+tokenFile))...)...)
+	c.tms = append(c.tms, tm)
 	c.waitFor(30*time.Second, "taskmanager registered", func() bool {
 		var o map[string]any
 		return c.get("/overview", &o) == nil && int(o["taskmanagers"].(float64)) == 1
@@ -291,6 +294,15 @@ func TestJobManagerGracefulShutdown(t *testing.T) {
 	c.waitFor(10*time.Second, "the TaskManager to cancel the job's tasks", func() bool {
 		return logHas(tm, "tasks cancelled", id)
 	})
+	if dirs, _ := filepath.Glob(filepath.Join(tmTmp, "sluice-tm-*")); len(dirs) != 1 {
+		t.Errorf("want one temporary TaskManager work directory, have %v", dirs)
+	}
+	tm.Signal(syscall.SIGTERM)
+	waitExit(t, tm, 30*time.Second)
+	left, _ = os.ReadDir(tmTmp)
+	for _, e := range left {
+		t.Errorf("the TaskManager left behind in TMPDIR: %s", e.Name())
+	}
 }
 
 // tmClient is a blob client with TaskManager tmID's certificate, built as
@@ -457,13 +469,6 @@ func TestTaskManagerMetricsOffLoopback(t *testing.T) {
 	tokens := filepath.Join(t.TempDir(), "tokens")
 	token := newToken(t, tokens, "prometheus", "monitoring")
 	crt, key := loadPKI(t, dir).issueUser(t, t.TempDir(), "scraper", pkix.Name{CommonName: "scraper"})
-	tm := startProc(t, "taskmanager", "taskmanager", "--id", "tm-1", "--work-dir", t.TempDir(),
-		"-D", "taskmanager.metrics.bind-host=0.0.0.0", "-D", "taskmanager.bind-host=127.0.0.1", "-D", "jobmanager.rpc.port=1",
-		"-D", "security.ssl.rest.enabled=true", "-D", "security.ssl.rest.keystore="+filepath.Join(dir, "rest.pem"),
-		"-D", "security.ssl.rest.truststore="+caFile, "-D", "security.ssl.rest.authentication-enabled=true",
-		"-D", "security.rest.authentication.token.file="+tokens)
-	_, port := metricsBind(t, tm)
-	url := "https://localhost:" + port + "/metrics"
 	pool := x509.NewCertPool()
 	caPEM, _ := os.ReadFile(caFile)
 	pool.AppendCertsFromPEM(caPEM)
@@ -471,40 +476,104 @@ func TestTaskManagerMetricsOffLoopback(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	get := func(certs []tls.Certificate, bearer string) (int, string) {
-		t.Helper()
-		cl := &http.Client{Timeout: 10 * time.Second, Transport: &http.Transport{TLSClientConfig: &tls.Config{RootCAs: pool, Certificates: certs}}}
-		req, _ := http.NewRequest("GET", url, nil)
-		if bearer != "" {
-			req.Header.Set("Authorization", "Bearer "+bearer)
+	certAuth := []string{"-D", "security.ssl.rest.truststore=" + caFile, "-D", "security.ssl.rest.authentication-enabled=true"}
+	tokenAuth := []string{"-D", "security.rest.authentication.token.file=" + tokens}
+	for i, tc := range []struct {
+		name            string
+		auth            []string
+		certOK, tokenOK bool
+	}{
+		{"certificate and token", append(append([]string{}, certAuth...), tokenAuth...), true, true},
+		{"certificate only", certAuth, true, false},
+		{"token only", tokenAuth, false, true},
+	} {
+		args := append([]string{"taskmanager", "--id", fmt.Sprintf("tm-%d", i+1), "--work-dir", t.TempDir(),
+			"-D", "taskmanager.metrics.bind-host=0.0.0.0", "-D", "taskmanager.bind-host=127.0.0.1", "-D", "jobmanager.rpc.port=1",
+			"-D", "security.ssl.rest.enabled=true", "-D", "security.ssl.rest.keystore=" + filepath.Join(dir, "rest.pem")}, tc.auth...)
+		tm := startProc(t, "taskmanager-"+tc.name, args...)
+		_, port := metricsBind(t, tm)
+		url := "https://localhost:" + port + "/metrics"
+		get := func(certs []tls.Certificate, bearer string) (int, string) {
+			t.Helper()
+			cl := &http.Client{Timeout: 10 * time.Second, Transport: &http.Transport{TLSClientConfig: &tls.Config{RootCAs: pool, Certificates: certs}}}
+			req, _ := http.NewRequest("GET", url, nil)
+			if bearer != "" {
+				req.Header.Set("Authorization", "Bearer "+bearer)
+			}
+			resp, err := cl.Do(req)
+			if err != nil {
+				t.Fatalf("%s: GET %s: %v", tc.name, url, err)
+			}
+			defer resp.Body.Close()
+			b, _ := io.ReadAll(resp.Body)
+			return resp.StatusCode, string(b)
 		}
-		resp, err := cl.Do(req)
-		if err != nil {
-			t.Fatalf("GET %s: %v", url, err)
+		want := func(ok bool) int {
+			if ok {
+				return http.StatusOK
+			}
+			return http.StatusUnauthorized
 		}
-		defer resp.Body.Close()
-		b, _ := io.ReadAll(resp.Body)
-		return resp.StatusCode, string(b)
-	}
-	if code, body := get(nil, ""); code != http.StatusUnauthorized || strings.Contains(body, "sluice_") {
-		t.Errorf("no credential: %d %.200s, want 401", code, body)
-	}
-	if code, body := get(nil, "not-a-token"); code != http.StatusUnauthorized {
-		t.Errorf("a wrong token: %d %.200s, want 401", code, body)
-	}
-	if code, body := get([]tls.Certificate{clientCert}, ""); code != 200 || !strings.Contains(body, "sluice_taskmanager_tasks") {
-		t.Errorf("client certificate: %d %.200s", code, body)
-	}
-	if code, body := get(nil, token); code != 200 || !strings.Contains(body, "sluice_taskmanager_tasks") {
-		t.Errorf("bearer token: %d %.200s", code, body)
-	}
-	// Plain HTTP gets no metrics.
-	resp, err := http.Get("http://127.0.0.1:" + port + "/metrics")
-	if err == nil {
-		b, _ := io.ReadAll(resp.Body)
-		resp.Body.Close()
-		if resp.StatusCode == 200 || strings.Contains(string(b), "sluice_") {
-			t.Errorf("plain HTTP got metrics: %d %.200s", resp.StatusCode, b)
+		if code, body := get(nil, ""); code != http.StatusUnauthorized || strings.Contains(body, "sluice_") {
+			t.Errorf("%s: no credential: %d %.200s, want 401", tc.name, code, body)
+		}
+		if code, body := get(nil, "not-a-token"); code != http.StatusUnauthorized {
+			t.Errorf("%s: a wrong token: %d %.200s, want 401", tc.name, code, body)
+		}
+		if code, body := get([]tls.Certificate{clientCert}, ""); code != want(tc.certOK) || (tc.certOK != strings.Contains(body, "sluice_taskmanager_tasks")) {
+			t.Errorf("%s: client certificate: %d %.200s, want %d", tc.name, code, body, want(tc.certOK))
+		}
+		if code, body := get(nil, token); code != want(tc.tokenOK) || (tc.tokenOK != strings.Contains(body, "sluice_taskmanager_tasks")) {
+			t.Errorf("%s: bearer token: %d %.200s, want %d", tc.name, code, body, want(tc.tokenOK))
+		}
+		// Plain HTTP gets no metrics.
+		resp, err := http.Get("http://127.0.0.1:" + port + "/metrics")
+		if err == nil {
+			b, _ := io.ReadAll(resp.Body)
+			resp.Body.Close()
+			if resp.StatusCode == 200 || strings.Contains(string(b), "sluice_") {
+				t.Errorf("%s: plain HTTP got metrics: %d %.200s", tc.name, resp.StatusCode, b)
+			}
 		}
 	}
+
+	// TLS without any authenticator is refused off loopback too.
+	p = startProc(t, "taskmanager-tls-only", "taskmanager", "--id", "tm-tls", "--work-dir", t.TempDir(),
+		"-D", "taskmanager.metrics.bind-host=0.0.0.0", "-D", "taskmanager.bind-host=127.0.0.1", "-D", "jobmanager.rpc.port=1",
+		"-D", "security.ssl.rest.enabled=true", "-D", "security.ssl.rest.keystore="+filepath.Join(dir, "rest.pem"))
+	if code := waitExit(t, p, 30*time.Second); code == 0 {
+		t.Fatalf("a TaskManager with TLS but no authentication on its open metrics started")
+	}
+	for _, want := range []string{"taskmanager.metrics.bind-host", "security.ssl.rest.authentication-enabled", "security.rest.authentication.token.file"} {
+		if !strings.Contains(p.Log(), want) {
+			t.Errorf("the start-up error does not name %s:\n%s", want, p.Log())
+		}
+	}
+}
+
+// TestJobManagerShutdownLeavesJobs: with jobmanager.shutdown.cancel-jobs
+// false the JobManager stops without cancelling, and the TaskManager
+// cancels the orphaned tasks itself once it has lost the JobManager.
+func TestJobManagerShutdownLeavesJobs(t *testing.T) {
+	c := startCluster(t, 1, 2, "heartbeat.interval=500 ms", "heartbeat.timeout=3 s", "jobmanager.shutdown.cancel-jobs=false")
+	id := submitUnbounded(t, c, "1", "100")
+	c.jm.Signal(syscall.SIGTERM)
+	if code := waitExit(t, c.jm, 30*time.Second); code != 0 {
+		t.Errorf("the JobManager exited %d after SIGTERM, want 0", code)
+	}
+	log := c.jm.Log()
+	if !strings.Contains(log, "leaving running jobs to the taskmanagers") || !strings.Contains(log, `msg="jobmanager stopped"`) {
+		t.Errorf("the JobManager does not say it leaves the jobs, or that it stopped")
+	}
+	if logHas(c.jm, "job canceled", id) {
+		t.Errorf("the JobManager cancelled job %s although jobmanager.shutdown.cancel-jobs is false", id)
+	}
+	_, port := metricsBind(t, c.tms[0])
+	if body := httpGet(t, "http://127.0.0.1:"+port+"/metrics"); !strings.Contains(body, `job="`+id+`"`) {
+		t.Fatalf("the TaskManager does not run job %s after the JobManager stopped", id)
+	}
+	c.waitFor(30*time.Second, "the TaskManager to cancel the orphaned tasks", func() bool {
+		return strings.Contains(c.tms[0].Log(), "jobmanager lost") &&
+			strings.Contains(httpGet(t, "http://127.0.0.1:"+port+"/metrics"), "sluice_taskmanager_tasks 0")
+	})
 }

@@ -96,14 +96,10 @@ func (tm *TaskManager) listenMetrics(ctx context.Context) (*metricsEndpoint, err
 		deps.Token = tf
 		methods = append(methods, authn.MethodToken)
 	}
-	policy := tlsconf.PeerPolicy{SkipIdentity: true}
-	switch {
-	case deps.X509 == nil:
-		policy.NoClientCert = true
-	case deps.Token != nil:
-		// A certificate or a token: the handshake must not demand one.
-		policy.ClientCertOptional = true
-	}
+	// A certificate presented is verified in the handshake; one missing
+	// is left to the authentication filter, so a client without any
+	// credential gets a 401 that says what is accepted, not a TLS alert.
+	policy := tlsconf.PeerPolicy{SkipIdentity: true, NoClientCert: deps.X509 == nil, ClientCertOptional: deps.X509 != nil}
 	handler := http.Handler(mux)
 	security := "TLS, no authentication (loopback only)"
 	if len(methods) == 0 {
