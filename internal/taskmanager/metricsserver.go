@@ -29,8 +29,8 @@ type metricsEndpoint struct {
 
 // listenMetrics opens /metrics on taskmanager.metrics.bind-host. The page
 // names every job id and operator the TaskManager runs, so it is served on
-// loopback by default; bound anywhere else it requires TLS and
-// authentication with the REST API's material and authenticators (the
+// loopback by default, as plain HTTP; bound anywhere else it requires TLS
+// and authentication with the REST API's material and authenticators (the
 // same configuration file serves both, as in Flink):
 //
 //   - TLS: security.ssl.rest.enabled with security.ssl.rest.keystore;
@@ -49,19 +49,20 @@ func (tm *TaskManager) listenMetrics(ctx context.Context) (*metricsEndpoint, err
 	mux := http.NewServeMux()
 	mux.Handle("GET /metrics", promhttp.HandlerFor(reg, promhttp.HandlerOpts{}))
 
-	loopback := isLoopback(host)
-	tlsOn := cfg.Bool("security.ssl.rest.enabled")
-	if !tlsOn {
-		if !loopback {
-			return nil, fmt.Errorf("taskmanager.metrics.bind-host is %q, which is not loopback: the metrics endpoint shows every job id and operator name, so off loopback it needs TLS and authentication: "+
-				"set security.ssl.rest.enabled: true with security.ssl.rest.keystore, and security.ssl.rest.authentication-enabled: true with security.ssl.rest.truststore (client certificates) "+
-				"and/or security.rest.authentication.token.file (bearer tokens); or set taskmanager.metrics.bind-host: 127.0.0.1", host)
-		}
+	// On loopback the endpoint stays Flink's plain HTTP even where the
+	// shared configuration file enables REST TLS for the JobManager: a
+	// TaskManager host need not hold the REST key store for it.
+	if isLoopback(host) {
 		l, err := tm.sec.ListenTLS(ctx, transport.REST, addr, nil)
 		if err != nil {
 			return nil, fmt.Errorf("taskmanager.metrics.bind-host / taskmanager.metrics.port: %w", err)
 		}
 		return &metricsEndpoint{listener: l, handler: mux, scheme: "http", security: "loopback only, plaintext, no authentication"}, nil
+	}
+	if !cfg.Bool("security.ssl.rest.enabled") {
+		return nil, fmt.Errorf("taskmanager.metrics.bind-host is %q, which is not loopback: the metrics endpoint shows every job id and operator name, so off loopback it needs TLS and authentication: "+
+			"set security.ssl.rest.enabled: true with security.ssl.rest.keystore, and security.ssl.rest.authentication-enabled: true with security.ssl.rest.truststore (client certificates) "+
+			"and/or security.rest.authentication.token.file (bearer tokens); or set taskmanager.metrics.bind-host: 127.0.0.1", host)
 	}
 
 	opts, err := tlsconf.RESTOptions(cfg)
@@ -100,26 +101,20 @@ func (tm *TaskManager) listenMetrics(ctx context.Context) (*metricsEndpoint, err
 	// is left to the authentication filter, so a client without any
 	// credential gets a 401 that says what is accepted, not a TLS alert.
 	policy := tlsconf.PeerPolicy{SkipIdentity: true, NoClientCert: deps.X509 == nil, ClientCertOptional: deps.X509 != nil}
-	handler := http.Handler(mux)
-	security := "TLS, no authentication (loopback only)"
 	if len(methods) == 0 {
-		if !loopback {
-			return nil, fmt.Errorf("taskmanager.metrics.bind-host is %q, which is not loopback: the metrics endpoint needs authentication there: "+
-				"set security.ssl.rest.authentication-enabled: true with security.ssl.rest.truststore (client certificates) and/or %s (bearer tokens)", host, authn.TokenFileKey)
-		}
-	} else {
-		chain, err := authn.Build(methods, deps)
-		if err != nil {
-			return nil, err
-		}
-		handler = authn.Filter(authn.FilterOptions{
-			Listener: metricsListenerName,
-			Chain:    chain,
-			Limiter:  authn.NewFailureLimiter(cfg.Int("security.rest.authentication.failures.max"), cfg.Duration("security.rest.authentication.failures.window")),
-			Log:      tm.log,
-		})(mux)
-		security = "TLS, authentication: " + strings.Join(methods, ", ")
+		return nil, fmt.Errorf("taskmanager.metrics.bind-host is %q, which is not loopback: the metrics endpoint needs authentication there: "+
+			"set security.ssl.rest.authentication-enabled: true with security.ssl.rest.truststore (client certificates) and/or %s (bearer tokens)", host, authn.TokenFileKey)
 	}
+	chain, err := authn.Build(methods, deps)
+	if err != nil {
+		return nil, err
+	}
+	handler := authn.Filter(authn.FilterOptions{
+		Listener: metricsListenerName,
+		Chain:    chain,
+		Limiter:  authn.NewFailureLimiter(cfg.Int("security.rest.authentication.failures.max"), cfg.Duration("security.rest.authentication.failures.window")),
+		Log:      tm.log,
+	})(mux)
 	// Failed handshakes (plain HTTP, unknown client CA) are logged once
 	// per peer and cause, as on the REST API.
 	failures := tlsconf.NewFailureLog(tm.log, "metrics connection")
@@ -132,7 +127,7 @@ func (tm *TaskManager) listenMetrics(ctx context.Context) (*metricsEndpoint, err
 	if err != nil {
 		return nil, fmt.Errorf("taskmanager.metrics.bind-host / taskmanager.metrics.port: %w", err)
 	}
-	return &metricsEndpoint{listener: l, handler: handler, scheme: "https", security: security}, nil
+	return &metricsEndpoint{listener: l, handler: handler, scheme: "https", security: "TLS, authentication: " + strings.Join(methods, ", ")}, nil
 }
 
 // bindAll maps Flink's "bind to everything" spellings to Go's.

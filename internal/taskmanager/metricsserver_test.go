@@ -52,3 +52,24 @@ func TestMetricsOffLoopbackNeedsSecurity(t *testing.T) {
 		}
 	}
 }
+
+// On loopback /metrics is plain HTTP, also where the shared configuration
+// file enables REST TLS without a key store on this host.
+func TestMetricsLoopbackIgnoresRESTTLS(t *testing.T) {
+	cfg := config.New()
+	if err := cfg.Set("security.ssl.rest.enabled", "true"); err != nil {
+		t.Fatal(err)
+	}
+	tm, err := New(Options{Config: cfg, WorkDir: t.TempDir(), ID: "tm-1"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	m, err := tm.listenMetrics(context.Background())
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer m.listener.Close()
+	if m.scheme != "http" || !strings.HasPrefix(m.listener.Addr().String(), "127.0.0.1:") {
+		t.Errorf("loopback metrics: %s on %s", m.scheme, m.listener.Addr())
+	}
+}
