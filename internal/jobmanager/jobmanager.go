@@ -181,6 +181,7 @@ func (jm *JobManager) Run(parent context.Context) error {
 	defer cancel()
 	restCtx, stopREST := context.WithCancel(parent)
 	defer stopREST()
+	defer jm.removeTempWorkDir()
 	jm.ctx = ctx
 	cfg := jm.cfg
 

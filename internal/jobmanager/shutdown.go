@@ -70,14 +70,24 @@ func (jm *JobManager) shutdown(gs *grpc.Server, stopWork func()) {
 	jm.mu.Unlock()
 	jm.bg.Wait()
 	attrs := []any{"cluster-id", jm.clusterID}
-	if jm.removeWorkDir {
-		if err := os.RemoveAll(jm.workDir); err != nil {
-			jm.log.Warn("could not remove the temporary work directory", "dir", jm.workDir, "err", err)
-		} else {
-			attrs = append(attrs, "removed-work-dir", jm.workDir)
-		}
+	if jm.removeTempWorkDir() {
+		attrs = append(attrs, "removed-work-dir", jm.workDir)
 	}
 	jm.log.Info("jobmanager stopped", attrs...)
+}
+
+// removeTempWorkDir removes the work directory if it is temporary and
+// reports whether it did. Run calls it on every return, so a start-up that
+// fails leaves nothing behind either.
+func (jm *JobManager) removeTempWorkDir() bool {
+	if !jm.removeWorkDir {
+		return false
+	}
+	if err := os.RemoveAll(jm.workDir); err != nil {
+		jm.log.Warn("could not remove the temporary work directory", "dir", jm.workDir, "err", err)
+		return false
+	}
+	return true
 }
 
 // settleJobs cancels every job that has not ended and waits until they

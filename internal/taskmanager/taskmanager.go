@@ -131,6 +131,9 @@ func (tm *TaskManager) DataAddress() string { return tm.dataAddr }
 
 // Run listens, registers with the JobManager and serves until ctx is done.
 func (tm *TaskManager) Run(ctx context.Context) error {
+	// Runs last: after every task ended and every listener closed, and
+	// also when start-up fails.
+	defer tm.removeTempDir()
 	ctx, cancel := context.WithCancel(ctx)
 	defer cancel()
 	tm.ctx = ctx
@@ -189,7 +192,6 @@ func (tm *TaskManager) Run(ctx context.Context) error {
 		tm.jmConn.Close()
 	}
 	tm.mu.Unlock()
-	tm.removeTempDir()
 	if errors.Is(runErr, grpc.ErrServerStopped) || errors.Is(runErr, http.ErrServerClosed) {
 		runErr = nil
 	}
