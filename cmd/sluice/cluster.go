@@ -41,6 +41,9 @@ func newJobManagerCmd(g *globals) *cobra.Command {
 			}
 			ctx, stop := signalContext()
 			defer stop()
+			// The first signal starts a graceful shutdown; a second one
+			// gets the default behaviour and ends the process at once.
+			go func() { <-ctx.Done(); stop() }()
 			sec, err := internaltls.SetupJobManager(ctx, cfg, g.log, dir)
 			if err != nil {
 				return err
