@@ -3,6 +3,7 @@ package blob
 import (
 	"context"
 	"errors"
+	"fmt"
 	"log/slog"
 	"net"
 	"net/http"
@@ -169,5 +170,42 @@ func TestStoreKeysDelete(t *testing.T) {
 	}
 	if err := store.Delete("../x"); err == nil {
 		t.Fatal("a malformed key was accepted")
+	}
+}
+
+// A release racing a fetch of the same blob by another owner never leaves
+// that owner with a path to a deleted file.
+func TestCacheReleaseRacesFetch(t *testing.T) {
+	store, _ := NewStore(t.TempDir())
+	k, _ := store.Put([]byte("spec shared by two jobs"))
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	go NewServer(store, slog.Default(), nil).Serve(ctx, l)
+	cacheStore, _ := NewStore(t.TempDir())
+	c := NewCache(cacheStore, http.DefaultClient, "tm-1")
+	for i := 0; i < 100; i++ {
+		a, b := fmt.Sprintf("a/%d", i), fmt.Sprintf("b/%d", i)
+		if _, err := c.Fetch(ctx, a, l.Addr().String(), k); err != nil {
+			t.Fatal(err)
+		}
+		done := make(chan error, 1)
+		go func() { done <- c.Release(a) }()
+		p, err := c.Fetch(ctx, b, l.Addr().String(), k)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if err := <-done; err != nil {
+			t.Fatal(err)
+		}
+		if _, err := os.Stat(p); err != nil {
+			t.Fatalf("round %d: the blob b fetched was deleted by a's release: %v", i, err)
+		}
+		if err := c.Release(b); err != nil {
+			t.Fatal(err)
+		}
 	}
 }
