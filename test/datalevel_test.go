@@ -5,10 +5,8 @@ import (
 	"encoding/json"
 	"fmt"
 	"os"
-	"os/exec"
 	"path/filepath"
 	"strings"
-	"syscall"
 	"testing"
 	"time"
 )
@@ -26,32 +24,6 @@ type dataEnv struct {
 	in, out, secret, jmDir string
 	secretText             string
 	tokenLine              string // the hash on the first line of the JobManager's token file
-}
-
-// startProcIn is startProcBin with the process's working directory.
-func startProcIn(t *testing.T, dir, name string, args ...string) *proc {
-	t.Helper()
-	p := &proc{name: name, done: make(chan struct{})}
-	p.cmd = exec.Command(sluiceBin, args...)
-	p.cmd.Dir = dir
-	p.cmd.Stdout, p.cmd.Stderr = p, p
-	inOwnGroup(p.cmd)
-	if err := p.cmd.Start(); err != nil {
-		t.Fatalf("start %s: %v", name, err)
-	}
-	go func() { _ = p.cmd.Wait(); close(p.done) }()
-	t.Cleanup(func() {
-		p.Signal(syscall.SIGINT)
-		select {
-		case <-p.done:
-		case <-time.After(5 * time.Second):
-			p.Kill()
-		}
-		if t.Failed() {
-			t.Logf("--- %s log ---\n%s", name, p.Log())
-		}
-	})
-	return p
 }
 
 func startDataEnv(t *testing.T) *dataEnv {

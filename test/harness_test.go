@@ -113,13 +113,51 @@ func startProc(t *testing.T, name string, args ...string) *proc {
 // startProcBin starts any program as a test process.
 func startProcBin(t *testing.T, name, bin string, args ...string) *proc {
 	t.Helper()
-	p := &proc{name: name, done: make(chan struct{})}
-	p.cmd = exec.Command(bin, args...)
-	p.cmd.Dir = repoRoot(t)
+	return startProcWith(t, procOptions{name: name, bin: bin}, args...)
+}
+
+// startProcIn is startProc with the process's working directory.
+func startProcIn(t *testing.T, dir, name string, args ...string) *proc {
+	t.Helper()
+	return startProcWith(t, procOptions{name: name, dir: dir}, args...)
+}
+
+// startProcEnv is startProc with extra environment variables (TMPDIR, to
+// see what a process leaves behind in its temporary directory).
+func startProcEnv(t *testing.T, name string, env []string, args ...string) *proc {
+	t.Helper()
+	return startProcWith(t, procOptions{name: name, env: env}, args...)
+}
+
+// procOptions say how to start a test process.
+type procOptions struct {
+	name string
+	bin  string   // default: the sluice binary under test
+	dir  string   // working directory; default: the repository
+	env  []string // added to the test's environment
+}
+
+// startProcWith starts a program in its own process group; at cleanup it
+// is interrupted, then killed with its group, and its log shown if the
+// test failed.
+func startProcWith(t *testing.T, o procOptions, args ...string) *proc {
+	t.Helper()
+	if o.bin == "" {
+		o.bin = sluiceBin
+	}
+	if o.dir == "" {
+		o.dir = repoRoot(t)
+	}
+	p := &proc{name: o.name, done: make(chan struct{})}
+	p.cmd = exec.Command(o.bin, args...)
+	p.cmd.Dir = o.dir
+	if o.env != nil {
+		p.cmd.Env = append(os.Environ(), o.env...)
+	}
 	p.cmd.Stdout, p.cmd.Stderr = p, p
 	inOwnGroup(p.cmd)
 	if err := p.cmd.Start(); err != nil {
-		t.Fatalf("start %s: %v", name, err)
+		t.Fatalf("start %s: %v", o.name, err)
 	}
 	go func() { _ = p.cmd.Wait(); close(p.done) }()
 	t.Cleanup(func() {
@@ -130,7 +168,7 @@ func startProcBin(t *testing.T, name, bin string, args ...string) *proc {
 			p.Kill()
 		}
 		if t.Failed() {
-			t.Logf("--- %s log ---\n%s", name, p.Log())
+			t.Logf("--- %s log ---\n%s", o.name, p.Log())
 		}
 	})
 	return p

@@ -31,19 +31,25 @@ func newJobManagerCmd(g *globals) *cobra.Command {
 			if err != nil {
 				return err
 			}
-			if workDir == "" {
-				if workDir, err = os.MkdirTemp("", "sluice-jm-"); err != nil {
-					return err
-				}
+			dir, temporary, err := jobmanager.WorkDir(cfg, workDir)
+			if err != nil {
+				return err
+			}
+			if temporary {
+				// Run removes it on shutdown; this covers a failed start.
+				defer os.RemoveAll(dir)
 			}
 			ctx, stop := signalContext()
 			defer stop()
-			sec, err := internaltls.SetupJobManager(ctx, cfg, g.log, workDir)
+			// The first signal starts a graceful shutdown; a second one
+			// gets the default behaviour and ends the process at once.
+			go func() { <-ctx.Done(); stop() }()
+			sec, err := internaltls.SetupJobManager(ctx, cfg, g.log, dir)
 			if err != nil {
 				return err
 			}
 			jm, err := jobmanager.New(jobmanager.Options{
-				Config: cfg, Logger: g.log, WorkDir: workDir, Security: sec.Security, ClusterID: sec.ClusterID,
+				Config: cfg, Logger: g.log, WorkDir: dir, RemoveWorkDir: temporary, Security: sec.Security, ClusterID: sec.ClusterID,
 				RPCServerOptions: sec.ServerOptions(), RegisterRPC: sec.Register, Internal: sec,
 				Reloaders: []jobmanager.Reloader{{Name: "internal-tls", Kind: jobmanager.ReloadCertificates, Reload: sec.ReloadTLS}},
 			})
@@ -53,7 +59,7 @@ func newJobManagerCmd(g *globals) *cobra.Command {
 			return jm.Run(ctx)
 		},
 	}
-	cmd.Flags().StringVar(&workDir, "work-dir", "", "directory for the blob store and, in automatic mode without security.ssl.internal.auto.dir, the cluster CA (default: a new temporary directory)")
+	cmd.Flags().StringVar(&workDir, "work-dir", "", "persistent directory for the blob store and, in automatic mode without security.ssl.internal.auto.dir, the cluster CA (default: <process.jobmanager.working-dir>/jobmanager, else a temporary directory removed on shutdown)")
 	return cmd
 }
 

@@ -4,6 +4,7 @@ import (
 	"context"
 	"crypto/sha256"
 	"encoding/hex"
+	"errors"
 	"fmt"
 	"io"
 	"net/http"
@@ -17,18 +18,24 @@ import (
 const MaxBlobSize = 1 << 30
 
 // Cache fetches blobs from a JobManager's blob server into a local store,
-// verifying each against its key before it becomes visible.
+// verifying each against its key before it becomes visible. It counts which
+// owners (job attempts running here) use each blob, and deletes a blob
+// when its last owner releases it: a TaskManager keeps a job's artifacts
+// no longer than the job's tasks run on it.
 type Cache struct {
-	store  *Store
-	client *http.Client
-	mu     sync.Mutex
-	locks  map[string]*sync.Mutex
+	store     *Store
+	client    *http.Client
+	requester string
+	mu        sync.Mutex
+	locks     map[string]*sync.Mutex
+	owners    map[string]map[string]bool // blob key -> owners
 }
 
 // NewCache returns a cache in store that fetches with client (whose
-// transport carries the blob connection's TLS).
-func NewCache(store *Store, client *http.Client) *Cache {
-	return &Cache{store: store, client: client, locks: map[string]*sync.Mutex{}}
+// transport carries the blob connection's TLS). requester is the resource
+// id of the TaskManager, sent with every fetch (RequesterHeader).
+func NewCache(store *Store, client *http.Client, requester string) *Cache {
+	return &Cache{store: store, client: client, requester: requester, locks: map[string]*sync.Mutex{}, owners: map[string]map[string]bool{}}
 }
 
 func (c *Cache) lock(k string) *sync.Mutex {
@@ -42,21 +49,34 @@ func (c *Cache) lock(k string) *sync.Mutex {
 	return l
 }
 
-// Fetch returns the local path of blob k, downloading it from the blob server
-// at addr (host:port) when not cached.
-func (c *Cache) Fetch(ctx context.Context, addr, k string) (string, error) {
+// Fetch returns the local path of blob k for owner, downloading it from
+// the blob server at addr (host:port) when not cached. The blob stays
+// cached until every owner that fetched it called Release.
+func (c *Cache) Fetch(ctx context.Context, owner, addr, k string) (string, error) {
 	if !ValidKey(k) {
 		return "", fmt.Errorf("blob key %q: want 64 lowercase hex digits (SHA-256)", k)
 	}
 	l := c.lock(k)
 	l.Lock()
 	defer l.Unlock()
+	// The owner is recorded under the key's lock, so a concurrent Release
+	// of another owner cannot delete the file between here and the caller
+	// opening it.
+	c.mu.Lock()
+	if c.owners[k] == nil {
+		c.owners[k] = map[string]bool{}
+	}
+	c.owners[k][owner] = true
+	c.mu.Unlock()
 	if p, ok := c.store.Path(k); ok {
 		return p, nil
 	}
 	req, err := http.NewRequestWithContext(ctx, http.MethodGet, "http://"+addr+"/blobs/"+k, nil)
 	if err != nil {
 		return "", err
+	}
+	if c.requester != "" {
+		req.Header.Set(RequesterHeader, c.requester)
 	}
 	resp, err := c.client.Do(req)
 	if err != nil {
@@ -91,4 +111,41 @@ func (c *Cache) Fetch(ctx context.Context, addr, k string) (string, error) {
 		return "", err
 	}
 	return p, nil
+}
+
+// Release drops owner's claim on every blob it fetched and deletes the
+// blobs no other owner uses.
+func (c *Cache) Release(owner string) error {
+	c.mu.Lock()
+	var orphans []string
+	for k, users := range c.owners {
+		if users[owner] {
+			delete(users, owner)
+			if len(users) == 0 {
+				orphans = append(orphans, k)
+			}
+		}
+	}
+	c.mu.Unlock()
+	var errs []error
+	for _, k := range orphans {
+		l := c.lock(k)
+		l.Lock()
+		// Another owner may have fetched k since: check again under the
+		// key's lock, which Fetch holds while it records its owner.
+		c.mu.Lock()
+		unused := len(c.owners[k]) == 0
+		if unused {
+			// The key's lock stays in c.locks: a Fetch may be waiting on
+			// it, and a new lock for the same key would let that Fetch and
+			// a later Release run at once.
+			delete(c.owners, k)
+		}
+		c.mu.Unlock()
+		if unused {
+			errs = append(errs, c.store.Delete(k))
+		}
+		l.Unlock()
+	}
+	return errors.Join(errs...)
 }

@@ -100,3 +100,30 @@ func (s *Store) Get(k string) ([]byte, error) {
 	defer f.Close()
 	return io.ReadAll(f)
 }
+
+// Keys returns the keys of every blob in the store (files being written
+// are not blobs yet and are left out).
+func (s *Store) Keys() ([]string, error) {
+	entries, err := os.ReadDir(s.dir)
+	if err != nil {
+		return nil, fmt.Errorf("list blob directory %s: %w", s.dir, err)
+	}
+	var keys []string
+	for _, e := range entries {
+		if e.Type().IsRegular() && ValidKey(e.Name()) {
+			keys = append(keys, e.Name())
+		}
+	}
+	return keys, nil
+}
+
+// Delete removes the blob with key k; a blob that is not there is no error.
+func (s *Store) Delete(k string) error {
+	if !ValidKey(k) {
+		return fmt.Errorf("blob key %q: want 64 lowercase hex digits (SHA-256)", k)
+	}
+	if err := os.Remove(filepath.Join(s.dir, k)); err != nil && !errors.Is(err, os.ErrNotExist) {
+		return fmt.Errorf("delete blob %s: %w", k, err)
+	}
+	return nil
+}

@@ -13,7 +13,6 @@ import (
 	"log/slog"
 	"net"
 	"net/http"
-	"os"
 	"path/filepath"
 	"strings"
 	"sync"
@@ -37,8 +36,12 @@ type Options struct {
 	Config   *config.Config
 	Security *transport.Security
 	Logger   *slog.Logger
-	// WorkDir holds the blob store; a temporary directory when empty.
+	// WorkDir holds the blob store; a temporary directory, removed when
+	// Run returns, when empty (see WorkDir).
 	WorkDir string
+	// RemoveWorkDir removes WorkDir when Run returns: the caller created
+	// it as a temporary directory.
+	RemoveWorkDir bool
 	// ClusterID is the cluster's id (from the internal certificates when
 	// they carry identities); generated when empty.
 	ClusterID string
@@ -90,6 +93,15 @@ type JobManager struct {
 	internal *internaltls.JobManager
 	bg       sync.WaitGroup
 	ctx      context.Context
+
+	// Lifecycle (jobstore.go, shutdown.go).
+	workDir       string
+	removeWorkDir bool
+	jobExpiration time.Duration
+	jobCapacity   int
+	// blobMu is held while a submission stores its blobs and registers
+	// its job, and while unused blobs are collected.
+	blobMu sync.Mutex
 }
 
 // New builds a JobManager; Run starts it.
@@ -103,13 +115,15 @@ func New(o Options) (*JobManager, error) {
 	if o.Logger == nil {
 		o.Logger = slog.Default()
 	}
-	dir := o.WorkDir
+	exp, err := JobStoreExpiration(o.Config)
+	if err != nil {
+		return nil, err
+	}
+	dir, removeDir := o.WorkDir, o.RemoveWorkDir
 	if dir == "" {
-		d, err := os.MkdirTemp("", "sluice-jm-")
-		if err != nil {
+		if dir, removeDir, err = WorkDir(o.Config, ""); err != nil {
 			return nil, err
 		}
-		dir = d
 	}
 	store, err := blob.NewStore(filepath.Join(dir, "blobs"))
 	if err != nil {
@@ -133,6 +147,9 @@ func New(o Options) (*JobManager, error) {
 		jobs:           map[string]*job{},
 		slotFreed:      make(chan struct{}),
 		ready:          make(chan struct{}),
+
+		workDir: dir, removeWorkDir: removeDir,
+		jobExpiration: exp, jobCapacity: o.Config.Int("jobstore.max-capacity"),
 	}
 	if jm.clusterID == "" {
 		jm.clusterID = newID(8)
@@ -169,10 +186,17 @@ func newID(n int) string {
 	return hex.EncodeToString(b)
 }
 
-// Run opens the RPC, blob and REST listeners and serves until ctx is done.
-func (jm *JobManager) Run(ctx context.Context) error {
-	ctx, cancel := context.WithCancel(ctx)
+// Run opens the RPC, blob and REST listeners and serves until ctx is done,
+// then shuts down gracefully (see shutdown).
+func (jm *JobManager) Run(parent context.Context) error {
+	// The REST listeners stop with parent; the control plane, the blob
+	// server and calls to TaskManagers go on until shutdown has cancelled
+	// the jobs.
+	ctx, cancel := context.WithCancel(context.WithoutCancel(parent))
 	defer cancel()
+	restCtx, stopREST := context.WithCancel(parent)
+	defer stopREST()
+	defer jm.removeTempWorkDir()
 	jm.ctx = ctx
 	cfg := jm.cfg
 
@@ -240,10 +264,10 @@ func (jm *JobManager) Run(ctx context.Context) error {
 	}
 	errc := make(chan error, 2+len(restLs))
 	go func() { errc <- gs.Serve(rpcL) }()
-	go func() { errc <- blob.NewServer(jm.blobs, jm.log).Serve(ctx, blobL) }()
+	go func() { errc <- blob.NewServer(jm.blobs, jm.log, blobAccess{jm}).Serve(ctx, blobL) }()
 	for i, l := range jm.listeners {
 		ln, h := restLs[i], handlers[i]
-		go func() { errc <- rest.serve(ctx, ln, h) }()
+		go func() { errc <- rest.serve(restCtx, ln, h) }()
 		secured, what := l.Exposure()
 		scheme := "http"
 		if l.TLS {
@@ -255,25 +279,20 @@ func (jm *JobManager) Run(ctx context.Context) error {
 			jm.log.Warn(fmt.Sprintf("REST listener %q is NOT secured: %s", l.Name, what), "url", scheme+"://"+ln.Addr().String(), "authentication", strings.Join(l.Authentication, ","))
 		}
 	}
-	jm.bg.Add(1)
+	jm.bg.Add(2)
 	go jm.monitorHeartbeats(ctx)
+	go jm.runJobStore(ctx)
 
 	jm.log.Info("jobmanager started", "cluster-id", jm.clusterID, "rpc", jm.rpcAddr, "blob", jm.blobAddr)
 	close(jm.ready)
 
 	var runErr error
 	select {
-	case <-ctx.Done():
+	case <-parent.Done():
 	case runErr = <-errc:
 	}
-	cancel()
-	gs.Stop()
-	jm.mu.Lock()
-	for _, tm := range jm.tms {
-		tm.conn.Close()
-	}
-	jm.mu.Unlock()
-	jm.bg.Wait()
+	stopREST()
+	jm.shutdown(gs, cancel)
 	if errors.Is(runErr, grpc.ErrServerStopped) {
 		runErr = nil
 	}

@@ -75,6 +75,10 @@ func (jm *JobManager) Submit(s Submission) (string, error) {
 	if err != nil {
 		return "", &SubmissionError{err}
 	}
+	// Held until the job is registered, so the blob collector cannot
+	// delete these blobs (they may equal a removed job's) before then.
+	jm.blobMu.Lock()
+	defer jm.blobMu.Unlock()
 	specKey, err := jm.blobs.Put(s.Spec)
 	if err != nil {
 		return "", err

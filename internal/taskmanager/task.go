@@ -221,7 +221,7 @@ func (tm *TaskManager) loadPlan(ctx context.Context, d *controlpb.TaskDeployment
 		addr = tm.blobAddr
 		tm.mu.Unlock()
 	}
-	specPath, err := tm.cache.Fetch(ctx, addr, d.SpecBlob)
+	specPath, err := tm.cache.Fetch(ctx, blobOwner(d), addr, d.SpecBlob)
 	if err != nil {
 		return nil, nil, err
 	}
@@ -231,7 +231,7 @@ func (tm *TaskManager) loadPlan(ctx context.Context, d *controlpb.TaskDeployment
 	}
 	attached := map[string]string{}
 	for name, k := range d.Files {
-		p, err := tm.cache.Fetch(ctx, addr, k)
+		p, err := tm.cache.Fetch(ctx, blobOwner(d), addr, k)
 		if err != nil {
 			return nil, nil, fmt.Errorf("attached file %s: %w", name, err)
 		}
@@ -294,6 +294,9 @@ func (tm *TaskManager) taskEnded(jr *jobRun, tk [2]int) {
 		jr.mu.Lock()
 		if len(jr.tasks) == 0 {
 			delete(tm.jobs, jr.key)
+			// Under tm.mu: a new run of the same attempt is created under
+			// it too, so its fetches come after this release.
+			tm.releaseBlobs(jr.key)
 		}
 		jr.mu.Unlock()
 	}

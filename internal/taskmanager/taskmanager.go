@@ -18,8 +18,6 @@ import (
 	"sync/atomic"
 	"time"
 
-	"github.com/prometheus/client_golang/prometheus"
-	"github.com/prometheus/client_golang/prometheus/promhttp"
 	"google.golang.org/grpc"
 
 	"github.com/sluice-dev/sluice/internal/blob"
@@ -36,7 +34,9 @@ type Options struct {
 	Logger   *slog.Logger
 	// Stdout receives the output of print sinks.
 	Stdout io.Writer
-	// WorkDir holds the blob cache; a temporary directory when empty.
+	// WorkDir holds the blob cache. When empty:
+	// <process.taskmanager.working-dir>/taskmanager-<id>, else a temporary
+	// directory removed when Run returns.
 	WorkDir string
 	// ID overrides taskmanager.resource-id.
 	ID string
@@ -69,6 +69,7 @@ type TaskManager struct {
 	instance string       // random per process: see newInstanceID
 	fatal    chan error   // connectLoop gave up: Run returns it
 	rpcOpts  []grpc.ServerOption
+	tempDir  string // removed when Run returns
 	ready    chan struct{}
 	ctx      context.Context
 	wg       sync.WaitGroup
@@ -97,13 +98,9 @@ func New(o Options) (*TaskManager, error) {
 	if id == "" {
 		id = DefaultID(o.Config)
 	}
-	dir := o.WorkDir
-	if dir == "" {
-		d, err := os.MkdirTemp("", "sluice-tm-")
-		if err != nil {
-			return nil, err
-		}
-		dir = d
+	dir, temporary, err := workDir(o.Config, o.WorkDir, id)
+	if err != nil {
+		return nil, err
 	}
 	store, err := blob.NewStore(filepath.Join(dir, "blobs"))
 	if err != nil {
@@ -112,9 +109,12 @@ func New(o Options) (*TaskManager, error) {
 	tm := &TaskManager{
 		cfg: o.Config, sec: o.Security, log: o.Logger.With("component", "taskmanager", "taskmanager", id),
 		stdout: o.Stdout, id: id, slots: o.Config.Int("taskmanager.numberOfTaskSlots"),
-		cache: blob.NewCache(store, o.Security.HTTPClient(transport.Blob, 5*time.Minute)),
+		cache: blob.NewCache(store, o.Security.HTTPClient(transport.Blob, 5*time.Minute), id),
 		jobs:  map[attemptKey]*jobRun{}, ready: make(chan struct{}), rpcOpts: o.RPCServerOptions,
 		instance: newInstanceID(), fatal: make(chan error, 1),
+	}
+	if temporary {
+		tm.tempDir = dir
 	}
 	tm.net = network.NewServer(network.ServerOptions{
 		BufferSize:        int(o.Config.Bytes("taskmanager.network.memory.buffer-size")),
@@ -135,6 +135,9 @@ func (tm *TaskManager) DataAddress() string { return tm.dataAddr }
 
 // Run listens, registers with the JobManager and serves until ctx is done.
 func (tm *TaskManager) Run(ctx context.Context) error {
+	// Runs last: after every task ended and every listener closed, and
+	// also when start-up fails.
+	defer tm.removeTempDir()
 	ctx, cancel := context.WithCancel(ctx)
 	defer cancel()
 	tm.ctx = ctx
@@ -152,12 +155,13 @@ func (tm *TaskManager) Run(ctx context.Context) error {
 		dataL.Close()
 		return fmt.Errorf("taskmanager.rpc.port: %w", err)
 	}
-	metricsL, err := net.Listen("tcp", net.JoinHostPort(bind, fmt.Sprint(cfg.Int("taskmanager.metrics.port"))))
+	metrics, err := tm.listenMetrics(ctx)
 	if err != nil {
 		dataL.Close()
 		rpcL.Close()
-		return fmt.Errorf("taskmanager.metrics.port: %w", err)
+		return err
 	}
+	metricsL := metrics.listener
 	host := cfg.String("taskmanager.host")
 	tm.dataAddr = advertise(dataL.Addr(), host)
 	tm.rpcAddr = advertise(rpcL.Addr(), host)
@@ -165,17 +169,13 @@ func (tm *TaskManager) Run(ctx context.Context) error {
 
 	gs := grpc.NewServer(append(tm.sec.GRPCServerOptions(), tm.rpcOpts...)...)
 	controlpb.RegisterTaskManagerServer(gs, &rpcServer{tm: tm})
-	reg := prometheus.NewRegistry()
-	reg.MustRegister(&tmCollector{tm: tm})
-	mux := http.NewServeMux()
-	mux.Handle("GET /metrics", promhttp.HandlerFor(reg, promhttp.HandlerOpts{}))
-	msrv := &http.Server{Handler: mux, ReadHeaderTimeout: 10 * time.Second}
+	msrv := &http.Server{Handler: metrics.handler, ReadHeaderTimeout: 10 * time.Second}
 
 	errc := make(chan error, 3)
 	go func() { errc <- tm.net.Serve(ctx, dataL) }()
 	go func() { errc <- gs.Serve(rpcL) }()
 	go func() { errc <- msrv.Serve(metricsL) }()
-	tm.log.Info("taskmanager started", "slots", tm.slots, "data", tm.dataAddr, "rpc", tm.rpcAddr, "metrics", "http://"+tm.metricsAddr+"/metrics")
+	tm.log.Info("taskmanager started", "slots", tm.slots, "data", tm.dataAddr, "rpc", tm.rpcAddr, "metrics", metrics.scheme+"://"+tm.metricsAddr+"/metrics", "metrics-bind", metricsL.Addr().String(), "metrics-security", metrics.security)
 	close(tm.ready)
 
 	tm.wg.Add(1)

@@ -1,0 +1,154 @@
+package taskmanager
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"net"
+	"net/http"
+	"strings"
+
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/promhttp"
+
+	"github.com/sluice-dev/sluice/internal/security/authn"
+	"github.com/sluice-dev/sluice/internal/security/tlsconf"
+	"github.com/sluice-dev/sluice/internal/transport"
+)
+
+// metricsListenerName names the metrics endpoint in authentication logs.
+const metricsListenerName = "taskmanager-metrics"
+
+// metricsEndpoint is the TaskManager's /metrics listener and its handler.
+type metricsEndpoint struct {
+	listener net.Listener
+	handler  http.Handler
+	scheme   string // http or https
+	security string // what protects it, for the start-up log
+}
+
+// listenMetrics opens /metrics on taskmanager.metrics.bind-host. The page
+// names every job id and operator the TaskManager runs, so it is served on
+// loopback by default, as plain HTTP; bound anywhere else it requires TLS
+// and authentication with the REST API's material and authenticators (the
+// same configuration file serves both, as in Flink):
+//
+//   - TLS: security.ssl.rest.enabled with security.ssl.rest.keystore;
+//   - client certificates: security.ssl.rest.authentication-enabled with
+//     security.ssl.rest.truststore (or cert.fingerprint), mapped by
+//     security.rest.authentication.x509.principal-mapping-rules;
+//   - bearer tokens: security.rest.authentication.token.file.
+//
+// Either authenticator is enough; with both, a client uses either.
+func (tm *TaskManager) listenMetrics(ctx context.Context) (*metricsEndpoint, error) {
+	cfg := tm.cfg
+	host := cfg.String("taskmanager.metrics.bind-host")
+	addr := net.JoinHostPort(bindAll(host), fmt.Sprint(cfg.Int("taskmanager.metrics.port")))
+	reg := prometheus.NewRegistry()
+	reg.MustRegister(&tmCollector{tm: tm})
+	mux := http.NewServeMux()
+	mux.Handle("GET /metrics", promhttp.HandlerFor(reg, promhttp.HandlerOpts{}))
+
+	// On loopback the endpoint stays Flink's plain HTTP even where the
+	// shared configuration file enables REST TLS for the JobManager: a
+	// TaskManager host need not hold the REST key store for it.
+	if isLoopback(host) {
+		l, err := tm.sec.ListenTLS(ctx, transport.REST, addr, nil)
+		if err != nil {
+			return nil, fmt.Errorf("taskmanager.metrics.bind-host / taskmanager.metrics.port: %w", err)
+		}
+		return &metricsEndpoint{listener: l, handler: mux, scheme: "http", security: "loopback only, plaintext, no authentication"}, nil
+	}
+	if !cfg.Bool("security.ssl.rest.enabled") {
+		return nil, fmt.Errorf("taskmanager.metrics.bind-host is %q, which is not loopback: the metrics endpoint shows every job id and operator name, so off loopback it needs TLS and authentication: "+
+			"set security.ssl.rest.enabled: true with security.ssl.rest.keystore, and security.ssl.rest.authentication-enabled: true with security.ssl.rest.truststore (client certificates) "+
+			"and/or security.rest.authentication.token.file (bearer tokens); or set taskmanager.metrics.bind-host: 127.0.0.1", host)
+	}
+
+	opts, err := tlsconf.RESTOptions(cfg)
+	if err != nil {
+		return nil, fmt.Errorf("taskmanager metrics TLS: %w", err)
+	}
+	if opts.Keystore == "" {
+		return nil, errors.New("taskmanager metrics TLS: security.ssl.rest.enabled is true but security.ssl.rest.keystore is not set: set it to the key store with the certificate the metrics endpoint presents")
+	}
+	store, err := tlsconf.NewStore(opts, tm.log)
+	if err != nil {
+		return nil, fmt.Errorf("taskmanager metrics TLS: %w", err)
+	}
+	go store.Run(ctx)
+
+	var deps authn.Deps
+	var methods []string
+	if cfg.Bool("security.ssl.rest.authentication-enabled") {
+		mapper, err := authn.ParsePrincipalRules(cfg.String("security.rest.authentication.x509.principal-mapping-rules"))
+		if err != nil {
+			return nil, err
+		}
+		deps.X509 = authn.NewX509(mapper)
+		methods = append(methods, authn.MethodX509)
+	}
+	if path := cfg.String(authn.TokenFileKey); path != "" {
+		tf, err := authn.NewTokenFile(path, tm.log)
+		if err != nil {
+			return nil, err
+		}
+		go tf.Run(ctx)
+		deps.Token = tf
+		methods = append(methods, authn.MethodToken)
+	}
+	// A certificate presented is verified in the handshake; one missing
+	// is left to the authentication filter, so a client without any
+	// credential gets a 401 that says what is accepted, not a TLS alert.
+	policy := tlsconf.PeerPolicy{SkipIdentity: true, NoClientCert: deps.X509 == nil, ClientCertOptional: deps.X509 != nil}
+	if len(methods) == 0 {
+		return nil, fmt.Errorf("taskmanager.metrics.bind-host is %q, which is not loopback: the metrics endpoint needs authentication there: "+
+			"set security.ssl.rest.authentication-enabled: true with security.ssl.rest.truststore (client certificates) and/or %s (bearer tokens)", host, authn.TokenFileKey)
+	}
+	chain, err := authn.Build(methods, deps)
+	if err != nil {
+		return nil, err
+	}
+	limiter, err := authn.FailureLimiterFromConfig(cfg)
+	if err != nil {
+		return nil, err
+	}
+	handler := authn.Filter(authn.FilterOptions{
+		Listener: metricsListenerName,
+		Chain:    chain,
+		Limiter:  limiter,
+		Log:      tm.log,
+	})(mux)
+	// Failed handshakes (plain HTTP, unknown client CA) are logged once
+	// per peer and cause, as on the REST API.
+	failures := tlsconf.NewFailureLog(tm.log, "metrics connection")
+	failures.Classify = store.Classify
+	msec := &transport.Security{
+		HandshakeTimeout: tm.sec.HandshakeTimeout,
+		Observe:          func(_ transport.Kind, peer net.Addr, err error) { failures.Record(peer, err) },
+	}
+	l, err := msec.ListenTLS(ctx, transport.REST, addr, store.ServerConfig(policy))
+	if err != nil {
+		return nil, fmt.Errorf("taskmanager.metrics.bind-host / taskmanager.metrics.port: %w", err)
+	}
+	return &metricsEndpoint{listener: l, handler: handler, scheme: "https", security: "TLS, authentication: " + strings.Join(methods, ", ")}, nil
+}
+
+// bindAll maps Flink's "bind to everything" spellings to Go's.
+func bindAll(h string) string {
+	if h == "0.0.0.0" || h == "*" {
+		return ""
+	}
+	return h
+}
+
+// isLoopback reports whether binding to host keeps a listener on this
+// machine. Only literal loopback addresses and "localhost" count: another
+// host name may resolve elsewhere tomorrow.
+func isLoopback(host string) bool {
+	if strings.EqualFold(host, "localhost") {
+		return true
+	}
+	ip := net.ParseIP(strings.Trim(host, "[]"))
+	return ip != nil && ip.IsLoopback()
+}
