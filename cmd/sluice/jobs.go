@@ -21,8 +21,18 @@ func newRunCmd(g *globals) *cobra.Command {
 	cmd := &cobra.Command{
 		Use:   "run SPEC",
 		Short: "Submit a job to a JobManager and wait for it to end (or --detached)",
-		Args:  cobra.ExactArgs(1),
+		Long: `Submits a job spec to a JobManager and waits for it to end (or --detached).
+
+-D key=value works as with flink run: keys a job may set for itself (parallelism.default,
+restart-strategy.*) apply to this job only; rest.* and security.ssl.rest.* configure this
+client; any other key is a cluster setting and is refused.`,
+		Args: cobra.ExactArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
+			jobConfig, clientDefines, err := splitRunDefines(g.defines)
+			if err != nil {
+				return err
+			}
+			g.defines = clientDefines
 			c, err := cf.client()
 			if err != nil {
 				return err
@@ -40,6 +50,7 @@ func newRunCmd(g *globals) *cobra.Command {
 			id, err := c.SubmitJob(ctx, client.Submission{
 				Spec: spec, Params: pm, Parallelism: parallelism, Files: files,
 				ViewUsers: viewUsers, ViewGroups: viewGroups, ModifyUsers: modifyUsers, ModifyGroups: modifyGroups,
+				Config: jobConfig,
 			})
 			if err != nil {
 				return err

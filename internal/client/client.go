@@ -131,6 +131,9 @@ type Submission struct {
 	Files                     []string
 	ViewUsers, ViewGroups     []string
 	ModifyUsers, ModifyGroups []string
+	// Config is the job's own configuration (sluice run -D key=value for
+	// the keys a job may set).
+	Config map[string]string
 }
 
 // SubmitJob sends a job and returns its id.
@@ -144,6 +147,10 @@ func (c *Client) SubmitJob(ctx context.Context, s Submission) (string, error) {
 	_ = mw.WriteField("parameters", string(pj))
 	if parallelism > 0 {
 		_ = mw.WriteField("parallelism", fmt.Sprint(parallelism))
+	}
+	if len(s.Config) > 0 {
+		cj, _ := json.Marshal(s.Config)
+		_ = mw.WriteField("config", string(cj))
 	}
 	for name, list := range map[string][]string{"view-users": s.ViewUsers, "view-groups": s.ViewGroups, "modify-users": s.ModifyUsers, "modify-groups": s.ModifyGroups} {
 		if len(list) > 0 {

@@ -220,3 +220,44 @@ func didYouMean(key string) string {
 func deprecatedWarning(old, canonical string) string {
 	return fmt.Sprintf("configuration key %q is deprecated: use %q", old, canonical)
 }
+
+// JobKeys returns the canonical names of the keys a job may set for
+// itself (Key.Job), sorted.
+func JobKeys() []string {
+	registry.RLock()
+	defer registry.RUnlock()
+	var out []string
+	for name, ki := range registry.keys {
+		if ki.Job {
+			out = append(out, name)
+		}
+	}
+	slices.Sort(out)
+	return out
+}
+
+// WithJobSettings returns a copy of c with a job's own settings applied.
+// Every key must be one a job may set (Key.Job); an error names the first
+// that is not, or whose value is invalid.
+func (c *Config) WithJobSettings(settings map[string]string) (*Config, error) {
+	out := c.Clone()
+	keys := make([]string, 0, len(settings))
+	for k := range settings {
+		keys = append(keys, k)
+	}
+	slices.Sort(keys)
+	for _, k := range keys {
+		ki, _ := lookup(k)
+		switch {
+		case ki == nil:
+			return nil, fmt.Errorf("job setting %q: unknown configuration key%s", k, didYouMean(k))
+		case !ki.Job:
+			return nil, fmt.Errorf("job setting %q: a cluster setting, which cannot apply to one job (a job may set %s); set it in the cluster's configuration instead",
+				k, strings.Join(JobKeys(), ", "))
+		}
+		if err := out.Set(k, settings[k]); err != nil {
+			return nil, fmt.Errorf("job setting %w", err)
+		}
+	}
+	return out, nil
+}

@@ -455,3 +455,28 @@ func TestFlinkDeprecatedKeys(t *testing.T) {
 		t.Errorf("restart-strategy: %q", got)
 	}
 }
+
+// TestWithJobSettings: a job may set the keys marked Job, and only those.
+func TestWithJobSettings(t *testing.T) {
+	base := New()
+	c, err := base.WithJobSettings(map[string]string{"parallelism.default": "3", "restart-strategy": "fixed-delay"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if c.Int("parallelism.default") != 3 || c.String("restart-strategy.type") != "fixed-delay" || base.Int("parallelism.default") != 1 {
+		t.Errorf("job settings not applied to a copy: %d %q, base %d", c.Int("parallelism.default"), c.String("restart-strategy.type"), base.Int("parallelism.default"))
+	}
+	for k, want := range map[string]string{
+		"taskmanager.numberOfTaskSlots": "cannot apply to one job",
+		"security.ssl.internal.enabled": "cannot apply to one job",
+		"pipeline.expression.max-cost":  "cannot apply to one job",
+		"parallelism.defualt":           `did you mean "parallelism.default"`,
+	} {
+		if _, err := base.WithJobSettings(map[string]string{k: "1"}); err == nil || !strings.Contains(err.Error(), want) {
+			t.Errorf("%s: %v, want %q", k, err, want)
+		}
+	}
+	if _, err := base.WithJobSettings(map[string]string{"parallelism.default": "0"}); err == nil || !strings.Contains(err.Error(), "parallelism.default") {
+		t.Errorf("invalid value: %v", err)
+	}
+}

@@ -39,14 +39,14 @@ func init() {
 		{Name: "blob.server.port", Type: Int, Default: "0", Min: portRange[0], Max: portRange[1], Doc: "Blob server port; 0 picks a free port."},
 
 		// Execution.
-		{Name: "parallelism.default", Type: Int, Default: "1", Min: atLeastOne, Doc: "Default operator parallelism."},
+		{Name: "parallelism.default", Job: true, Type: Int, Default: "1", Min: atLeastOne, Doc: "Default operator parallelism."},
 		{Name: "heartbeat.interval", Type: Duration, Default: "10 s", Doc: "Time between heartbeats."},
 		{Name: "heartbeat.timeout", Type: Duration, Default: "50 s", Doc: "Time without heartbeat after which a peer is lost."},
 		{Name: "slot.request.timeout", Type: Duration, Default: "5 min", Doc: "How long a job waits for enough free task slots before it fails."},
-		{Name: "restart-strategy.type", Type: String, Default: "none", Deprecated: []string{"restart-strategy"},
+		{Name: "restart-strategy.type", Job: true, Type: String, Default: "none", Deprecated: []string{"restart-strategy"},
 			Enum: []string{"none", "disable", "off", "no-restart", "fixed-delay", "fixeddelay"}, Doc: "Job restart strategy."},
-		{Name: "restart-strategy.fixed-delay.attempts", Type: Int, Default: "1", Min: atLeastZero, Doc: "Restarts before the job fails."},
-		{Name: "restart-strategy.fixed-delay.delay", Type: Duration, Default: "1 s", Doc: "Delay between restarts."},
+		{Name: "restart-strategy.fixed-delay.attempts", Job: true, Type: Int, Default: "1", Min: atLeastZero, Doc: "Restarts before the job fails."},
+		{Name: "restart-strategy.fixed-delay.delay", Job: true, Type: Duration, Default: "1 s", Doc: "Delay between restarts."},
 		{Name: "execution.buffer-timeout", Type: Duration, Default: "100 ms", Doc: "Longest time a network buffer waits before it is flushed."},
 		{Name: "taskmanager.network.memory.buffer-size", Type: Bytes, Default: "64kb", Aliases: []string{"taskmanager.memory.segment-size"}, Doc: "Size of a network buffer (Flink: 32kb; sluice sends fewer, larger buffers: half the system calls per byte)."},
 		{Name: "taskmanager.network.memory.buffers-per-channel", Type: Int, Default: "2", Min: atLeastZero, Doc: "Exclusive buffers per channel."},

@@ -58,6 +58,10 @@ type Key struct {
 	// Min and Max bound Int keys, Duration keys (in milliseconds) and Bytes
 	// keys. A Duration key without Min rejects negative values.
 	Min, Max *int64
+	// Job marks a key that one job may set for itself (sluice run -D, as
+	// flink run -D): its value travels with the submission and overrides
+	// the cluster's for that job only.
+	Job bool
 }
 
 // keyInfo is a registered key with its parsed default.

@@ -17,8 +17,9 @@ import (
 // The TaskManager is known by the identity in its certificate
 // (spiffe://<cluster>/taskmanager/<id>), so the check is only as strong as
 // internal TLS with per-process certificates. Without identities
-// (plaintext, or Flink's shared certificate) the id the request claims is
-// checked the same way, which keeps well-behaved processes apart but stops
+// (plaintext, Flink's shared certificate, or a TaskManager certificate
+// shared by all TaskManagers) the id the request claims is checked the
+// same way, which keeps well-behaved processes apart but stops
 // no one who lies.
 type blobAccess struct{ jm *JobManager }
 
@@ -62,6 +63,14 @@ func (jm *JobManager) blobRequester(r *http.Request) (string, error) {
 		if ok {
 			if id.Role != tlsconf.RoleTaskManager || (jm.clusterID != "" && id.ClusterID != jm.clusterID) {
 				return "", fmt.Errorf("%s is not a taskmanager of cluster %s", id, jm.clusterID)
+			}
+			if id.SharedTaskManager() {
+				// A certificate every TaskManager shares proves the role,
+				// not the id: the claimed id is checked as without TLS.
+				if claimed == "" {
+					return "", fmt.Errorf("the request names no taskmanager (%s header) and its certificate, shared by the cluster's taskmanagers, names none", blob.RequesterHeader)
+				}
+				return claimed, nil
 			}
 			if claimed != "" && claimed != id.ID {
 				return "", fmt.Errorf("the request names taskmanager %q but its certificate is %s", claimed, id)

@@ -4,6 +4,8 @@ import (
 	"sort"
 	"time"
 
+	"github.com/sluice-dev/sluice/internal/config"
+
 	"github.com/sluice-dev/sluice/internal/dataflow"
 	"github.com/sluice-dev/sluice/internal/security/authz"
 )
@@ -82,7 +84,9 @@ type job struct {
 	access      []dataflow.FileAccess // the files the job may touch, sent with every deployment
 	parallelism int                   // job default parallelism
 	plan        *dataflow.Plan
-	acl         authz.JobACL // owner and view/modify lists
+	acl         authz.JobACL      // owner and view/modify lists
+	cfg         *config.Config    // the cluster's configuration with the job's own settings
+	settings    map[string]string // the job's own settings, as submitted
 
 	state      JobState
 	start, end time.Time

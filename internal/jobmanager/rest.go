@@ -427,6 +427,7 @@ func parseJSONSubmission(body io.Reader, specLimit int64) (Submission, error) {
 		Spec         string            `json:"spec"`
 		Parameters   map[string]string `json:"parameters"`
 		Parallelism  int               `json:"parallelism"`
+		Config       map[string]string `json:"config"`
 		ViewUsers    []string          `json:"view-users"`
 		ViewGroups   []string          `json:"view-groups"`
 		ModifyUsers  []string          `json:"modify-users"`
@@ -446,7 +447,7 @@ func parseJSONSubmission(body io.Reader, specLimit int64) (Submission, error) {
 	if req.Parallelism < 0 {
 		return Submission{}, fmt.Errorf("job submission body: parallelism %d: want a positive number", req.Parallelism)
 	}
-	return Submission{Spec: []byte(req.Spec), Params: req.Parameters, Parallelism: req.Parallelism, ACL: authz.JobACL{
+	return Submission{Spec: []byte(req.Spec), Params: req.Parameters, Parallelism: req.Parallelism, Config: req.Config, ACL: authz.JobACL{
 		ViewUsers: req.ViewUsers, ViewGroups: req.ViewGroups, ModifyUsers: req.ModifyUsers, ModifyGroups: req.ModifyGroups,
 	}}, nil
 }
@@ -488,6 +489,10 @@ func parseMultipartSubmission(r *http.Request, limit, specLimit int64) (Submissi
 			if err := json.Unmarshal(data, &sub.Params); err != nil {
 				return Submission{}, fmt.Errorf("job submission part \"parameters\": want a JSON object of strings: %w", err)
 			}
+		case "config":
+			if err := json.Unmarshal(data, &sub.Config); err != nil {
+				return Submission{}, fmt.Errorf("job submission part \"config\": want a JSON object of configuration keys and string values: %w", err)
+			}
 		case "parallelism":
 			n, err := strconv.Atoi(strings.TrimSpace(string(data)))
 			if err != nil || n < 0 {
@@ -513,7 +518,7 @@ func parseMultipartSubmission(r *http.Request, limit, specLimit int64) (Submissi
 			}
 			sub.Files[name] = data
 		default:
-			return Submission{}, fmt.Errorf("job submission: unknown part %q (want spec, parameters, parallelism, file, view-users, view-groups, modify-users, modify-groups)", p.FormName())
+			return Submission{}, fmt.Errorf("job submission: unknown part %q (want spec, parameters, parallelism, config, file, view-users, view-groups, modify-users, modify-groups)", p.FormName())
 		}
 	}
 	if len(sub.Spec) == 0 {

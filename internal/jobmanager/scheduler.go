@@ -41,6 +41,9 @@ type Submission struct {
 	// are one process with one working directory. Empty (every REST
 	// submission): relative data paths are refused.
 	BaseDir string
+	// Config is the job's own configuration: keys a job may set
+	// (config.Key.Job), over the cluster's.
+	Config map[string]string
 	// Parsed is Spec parsed with Params, when the caller parsed it already (the REST handler
 	// does, to authorize the data the job touches): a spec is parsed once per submission.
 	Parsed *dataflow.Spec
@@ -67,9 +70,15 @@ func (jm *JobManager) Submit(s Submission) (string, error) {
 	if err != nil {
 		return "", &SubmissionError{err}
 	}
+	// The job's configuration: the cluster's, with what the submitter set
+	// for this job (flink run -D).
+	cfg, err := jm.cfg.WithJobSettings(s.Config)
+	if err != nil {
+		return "", &SubmissionError{err}
+	}
 	par := s.Parallelism
 	if par <= 0 {
-		par = jm.cfg.Int("parallelism.default")
+		par = cfg.Int("parallelism.default")
 	}
 	plan, err := spec.PlanWith(jm.planOptions(par))
 	if err != nil {
@@ -94,7 +103,7 @@ func (jm *JobManager) Submit(s Submission) (string, error) {
 	now := time.Now()
 	j := &job{
 		id: newID(16), name: plan.Name, spec: s.Spec, specKey: specKey,
-		params: s.Params, files: files, access: access, parallelism: par, plan: plan, acl: s.ACL,
+		params: s.Params, files: files, access: access, parallelism: par, plan: plan, acl: s.ACL, cfg: cfg, settings: s.Config,
 		start: now, timestamps: map[JobState]time.Time{}, tasks: map[taskKey]*task{},
 		slots: map[string]int{}, held: map[slotGroup]map[int]bool{}, done: make(chan struct{}),
 	}
@@ -502,7 +511,7 @@ func (jm *JobManager) failLocked(j *job, f *failure) {
 			return
 		}
 		j.setState(Restarting, time.Now())
-		delay := jm.cfg.Duration("restart-strategy.fixed-delay.delay")
+		delay := j.cfg.Duration("restart-strategy.fixed-delay.delay")
 		jm.log.Info("job restarting", "job", j.id, "restart", j.restarts+1, "delay", delay)
 		time.AfterFunc(delay, func() {
 			jm.mu.Lock()
@@ -540,9 +549,9 @@ func (jm *JobManager) awaitAttemptEnded(j *job, attempt int, max time.Duration) 
 }
 
 func (jm *JobManager) mayRestart(j *job) bool {
-	switch strings.ToLower(jm.cfg.String("restart-strategy.type")) {
+	switch strings.ToLower(j.cfg.String("restart-strategy.type")) {
 	case "fixed-delay", "fixeddelay":
-		return j.restarts < jm.cfg.Int("restart-strategy.fixed-delay.attempts")
+		return j.restarts < j.cfg.Int("restart-strategy.fixed-delay.attempts")
 	}
 	return false
 }
