@@ -7,7 +7,9 @@ import (
 )
 
 var (
-	taskLabels   = []string{"job", "vertex", "subtask"}
+	// job_id, not job: Prometheus attaches its own job label (the scrape
+	// job) to every series and would rename ours to exported_job.
+	taskLabels   = []string{"job_id", "vertex", "subtask"}
 	descRecIn    = prometheus.NewDesc("sluice_task_records_in_total", "Records a subtask received over its input gate.", taskLabels, nil)
 	descRecOut   = prometheus.NewDesc("sluice_task_records_out_total", "Records a subtask emitted downstream.", taskLabels, nil)
 	descBytesIn  = prometheus.NewDesc("sluice_task_bytes_in_total", "Serialized bytes a subtask received.", taskLabels, nil)
@@ -18,7 +20,9 @@ var (
 	descTasks    = prometheus.NewDesc("sluice_taskmanager_tasks", "Subtasks running on this TaskManager.", nil, nil)
 )
 
-// tmCollector reads the TaskManager's live state at scrape time.
+// tmCollector reads the TaskManager's live state at scrape time: a
+// subtask's series exist while it runs and are gone from the next scrape
+// after it ends, so finished jobs leave no series behind.
 type tmCollector struct{ tm *TaskManager }
 
 func (c *tmCollector) Describe(ch chan<- *prometheus.Desc) {
