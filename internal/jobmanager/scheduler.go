@@ -103,7 +103,7 @@ func (jm *JobManager) Submit(s Submission) (string, error) {
 	jm.jobs[j.id] = j
 	jm.mu.Unlock()
 	jm.log.Info("job submitted", "job", j.id, "name", j.name, "owner", s.ACL.Owner, "parallelism", par, "vertices", len(plan.Vertices))
-	go jm.startAttempt(j)
+	jm.spawn(func() { jm.startAttempt(j) })
 	return j.id, nil
 }
 
@@ -430,7 +430,7 @@ func (jm *JobManager) cancelTasksLocked(j *job) *sync.WaitGroup {
 			continue
 		}
 		wg.Add(1)
-		go func(tm *taskManager) {
+		started := jm.spawn(func() {
 			defer wg.Done()
 			ctx, cancel := context.WithTimeout(jm.ctx, 5*time.Second)
 			defer cancel()
@@ -440,7 +440,10 @@ func (jm *JobManager) cancelTasksLocked(j *job) *sync.WaitGroup {
 				jm.unreachableLocked(tm, err)
 				jm.mu.Unlock()
 			}
-		}(tm)
+		})
+		if !started {
+			wg.Done() // shutting down: the TaskManagers cancel what they lose
+		}
 	}
 	return &wg
 }
@@ -476,7 +479,7 @@ func (jm *JobManager) failLocked(j *job, f *failure) {
 	wg := jm.cancelTasksLocked(j)
 	jm.releaseSlotsLocked(j)
 	attempt := j.attempt
-	go func() {
+	jm.spawn(func() {
 		wg.Wait()
 		jm.awaitAttemptEnded(j, attempt, time.Second)
 		jm.mu.Lock()
@@ -504,7 +507,7 @@ func (jm *JobManager) failLocked(j *job, f *failure) {
 		j.setState(Restarting, time.Now())
 		delay := jm.cfg.Duration("restart-strategy.fixed-delay.delay")
 		jm.log.Info("job restarting", "job", j.id, "restart", j.restarts+1, "delay", delay)
-		time.AfterFunc(delay, func() {
+		jm.after(delay, func() {
 			jm.mu.Lock()
 			if j.state != Restarting {
 				if j.state == Cancelling {
@@ -520,7 +523,7 @@ func (jm *JobManager) failLocked(j *job, f *failure) {
 			jm.mu.Unlock()
 			jm.startAttempt(j)
 		})
-	}()
+	})
 }
 
 // awaitAttemptEnded waits, at most max, until every task of the attempt
@@ -602,7 +605,7 @@ const cancelRetry = 10 * time.Second
 // A TaskManager that does not answer is declared lost by the heartbeat monitor, which ends
 // its tasks.
 func (jm *JobManager) watchCancelLocked(j *job, attempt int) {
-	time.AfterFunc(cancelRetry, func() {
+	jm.after(cancelRetry, func() {
 		jm.mu.Lock()
 		defer jm.mu.Unlock()
 		if j.state != Cancelling || j.attempt != attempt {

@@ -171,10 +171,19 @@ func (tm *TaskManager) Run(ctx context.Context) error {
 	controlpb.RegisterTaskManagerServer(gs, &rpcServer{tm: tm})
 	msrv := &http.Server{Handler: metrics.handler, ReadHeaderTimeout: 10 * time.Second}
 
+	// The servers are Run's: it stops them and waits for them to return.
 	errc := make(chan error, 3)
-	go func() { errc <- tm.net.Serve(ctx, dataL) }()
-	go func() { errc <- gs.Serve(rpcL) }()
-	go func() { errc <- msrv.Serve(metricsL) }()
+	var servers sync.WaitGroup
+	serve := func(f func() error) {
+		servers.Add(1)
+		go func() {
+			defer servers.Done()
+			errc <- f()
+		}()
+	}
+	serve(func() error { return tm.net.Serve(ctx, dataL) })
+	serve(func() error { return gs.Serve(rpcL) })
+	serve(func() error { return msrv.Serve(metricsL) })
 	tm.log.Info("taskmanager started", "slots", tm.slots, "data", tm.dataAddr, "rpc", tm.rpcAddr, "metrics", metrics.scheme+"://"+tm.metricsAddr+"/metrics", "metrics-bind", metricsL.Addr().String(), "metrics-security", metrics.security)
 	close(tm.ready)
 
@@ -192,6 +201,7 @@ func (tm *TaskManager) Run(ctx context.Context) error {
 	gs.Stop()
 	_ = msrv.Close()
 	tm.waitStopped(cfg.Duration("taskmanager.shutdown.grace-period"))
+	servers.Wait()
 	tm.mu.Lock()
 	if tm.jmConn != nil {
 		tm.jmConn.Close()
