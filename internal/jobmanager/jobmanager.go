@@ -233,12 +233,12 @@ func (jm *JobManager) Run(parent context.Context) error {
 
 	rpcL, err := jm.sec.Listen(ctx, transport.RPC, net.JoinHostPort(bindHost(cfg.String("jobmanager.bind-host")), fmt.Sprint(cfg.Int("jobmanager.rpc.port"))))
 	if err != nil {
-		return fmt.Errorf("jobmanager.rpc.port: %w", err)
+		return config.KeyError("jobmanager.rpc.port", err)
 	}
 	blobL, err := jm.sec.Listen(ctx, transport.Blob, net.JoinHostPort(bindHost(cfg.String("jobmanager.bind-host")), cfg.String("blob.server.port")))
 	if err != nil {
 		rpcL.Close()
-		return fmt.Errorf("blob.server.port: %w", err)
+		return config.KeyError("blob.server.port", err)
 	}
 	jm.restAddrs = map[string]string{}
 	var restLs []net.Listener

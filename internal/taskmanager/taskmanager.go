@@ -148,12 +148,12 @@ func (tm *TaskManager) Run(ctx context.Context) error {
 	}
 	dataL, err := tm.sec.Listen(ctx, transport.Data, net.JoinHostPort(bind, fmt.Sprint(cfg.Int("taskmanager.data.port"))))
 	if err != nil {
-		return fmt.Errorf("taskmanager.data.port: %w", err)
+		return config.KeyError("taskmanager.data.port", err)
 	}
 	rpcL, err := tm.sec.Listen(ctx, transport.RPC, net.JoinHostPort(bind, fmt.Sprint(cfg.Int("taskmanager.rpc.port"))))
 	if err != nil {
 		dataL.Close()
-		return fmt.Errorf("taskmanager.rpc.port: %w", err)
+		return config.KeyError("taskmanager.rpc.port", err)
 	}
 	metrics, err := tm.listenMetrics(ctx)
 	if err != nil {
