@@ -178,7 +178,7 @@ func (jm *JobManager) startAttempt(j *job) {
 			}
 			if free < need {
 				j.cause = fmt.Sprintf("not enough task slots: the job needs %d (its highest parallelism), the cluster has %d free of %d after waiting %s (slot.request.timeout)", need, free, total, timeout)
-				jm.log.Error("job failed", "job", j.id, "cause", j.cause)
+				jm.log.Error("job failed", "job", j.id, "err", j.cause)
 				j.setState(Failed, time.Now())
 				jm.mu.Unlock()
 				return
@@ -474,7 +474,7 @@ func (jm *JobManager) failLocked(j *job, f *failure) {
 		return
 	}
 	jm.recordFailureLocked(j, f)
-	jm.log.Warn("job failing", "job", j.id, "attempt", j.attempt, "cause", j.cause)
+	jm.log.Warn("job failing", "job", j.id, "attempt", j.attempt, "err", j.cause)
 	j.setState(Failing, time.Now())
 	wg := jm.cancelTasksLocked(j)
 	jm.releaseSlotsLocked(j)
@@ -495,12 +495,12 @@ func (jm *JobManager) failLocked(j *job, f *failure) {
 			return
 		}
 		if j.unrecoverable {
-			jm.log.Error("job failed; no restart: a restart cannot cure its cause", "job", j.id, "cause", j.cause, "restarts", j.restarts)
+			jm.log.Error("job failed; no restart: a restart cannot cure its cause", "job", j.id, "err", j.cause, "restarts", j.restarts)
 			j.setState(Failed, time.Now())
 			return
 		}
 		if !jm.mayRestart(j) {
-			jm.log.Error("job failed", "job", j.id, "cause", j.cause, "restarts", j.restarts)
+			jm.log.Error("job failed", "job", j.id, "err", j.cause, "restarts", j.restarts)
 			j.setState(Failed, time.Now())
 			return
 		}

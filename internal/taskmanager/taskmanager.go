@@ -318,11 +318,11 @@ func (tm *TaskManager) connectLoop(ctx context.Context) {
 			switch {
 			case permanent && hint != lastHint:
 				tm.log.Error("registration with jobmanager refused; retrying cannot fix this, so the taskmanager exits at taskmanager.registration.timeout unless it is fixed meanwhile",
-					"jobmanager", jmAddr, "cause", hint, "timeout", timeout)
+					"jobmanager", jmAddr, "err", hint, "timeout", timeout)
 			case permanent:
 				tm.log.Debug("registration with jobmanager refused", "err", err)
 			default:
-				tm.log.Warn("registration with jobmanager failed; retrying", "jobmanager", jmAddr, "cause", hint, "retry-in", backoff)
+				tm.log.Warn("registration with jobmanager failed; retrying", "jobmanager", jmAddr, "err", hint, "retry-in", backoff)
 			}
 			lastHint = hint
 			select {
