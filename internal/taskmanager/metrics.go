@@ -9,7 +9,10 @@ import (
 var (
 	// job_id, not job: Prometheus attaches its own job label (the scrape
 	// job) to every series and would rename ours to exported_job.
-	taskLabels   = []string{"job_id", "vertex", "subtask"}
+	// attempt as Flink's task_attempt_num: a restarted job's new subtask
+	// may start here before the cancelled one has ended, and two series
+	// with the same labels would fail the whole scrape.
+	taskLabels   = []string{"job_id", "attempt", "vertex", "subtask"}
 	descRecIn    = prometheus.NewDesc("sluice_task_records_in_total", "Records a subtask received over its input gate.", taskLabels, nil)
 	descRecOut   = prometheus.NewDesc("sluice_task_records_out_total", "Records a subtask emitted downstream.", taskLabels, nil)
 	descBytesIn  = prometheus.NewDesc("sluice_task_bytes_in_total", "Serialized bytes a subtask received.", taskLabels, nil)
@@ -34,7 +37,7 @@ func (c *tmCollector) Describe(ch chan<- *prometheus.Desc) {
 func (c *tmCollector) Collect(ch chan<- prometheus.Metric) {
 	req := c.tm.heartbeatRequest()
 	for _, t := range req.Tasks {
-		l := []string{t.JobId, fmt.Sprint(t.Vertex), fmt.Sprint(t.Subtask)}
+		l := []string{t.JobId, fmt.Sprint(t.Attempt), fmt.Sprint(t.Vertex), fmt.Sprint(t.Subtask)}
 		ch <- prometheus.MustNewConstMetric(descRecIn, prometheus.CounterValue, float64(t.ReadRecords), l...)
 		ch <- prometheus.MustNewConstMetric(descRecOut, prometheus.CounterValue, float64(t.WriteRecords), l...)
 		ch <- prometheus.MustNewConstMetric(descBytesIn, prometheus.CounterValue, float64(t.ReadBytes), l...)

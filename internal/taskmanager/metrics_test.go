@@ -39,11 +39,15 @@ func TestTaskManagerMetrics(t *testing.T) {
 	tm.ctx = context.Background()
 	ctx, cancel := context.WithCancel(tm.ctx)
 	defer cancel()
-	jr := &jobRun{key: attemptKey{"job-a", 0}, ctx: ctx, cancel: cancel, tasks: map[[2]int]*runningTask{}}
+	jr := &jobRun{key: attemptKey{"job-a", 1}, ctx: ctx, cancel: cancel, tasks: map[[2]int]*runningTask{}}
 	for _, tk := range [][2]int{{1, 0}, {2, 0}} {
-		jr.tasks[tk] = &runningTask{job: "job-a", vertex: tk[0], subtask: tk[1]}
+		jr.tasks[tk] = &runningTask{job: "job-a", attempt: 1, vertex: tk[0], subtask: tk[1]}
 	}
 	tm.jobs[jr.key] = jr
+	// The cancelled attempt 0 of the same subtask has not ended yet: its
+	// series must not collide with attempt 1's.
+	old := &jobRun{key: attemptKey{"job-a", 0}, ctx: ctx, cancel: cancel, tasks: map[[2]int]*runningTask{{1, 0}: {job: "job-a", vertex: 1}}}
+	tm.jobs[old.key] = old
 
 	out := scrape(t, tm)
 	if jobLabelRE.MatchString(out) {
@@ -58,6 +62,7 @@ func TestTaskManagerMetrics(t *testing.T) {
 		}
 	}
 
+	tm.taskEnded(old, [2]int{1, 0})
 	tm.taskEnded(jr, [2]int{1, 0})
 	if !jobIDLabelRE.MatchString(scrape(t, tm)) {
 		t.Errorf("job-a's running task lost its series when another task ended")
