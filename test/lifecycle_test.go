@@ -528,7 +528,7 @@ func TestJobManagerShutdownLeavesJobs(t *testing.T) {
 		t.Errorf("the JobManager cancelled job %s although jobmanager.shutdown.cancel-jobs is false", id)
 	}
 	_, port := metricsBind(t, c.tms[0])
-	if body := httpGet(t, "http://127.0.0.1:"+port+"/metrics"); !strings.Contains(body, `job="`+id+`"`) {
+	if body := httpGet(t, "http://127.0.0.1:"+port+"/metrics"); !strings.Contains(body, `job_id="`+id+`"`) {
 		t.Fatalf("the TaskManager does not run job %s after the JobManager stopped", id)
 	}
 	c.waitFor(30*time.Second, "the TaskManager to cancel the orphaned tasks", func() bool {

@@ -89,7 +89,7 @@ func (f *clientFlags) options() (client.Options, error) {
 		slog.Warn(w)
 	}
 	if r.Context != "" {
-		slog.Debug("client context", "context", r.Context, "file", r.ConfigPath, "options", r.Options)
+		slog.Debug("client context", "context", r.Context, "path", r.ConfigPath, "options", r.Options)
 	}
 	return r.Options, nil
 }

@@ -29,7 +29,7 @@ func newAuthorization(cfg *config.Config, listeners []Listener, log *slog.Logger
 	var out authorization
 	modes, err := authz.ParseModes(cfg.StringList("security.authorization.mode"))
 	if err != nil {
-		return out, fmt.Errorf("security.authorization.mode: %w", err)
+		return out, config.KeyError(authz.ModeKey, err)
 	}
 	if len(modes) == 0 {
 		modes = []string{"allow-all"}

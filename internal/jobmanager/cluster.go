@@ -193,7 +193,9 @@ func (jm *JobManager) monitorHeartbeats(ctx context.Context) {
 // tasks on it.
 func (jm *JobManager) removeTMLocked(tm *taskManager, reason string) {
 	delete(jm.tms, tm.id)
-	go tm.conn.Close()
+	if !jm.spawn(func() { tm.conn.Close() }) {
+		tm.conn.Close()
+	}
 	for _, j := range jm.jobs {
 		if j.state.Terminal() {
 			continue

@@ -15,7 +15,7 @@ func withAccessLog(log *slog.Logger) filter {
 			sw := &statusWriter{ResponseWriter: w, status: 200}
 			next.ServeHTTP(sw, r)
 			log.Debug("REST request", "method", r.Method, "path", r.URL.Path, "status", sw.status,
-				"remote", r.RemoteAddr, "request-id", RequestID(r.Context()), "duration", time.Since(start))
+				"peer", r.RemoteAddr, "request-id", RequestID(r.Context()), "duration", time.Since(start))
 		})
 	}
 }

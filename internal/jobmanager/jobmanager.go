@@ -91,7 +91,9 @@ type JobManager struct {
 	logs     *logRing
 	metrics  *jmMetrics
 	internal *internaltls.JobManager
-	bg       sync.WaitGroup
+	bg       sync.WaitGroup // every goroutine the JobManager starts (background.go)
+	bgMu     sync.Mutex
+	bgClosed bool
 	ctx      context.Context
 
 	// Lifecycle (jobstore.go, shutdown.go).
@@ -193,6 +195,8 @@ func (jm *JobManager) Run(parent context.Context) error {
 	// server and calls to TaskManagers go on until shutdown has cancelled
 	// the jobs.
 	ctx, cancel := context.WithCancel(context.WithoutCancel(parent))
+	// Also on a failed start-up: what was started ends with ctx.
+	defer jm.waitBackground()
 	defer cancel()
 	restCtx, stopREST := context.WithCancel(parent)
 	defer stopREST()
@@ -209,13 +213,13 @@ func (jm *JobManager) Run(parent context.Context) error {
 	}
 	// Its watchers and the audit log's closer end with ctx, which any
 	// return below cancels.
-	rsec.run(ctx)
+	rsec.run(ctx, jm.spawn)
 	krb, err := newKerberosLogin(ctx, cfg, jm.log)
 	if err != nil {
 		return err
 	}
 	if krb != nil {
-		go krb.Run(ctx)
+		jm.spawn(func() { krb.Run(ctx) })
 	}
 	jm.restSec, jm.krb = rsec, krb
 	// Start-up loaded everything: the first "reload", as Prometheus
@@ -229,12 +233,12 @@ func (jm *JobManager) Run(parent context.Context) error {
 
 	rpcL, err := jm.sec.Listen(ctx, transport.RPC, net.JoinHostPort(bindHost(cfg.String("jobmanager.bind-host")), fmt.Sprint(cfg.Int("jobmanager.rpc.port"))))
 	if err != nil {
-		return fmt.Errorf("jobmanager.rpc.port: %w", err)
+		return config.KeyError("jobmanager.rpc.port", err)
 	}
 	blobL, err := jm.sec.Listen(ctx, transport.Blob, net.JoinHostPort(bindHost(cfg.String("jobmanager.bind-host")), cfg.String("blob.server.port")))
 	if err != nil {
 		rpcL.Close()
-		return fmt.Errorf("blob.server.port: %w", err)
+		return config.KeyError("blob.server.port", err)
 	}
 	jm.restAddrs = map[string]string{}
 	var restLs []net.Listener
@@ -263,11 +267,11 @@ func (jm *JobManager) Run(parent context.Context) error {
 		jm.registerRPC(gs)
 	}
 	errc := make(chan error, 2+len(restLs))
-	go func() { errc <- gs.Serve(rpcL) }()
-	go func() { errc <- blob.NewServer(jm.blobs, jm.log, blobAccess{jm}).Serve(ctx, blobL) }()
+	jm.spawn(func() { errc <- gs.Serve(rpcL) })
+	jm.spawn(func() { errc <- blob.NewServer(jm.blobs, jm.log, blobAccess{jm}).Serve(ctx, blobL) })
 	for i, l := range jm.listeners {
 		ln, h := restLs[i], handlers[i]
-		go func() { errc <- rest.serve(restCtx, ln, h) }()
+		jm.spawn(func() { errc <- rest.serve(restCtx, ln, h) })
 		secured, what := l.Exposure()
 		scheme := "http"
 		if l.TLS {

@@ -10,14 +10,22 @@ import (
 )
 
 // jmMetrics exposes the cluster's state in Prometheus form at /metrics. It
-// reads the JobManager's state at scrape time instead of mirroring it.
+// reads the JobManager's state at scrape time instead of mirroring it, so
+// a series goes when what it describes goes: a job's per-vertex series when
+// the job reaches a terminal state (its final counts stay in GET /jobs/{id}),
+// its sluice_job_state series when the job store removes it
+// (jobstore.expiration-time, jobstore.max-capacity).
+//
+// The network counters of each TaskManager are not here: the TaskManager
+// exports them itself, and a second copy under the same name would double
+// every sum over both.
 type jmMetrics struct {
 	jm       *JobManager
 	registry *prometheus.Registry
 
 	tms, slots, slotsFree, jobs                   *prometheus.Desc
+	jobState                                      *prometheus.Desc
 	recIn, recOut, bytesIn, bytesOut, backPressed *prometheus.Desc
-	tmSent, tmRecv                                *prometheus.Desc
 	krbExpiry                                     *prometheus.Desc
 	authFailures, authLimited, limiterEntries     *prometheus.Desc
 	limiterBlocked                                *prometheus.Desc
@@ -25,7 +33,9 @@ type jmMetrics struct {
 }
 
 func newJMMetrics(jm *JobManager) *jmMetrics {
-	op := []string{"job", "job_name", "vertex", "vertex_name"}
+	// job_id, not job: Prometheus attaches its own job label (the scrape
+	// job) to every series and would rename ours to exported_job.
+	op := []string{"job_id", "job_name", "vertex", "vertex_name"}
 	m := &jmMetrics{
 		jm:             jm,
 		registry:       prometheus.NewRegistry(),
@@ -33,13 +43,12 @@ func newJMMetrics(jm *JobManager) *jmMetrics {
 		slots:          prometheus.NewDesc("sluice_slots_total", "Task slots offered by registered TaskManagers.", nil, nil),
 		slotsFree:      prometheus.NewDesc("sluice_slots_available", "Task slots not in use.", nil, nil),
 		jobs:           prometheus.NewDesc("sluice_jobs", "Jobs by state.", []string{"state"}, nil),
+		jobState:       prometheus.NewDesc("sluice_job_state", "1 for each job the JobManager knows, labelled with its current state, until the job store removes it.", []string{"job_id", "job_name", "state"}, nil),
 		recIn:          prometheus.NewDesc("sluice_operator_records_in_total", "Records received by a job vertex (its chained operators) over the network.", op, nil),
 		recOut:         prometheus.NewDesc("sluice_operator_records_out_total", "Records emitted by a job vertex to downstream vertices.", op, nil),
 		bytesIn:        prometheus.NewDesc("sluice_operator_bytes_in_total", "Serialized bytes received by a job vertex.", op, nil),
 		bytesOut:       prometheus.NewDesc("sluice_operator_bytes_out_total", "Serialized bytes emitted by a job vertex.", op, nil),
 		backPressed:    prometheus.NewDesc("sluice_operator_backpressured_seconds_total", "Time a job vertex's subtasks spent blocked by back-pressure.", op, nil),
-		tmSent:         prometheus.NewDesc("sluice_taskmanager_network_sent_bytes_total", "Bytes a TaskManager sent on data connections.", []string{"taskmanager"}, nil),
-		tmRecv:         prometheus.NewDesc("sluice_taskmanager_network_received_bytes_total", "Bytes a TaskManager received on data connections.", []string{"taskmanager"}, nil),
 		krbExpiry:      prometheus.NewDesc("sluice_kerberos_tgt_expiry_timestamp_seconds", "When the JobManager's Kerberos TGT expires (Unix time): the cluster stops reaching Kerberos-secured systems then unless it is renewed.", []string{"principal", "source"}, nil),
 		authFailures:   prometheus.NewDesc("sluice_rest_authentication_failures_total", "Failed REST authentications (invalid credentials) by listener.", []string{"listener"}, nil),
 		authLimited:    prometheus.NewDesc("sluice_rest_authentication_failures_limited_total", "Failed REST authentications answered 429 because their client address prefix was over security.rest.authentication.failures.max.", []string{"listener"}, nil),
@@ -53,7 +62,7 @@ func newJMMetrics(jm *JobManager) *jmMetrics {
 }
 
 func (m *jmMetrics) Describe(ch chan<- *prometheus.Desc) {
-	for _, d := range []*prometheus.Desc{m.tms, m.slots, m.slotsFree, m.jobs, m.recIn, m.recOut, m.bytesIn, m.bytesOut, m.backPressed, m.tmSent, m.tmRecv, m.krbExpiry,
+	for _, d := range []*prometheus.Desc{m.tms, m.slots, m.slotsFree, m.jobs, m.jobState, m.recIn, m.recOut, m.bytesIn, m.bytesOut, m.backPressed, m.krbExpiry,
 		m.authFailures, m.authLimited, m.limiterEntries, m.limiterBlocked, m.reloadOK, m.reloadTime} {
 		ch <- d
 	}
@@ -98,8 +107,6 @@ func (m *jmMetrics) Collect(ch chan<- prometheus.Metric) {
 	for _, tm := range jm.tms {
 		total += tm.slots
 		free += tm.free
-		ch <- prometheus.MustNewConstMetric(m.tmSent, prometheus.CounterValue, float64(tm.bytesSent), tm.id)
-		ch <- prometheus.MustNewConstMetric(m.tmRecv, prometheus.CounterValue, float64(tm.bytesRecv), tm.id)
 	}
 	ch <- prometheus.MustNewConstMetric(m.tms, prometheus.GaugeValue, float64(len(jm.tms)))
 	ch <- prometheus.MustNewConstMetric(m.slots, prometheus.GaugeValue, float64(total))
@@ -110,6 +117,10 @@ func (m *jmMetrics) Collect(ch chan<- prometheus.Metric) {
 	}
 	for _, j := range jm.jobs {
 		states[j.state]++
+		ch <- prometheus.MustNewConstMetric(m.jobState, prometheus.GaugeValue, 1, j.id, j.name, string(j.state))
+		if j.state.Terminal() {
+			continue
+		}
 		for _, v := range j.plan.Vertices {
 			var t taskMetrics
 			for _, tk := range j.tasks {

@@ -53,13 +53,20 @@ func (rs *restServer) serve(ctx context.Context, l net.Listener, h http.Handler)
 		MaxHeaderBytes:    64 << 10,
 		ErrorLog:          slog.NewLogLogger(rs.jm.log.Handler(), slog.LevelDebug),
 	}
+	// Serve returns as soon as Shutdown begins; waiting for the shutdown
+	// too keeps this goroutine the owner of the one that drains requests.
+	drained := make(chan struct{})
 	go func() {
+		defer close(drained)
 		<-ctx.Done()
 		sctx, cancel := context.WithTimeout(context.Background(), 3*time.Second)
 		defer cancel()
 		_ = srv.Shutdown(sctx)
 	}()
 	err := srv.Serve(l)
+	if ctx.Err() != nil {
+		<-drained
+	}
 	if errors.Is(err, http.ErrServerClosed) {
 		return nil
 	}

@@ -81,7 +81,7 @@ func TestRESTSubmitAndInspect(t *testing.T) {
 		t.Fatalf("config must list the key with its value masked: %s", out)
 	}
 	code, out = do(t, "GET", base+"/metrics", "", nil)
-	if code != 200 || !strings.Contains(out, "sluice_operator_records_out_total") || !strings.Contains(out, "sluice_taskmanagers 1") {
+	if code != 200 || !strings.Contains(out, `sluice_job_state{job_id="`+sub.JobID+`"`) || !strings.Contains(out, "sluice_taskmanagers 1") {
 		t.Fatalf("metrics: %d %.300s", code, out)
 	}
 }

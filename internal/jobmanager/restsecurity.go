@@ -106,14 +106,14 @@ func newRESTSecurity(cfg *config.Config, listeners []Listener, extra []Reloader,
 	return s, nil
 }
 
-// run starts the watchers and closes the audit log when ctx is done. The
-// goroutines end with ctx.
-func (s *restSecurity) run(ctx context.Context) {
+// run starts the watchers and closes the audit log when ctx is done, in
+// goroutines spawn starts and owns. The goroutines end with ctx.
+func (s *restSecurity) run(ctx context.Context, spawn func(func()) bool) {
 	for _, r := range s.runners {
-		go r(ctx)
+		spawn(func() { r(ctx) })
 	}
 	if s.audit != nil {
-		go func() { <-ctx.Done(); s.audit.Close() }()
+		spawn(func() { <-ctx.Done(); s.audit.Close() })
 	}
 }
 

@@ -112,7 +112,7 @@ func (jm *JobManager) Submit(s Submission) (string, error) {
 	jm.jobs[j.id] = j
 	jm.mu.Unlock()
 	jm.log.Info("job submitted", "job", j.id, "name", j.name, "owner", s.ACL.Owner, "parallelism", par, "vertices", len(plan.Vertices))
-	go jm.startAttempt(j)
+	jm.spawn(func() { jm.startAttempt(j) })
 	return j.id, nil
 }
 
@@ -187,7 +187,7 @@ func (jm *JobManager) startAttempt(j *job) {
 			}
 			if free < need {
 				j.cause = fmt.Sprintf("not enough task slots: the job needs %d (its highest parallelism), the cluster has %d free of %d after waiting %s (slot.request.timeout)", need, free, total, timeout)
-				jm.log.Error("job failed", "job", j.id, "cause", j.cause)
+				jm.log.Error("job failed", "job", j.id, "err", j.cause)
 				j.setState(Failed, time.Now())
 				jm.mu.Unlock()
 				return
@@ -439,7 +439,7 @@ func (jm *JobManager) cancelTasksLocked(j *job) *sync.WaitGroup {
 			continue
 		}
 		wg.Add(1)
-		go func(tm *taskManager) {
+		started := jm.spawn(func() {
 			defer wg.Done()
 			ctx, cancel := context.WithTimeout(jm.ctx, 5*time.Second)
 			defer cancel()
@@ -449,7 +449,10 @@ func (jm *JobManager) cancelTasksLocked(j *job) *sync.WaitGroup {
 				jm.unreachableLocked(tm, err)
 				jm.mu.Unlock()
 			}
-		}(tm)
+		})
+		if !started {
+			wg.Done() // shutting down: the TaskManagers cancel what they lose
+		}
 	}
 	return &wg
 }
@@ -480,12 +483,12 @@ func (jm *JobManager) failLocked(j *job, f *failure) {
 		return
 	}
 	jm.recordFailureLocked(j, f)
-	jm.log.Warn("job failing", "job", j.id, "attempt", j.attempt, "cause", j.cause)
+	jm.log.Warn("job failing", "job", j.id, "attempt", j.attempt, "err", j.cause)
 	j.setState(Failing, time.Now())
 	wg := jm.cancelTasksLocked(j)
 	jm.releaseSlotsLocked(j)
 	attempt := j.attempt
-	go func() {
+	jm.spawn(func() {
 		wg.Wait()
 		jm.awaitAttemptEnded(j, attempt, time.Second)
 		jm.mu.Lock()
@@ -501,19 +504,19 @@ func (jm *JobManager) failLocked(j *job, f *failure) {
 			return
 		}
 		if j.unrecoverable {
-			jm.log.Error("job failed; no restart: a restart cannot cure its cause", "job", j.id, "cause", j.cause, "restarts", j.restarts)
+			jm.log.Error("job failed; no restart: a restart cannot cure its cause", "job", j.id, "err", j.cause, "restarts", j.restarts)
 			j.setState(Failed, time.Now())
 			return
 		}
 		if !jm.mayRestart(j) {
-			jm.log.Error("job failed", "job", j.id, "cause", j.cause, "restarts", j.restarts)
+			jm.log.Error("job failed", "job", j.id, "err", j.cause, "restarts", j.restarts)
 			j.setState(Failed, time.Now())
 			return
 		}
 		j.setState(Restarting, time.Now())
 		delay := j.cfg.Duration("restart-strategy.fixed-delay.delay")
 		jm.log.Info("job restarting", "job", j.id, "restart", j.restarts+1, "delay", delay)
-		time.AfterFunc(delay, func() {
+		jm.after(delay, func() {
 			jm.mu.Lock()
 			if j.state != Restarting {
 				if j.state == Cancelling {
@@ -529,7 +532,7 @@ func (jm *JobManager) failLocked(j *job, f *failure) {
 			jm.mu.Unlock()
 			jm.startAttempt(j)
 		})
-	}()
+	})
 }
 
 // awaitAttemptEnded waits, at most max, until every task of the attempt
@@ -611,7 +614,7 @@ const cancelRetry = 10 * time.Second
 // A TaskManager that does not answer is declared lost by the heartbeat monitor, which ends
 // its tasks.
 func (jm *JobManager) watchCancelLocked(j *job, attempt int) {
-	time.AfterFunc(cancelRetry, func() {
+	jm.after(cancelRetry, func() {
 		jm.mu.Lock()
 		defer jm.mu.Unlock()
 		if j.state != Cancelling || j.attempt != attempt {

@@ -68,7 +68,7 @@ func (jm *JobManager) shutdown(gs *grpc.Server, stopWork func()) {
 		tm.conn.Close()
 	}
 	jm.mu.Unlock()
-	jm.bg.Wait()
+	jm.waitBackground()
 	attrs := []any{"cluster-id", jm.clusterID}
 	if jm.removeTempWorkDir() {
 		attrs = append(attrs, "removed-work-dir", jm.workDir)

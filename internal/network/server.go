@@ -153,7 +153,7 @@ func (s *Server) Serve(ctx context.Context, l net.Listener) error {
 			// Out of file descriptors and the like: back off rather than
 			// spin, keep serving the connections that exist.
 			delay = min(max(2*delay, 5*time.Millisecond), time.Second)
-			s.log.Warn("data exchange: accept failed", "addr", l.Addr().String(), "err", err, "retry_in", delay)
+			s.log.Warn("data exchange: accept failed", "address", l.Addr().String(), "err", err, "retry-in", delay)
 			select {
 			case <-time.After(delay):
 				continue

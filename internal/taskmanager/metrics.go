@@ -7,7 +7,12 @@ import (
 )
 
 var (
-	taskLabels   = []string{"job", "vertex", "subtask"}
+	// job_id, not job: Prometheus attaches its own job label (the scrape
+	// job) to every series and would rename ours to exported_job.
+	// attempt as Flink's task_attempt_num: a restarted job's new subtask
+	// may start here before the cancelled one has ended, and two series
+	// with the same labels would fail the whole scrape.
+	taskLabels   = []string{"job_id", "attempt", "vertex", "subtask"}
 	descRecIn    = prometheus.NewDesc("sluice_task_records_in_total", "Records a subtask received over its input gate.", taskLabels, nil)
 	descRecOut   = prometheus.NewDesc("sluice_task_records_out_total", "Records a subtask emitted downstream.", taskLabels, nil)
 	descBytesIn  = prometheus.NewDesc("sluice_task_bytes_in_total", "Serialized bytes a subtask received.", taskLabels, nil)
@@ -18,7 +23,9 @@ var (
 	descTasks    = prometheus.NewDesc("sluice_taskmanager_tasks", "Subtasks running on this TaskManager.", nil, nil)
 )
 
-// tmCollector reads the TaskManager's live state at scrape time.
+// tmCollector reads the TaskManager's live state at scrape time: a
+// subtask's series exist while it runs and are gone from the next scrape
+// after it ends, so finished jobs leave no series behind.
 type tmCollector struct{ tm *TaskManager }
 
 func (c *tmCollector) Describe(ch chan<- *prometheus.Desc) {
@@ -30,7 +37,7 @@ func (c *tmCollector) Describe(ch chan<- *prometheus.Desc) {
 func (c *tmCollector) Collect(ch chan<- prometheus.Metric) {
 	req := c.tm.heartbeatRequest()
 	for _, t := range req.Tasks {
-		l := []string{t.JobId, fmt.Sprint(t.Vertex), fmt.Sprint(t.Subtask)}
+		l := []string{t.JobId, fmt.Sprint(t.Attempt), fmt.Sprint(t.Vertex), fmt.Sprint(t.Subtask)}
 		ch <- prometheus.MustNewConstMetric(descRecIn, prometheus.CounterValue, float64(t.ReadRecords), l...)
 		ch <- prometheus.MustNewConstMetric(descRecOut, prometheus.CounterValue, float64(t.WriteRecords), l...)
 		ch <- prometheus.MustNewConstMetric(descBytesIn, prometheus.CounterValue, float64(t.ReadBytes), l...)

@@ -9,6 +9,7 @@ import (
 	"strings"
 
 	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/collectors"
 	"github.com/prometheus/client_golang/prometheus/promhttp"
 
 	"github.com/sluice-dev/sluice/internal/security/authn"
@@ -44,10 +45,8 @@ func (tm *TaskManager) listenMetrics(ctx context.Context) (*metricsEndpoint, err
 	cfg := tm.cfg
 	host := cfg.String("taskmanager.metrics.bind-host")
 	addr := net.JoinHostPort(bindAll(host), fmt.Sprint(cfg.Int("taskmanager.metrics.port")))
-	reg := prometheus.NewRegistry()
-	reg.MustRegister(&tmCollector{tm: tm})
 	mux := http.NewServeMux()
-	mux.Handle("GET /metrics", promhttp.HandlerFor(reg, promhttp.HandlerOpts{}))
+	mux.Handle("GET /metrics", promhttp.HandlerFor(tm.metricsRegistry(), promhttp.HandlerOpts{}))
 
 	// On loopback the endpoint stays Flink's plain HTTP even where the
 	// shared configuration file enables REST TLS for the JobManager: a
@@ -151,4 +150,14 @@ func isLoopback(host string) bool {
 	}
 	ip := net.ParseIP(strings.Trim(host, "[]"))
 	return ip != nil && ip.IsLoopback()
+}
+
+// metricsRegistry holds what /metrics exports: this TaskManager's tasks and
+// network, and the Go runtime and process collectors a JobManager exports
+// too, so a TaskManager's memory, goroutines and file descriptors are
+// watched the same way.
+func (tm *TaskManager) metricsRegistry() *prometheus.Registry {
+	reg := prometheus.NewRegistry()
+	reg.MustRegister(&tmCollector{tm: tm}, collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
+	return reg
 }

@@ -148,12 +148,12 @@ func (tm *TaskManager) Run(ctx context.Context) error {
 	}
 	dataL, err := tm.sec.Listen(ctx, transport.Data, net.JoinHostPort(bind, fmt.Sprint(cfg.Int("taskmanager.data.port"))))
 	if err != nil {
-		return fmt.Errorf("taskmanager.data.port: %w", err)
+		return config.KeyError("taskmanager.data.port", err)
 	}
 	rpcL, err := tm.sec.Listen(ctx, transport.RPC, net.JoinHostPort(bind, fmt.Sprint(cfg.Int("taskmanager.rpc.port"))))
 	if err != nil {
 		dataL.Close()
-		return fmt.Errorf("taskmanager.rpc.port: %w", err)
+		return config.KeyError("taskmanager.rpc.port", err)
 	}
 	metrics, err := tm.listenMetrics(ctx)
 	if err != nil {
@@ -171,10 +171,19 @@ func (tm *TaskManager) Run(ctx context.Context) error {
 	controlpb.RegisterTaskManagerServer(gs, &rpcServer{tm: tm})
 	msrv := &http.Server{Handler: metrics.handler, ReadHeaderTimeout: 10 * time.Second}
 
+	// The servers are Run's: it stops them and waits for them to return.
 	errc := make(chan error, 3)
-	go func() { errc <- tm.net.Serve(ctx, dataL) }()
-	go func() { errc <- gs.Serve(rpcL) }()
-	go func() { errc <- msrv.Serve(metricsL) }()
+	var servers sync.WaitGroup
+	serve := func(f func() error) {
+		servers.Add(1)
+		go func() {
+			defer servers.Done()
+			errc <- f()
+		}()
+	}
+	serve(func() error { return tm.net.Serve(ctx, dataL) })
+	serve(func() error { return gs.Serve(rpcL) })
+	serve(func() error { return msrv.Serve(metricsL) })
 	tm.log.Info("taskmanager started", "slots", tm.slots, "data", tm.dataAddr, "rpc", tm.rpcAddr, "metrics", metrics.scheme+"://"+tm.metricsAddr+"/metrics", "metrics-bind", metricsL.Addr().String(), "metrics-security", metrics.security)
 	close(tm.ready)
 
@@ -192,6 +201,7 @@ func (tm *TaskManager) Run(ctx context.Context) error {
 	gs.Stop()
 	_ = msrv.Close()
 	tm.waitStopped(cfg.Duration("taskmanager.shutdown.grace-period"))
+	servers.Wait()
 	tm.mu.Lock()
 	if tm.jmConn != nil {
 		tm.jmConn.Close()
@@ -308,11 +318,11 @@ func (tm *TaskManager) connectLoop(ctx context.Context) {
 			switch {
 			case permanent && hint != lastHint:
 				tm.log.Error("registration with jobmanager refused; retrying cannot fix this, so the taskmanager exits at taskmanager.registration.timeout unless it is fixed meanwhile",
-					"jobmanager", jmAddr, "cause", hint, "timeout", timeout)
+					"jobmanager", jmAddr, "err", hint, "timeout", timeout)
 			case permanent:
 				tm.log.Debug("registration with jobmanager refused", "err", err)
 			default:
-				tm.log.Warn("registration with jobmanager failed; retrying", "jobmanager", jmAddr, "cause", hint, "retry-in", backoff)
+				tm.log.Warn("registration with jobmanager failed; retrying", "jobmanager", jmAddr, "err", hint, "retry-in", backoff)
 			}
 			lastHint = hint
 			select {

@@ -18,7 +18,7 @@ func KnownMethods() []string { return slices.Clone(knownMethods) }
 type Deps struct {
 	X509     Authenticator // NewX509, on a listener with client certificates
 	Token    Authenticator // a *TokenFile
-	Kerberos Authenticator // SPNEGO, once the Kerberos login service exists
+	Kerberos Authenticator // SPNEGO, from NewKerberos
 }
 
 // Build assembles a listener's chain from its `authentication:` list, in
@@ -53,7 +53,7 @@ func Build(methods []string, d Deps) (Union, error) {
 			}
 		case MethodKerberos:
 			if a = d.Kerberos; a == nil {
-				return nil, errors.New("kerberos authentication is not available yet")
+				return nil, fmt.Errorf("kerberos authentication needs the service keytab and principal: set %s and %s", KerberosKeytabKey, KerberosPrincipalKey)
 			}
 		case MethodAnonymous:
 			if i != len(methods)-1 {

@@ -95,14 +95,14 @@ func Filter(o FilterOptions) func(http.Handler) http.Handler {
 						fmt.Sprintf("too many failed authentications from %s; retry in %ds (a valid credential is accepted at any time)", addr, secs))
 					return
 				}
-				log.Info("authentication failed", "listener", o.Listener, "remote", addr, "method", f.Method, "reason", f.Reason)
+				log.Info("authentication failed", "listener", o.Listener, "peer", addr, "method", f.Method, "reason", f.Reason)
 				if wait := o.Limiter.Blocked(o.Listener, addr); wait > 0 {
 					log.Info("client address prefix limited after too many failed authentications",
-						"listener", o.Listener, "remote", addr, "prefix", o.Limiter.Prefix(addr), "for", wait.Round(time.Second).String())
+						"listener", o.Listener, "peer", addr, "prefix", o.Limiter.Prefix(addr), "for", wait.Round(time.Second).String())
 				}
 				unauthorized(w, challenges, "authentication failed: "+err.Error())
 			default:
-				log.Debug("no credential", "listener", o.Listener, "remote", remote(r))
+				log.Debug("no credential", "listener", o.Listener, "peer", remote(r))
 				unauthorized(w, challenges, "authentication required: this listener accepts: "+methods)
 			}
 		})

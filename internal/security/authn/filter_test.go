@@ -114,7 +114,7 @@ func TestFilterLogsFailuresWithoutCredential(t *testing.T) {
 	get(t, srv.URL, "Bearer sluice_SECRET-GUESS", "")
 	get(t, srv.URL, "Bearer sluice_good", "")
 	out := logs.String()
-	for _, want := range []string{`"msg":"authentication failed"`, `"listener":"external"`, `"remote":"127.0.0.1"`, `"method":"token"`, `"reason":"invalid bearer token"`} {
+	for _, want := range []string{`"msg":"authentication failed"`, `"listener":"external"`, `"peer":"127.0.0.1"`, `"method":"token"`, `"reason":"invalid bearer token"`} {
 		if !strings.Contains(out, want) {
 			t.Errorf("log lacks %s:\n%s", want, out)
 		}

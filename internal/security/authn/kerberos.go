@@ -14,6 +14,7 @@ import (
 	"github.com/jcmturner/gokrb5/v8/spnego"
 	"github.com/jcmturner/gokrb5/v8/types"
 
+	"github.com/sluice-dev/sluice/internal/config"
 	"github.com/sluice-dev/sluice/internal/security/kerberos"
 )
 
@@ -75,8 +76,8 @@ func NewKerberos(o KerberosOptions) (Authenticator, error) {
 	if o.Principal == "" {
 		return nil, fmt.Errorf("kerberos authentication needs the service principal: set %s (e.g. HTTP/jm.example.com@EXAMPLE.COM)", KerberosPrincipalKey)
 	}
-	if err := kerberos.CheckKeytabFile(o.Keytab, o.AllowInsecureKeytab); err != nil {
-		return nil, fmt.Errorf("%s: %w", KerberosKeytabKey, err)
+	if err := kerberos.CheckKeytabFileFor(KerberosKeytabKey, o.Keytab, o.AllowInsecureKeytab); err != nil {
+		return nil, err
 	}
 	kt, err := keytab.Load(o.Keytab)
 	if err != nil {
@@ -92,7 +93,7 @@ func NewKerberos(o KerberosOptions) (Authenticator, error) {
 	}
 	rules, err := kerberos.ParseRules(o.Rules)
 	if err != nil {
-		return nil, fmt.Errorf("security.kerberos.principal-to-local: %w", err)
+		return nil, config.KeyError("security.kerberos.principal-to-local", err)
 	}
 	a := &kerberosAuthenticator{kt: kt, spn: spn, realm: realm, rules: rules, defaultRealm: o.DefaultRealm}
 	if a.defaultRealm == "" {

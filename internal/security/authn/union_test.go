@@ -91,7 +91,7 @@ func TestBuild(t *testing.T) {
 		{nil, all, nil, "no authentication methods: list at least one of x509, token, kerberos, anonymous"},
 		{[]string{"password"}, all, nil, `unknown authentication method "password": known methods are x509, token, kerberos, anonymous`},
 		{[]string{"token", "token"}, all, nil, `authentication method "token" is listed twice`},
-		{[]string{"kerberos"}, all, nil, "kerberos authentication is not available yet"},
+		{[]string{"kerberos"}, all, nil, "kerberos authentication needs the service keytab and principal: set security.rest.authentication.kerberos.keytab and security.rest.authentication.kerberos.principal"},
 		{[]string{"kerberos"}, Deps{Kerberos: fake("kerberos", User{}, false, nil)}, []string{"kerberos"}, ""},
 		{[]string{"token"}, Deps{}, nil, "token authentication needs a token file: set security.rest.authentication.token.file"},
 		{[]string{"x509"}, Deps{}, nil, "x509 authentication needs TLS with client certificates on the listener"},

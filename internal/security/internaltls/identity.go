@@ -141,7 +141,7 @@ func (jm *JobManager) NewJoinToken(ttl time.Duration, maxUses int, keepOld bool)
 		retired = jm.tokens.RevokeAllBut(tok.ID)
 	}
 	jm.saveRegistry()
-	jm.log.Info("join token created", "token", tok, "expires", tok.Expires.Format(time.RFC3339), "max-uses", maxUses, "file", jm.JoinTokenFile, "retired", retired)
+	jm.log.Info("join token created", "token", tok, "expires", tok.Expires.Format(time.RFC3339), "max-uses", maxUses, "path", jm.JoinTokenFile, "retired", retired)
 	return tok, nil
 }
 

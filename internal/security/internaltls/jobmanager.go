@@ -101,7 +101,7 @@ func SetupJobManager(ctx context.Context, cfg *config.Config, log *slog.Logger, 
 	}
 	authority, err := ca.LoadOrCreate(dir, "")
 	if err != nil {
-		return nil, fmt.Errorf("security.ssl.internal.auto.dir: %w", err)
+		return nil, config.KeyError("security.ssl.internal.auto.dir", err)
 	}
 	jm.ca, jm.ClusterID, jm.caDir = authority, authority.ClusterID, dir
 	if jm.ttl < ca.MinCertTTL {
@@ -118,7 +118,7 @@ func SetupJobManager(ctx context.Context, cfg *config.Config, log *slog.Logger, 
 	jm.store = tlsconf.NewStoreFromMaterial(cert, authority.Pool(), opts, log)
 	jm.tokens = ca.NewTokens(authority)
 	if err := jm.loadRegistry(); err != nil {
-		return nil, fmt.Errorf("security.ssl.internal.auto.dir: %w", err)
+		return nil, config.KeyError("security.ssl.internal.auto.dir", err)
 	}
 	jm.JoinTokenFile = filepath.Join(dir, "join-token")
 	tok, err := jm.NewJoinToken(jm.tokenTTL, jm.maxUses, false)

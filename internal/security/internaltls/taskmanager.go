@@ -48,7 +48,7 @@ func joinToken(cfg *config.Config, flag string) (string, error) {
 	if f := cfg.String("security.cluster.join-token-file"); f != "" {
 		t, err := ca.ReadTokenFile(f)
 		if err != nil {
-			return "", fmt.Errorf("security.cluster.join-token-file: %w", err)
+			return "", config.KeyError("security.cluster.join-token-file", err)
 		}
 		return t, nil
 	}

@@ -13,16 +13,23 @@ import (
 // write): whoever reads it can act as its principals. allowInsecure
 // (security.kerberos.login.allow-insecure-keytab) turns the check off.
 func CheckKeytabFile(path string, allowInsecure bool) error {
+	return CheckKeytabFileFor(KeyKeytab, path, allowInsecure)
+}
+
+// CheckKeytabFileFor is CheckKeytabFile for a keytab another key names
+// (the REST acceptor's security.rest.authentication.kerberos.keytab): its
+// errors name that key.
+func CheckKeytabFileFor(key, path string, allowInsecure bool) error {
 	fi, err := os.Stat(path)
 	if err != nil {
-		return fmt.Errorf("kerberos: keytab %s (%s): %w", path, KeyKeytab, err)
+		return fmt.Errorf("kerberos: keytab %s (%s): %w", path, key, err)
 	}
 	if !fi.Mode().IsRegular() {
-		return fmt.Errorf("kerberos: keytab %s (%s) is not a regular file", path, KeyKeytab)
+		return fmt.Errorf("kerberos: keytab %s (%s) is not a regular file", path, key)
 	}
 	if perm := fi.Mode().Perm(); perm&0o077 != 0 && !allowInsecure {
-		return fmt.Errorf("kerberos: keytab %s has mode %04o: group or others can use its keys; run chmod 600 %s, or set %s: true to accept it",
-			path, perm, path, KeyAllowInsecureKeytab)
+		return fmt.Errorf("kerberos: keytab %s (%s) has mode %04o: group or others can use its keys; run chmod 600 %s, or set %s: true to accept it",
+			path, key, perm, path, KeyAllowInsecureKeytab)
 	}
 	return nil
 }

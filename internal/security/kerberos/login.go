@@ -127,7 +127,7 @@ func NewLogin(ctx context.Context, c Config, log *slog.Logger) (*Login, error) {
 	}
 	st := l.Status()
 	log.Info("kerberos: logged in", "principal", st.Principal, "source", st.Source,
-		"file", st.Keytab+st.TicketCache, "expires", st.Expires, "krb5conf", krb5Path)
+		"path", st.Keytab+st.TicketCache, "expires", st.Expires, "krb5conf", krb5Path)
 	if l.source == SourceTicketCache {
 		log.Info("kerberos: no keytab: the login stops working when the ticket cache expires, unless kinit renews it",
 			"expires", st.Expires)

@@ -92,7 +92,7 @@ func (f *FailureLog) Record(peer net.Addr, err error) {
 		f.log.Warn("TLS handshake failed", "what", f.what, "peer", addr, "reason", reason)
 		return
 	}
-	f.log.Warn("TLS handshake failures repeated", "what", f.what, "peer_host", host, "reason", reason,
+	f.log.Warn("TLS handshake failures repeated", "what", f.what, "peer", host, "reason", reason,
 		"count", repeats, "since", since.Format(time.RFC3339))
 }
 

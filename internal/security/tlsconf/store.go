@@ -77,7 +77,7 @@ func NewStoreFromMaterial(cert tls.Certificate, roots *x509.CertPool, o Options,
 	if err != nil {
 		// Options from InternalOptions are already valid; a caller that
 		// builds bad ones by hand gets the safe defaults and a log line.
-		s.log.Error("invalid TLS options; using TLS 1.3 defaults", "error", err)
+		s.log.Error("invalid TLS options; using TLS 1.3 defaults", "err", err)
 		s.p = parsed{minVersion: tls.VersionTLS13, maxVersion: tls.VersionTLS13}
 	}
 	s.SetMaterial(cert, roots)
@@ -106,7 +106,7 @@ func (s *Store) SetMaterial(cert tls.Certificate, roots *x509.CertPool) {
 	if err := s.set(cert, roots); err != nil {
 		// set keeps the identity error in the material, so handshakes
 		// fail closed; say why here once.
-		s.log.Error("TLS certificate has a malformed identity; all handshakes will fail", "error", err)
+		s.log.Error("TLS certificate has a malformed identity; all handshakes will fail", "err", err)
 	}
 }
 
@@ -203,7 +203,7 @@ func (s *Store) checkReload() {
 		err = s.set(cert, roots)
 	}
 	if err != nil {
-		s.log.Warn("TLS material not reloaded: keeping the current material", "error", err)
+		s.log.Warn("TLS material not reloaded: keeping the current material", "err", err)
 		return
 	}
 	attrs := []any{"keystore", s.opts.Keystore, "truststore", s.opts.Truststore}
