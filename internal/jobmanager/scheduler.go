@@ -12,6 +12,7 @@ import (
 	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/status"
 
+	"github.com/sluice-dev/sluice/internal/config"
 	"github.com/sluice-dev/sluice/internal/dataflow"
 	controlpb "github.com/sluice-dev/sluice/internal/rpc/proto"
 	"github.com/sluice-dev/sluice/internal/security/authz"
@@ -514,7 +515,7 @@ func (jm *JobManager) failLocked(j *job, f *failure) {
 			return
 		}
 		j.setState(Restarting, time.Now())
-		delay := j.cfg.Duration("restart-strategy.fixed-delay.delay")
+		delay := jm.jobConfig(j).Duration("restart-strategy.fixed-delay.delay")
 		jm.log.Info("job restarting", "job", j.id, "restart", j.restarts+1, "delay", delay)
 		jm.after(delay, func() {
 			jm.mu.Lock()
@@ -551,10 +552,20 @@ func (jm *JobManager) awaitAttemptEnded(j *job, attempt int, max time.Duration) 
 	}
 }
 
+// jobConfig is the job's configuration: the cluster's with the job's own
+// settings, or the cluster's for a job built without them.
+func (jm *JobManager) jobConfig(j *job) *config.Config {
+	if j.cfg != nil {
+		return j.cfg
+	}
+	return jm.cfg
+}
+
 func (jm *JobManager) mayRestart(j *job) bool {
-	switch strings.ToLower(j.cfg.String("restart-strategy.type")) {
+	cfg := jm.jobConfig(j)
+	switch strings.ToLower(cfg.String("restart-strategy.type")) {
 	case "fixed-delay", "fixeddelay":
-		return j.restarts < j.cfg.Int("restart-strategy.fixed-delay.attempts")
+		return j.restarts < cfg.Int("restart-strategy.fixed-delay.attempts")
 	}
 	return false
 }
