@@ -55,6 +55,77 @@ func joinToken(cfg *config.Config, flag string) (string, error) {
 	return "", nil
 }
 
+// ValidateTaskManager runs the checks SetupTaskManager runs on cfg (with
+// the --id and --join-token flags, "" when not given), with the same code,
+// without joining a cluster or starting anything: an error is one
+// SetupTaskManager would stop start-up with.
+func ValidateTaskManager(cfg *config.Config, tmID, tokenFlag string) error {
+	tokStr, err := joinToken(cfg, tokenFlag)
+	if err != nil {
+		return err
+	}
+	mode := ModeOf(cfg)
+	if tokStr != "" {
+		mode = Auto
+	}
+	if tmID == "" {
+		tmID = cfg.String("taskmanager.resource-id")
+	}
+	switch mode {
+	case Configured:
+		_, _, err = configuredTaskManager(cfg, slog.New(slog.DiscardHandler), tmID)
+	case Auto:
+		_, _, err = autoTaskManager(cfg, tokStr)
+	}
+	return err
+}
+
+// configuredTaskManager loads the key and trust stores of configured mode
+// and checks the certificate's identity against the TaskManager's id
+// (tmID, "" when neither --id nor taskmanager.resource-id names one). It
+// returns the id to use ("" when neither names one nor the certificate).
+func configuredTaskManager(cfg *config.Config, log *slog.Logger, tmID string) (*tlsconf.Store, string, error) {
+	opts, err := tlsconf.InternalOptions(cfg)
+	if err != nil {
+		return nil, "", err
+	}
+	logNotes(opts, log)
+	store, err := tlsconf.NewStore(opts, log)
+	if err != nil {
+		return nil, "", err
+	}
+	id, ok := store.Identity()
+	if !ok {
+		return store, tmID, nil
+	}
+	if id.Role != tlsconf.RoleTaskManager {
+		return nil, "", fmt.Errorf("security.ssl.internal.keystore: the certificate's identity is %s, but a TaskManager needs spiffe://%s/taskmanager/<id> (its own) or spiffe://%s/taskmanager (shared)", id, id.ClusterID, id.ClusterID)
+	}
+	switch {
+	case id.ID == "":
+		// Shared certificate: any id.
+	case tmID == "":
+		tmID = id.ID
+	case tmID != id.ID:
+		return nil, "", fmt.Errorf("--id / taskmanager.resource-id is %q, but the certificate in security.ssl.internal.keystore (%s) is taskmanager %q's: start without --id to take the certificate's id, or use a certificate for %q or a shared one (create-certs' taskmanager.pem)",
+			tmID, opts.Keystore, id.ID, tmID)
+	}
+	return store, tmID, nil
+}
+
+// autoTaskManager checks the join token and settings of automatic mode.
+func autoTaskManager(cfg *config.Config, tokStr string) (ca.Token, tlsconf.Options, error) {
+	if tokStr == "" {
+		return ca.Token{}, tlsconf.Options{}, errors.New("security.ssl.internal.auto is on: a TaskManager needs the cluster's join token: --join-token, security.cluster.join-token or security.cluster.join-token-file (the JobManager wrote it to its security.ssl.internal.auto.dir/join-token)")
+	}
+	tok, err := ca.ParseToken(strings.TrimSpace(tokStr))
+	if err != nil {
+		return ca.Token{}, tlsconf.Options{}, fmt.Errorf("join token: %w", err)
+	}
+	opts, err := tlsconf.InternalOptions(withoutKeystores(cfg))
+	return tok, opts, err
+}
+
 // SetupTaskManager builds a TaskManager's internal security and decides its
 // id. tmID is the --id flag ("" when not given); defaultID generates an id
 // when neither the flag, taskmanager.resource-id nor the certificate names
@@ -85,29 +156,11 @@ func SetupTaskManager(ctx context.Context, cfg *config.Config, log *slog.Logger,
 		return tm, nil
 	case Configured:
 		warnUnsecured(cfg, mode, log)
-		opts, err := tlsconf.InternalOptions(cfg)
+		store, id, err := configuredTaskManager(cfg, log, tm.ID)
 		if err != nil {
 			return nil, err
 		}
-		logNotes(opts, log)
-		store, err := tlsconf.NewStore(opts, log)
-		if err != nil {
-			return nil, err
-		}
-		if id, ok := store.Identity(); ok {
-			if id.Role != tlsconf.RoleTaskManager {
-				return nil, fmt.Errorf("security.ssl.internal.keystore: the certificate's identity is %s, but a TaskManager needs spiffe://%s/taskmanager/<id> (its own) or spiffe://%s/taskmanager (shared)", id, id.ClusterID, id.ClusterID)
-			}
-			switch {
-			case id.ID == "":
-				// Shared certificate: any id.
-			case tm.ID == "":
-				tm.ID = id.ID
-			case tm.ID != id.ID:
-				return nil, fmt.Errorf("--id / taskmanager.resource-id is %q, but the certificate in security.ssl.internal.keystore (%s) is taskmanager %q's: start without --id to take the certificate's id, or use a certificate for %q or a shared one (create-certs' taskmanager.pem)",
-					tm.ID, opts.Keystore, id.ID, tm.ID)
-			}
-		}
+		tm.ID = id
 		if tm.ID == "" {
 			tm.ID = defaultID()
 		}
@@ -116,14 +169,7 @@ func SetupTaskManager(ctx context.Context, cfg *config.Config, log *slog.Logger,
 		tm.Security = build(cfg, store, taskManagerPolicy(), log)
 		return tm, nil
 	}
-	if tokStr == "" {
-		return nil, errors.New("security.ssl.internal.auto is on: a TaskManager needs the cluster's join token: --join-token, security.cluster.join-token or security.cluster.join-token-file (the JobManager wrote it to its security.ssl.internal.auto.dir/join-token)")
-	}
-	tok, err := ca.ParseToken(strings.TrimSpace(tokStr))
-	if err != nil {
-		return nil, fmt.Errorf("join token: %w", err)
-	}
-	opts, err := tlsconf.InternalOptions(withoutKeystores(cfg))
+	tok, opts, err := autoTaskManager(cfg, tokStr)
 	if err != nil {
 		return nil, err
 	}
