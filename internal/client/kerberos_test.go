@@ -28,7 +28,7 @@ func TestTicketCacheResolvedAsServer(t *testing.T) {
 	coll := t.TempDir()
 	tests := []struct {
 		name, ccname, file string
-		prepare           func(t *testing.T)
+		prepare            func(t *testing.T)
 	}{
 		// The test KDC's krb5.conf sets default_ccache_name to this file.
 		{name: "default_ccache_name", ccname: "", file: filepath.Join(k.Dir, "default.ccache")},
