@@ -34,6 +34,19 @@ type TaskManager struct {
 	ID    string
 	store *tlsconf.Store
 	log   *slog.Logger
+	hosts []string // the names its certificate carries (automatic mode)
+}
+
+// tmHosts are the names a TaskManager is dialed by, for its certificate in
+// automatic mode: taskmanager.host (what it advertises), and localhost and
+// 127.0.0.1 (what it advertises without taskmanager.host, and what
+// processes on the same machine use).
+func tmHosts(cfg *config.Config) []string {
+	hosts := []string{"localhost", "127.0.0.1"}
+	if h := cfg.String("taskmanager.host"); h != "" && h != "localhost" && h != "127.0.0.1" {
+		hosts = append(hosts, h)
+	}
+	return hosts
 }
 
 // joinToken finds the join token: the flag, then security.cluster.join-token,
@@ -174,7 +187,8 @@ func SetupTaskManager(ctx context.Context, cfg *config.Config, log *slog.Logger,
 		return nil, err
 	}
 	jmAddr := net.JoinHostPort(cfg.String("jobmanager.rpc.address"), fmt.Sprint(cfg.Int("jobmanager.rpc.port")))
-	key, resp, err := join(ctx, jmAddr, tok, tm.ID, cfg.Duration("taskmanager.registration.timeout"), log)
+	tm.hosts = tmHosts(cfg)
+	key, resp, err := join(ctx, jmAddr, tok, tm.ID, tm.hosts, cfg.Duration("taskmanager.registration.timeout"), log)
 	if err != nil {
 		return nil, err
 	}
@@ -193,8 +207,8 @@ func SetupTaskManager(ctx context.Context, cfg *config.Config, log *slog.Logger,
 // or a live TaskManager holds the id, up to taskmanager.registration.timeout;
 // stop at once when the token is refused or the JobManager's CA does not
 // match it (retrying cannot fix those).
-func join(ctx context.Context, jmAddr string, tok ca.Token, tmID string, timeout time.Duration, log *slog.Logger) (crypto.Signer, *controlpb.CertificateResponse, error) {
-	key, csr, err := ca.NewCSR(tmID)
+func join(ctx context.Context, jmAddr string, tok ca.Token, tmID string, hosts []string, timeout time.Duration, log *slog.Logger) (crypto.Signer, *controlpb.CertificateResponse, error) {
+	key, csr, err := ca.NewCSR(tmID, hosts)
 	if err != nil {
 		return nil, nil, err
 	}
@@ -260,7 +274,7 @@ func material(key crypto.Signer, resp *controlpb.CertificateResponse) (tls.Certi
 
 func (tm *TaskManager) renewOnce(ctx context.Context, jmAddr string) error {
 	id, _ := tm.store.Identity()
-	key, csr, err := ca.NewCSR(id.ID)
+	key, csr, err := ca.NewCSR(id.ID, tm.hosts)
 	if err != nil {
 		return err
 	}
