@@ -14,9 +14,9 @@ import (
 	"github.com/sluice-dev/sluice/internal/config"
 	"github.com/sluice-dev/sluice/internal/jobmanager"
 	"github.com/sluice-dev/sluice/internal/security/diag"
-	"github.com/sluice-dev/sluice/internal/security/internaltls"
 	"github.com/sluice-dev/sluice/internal/security/kerberos"
 	"github.com/sluice-dev/sluice/internal/security/tlsconf"
+	"github.com/sluice-dev/sluice/internal/taskmanager"
 )
 
 // Roles whose start-up is validated.
@@ -55,7 +55,7 @@ func Run(ctx context.Context, o Options) diag.Findings {
 		startup(&f, "JobManager", "sluice jobmanager", jobmanager.Validate(ctx, o.Config, nil))
 	}
 	if o.Role == "" || o.Role == RoleAll || o.Role == RoleTaskManager {
-		startup(&f, "TaskManager", "sluice taskmanager", internaltls.ValidateTaskManager(o.Config, "", ""))
+		startup(&f, "TaskManager", "sluice taskmanager", taskmanager.Validate(o.Config, "", ""))
 	}
 	f = append(f, kerberos.Diagnose(ctx, o.Config, o.Getenv, o.Now)...)
 	f = append(f, tlsconf.Check(o.Config, o.Now, o.WarnWithin)...)
