@@ -44,12 +44,12 @@ type Options struct {
 	HandshakeTimeout, SessionTimeout time.Duration // <0 = default
 	SessionCacheSize                 int           // <0 = default, 0 = no session resumption
 	CloseNotifyFlushTimeout          time.Duration
-	Reload                           bool          // security.ssl.reload
+	Reload                           bool // security.ssl.reload
 	// VerifyHostname (security.ssl.verify-hostname, internal group
 	// only) makes CheckHost require the server's certificate to name
 	// the host that was dialed.
 	VerifyHostname bool
-	ReloadInterval                   time.Duration // poll interval; <=0 = DefaultReloadInterval
+	ReloadInterval time.Duration // poll interval; <=0 = DefaultReloadInterval
 
 	// KeyPrefix is the config key prefix named in errors and reasons
 	// ("security.ssl.internal" or "security.ssl.rest"); empty means
