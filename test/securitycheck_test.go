@@ -8,6 +8,8 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/sluice-dev/sluice/test/kdc"
 )
 
 // TestSecurityCheckRefusesWhatStartupRefuses: for each configuration a
@@ -118,5 +120,52 @@ func TestSecurityCheckPassesWhatStartupAccepts(t *testing.T) {
 		if !strings.Contains(out, want) {
 			t.Errorf("output lacks %q:\n%s", want, out)
 		}
+	}
+}
+
+// TestSecurityCheckTicketCache: `sluice security check` reads the ticket
+// cache the processes read: default_ccache_name from krb5.conf when
+// KRB5CCNAME is unset, and DIR: collections. Its start-up validation logs
+// in from that cache, as the JobManager does.
+func TestSecurityCheckTicketCache(t *testing.T) {
+	k := kdc.Start(t, kdc.Options{})
+	pw := k.AddPrincipal(t, "alice")
+	coll := t.TempDir()
+	tests := []struct {
+		name, ccname, file string
+	}{
+		// The test KDC's krb5.conf sets default_ccache_name to this file.
+		{name: "default_ccache_name", file: filepath.Join(k.Dir, "default.ccache")},
+		{name: "DIR collection", ccname: "DIR:" + coll, file: filepath.Join(coll, "tkt-alice")},
+	}
+	if err := os.WriteFile(filepath.Join(coll, "primary"), []byte("tkt-alice\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			k.Kinit(t, "alice", pw, tc.file)
+			conf := filepath.Join(t.TempDir(), "config.yaml")
+			if err := os.WriteFile(conf, nil, 0o600); err != nil {
+				t.Fatal(err)
+			}
+			p := startProcWith(t, procOptions{name: "security-check", env: []string{"KRB5CCNAME=" + tc.ccname, "KRB5_CONFIG=" + k.Krb5Conf}},
+				"security", "check", "--role", "jobmanager", "--config", conf,
+				"-D", "security.kerberos.krb5-conf.path="+k.Krb5Conf, "-D", "security.kerberos.login.principal=alice@"+k.Realm,
+				"-D", "security.kerberos.login.contexts=KafkaClient")
+			select {
+			case <-p.done:
+			case <-time.After(time.Minute):
+				t.Fatalf("security check did not finish:\n%s", p.Log())
+			}
+			out := p.Log()
+			if code := p.cmd.ProcessState.ExitCode(); code != 0 {
+				t.Fatalf("exit %d:\n%s", code, out)
+			}
+			for _, want := range []string{"[ OK ] JobManager start-up", "the TGT in " + tc.file + " "} {
+				if !strings.Contains(out, want) {
+					t.Errorf("output lacks %q:\n%s", want, out)
+				}
+			}
+		})
 	}
 }
