@@ -14,6 +14,7 @@ import (
 func newSecurityCheckCmd(g *globals) *cobra.Command {
 	warnDays := 30
 	role := securitycheck.RoleAll
+	var tmID, joinToken string
 	cmd := &cobra.Command{
 		Use:   "check --config FILE [--warn-days 30] [--role jobmanager|taskmanager|all]",
 		Short: "Check a configuration as start-up does, and the Kerberos and TLS material it names, with the fix for each problem",
@@ -49,6 +50,7 @@ any check failed.`,
 			defer cancel()
 			f := securitycheck.Run(ctx, securitycheck.Options{
 				Config: cfg, Role: role, Now: time.Now(), WarnWithin: time.Duration(warnDays) * 24 * time.Hour, Getenv: os.Getenv,
+				TaskManagerID: tmID, JoinToken: joinToken,
 			})
 			if err := f.Print(cmd.OutOrStdout()); err != nil {
 				return err
@@ -61,5 +63,7 @@ any check failed.`,
 	}
 	cmd.Flags().IntVar(&warnDays, "warn-days", warnDays, "warn about certificates that expire within this many days")
 	cmd.Flags().StringVar(&role, "role", role, "validate the start-up of: jobmanager, taskmanager or all")
+	cmd.Flags().StringVar(&tmID, "id", "", "the TaskManager's --id, for its start-up validation")
+	cmd.Flags().StringVar(&joinToken, "join-token", "", "the TaskManager's --join-token, for its start-up validation (automatic mode)")
 	return cmd
 }

@@ -37,6 +37,9 @@ type Options struct {
 	WarnWithin time.Duration
 	// Getenv reads KRB5_CONFIG and KRB5CCNAME.
 	Getenv func(string) string
+	// TaskManagerID and JoinToken are what `sluice taskmanager` would get
+	// as --id and --join-token ("" when not given).
+	TaskManagerID, JoinToken string
 }
 
 // ValidateRole checks a --role value.
@@ -55,7 +58,7 @@ func Run(ctx context.Context, o Options) diag.Findings {
 		startup(&f, "JobManager", "sluice jobmanager", jobmanager.Validate(ctx, o.Config, nil))
 	}
 	if o.Role == "" || o.Role == RoleAll || o.Role == RoleTaskManager {
-		startup(&f, "TaskManager", "sluice taskmanager", taskmanager.Validate(o.Config, "", ""))
+		startup(&f, "TaskManager", "sluice taskmanager", taskmanager.Validate(o.Config, o.TaskManagerID, o.JoinToken))
 	}
 	f = append(f, kerberos.Diagnose(ctx, o.Config, o.Getenv, o.Now)...)
 	f = append(f, tlsconf.Check(o.Config, o.Now, o.WarnWithin)...)
