@@ -42,7 +42,9 @@ func startDataEnv(t *testing.T) *dataEnv {
 	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
 	defer cancel()
 	certs := filepath.Join(t.TempDir(), "certs")
-	if _, stderr, code := runSluice(ctx, t, "security", "create-certs", "--out", certs, "--hosts", "localhost", "--taskmanager-ids", "tm-1"); code != 0 {
+	// The processes dial each other by 127.0.0.1: the certificates name it
+	// (security.ssl.verify-hostname), and localhost for curl.
+	if _, stderr, code := runSluice(ctx, t, "security", "create-certs", "--out", certs, "--hosts", "localhost,127.0.0.1", "--taskmanager-ids", "tm-1"); code != 0 {
 		t.Fatalf("create-certs: %s", stderr)
 	}
 	e.ca = filepath.Join(certs, "ca.crt")

@@ -5,17 +5,17 @@ import (
 	"fmt"
 	"io/fs"
 	"net/http"
-	"os"
 	"strings"
 	"time"
 
 	krbclient "github.com/jcmturner/gokrb5/v8/client"
-	krbconfig "github.com/jcmturner/gokrb5/v8/config"
 	"github.com/jcmturner/gokrb5/v8/credentials"
 	"github.com/jcmturner/gokrb5/v8/iana/errorcode"
 	"github.com/jcmturner/gokrb5/v8/krberror"
 	"github.com/jcmturner/gokrb5/v8/messages"
 	"github.com/jcmturner/gokrb5/v8/spnego"
+
+	"github.com/sluice-dev/sluice/internal/security/kerberos"
 )
 
 // kerberosAuth signs each request with a SPNEGO token for one service
@@ -29,49 +29,25 @@ type kerberosAuth struct {
 	krb5conf string
 }
 
-// CCachePath is the ticket cache kinit writes: $KRB5CCNAME without its
-// FILE: prefix, else /tmp/krb5cc_<uid>. gokrb5 reads neither variable,
-// and reads only file caches, so another type is an error naming the fix.
-func CCachePath(getenv func(string) string) (string, error) {
-	p := getenv("KRB5CCNAME")
-	if p == "" {
-		return fmt.Sprintf("/tmp/krb5cc_%d", os.Getuid()), nil
-	}
-	if typ, rest, ok := strings.Cut(p, ":"); ok && !strings.Contains(typ, "/") {
-		if !strings.EqualFold(typ, "FILE") {
-			return "", fmt.Errorf("KRB5CCNAME=%s: only FILE: ticket caches are supported (not %s): run KRB5CCNAME=FILE:/tmp/krb5cc_%d kinit and use that KRB5CCNAME", p, typ, os.Getuid())
-		}
-		p = rest
-	}
-	return p, nil
-}
-
-// Krb5ConfPath is $KRB5_CONFIG, else /etc/krb5.conf.
-func Krb5ConfPath(getenv func(string) string) string {
-	if p := getenv("KRB5_CONFIG"); p != "" {
-		// MIT allows a colon-separated list; the first file is the main one.
-		p, _, _ = strings.Cut(p, ":")
-		return p
-	}
-	return "/etc/krb5.conf"
-}
-
 // newKerberosAuth loads the ticket cache and krb5.conf. It fails early,
 // with what to do, when there is no cache or its TGT has expired.
 func newKerberosAuth(spn string, getenv func(string) string, now time.Time) (*kerberosAuth, error) {
-	ccPath, err := CCachePath(getenv)
+	// The kerberos package resolves krb5.conf and the ticket cache as MIT
+	// does (KRB5_CONFIG, KRB5CCNAME with DIR: collections,
+	// default_ccache_name): the login service and `sluice security check`
+	// use the same resolution, so all three read the same cache.
+	conf, confPath, _, err := kerberos.LoadKrb5ConfEnv("", getenv)
 	if err != nil {
-		return nil, err
+		return nil, fmt.Errorf("--kerberos: krb5.conf %s (KRB5_CONFIG, else %s): %w", confPath, kerberos.DefaultKrb5Conf, err)
 	}
-	confPath := Krb5ConfPath(getenv)
-	conf, err := krbconfig.Load(confPath)
+	ccPath, ccFrom, err := kerberos.ResolveTicketCacheEnv(confPath, getenv)
 	if err != nil {
-		return nil, fmt.Errorf("--kerberos: krb5.conf %s (KRB5_CONFIG): %w", confPath, err)
+		return nil, fmt.Errorf("--kerberos: %w", err)
 	}
 	cc, err := credentials.LoadCCache(ccPath)
 	if err != nil {
 		if errors.Is(err, fs.ErrNotExist) {
-			return nil, fmt.Errorf("--kerberos: no Kerberos ticket cache at %s: run kinit first (or set KRB5CCNAME)", ccPath)
+			return nil, fmt.Errorf("--kerberos: no Kerberos ticket cache at %s (%s): run kinit first (or set KRB5CCNAME)", ccPath, ccFrom)
 		}
 		return nil, fmt.Errorf("--kerberos: ticket cache %s: %w (run kinit again)", ccPath, err)
 	}

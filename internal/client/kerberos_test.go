@@ -5,36 +5,78 @@ import (
 	"encoding/json"
 	"net/http"
 	"net/http/httptest"
+	"os"
 	"path/filepath"
 	"strings"
 	"testing"
 	"time"
 
+	"github.com/sluice-dev/sluice/internal/config"
+	"github.com/sluice-dev/sluice/internal/security/kerberos"
 	"github.com/sluice-dev/sluice/test/kdc"
 )
 
-func TestCCachePath(t *testing.T) {
-	env := func(v string) func(string) string {
-		return func(k string) string {
-			if k == "KRB5CCNAME" {
-				return v
+// TestTicketCacheResolvedAsServer: the CLI's --kerberos, the login
+// service of the processes and `sluice security check` read the same
+// ticket cache: default_ccache_name from krb5.conf when KRB5CCNAME is
+// unset, DIR: collections (primary file, or DIR::file), and the same clear
+// error for cache types gokrb5 cannot read.
+func TestTicketCacheResolvedAsServer(t *testing.T) {
+	k := kdc.Start(t, kdc.Options{})
+	pw := k.AddPrincipal(t, "alice")
+	t.Setenv("KRB5_CONFIG", k.Krb5Conf)
+	coll := t.TempDir()
+	tests := []struct {
+		name, ccname, file string
+		prepare            func(t *testing.T)
+	}{
+		// The test KDC's krb5.conf sets default_ccache_name to this file.
+		{name: "default_ccache_name", ccname: "", file: filepath.Join(k.Dir, "default.ccache")},
+		{name: "DIR collection primary", ccname: "DIR:" + coll, file: filepath.Join(coll, "tkt-alice"),
+			prepare: func(t *testing.T) { os.WriteFile(filepath.Join(coll, "primary"), []byte("tkt-alice\n"), 0o600) }},
+		{name: "DIR one file", ccname: "DIR::" + filepath.Join(coll, "tkt-other"), file: filepath.Join(coll, "tkt-other")},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			t.Setenv("KRB5CCNAME", tc.ccname)
+			if tc.prepare != nil {
+				tc.prepare(t)
 			}
-			return ""
+			k.Kinit(t, "alice", pw, tc.file)
+
+			a, err := newKerberosAuth("HTTP/127.0.0.1", os.Getenv, time.Now())
+			if err != nil {
+				t.Fatalf("client: %v", err)
+			}
+			if a.ccache != tc.file {
+				t.Errorf("client reads %s, want %s", a.ccache, tc.file)
+			}
+			ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+			defer cancel()
+			l, err := kerberos.NewLogin(ctx, kerberos.Config{UseTicketCache: true, Contexts: []string{"KafkaClient"}}, nil)
+			if err != nil {
+				t.Fatalf("login service: %v", err)
+			}
+			if got := l.Status().TicketCache; got != tc.file {
+				t.Errorf("login service reads %s, want %s", got, tc.file)
+			}
+			cfg := config.New()
+			cfg.Set(kerberos.KeyPrincipal, "alice@"+k.Realm)
+			cfg.Set(kerberos.KeyUseTicketCache, "true")
+			var out strings.Builder
+			kerberos.Diagnose(ctx, cfg, os.Getenv, time.Now()).Print(&out)
+			if !strings.Contains(out.String(), "the TGT in "+tc.file+" ") {
+				t.Errorf("security check does not report %s:\n%s", tc.file, out.String())
+			}
+		})
+	}
+	t.Run("KCM", func(t *testing.T) {
+		t.Setenv("KRB5CCNAME", "KCM:1000")
+		_, err := newKerberosAuth("HTTP/127.0.0.1", os.Getenv, time.Now())
+		if err == nil || !strings.Contains(err.Error(), "only FILE: caches are supported") || !strings.Contains(err.Error(), "KRB5CCNAME=FILE:") {
+			t.Fatalf("%v", err)
 		}
-	}
-	for in, want := range map[string]string{"FILE:/tmp/cc": "/tmp/cc", "/tmp/cc": "/tmp/cc", "file:/x": "/x"} {
-		if got, err := CCachePath(env(in)); err != nil || got != want {
-			t.Errorf("%s: %q %v", in, got, err)
-		}
-	}
-	if got, _ := CCachePath(env("")); !strings.HasPrefix(got, "/tmp/krb5cc_") {
-		t.Errorf("default %q", got)
-	}
-	for _, in := range []string{"KCM:1000", "KEYRING:persistent:1000"} {
-		if _, err := CCachePath(env(in)); err == nil || !strings.Contains(err.Error(), "only FILE:") {
-			t.Errorf("%s: %v", in, err)
-		}
-	}
+	})
 }
 
 // TestKerberosClient: the Negotiate header goes with the first request,

@@ -99,7 +99,7 @@ func init() {
 		// Shared TLS parameters.
 		{Name: "security.ssl.protocol", Type: List, Default: "TLSv1.3", Doc: "Accepted TLS versions (comma list)."},
 		{Name: "security.ssl.algorithms", Type: List, Doc: "TLS 1.2 cipher suites (IANA names); Go's modern AEAD suites when unset."},
-		{Name: "security.ssl.verify-hostname", Type: Bool, Default: "true", Doc: "REST clients verify the server host name."},
+		{Name: "security.ssl.verify-hostname", Type: Bool, Default: "true", Doc: "Clients verify that the server's certificate names the host they dialed: REST clients, and internal connections (rpc, data, blob) verified with a trust store (not fingerprint pinning alone). false turns the check off (one warning at start)."},
 		{Name: "security.ssl.provider", Type: String, Default: "JDK", Doc: "Accepted and ignored: Go's TLS needs no provider."},
 		{Name: "security.ssl.reload", Type: Bool, Default: "false", Doc: "Reload key and trust material when the files change."},
 

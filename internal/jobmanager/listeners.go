@@ -30,7 +30,13 @@ var listenerName = regexp.MustCompile(`^[a-z][a-z0-9-]{0,31}$`)
 func Listeners(cfg *config.Config) ([]Listener, error) {
 	raw, ok := cfg.Raw("rest.listeners")
 	if !ok || raw == nil {
-		return []Listener{defaultListener(cfg)}, nil
+		l := defaultListener(cfg)
+		// Without a certificate every TLS handshake would fail: refuse
+		// at start rather than serve a listener nobody can reach.
+		if l.TLS && cfg.String("security.ssl.rest.keystore") == "" {
+			return nil, fmt.Errorf("security.ssl.rest.enabled is true but security.ssl.rest.keystore is not set: set it to the key store holding the REST server certificate (sluice security create-certs writes rest.pem), or set security.ssl.rest.enabled: false")
+		}
+		return []Listener{l}, nil
 	}
 	data, err := yaml.Marshal(raw)
 	if err != nil {

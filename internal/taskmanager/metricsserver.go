@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"log/slog"
 	"net"
 	"net/http"
 	"strings"
@@ -12,6 +13,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus/collectors"
 	"github.com/prometheus/client_golang/prometheus/promhttp"
 
+	"github.com/sluice-dev/sluice/internal/config"
 	"github.com/sluice-dev/sluice/internal/security/authn"
 	"github.com/sluice-dev/sluice/internal/security/tlsconf"
 	"github.com/sluice-dev/sluice/internal/transport"
@@ -42,21 +44,67 @@ type metricsEndpoint struct {
 //
 // Either authenticator is enough; with both, a client uses either.
 func (tm *TaskManager) listenMetrics(ctx context.Context) (*metricsEndpoint, error) {
-	cfg := tm.cfg
-	host := cfg.String("taskmanager.metrics.bind-host")
-	addr := net.JoinHostPort(bindAll(host), fmt.Sprint(cfg.Int("taskmanager.metrics.port")))
+	mc, err := newMetricsSecurity(tm.cfg, tm.log)
+	if err != nil {
+		return nil, err
+	}
+	addr := net.JoinHostPort(bindAll(mc.host), fmt.Sprint(tm.cfg.Int("taskmanager.metrics.port")))
 	mux := http.NewServeMux()
 	mux.Handle("GET /metrics", promhttp.HandlerFor(tm.metricsRegistry(), promhttp.HandlerOpts{}))
 
-	// On loopback the endpoint stays Flink's plain HTTP even where the
-	// shared configuration file enables REST TLS for the JobManager: a
-	// TaskManager host need not hold the REST key store for it.
-	if isLoopback(host) {
+	if mc.store == nil {
 		l, err := tm.sec.ListenTLS(ctx, transport.REST, addr, nil)
 		if err != nil {
 			return nil, fmt.Errorf("taskmanager.metrics.bind-host / taskmanager.metrics.port: %w", err)
 		}
 		return &metricsEndpoint{listener: l, handler: mux, scheme: "http", security: "loopback only, plaintext, no authentication"}, nil
+	}
+	go mc.store.Run(ctx)
+	if mc.tokens != nil {
+		go mc.tokens.Run(ctx)
+	}
+	handler := authn.Filter(authn.FilterOptions{
+		Listener: metricsListenerName,
+		Chain:    mc.chain,
+		Limiter:  mc.limiter,
+		Log:      tm.log,
+	})(mux)
+	// Failed handshakes (plain HTTP, unknown client CA) are logged once
+	// per peer and cause, as on the REST API.
+	failures := tlsconf.NewFailureLog(tm.log, "metrics connection")
+	failures.Classify = mc.store.Classify
+	msec := &transport.Security{
+		HandshakeTimeout: tm.sec.HandshakeTimeout,
+		Observe:          func(_ transport.Kind, peer net.Addr, err error) { failures.Record(peer, err) },
+	}
+	l, err := msec.ListenTLS(ctx, transport.REST, addr, mc.store.ServerConfig(mc.policy))
+	if err != nil {
+		return nil, fmt.Errorf("taskmanager.metrics.bind-host / taskmanager.metrics.port: %w", err)
+	}
+	return &metricsEndpoint{listener: l, handler: handler, scheme: "https", security: "TLS, authentication: " + strings.Join(mc.methods, ", ")}, nil
+}
+
+// metricsSecurity is what protects the metrics endpoint, built from the
+// configuration before anything is bound or started (newMetricsSecurity),
+// so that Validate and start-up refuse the same settings.
+type metricsSecurity struct {
+	host    string
+	store   *tlsconf.Store // nil on loopback: plain HTTP
+	tokens  *authn.TokenFile
+	chain   authn.Union
+	limiter *authn.FailureLimiter
+	policy  tlsconf.PeerPolicy
+	methods []string
+}
+
+func newMetricsSecurity(cfg *config.Config, log *slog.Logger) (*metricsSecurity, error) {
+	host := cfg.String("taskmanager.metrics.bind-host")
+	mc := &metricsSecurity{host: host}
+	// On loopback the endpoint stays Flink's plain HTTP even where the
+	// shared configuration file enables REST TLS for the JobManager: a
+	// TaskManager host need not hold the REST key store for it.
+	if isLoopback(host) {
+		return mc, nil
 	}
 	if !cfg.Bool("security.ssl.rest.enabled") {
 		return nil, fmt.Errorf("taskmanager.metrics.bind-host is %q, which is not loopback: the metrics endpoint shows every job id and operator name, so off loopback it needs TLS and authentication: "+
@@ -71,66 +119,42 @@ func (tm *TaskManager) listenMetrics(ctx context.Context) (*metricsEndpoint, err
 	if opts.Keystore == "" {
 		return nil, errors.New("taskmanager metrics TLS: security.ssl.rest.enabled is true but security.ssl.rest.keystore is not set: set it to the key store with the certificate the metrics endpoint presents")
 	}
-	store, err := tlsconf.NewStore(opts, tm.log)
-	if err != nil {
+	if mc.store, err = tlsconf.NewStore(opts, log); err != nil {
 		return nil, fmt.Errorf("taskmanager metrics TLS: %w", err)
 	}
-	go store.Run(ctx)
 
 	var deps authn.Deps
-	var methods []string
 	if cfg.Bool("security.ssl.rest.authentication-enabled") {
 		mapper, err := authn.ParsePrincipalRules(cfg.String("security.rest.authentication.x509.principal-mapping-rules"))
 		if err != nil {
 			return nil, err
 		}
 		deps.X509 = authn.NewX509(mapper)
-		methods = append(methods, authn.MethodX509)
+		mc.methods = append(mc.methods, authn.MethodX509)
 	}
 	if path := cfg.String(authn.TokenFileKey); path != "" {
-		tf, err := authn.NewTokenFile(path, tm.log)
+		tf, err := authn.NewTokenFile(path, log)
 		if err != nil {
 			return nil, err
 		}
-		go tf.Run(ctx)
-		deps.Token = tf
-		methods = append(methods, authn.MethodToken)
+		mc.tokens, deps.Token = tf, tf
+		mc.methods = append(mc.methods, authn.MethodToken)
 	}
 	// A certificate presented is verified in the handshake; one missing
 	// is left to the authentication filter, so a client without any
 	// credential gets a 401 that says what is accepted, not a TLS alert.
-	policy := tlsconf.PeerPolicy{SkipIdentity: true, NoClientCert: deps.X509 == nil, ClientCertOptional: deps.X509 != nil}
-	if len(methods) == 0 {
+	mc.policy = tlsconf.PeerPolicy{SkipIdentity: true, NoClientCert: deps.X509 == nil, ClientCertOptional: deps.X509 != nil}
+	if len(mc.methods) == 0 {
 		return nil, fmt.Errorf("taskmanager.metrics.bind-host is %q, which is not loopback: the metrics endpoint needs authentication there: "+
 			"set security.ssl.rest.authentication-enabled: true with security.ssl.rest.truststore (client certificates) and/or %s (bearer tokens)", host, authn.TokenFileKey)
 	}
-	chain, err := authn.Build(methods, deps)
-	if err != nil {
+	if mc.chain, err = authn.Build(mc.methods, deps); err != nil {
 		return nil, err
 	}
-	limiter, err := authn.FailureLimiterFromConfig(cfg)
-	if err != nil {
+	if mc.limiter, err = authn.FailureLimiterFromConfig(cfg); err != nil {
 		return nil, err
 	}
-	handler := authn.Filter(authn.FilterOptions{
-		Listener: metricsListenerName,
-		Chain:    chain,
-		Limiter:  limiter,
-		Log:      tm.log,
-	})(mux)
-	// Failed handshakes (plain HTTP, unknown client CA) are logged once
-	// per peer and cause, as on the REST API.
-	failures := tlsconf.NewFailureLog(tm.log, "metrics connection")
-	failures.Classify = store.Classify
-	msec := &transport.Security{
-		HandshakeTimeout: tm.sec.HandshakeTimeout,
-		Observe:          func(_ transport.Kind, peer net.Addr, err error) { failures.Record(peer, err) },
-	}
-	l, err := msec.ListenTLS(ctx, transport.REST, addr, store.ServerConfig(policy))
-	if err != nil {
-		return nil, fmt.Errorf("taskmanager.metrics.bind-host / taskmanager.metrics.port: %w", err)
-	}
-	return &metricsEndpoint{listener: l, handler: handler, scheme: "https", security: "TLS, authentication: " + strings.Join(methods, ", ")}, nil
+	return mc, nil
 }
 
 // bindAll maps Flink's "bind to everything" spellings to Go's.

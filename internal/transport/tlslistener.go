@@ -4,6 +4,7 @@ import (
 	"context"
 	"crypto/tls"
 	"errors"
+	"fmt"
 	"io"
 	"net"
 	"sync"
@@ -115,6 +116,31 @@ func (o observedCreds) ServerHandshake(c net.Conn) (net.Conn, credentials.AuthIn
 
 func (o observedCreds) Clone() credentials.TransportCredentials {
 	return observedCreds{o.TransportCredentials.Clone(), o.observe}
+}
+
+// hostCheckedCreds runs the Security's host name check after each gRPC
+// client handshake, with the authority that was dialed.
+type hostCheckedCreds struct {
+	credentials.TransportCredentials
+	sec *Security
+}
+
+func (h hostCheckedCreds) ClientHandshake(ctx context.Context, authority string, c net.Conn) (net.Conn, credentials.AuthInfo, error) {
+	conn, info, err := h.TransportCredentials.ClientHandshake(ctx, authority, c)
+	if err != nil {
+		return conn, info, err
+	}
+	if ti, ok := info.(credentials.TLSInfo); ok {
+		if err := h.sec.checkHost(RPC, authority, ti.State); err != nil {
+			conn.Close()
+			return nil, nil, fmt.Errorf("TLS handshake with %s (%s connection): %w", authority, RPC, err)
+		}
+	}
+	return conn, info, nil
+}
+
+func (h hostCheckedCreds) Clone() credentials.TransportCredentials {
+	return hostCheckedCreds{h.TransportCredentials.Clone(), h.sec}
 }
 
 func looksLikeHTTP(h []byte) bool {

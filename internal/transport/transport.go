@@ -43,6 +43,24 @@ type Security struct {
 	// Describe, when set, turns a client-side handshake error into a
 	// reason a person can act on.
 	Describe func(error) string
+	// CheckHost, when set, checks after each client-side handshake that
+	// the server's certificate names host, the host that was dialed
+	// (security.ssl.verify-hostname). It runs here rather than in the
+	// tls.Config because the config's verification callback does not
+	// know the host when it is an IP address (no SNI is sent for one).
+	CheckHost func(k Kind, host string, cs tls.ConnectionState) error
+}
+
+// checkHost runs CheckHost for a connection to addr.
+func (s *Security) checkHost(k Kind, addr string, cs tls.ConnectionState) error {
+	if s.CheckHost == nil {
+		return nil
+	}
+	host, _, err := net.SplitHostPort(addr)
+	if err != nil {
+		host = addr
+	}
+	return s.CheckHost(k, host, cs)
 }
 
 // Plaintext returns a Security with no TLS anywhere.
@@ -151,6 +169,10 @@ func (s *Security) Dial(ctx context.Context, k Kind, addr string) (net.Conn, err
 		}
 		return nil, fmt.Errorf("TLS handshake with %s (%s connection): %w", addr, k, err)
 	}
+	if err := s.checkHost(k, addr, tconn.ConnectionState()); err != nil {
+		conn.Close()
+		return nil, fmt.Errorf("TLS handshake with %s (%s connection): %w", addr, k, err)
+	}
 	return &batchedTLSConn{Conn: tconn, raw: raw}, nil
 }
 
@@ -170,7 +192,7 @@ func (s *Security) GRPCServerOptions() []grpc.ServerOption {
 // GRPCDialOptions returns the transport credentials of the RPC kind.
 func (s *Security) GRPCDialOptions() []grpc.DialOption {
 	if cfg := s.ClientTLS(RPC); cfg != nil {
-		return []grpc.DialOption{grpc.WithTransportCredentials(credentials.NewTLS(cfg))}
+		return []grpc.DialOption{grpc.WithTransportCredentials(hostCheckedCreds{credentials.NewTLS(cfg), s})}
 	}
 	return []grpc.DialOption{grpc.WithTransportCredentials(insecure.NewCredentials())}
 }

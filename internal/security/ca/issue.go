@@ -110,11 +110,18 @@ func (c *CA) issueKeyPair(uri *url.URL, hosts []string, ttl time.Duration, eku [
 	return tls.Certificate{Certificate: [][]byte{der, c.Cert.Raw}, PrivateKey: key, Leaf: leaf}, nil
 }
 
+// MaxCSRHosts bounds the host names a CSR may ask for.
+const MaxCSRHosts = 16
+
 // SignCSR checks the CSR's self-signature (proof that the requester holds
 // the private key) and issues a certificate for role/id. The identity comes
-// from the authenticated request, never from the CSR: its subject and SANs
-// are ignored, only its public key is used, so a joining TaskManager cannot
-// ask for the JobManager's identity or for host names.
+// from the authenticated request, never from the CSR: its subject and URI
+// SANs are ignored, so a joining TaskManager cannot ask for the
+// JobManager's identity. Its DNS and IP SANs (at most MaxCSRHosts) are
+// copied: they are the names the TaskManager is dialed by, which peers
+// check with security.ssl.verify-hostname. A TaskManager can thus name any
+// host, but peers still require the taskmanager identity of this cluster,
+// so a host name never lets it pass for the JobManager.
 func (c *CA) SignCSR(csrDER []byte, role, id string, ttl time.Duration) ([]byte, error) {
 	csr, err := x509.ParseCertificateRequest(csrDER)
 	if err != nil {
@@ -123,7 +130,14 @@ func (c *CA) SignCSR(csrDER []byte, role, id string, ttl time.Duration) ([]byte,
 	if err := csr.CheckSignature(); err != nil {
 		return nil, fmt.Errorf("sign CSR: bad signature (the requester does not prove it holds the key): %w", err)
 	}
-	der, err := c.Issue(role, id, csr.PublicKey, nil, ttl)
+	hosts := append([]string{}, csr.DNSNames...)
+	for _, ip := range csr.IPAddresses {
+		hosts = append(hosts, ip.String())
+	}
+	if len(hosts) > MaxCSRHosts {
+		return nil, fmt.Errorf("sign CSR: %d host names, at most %d", len(hosts), MaxCSRHosts)
+	}
+	der, err := c.Issue(role, id, csr.PublicKey, hosts, ttl)
 	if err != nil {
 		return nil, fmt.Errorf("sign CSR: %w", err)
 	}
@@ -192,16 +206,24 @@ func (c *CA) issue(uri *url.URL, pub crypto.PublicKey, hosts []string, ttl time.
 	return der, nil
 }
 
-// NewCSR creates an ECDSA P-256 key and a CSR (DER) for a TaskManager. The
-// subject is informative only: the CA ignores it (see SignCSR).
-func NewCSR(tmID string) (crypto.Signer, []byte, error) {
+// NewCSR creates an ECDSA P-256 key and a CSR (DER) for a TaskManager
+// dialed by hosts (DNS names or IP addresses), which the CA copies into
+// the certificate. The subject is informative only: the CA ignores it (see
+// SignCSR).
+func NewCSR(tmID string, hosts []string) (crypto.Signer, []byte, error) {
 	key, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
 	if err != nil {
 		return nil, nil, fmt.Errorf("generate key: %w", err)
 	}
-	der, err := x509.CreateCertificateRequest(rand.Reader, &x509.CertificateRequest{
-		Subject: pkix.Name{CommonName: RoleTaskManager + "/" + tmID},
-	}, key)
+	tmpl := &x509.CertificateRequest{Subject: pkix.Name{CommonName: RoleTaskManager + "/" + tmID}}
+	for _, h := range hosts {
+		if ip := net.ParseIP(h); ip != nil {
+			tmpl.IPAddresses = append(tmpl.IPAddresses, ip)
+		} else if h != "" {
+			tmpl.DNSNames = append(tmpl.DNSNames, h)
+		}
+	}
+	der, err := x509.CreateCertificateRequest(rand.Reader, tmpl, key)
 	if err != nil {
 		return nil, nil, fmt.Errorf("create CSR: %w", err)
 	}

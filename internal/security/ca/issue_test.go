@@ -6,6 +6,7 @@ import (
 	"crypto/rand"
 	"crypto/x509"
 	"crypto/x509/pkix"
+	"fmt"
 	"net"
 	"net/url"
 	"strings"
@@ -163,7 +164,7 @@ func TestIssueKeyPair(t *testing.T) {
 
 func TestSignCSR(t *testing.T) {
 	c := newTestCA(t, "c1")
-	key, csr, err := NewCSR("tm-1")
+	key, csr, err := NewCSR("tm-1", nil)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -181,7 +182,9 @@ func TestSignCSR(t *testing.T) {
 }
 
 // TestSignCSRIgnoresContents: a TaskManager asking for the JobManager's
-// identity, other hosts or a CA flag gets none of them.
+// identity or a CA flag gets neither; the host names it asks for (the
+// names it is dialed by, checked with security.ssl.verify-hostname) are
+// copied, and too many are refused.
 func TestSignCSRIgnoresContents(t *testing.T) {
 	c := newTestCA(t, "c1")
 	key, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
@@ -206,8 +209,22 @@ func TestSignCSRIgnoresContents(t *testing.T) {
 	if got := uris(cert); len(got) != 1 || got[0] != "spiffe://c1/taskmanager/tm-2" {
 		t.Errorf("URIs = %v, want only the requested identity", got)
 	}
-	if len(cert.DNSNames) != 0 || len(cert.IPAddresses) != 0 {
-		t.Errorf("CSR SANs copied: %v %v", cert.DNSNames, cert.IPAddresses)
+	if len(cert.DNSNames) != 1 || cert.DNSNames[0] != "jobmanager.example.com" || len(cert.IPAddresses) != 1 || !cert.IPAddresses[0].Equal(net.ParseIP("10.0.0.1")) {
+		t.Errorf("CSR host SANs not copied: %v %v", cert.DNSNames, cert.IPAddresses)
+	}
+	if cert.IsCA {
+		t.Errorf("CA flag copied")
+	}
+	many := make([]string, MaxCSRHosts+1)
+	for i := range many {
+		many[i] = fmt.Sprintf("h%d.example.com", i)
+	}
+	_, tooMany, err := NewCSR("tm-3", many)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := c.SignCSR(tooMany, "taskmanager", "tm-3", time.Hour); err == nil || !strings.Contains(err.Error(), "host names") {
+		t.Errorf("%d host names: %v", len(many), err)
 	}
 	if cert.Subject.CommonName == "jobmanager" || len(cert.Subject.Organization) != 1 || cert.Subject.Organization[0] == "admins" {
 		t.Errorf("CSR subject copied: %v", cert.Subject)
@@ -216,7 +233,7 @@ func TestSignCSRIgnoresContents(t *testing.T) {
 
 func TestSignCSRRefusesBadCSR(t *testing.T) {
 	c := newTestCA(t, "c1")
-	_, csr, err := NewCSR("tm-1")
+	_, csr, err := NewCSR("tm-1", nil)
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -11,6 +11,7 @@ package internaltls
 
 import (
 	"context"
+	"crypto/tls"
 	"fmt"
 	"log/slog"
 	"net"
@@ -144,6 +145,11 @@ func build(cfg *config.Config, store *tlsconf.Store, p policy, log *slog.Logger)
 		}
 	}
 	sec.Describe = store.Classify
+	if store.Options().VerifyHostname {
+		sec.CheckHost = func(_ transport.Kind, host string, cs tls.ConnectionState) error { return store.CheckHost(host, cs) }
+	} else {
+		log.Warn("internal connections do not verify host names (security.ssl.verify-hostname: false): a server is accepted by its certificate chain and identity, whatever host name its certificate carries")
+	}
 	if t := cfg.Duration("security.ssl.internal.handshake-timeout"); t > 0 {
 		sec.HandshakeTimeout = t
 	}

@@ -73,22 +73,11 @@ func SetupJobManager(ctx context.Context, cfg *config.Config, log *slog.Logger, 
 		jm.Security = transport.Plaintext()
 		return jm, nil
 	case Configured:
-		opts, err := tlsconf.InternalOptions(cfg)
+		store, clusterID, err := configuredJobManager(cfg, log)
 		if err != nil {
 			return nil, err
 		}
-		logNotes(opts, log)
-		store, err := tlsconf.NewStore(opts, log)
-		if err != nil {
-			return nil, err
-		}
-		jm.store = store
-		if id, ok := store.Identity(); ok {
-			if id.Role != tlsconf.RoleJobManager {
-				return nil, fmt.Errorf("security.ssl.internal.keystore: the certificate's identity is %s, but a JobManager needs spiffe://%s/jobmanager", id, id.ClusterID)
-			}
-			jm.ClusterID = id.ClusterID
-		}
+		jm.store, jm.ClusterID = store, clusterID
 		runStore(ctx, store)
 		jm.Security = build(cfg, store, jobManagerPolicy(false), log)
 		log.Info("internal TLS on", "mode", "configured", "identities", jm.ClusterID != "", "cluster-id", jm.ClusterID)
@@ -104,14 +93,11 @@ func SetupJobManager(ctx context.Context, cfg *config.Config, log *slog.Logger, 
 		return nil, config.KeyError("security.ssl.internal.auto.dir", err)
 	}
 	jm.ca, jm.ClusterID, jm.caDir = authority, authority.ClusterID, dir
-	if jm.ttl < ca.MinCertTTL {
-		return nil, fmt.Errorf("security.ssl.internal.auto.cert-ttl %s is below the minimum %s: certificates must outlive their renewal schedule (renewal at two thirds, retries in the last third)", jm.ttl, ca.MinCertTTL)
-	}
-	cert, err := authority.IssueKeyPair(ca.RoleJobManager, "", jmHosts(cfg), jm.ttl)
+	opts, err := autoJobManagerOptions(cfg)
 	if err != nil {
 		return nil, err
 	}
-	opts, err := tlsconf.InternalOptions(withoutKeystores(cfg))
+	cert, err := authority.IssueKeyPair(ca.RoleJobManager, "", jmHosts(cfg), jm.ttl)
 	if err != nil {
 		return nil, err
 	}
@@ -132,6 +118,53 @@ func SetupJobManager(ctx context.Context, cfg *config.Config, log *slog.Logger, 
 		"cluster-id", authority.ClusterID, "ca-dir", dir, "join-token-file", jm.JoinTokenFile, "join-token-expires", tok.Expires.Format(time.RFC3339),
 		"join-token-max-uses", jm.maxUses)
 	return jm, nil
+}
+
+// ValidateJobManager runs the checks SetupJobManager runs on cfg, with
+// the same code, without starting anything or creating the automatic CA:
+// an error is one SetupJobManager would stop start-up with.
+func ValidateJobManager(cfg *config.Config) error {
+	switch ModeOf(cfg) {
+	case Configured:
+		_, _, err := configuredJobManager(cfg, slog.New(slog.DiscardHandler))
+		return err
+	case Auto:
+		_, err := autoJobManagerOptions(cfg)
+		return err
+	}
+	return nil
+}
+
+// configuredJobManager loads the key and trust stores of configured mode
+// and checks that the certificate, when it carries an identity, is a
+// JobManager's. It starts nothing (the caller runs the store).
+func configuredJobManager(cfg *config.Config, log *slog.Logger) (*tlsconf.Store, string, error) {
+	opts, err := tlsconf.InternalOptions(cfg)
+	if err != nil {
+		return nil, "", err
+	}
+	logNotes(opts, log)
+	store, err := tlsconf.NewStore(opts, log)
+	if err != nil {
+		return nil, "", err
+	}
+	id, ok := store.Identity()
+	if !ok {
+		return store, "", nil
+	}
+	if id.Role != tlsconf.RoleJobManager {
+		return nil, "", fmt.Errorf("security.ssl.internal.keystore: the certificate's identity is %s, but a JobManager needs spiffe://%s/jobmanager", id, id.ClusterID)
+	}
+	return store, id.ClusterID, nil
+}
+
+// autoJobManagerOptions checks the settings of automatic mode and returns
+// the TLS options its certificates are used with.
+func autoJobManagerOptions(cfg *config.Config) (tlsconf.Options, error) {
+	if ttl := cfg.Duration("security.ssl.internal.auto.cert-ttl"); ttl < ca.MinCertTTL {
+		return tlsconf.Options{}, fmt.Errorf("security.ssl.internal.auto.cert-ttl %s is below the minimum %s: certificates must outlive their renewal schedule (renewal at two thirds, retries in the last third)", ttl, ca.MinCertTTL)
+	}
+	return tlsconf.InternalOptions(withoutKeystores(cfg))
 }
 
 // withoutKeystores lets automatic mode reuse the protocol and cipher

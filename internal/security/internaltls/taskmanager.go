@@ -34,6 +34,19 @@ type TaskManager struct {
 	ID    string
 	store *tlsconf.Store
 	log   *slog.Logger
+	hosts []string // the names its certificate carries (automatic mode)
+}
+
+// tmHosts are the names a TaskManager is dialed by, for its certificate in
+// automatic mode: taskmanager.host (what it advertises), and localhost and
+// 127.0.0.1 (what it advertises without taskmanager.host, and what
+// processes on the same machine use).
+func tmHosts(cfg *config.Config) []string {
+	hosts := []string{"localhost", "127.0.0.1"}
+	if h := cfg.String("taskmanager.host"); h != "" && h != "localhost" && h != "127.0.0.1" {
+		hosts = append(hosts, h)
+	}
+	return hosts
 }
 
 // joinToken finds the join token: the flag, then security.cluster.join-token,
@@ -53,6 +66,77 @@ func joinToken(cfg *config.Config, flag string) (string, error) {
 		return t, nil
 	}
 	return "", nil
+}
+
+// ValidateTaskManager runs the checks SetupTaskManager runs on cfg (with
+// the --id and --join-token flags, "" when not given), with the same code,
+// without joining a cluster or starting anything: an error is one
+// SetupTaskManager would stop start-up with.
+func ValidateTaskManager(cfg *config.Config, tmID, tokenFlag string) error {
+	tokStr, err := joinToken(cfg, tokenFlag)
+	if err != nil {
+		return err
+	}
+	mode := ModeOf(cfg)
+	if tokStr != "" {
+		mode = Auto
+	}
+	if tmID == "" {
+		tmID = cfg.String("taskmanager.resource-id")
+	}
+	switch mode {
+	case Configured:
+		_, _, err = configuredTaskManager(cfg, slog.New(slog.DiscardHandler), tmID)
+	case Auto:
+		_, _, err = autoTaskManager(cfg, tokStr)
+	}
+	return err
+}
+
+// configuredTaskManager loads the key and trust stores of configured mode
+// and checks the certificate's identity against the TaskManager's id
+// (tmID, "" when neither --id nor taskmanager.resource-id names one). It
+// returns the id to use ("" when neither names one nor the certificate).
+func configuredTaskManager(cfg *config.Config, log *slog.Logger, tmID string) (*tlsconf.Store, string, error) {
+	opts, err := tlsconf.InternalOptions(cfg)
+	if err != nil {
+		return nil, "", err
+	}
+	logNotes(opts, log)
+	store, err := tlsconf.NewStore(opts, log)
+	if err != nil {
+		return nil, "", err
+	}
+	id, ok := store.Identity()
+	if !ok {
+		return store, tmID, nil
+	}
+	if id.Role != tlsconf.RoleTaskManager {
+		return nil, "", fmt.Errorf("security.ssl.internal.keystore: the certificate's identity is %s, but a TaskManager needs spiffe://%s/taskmanager/<id> (its own) or spiffe://%s/taskmanager (shared)", id, id.ClusterID, id.ClusterID)
+	}
+	switch {
+	case id.ID == "":
+		// Shared certificate: any id.
+	case tmID == "":
+		tmID = id.ID
+	case tmID != id.ID:
+		return nil, "", fmt.Errorf("--id / taskmanager.resource-id is %q, but the certificate in security.ssl.internal.keystore (%s) is taskmanager %q's: start without --id to take the certificate's id, or use a certificate for %q or a shared one (create-certs' taskmanager.pem)",
+			tmID, opts.Keystore, id.ID, tmID)
+	}
+	return store, tmID, nil
+}
+
+// autoTaskManager checks the join token and settings of automatic mode.
+func autoTaskManager(cfg *config.Config, tokStr string) (ca.Token, tlsconf.Options, error) {
+	if tokStr == "" {
+		return ca.Token{}, tlsconf.Options{}, errors.New("security.ssl.internal.auto is on: a TaskManager needs the cluster's join token: --join-token, security.cluster.join-token or security.cluster.join-token-file (the JobManager wrote it to its security.ssl.internal.auto.dir/join-token)")
+	}
+	tok, err := ca.ParseToken(strings.TrimSpace(tokStr))
+	if err != nil {
+		return ca.Token{}, tlsconf.Options{}, fmt.Errorf("join token: %w", err)
+	}
+	opts, err := tlsconf.InternalOptions(withoutKeystores(cfg))
+	return tok, opts, err
 }
 
 // SetupTaskManager builds a TaskManager's internal security and decides its
@@ -85,29 +169,11 @@ func SetupTaskManager(ctx context.Context, cfg *config.Config, log *slog.Logger,
 		return tm, nil
 	case Configured:
 		warnUnsecured(cfg, mode, log)
-		opts, err := tlsconf.InternalOptions(cfg)
+		store, id, err := configuredTaskManager(cfg, log, tm.ID)
 		if err != nil {
 			return nil, err
 		}
-		logNotes(opts, log)
-		store, err := tlsconf.NewStore(opts, log)
-		if err != nil {
-			return nil, err
-		}
-		if id, ok := store.Identity(); ok {
-			if id.Role != tlsconf.RoleTaskManager {
-				return nil, fmt.Errorf("security.ssl.internal.keystore: the certificate's identity is %s, but a TaskManager needs spiffe://%s/taskmanager/<id> (its own) or spiffe://%s/taskmanager (shared)", id, id.ClusterID, id.ClusterID)
-			}
-			switch {
-			case id.ID == "":
-				// Shared certificate: any id.
-			case tm.ID == "":
-				tm.ID = id.ID
-			case tm.ID != id.ID:
-				return nil, fmt.Errorf("--id / taskmanager.resource-id is %q, but the certificate in security.ssl.internal.keystore (%s) is taskmanager %q's: start without --id to take the certificate's id, or use a certificate for %q or a shared one (create-certs' taskmanager.pem)",
-					tm.ID, opts.Keystore, id.ID, tm.ID)
-			}
-		}
+		tm.ID = id
 		if tm.ID == "" {
 			tm.ID = defaultID()
 		}
@@ -116,19 +182,13 @@ func SetupTaskManager(ctx context.Context, cfg *config.Config, log *slog.Logger,
 		tm.Security = build(cfg, store, taskManagerPolicy(), log)
 		return tm, nil
 	}
-	if tokStr == "" {
-		return nil, errors.New("security.ssl.internal.auto is on: a TaskManager needs the cluster's join token: --join-token, security.cluster.join-token or security.cluster.join-token-file (the JobManager wrote it to its security.ssl.internal.auto.dir/join-token)")
-	}
-	tok, err := ca.ParseToken(strings.TrimSpace(tokStr))
-	if err != nil {
-		return nil, fmt.Errorf("join token: %w", err)
-	}
-	opts, err := tlsconf.InternalOptions(withoutKeystores(cfg))
+	tok, opts, err := autoTaskManager(cfg, tokStr)
 	if err != nil {
 		return nil, err
 	}
 	jmAddr := net.JoinHostPort(cfg.String("jobmanager.rpc.address"), fmt.Sprint(cfg.Int("jobmanager.rpc.port")))
-	key, resp, err := join(ctx, jmAddr, tok, tm.ID, cfg.Duration("taskmanager.registration.timeout"), log)
+	tm.hosts = tmHosts(cfg)
+	key, resp, err := join(ctx, jmAddr, tok, tm.ID, tm.hosts, cfg.Duration("taskmanager.registration.timeout"), log)
 	if err != nil {
 		return nil, err
 	}
@@ -147,8 +207,8 @@ func SetupTaskManager(ctx context.Context, cfg *config.Config, log *slog.Logger,
 // or a live TaskManager holds the id, up to taskmanager.registration.timeout;
 // stop at once when the token is refused or the JobManager's CA does not
 // match it (retrying cannot fix those).
-func join(ctx context.Context, jmAddr string, tok ca.Token, tmID string, timeout time.Duration, log *slog.Logger) (crypto.Signer, *controlpb.CertificateResponse, error) {
-	key, csr, err := ca.NewCSR(tmID)
+func join(ctx context.Context, jmAddr string, tok ca.Token, tmID string, hosts []string, timeout time.Duration, log *slog.Logger) (crypto.Signer, *controlpb.CertificateResponse, error) {
+	key, csr, err := ca.NewCSR(tmID, hosts)
 	if err != nil {
 		return nil, nil, err
 	}
@@ -214,7 +274,7 @@ func material(key crypto.Signer, resp *controlpb.CertificateResponse) (tls.Certi
 
 func (tm *TaskManager) renewOnce(ctx context.Context, jmAddr string) error {
 	id, _ := tm.store.Identity()
-	key, csr, err := ca.NewCSR(id.ID)
+	key, csr, err := ca.NewCSR(id.ID, tm.hosts)
 	if err != nil {
 		return err
 	}

@@ -15,8 +15,17 @@ import (
 // krb5.conf (krb5ConfPath), else /tmp/krb5cc_<uid>. gokrb5 reads only
 // FILE: caches; KCM:, KEYRING: and other types get an error that says how
 // to get a FILE: cache. from says where the name came from.
+//
+// The login service, the CLI's --kerberos and `sluice security check` all
+// resolve the cache here, so they read the same one.
 func ResolveTicketCache(krb5ConfPath string) (path, from string, err error) {
-	name, from := os.Getenv("KRB5CCNAME"), "KRB5CCNAME"
+	return ResolveTicketCacheEnv(krb5ConfPath, os.Getenv)
+}
+
+// ResolveTicketCacheEnv is ResolveTicketCache with the environment read
+// through getenv.
+func ResolveTicketCacheEnv(krb5ConfPath string, getenv func(string) string) (path, from string, err error) {
+	name, from := getenv("KRB5CCNAME"), "KRB5CCNAME"
 	if name == "" {
 		if n := defaultCCacheName(krb5ConfPath); n != "" {
 			name, from = n, "default_ccache_name in "+krb5ConfPath

@@ -118,10 +118,16 @@ var includeLine = regexp.MustCompile(`^\s*(include|includedir|module)\s+\S`)
 // else $KRB5_CONFIG (its first entry: MIT accepts a colon-separated
 // list), else /etc/krb5.conf.
 func ResolveKrb5Conf(path string) string {
+	return ResolveKrb5ConfEnv(path, os.Getenv)
+}
+
+// ResolveKrb5ConfEnv is ResolveKrb5Conf with the environment read through
+// getenv.
+func ResolveKrb5ConfEnv(path string, getenv func(string) string) string {
 	if path != "" {
 		return path
 	}
-	if env := os.Getenv("KRB5_CONFIG"); env != "" {
+	if env := getenv("KRB5_CONFIG"); env != "" {
 		for i := 0; i < len(env); i++ {
 			if env[i] == ':' {
 				return env[:i]
@@ -137,7 +143,12 @@ func ResolveKrb5Conf(path string) string {
 // include and includedir, so settings from included files are silently
 // missing.
 func LoadKrb5Conf(path string) (*krb5config.Config, string, []string, error) {
-	resolved := ResolveKrb5Conf(path)
+	return LoadKrb5ConfEnv(path, os.Getenv)
+}
+
+// LoadKrb5ConfEnv is LoadKrb5Conf with the environment read through getenv.
+func LoadKrb5ConfEnv(path string, getenv func(string) string) (*krb5config.Config, string, []string, error) {
+	resolved := ResolveKrb5ConfEnv(path, getenv)
 	data, err := os.ReadFile(resolved)
 	if err != nil {
 		return nil, resolved, nil, fmt.Errorf("kerberos: read krb5.conf %s (%s, else KRB5_CONFIG, else %s): %w", resolved, KeyKrb5Conf, DefaultKrb5Conf, err)

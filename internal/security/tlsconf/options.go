@@ -25,6 +25,10 @@ const (
 	restPrefix     = "security.ssl.rest"
 )
 
+// KeyVerifyHostname is Flink's switch for host name verification; on
+// internal connections it is read through Options.VerifyHostname.
+const KeyVerifyHostname = "security.ssl.verify-hostname"
+
 // DefaultReloadInterval is how often a reloading Store polls its files.
 const DefaultReloadInterval = 2 * time.Second
 
@@ -40,8 +44,12 @@ type Options struct {
 	HandshakeTimeout, SessionTimeout time.Duration // <0 = default
 	SessionCacheSize                 int           // <0 = default, 0 = no session resumption
 	CloseNotifyFlushTimeout          time.Duration
-	Reload                           bool          // security.ssl.reload
-	ReloadInterval                   time.Duration // poll interval; <=0 = DefaultReloadInterval
+	Reload                           bool // security.ssl.reload
+	// VerifyHostname (security.ssl.verify-hostname, internal group
+	// only) makes CheckHost require the server's certificate to name
+	// the host that was dialed.
+	VerifyHostname bool
+	ReloadInterval time.Duration // poll interval; <=0 = DefaultReloadInterval
 
 	// KeyPrefix is the config key prefix named in errors and reasons
 	// ("security.ssl.internal" or "security.ssl.rest"); empty means
@@ -133,6 +141,7 @@ func readOptions(cfg *config.Config, prefix string) Options {
 		o.SessionTimeout = cfg.Duration(k("session-timeout"))
 		o.SessionCacheSize = cfg.Int(k("session-cache-size"))
 		o.CloseNotifyFlushTimeout = cfg.Duration(k("close-notify-flush-timeout"))
+		o.VerifyHostname = cfg.Bool(KeyVerifyHostname)
 	}
 	if cfg.IsSet("security.ssl.provider") {
 		o.Notes = append(o.Notes, fmt.Sprintf("security.ssl.provider (%q) is ignored: Go's TLS needs no provider", cfg.String("security.ssl.provider")))

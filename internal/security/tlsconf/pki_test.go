@@ -83,6 +83,7 @@ type leafOpts struct {
 	uri                 string
 	notBefore, notAfter time.Time
 	key                 crypto.Signer
+	hosts               []string // DNS names and IP addresses
 }
 
 func issue(t testing.TB, ca *x509.Certificate, caKey crypto.Signer, cn string, o leafOpts) tls.Certificate {
@@ -111,6 +112,13 @@ func issue(t testing.TB, ca *x509.Certificate, caKey crypto.Signer, cn string, o
 			t.Fatal(err)
 		}
 		tmpl.URIs = []*url.URL{u}
+	}
+	for _, h := range o.hosts {
+		if ip := net.ParseIP(h); ip != nil {
+			tmpl.IPAddresses = append(tmpl.IPAddresses, ip)
+		} else {
+			tmpl.DNSNames = append(tmpl.DNSNames, h)
+		}
 	}
 	der, err := x509.CreateCertificate(rand.Reader, tmpl, ca, o.key.Public(), caKey)
 	if err != nil {

@@ -28,6 +28,9 @@ type Store struct {
 
 	cur        atomic.Pointer[material]
 	noIDLogged atomic.Bool
+	// noHostsLogged: the "own certificate names no host" note of
+	// CheckHost is logged once.
+	noHostsLogged atomic.Bool
 	// revoked holds the serial numbers (decimal strings) of peer
 	// certificates refused although they chain: revoked TaskManagers.
 	revoked sync.Map

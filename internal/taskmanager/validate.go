@@ -1,0 +1,26 @@
+package taskmanager
+
+import (
+	"log/slog"
+
+	"github.com/sluice-dev/sluice/internal/config"
+	"github.com/sluice-dev/sluice/internal/security/internaltls"
+)
+
+// Validate runs what a TaskManager's start-up runs on cfg before it binds
+// a port or joins a cluster, with the same functions, and returns the
+// first error start-up would stop with: the internal TLS material and
+// identity (internaltls.SetupTaskManager's checks; tmID and joinToken are
+// the --id and --join-token flags, "" when not given) and the security of
+// the metrics endpoint (newMetricsSecurity, which Run calls). It binds
+// nothing and leaves nothing running.
+//
+// `sluice security check` calls it, so the check refuses exactly what
+// start-up refuses.
+func Validate(cfg *config.Config, tmID, joinToken string) error {
+	if err := internaltls.ValidateTaskManager(cfg, tmID, joinToken); err != nil {
+		return err
+	}
+	_, err := newMetricsSecurity(cfg, slog.New(slog.DiscardHandler))
+	return err
+}
