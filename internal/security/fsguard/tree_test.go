@@ -394,3 +394,21 @@ func TestTreeClosed(t *testing.T) {
 		t.Error(err)
 	}
 }
+
+func TestNewTreeModes(t *testing.T) {
+	if _, err := New([]Grant{{"/srv/ckpt/job", StateDir}, {"/srv/sp", ReadTree}}); err != nil {
+		t.Fatal(err)
+	}
+	for _, m := range []Mode{0, ReadTree + 1} {
+		if _, err := New([]Grant{{"/srv/x", m}}); err == nil {
+			t.Errorf("mode %d accepted", m)
+		}
+	}
+	p := "/srv/ckpt/job"
+	if _, err := mustGuard(t, Grant{p, StateDir}).OpenFile(p); !errors.Is(err, ErrNotGranted) {
+		t.Errorf("a StateDir grant opened as a Read grant: %v", err)
+	}
+	if _, err := mustGuard(t, Grant{p, ReadTree}).OpenDir(p); !errors.Is(err, ErrNotGranted) {
+		t.Errorf("a ReadTree grant opened for writing: %v", err)
+	}
+}

@@ -47,9 +47,13 @@ func (k *Key) ID() string { return hex.EncodeToString(k.id[:]) }
 // String never shows the key.
 func (k *Key) String() string { return "sealing key " + k.ID() }
 
+// geteuid is replaced in tests, to see a file of ours as another user's.
+var geteuid = os.Geteuid
+
 // LoadKey reads the key file named by state.checkpoints.encryption.key-file:
 // exactly 32 raw bytes (as `head -c 32 /dev/urandom`), a regular file that
-// neither group nor others may read or write. The mode is checked on the
+// neither group nor others may read or write, owned by the process's user
+// or root. The mode is checked on the
 // opened file, so a link to a key is judged by the key it reaches.
 func LoadKey(path string) (*Key, error) {
 	f, err := os.Open(path)
@@ -67,9 +71,10 @@ func LoadKey(path string) (*Key, error) {
 	if perm := st.Mode().Perm(); perm&0o077 != 0 {
 		return nil, fmt.Errorf("%s %s: mode %04o lets group or others access the checkpoint key: run chmod 600 %s", KeyFileKey, path, perm, path)
 	}
-	if sys, ok := st.Sys().(*syscall.Stat_t); ok && int(sys.Uid) != os.Geteuid() && sys.Uid != 0 {
-		// Another (non-root) user owns the key: they could replace it.
-		return nil, fmt.Errorf("%s %s: owned by uid %d, not by this process's user (%d) or root: the key's owner can change it", KeyFileKey, path, sys.Uid, os.Geteuid())
+	if sys, ok := st.Sys().(*syscall.Stat_t); ok && int(sys.Uid) != geteuid() && sys.Uid != 0 {
+		// Another (non-root) user owns the key: they can read and change it
+		// whatever its mode.
+		return nil, fmt.Errorf("%s %s: owned by uid %d, not by this process's user (%d) or root: another user can read or replace the checkpoint key; chown it to the cluster's user", KeyFileKey, path, sys.Uid, geteuid())
 	}
 	// A key file is tiny; reading a bounded prefix keeps a wrong path (a
 	// large file) from being read whole.

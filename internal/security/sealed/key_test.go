@@ -82,6 +82,29 @@ func TestLoadKey(t *testing.T) {
 	}
 }
 
+// TestLoadKeyOtherOwner: a private key file owned by another user is
+// refused. As root the file is given to another uid; otherwise the process
+// is made to see its own file as another user's.
+func TestLoadKeyOtherOwner(t *testing.T) {
+	p := filepath.Join(t.TempDir(), "key")
+	if err := os.WriteFile(p, make([]byte, KeySize), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	if os.Geteuid() == 0 {
+		if err := os.Chown(p, 4242, 4242); err != nil {
+			t.Fatal(err)
+		}
+	} else {
+		real := os.Geteuid()
+		geteuid = func() int { return real + 1 }
+		defer func() { geteuid = os.Geteuid }()
+	}
+	_, err := LoadKey(p)
+	if err == nil || !strings.Contains(err.Error(), "owned by uid") || !strings.Contains(err.Error(), KeyFileKey) {
+		t.Fatalf("key of another user: %v", err)
+	}
+}
+
 func TestNewKeySize(t *testing.T) {
 	for _, n := range []int{0, 16, 31, 33, 64} {
 		if _, err := NewKey(make([]byte, n)); err == nil {
