@@ -123,7 +123,9 @@ type ListInfo struct {
 	Count int64  `json:"count"`
 }
 
-// FileRef is a state file, by path relative to the snapshot's root.
+// FileRef is a state file, by path relative to the snapshot's root. Size
+// is its size on disk (sealed, when sealed); KeyedHandle.Offsets are
+// offsets in its plaintext.
 type FileRef struct {
 	Path      string `json:"path"`
 	Size      int64  `json:"size"`
