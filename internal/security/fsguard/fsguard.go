@@ -11,6 +11,12 @@
 // the way, and creates and renames files only relative to the directory it
 // opened, so nothing it writes can leave the granted directory.
 //
+// Checkpoint state uses two tree grants (tree.go): StateDir, a private
+// tree the job creates 0700 directories and 0600 files in, and ReadTree,
+// read access to the regular files below a directory it restores from.
+// Paths in a tree are relative and walked the same way from the root's
+// descriptor.
+//
 // The walk does what openat2(RESOLVE_NO_SYMLINKS) would, on every kernel,
 // and it can say which component was a link, which openat2's bare ELOOP
 // cannot.
@@ -38,6 +44,14 @@ const (
 	// Write allows opening (creating) one directory and creating,
 	// renaming and removing files directly inside it.
 	Write
+	// StateDir allows a private tree (a job's checkpoint directory, a
+	// savepoint being written): directories are created 0700 and files
+	// 0600 (O_EXCL, O_NOFOLLOW), read back, renamed and removed, all
+	// relative to the root's descriptor. See OpenTree.
+	StateDir
+	// ReadTree allows reading regular files anywhere below a directory
+	// (restoring a checkpoint or savepoint). See OpenTree.
+	ReadTree
 )
 
 func (m Mode) String() string {
@@ -46,6 +60,10 @@ func (m Mode) String() string {
 		return "read"
 	case Write:
 		return "write"
+	case StateDir:
+		return "state directory"
+	case ReadTree:
+		return "read tree"
 	}
 	return fmt.Sprintf("mode(%d)", uint8(m))
 }
@@ -90,7 +108,7 @@ func New(grants []Grant) (*Guard, error) {
 		if err := checkPath(g.Path); err != nil {
 			return nil, fmt.Errorf("grant %s %q: %w", g.Mode, g.Path, err)
 		}
-		if g.Mode != Read && g.Mode != Write {
+		if g.Mode < Read || g.Mode > ReadTree {
 			return nil, fmt.Errorf("grant %q: unknown mode %d", g.Path, g.Mode)
 		}
 	}
@@ -135,7 +153,7 @@ func (g *Guard) OpenFile(path string) (*os.File, error) {
 	if err := g.check(path, Read); err != nil {
 		return nil, err
 	}
-	dir, err := walk(path, filepath.Dir(path), false)
+	dir, err := walk(path, filepath.Dir(path), 0)
 	if err != nil {
 		return nil, err
 	}
@@ -168,7 +186,7 @@ func (g *Guard) OpenDir(path string) (*Dir, error) {
 	if err := g.check(path, Write); err != nil {
 		return nil, err
 	}
-	fd, err := walk(path, path, true)
+	fd, err := walk(path, path, 0o755)
 	if err != nil {
 		return nil, err
 	}
@@ -176,9 +194,9 @@ func (g *Guard) OpenDir(path string) (*Dir, error) {
 }
 
 // walk opens dir (absolute, clean) one component at a time, each relative
-// to its parent and with O_NOFOLLOW, creating missing components when
-// create is set. granted is the path being opened, for messages.
-func walk(granted, dir string, create bool) (int, error) {
+// to its parent and with O_NOFOLLOW, creating missing components with
+// mkdirMode unless it is 0. granted is the path being opened, for messages.
+func walk(granted, dir string, mkdirMode uint32) (int, error) {
 	fd, err := openat(unix.AT_FDCWD, "/", unix.O_RDONLY|unix.O_DIRECTORY|unix.O_CLOEXEC, 0)
 	if err != nil {
 		return -1, fmt.Errorf("open /: %w", err)
@@ -189,12 +207,7 @@ func walk(granted, dir string, create bool) (int, error) {
 			continue
 		}
 		next := filepath.Join(cur, name)
-		nfd, err := openat(fd, name, unix.O_RDONLY|unix.O_DIRECTORY|unix.O_NOFOLLOW|unix.O_CLOEXEC, 0)
-		if errors.Is(err, unix.ENOENT) && create {
-			if err = unix.Mkdirat(fd, name, 0o755); err == nil || errors.Is(err, unix.EEXIST) {
-				nfd, err = openat(fd, name, unix.O_RDONLY|unix.O_DIRECTORY|unix.O_NOFOLLOW|unix.O_CLOEXEC, 0)
-			}
-		}
+		nfd, err := openDir(fd, name, mkdirMode)
 		if err != nil {
 			err = componentError(fd, granted, next, name, err)
 			unix.Close(fd)
@@ -204,6 +217,31 @@ func walk(granted, dir string, create bool) (int, error) {
 		fd, cur = nfd, next
 	}
 	return fd, nil
+}
+
+// openDir opens the directory name in fd without following a link,
+// creating it with mkdirMode if it is missing and mkdirMode is not 0. A
+// directory it creates private (mode 0700) is set to exactly that on its
+// descriptor, so the umask cannot widen or narrow it; a shared one (0755)
+// keeps the umask's say, as mkdir(1) does.
+func openDir(fd int, name string, mkdirMode uint32) (int, error) {
+	nfd, err := openat(fd, name, unix.O_RDONLY|unix.O_DIRECTORY|unix.O_NOFOLLOW|unix.O_CLOEXEC, 0)
+	if !errors.Is(err, unix.ENOENT) || mkdirMode == 0 {
+		return nfd, err
+	}
+	err = unix.Mkdirat(fd, name, mkdirMode)
+	created := err == nil
+	if err != nil && !errors.Is(err, unix.EEXIST) {
+		return -1, err
+	}
+	nfd, err = openat(fd, name, unix.O_RDONLY|unix.O_DIRECTORY|unix.O_NOFOLLOW|unix.O_CLOEXEC, 0)
+	if err == nil && created && mkdirMode&0o077 == 0 {
+		if err = unix.Fchmod(nfd, mkdirMode); err != nil {
+			unix.Close(nfd)
+			return -1, err
+		}
+	}
+	return nfd, err
 }
 
 // componentError explains why name (at path, in directory fd) could not be
