@@ -139,23 +139,30 @@ func ValidateJobManager(cfg *config.Config) error {
 // and checks that the certificate, when it carries an identity, is a
 // JobManager's. It starts nothing (the caller runs the store).
 func configuredJobManager(cfg *config.Config, log *slog.Logger) (*tlsconf.Store, string, error) {
-	opts, err := tlsconf.InternalOptions(cfg)
-	if err != nil {
-		return nil, "", err
-	}
-	logNotes(opts, log)
-	store, err := tlsconf.NewStore(opts, log)
-	if err != nil {
-		return nil, "", err
-	}
-	id, ok := store.Identity()
-	if !ok {
-		return store, "", nil
+	store, _, id, ok, err := configuredStore(cfg, log)
+	if err != nil || !ok {
+		return store, "", err
 	}
 	if id.Role != tlsconf.RoleJobManager {
 		return nil, "", fmt.Errorf("security.ssl.internal.keystore: the certificate's identity is %s, but a JobManager needs spiffe://%s/jobmanager", id, id.ClusterID)
 	}
 	return store, id.ClusterID, nil
+}
+
+// configuredStore loads the key and trust stores of configured mode and
+// reads the identity of the process's certificate, if it has one.
+func configuredStore(cfg *config.Config, log *slog.Logger) (*tlsconf.Store, tlsconf.Options, tlsconf.Identity, bool, error) {
+	opts, err := tlsconf.InternalOptions(cfg)
+	if err != nil {
+		return nil, opts, tlsconf.Identity{}, false, err
+	}
+	logNotes(opts, log)
+	store, err := tlsconf.NewStore(opts, log)
+	if err != nil {
+		return nil, opts, tlsconf.Identity{}, false, err
+	}
+	id, ok := store.Identity()
+	return store, opts, id, ok, nil
 }
 
 // autoJobManagerOptions checks the settings of automatic mode and returns

@@ -98,16 +98,10 @@ func ValidateTaskManager(cfg *config.Config, tmID, tokenFlag string) error {
 // (tmID, "" when neither --id nor taskmanager.resource-id names one). It
 // returns the id to use ("" when neither names one nor the certificate).
 func configuredTaskManager(cfg *config.Config, log *slog.Logger, tmID string) (*tlsconf.Store, string, error) {
-	opts, err := tlsconf.InternalOptions(cfg)
+	store, opts, id, ok, err := configuredStore(cfg, log)
 	if err != nil {
 		return nil, "", err
 	}
-	logNotes(opts, log)
-	store, err := tlsconf.NewStore(opts, log)
-	if err != nil {
-		return nil, "", err
-	}
-	id, ok := store.Identity()
 	if !ok {
 		return store, tmID, nil
 	}
