@@ -210,6 +210,9 @@ type Job struct {
 	Restarts     int      `json:"restarts"`
 	FailureCause string   `json:"failure-cause"`
 	Vertices     []Vertex `json:"vertices"`
+	// PendingReason says why a job that is not running yet waits ("waiting for 4 slots, 2
+	// available ...").
+	PendingReason string `json:"pending-reason"`
 }
 
 // Job returns one job's details.

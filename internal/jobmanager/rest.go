@@ -209,7 +209,11 @@ func (rs *restServer) jobDetails(w http.ResponseWriter, r *http.Request) {
 		writeError(w, http.StatusNotFound, "job %s not found", r.PathValue("id"))
 		return
 	}
-	writeJSON(w, http.StatusOK, jobDetail(j))
+	d := jobDetail(j)
+	if why := jm.pendingReasonLocked(j, time.Now()); why != "" {
+		d["pending-reason"] = why
+	}
+	writeJSON(w, http.StatusOK, d)
 }
 
 func jobDetail(j *job) map[string]any {

@@ -6,6 +6,7 @@ import (
 	"encoding/hex"
 	"errors"
 	"fmt"
+	"io"
 	"os"
 	"sync"
 	"time"
@@ -134,7 +135,10 @@ func (tm *TaskManager) deploy(d *controlpb.TaskDeployment) error {
 	tm.wg.Add(1)
 	go func() {
 		defer tm.wg.Done()
-		err := tm.runTask(jr, t, d)
+		out := tm.newTaskOutput(t)
+		err := tm.runTask(jr, t, d, out)
+		// Before the end is reported: whoever sees the job end has seen its output.
+		out.close()
 		u := &controlpb.TaskStateUpdate{State: controlpb.TaskState_FINISHED}
 		switch {
 		case err == nil:
@@ -154,18 +158,18 @@ func (tm *TaskManager) deploy(d *controlpb.TaskDeployment) error {
 }
 
 // runTask fetches the job's artifacts, wires its channels and runs it.
-func (tm *TaskManager) runTask(jr *jobRun, t *runningTask, d *controlpb.TaskDeployment) error {
+func (tm *TaskManager) runTask(jr *jobRun, t *runningTask, d *controlpb.TaskDeployment, out io.Writer) error {
 	ctx := jr.ctx
 	jr.planOnce.Do(func() { jr.plan, jr.files, jr.planErr = tm.loadPlan(ctx, d) })
 	if jr.planErr != nil {
 		return jr.planErr
 	}
-	io := dataflow.TaskIO{Stdout: tm.stdout, Metrics: &t.metrics, Outputs: map[int][]dataflow.RecordWriter{}}
-	io.Files = jr.files
+	tio := dataflow.TaskIO{Stdout: out, Metrics: &t.metrics, Outputs: map[int][]dataflow.RecordWriter{}}
+	tio.Files = jr.files
 	if d.InputChannels > 0 {
 		gate := tm.net.RegisterGate(network.GateID{Job: d.JobId, Attempt: int(d.Attempt), Vertex: int(d.Vertex), Subtask: int(d.Subtask)}, int(d.InputChannels))
 		defer gate.Close()
-		io.Input = gate
+		tio.Input = gate
 	}
 	dial := network.Dialer(tm.sec.Dialer(transport.Data))
 	opts := network.WriterOptions{
@@ -200,10 +204,10 @@ func (tm *TaskManager) runTask(jr *jobRun, t *runningTask, d *controlpb.TaskDepl
 			t.mu.Unlock()
 			ws[tgt.Subtask] = w
 		}
-		io.Outputs[int(oe.Edge)] = ws
+		tio.Outputs[int(oe.Edge)] = ws
 	}
 	tm.report(t, &controlpb.TaskStateUpdate{State: controlpb.TaskState_RUNNING})
-	err := jr.plan.RunSubtask(ctx, int(d.Vertex), int(d.Subtask), io)
+	err := jr.plan.RunSubtask(ctx, int(d.Vertex), int(d.Subtask), tio)
 	if err == nil {
 		ok = true
 	}
