@@ -148,6 +148,9 @@ func newStatusCmd(g *globals) *cobra.Command {
 			if j.FailureCause != "" {
 				fmt.Fprintf(out, "Cause: %s\n", j.FailureCause)
 			}
+			if j.PendingReason != "" {
+				fmt.Fprintf(out, "Pending: %s\n", j.PendingReason)
+			}
 			if j.Restarts > 0 {
 				fmt.Fprintf(out, "Restarts: %d\n", j.Restarts)
 			}
