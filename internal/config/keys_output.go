@@ -9,6 +9,8 @@ func init() {
 			Doc: "Most printed lines the JobManager keeps per job; older ones are dropped and counted. 0 keeps none."},
 		{Name: "jobmanager.job-output.max-bytes", Type: Bytes, Default: "4mb", Min: new(int64(1)),
 			Doc: "Most bytes of printed lines the JobManager keeps per job; older lines are dropped and counted."},
+		{Name: "jobmanager.job-output.max-total-bytes", Type: Bytes, Default: "64mb", Min: new(int64(1)),
+			Doc: "Most bytes of printed lines the JobManager keeps over all jobs: beyond it, the output of ended jobs is dropped, oldest job first."},
 	} {
 		Register(k)
 	}

@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"net/http"
+	"slices"
 	"strconv"
 	"strings"
 	"time"
@@ -18,8 +19,9 @@ import (
 
 // Keys bounding what the JobManager keeps of each job's printed output.
 const (
-	outputMaxLinesKey = "jobmanager.job-output.max-lines"
-	outputMaxBytesKey = "jobmanager.job-output.max-bytes"
+	outputMaxLinesKey      = "jobmanager.job-output.max-lines"
+	outputMaxBytesKey      = "jobmanager.job-output.max-bytes"
+	outputMaxTotalBytesKey = "jobmanager.job-output.max-total-bytes"
 )
 
 // maxOutputLine is the longest line kept: a longer record is cut, so that one record cannot
@@ -67,6 +69,12 @@ func (b *outputBuffer) add(lines []string, upstreamDropped int64) {
 	}
 }
 
+// discard drops every line kept; offsets go on from where they were.
+func (b *outputBuffer) discard() {
+	b.first = b.end()
+	b.lines, b.bytes = nil, 0
+}
+
 // read returns the lines from offset on (from the oldest kept, when those at offset were
 // dropped), at most maxLines of at most maxBytes together, and the offset to read next.
 func (b *outputBuffer) read(offset int64, maxLines, maxBytes int) ([]string, int64) {
@@ -109,6 +117,11 @@ func (s *rpcServer) ReportOutput(ctx context.Context, o *controlpb.TaskOutput) (
 // cannot put lines into a job it does not run. (With internal TLS the caller's certificate
 // must name the TaskManager the batch claims to come from.)
 func (jm *JobManager) acceptOutput(o *controlpb.TaskOutput) error {
+	// Cleaned before taking the lock the whole JobManager shares.
+	lines := make([]string, len(o.Lines))
+	for i, l := range o.Lines {
+		lines[i] = cleanOutputLine(l)
+	}
 	jm.mu.Lock()
 	defer jm.mu.Unlock()
 	j, ok := jm.jobs[o.JobId]
@@ -125,12 +138,39 @@ func (jm *JobManager) acceptOutput(o *controlpb.TaskOutput) error {
 			"vertex", o.Vertex, "subtask", o.Subtask, "taskmanager", o.TaskmanagerId)
 		return status.Errorf(codes.PermissionDenied, "taskmanager %s runs no task %d/%d of job %s attempt %d: output refused", o.TaskmanagerId, o.Vertex, o.Subtask, o.JobId, o.Attempt)
 	}
-	lines := make([]string, len(o.Lines))
-	for i, l := range o.Lines {
-		lines[i] = cleanOutputLine(l)
-	}
 	j.output.add(lines, max(o.Dropped, 0))
+	jm.trimOutputsLocked()
 	return nil
+}
+
+// trimOutputsLocked drops the output of ended jobs, oldest first, while all jobs together keep
+// more than jobmanager.job-output.max-total-bytes: finished jobs stay in the job store for
+// jobstore.expiration-time, and their output must not add up without bound meanwhile. The
+// output of running jobs is bounded by the slots they hold.
+func (jm *JobManager) trimOutputsLocked() {
+	limit := int(jm.cfg.Bytes(outputMaxTotalBytesKey))
+	total := 0
+	var ended []*job
+	for _, j := range jm.jobs {
+		if j.output == nil {
+			continue
+		}
+		total += j.output.bytes
+		if j.state.Terminal() && j.output.bytes > 0 {
+			ended = append(ended, j)
+		}
+	}
+	if total <= limit {
+		return
+	}
+	slices.SortFunc(ended, func(a, b *job) int { return a.end.Compare(b.end) })
+	for _, j := range ended {
+		if total <= limit {
+			break
+		}
+		total -= j.output.bytes
+		j.output.discard()
+	}
 }
 
 // jobOutput is GET /jobs/{id}/output?offset=N: the printed lines from offset N on (from the
@@ -157,7 +197,7 @@ func (rs *restServer) jobOutput(w http.ResponseWriter, r *http.Request) {
 	}
 	lines, next := j.output.read(offset, outputPageLines, outputPageBytes)
 	writeJSON(w, http.StatusOK, map[string]any{
-		"lines": lines, "next-offset": next, "dropped": j.output.undelivered, "job-state": j.state,
+		"lines": lines, "next-offset": next, "dropped": j.output.undelivered,
 	})
 }
 

@@ -187,3 +187,28 @@ func TestPendingReason(t *testing.T) {
 		t.Errorf("running: %q, want none", got)
 	}
 }
+
+// TestOutputTotalBound: beyond max-total-bytes the output of ended jobs goes, oldest first;
+// a running job keeps its own.
+func TestOutputTotalBound(t *testing.T) {
+	jm := newTestJM(t, map[string]string{"jobmanager.job-output.max-total-bytes": "100b"})
+	now := time.Now()
+	mk := func(id string, s JobState, end time.Time, n int) *job {
+		j := &job{id: id, state: s, end: end, tasks: map[taskKey]*task{{0, 0}: {tm: "tm-a"}}, output: newOutputBuffer(1000, 1<<20)}
+		j.output.add([]string{strings.Repeat("x", n)}, 0)
+		jm.jobs[id] = j
+		return j
+	}
+	oldest := mk("oldest", Finished, now.Add(-time.Hour), 40)
+	older := mk("older", Canceled, now.Add(-time.Minute), 40)
+	running := mk("running", Running, time.Time{}, 10)
+	if err := jm.acceptOutput(&controlpb.TaskOutput{TaskmanagerId: "tm-a", JobId: "running", Lines: []string{strings.Repeat("y", 30)}}); err != nil {
+		t.Fatal(err)
+	}
+	if oldest.output.bytes != 0 || oldest.output.end() != 1 {
+		t.Errorf("the oldest ended job keeps %d bytes (end %d), want its output dropped, offsets kept", oldest.output.bytes, oldest.output.end())
+	}
+	if older.output.bytes != 40 || running.output.bytes != 40 {
+		t.Errorf("older %d bytes, running %d bytes; want both kept (80 <= 100)", older.output.bytes, running.output.bytes)
+	}
+}
