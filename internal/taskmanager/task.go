@@ -6,7 +6,6 @@ import (
 	"encoding/hex"
 	"errors"
 	"fmt"
-	"io"
 	"os"
 	"sync"
 	"time"
@@ -158,18 +157,18 @@ func (tm *TaskManager) deploy(d *controlpb.TaskDeployment) error {
 }
 
 // runTask fetches the job's artifacts, wires its channels and runs it.
-func (tm *TaskManager) runTask(jr *jobRun, t *runningTask, d *controlpb.TaskDeployment, out io.Writer) error {
+func (tm *TaskManager) runTask(jr *jobRun, t *runningTask, d *controlpb.TaskDeployment, out *taskOutput) error {
 	ctx := jr.ctx
 	jr.planOnce.Do(func() { jr.plan, jr.files, jr.planErr = tm.loadPlan(ctx, d) })
 	if jr.planErr != nil {
 		return jr.planErr
 	}
-	tio := dataflow.TaskIO{Stdout: out, Metrics: &t.metrics, Outputs: map[int][]dataflow.RecordWriter{}}
-	tio.Files = jr.files
+	io := dataflow.TaskIO{Stdout: out, Metrics: &t.metrics, Outputs: map[int][]dataflow.RecordWriter{}}
+	io.Files = jr.files
 	if d.InputChannels > 0 {
 		gate := tm.net.RegisterGate(network.GateID{Job: d.JobId, Attempt: int(d.Attempt), Vertex: int(d.Vertex), Subtask: int(d.Subtask)}, int(d.InputChannels))
 		defer gate.Close()
-		tio.Input = gate
+		io.Input = gate
 	}
 	dial := network.Dialer(tm.sec.Dialer(transport.Data))
 	opts := network.WriterOptions{
@@ -204,10 +203,10 @@ func (tm *TaskManager) runTask(jr *jobRun, t *runningTask, d *controlpb.TaskDepl
 			t.mu.Unlock()
 			ws[tgt.Subtask] = w
 		}
-		tio.Outputs[int(oe.Edge)] = ws
+		io.Outputs[int(oe.Edge)] = ws
 	}
 	tm.report(t, &controlpb.TaskStateUpdate{State: controlpb.TaskState_RUNNING})
-	err := jr.plan.RunSubtask(ctx, int(d.Vertex), int(d.Subtask), tio)
+	err := jr.plan.RunSubtask(ctx, int(d.Vertex), int(d.Subtask), io)
 	if err == nil {
 		ok = true
 	}
