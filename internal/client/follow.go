@@ -75,12 +75,15 @@ func (c *Client) Follow(ctx context.Context, id string, o FollowOptions) (*Job, 
 		}
 		// Once the job has ended its output is complete: fetch all of it. Before, a few
 		// pages at a time, so that the state keeps being shown.
+		// Only when there is more to fetch: most jobs print nothing.
 		pages := followPages
 		if Terminal(j.State) {
 			pages = -1
 		}
-		if err := f.drain(ctx, pages); err != nil {
-			return j, err
+		if pages < 0 || j.PrintedLines > f.offset {
+			if err := f.drain(ctx, pages); err != nil {
+				return j, err
+			}
 		}
 		if Terminal(j.State) {
 			return j, nil

@@ -22,6 +22,8 @@ type fakeJobManager struct {
 	states []string   // state at poll i (the last one repeats)
 	lines  [][]string // lines printed by poll i
 	lost   int64      // next-offset jumps this far at the first answer
+
+	outputPolls int
 }
 
 func (f *fakeJobManager) ServeHTTP(w http.ResponseWriter, r *http.Request) {
@@ -31,8 +33,13 @@ func (f *fakeJobManager) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	case r.URL.Path == "/jobs/j1":
 		i := min(f.polls, len(f.states)-1)
 		f.polls++
-		json.NewEncoder(w).Encode(map[string]any{"jid": "j1", "state": f.states[i], "vertices": []any{}})
+		printed := f.lost
+		for _, ls := range f.lines[:min(i+1, len(f.lines))] {
+			printed += int64(len(ls))
+		}
+		json.NewEncoder(w).Encode(map[string]any{"jid": "j1", "state": f.states[i], "vertices": []any{}, "printed-lines": printed})
 	case r.URL.Path == "/jobs/j1/output":
+		f.outputPolls++
 		// What was printed by the last poll of the job.
 		i := max(f.polls-1, 0)
 		var all []string
@@ -111,5 +118,21 @@ func TestFollowWithoutTerminal(t *testing.T) {
 	}
 	if out.String() != "x 1\ny 2\n" {
 		t.Errorf("output %q", out.String())
+	}
+}
+
+// TestFollowAsksForOutputOnlyWhenThereIsSome: a job that prints nothing costs one request
+// per poll, and one last look at its output when it has ended.
+func TestFollowAsksForOutputOnlyWhenThereIsSome(t *testing.T) {
+	fake := &fakeJobManager{states: []string{"CREATED", "RUNNING", "RUNNING", "RUNNING", "FINISHED"}, lines: [][]string{nil}}
+	srv := httptest.NewServer(fake)
+	defer srv.Close()
+	c, _ := New(srv.URL)
+	var out bytes.Buffer
+	if _, err := c.Follow(context.Background(), "j1", FollowOptions{Output: &out, Interval: time.Millisecond}); err != nil {
+		t.Fatal(err)
+	}
+	if fake.outputPolls != 1 || out.Len() != 0 {
+		t.Errorf("%d requests for output of a job that printed nothing (want 1, after it ended); output %q", fake.outputPolls, out.String())
 	}
 }

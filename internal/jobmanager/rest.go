@@ -213,6 +213,11 @@ func (rs *restServer) jobDetails(w http.ResponseWriter, r *http.Request) {
 	if why := jm.pendingReasonLocked(j, time.Now()); why != "" {
 		d["pending-reason"] = why
 	}
+	if j.output != nil {
+		// Lines printed so far (the end offset of GET /jobs/{id}/output): a follower asks
+		// for output only when there is more.
+		d["printed-lines"] = j.output.end()
+	}
 	writeJSON(w, http.StatusOK, d)
 }
 
