@@ -2,10 +2,19 @@ package test
 
 import (
 	"context"
+	"crypto/tls"
+	"fmt"
 	"path/filepath"
 	"strings"
 	"testing"
 	"time"
+
+	"google.golang.org/grpc"
+	"google.golang.org/grpc/codes"
+	"google.golang.org/grpc/credentials"
+	"google.golang.org/grpc/status"
+
+	controlpb "github.com/sluice-dev/sluice/internal/rpc/proto"
 )
 
 // runPrinting runs wordcount with its print sink (no output path) attached, with stdout
@@ -94,6 +103,71 @@ func TestPendingReason(t *testing.T) {
 		_, waiting := j["pending-reason"]
 		return j["state"] == "RUNNING" && !waiting
 	})
+	if _, stderr, code := c.sluice(ctx, "cancel", id); code != 0 {
+		t.Fatalf("cancel: %s", stderr)
+	}
+}
+
+// TestForeignTaskManagerCannotInjectOutput: with per-process certificates, a TaskManager
+// cannot put lines into the output of a job task it does not run: claiming to be the
+// TaskManager that runs it is refused by its certificate, and sending as itself is refused
+// because the task is not deployed on it. The job's output stays clean.
+func TestForeignTaskManagerCannotInjectOutput(t *testing.T) {
+	dir := createCerts(t, "c1", "tm-1", "tm-2")
+	c := startClusterWith(t, identitySpec(dir, filepath.Join(dir, "truststore.pem"), 2))
+	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
+	defer cancel()
+	out, stderr, code := c.sluice(ctx, "run", "examples/unbounded.yaml", "--detached", "-p", "1", "--param", "rate=10")
+	if code != 0 {
+		t.Fatalf("submit: %s %s", out, stderr)
+	}
+	id := strings.TrimSpace(out)
+	// The TaskManager whose slot the job took runs every task of it (-p 1).
+	var runner, other string
+	c.waitFor(30*time.Second, "the job running on one TaskManager", func() bool {
+		var tms map[string][]map[string]any
+		if c.jobState(id) != "RUNNING" || c.get("/taskmanagers", &tms) != nil {
+			return false
+		}
+		for _, tm := range tms["taskmanagers"] {
+			if tm["freeSlots"].(float64) < tm["slotsNumber"].(float64) {
+				runner = tm["id"].(string)
+			} else {
+				other = tm["id"].(string)
+			}
+		}
+		return runner != "" && other != ""
+	})
+
+	// The other TaskManager's certificate, on the JobManager's control plane.
+	cert := keyPair(t, filepath.Join(dir, "taskmanager-"+other+".pem"))
+	conn, err := grpc.NewClient(fmt.Sprintf("127.0.0.1:%d", c.rpcPort), grpc.WithTransportCredentials(credentials.NewTLS(&tls.Config{
+		Certificates: []tls.Certificate{cert}, InsecureSkipVerify: true,
+	})))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer conn.Close()
+	jm := controlpb.NewJobManagerClient(conn)
+	for _, claim := range []string{runner, other} {
+		_, err := jm.ReportOutput(ctx, &controlpb.TaskOutput{TaskmanagerId: claim, JobId: id, Vertex: 0, Subtask: 0, Lines: []string{"forged by " + other}})
+		if status.Code(err) != codes.PermissionDenied {
+			t.Errorf("%s sending output as %s for a task on %s: %v, want PermissionDenied", other, claim, runner, err)
+		}
+	}
+	var o struct {
+		Lines      []string `json:"lines"`
+		NextOffset int64    `json:"next-offset"`
+	}
+	if err := c.get("/jobs/"+id+"/output", &o); err != nil {
+		t.Fatal(err)
+	}
+	if len(o.Lines) != 0 || o.NextOffset != 0 {
+		t.Errorf("the job's output took forged lines: %+v", o)
+	}
+	if !strings.Contains(c.jm.Log(), "output refused") {
+		t.Errorf("the JobManager did not log the refused output")
+	}
 	if _, stderr, code := c.sluice(ctx, "cancel", id); code != 0 {
 		t.Fatalf("cancel: %s", stderr)
 	}
