@@ -58,6 +58,9 @@ func newTaskOutput(stdout io.Writer, send outputSender) *taskOutput {
 // Write writes p to the TaskManager's stdout and queues its lines for the JobManager.
 func (o *taskOutput) Write(p []byte) (int, error) {
 	n, err := o.stdout.Write(p)
+	if o.send == nil {
+		return n, err // not forwarded (sluice local)
+	}
 	o.mu.Lock()
 	full := o.queueLocked(p)
 	o.mu.Unlock()
@@ -195,8 +198,12 @@ func (o *taskOutput) close() {
 }
 
 // newTaskOutput is the stdout of task t's print sinks: the TaskManager's stdout, and the
-// JobManager, which accepts the lines only from the TaskManager t is deployed on.
+// JobManager, which accepts the lines only from the TaskManager t is deployed on (unless
+// Options.LocalOutput).
 func (tm *TaskManager) newTaskOutput(t *runningTask) *taskOutput {
+	if tm.localOutput {
+		return newTaskOutput(tm.stdout, nil)
+	}
 	var warn sync.Once
 	return newTaskOutput(tm.stdout, func(ctx context.Context, o *controlpb.TaskOutput) error {
 		tm.mu.Lock()

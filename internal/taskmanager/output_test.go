@@ -126,3 +126,14 @@ func TestTaskOutputIdle(t *testing.T) {
 		t.Errorf("%d batches for a task that printed nothing", batches)
 	}
 }
+
+// TestTaskOutputLocal: without a sender (sluice local) the lines go to stdout only.
+func TestTaskOutputLocal(t *testing.T) {
+	var stdout bytes.Buffer
+	o := newTaskOutput(&stdout, nil)
+	fmt.Fprintf(o, "a 1\nb 2\n")
+	o.close()
+	if stdout.String() != "a 1\nb 2\n" || len(o.lines) != 0 {
+		t.Errorf("stdout %q, %d lines queued", stdout.String(), len(o.lines))
+	}
+}
