@@ -52,6 +52,13 @@ func authzScenario(t *testing.T, e *restEnv, tokens map[string]string) {
 	if code, _ := get("carol", "/jobs/"+id); code != 403 {
 		t.Errorf("carol views alice's job: %d, want 403", code)
 	}
+	// What the job prints is the job's data: the same view right guards it.
+	if code, body := get("carol", "/jobs/"+id+"/output"); code != 403 {
+		t.Errorf("carol reads alice's job output: %d %s, want 403", code, body)
+	}
+	if code, body := get("bob", "/jobs/"+id+"/output"); code != 200 || !strings.Contains(body, "next-offset") {
+		t.Errorf("bob (view list) reads alice's job output: %d %s", code, body)
+	}
 	// bob's cancel: 403 with the reason, printed by the CLI.
 	_, stderr, code = as("bob", "cancel", id)
 	if code == 0 || !strings.Contains(stderr, "forbidden") || !strings.Contains(stderr, "bob") || !strings.Contains(stderr, "cancel") {

@@ -3,13 +3,16 @@ package main
 import (
 	"encoding/json"
 	"fmt"
-	"github.com/sluice-dev/sluice/internal/client"
+	"io"
 	"net/url"
 	"os"
 	"text/tabwriter"
 	"time"
 
 	"github.com/spf13/cobra"
+	"golang.org/x/term"
+
+	"github.com/sluice-dev/sluice/internal/client"
 )
 
 func newRunCmd(g *globals) *cobra.Command {
@@ -60,7 +63,11 @@ client; any other key is a cluster setting and is refused.`,
 				return nil
 			}
 			fmt.Fprintf(cmd.ErrOrStderr(), "Job has been submitted with JobID %s\n", id)
-			j, err := c.Wait(ctx, id)
+			// Printed records go to stdout as the job prints them; the status line to
+			// stderr, and only when both are a terminal (see statusLine).
+			j, err := c.Follow(ctx, id, client.FollowOptions{
+				Output: cmd.OutOrStdout(), Notices: cmd.ErrOrStderr(), Status: statusLine(cmd.OutOrStdout(), cmd.ErrOrStderr()),
+			})
 			if ctx.Err() != nil {
 				fmt.Fprintf(cmd.ErrOrStderr(), "interrupted: job %s keeps running; cancel it with: sluice cancel %s\n", id, id)
 				return &exitError{130, ctx.Err()}
@@ -152,6 +159,9 @@ func newStatusCmd(g *globals) *cobra.Command {
 			if j.FailureCause != "" {
 				fmt.Fprintf(out, "Cause: %s\n", j.FailureCause)
 			}
+			if j.PendingReason != "" {
+				fmt.Fprintf(out, "Pending: %s\n", j.PendingReason)
+			}
 			if j.Restarts > 0 {
 				fmt.Fprintf(out, "Restarts: %d\n", j.Restarts)
 			}
@@ -200,4 +210,23 @@ func newCancelCmd(g *globals) *cobra.Command {
 	cf.add(g, cmd)
 	cmd.Flags().BoolVar(&wait, "wait", true, "wait until the job has ended")
 	return cmd
+}
+
+// statusLine returns the live status line of sluice run, or nil when there must be none.
+// It is drawn on stderr, so stdout carries printed records only, and only when stdout and
+// stderr are both a terminal: with stdout redirected the output is for a program (quiet, as
+// a pipe expects), and with stderr redirected the redraws would fill a file.
+func statusLine(stdout, stderr io.Writer) *client.StatusLine {
+	out, ok1 := stdout.(*os.File)
+	errf, ok2 := stderr.(*os.File)
+	if !ok1 || !ok2 || !term.IsTerminal(int(out.Fd())) || !term.IsTerminal(int(errf.Fd())) {
+		return nil
+	}
+	return client.NewStatusLine(errf, func() int {
+		w, _, err := term.GetSize(int(errf.Fd()))
+		if err != nil {
+			return 0
+		}
+		return w
+	})
 }

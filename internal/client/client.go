@@ -217,6 +217,12 @@ type Job struct {
 	Restarts     int      `json:"restarts"`
 	FailureCause string   `json:"failure-cause"`
 	Vertices     []Vertex `json:"vertices"`
+	// PendingReason says why a job that is not running yet waits ("waiting for 4 slots, 2
+	// available ...").
+	PendingReason string `json:"pending-reason"`
+	// PrintedLines counts the lines the job's print sinks printed so far (the end offset of
+	// GET /jobs/{id}/output).
+	PrintedLines int64 `json:"printed-lines"`
 }
 
 // Job returns one job's details.

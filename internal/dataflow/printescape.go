@@ -74,3 +74,15 @@ func appendEscaped(dst, b []byte) []byte {
 	}
 	return dst
 }
+
+// EscapeLine returns s with control characters escaped as print sinks escape them, so it is
+// one line that cannot drive a terminal. Print sinks' lines come back unchanged; whoever
+// passes on lines from another process (the JobManager, the CLI) escapes them again, since
+// that process may not be the one it should be.
+func EscapeLine(s string) string {
+	b := []byte(s)
+	if !needsEscape(b) {
+		return s
+	}
+	return string(appendEscaped(nil, b))
+}

@@ -108,6 +108,13 @@ type job struct {
 	held map[slotGroup]map[int]bool
 	// done is closed when the job reaches a terminal state.
 	done chan struct{}
+
+	// waitingFor is how many slots the job waits for before it can be scheduled (0: it
+	// does not wait), until waitDeadline (slot.request.timeout): GET /jobs/{id} says so.
+	waitingFor   int
+	waitDeadline time.Time
+	// output is what the job's print sinks printed, for sluice run to show.
+	output *outputBuffer
 }
 
 func (j *job) setState(s JobState, now time.Time) {

@@ -216,7 +216,16 @@ func (rs *restServer) jobDetails(w http.ResponseWriter, r *http.Request) {
 		writeError(w, http.StatusNotFound, "job %s not found", r.PathValue("id"))
 		return
 	}
-	writeJSON(w, http.StatusOK, jobDetail(j))
+	d := jobDetail(j)
+	if why := jm.pendingReasonLocked(j, time.Now()); why != "" {
+		d["pending-reason"] = why
+	}
+	if j.output != nil {
+		// Lines printed so far (the end offset of GET /jobs/{id}/output): a follower asks
+		// for output only when there is more.
+		d["printed-lines"] = j.output.end()
+	}
+	writeJSON(w, http.StatusOK, d)
 }
 
 func jobDetail(j *job) map[string]any {

@@ -32,6 +32,7 @@ func (rs *restServer) routes() []route {
 		{"POST /jobs", "submit", "jobs", rs.submit, "submit a job; also read/write on every source and sink", false},
 		{"GET /jobs/{id}", "view", "job/{id}", rs.jobDetails, "one job", false},
 		{"GET /jobs/{id}/exceptions", "view", "job/{id}", rs.jobExceptions, "the job's root cause and failure history (Flink's fields)", false},
+		{"GET /jobs/{id}/output", "view", "job/{id}", rs.jobOutput, "what the job's print sinks printed (?offset=N), the last jobmanager.job-output.max-lines lines", false},
 		{"PATCH /jobs/{id}", "cancel", "job/{id}", rs.jobPatch, "cancel a job (?mode=cancel)", false},
 		{"GET /taskmanagers", "view", "taskmanagers", rs.taskmanagers, "TaskManagers", false},
 		{"GET /jobmanager/config", "view", "config", rs.jmConfig, "configuration, sensitive values masked", false},

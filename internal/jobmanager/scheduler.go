@@ -107,6 +107,7 @@ func (jm *JobManager) Submit(s Submission) (string, error) {
 		params: s.Params, files: files, access: access, parallelism: par, plan: plan, acl: s.ACL, cfg: cfg, settings: s.Config,
 		start: now, timestamps: map[JobState]time.Time{}, tasks: map[taskKey]*task{},
 		slots: map[string]int{}, held: map[slotGroup]map[int]bool{}, done: make(chan struct{}),
+		output: newOutputBuffer(jm.cfg.Int(outputMaxLinesKey), int(jm.cfg.Bytes(outputMaxBytesKey))),
 	}
 	j.setState(Created, now)
 	jm.mu.Lock()
@@ -170,6 +171,7 @@ func (jm *JobManager) startAttempt(j *job) {
 		if free >= need {
 			break
 		}
+		j.waitingFor, j.waitDeadline = need, deadline
 		wait := jm.slotFreed
 		jm.mu.Unlock()
 		remaining := time.Until(deadline)
@@ -195,6 +197,7 @@ func (jm *JobManager) startAttempt(j *job) {
 			}
 		}
 	}
+	j.waitingFor = 0
 	// Place sharing groups on the TM with the most free slots, so subtasks
 	// spread over TaskManagers.
 	groups := make([]*taskManager, need)

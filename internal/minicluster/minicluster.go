@@ -151,7 +151,7 @@ func Start(ctx context.Context, o Options) (*Cluster, error) {
 			}
 			sec, rpcOpts = tsec.Security, tsec.ServerOptions()
 		}
-		tm, err := taskmanager.New(taskmanager.Options{Config: tmCfg, Security: sec, Logger: o.Logger, Stdout: o.Stdout, ID: id, WorkDir: filepath.Join(workDir, id), RPCServerOptions: rpcOpts})
+		tm, err := taskmanager.New(taskmanager.Options{Config: tmCfg, Security: sec, Logger: o.Logger, Stdout: o.Stdout, LocalOutput: true, ID: id, WorkDir: filepath.Join(workDir, id), RPCServerOptions: rpcOpts})
 		if err != nil {
 			c.Stop()
 			return nil, err

@@ -134,7 +134,10 @@ func (tm *TaskManager) deploy(d *controlpb.TaskDeployment) error {
 	tm.wg.Add(1)
 	go func() {
 		defer tm.wg.Done()
-		err := tm.runTask(jr, t, d)
+		out := tm.newTaskOutput(t)
+		err := tm.runTask(jr, t, d, out)
+		// Before the end is reported: whoever sees the job end has seen its output.
+		out.close()
 		u := &controlpb.TaskStateUpdate{State: controlpb.TaskState_FINISHED}
 		switch {
 		case err == nil:
@@ -154,13 +157,13 @@ func (tm *TaskManager) deploy(d *controlpb.TaskDeployment) error {
 }
 
 // runTask fetches the job's artifacts, wires its channels and runs it.
-func (tm *TaskManager) runTask(jr *jobRun, t *runningTask, d *controlpb.TaskDeployment) error {
+func (tm *TaskManager) runTask(jr *jobRun, t *runningTask, d *controlpb.TaskDeployment, out *taskOutput) error {
 	ctx := jr.ctx
 	jr.planOnce.Do(func() { jr.plan, jr.files, jr.planErr = tm.loadPlan(ctx, d) })
 	if jr.planErr != nil {
 		return jr.planErr
 	}
-	io := dataflow.TaskIO{Stdout: tm.stdout, Metrics: &t.metrics, Outputs: map[int][]dataflow.RecordWriter{}}
+	io := dataflow.TaskIO{Stdout: out, Metrics: &t.metrics, Outputs: map[int][]dataflow.RecordWriter{}}
 	io.Files = jr.files
 	if d.InputChannels > 0 {
 		gate := tm.net.RegisterGate(network.GateID{Job: d.JobId, Attempt: int(d.Attempt), Vertex: int(d.Vertex), Subtask: int(d.Subtask)}, int(d.InputChannels))

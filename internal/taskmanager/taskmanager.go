@@ -34,6 +34,9 @@ type Options struct {
 	Logger   *slog.Logger
 	// Stdout receives the output of print sinks.
 	Stdout io.Writer
+	// LocalOutput keeps the output of print sinks on Stdout only, without sending it to the
+	// JobManager for GET /jobs/{id}/output: sluice local, whose Stdout is the user's already.
+	LocalOutput bool
 	// WorkDir holds the blob cache. When empty:
 	// <process.taskmanager.working-dir>/taskmanager-<id>, else a temporary
 	// directory removed when Run returns.
@@ -55,6 +58,9 @@ type TaskManager struct {
 	slots  int
 	cache  *blob.Cache
 	net    *network.Server
+
+	// localOutput: print sinks' output is not sent to the JobManager (Options.LocalOutput).
+	localOutput bool
 
 	rpcAddr, dataAddr, metricsAddr string
 
@@ -108,7 +114,7 @@ func New(o Options) (*TaskManager, error) {
 	}
 	tm := &TaskManager{
 		cfg: o.Config, sec: o.Security, log: o.Logger.With("component", "taskmanager", "taskmanager", id),
-		stdout: o.Stdout, id: id, slots: o.Config.Int("taskmanager.numberOfTaskSlots"),
+		stdout: o.Stdout, localOutput: o.LocalOutput, id: id, slots: o.Config.Int("taskmanager.numberOfTaskSlots"),
 		cache: blob.NewCache(store, o.Security.HTTPClient(transport.Blob, 5*time.Minute), id),
 		jobs:  map[attemptKey]*jobRun{}, ready: make(chan struct{}), rpcOpts: o.RPCServerOptions,
 		instance: newInstanceID(), fatal: make(chan error, 1),

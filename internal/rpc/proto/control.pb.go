@@ -632,6 +632,104 @@ func (*Ack) Descriptor() ([]byte, []int) {
 	return file_control_proto_rawDescGZIP(), []int{6}
 }
 
+// TaskOutput is a batch of the lines a task's print sinks (print without a
+// path) printed, one record per line, control characters already escaped.
+// The JobManager keeps the last lines of each job for GET /jobs/{id}/output
+// and accepts them only from the TaskManager the task is deployed on.
+type TaskOutput struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	TaskmanagerId string                 `protobuf:"bytes,1,opt,name=taskmanager_id,json=taskmanagerId,proto3" json:"taskmanager_id,omitempty"`
+	JobId         string                 `protobuf:"bytes,2,opt,name=job_id,json=jobId,proto3" json:"job_id,omitempty"`
+	Attempt       int32                  `protobuf:"varint,3,opt,name=attempt,proto3" json:"attempt,omitempty"`
+	Vertex        int32                  `protobuf:"varint,4,opt,name=vertex,proto3" json:"vertex,omitempty"`
+	Subtask       int32                  `protobuf:"varint,5,opt,name=subtask,proto3" json:"subtask,omitempty"`
+	Lines         []string               `protobuf:"bytes,6,rep,name=lines,proto3" json:"lines,omitempty"`
+	// Lines printed before this batch that the TaskManager dropped (its
+	// buffer was full, or a send failed) instead of sending.
+	Dropped       int64 `protobuf:"varint,7,opt,name=dropped,proto3" json:"dropped,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *TaskOutput) Reset() {
+	*x = TaskOutput{}
+	mi := &file_control_proto_msgTypes[7]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *TaskOutput) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*TaskOutput) ProtoMessage() {}
+
+func (x *TaskOutput) ProtoReflect() protoreflect.Message {
+	mi := &file_control_proto_msgTypes[7]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use TaskOutput.ProtoReflect.Descriptor instead.
+func (*TaskOutput) Descriptor() ([]byte, []int) {
+	return file_control_proto_rawDescGZIP(), []int{7}
+}
+
+func (x *TaskOutput) GetTaskmanagerId() string {
+	if x != nil {
+		return x.TaskmanagerId
+	}
+	return ""
+}
+
+func (x *TaskOutput) GetJobId() string {
+	if x != nil {
+		return x.JobId
+	}
+	return ""
+}
+
+func (x *TaskOutput) GetAttempt() int32 {
+	if x != nil {
+		return x.Attempt
+	}
+	return 0
+}
+
+func (x *TaskOutput) GetVertex() int32 {
+	if x != nil {
+		return x.Vertex
+	}
+	return 0
+}
+
+func (x *TaskOutput) GetSubtask() int32 {
+	if x != nil {
+		return x.Subtask
+	}
+	return 0
+}
+
+func (x *TaskOutput) GetLines() []string {
+	if x != nil {
+		return x.Lines
+	}
+	return nil
+}
+
+func (x *TaskOutput) GetDropped() int64 {
+	if x != nil {
+		return x.Dropped
+	}
+	return 0
+}
+
 type OutputTarget struct {
 	state         protoimpl.MessageState `protogen:"open.v1"`
 	Subtask       int32                  `protobuf:"varint,1,opt,name=subtask,proto3" json:"subtask,omitempty"`
@@ -642,7 +740,7 @@ type OutputTarget struct {
 
 func (x *OutputTarget) Reset() {
 	*x = OutputTarget{}
-	mi := &file_control_proto_msgTypes[7]
+	mi := &file_control_proto_msgTypes[8]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -654,7 +752,7 @@ func (x *OutputTarget) String() string {
 func (*OutputTarget) ProtoMessage() {}
 
 func (x *OutputTarget) ProtoReflect() protoreflect.Message {
-	mi := &file_control_proto_msgTypes[7]
+	mi := &file_control_proto_msgTypes[8]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -667,7 +765,7 @@ func (x *OutputTarget) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use OutputTarget.ProtoReflect.Descriptor instead.
 func (*OutputTarget) Descriptor() ([]byte, []int) {
-	return file_control_proto_rawDescGZIP(), []int{7}
+	return file_control_proto_rawDescGZIP(), []int{8}
 }
 
 func (x *OutputTarget) GetSubtask() int32 {
@@ -696,7 +794,7 @@ type OutputEdge struct {
 
 func (x *OutputEdge) Reset() {
 	*x = OutputEdge{}
-	mi := &file_control_proto_msgTypes[8]
+	mi := &file_control_proto_msgTypes[9]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -708,7 +806,7 @@ func (x *OutputEdge) String() string {
 func (*OutputEdge) ProtoMessage() {}
 
 func (x *OutputEdge) ProtoReflect() protoreflect.Message {
-	mi := &file_control_proto_msgTypes[8]
+	mi := &file_control_proto_msgTypes[9]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -721,7 +819,7 @@ func (x *OutputEdge) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use OutputEdge.ProtoReflect.Descriptor instead.
 func (*OutputEdge) Descriptor() ([]byte, []int) {
-	return file_control_proto_rawDescGZIP(), []int{8}
+	return file_control_proto_rawDescGZIP(), []int{9}
 }
 
 func (x *OutputEdge) GetEdge() int32 {
@@ -777,7 +875,7 @@ type TaskDeployment struct {
 
 func (x *TaskDeployment) Reset() {
 	*x = TaskDeployment{}
-	mi := &file_control_proto_msgTypes[9]
+	mi := &file_control_proto_msgTypes[10]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -789,7 +887,7 @@ func (x *TaskDeployment) String() string {
 func (*TaskDeployment) ProtoMessage() {}
 
 func (x *TaskDeployment) ProtoReflect() protoreflect.Message {
-	mi := &file_control_proto_msgTypes[9]
+	mi := &file_control_proto_msgTypes[10]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -802,7 +900,7 @@ func (x *TaskDeployment) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use TaskDeployment.ProtoReflect.Descriptor instead.
 func (*TaskDeployment) Descriptor() ([]byte, []int) {
-	return file_control_proto_rawDescGZIP(), []int{9}
+	return file_control_proto_rawDescGZIP(), []int{10}
 }
 
 func (x *TaskDeployment) GetJobId() string {
@@ -909,7 +1007,7 @@ type FileGrant struct {
 
 func (x *FileGrant) Reset() {
 	*x = FileGrant{}
-	mi := &file_control_proto_msgTypes[10]
+	mi := &file_control_proto_msgTypes[11]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -921,7 +1019,7 @@ func (x *FileGrant) String() string {
 func (*FileGrant) ProtoMessage() {}
 
 func (x *FileGrant) ProtoReflect() protoreflect.Message {
-	mi := &file_control_proto_msgTypes[10]
+	mi := &file_control_proto_msgTypes[11]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -934,7 +1032,7 @@ func (x *FileGrant) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use FileGrant.ProtoReflect.Descriptor instead.
 func (*FileGrant) Descriptor() ([]byte, []int) {
-	return file_control_proto_rawDescGZIP(), []int{10}
+	return file_control_proto_rawDescGZIP(), []int{11}
 }
 
 func (x *FileGrant) GetOperator() string {
@@ -975,7 +1073,7 @@ type CancelJobRequest struct {
 
 func (x *CancelJobRequest) Reset() {
 	*x = CancelJobRequest{}
-	mi := &file_control_proto_msgTypes[11]
+	mi := &file_control_proto_msgTypes[12]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -987,7 +1085,7 @@ func (x *CancelJobRequest) String() string {
 func (*CancelJobRequest) ProtoMessage() {}
 
 func (x *CancelJobRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_control_proto_msgTypes[11]
+	mi := &file_control_proto_msgTypes[12]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1000,7 +1098,7 @@ func (x *CancelJobRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use CancelJobRequest.ProtoReflect.Descriptor instead.
 func (*CancelJobRequest) Descriptor() ([]byte, []int) {
-	return file_control_proto_rawDescGZIP(), []int{11}
+	return file_control_proto_rawDescGZIP(), []int{12}
 }
 
 func (x *CancelJobRequest) GetJobId() string {
@@ -1029,7 +1127,7 @@ type JoinRequest struct {
 
 func (x *JoinRequest) Reset() {
 	*x = JoinRequest{}
-	mi := &file_control_proto_msgTypes[12]
+	mi := &file_control_proto_msgTypes[13]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1041,7 +1139,7 @@ func (x *JoinRequest) String() string {
 func (*JoinRequest) ProtoMessage() {}
 
 func (x *JoinRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_control_proto_msgTypes[12]
+	mi := &file_control_proto_msgTypes[13]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1054,7 +1152,7 @@ func (x *JoinRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use JoinRequest.ProtoReflect.Descriptor instead.
 func (*JoinRequest) Descriptor() ([]byte, []int) {
-	return file_control_proto_rawDescGZIP(), []int{12}
+	return file_control_proto_rawDescGZIP(), []int{13}
 }
 
 func (x *JoinRequest) GetTokenId() string {
@@ -1094,7 +1192,7 @@ type RenewRequest struct {
 
 func (x *RenewRequest) Reset() {
 	*x = RenewRequest{}
-	mi := &file_control_proto_msgTypes[13]
+	mi := &file_control_proto_msgTypes[14]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1106,7 +1204,7 @@ func (x *RenewRequest) String() string {
 func (*RenewRequest) ProtoMessage() {}
 
 func (x *RenewRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_control_proto_msgTypes[13]
+	mi := &file_control_proto_msgTypes[14]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1119,7 +1217,7 @@ func (x *RenewRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use RenewRequest.ProtoReflect.Descriptor instead.
 func (*RenewRequest) Descriptor() ([]byte, []int) {
-	return file_control_proto_rawDescGZIP(), []int{13}
+	return file_control_proto_rawDescGZIP(), []int{14}
 }
 
 func (x *RenewRequest) GetCsr() []byte {
@@ -1140,7 +1238,7 @@ type CertificateResponse struct {
 
 func (x *CertificateResponse) Reset() {
 	*x = CertificateResponse{}
-	mi := &file_control_proto_msgTypes[14]
+	mi := &file_control_proto_msgTypes[15]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1152,7 +1250,7 @@ func (x *CertificateResponse) String() string {
 func (*CertificateResponse) ProtoMessage() {}
 
 func (x *CertificateResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_control_proto_msgTypes[14]
+	mi := &file_control_proto_msgTypes[15]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1165,7 +1263,7 @@ func (x *CertificateResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use CertificateResponse.ProtoReflect.Descriptor instead.
 func (*CertificateResponse) Descriptor() ([]byte, []int) {
-	return file_control_proto_rawDescGZIP(), []int{14}
+	return file_control_proto_rawDescGZIP(), []int{15}
 }
 
 func (x *CertificateResponse) GetChain() [][]byte {
@@ -1243,7 +1341,16 @@ const file_control_proto_rawDesc = "" +
 	"\ametrics\x18\b \x01(\v2\x1e.sluice.control.v1.TaskMetricsR\ametrics\x12$\n" +
 	"\x0ecaused_by_peer\x18\x1e \x01(\bR\fcausedByPeer\x12$\n" +
 	"\runrecoverable\x18\x1f \x01(\bR\runrecoverable\"\x05\n" +
-	"\x03Ack\"K\n" +
+	"\x03Ack\"\xc6\x01\n" +
+	"\n" +
+	"TaskOutput\x12%\n" +
+	"\x0etaskmanager_id\x18\x01 \x01(\tR\rtaskmanagerId\x12\x15\n" +
+	"\x06job_id\x18\x02 \x01(\tR\x05jobId\x12\x18\n" +
+	"\aattempt\x18\x03 \x01(\x05R\aattempt\x12\x16\n" +
+	"\x06vertex\x18\x04 \x01(\x05R\x06vertex\x12\x18\n" +
+	"\asubtask\x18\x05 \x01(\x05R\asubtask\x12\x14\n" +
+	"\x05lines\x18\x06 \x03(\tR\x05lines\x12\x18\n" +
+	"\adropped\x18\a \x01(\x03R\adropped\"K\n" +
 	"\fOutputTarget\x12\x18\n" +
 	"\asubtask\x18\x01 \x01(\x05R\asubtask\x12!\n" +
 	"\fdata_address\x18\x02 \x01(\tR\vdataAddress\"\xaf\x01\n" +
@@ -1305,12 +1412,13 @@ const file_control_proto_rawDesc = "" +
 	"\bFINISHED\x10\x03\x12\f\n" +
 	"\bCANCELED\x10\x04\x12\n" +
 	"\n" +
-	"\x06FAILED\x10\x052\x93\x02\n" +
+	"\x06FAILED\x10\x052\xda\x02\n" +
 	"\n" +
 	"JobManager\x12^\n" +
 	"\x13RegisterTaskManager\x12\".sluice.control.v1.RegisterRequest\x1a#.sluice.control.v1.RegisterResponse\x12V\n" +
 	"\tHeartbeat\x12#.sluice.control.v1.HeartbeatRequest\x1a$.sluice.control.v1.HeartbeatResponse\x12M\n" +
-	"\x0fUpdateTaskState\x12\".sluice.control.v1.TaskStateUpdate\x1a\x16.sluice.control.v1.Ack2\xa0\x01\n" +
+	"\x0fUpdateTaskState\x12\".sluice.control.v1.TaskStateUpdate\x1a\x16.sluice.control.v1.Ack\x12E\n" +
+	"\fReportOutput\x12\x1d.sluice.control.v1.TaskOutput\x1a\x16.sluice.control.v1.Ack2\xa0\x01\n" +
 	"\vTaskManager\x12G\n" +
 	"\n" +
 	"DeployTask\x12!.sluice.control.v1.TaskDeployment\x1a\x16.sluice.control.v1.Ack\x12H\n" +
@@ -1332,7 +1440,7 @@ func file_control_proto_rawDescGZIP() []byte {
 }
 
 var file_control_proto_enumTypes = make([]protoimpl.EnumInfo, 1)
-var file_control_proto_msgTypes = make([]protoimpl.MessageInfo, 17)
+var file_control_proto_msgTypes = make([]protoimpl.MessageInfo, 18)
 var file_control_proto_goTypes = []any{
 	(TaskState)(0),              // 0: sluice.control.v1.TaskState
 	(*RegisterRequest)(nil),     // 1: sluice.control.v1.RegisterRequest
@@ -1342,42 +1450,45 @@ var file_control_proto_goTypes = []any{
 	(*HeartbeatResponse)(nil),   // 5: sluice.control.v1.HeartbeatResponse
 	(*TaskStateUpdate)(nil),     // 6: sluice.control.v1.TaskStateUpdate
 	(*Ack)(nil),                 // 7: sluice.control.v1.Ack
-	(*OutputTarget)(nil),        // 8: sluice.control.v1.OutputTarget
-	(*OutputEdge)(nil),          // 9: sluice.control.v1.OutputEdge
-	(*TaskDeployment)(nil),      // 10: sluice.control.v1.TaskDeployment
-	(*FileGrant)(nil),           // 11: sluice.control.v1.FileGrant
-	(*CancelJobRequest)(nil),    // 12: sluice.control.v1.CancelJobRequest
-	(*JoinRequest)(nil),         // 13: sluice.control.v1.JoinRequest
-	(*RenewRequest)(nil),        // 14: sluice.control.v1.RenewRequest
-	(*CertificateResponse)(nil), // 15: sluice.control.v1.CertificateResponse
-	nil,                         // 16: sluice.control.v1.TaskDeployment.ParametersEntry
-	nil,                         // 17: sluice.control.v1.TaskDeployment.FilesEntry
+	(*TaskOutput)(nil),          // 8: sluice.control.v1.TaskOutput
+	(*OutputTarget)(nil),        // 9: sluice.control.v1.OutputTarget
+	(*OutputEdge)(nil),          // 10: sluice.control.v1.OutputEdge
+	(*TaskDeployment)(nil),      // 11: sluice.control.v1.TaskDeployment
+	(*FileGrant)(nil),           // 12: sluice.control.v1.FileGrant
+	(*CancelJobRequest)(nil),    // 13: sluice.control.v1.CancelJobRequest
+	(*JoinRequest)(nil),         // 14: sluice.control.v1.JoinRequest
+	(*RenewRequest)(nil),        // 15: sluice.control.v1.RenewRequest
+	(*CertificateResponse)(nil), // 16: sluice.control.v1.CertificateResponse
+	nil,                         // 17: sluice.control.v1.TaskDeployment.ParametersEntry
+	nil,                         // 18: sluice.control.v1.TaskDeployment.FilesEntry
 }
 var file_control_proto_depIdxs = []int32{
 	3,  // 0: sluice.control.v1.HeartbeatRequest.tasks:type_name -> sluice.control.v1.TaskMetrics
 	0,  // 1: sluice.control.v1.TaskStateUpdate.state:type_name -> sluice.control.v1.TaskState
 	3,  // 2: sluice.control.v1.TaskStateUpdate.metrics:type_name -> sluice.control.v1.TaskMetrics
-	8,  // 3: sluice.control.v1.OutputEdge.targets:type_name -> sluice.control.v1.OutputTarget
-	16, // 4: sluice.control.v1.TaskDeployment.parameters:type_name -> sluice.control.v1.TaskDeployment.ParametersEntry
-	17, // 5: sluice.control.v1.TaskDeployment.files:type_name -> sluice.control.v1.TaskDeployment.FilesEntry
-	9,  // 6: sluice.control.v1.TaskDeployment.outputs:type_name -> sluice.control.v1.OutputEdge
-	11, // 7: sluice.control.v1.TaskDeployment.file_grants:type_name -> sluice.control.v1.FileGrant
+	9,  // 3: sluice.control.v1.OutputEdge.targets:type_name -> sluice.control.v1.OutputTarget
+	17, // 4: sluice.control.v1.TaskDeployment.parameters:type_name -> sluice.control.v1.TaskDeployment.ParametersEntry
+	18, // 5: sluice.control.v1.TaskDeployment.files:type_name -> sluice.control.v1.TaskDeployment.FilesEntry
+	10, // 6: sluice.control.v1.TaskDeployment.outputs:type_name -> sluice.control.v1.OutputEdge
+	12, // 7: sluice.control.v1.TaskDeployment.file_grants:type_name -> sluice.control.v1.FileGrant
 	1,  // 8: sluice.control.v1.JobManager.RegisterTaskManager:input_type -> sluice.control.v1.RegisterRequest
 	4,  // 9: sluice.control.v1.JobManager.Heartbeat:input_type -> sluice.control.v1.HeartbeatRequest
 	6,  // 10: sluice.control.v1.JobManager.UpdateTaskState:input_type -> sluice.control.v1.TaskStateUpdate
-	10, // 11: sluice.control.v1.TaskManager.DeployTask:input_type -> sluice.control.v1.TaskDeployment
-	12, // 12: sluice.control.v1.TaskManager.CancelJob:input_type -> sluice.control.v1.CancelJobRequest
-	13, // 13: sluice.control.v1.Bootstrap.Join:input_type -> sluice.control.v1.JoinRequest
-	14, // 14: sluice.control.v1.Bootstrap.Renew:input_type -> sluice.control.v1.RenewRequest
-	2,  // 15: sluice.control.v1.JobManager.RegisterTaskManager:output_type -> sluice.control.v1.RegisterResponse
-	5,  // 16: sluice.control.v1.JobManager.Heartbeat:output_type -> sluice.control.v1.HeartbeatResponse
-	7,  // 17: sluice.control.v1.JobManager.UpdateTaskState:output_type -> sluice.control.v1.Ack
-	7,  // 18: sluice.control.v1.TaskManager.DeployTask:output_type -> sluice.control.v1.Ack
-	7,  // 19: sluice.control.v1.TaskManager.CancelJob:output_type -> sluice.control.v1.Ack
-	15, // 20: sluice.control.v1.Bootstrap.Join:output_type -> sluice.control.v1.CertificateResponse
-	15, // 21: sluice.control.v1.Bootstrap.Renew:output_type -> sluice.control.v1.CertificateResponse
-	15, // [15:22] is the sub-list for method output_type
-	8,  // [8:15] is the sub-list for method input_type
+	8,  // 11: sluice.control.v1.JobManager.ReportOutput:input_type -> sluice.control.v1.TaskOutput
+	11, // 12: sluice.control.v1.TaskManager.DeployTask:input_type -> sluice.control.v1.TaskDeployment
+	13, // 13: sluice.control.v1.TaskManager.CancelJob:input_type -> sluice.control.v1.CancelJobRequest
+	14, // 14: sluice.control.v1.Bootstrap.Join:input_type -> sluice.control.v1.JoinRequest
+	15, // 15: sluice.control.v1.Bootstrap.Renew:input_type -> sluice.control.v1.RenewRequest
+	2,  // 16: sluice.control.v1.JobManager.RegisterTaskManager:output_type -> sluice.control.v1.RegisterResponse
+	5,  // 17: sluice.control.v1.JobManager.Heartbeat:output_type -> sluice.control.v1.HeartbeatResponse
+	7,  // 18: sluice.control.v1.JobManager.UpdateTaskState:output_type -> sluice.control.v1.Ack
+	7,  // 19: sluice.control.v1.JobManager.ReportOutput:output_type -> sluice.control.v1.Ack
+	7,  // 20: sluice.control.v1.TaskManager.DeployTask:output_type -> sluice.control.v1.Ack
+	7,  // 21: sluice.control.v1.TaskManager.CancelJob:output_type -> sluice.control.v1.Ack
+	16, // 22: sluice.control.v1.Bootstrap.Join:output_type -> sluice.control.v1.CertificateResponse
+	16, // 23: sluice.control.v1.Bootstrap.Renew:output_type -> sluice.control.v1.CertificateResponse
+	16, // [16:24] is the sub-list for method output_type
+	8,  // [8:16] is the sub-list for method input_type
 	8,  // [8:8] is the sub-list for extension type_name
 	8,  // [8:8] is the sub-list for extension extendee
 	0,  // [0:8] is the sub-list for field type_name
@@ -1394,7 +1505,7 @@ func file_control_proto_init() {
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_control_proto_rawDesc), len(file_control_proto_rawDesc)),
 			NumEnums:      1,
-			NumMessages:   17,
+			NumMessages:   18,
 			NumExtensions: 0,
 			NumServices:   3,
 		},

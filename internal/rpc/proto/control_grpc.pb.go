@@ -25,6 +25,7 @@ const (
 	JobManager_RegisterTaskManager_FullMethodName = "/sluice.control.v1.JobManager/RegisterTaskManager"
 	JobManager_Heartbeat_FullMethodName           = "/sluice.control.v1.JobManager/Heartbeat"
 	JobManager_UpdateTaskState_FullMethodName     = "/sluice.control.v1.JobManager/UpdateTaskState"
+	JobManager_ReportOutput_FullMethodName        = "/sluice.control.v1.JobManager/ReportOutput"
 )
 
 // JobManagerClient is the client API for JobManager service.
@@ -36,6 +37,8 @@ type JobManagerClient interface {
 	RegisterTaskManager(ctx context.Context, in *RegisterRequest, opts ...grpc.CallOption) (*RegisterResponse, error)
 	Heartbeat(ctx context.Context, in *HeartbeatRequest, opts ...grpc.CallOption) (*HeartbeatResponse, error)
 	UpdateTaskState(ctx context.Context, in *TaskStateUpdate, opts ...grpc.CallOption) (*Ack, error)
+	// What a task's print sinks printed, for clients that follow the job.
+	ReportOutput(ctx context.Context, in *TaskOutput, opts ...grpc.CallOption) (*Ack, error)
 }
 
 type jobManagerClient struct {
@@ -76,6 +79,16 @@ func (c *jobManagerClient) UpdateTaskState(ctx context.Context, in *TaskStateUpd
 	return out, nil
 }
 
+func (c *jobManagerClient) ReportOutput(ctx context.Context, in *TaskOutput, opts ...grpc.CallOption) (*Ack, error) {
+	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
+	out := new(Ack)
+	err := c.cc.Invoke(ctx, JobManager_ReportOutput_FullMethodName, in, out, cOpts...)
+	if err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
 // JobManagerServer is the server API for JobManager service.
 // All implementations must embed UnimplementedJobManagerServer
 // for forward compatibility.
@@ -85,6 +98,8 @@ type JobManagerServer interface {
 	RegisterTaskManager(context.Context, *RegisterRequest) (*RegisterResponse, error)
 	Heartbeat(context.Context, *HeartbeatRequest) (*HeartbeatResponse, error)
 	UpdateTaskState(context.Context, *TaskStateUpdate) (*Ack, error)
+	// What a task's print sinks printed, for clients that follow the job.
+	ReportOutput(context.Context, *TaskOutput) (*Ack, error)
 	mustEmbedUnimplementedJobManagerServer()
 }
 
@@ -103,6 +118,9 @@ func (UnimplementedJobManagerServer) Heartbeat(context.Context, *HeartbeatReques
 }
 func (UnimplementedJobManagerServer) UpdateTaskState(context.Context, *TaskStateUpdate) (*Ack, error) {
 	return nil, status.Error(codes.Unimplemented, "method UpdateTaskState not implemented")
+}
+func (UnimplementedJobManagerServer) ReportOutput(context.Context, *TaskOutput) (*Ack, error) {
+	return nil, status.Error(codes.Unimplemented, "method ReportOutput not implemented")
 }
 func (UnimplementedJobManagerServer) mustEmbedUnimplementedJobManagerServer() {}
 func (UnimplementedJobManagerServer) testEmbeddedByValue()                    {}
@@ -179,6 +197,24 @@ func _JobManager_UpdateTaskState_Handler(srv interface{}, ctx context.Context, d
 	return interceptor(ctx, in, info, handler)
 }
 
+func _JobManager_ReportOutput_Handler(srv interface{}, ctx context.Context, dec func(interface{}) error, interceptor grpc.UnaryServerInterceptor) (interface{}, error) {
+	in := new(TaskOutput)
+	if err := dec(in); err != nil {
+		return nil, err
+	}
+	if interceptor == nil {
+		return srv.(JobManagerServer).ReportOutput(ctx, in)
+	}
+	info := &grpc.UnaryServerInfo{
+		Server:     srv,
+		FullMethod: JobManager_ReportOutput_FullMethodName,
+	}
+	handler := func(ctx context.Context, req interface{}) (interface{}, error) {
+		return srv.(JobManagerServer).ReportOutput(ctx, req.(*TaskOutput))
+	}
+	return interceptor(ctx, in, info, handler)
+}
+
 // JobManager_ServiceDesc is the grpc.ServiceDesc for JobManager service.
 // It's only intended for direct use with grpc.RegisterService,
 // and not to be introspected or modified (even as a copy)
@@ -197,6 +233,10 @@ var JobManager_ServiceDesc = grpc.ServiceDesc{
 		{
 			MethodName: "UpdateTaskState",
 			Handler:    _JobManager_UpdateTaskState_Handler,
+		},
+		{
+			MethodName: "ReportOutput",
+			Handler:    _JobManager_ReportOutput_Handler,
 		},
 	},
 	Streams:  []grpc.StreamDesc{},

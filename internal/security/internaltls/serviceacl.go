@@ -24,6 +24,7 @@ var ServiceACL = map[string][]tlsconf.Role{
 	controlpb.JobManager_RegisterTaskManager_FullMethodName: {tlsconf.RoleTaskManager},
 	controlpb.JobManager_Heartbeat_FullMethodName:           {tlsconf.RoleTaskManager},
 	controlpb.JobManager_UpdateTaskState_FullMethodName:     {tlsconf.RoleTaskManager},
+	controlpb.JobManager_ReportOutput_FullMethodName:        {tlsconf.RoleTaskManager},
 	controlpb.TaskManager_DeployTask_FullMethodName:         {tlsconf.RoleJobManager},
 	controlpb.TaskManager_CancelJob_FullMethodName:          {tlsconf.RoleJobManager},
 	controlpb.Bootstrap_Join_FullMethodName:                 {Anyone},
