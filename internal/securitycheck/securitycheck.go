@@ -70,8 +70,8 @@ func Run(ctx context.Context, o Options) diag.Findings {
 func startup(f *diag.Findings, role, command string, err error) {
 	subject := role + " start-up"
 	if err != nil {
-		f.Fail(subject, "correct what the error names: `"+command+"` refuses to start with this configuration", "%v", err)
+		f.Failf(subject, "correct what the error names: `"+command+"` refuses to start with this configuration", "%v", err)
 		return
 	}
-	f.OK(subject, "the configuration passes the checks `%s` runs before it listens", command)
+	f.OKf(subject, "the configuration passes the checks `%s` runs before it listens", command)
 }

@@ -58,23 +58,23 @@ func (f Finding) String() string {
 // Findings collects findings; its methods read like the checklist.
 type Findings []Finding
 
-// OK adds a passed check.
-func (fs *Findings) OK(subject, format string, a ...any) {
+// OKf adds a passed check.
+func (fs *Findings) OKf(subject, format string, a ...any) {
 	*fs = append(*fs, Finding{Level: OK, Subject: subject, Message: fmt.Sprintf(format, a...)})
 }
 
-// Skip adds a check that did not apply.
-func (fs *Findings) Skip(subject, format string, a ...any) {
+// Skipf adds a check that did not apply.
+func (fs *Findings) Skipf(subject, format string, a ...any) {
 	*fs = append(*fs, Finding{Level: Skip, Subject: subject, Message: fmt.Sprintf(format, a...)})
 }
 
-// Warn adds a warning with an optional fix.
-func (fs *Findings) Warn(subject, fix, format string, a ...any) {
+// Warnf adds a warning with an optional fix.
+func (fs *Findings) Warnf(subject, fix, format string, a ...any) {
 	*fs = append(*fs, Finding{Level: Warn, Subject: subject, Message: fmt.Sprintf(format, a...), Fix: fix})
 }
 
-// Fail adds a failed check with its fix.
-func (fs *Findings) Fail(subject, fix, format string, a ...any) {
+// Failf adds a failed check with its fix.
+func (fs *Findings) Failf(subject, fix, format string, a ...any) {
 	*fs = append(*fs, Finding{Level: Fail, Subject: subject, Message: fmt.Sprintf(format, a...), Fix: fix})
 }
 

@@ -50,12 +50,12 @@ func Diagnose(ctx context.Context, cfg *config.Config, getenv func(string) strin
 	d.checkKrb5Conf(used)
 	var loginKT *keytab.Keytab
 	if loginKeytab == "" {
-		d.f.Skip("Kerberos login keytab", "%s not configured", KeyKeytab)
+		d.f.Skipf("Kerberos login keytab", "%s not configured", KeyKeytab)
 	} else {
 		loginKT = d.checkKeytab(KeyKeytab, loginKeytab, KeyPrincipal, loginPrincipal)
 	}
 	if restKeytab == "" {
-		d.f.Skip("SPNEGO keytab", "%s not configured", keyRESTKeytab)
+		d.f.Skipf("SPNEGO keytab", "%s not configured", keyRESTKeytab)
 	} else {
 		d.checkKeytab(keyRESTKeytab, restKeytab, keyRESTPrincipal, cfg.String(keyRESTPrincipal))
 	}
@@ -86,22 +86,22 @@ func (d *diagnosis) checkKrb5Conf(used bool) {
 	d.krb5Path = path
 	if err != nil {
 		if _, statErr := os.Stat(path); statErr != nil && !used && from == "the default" {
-			d.f.Skip("krb5.conf", "Kerberos not configured")
+			d.f.Skipf("krb5.conf", "Kerberos not configured")
 			return
 		}
-		d.f.Fail("krb5.conf "+path, "point "+KeyKrb5Conf+" at the realm's krb5.conf, readable by the sluice user, and correct its syntax (man krb5.conf)",
+		d.f.Failf("krb5.conf "+path, "point "+KeyKrb5Conf+" at the realm's krb5.conf, readable by the sluice user, and correct its syntax (man krb5.conf)",
 			"(%s): %v", from, err)
 		return
 	}
 	for _, w := range warnings {
-		d.f.Warn("krb5.conf", "", "%s", w)
+		d.f.Warnf("krb5.conf", "", "%s", w)
 	}
 	d.krb5 = conf
 	realm := conf.LibDefaults.DefaultRealm
 	if realm == "" {
-		d.f.Warn("krb5.conf "+path, "set default_realm in [libdefaults]", "no default_realm in [libdefaults]: principals without @REALM cannot be resolved")
+		d.f.Warnf("krb5.conf "+path, "set default_realm in [libdefaults]", "no default_realm in [libdefaults]: principals without @REALM cannot be resolved")
 	}
-	d.f.OK("", "krb5.conf %s (%s) parses; default realm %s", path, from, orNone(realm))
+	d.f.OKf("", "krb5.conf %s (%s) parses; default realm %s", path, from, orNone(realm))
 }
 
 // checkKeytab checks one keytab file and its principal; it returns the
@@ -109,27 +109,27 @@ func (d *diagnosis) checkKrb5Conf(used bool) {
 func (d *diagnosis) checkKeytab(key, path, principalKey, principal string) *keytab.Keytab {
 	st, err := os.Stat(path)
 	if err != nil {
-		d.f.Fail("", fmt.Sprintf("export the keytab to %s (kadmin ktadd -k %s <principal>) or correct %s", path, path, key),
+		d.f.Failf("", fmt.Sprintf("export the keytab to %s (kadmin ktadd -k %s <principal>) or correct %s", path, path, key),
 			"keytab %s (%s): %v", path, key, err)
 		return nil
 	}
 	if perm := st.Mode().Perm(); perm&0o077 != 0 {
 		if d.cfg.Bool(KeyAllowInsecureKeytab) {
-			d.f.Warn("", "", "keytab %s (%s) has mode %04o: group or others can read it (allowed by %s)", path, key, perm, KeyAllowInsecureKeytab)
+			d.f.Warnf("", "", "keytab %s (%s) has mode %04o: group or others can read it (allowed by %s)", path, key, perm, KeyAllowInsecureKeytab)
 		} else {
-			d.f.Fail("", fmt.Sprintf("chmod 600 %s (owned by the user sluice runs as)", path),
+			d.f.Failf("", fmt.Sprintf("chmod 600 %s (owned by the user sluice runs as)", path),
 				"keytab %s (%s) has mode %04o: group or others can read it, and whoever reads it is the principal", path, key, perm)
 		}
 	} else {
-		d.f.OK("", "keytab %s (%s) has mode %04o", path, key, st.Mode().Perm())
+		d.f.OKf("", "keytab %s (%s) has mode %04o", path, key, st.Mode().Perm())
 	}
 	kt, err := keytab.Load(path)
 	if err != nil {
-		d.f.Fail("", fmt.Sprintf("make %s readable by the user sluice runs as, or export the keytab again", path), "keytab %s (%s) cannot be read: %v", path, key, err)
+		d.f.Failf("", fmt.Sprintf("make %s readable by the user sluice runs as, or export the keytab again", path), "keytab %s (%s) cannot be read: %v", path, key, err)
 		return nil
 	}
 	if principal == "" {
-		d.f.Fail("", fmt.Sprintf("set %s to the principal whose key the keytab holds (%s)", principalKey, strings.Join(keytabPrincipals(kt), ", ")),
+		d.f.Failf("", fmt.Sprintf("set %s to the principal whose key the keytab holds (%s)", principalKey, strings.Join(keytabPrincipals(kt), ", ")),
 			"%s is not set", principalKey)
 		return nil
 	}
@@ -148,15 +148,15 @@ func (d *diagnosis) checkKeytab(key, path, principalKey, principal string) *keyt
 	full := name + "@" + realm
 	switch {
 	case len(etypes) == 0:
-		d.f.Fail("", fmt.Sprintf("export the principal's key: kadmin -q \"ktadd -k %s %s\" (or correct %s)", path, full, principalKey),
+		d.f.Failf("", fmt.Sprintf("export the principal's key: kadmin -q \"ktadd -k %s %s\" (or correct %s)", path, full, principalKey),
 			"keytab %s holds no key for %s (it holds: %s)", path, full, orNone(strings.Join(keytabPrincipals(kt), ", ")))
 		return nil
 	case !usable:
-		d.f.Fail("", fmt.Sprintf("export an AES key: kadmin -q \"ktadd -k %s -e aes256-cts-hmac-sha1-96:normal %s\"", path, full),
+		d.f.Failf("", fmt.Sprintf("export an AES key: kadmin -q \"ktadd -k %s -e aes256-cts-hmac-sha1-96:normal %s\"", path, full),
 			"keytab %s has no usable encryption type for %s: %s", path, full, strings.Join(etypes, ", "))
 		return nil
 	}
-	d.f.OK("", "keytab %s holds %s: %s", path, full, strings.Join(etypes, ", "))
+	d.f.OKf("", "keytab %s holds %s: %s", path, full, strings.Join(etypes, ", "))
 	return kt
 }
 
@@ -191,10 +191,10 @@ func etypeName(id int32) string {
 func (d *diagnosis) checkLogin(ctx context.Context, kt *keytab.Keytab, principal string) {
 	if kt == nil || d.krb5 == nil {
 		if d.cfg.String(KeyKeytab) == "" {
-			d.f.Skip("KDC login and clock skew", "no login keytab configured")
+			d.f.Skipf("KDC login and clock skew", "no login keytab configured")
 			d.checkTicketCache()
 		} else {
-			d.f.Skip("KDC login and clock skew", "fix the keytab and krb5.conf first")
+			d.f.Skipf("KDC login and clock skew", "fix the keytab and krb5.conf first")
 		}
 		return
 	}
@@ -216,21 +216,21 @@ func (d *diagnosis) checkLogin(ctx context.Context, kt *keytab.Keytab, principal
 		var ke messages.KRBError
 		switch {
 		case errors.As(err, &ke) && ke.ErrorCode == errorcode.KDC_ERR_C_PRINCIPAL_UNKNOWN || strings.Contains(msg, "CLIENT_NOT_FOUND") || strings.Contains(msg, "C_PRINCIPAL_UNKNOWN"):
-			d.f.Fail("", fmt.Sprintf("create the principal (kadmin -q \"addprinc -randkey %s@%s\") and export its key, or correct %s", name, realm, KeyPrincipal),
+			d.f.Failf("", fmt.Sprintf("create the principal (kadmin -q \"addprinc -randkey %s@%s\") and export its key, or correct %s", name, realm, KeyPrincipal),
 				"the KDC of %s does not know %s@%s", realm, name, realm)
 		case strings.Contains(msg, "PREAUTH_FAILED") || strings.Contains(msg, "decrypt") || strings.Contains(msg, "integrity"):
-			d.f.Fail("", "the keytab's key is stale (the key version changed on the KDC): export it again with kadmin ktadd",
+			d.f.Failf("", "the keytab's key is stale (the key version changed on the KDC): export it again with kadmin ktadd",
 				"the KDC refused the key of %s@%s from the keytab: %s", name, realm, lastPart(msg))
 		case strings.Contains(msg, "networking") || strings.Contains(msg, "could not send") || strings.Contains(msg, "connection refused") || strings.Contains(msg, "timeout"):
-			d.f.Fail("", fmt.Sprintf("start the KDC, or correct kdc = in [realms] %s of %s (and open port 88 or the one named)", realm, d.krb5Path),
+			d.f.Failf("", fmt.Sprintf("start the KDC, or correct kdc = in [realms] %s of %s (and open port 88 or the one named)", realm, d.krb5Path),
 				"KDC of realm %s not reachable at %s: %s", realm, kdcs, lastPart(msg))
 		default:
-			d.f.Fail("", "see the error; check the realm name and [realms] in krb5.conf", "login as %s@%s with the keytab failed: %s", name, realm, lastPart(msg))
+			d.f.Failf("", "see the error; check the realm name and [realms] in krb5.conf", "login as %s@%s with the keytab failed: %s", name, realm, lastPart(msg))
 		}
-		d.f.Skip("clock skew", "the KDC did not answer a login")
+		d.f.Skipf("clock skew", "the KDC did not answer a login")
 		return
 	}
-	d.f.OK("", "KDC of realm %s reachable at %s: TGT obtained for %s@%s", realm, kdcs, name, realm)
+	d.f.OKf("", "KDC of realm %s reachable at %s: TGT obtained for %s@%s", realm, kdcs, name, realm)
 	d.checkClock(name, realm, kt)
 }
 
@@ -255,18 +255,18 @@ func (d *diagnosis) checkClock(name, realm string, kt *keytab.Keytab) {
 	pn := types.NewPrincipalName(nametype.KRB_NT_PRINCIPAL, name)
 	req, err := messages.NewASReqForTGT(realm, d.krb5, pn)
 	if err != nil {
-		d.f.Skip("clock skew", "cannot build a request: %v", err)
+		d.f.Skipf("clock skew", "cannot build a request: %v", err)
 		return
 	}
 	b, err := req.Marshal()
 	if err != nil {
-		d.f.Skip("clock skew", "cannot build a request: %v", err)
+		d.f.Skipf("clock skew", "cannot build a request: %v", err)
 		return
 	}
 	sent := time.Now()
 	resp, err := d.exchangeKDC(realm, b)
 	if err != nil {
-		d.f.Skip("clock skew", "no answer from the KDC: %v", err)
+		d.f.Skipf("clock skew", "no answer from the KDC: %v", err)
 		return
 	}
 	rtt := time.Since(sent)
@@ -277,11 +277,11 @@ func (d *diagnosis) checkClock(name, realm string, kt *keytab.Keytab) {
 	} else {
 		var rep messages.ASRep
 		if err := rep.Unmarshal(resp); err != nil {
-			d.f.Skip("clock skew", "the KDC's answer is neither an error nor a ticket: %v", err)
+			d.f.Skipf("clock skew", "the KDC's answer is neither an error nor a ticket: %v", err)
 			return
 		}
 		if _, err := rep.DecryptEncPart(credentials.New(name, realm).WithKeytab(kt)); err != nil {
-			d.f.Skip("clock skew", "cannot read the KDC's time from its answer: %v", err)
+			d.f.Skipf("clock skew", "cannot read the KDC's time from its answer: %v", err)
 			return
 		}
 		kdcTime = rep.DecryptedEncPart.AuthTime
@@ -296,12 +296,12 @@ func (d *diagnosis) checkClock(name, realm string, kt *keytab.Keytab) {
 	}
 	switch {
 	case skew >= limit:
-		d.f.Fail("", "synchronise the clocks with NTP (chrony, systemd-timesyncd) on this host and the KDC",
+		d.f.Failf("", "synchronise the clocks with NTP (chrony, systemd-timesyncd) on this host and the KDC",
 			"clock differs from the KDC's by %s (Kerberos allows %s)", skew.Round(time.Second), limit)
 	case skew >= limit/2:
-		d.f.Warn("", "check NTP", "clock differs from the KDC's by %s (Kerberos allows %s)", skew.Round(time.Second), limit)
+		d.f.Warnf("", "check NTP", "clock differs from the KDC's by %s (Kerberos allows %s)", skew.Round(time.Second), limit)
 	default:
-		d.f.OK("", "clock agrees with the KDC's within %s (allowed: %s)", max(skew, time.Second).Round(time.Second), limit)
+		d.f.OKf("", "clock agrees with the KDC's within %s (allowed: %s)", max(skew, time.Second).Round(time.Second), limit)
 	}
 }
 
@@ -374,27 +374,27 @@ func (d *diagnosis) checkTicketCache() {
 	}
 	path, from, err := ResolveTicketCacheEnv(d.krb5Path, d.getenv)
 	if err != nil {
-		d.f.Fail("ticket cache", "use a FILE: ticket cache, or a keytab", "%v", err)
+		d.f.Failf("ticket cache", "use a FILE: ticket cache, or a keytab", "%v", err)
 		return
 	}
 	cc, err := credentials.LoadCCache(path)
 	if err != nil {
-		d.f.Fail("ticket cache "+path+" ("+from+")", "run kinit as the user sluice runs as, or configure "+KeyKeytab, "%v", err)
+		d.f.Failf("ticket cache "+path+" ("+from+")", "run kinit as the user sluice runs as, or configure "+KeyKeytab, "%v", err)
 		return
 	}
 	for _, e := range cc.GetEntries() {
 		if len(e.Server.PrincipalName.NameString) == 2 && e.Server.PrincipalName.NameString[0] == "krbtgt" {
 			switch left := e.EndTime.Sub(d.now); {
 			case left <= 0:
-				d.f.Fail("", "run kinit again, or use a keytab ("+KeyKeytab+") for a cluster that must keep running",
+				d.f.Failf("", "run kinit again, or use a keytab ("+KeyKeytab+") for a cluster that must keep running",
 					"the TGT in ticket cache %s (%s) expired at %s", path, from, e.EndTime.Format(time.RFC3339))
 			default:
-				d.f.Warn("", "", "ticket-cache login: the TGT in %s (%s) expires at %s (in %s); the cluster stops authenticating then unless kinit renews it", path, from, e.EndTime.Format(time.RFC3339), left.Round(time.Minute))
+				d.f.Warnf("", "", "ticket-cache login: the TGT in %s (%s) expires at %s (in %s); the cluster stops authenticating then unless kinit renews it", path, from, e.EndTime.Format(time.RFC3339), left.Round(time.Minute))
 			}
 			return
 		}
 	}
-	d.f.Fail("", "run kinit", "ticket cache %s (%s) holds no TGT", path, from)
+	d.f.Failf("", "run kinit", "ticket cache %s (%s) holds no TGT", path, from)
 }
 
 func lastPart(s string) string {

@@ -28,29 +28,29 @@ func checkGroup(f *diag.Findings, cfg *config.Config, prefix string, now time.Ti
 		what, enabledKey, options = "REST TLS", "security.ssl.rest.enabled", RESTOptions
 	}
 	if prefix == internalPrefix && cfg.Bool("security.ssl.internal.auto") {
-		f.Skip(what, "automatic (security.ssl.internal.auto): the cluster CA issues and renews the certificates")
+		f.Skipf(what, "automatic (security.ssl.internal.auto): the cluster CA issues and renews the certificates")
 		return
 	}
 	o, err := options(cfg)
 	if err != nil {
 		if cfg.Bool(enabledKey) {
-			f.Fail(what, "correct the key the error names: start-up refuses this configuration", "%v", err)
+			f.Failf(what, "correct the key the error names: start-up refuses this configuration", "%v", err)
 		} else {
-			f.Warn(what, "correct it before setting "+enabledKey+": true", "%v (not used while %s is false)", err, enabledKey)
+			f.Warnf(what, "correct it before setting "+enabledKey+": true", "%v (not used while %s is false)", err, enabledKey)
 		}
 		return
 	}
 	if o.Keystore == "" && o.Truststore == "" {
-		f.Skip(what, "%s.keystore, .truststore not configured", prefix)
+		f.Skipf(what, "%s.keystore, .truststore not configured", prefix)
 		return
 	}
 	var chain []*x509.Certificate
 	if o.Keystore == "" {
-		f.Skip(what+" key store", "%s.keystore not configured", prefix)
+		f.Skipf(what+" key store", "%s.keystore not configured", prefix)
 	} else {
 		cert, err := o.LoadKeyStore()
 		if err != nil {
-			f.Fail("", fmt.Sprintf("correct %s.keystore and its passwords, or recreate it (sluice security create-certs)", prefix),
+			f.Failf("", fmt.Sprintf("correct %s.keystore and its passwords, or recreate it (sluice security create-certs)", prefix),
 				"%s key store %s does not load: %v", what, o.Keystore, err)
 		} else {
 			for _, der := range cert.Certificate {
@@ -64,12 +64,12 @@ func checkGroup(f *diag.Findings, cfg *config.Config, prefix string, now time.Ti
 		}
 	}
 	if o.Truststore == "" {
-		f.Skip(what+" trust store", "%s.truststore not configured", prefix)
+		f.Skipf(what+" trust store", "%s.truststore not configured", prefix)
 		return
 	}
 	_, roots, err := loadTrustStore(o.Truststore, o.TruststoreType, o.TruststorePassword.Value(), o.prefix())
 	if err != nil {
-		f.Fail("", fmt.Sprintf("correct %s.truststore and its password", prefix), "%s trust store %s does not load: %v", what, o.Truststore, err)
+		f.Failf("", fmt.Sprintf("correct %s.truststore and its password", prefix), "%s trust store %s does not load: %v", what, o.Truststore, err)
 		return
 	}
 	for _, r := range roots {
@@ -80,9 +80,9 @@ func checkGroup(f *diag.Findings, cfg *config.Config, prefix string, now time.Ti
 	}
 	leaf := chain[0]
 	if issuer := findIssuer(chain, roots); issuer != nil {
-		f.OK("", "%s trust store %s holds the issuer of the key store's certificate (%s)", what, o.Truststore, issuer.Subject.String())
+		f.OKf("", "%s trust store %s holds the issuer of the key store's certificate (%s)", what, o.Truststore, issuer.Subject.String())
 	} else {
-		f.Fail("", fmt.Sprintf("add the CA that issued the certificate (issuer %q) to %s, or issue the certificate from a CA that is in it", leaf.Issuer.String(), o.Truststore),
+		f.Failf("", fmt.Sprintf("add the CA that issued the certificate (issuer %q) to %s, or issue the certificate from a CA that is in it", leaf.Issuer.String(), o.Truststore),
 			"%s trust store %s does not hold the issuer of %q: peers presenting it would be refused", what, o.Truststore, leaf.Subject.String())
 	}
 }
@@ -108,12 +108,12 @@ func checkDates(f *diag.Findings, what string, cert *x509.Certificate, key strin
 	exp := cert.NotAfter.UTC().Format(time.RFC3339)
 	switch left := cert.NotAfter.Sub(now); {
 	case left <= 0:
-		f.Fail("", fmt.Sprintf("renew it (sluice security create-certs, or your CA) and update %s", key), "%s expired on %s", what, exp)
+		f.Failf("", fmt.Sprintf("renew it (sluice security create-certs, or your CA) and update %s", key), "%s expired on %s", what, exp)
 	case now.Before(cert.NotBefore):
-		f.Fail("", "check this host's clock, or reissue the certificate", "%s is not valid before %s", what, cert.NotBefore.UTC().Format(time.RFC3339))
+		f.Failf("", "check this host's clock, or reissue the certificate", "%s is not valid before %s", what, cert.NotBefore.UTC().Format(time.RFC3339))
 	case left < warn:
-		f.Warn("", fmt.Sprintf("renew it (update %s)", key), "%s expires on %s, within %d days", what, exp, int(warn.Hours()/24))
+		f.Warnf("", fmt.Sprintf("renew it (update %s)", key), "%s expires on %s, within %d days", what, exp, int(warn.Hours()/24))
 	default:
-		f.OK("", "%s valid until %s", what, exp)
+		f.OKf("", "%s valid until %s", what, exp)
 	}
 }
