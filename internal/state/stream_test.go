@@ -188,7 +188,7 @@ func TestStreamReaderRefusesBadInput(t *testing.T) {
 		{"states differ from handle", "SLKG\x01" + uv(1) + uv(1) + uv(3) + "acc\x01" + "\x00\x00", noOffsets, "declares 1 states, its handle 2"},
 		{"undeclared state", header + uv(7) + "\x00\x00", noOffsets, "undeclared state id 7"},
 		{"huge key", header + uv(1) + uv(1<<40), noOffsets, "key length 1099511627776 at offset 20 exceeds the limit 4194304"},
-		{"huge value, short file", header + uv(1) + uv(1) + "a" + uv(0) + uv(0) + uv(200 << 20) + "xx", noOffsets, "value at offset 24: truncated"},
+		{"huge value, short file", header + uv(1) + uv(1) + "a" + uv(0) + uv(0) + uv(200<<20) + "xx", noOffsets, "value at offset 24: truncated"},
 		{"value past size", header + uv(1) + uv(1) + "a" + uv(0) + uv(0) + uv(100) + "xx\x00\x00", func(h *StreamHandle) { h.Offsets = nil; h.Size = 30 }, "runs past the end of the file (size 30)"},
 		{"user key on value state", header + uv(1) + uv(1) + "a" + uv(0) + uv(1) + "k" + uv(0) + "\x00\x00", noOffsets, `"acc" (value) has an entry with a user key`},
 		{"varint overflow", header + "\xff\xff\xff\xff\xff\xff\xff\xff\xff\x7f", noOffsets, "varint overflows"},
