@@ -3,11 +3,18 @@
 //
 // Per state and key group it keeps a Go map from the encoded (key,
 // namespace) to an entry; a map state's entry holds its own map from user
-// key to value. A snapshot's synchronous part clones the outer maps (the
-// tables, not the values) and starts a new epoch; entries are copied on
-// their first write after a snapshot, so a snapshot being written sees the
-// state as it was at Snapshot while the task goes on. Entries written since
-// the last snapshot are updated in place.
+// key to value. Everything is copied on write, at two levels, so that a
+// snapshot being written sees the state as it was at Snapshot while the
+// task goes on:
+//
+//   - a snapshot takes the per-key-group maps as they are and starts a new
+//     epoch; the first write to a key group after it clones that key
+//     group's map (maps.Clone: the table, not the values). The task's pause
+//     is therefore proportional to the number of states and key groups,
+//     not to the number of keys, and a key group the task does not write
+//     before the next snapshot is never copied;
+//   - an entry from an earlier epoch is replaced, not written, on its first
+//     change; entries written since the last snapshot are updated in place.
 package hashmap
 
 import (
@@ -78,6 +85,39 @@ type table struct {
 	namespaced bool                     // some entry has a non-empty namespace (Keys deduplicates)
 	vals       []map[string]*valueEntry // per key group: every kind but maps
 	maps       []map[string]*mapEntry   // per key group: maps
+	// owned[i] is the epoch in which key group i's map was created or
+	// cloned: before the current epoch, a snapshot may hold it.
+	owned []uint64
+}
+
+// valsToWrite returns key group i's map, cloned first if a snapshot may hold it.
+func (t *table) valsToWrite(i int, epoch uint64) map[string]*valueEntry {
+	m := t.vals[i]
+	switch {
+	case m == nil:
+		m = map[string]*valueEntry{}
+	case t.owned[i] != epoch:
+		m = maps.Clone(m)
+	default:
+		return m
+	}
+	t.vals[i], t.owned[i] = m, epoch
+	return m
+}
+
+// mapsToWrite is valsToWrite for map states.
+func (t *table) mapsToWrite(i int, epoch uint64) map[string]*mapEntry {
+	m := t.maps[i]
+	switch {
+	case m == nil:
+		m = map[string]*mapEntry{}
+	case t.owned[i] != epoch:
+		m = maps.Clone(m)
+	default:
+		return m
+	}
+	t.maps[i], t.owned[i] = m, epoch
+	return m
 }
 
 type valueEntry struct {
@@ -98,6 +138,7 @@ func (b *Backend) newTable(name string, kind state.Kind) (*table, error) {
 	}
 	t := &table{info: state.StateInfo{ID: state.ID(len(b.tables) + 1), Name: name, Kind: kind}}
 	n := b.cfg.KeyGroups.Len()
+	t.owned = make([]uint64, n)
 	if kind == state.KindMap {
 		t.maps = make([]map[string]*mapEntry, n)
 	} else {
@@ -237,11 +278,7 @@ func (b *Backend) Put(id state.ID, ns, userKey, value []byte) error {
 			return fmt.Errorf("state %q: %w", t.info.Name, err)
 		}
 	}
-	m := t.vals[b.kgIdx]
-	if m == nil {
-		m = map[string]*valueEntry{}
-		t.vals[b.kgIdx] = m
-	}
+	m := t.valsToWrite(b.kgIdx, b.epoch)
 	e := m[string(ck)]
 	if e != nil && e.epoch == b.epoch {
 		e.v = append(e.v[:0], value...)
@@ -258,11 +295,7 @@ func (b *Backend) Put(id state.ID, ns, userKey, value []byte) error {
 }
 
 func (b *Backend) putMap(t *table, ck, userKey, value []byte) {
-	m := t.maps[b.kgIdx]
-	if m == nil {
-		m = map[string]*mapEntry{}
-		t.maps[b.kgIdx] = m
-	}
+	m := t.mapsToWrite(b.kgIdx, b.epoch)
 	e := m[string(ck)]
 	switch {
 	case e == nil:
@@ -287,11 +320,7 @@ func (b *Backend) Append(id state.ID, ns, element []byte) error {
 	if len(ns) > 0 {
 		t.namespaced = true
 	}
-	m := t.vals[b.kgIdx]
-	if m == nil {
-		m = map[string]*valueEntry{}
-		t.vals[b.kgIdx] = m
-	}
+	m := t.valsToWrite(b.kgIdx, b.epoch)
 	e := m[string(ck)]
 	var cur int
 	if e != nil {
@@ -326,17 +355,19 @@ func (b *Backend) Delete(id state.ID, ns, userKey []byte) error {
 		return err
 	}
 	if t.maps == nil {
-		delete(t.vals[b.kgIdx], string(ck))
+		if _, ok := t.vals[b.kgIdx][string(ck)]; ok {
+			delete(t.valsToWrite(b.kgIdx, b.epoch), string(ck))
+		}
 		return nil
 	}
-	m := t.maps[b.kgIdx]
-	e := m[string(ck)]
+	e := t.maps[b.kgIdx][string(ck)]
 	if e == nil {
 		return nil
 	}
 	if _, ok := e.m[string(userKey)]; !ok {
 		return nil
 	}
+	m := t.mapsToWrite(b.kgIdx, b.epoch)
 	if len(e.m) == 1 {
 		delete(m, string(ck))
 		return nil
@@ -356,9 +387,11 @@ func (b *Backend) Clear(id state.ID, ns []byte) error {
 		return err
 	}
 	if t.maps != nil {
-		delete(t.maps[b.kgIdx], string(ck))
-	} else {
-		delete(t.vals[b.kgIdx], string(ck))
+		if _, ok := t.maps[b.kgIdx][string(ck)]; ok {
+			delete(t.mapsToWrite(b.kgIdx, b.epoch), string(ck))
+		}
+	} else if _, ok := t.vals[b.kgIdx][string(ck)]; ok {
+		delete(t.valsToWrite(b.kgIdx, b.epoch), string(ck))
 	}
 	return nil
 }

@@ -62,11 +62,7 @@ func (b *Backend) insert(t *table, e *state.Entry) error {
 		t.namespaced = true
 	}
 	if t.maps != nil {
-		m := t.maps[i]
-		if m == nil {
-			m = map[string]*mapEntry{}
-			t.maps[i] = m
-		}
+		m := t.mapsToWrite(i, b.epoch)
 		me := m[string(ck)]
 		if me == nil {
 			me = &mapEntry{key: string(ck), m: map[string][]byte{}, epoch: b.epoch}
@@ -83,11 +79,7 @@ func (b *Backend) insert(t *table, e *state.Entry) error {
 			return err
 		}
 	}
-	m := t.vals[i]
-	if m == nil {
-		m = map[string]*valueEntry{}
-		t.vals[i] = m
-	}
+	m := t.valsToWrite(i, b.epoch)
 	if _, dup := m[string(ck)]; dup {
 		return fmt.Errorf("duplicate entry for a key")
 	}

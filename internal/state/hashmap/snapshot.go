@@ -6,16 +6,17 @@ import (
 	"errors"
 	"fmt"
 	"io"
-	"maps"
+	"slices"
 	"sync"
 	"unsafe"
 
 	"github.com/sluice-dev/sluice/internal/state"
 )
 
-// Snapshot clones the tables of every state and key group (the maps, not
-// the values) and starts a new epoch, so that what follows copies an entry
-// before changing it. The clones are the task's only pause.
+// Snapshot takes the maps of every state and key group as they are and
+// starts a new epoch, so that what follows clones a key group's map before
+// changing it and replaces an entry rather than writing it. That is the
+// task's whole pause: no key is copied here.
 func (b *Backend) Snapshot(info state.SnapshotInfo) (state.Snapshot, error) {
 	if b.closed {
 		return nil, errors.New("state backend closed")
@@ -24,19 +25,9 @@ func (b *Backend) Snapshot(info state.SnapshotInfo) (state.Snapshot, error) {
 	for i, t := range b.tables {
 		st := snapTable{info: t.info}
 		if t.maps != nil {
-			st.maps = make([]map[string]*mapEntry, len(t.maps))
-			for j, m := range t.maps {
-				if len(m) > 0 {
-					st.maps[j] = maps.Clone(m)
-				}
-			}
+			st.maps = slices.Clone(t.maps)
 		} else {
-			st.vals = make([]map[string]*valueEntry, len(t.vals))
-			for j, m := range t.vals {
-				if len(m) > 0 {
-					st.vals[j] = maps.Clone(m)
-				}
-			}
+			st.vals = slices.Clone(t.vals)
 		}
 		s.tables[i] = st
 	}
@@ -50,9 +41,10 @@ type snapTable struct {
 	maps []map[string]*mapEntry
 }
 
-// snapshot is a point-in-time view of a backend. Its entries are never
-// written again by the backend (their epoch is past), so Write reads them
-// from another goroutine without locks.
+// snapshot is a point-in-time view of a backend. Neither its maps nor their
+// entries are written again by the backend (their epoch is past: it clones
+// or replaces them first), so Write reads them from another goroutine
+// without locks.
 type snapshot struct {
 	info state.SnapshotInfo
 	kgs  state.KeyGroupRange
