@@ -122,6 +122,11 @@ func (sw *StreamWriter) Entry(id ID, key, ns, userKey, value []byte) error {
 	if !sw.ids[id] {
 		return fmt.Errorf("key-group stream: entry of undeclared state %d", id)
 	}
+	// Refuse what the reader would refuse: a snapshot that cannot be
+	// restored is worse than a failed checkpoint.
+	if len(key) > MaxKeyLen || len(ns) > MaxKeyLen || len(userKey) > MaxKeyLen || len(value) > MaxValueLen {
+		return fmt.Errorf("key-group stream: state %d: an entry's key, namespace or user key is longer than %d bytes, or its value longer than %d", id, MaxKeyLen, MaxValueLen)
+	}
 	b := binary.AppendUvarint(sw.scratch[:0], uint64(id))
 	for _, f := range [...][]byte{key, ns, userKey} {
 		b = binary.AppendUvarint(b, uint64(len(f)))

@@ -187,6 +187,7 @@ func TestStreamReaderRefusesBadInput(t *testing.T) {
 		{"duplicate id", "SLKG\x01" + uv(2) + uv(1) + uv(1) + "a\x01" + uv(1) + uv(1) + "b\x01", noOffsets, "id 1 declared twice"},
 		{"states differ from handle", "SLKG\x01" + uv(1) + uv(1) + uv(3) + "acc\x01" + "\x00\x00", noOffsets, "declares 1 states, its handle 2"},
 		{"undeclared state", header + uv(7) + "\x00\x00", noOffsets, "undeclared state id 7"},
+		{"state id past uint16", header + uv(1<<16+1) + "\x00\x00", noOffsets, "undeclared state id 65537"},
 		{"huge key", header + uv(1) + uv(1<<40), noOffsets, "key length 1099511627776 at offset 20 exceeds the limit 4194304"},
 		{"huge value, short file", header + uv(1) + uv(1) + "a" + uv(0) + uv(0) + uv(200<<20) + "xx", noOffsets, "value at offset 24: truncated"},
 		{"value past size", header + uv(1) + uv(1) + "a" + uv(0) + uv(0) + uv(100) + "xx\x00\x00", func(h *StreamHandle) { h.Offsets = nil; h.Size = 30 }, "runs past the end of the file (size 30)"},
@@ -229,6 +230,10 @@ func TestStreamWriterRefusesMisuse(t *testing.T) {
 		{"key group backwards", func(sw *StreamWriter) error {
 			_ = sw.BeginKeyGroup(3)
 			return sw.BeginKeyGroup(3)
+		}},
+		{"key too long", func(sw *StreamWriter) error {
+			_ = sw.BeginKeyGroup(2)
+			return sw.Entry(1, make([]byte, MaxKeyLen+1), nil, nil, nil)
 		}},
 		{"undeclared state", func(sw *StreamWriter) error {
 			_ = sw.BeginKeyGroup(2)

@@ -212,8 +212,8 @@ func (sr *StreamReader) readKeyGroup(kg int, deliver bool, e *Entry, fn func(*En
 		if id == 0 {
 			return nil
 		}
-		st, ok := sr.byID[ID(min(id, MaxStates+1))]
-		if !ok {
+		st, ok := sr.byID[ID(id)]
+		if !ok || id > MaxStates {
 			return sr.errorf("key group %d: entry of undeclared state id %d", kg, id)
 		}
 		*e = Entry{KeyGroup: kg, State: st}
