@@ -12,7 +12,8 @@
 //     group's map (maps.Clone: the table, not the values). The task's pause
 //     is therefore proportional to the number of states and key groups,
 //     not to the number of keys, and a key group the task does not write
-//     before the next snapshot is never copied;
+//     before the next snapshot is never copied, nor one first written after
+//     every snapshot was released;
 //   - an entry from an earlier epoch is replaced, not written, on its first
 //     change; entries written since the last snapshot are updated in place.
 package hashmap
@@ -74,6 +75,7 @@ type Backend struct {
 	// epoch counts snapshots. An entry written in the current epoch is not
 	// in any snapshot and is updated in place; an older one is replaced.
 	epoch  uint64
+	live   []*snapshot // snapshots taken and not known to be released
 	closed bool
 }
 
@@ -90,34 +92,51 @@ type table struct {
 	owned []uint64
 }
 
-// valsToWrite returns key group i's map, cloned first if a snapshot may hold it.
-func (t *table) valsToWrite(i int, epoch uint64) map[string]*valueEntry {
+// valsToWrite returns key group i's map of t, cloned first if a snapshot
+// may hold it.
+func (b *Backend) valsToWrite(t *table, i int) map[string]*valueEntry {
 	m := t.vals[i]
 	switch {
 	case m == nil:
 		m = map[string]*valueEntry{}
-	case t.owned[i] != epoch:
-		m = maps.Clone(m)
-	default:
+	case t.owned[i] == b.epoch:
 		return m
+	case b.snapshotsLive():
+		m = maps.Clone(m)
 	}
-	t.vals[i], t.owned[i] = m, epoch
+	t.vals[i], t.owned[i] = m, b.epoch
 	return m
 }
 
 // mapsToWrite is valsToWrite for map states.
-func (t *table) mapsToWrite(i int, epoch uint64) map[string]*mapEntry {
+func (b *Backend) mapsToWrite(t *table, i int) map[string]*mapEntry {
 	m := t.maps[i]
 	switch {
 	case m == nil:
 		m = map[string]*mapEntry{}
-	case t.owned[i] != epoch:
-		m = maps.Clone(m)
-	default:
+	case t.owned[i] == b.epoch:
 		return m
+	case b.snapshotsLive():
+		m = maps.Clone(m)
 	}
-	t.maps[i], t.owned[i] = m, epoch
+	t.maps[i], t.owned[i] = m, b.epoch
 	return m
+}
+
+// snapshotsLive reports whether a snapshot not yet released may still read
+// the maps: once every snapshot is released, a key group's map is the
+// task's alone again and is written without a copy.
+func (b *Backend) snapshotsLive() bool {
+	n := 0
+	for _, s := range b.live {
+		if !s.released.Load() {
+			b.live[n] = s
+			n++
+		}
+	}
+	clear(b.live[n:])
+	b.live = b.live[:n]
+	return n > 0
 }
 
 type valueEntry struct {
@@ -278,7 +297,7 @@ func (b *Backend) Put(id state.ID, ns, userKey, value []byte) error {
 			return fmt.Errorf("state %q: %w", t.info.Name, err)
 		}
 	}
-	m := t.valsToWrite(b.kgIdx, b.epoch)
+	m := b.valsToWrite(t, b.kgIdx)
 	e := m[string(ck)]
 	if e != nil && e.epoch == b.epoch {
 		e.v = append(e.v[:0], value...)
@@ -295,7 +314,7 @@ func (b *Backend) Put(id state.ID, ns, userKey, value []byte) error {
 }
 
 func (b *Backend) putMap(t *table, ck, userKey, value []byte) {
-	m := t.mapsToWrite(b.kgIdx, b.epoch)
+	m := b.mapsToWrite(t, b.kgIdx)
 	e := m[string(ck)]
 	switch {
 	case e == nil:
@@ -320,7 +339,7 @@ func (b *Backend) Append(id state.ID, ns, element []byte) error {
 	if len(ns) > 0 {
 		t.namespaced = true
 	}
-	m := t.valsToWrite(b.kgIdx, b.epoch)
+	m := b.valsToWrite(t, b.kgIdx)
 	e := m[string(ck)]
 	var cur int
 	if e != nil {
@@ -356,7 +375,7 @@ func (b *Backend) Delete(id state.ID, ns, userKey []byte) error {
 	}
 	if t.maps == nil {
 		if _, ok := t.vals[b.kgIdx][string(ck)]; ok {
-			delete(t.valsToWrite(b.kgIdx, b.epoch), string(ck))
+			delete(b.valsToWrite(t, b.kgIdx), string(ck))
 		}
 		return nil
 	}
@@ -367,7 +386,7 @@ func (b *Backend) Delete(id state.ID, ns, userKey []byte) error {
 	if _, ok := e.m[string(userKey)]; !ok {
 		return nil
 	}
-	m := t.mapsToWrite(b.kgIdx, b.epoch)
+	m := b.mapsToWrite(t, b.kgIdx)
 	if len(e.m) == 1 {
 		delete(m, string(ck))
 		return nil
@@ -388,10 +407,10 @@ func (b *Backend) Clear(id state.ID, ns []byte) error {
 	}
 	if t.maps != nil {
 		if _, ok := t.maps[b.kgIdx][string(ck)]; ok {
-			delete(t.mapsToWrite(b.kgIdx, b.epoch), string(ck))
+			delete(b.mapsToWrite(t, b.kgIdx), string(ck))
 		}
 	} else if _, ok := t.vals[b.kgIdx][string(ck)]; ok {
-		delete(t.valsToWrite(b.kgIdx, b.epoch), string(ck))
+		delete(b.valsToWrite(t, b.kgIdx), string(ck))
 	}
 	return nil
 }

@@ -62,7 +62,7 @@ func (b *Backend) insert(t *table, e *state.Entry) error {
 		t.namespaced = true
 	}
 	if t.maps != nil {
-		m := t.mapsToWrite(i, b.epoch)
+		m := b.mapsToWrite(t, i)
 		me := m[string(ck)]
 		if me == nil {
 			me = &mapEntry{key: string(ck), m: map[string][]byte{}, epoch: b.epoch}
@@ -79,7 +79,7 @@ func (b *Backend) insert(t *table, e *state.Entry) error {
 			return err
 		}
 	}
-	m := t.valsToWrite(i, b.epoch)
+	m := b.valsToWrite(t, i)
 	if _, dup := m[string(ck)]; dup {
 		return fmt.Errorf("duplicate entry for a key")
 	}

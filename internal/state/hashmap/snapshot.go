@@ -8,6 +8,7 @@ import (
 	"io"
 	"slices"
 	"sync"
+	"sync/atomic"
 	"unsafe"
 
 	"github.com/sluice-dev/sluice/internal/state"
@@ -32,6 +33,7 @@ func (b *Backend) Snapshot(info state.SnapshotInfo) (state.Snapshot, error) {
 		s.tables[i] = st
 	}
 	b.epoch++
+	b.live = append(b.live, s)
 	return s, nil
 }
 
@@ -52,6 +54,9 @@ type snapshot struct {
 	mu      sync.Mutex // Write and Release may be called from different goroutines
 	tables  []snapTable
 	written bool
+	// released is set by Release once no Write can be reading the maps;
+	// the backend then stops copying key groups for this snapshot.
+	released atomic.Bool
 }
 
 // Write streams the snapshot, key group by key group, unsorted.
@@ -121,11 +126,14 @@ func (s *snapshot) Write(ctx context.Context, w io.Writer) (*state.StreamHandle,
 	return h, nil
 }
 
-// Release drops the clones.
+// Release drops the snapshot's view of the maps. Call it as soon as Write
+// returns: until then, the task copies each key group's map on its first
+// write to it.
 func (s *snapshot) Release() {
 	s.mu.Lock()
 	s.tables = nil
 	s.mu.Unlock()
+	s.released.Store(true)
 }
 
 // split returns the key and namespace of a composite key, as byte slices
