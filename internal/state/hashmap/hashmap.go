@@ -79,7 +79,10 @@ type Backend struct {
 	closed bool
 }
 
-var _ state.Backend = (*Backend)(nil)
+var (
+	_ state.Backend  = (*Backend)(nil)
+	_ state.Snapshot = (*snapshot)(nil)
+)
 
 type table struct {
 	info       state.StateInfo
