@@ -246,7 +246,7 @@ func (t *table) checkUserKey(userKey []byte) error {
 		}
 		return nil
 	}
-	if userKey != nil {
+	if len(userKey) > 0 {
 		return fmt.Errorf("state %q is %s state: it has no user keys", t.info.Name, t.info.Kind)
 	}
 	return nil
