@@ -31,7 +31,11 @@ func newJobManagerCmd(g *globals) *cobra.Command {
 			if err != nil {
 				return err
 			}
-			dir, temporary, err := jobmanager.WorkDir(cfg, workDir)
+			set, err := jobmanager.SettingsFromConfig(cfg)
+			if err != nil {
+				return err
+			}
+			dir, temporary, err := jobmanager.WorkDir(set.WorkingDir, workDir)
 			if err != nil {
 				return err
 			}

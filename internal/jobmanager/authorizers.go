@@ -25,9 +25,10 @@ type authorization struct {
 // newAuthorization builds the union of authorizers that
 // security.authorization.mode lists, after the job-ownership rule (owners
 // and the view/modify lists of a job decide about that job first).
-func newAuthorization(cfg *config.Config, listeners []Listener, log *slog.Logger) (authorization, error) {
+func newAuthorization(cfg *config.Config, set Settings, log *slog.Logger) (authorization, error) {
+	listeners := set.Listeners
 	var out authorization
-	modes, err := authz.ParseModes(cfg.StringList("security.authorization.mode"))
+	modes, err := authz.ParseModes(set.AuthorizationModes)
 	if err != nil {
 		return out, config.KeyError(authz.ModeKey, err)
 	}
@@ -40,11 +41,11 @@ func newAuthorization(cfg *config.Config, listeners []Listener, log *slog.Logger
 		case "allow-all":
 			union = append(union, authz.Named("allow-all", authz.AllowAll()))
 		case "acl":
-			path := cfg.String("security.authorization.acl.policy-file")
+			path := set.ACLPolicyFile
 			if path == "" {
 				return out, fmt.Errorf("security.authorization.mode lists acl: set security.authorization.acl.policy-file")
 			}
-			acl, err := authz.NewACL(path, cfg.StringList("security.authorization.super-users"), log)
+			acl, err := authz.NewACL(path, set.SuperUsers, log)
 			if err != nil {
 				return out, err
 			}

@@ -62,7 +62,8 @@ type Options struct {
 
 // JobManager is a running JobManager.
 type JobManager struct {
-	cfg       *config.Config
+	cfg       *config.Config // the whole configuration: jobs start from it, /jobmanager/config shows it
+	set       Settings       // the JobManager's own keys
 	sec       *transport.Security
 	log       *slog.Logger
 	clusterID string
@@ -117,13 +118,13 @@ func New(o Options) (*JobManager, error) {
 	if o.Logger == nil {
 		o.Logger = slog.Default()
 	}
-	exp, err := JobStoreExpiration(o.Config)
+	set, err := SettingsFromConfig(o.Config)
 	if err != nil {
 		return nil, err
 	}
 	dir, removeDir := o.WorkDir, o.RemoveWorkDir
 	if dir == "" {
-		if dir, removeDir, err = WorkDir(o.Config, ""); err != nil {
+		if dir, removeDir, err = WorkDir(set.WorkingDir, ""); err != nil {
 			return nil, err
 		}
 	}
@@ -136,6 +137,7 @@ func New(o Options) (*JobManager, error) {
 	jm := &JobManager{
 		logs:           logs,
 		cfg:            o.Config,
+		set:            set,
 		sec:            o.Security,
 		log:            logger.With("component", "jobmanager"),
 		clusterID:      o.ClusterID,
@@ -143,21 +145,19 @@ func New(o Options) (*JobManager, error) {
 		registerRPC:    o.RegisterRPC,
 		extraReloaders: o.Reloaders,
 		blobs:          store,
-		hbInterval:     o.Config.Duration("heartbeat.interval"),
-		hbTimeout:      o.Config.Duration("heartbeat.timeout"),
+		hbInterval:     set.HeartbeatInterval,
+		hbTimeout:      set.HeartbeatTimeout,
 		tms:            map[string]*taskManager{},
 		jobs:           map[string]*job{},
 		slotFreed:      make(chan struct{}),
 		ready:          make(chan struct{}),
 
 		workDir: dir, removeWorkDir: removeDir,
-		jobExpiration: exp, jobCapacity: o.Config.Int("jobstore.max-capacity"),
+		jobExpiration: set.JobExpiration, jobCapacity: set.JobCapacity,
+		listeners: set.Listeners,
 	}
 	if jm.clusterID == "" {
 		jm.clusterID = newID(8)
-	}
-	if jm.listeners, err = Listeners(o.Config); err != nil {
-		return nil, err
 	}
 	jm.metrics = newJMMetrics(jm)
 	if o.Internal != nil {
@@ -207,7 +207,7 @@ func (jm *JobManager) Run(parent context.Context) error {
 	// Everything the REST API needs is built and validated before any
 	// port is bound, so a bad setting never leaves half a JobManager
 	// listening.
-	rsec, err := newRESTSecurity(cfg, jm.listeners, jm.extraReloaders, jm.log)
+	rsec, err := newRESTSecurity(cfg, jm.set, jm.extraReloaders, jm.log)
 	if err != nil {
 		return err
 	}
@@ -231,11 +231,11 @@ func (jm *JobManager) Run(parent context.Context) error {
 		handlers[i] = rest.buildHandlerChain(l)
 	}
 
-	rpcL, err := jm.sec.Listen(ctx, transport.RPC, net.JoinHostPort(bindHost(cfg.String("jobmanager.bind-host")), fmt.Sprint(cfg.Int("jobmanager.rpc.port"))))
+	rpcL, err := jm.sec.Listen(ctx, transport.RPC, net.JoinHostPort(bindHost(jm.set.BindHost), fmt.Sprint(jm.set.RPCPort)))
 	if err != nil {
 		return config.KeyError("jobmanager.rpc.port", err)
 	}
-	blobL, err := jm.sec.Listen(ctx, transport.Blob, net.JoinHostPort(bindHost(cfg.String("jobmanager.bind-host")), cfg.String("blob.server.port")))
+	blobL, err := jm.sec.Listen(ctx, transport.Blob, net.JoinHostPort(bindHost(jm.set.BindHost), fmt.Sprint(jm.set.BlobPort)))
 	if err != nil {
 		rpcL.Close()
 		return config.KeyError("blob.server.port", err)
@@ -258,8 +258,8 @@ func (jm *JobManager) Run(parent context.Context) error {
 		restLs = append(restLs, ln)
 		jm.restAddrs[l.Name] = ln.Addr().String()
 	}
-	jm.rpcAddr = advertise(rpcL.Addr(), cfg.String("jobmanager.rpc.address"))
-	jm.blobAddr = advertise(blobL.Addr(), cfg.String("jobmanager.rpc.address"))
+	jm.rpcAddr = advertise(rpcL.Addr(), jm.set.RPCAddress)
+	jm.blobAddr = advertise(blobL.Addr(), jm.set.RPCAddress)
 
 	gs := grpc.NewServer(append(jm.sec.GRPCServerOptions(), jm.rpcOpts...)...)
 	controlpb.RegisterJobManagerServer(gs, &rpcServer{jm: jm})

@@ -4,32 +4,9 @@ import (
 	"context"
 	"fmt"
 	"slices"
-	"strconv"
 	"strings"
 	"time"
-
-	"github.com/sluice-dev/sluice/internal/config"
 )
-
-// JobStoreExpiration reads jobstore.expiration-time: a bare number is
-// seconds, as in Flink 1.x where the key is a number of seconds; a value
-// with a unit ("2 s", "1 h") is a duration, as Flink 2 writes it.
-func JobStoreExpiration(cfg *config.Config) (time.Duration, error) {
-	raw := strings.TrimSpace(cfg.String("jobstore.expiration-time"))
-	var d time.Duration
-	if n, err := strconv.ParseInt(raw, 10, 64); err == nil {
-		if n > int64(time.Duration(1<<63-1)/time.Second) {
-			return 0, fmt.Errorf("jobstore.expiration-time: %q seconds is out of range", raw)
-		}
-		d = time.Duration(n) * time.Second
-	} else if d, err = config.ParseDuration(raw); err != nil {
-		return 0, fmt.Errorf("jobstore.expiration-time: %q is neither a number of seconds nor a duration such as \"1 h\" or \"30 s\"", raw)
-	}
-	if d <= 0 {
-		return 0, fmt.Errorf("jobstore.expiration-time: %q: want a positive number of seconds or duration", raw)
-	}
-	return d, nil
-}
 
 // runJobStore removes finished jobs after jobstore.expiration-time, and the
 // oldest finished jobs beyond jobstore.max-capacity, with their blobs. It

@@ -39,7 +39,7 @@ func TestJobStoreExpirationParsing(t *testing.T) {
 		if err := cfg.Set("jobstore.expiration-time", tc.in); err != nil {
 			t.Fatal(err)
 		}
-		got, err := JobStoreExpiration(cfg)
+		got, err := settingsExpiration(cfg)
 		if tc.err != "" {
 			if err == nil || !strings.Contains(err.Error(), tc.err) || !strings.Contains(err.Error(), "jobstore.expiration-time") {
 				t.Errorf("%q: want an error naming the key and %q, got %v", tc.in, tc.err, err)
@@ -50,9 +50,14 @@ func TestJobStoreExpirationParsing(t *testing.T) {
 			t.Errorf("%q: %v, %v; want %v", tc.in, got, err, tc.want)
 		}
 	}
-	if d, err := JobStoreExpiration(config.New()); err != nil || d != time.Hour {
+	if d, err := settingsExpiration(config.New()); err != nil || d != time.Hour {
 		t.Errorf("default: %v, %v; want Flink's 3600 s", d, err)
 	}
+}
+
+func settingsExpiration(cfg *config.Config) (time.Duration, error) {
+	s, err := SettingsFromConfig(cfg)
+	return s.JobExpiration, err
 }
 
 // newTestJM is a JobManager that is never run, for the job store and the
@@ -131,16 +136,20 @@ func TestWorkDir(t *testing.T) {
 	if err := cfg.Set("process.working-dir", base); err != nil {
 		t.Fatal(err)
 	}
-	dir, temp, err := WorkDir(cfg, "")
+	set, err := SettingsFromConfig(cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	dir, temp, err := WorkDir(set.WorkingDir, "")
 	if err != nil || temp || dir != filepath.Join(base, "jobmanager") {
 		t.Errorf("process.working-dir: %s %v %v", dir, temp, err)
 	}
 	flag := filepath.Join(t.TempDir(), "flag")
-	if dir, temp, err := WorkDir(cfg, flag); err != nil || temp || dir != flag {
+	if dir, temp, err := WorkDir(set.WorkingDir, flag); err != nil || temp || dir != flag {
 		t.Errorf("--work-dir: %s %v %v", dir, temp, err)
 	}
 	t.Setenv("TMPDIR", t.TempDir())
-	dir, temp, err = WorkDir(config.New(), "")
+	dir, temp, err = WorkDir("", "")
 	if err != nil || !temp || !strings.HasPrefix(dir, os.Getenv("TMPDIR")) {
 		t.Errorf("default: %s %v %v", dir, temp, err)
 	}

@@ -25,9 +25,10 @@ type Listener struct {
 
 var listenerName = regexp.MustCompile(`^[a-z][a-z0-9-]{0,31}$`)
 
-// Listeners reads rest.listeners, or builds the one listener that rest.*
-// and security.ssl.rest.* describe when it is unset (Flink's settings).
-func Listeners(cfg *config.Config) ([]Listener, error) {
+// listenersFromConfig reads rest.listeners, or builds the one listener
+// that rest.* and security.ssl.rest.* describe when it is unset (Flink's
+// settings). It is part of SettingsFromConfig.
+func listenersFromConfig(cfg *config.Config) ([]Listener, error) {
 	raw, ok := cfg.Raw("rest.listeners")
 	if !ok || raw == nil {
 		l := defaultListener(cfg)

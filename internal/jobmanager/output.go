@@ -148,7 +148,7 @@ func (jm *JobManager) acceptOutput(o *controlpb.TaskOutput) error {
 // jobstore.expiration-time, and their output must not add up without bound meanwhile. The
 // output of running jobs is bounded by the slots they hold.
 func (jm *JobManager) trimOutputsLocked() {
-	limit := int(jm.cfg.Bytes(outputMaxTotalBytesKey))
+	limit := jm.set.OutputMaxTotalBytes
 	total := 0
 	var ended []*job
 	for _, j := range jm.jobs {

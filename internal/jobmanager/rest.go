@@ -350,8 +350,8 @@ func (rs *restServer) jmConfig(w http.ResponseWriter, r *http.Request) {
 // named by their file names) or as a JSON object
 // {"spec": "...", "parameters": {...}, "parallelism": N}.
 func (rs *restServer) submit(w http.ResponseWriter, r *http.Request) {
-	limit := rs.jm.cfg.Bytes("rest.max-upload-size")
-	specLimit := rs.jm.cfg.Bytes(maxSpecSizeKey)
+	limit := rs.jm.set.MaxUploadSize
+	specLimit := rs.jm.set.MaxSpecSize
 	ct, _, _ := mime.ParseMediaType(r.Header.Get("Content-Type"))
 	var sub Submission
 	var err error

@@ -45,16 +45,14 @@ type restSecurity struct {
 // newRESTSecurity builds the REST API's security from cfg for listeners.
 // It starts nothing: run does, once the JobManager is committed to start.
 // Errors name the key to fix.
-func newRESTSecurity(cfg *config.Config, listeners []Listener, extra []Reloader, log *slog.Logger) (*restSecurity, error) {
-	s := &restSecurity{basePath: strings.TrimRight(cfg.String("rest.base-path"), "/")}
+func newRESTSecurity(cfg *config.Config, set Settings, extra []Reloader, log *slog.Logger) (*restSecurity, error) {
+	listeners := set.Listeners
+	s := &restSecurity{basePath: set.BasePath, proxies: set.TrustedProxies}
 	lim, err := authn.FailureLimiterFromConfig(cfg)
 	if err != nil {
 		return nil, err
 	}
 	s.limiter = lim
-	if s.proxies, err = trustedProxies(cfg); err != nil {
-		return nil, err
-	}
 	anyTLS := false
 	for _, l := range listeners {
 		anyTLS = anyTLS || l.TLS
@@ -92,7 +90,7 @@ func newRESTSecurity(cfg *config.Config, listeners []Listener, extra []Reloader,
 		}
 		s.chains[l.Name] = chain
 	}
-	az, err := newAuthorization(cfg, listeners, log)
+	az, err := newAuthorization(cfg, set, log)
 	if err != nil {
 		return nil, err
 	}
@@ -129,26 +127,6 @@ func (s *restSecurity) listen(ctx context.Context, sec *transport.Security, l Li
 		}
 	}
 	return sec.ListenTLSObserved(ctx, transport.REST, l.Address, s.tlsConfig(l), observe)
-}
-
-func trustedProxies(cfg *config.Config) ([]netip.Prefix, error) {
-	var out []netip.Prefix
-	for _, p := range cfg.StringList("rest.trusted-proxies") {
-		p = strings.TrimSpace(p)
-		if p == "" {
-			continue
-		}
-		pfx, err := netip.ParsePrefix(p)
-		if err != nil {
-			addr, aerr := netip.ParseAddr(p)
-			if aerr != nil {
-				return nil, fmt.Errorf("rest.trusted-proxies: %q is neither an address nor a CIDR range", p)
-			}
-			pfx = netip.PrefixFrom(addr, addr.BitLen())
-		}
-		out = append(out, pfx)
-	}
-	return out, nil
 }
 
 // tlsConfig is the server TLS config of one listener.

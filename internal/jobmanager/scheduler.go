@@ -107,7 +107,7 @@ func (jm *JobManager) Submit(s Submission) (string, error) {
 		params: s.Params, files: files, access: access, parallelism: par, plan: plan, acl: s.ACL, cfg: cfg, settings: s.Config,
 		start: now, timestamps: map[JobState]time.Time{}, tasks: map[taskKey]*task{},
 		slots: map[string]int{}, held: map[slotGroup]map[int]bool{}, done: make(chan struct{}),
-		output: newOutputBuffer(jm.cfg.Int(outputMaxLinesKey), int(jm.cfg.Bytes(outputMaxBytesKey))),
+		output: newOutputBuffer(jm.set.OutputMaxLines, jm.set.OutputMaxBytes),
 	}
 	j.setState(Created, now)
 	jm.mu.Lock()
@@ -131,7 +131,7 @@ func fileGrants(access []dataflow.FileAccess) []*controlpb.FileGrant {
 func (jm *JobManager) planOptions(parallelism int) dataflow.PlanOptions {
 	return dataflow.PlanOptions{
 		DefaultParallelism: parallelism,
-		MaxExpressionCost:  uint64(jm.cfg.Int(dataflow.MaxExpressionCostKey)),
+		MaxExpressionCost:  jm.set.MaxExpressionCost,
 	}
 }
 
@@ -150,7 +150,7 @@ func maxParallelism(p *dataflow.Plan) int {
 // job needs as many slots as its highest parallelism.
 func (jm *JobManager) startAttempt(j *job) {
 	need := maxParallelism(j.plan)
-	timeout := jm.cfg.Duration("slot.request.timeout")
+	timeout := jm.set.SlotRequestTimeout
 	deadline := time.Now().Add(timeout)
 	jm.mu.Lock()
 	for {

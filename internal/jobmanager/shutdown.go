@@ -8,8 +8,6 @@ import (
 	"time"
 
 	"google.golang.org/grpc"
-
-	"github.com/sluice-dev/sluice/internal/config"
 )
 
 // WorkDir returns the JobManager's work directory: dir when given (the
@@ -20,9 +18,9 @@ import (
 // holds the blob store and, in automatic mode without
 // security.ssl.internal.auto.dir, the cluster CA's private key, so it is
 // removed on shutdown. A configured directory is persistent and kept.
-func WorkDir(cfg *config.Config, dir string) (path string, temporary bool, err error) {
+func WorkDir(base, dir string) (path string, temporary bool, err error) {
 	if dir == "" {
-		if base := cfg.String("process.jobmanager.working-dir"); base != "" {
+		if base != "" {
 			dir = filepath.Join(base, "jobmanager")
 		}
 	}
@@ -46,7 +44,7 @@ func WorkDir(cfg *config.Config, dir string) (path string, temporary bool, err e
 // directory. stopWork cancels the context the blob server, heartbeat
 // monitor and calls to TaskManagers run under.
 func (jm *JobManager) shutdown(gs *grpc.Server, stopWork func()) {
-	timeout := jm.cfg.Duration("jobmanager.shutdown.timeout")
+	timeout := jm.set.ShutdownTimeout
 	deadline := time.Now().Add(timeout)
 	jm.log.Info("jobmanager stopping: no longer accepting requests", "timeout", timeout)
 	jm.settleJobs(deadline)
@@ -106,7 +104,7 @@ func (jm *JobManager) settleJobs(deadline time.Time) {
 	if len(running) == 0 {
 		return
 	}
-	if !jm.cfg.Bool("jobmanager.shutdown.cancel-jobs") {
+	if !jm.set.ShutdownCancelJobs {
 		jm.log.Warn("leaving running jobs to the taskmanagers, which cancel their tasks once they lose the jobmanager (heartbeat.timeout); set jobmanager.shutdown.cancel-jobs: true to cancel them on shutdown", "jobs", len(running))
 		return
 	}

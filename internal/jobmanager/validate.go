@@ -27,14 +27,11 @@ func Validate(ctx context.Context, cfg *config.Config, log *slog.Logger) error {
 	if err := internaltls.ValidateJobManager(cfg); err != nil {
 		return err
 	}
-	if _, err := JobStoreExpiration(cfg); err != nil {
-		return err
-	}
-	listeners, err := Listeners(cfg)
+	set, err := SettingsFromConfig(cfg)
 	if err != nil {
 		return err
 	}
-	rsec, err := newRESTSecurity(cfg, listeners, nil, log)
+	rsec, err := newRESTSecurity(cfg, set, nil, log)
 	if err != nil {
 		return err
 	}
