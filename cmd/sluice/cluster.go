@@ -80,7 +80,7 @@ func newTaskManagerCmd(g *globals) *cobra.Command {
 			}
 			ctx, stop := signalContext()
 			defer stop()
-			sec, err := internaltls.SetupTaskManager(ctx, cfg, g.log, id, joinToken, func() string { return taskmanager.DefaultID(cfg) })
+			sec, err := internaltls.SetupTaskManager(ctx, cfg, g.log, id, joinToken, func() string { return taskmanager.DefaultID(taskmanager.SettingsFromConfig(cfg)) })
 			if err != nil {
 				return err
 			}

@@ -44,11 +44,11 @@ type metricsEndpoint struct {
 //
 // Either authenticator is enough; with both, a client uses either.
 func (tm *TaskManager) listenMetrics(ctx context.Context) (*metricsEndpoint, error) {
-	mc, err := newMetricsSecurity(tm.cfg, tm.log)
+	mc, err := newMetricsSecurity(tm.cfg, tm.set.Metrics, tm.log)
 	if err != nil {
 		return nil, err
 	}
-	addr := net.JoinHostPort(bindAll(mc.host), fmt.Sprint(tm.cfg.Int("taskmanager.metrics.port")))
+	addr := net.JoinHostPort(bindAll(mc.host), fmt.Sprint(tm.set.Metrics.Port))
 	mux := http.NewServeMux()
 	mux.Handle("GET /metrics", promhttp.HandlerFor(tm.metricsRegistry(), promhttp.HandlerOpts{}))
 
@@ -97,8 +97,8 @@ type metricsSecurity struct {
 	methods []string
 }
 
-func newMetricsSecurity(cfg *config.Config, log *slog.Logger) (*metricsSecurity, error) {
-	host := cfg.String("taskmanager.metrics.bind-host")
+func newMetricsSecurity(cfg *config.Config, set MetricsSettings, log *slog.Logger) (*metricsSecurity, error) {
+	host := set.BindHost
 	mc := &metricsSecurity{host: host}
 	// On loopback the endpoint stays Flink's plain HTTP even where the
 	// shared configuration file enables REST TLS for the JobManager: a
@@ -106,7 +106,7 @@ func newMetricsSecurity(cfg *config.Config, log *slog.Logger) (*metricsSecurity,
 	if isLoopback(host) {
 		return mc, nil
 	}
-	if !cfg.Bool("security.ssl.rest.enabled") {
+	if !set.TLS {
 		return nil, fmt.Errorf("taskmanager.metrics.bind-host is %q, which is not loopback: the metrics endpoint shows every job id and operator name, so off loopback it needs TLS and authentication: "+
 			"set security.ssl.rest.enabled: true with security.ssl.rest.keystore, and security.ssl.rest.authentication-enabled: true with security.ssl.rest.truststore (client certificates) "+
 			"and/or security.rest.authentication.token.file (bearer tokens); or set taskmanager.metrics.bind-host: 127.0.0.1", host)
@@ -124,15 +124,15 @@ func newMetricsSecurity(cfg *config.Config, log *slog.Logger) (*metricsSecurity,
 	}
 
 	var deps authn.Deps
-	if cfg.Bool("security.ssl.rest.authentication-enabled") {
-		mapper, err := authn.ParsePrincipalRules(cfg.String("security.rest.authentication.x509.principal-mapping-rules"))
+	if set.ClientCerts {
+		mapper, err := authn.ParsePrincipalRules(set.PrincipalRules)
 		if err != nil {
 			return nil, err
 		}
 		deps.X509 = authn.NewX509(mapper)
 		mc.methods = append(mc.methods, authn.MethodX509)
 	}
-	if path := cfg.String(authn.TokenFileKey); path != "" {
+	if path := set.TokenFile; path != "" {
 		tf, err := authn.NewTokenFile(path, log)
 		if err != nil {
 			return nil, err

@@ -172,8 +172,8 @@ func (tm *TaskManager) runTask(jr *jobRun, t *runningTask, d *controlpb.TaskDepl
 	}
 	dial := network.Dialer(tm.sec.Dialer(transport.Data))
 	opts := network.WriterOptions{
-		BufferSize:   int(tm.cfg.Bytes("taskmanager.network.memory.buffer-size")),
-		FlushTimeout: tm.cfg.Duration("execution.buffer-timeout"),
+		BufferSize:   tm.set.BufferSize,
+		FlushTimeout: tm.set.BufferTimeout,
 	}
 	ok := false
 	defer func() {

@@ -50,7 +50,8 @@ type Options struct {
 
 // TaskManager is a running TaskManager.
 type TaskManager struct {
-	cfg    *config.Config
+	cfg    *config.Config // the whole configuration: the TLS and security packages read theirs from it
+	set    Settings       // the TaskManager's own keys
 	sec    *transport.Security
 	log    *slog.Logger
 	stdout io.Writer
@@ -100,11 +101,12 @@ func New(o Options) (*TaskManager, error) {
 	if o.Stdout == nil {
 		o.Stdout = os.Stdout
 	}
+	set := SettingsFromConfig(o.Config)
 	id := o.ID
 	if id == "" {
-		id = DefaultID(o.Config)
+		id = DefaultID(set)
 	}
-	dir, temporary, err := workDir(o.Config, o.WorkDir, id)
+	dir, temporary, err := workDir(set.WorkingDir, o.WorkDir, id)
 	if err != nil {
 		return nil, err
 	}
@@ -113,8 +115,8 @@ func New(o Options) (*TaskManager, error) {
 		return nil, err
 	}
 	tm := &TaskManager{
-		cfg: o.Config, sec: o.Security, log: o.Logger.With("component", "taskmanager", "taskmanager", id),
-		stdout: o.Stdout, localOutput: o.LocalOutput, id: id, slots: o.Config.Int("taskmanager.numberOfTaskSlots"),
+		cfg: o.Config, set: set, sec: o.Security, log: o.Logger.With("component", "taskmanager", "taskmanager", id),
+		stdout: o.Stdout, localOutput: o.LocalOutput, id: id, slots: set.Slots,
 		cache: blob.NewCache(store, o.Security.HTTPClient(transport.Blob, 5*time.Minute), id),
 		jobs:  map[attemptKey]*jobRun{}, ready: make(chan struct{}), rpcOpts: o.RPCServerOptions,
 		instance: newInstanceID(), fatal: make(chan error, 1),
@@ -123,8 +125,8 @@ func New(o Options) (*TaskManager, error) {
 		tm.tempDir = dir
 	}
 	tm.net = network.NewServer(network.ServerOptions{
-		BufferSize:        int(o.Config.Bytes("taskmanager.network.memory.buffer-size")),
-		CreditsPerChannel: o.Config.Int("taskmanager.network.memory.buffers-per-channel"),
+		BufferSize:        set.BufferSize,
+		CreditsPerChannel: set.CreditsPerChannel,
 		Logger:            tm.log,
 	})
 	return tm, nil
@@ -147,16 +149,15 @@ func (tm *TaskManager) Run(ctx context.Context) error {
 	ctx, cancel := context.WithCancel(ctx)
 	defer cancel()
 	tm.ctx = ctx
-	cfg := tm.cfg
-	bind := cfg.String("taskmanager.bind-host")
+	bind := tm.set.BindHost
 	if bind == "0.0.0.0" || bind == "*" {
 		bind = ""
 	}
-	dataL, err := tm.sec.Listen(ctx, transport.Data, net.JoinHostPort(bind, fmt.Sprint(cfg.Int("taskmanager.data.port"))))
+	dataL, err := tm.sec.Listen(ctx, transport.Data, net.JoinHostPort(bind, fmt.Sprint(tm.set.DataPort)))
 	if err != nil {
 		return config.KeyError("taskmanager.data.port", err)
 	}
-	rpcL, err := tm.sec.Listen(ctx, transport.RPC, net.JoinHostPort(bind, fmt.Sprint(cfg.Int("taskmanager.rpc.port"))))
+	rpcL, err := tm.sec.Listen(ctx, transport.RPC, net.JoinHostPort(bind, fmt.Sprint(tm.set.RPCPort)))
 	if err != nil {
 		dataL.Close()
 		return config.KeyError("taskmanager.rpc.port", err)
@@ -168,7 +169,7 @@ func (tm *TaskManager) Run(ctx context.Context) error {
 		return err
 	}
 	metricsL := metrics.listener
-	host := cfg.String("taskmanager.host")
+	host := tm.set.Host
 	tm.dataAddr = advertise(dataL.Addr(), host)
 	tm.rpcAddr = advertise(rpcL.Addr(), host)
 	tm.metricsAddr = advertise(metricsL.Addr(), host)
@@ -206,7 +207,7 @@ func (tm *TaskManager) Run(ctx context.Context) error {
 	tm.cancelAll()
 	gs.Stop()
 	_ = msrv.Close()
-	tm.waitStopped(cfg.Duration("taskmanager.shutdown.grace-period"))
+	tm.waitStopped(tm.set.ShutdownGrace)
 	servers.Wait()
 	tm.mu.Lock()
 	if tm.jmConn != nil {
@@ -289,7 +290,7 @@ func advertise(a net.Addr, host string) string {
 // no longer knows us) every task is cancelled and registration starts over.
 func (tm *TaskManager) connectLoop(ctx context.Context) {
 	defer tm.wg.Done()
-	jmAddr := net.JoinHostPort(tm.cfg.String("jobmanager.rpc.address"), fmt.Sprint(tm.cfg.Int("jobmanager.rpc.port")))
+	jmAddr := net.JoinHostPort(tm.set.JobManagerAddress, fmt.Sprint(tm.set.JobManagerPort))
 	conn, err := grpc.NewClient(jmAddr, tm.sec.GRPCDialOptions()...)
 	if err != nil {
 		tm.log.Error("jobmanager address", "address", jmAddr, "err", err)
@@ -304,7 +305,7 @@ func (tm *TaskManager) connectLoop(ctx context.Context) {
 	// Flink's taskmanager.registration.timeout: a TaskManager that cannot
 	// register (at start, or after losing the JobManager) within it exits,
 	// so a misconfiguration is not an endless retry loop.
-	timeout := tm.cfg.Duration("taskmanager.registration.timeout")
+	timeout := tm.set.RegistrationTimeout
 	unregisteredSince := time.Now()
 	lastHint := ""
 	for ctx.Err() == nil {
@@ -405,9 +406,9 @@ func (tm *TaskManager) heartbeatRequest() *controlpb.HeartbeatRequest {
 
 // DefaultID is the resource id of a TaskManager when none is given:
 // taskmanager.resource-id, else the host name and a random suffix.
-func DefaultID(cfg *config.Config) string {
-	if id := cfg.String("taskmanager.resource-id"); id != "" {
-		return id
+func DefaultID(set Settings) string {
+	if set.ResourceID != "" {
+		return set.ResourceID
 	}
 	host, _ := os.Hostname()
 	return fmt.Sprintf("%s-%s", host, randomSuffix())

@@ -21,6 +21,6 @@ func Validate(cfg *config.Config, tmID, joinToken string) error {
 	if err := internaltls.ValidateTaskManager(cfg, tmID, joinToken); err != nil {
 		return err
 	}
-	_, err := newMetricsSecurity(cfg, slog.New(slog.DiscardHandler))
+	_, err := newMetricsSecurity(cfg, SettingsFromConfig(cfg).Metrics, slog.New(slog.DiscardHandler))
 	return err
 }

@@ -5,8 +5,6 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
-
-	"github.com/sluice-dev/sluice/internal/config"
 )
 
 // workDir returns the TaskManager's work directory: dir when given (the
@@ -14,9 +12,9 @@ import (
 // (the key falls back to process.working-dir; the subdirectory keeps
 // processes sharing the base apart), else a new temporary directory, which
 // temporary reports: it is removed when the TaskManager stops.
-func workDir(cfg *config.Config, dir, id string) (path string, temporary bool, err error) {
+func workDir(base, dir, id string) (path string, temporary bool, err error) {
 	if dir == "" {
-		if base := cfg.String("process.taskmanager.working-dir"); base != "" {
+		if base != "" {
 			if strings.ContainsAny(id, `/\`) || id == ".." {
 				return "", false, fmt.Errorf("process.taskmanager.working-dir: the taskmanager id %q cannot name a directory; use --work-dir or an id without / and \\", id)
 			}
