@@ -37,25 +37,7 @@ func (m Mode) String() string {
 }
 
 // ModeOf reads the mode from the configuration.
-func ModeOf(cfg *config.Config) Mode {
-	switch {
-	case cfg.Bool("security.ssl.internal.auto"):
-		return Auto
-	case cfg.Bool("security.ssl.internal.enabled"):
-		return Configured
-	}
-	return Off
-}
-
-// enabledKinds returns which internal kinds use TLS, honouring Flink's
-// per-connection opt-outs.
-func enabledKinds(cfg *config.Config) map[transport.Kind]bool {
-	return map[transport.Kind]bool{
-		transport.RPC:  cfg.Bool("rpc.ssl.enabled"),
-		transport.Data: cfg.Bool("taskmanager.data.ssl.enabled"),
-		transport.Blob: cfg.Bool("blob.service.ssl.enabled"),
-	}
-}
+func ModeOf(cfg *config.Config) Mode { return SettingsFromConfig(cfg).Mode() }
 
 var optOutKey = map[transport.Kind]string{
 	transport.RPC:  "rpc.ssl.enabled",
@@ -109,9 +91,9 @@ func taskManagerPolicy() policy {
 
 // build installs the store's configs on a new transport.Security for the
 // enabled kinds and wires handshake-failure logging.
-func build(cfg *config.Config, store *tlsconf.Store, p policy, log *slog.Logger) *transport.Security {
+func build(set Settings, store *tlsconf.Store, p policy, log *slog.Logger) *transport.Security {
 	sec := transport.Plaintext()
-	enabled := enabledKinds(cfg)
+	enabled := set.Kinds
 	kinds := map[transport.Kind]bool{}
 	for k := range p.server {
 		kinds[k] = true
@@ -150,21 +132,21 @@ func build(cfg *config.Config, store *tlsconf.Store, p policy, log *slog.Logger)
 	} else {
 		log.Warn("internal connections do not verify host names (security.ssl.verify-hostname: false): a server is accepted by its certificate chain and identity, whatever host name its certificate carries")
 	}
-	if t := cfg.Duration("security.ssl.internal.handshake-timeout"); t > 0 {
+	if t := set.HandshakeTimeout; t > 0 {
 		sec.HandshakeTimeout = t
 	}
 	return sec
 }
 
 // warnUnsecured logs, once, which internal connections are not secured.
-func warnUnsecured(cfg *config.Config, mode Mode, log *slog.Logger) {
+func warnUnsecured(set Settings, mode Mode, log *slog.Logger) {
 	if mode == Off {
 		log.Warn("internal connections are NOT secured: rpc, data and blob traffic is plaintext and unauthenticated (set security.ssl.internal.enabled with keystores, or security.ssl.internal.auto: true)")
 		return
 	}
 	var off []string
 	for _, k := range []transport.Kind{transport.RPC, transport.Data, transport.Blob} {
-		if !enabledKinds(cfg)[k] {
+		if !set.Kinds[k] {
 			off = append(off, fmt.Sprintf("%s (%s: false)", k, optOutKey[k]))
 		}
 	}

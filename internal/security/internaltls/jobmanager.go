@@ -63,11 +63,11 @@ type JobManager struct {
 // workDir holds the automatic CA when security.ssl.internal.auto.dir is
 // unset.
 func SetupJobManager(ctx context.Context, cfg *config.Config, log *slog.Logger, workDir string) (*JobManager, error) {
-	mode := ModeOf(cfg)
-	jm := &JobManager{Mode: mode, log: log, ttl: cfg.Duration("security.ssl.internal.auto.cert-ttl"),
-		tokenTTL: cfg.Duration("security.cluster.join-token.ttl"), maxUses: cfg.Int("security.ssl.internal.auto.join-token.max-uses"),
+	set := SettingsFromConfig(cfg)
+	mode := set.Mode()
+	jm := &JobManager{Mode: mode, log: log, ttl: set.CertTTL, tokenTTL: set.JoinTokenTTL, maxUses: set.JoinTokenMaxUses,
 		issued: map[string][]ca.Issued{}}
-	warnUnsecured(cfg, mode, log)
+	warnUnsecured(set, mode, log)
 	switch mode {
 	case Off:
 		jm.Security = transport.Plaintext()
@@ -79,12 +79,12 @@ func SetupJobManager(ctx context.Context, cfg *config.Config, log *slog.Logger, 
 		}
 		jm.store, jm.ClusterID = store, clusterID
 		runStore(ctx, store)
-		jm.Security = build(cfg, store, jobManagerPolicy(false), log)
+		jm.Security = build(set, store, jobManagerPolicy(false), log)
 		log.Info("internal TLS on", "mode", "configured", "identities", jm.ClusterID != "", "cluster-id", jm.ClusterID)
 		return jm, nil
 	}
 	// Automatic mode.
-	dir := cfg.String("security.ssl.internal.auto.dir")
+	dir := set.AutoDir
 	if dir == "" {
 		dir = filepath.Join(workDir, "cluster-ca")
 	}
@@ -97,7 +97,7 @@ func SetupJobManager(ctx context.Context, cfg *config.Config, log *slog.Logger, 
 	if err != nil {
 		return nil, err
 	}
-	cert, err := authority.IssueKeyPair(ca.RoleJobManager, "", jmHosts(cfg), jm.ttl)
+	cert, err := authority.IssueKeyPair(ca.RoleJobManager, "", jmHosts(set), jm.ttl)
 	if err != nil {
 		return nil, err
 	}
@@ -112,7 +112,7 @@ func SetupJobManager(ctx context.Context, cfg *config.Config, log *slog.Logger, 
 		return nil, err
 	}
 	jm.JoinToken = tok
-	jm.Security = build(cfg, jm.store, jobManagerPolicy(true), log)
+	jm.Security = build(set, jm.store, jobManagerPolicy(true), log)
 	go renewLoop(ctx, jm.log, "jobmanager certificate", func() *x509.Certificate { return leafOf(jm.store) }, jm.renewOwnOnce)
 	log.Info("internal TLS on (automatic cluster CA): rpc, data and blob connections are encrypted and mutually authenticated",
 		"cluster-id", authority.ClusterID, "ca-dir", dir, "join-token-file", jm.JoinTokenFile, "join-token-expires", tok.Expires.Format(time.RFC3339),
@@ -168,7 +168,7 @@ func configuredStore(cfg *config.Config, log *slog.Logger) (*tlsconf.Store, tlsc
 // autoJobManagerOptions checks the settings of automatic mode and returns
 // the TLS options its certificates are used with.
 func autoJobManagerOptions(cfg *config.Config) (tlsconf.Options, error) {
-	if ttl := cfg.Duration("security.ssl.internal.auto.cert-ttl"); ttl < ca.MinCertTTL {
+	if ttl := SettingsFromConfig(cfg).CertTTL; ttl < ca.MinCertTTL {
 		return tlsconf.Options{}, fmt.Errorf("security.ssl.internal.auto.cert-ttl %s is below the minimum %s: certificates must outlive their renewal schedule (renewal at two thirds, retries in the last third)", ttl, ca.MinCertTTL)
 	}
 	return tlsconf.InternalOptions(withoutKeystores(cfg))
@@ -185,9 +185,9 @@ func withoutKeystores(cfg *config.Config) *config.Config {
 	return c
 }
 
-func jmHosts(cfg *config.Config) []string {
+func jmHosts(set Settings) []string {
 	hosts := []string{"localhost", "127.0.0.1"}
-	if h := cfg.String("jobmanager.rpc.address"); h != "" && h != "localhost" && h != "127.0.0.1" {
+	if h := set.JobManagerAddress; h != "" && h != "localhost" && h != "127.0.0.1" {
 		hosts = append(hosts, h)
 	}
 	return hosts

@@ -41,9 +41,9 @@ type TaskManager struct {
 // automatic mode: taskmanager.host (what it advertises), and localhost and
 // 127.0.0.1 (what it advertises without taskmanager.host, and what
 // processes on the same machine use).
-func tmHosts(cfg *config.Config) []string {
+func tmHosts(set Settings) []string {
 	hosts := []string{"localhost", "127.0.0.1"}
-	if h := cfg.String("taskmanager.host"); h != "" && h != "localhost" && h != "127.0.0.1" {
+	if h := set.TaskManagerHost; h != "" && h != "localhost" && h != "127.0.0.1" {
 		hosts = append(hosts, h)
 	}
 	return hosts
@@ -51,14 +51,14 @@ func tmHosts(cfg *config.Config) []string {
 
 // joinToken finds the join token: the flag, then security.cluster.join-token,
 // then security.cluster.join-token-file.
-func joinToken(cfg *config.Config, flag string) (string, error) {
+func joinToken(set Settings, flag string) (string, error) {
 	if flag != "" {
 		return flag, nil
 	}
-	if t := cfg.Secret("security.cluster.join-token").Value(); t != "" {
+	if t := set.JoinToken; t != "" {
 		return t, nil
 	}
-	if f := cfg.String("security.cluster.join-token-file"); f != "" {
+	if f := set.JoinTokenFile; f != "" {
 		t, err := ca.ReadTokenFile(f)
 		if err != nil {
 			return "", config.KeyError("security.cluster.join-token-file", err)
@@ -73,16 +73,17 @@ func joinToken(cfg *config.Config, flag string) (string, error) {
 // without joining a cluster or starting anything: an error is one
 // SetupTaskManager would stop start-up with.
 func ValidateTaskManager(cfg *config.Config, tmID, tokenFlag string) error {
-	tokStr, err := joinToken(cfg, tokenFlag)
+	set := SettingsFromConfig(cfg)
+	tokStr, err := joinToken(set, tokenFlag)
 	if err != nil {
 		return err
 	}
-	mode := ModeOf(cfg)
+	mode := set.Mode()
 	if tokStr != "" {
 		mode = Auto
 	}
 	if tmID == "" {
-		tmID = cfg.String("taskmanager.resource-id")
+		tmID = set.ResourceID
 	}
 	switch mode {
 	case Configured:
@@ -141,16 +142,17 @@ func autoTaskManager(cfg *config.Config, tokStr string) (ca.Token, tlsconf.Optio
 // JobManager, whose CA it checks against the hash in the token, and renews
 // the certificate it gets before it expires.
 func SetupTaskManager(ctx context.Context, cfg *config.Config, log *slog.Logger, tmID, tokenFlag string, defaultID func() string) (*TaskManager, error) {
-	tokStr, err := joinToken(cfg, tokenFlag)
+	set := SettingsFromConfig(cfg)
+	tokStr, err := joinToken(set, tokenFlag)
 	if err != nil {
 		return nil, err
 	}
-	mode := ModeOf(cfg)
+	mode := set.Mode()
 	if tokStr != "" {
 		mode = Auto
 	}
 	if tmID == "" {
-		tmID = cfg.String("taskmanager.resource-id")
+		tmID = set.ResourceID
 	}
 	tm := &TaskManager{Mode: mode, log: log, ID: tmID}
 	if tm.ID == "" && mode != Configured {
@@ -158,11 +160,11 @@ func SetupTaskManager(ctx context.Context, cfg *config.Config, log *slog.Logger,
 	}
 	switch mode {
 	case Off:
-		warnUnsecured(cfg, mode, log)
+		warnUnsecured(set, mode, log)
 		tm.Security = transport.Plaintext()
 		return tm, nil
 	case Configured:
-		warnUnsecured(cfg, mode, log)
+		warnUnsecured(set, mode, log)
 		store, id, err := configuredTaskManager(cfg, log, tm.ID)
 		if err != nil {
 			return nil, err
@@ -173,16 +175,16 @@ func SetupTaskManager(ctx context.Context, cfg *config.Config, log *slog.Logger,
 		}
 		tm.store = store
 		runStore(ctx, store)
-		tm.Security = build(cfg, store, taskManagerPolicy(), log)
+		tm.Security = build(set, store, taskManagerPolicy(), log)
 		return tm, nil
 	}
 	tok, opts, err := autoTaskManager(cfg, tokStr)
 	if err != nil {
 		return nil, err
 	}
-	jmAddr := net.JoinHostPort(cfg.String("jobmanager.rpc.address"), fmt.Sprint(cfg.Int("jobmanager.rpc.port")))
-	tm.hosts = tmHosts(cfg)
-	key, resp, err := join(ctx, jmAddr, tok, tm.ID, tm.hosts, cfg.Duration("taskmanager.registration.timeout"), log)
+	jmAddr := net.JoinHostPort(set.JobManagerAddress, fmt.Sprint(set.JobManagerPort))
+	tm.hosts = tmHosts(set)
+	key, resp, err := join(ctx, jmAddr, tok, tm.ID, tm.hosts, set.RegistrationTimeout, log)
 	if err != nil {
 		return nil, err
 	}
@@ -191,7 +193,7 @@ func SetupTaskManager(ctx context.Context, cfg *config.Config, log *slog.Logger,
 		return nil, err
 	}
 	tm.store = tlsconf.NewStoreFromMaterial(cert, roots, opts, log)
-	tm.Security = build(cfg, tm.store, taskManagerPolicy(), log)
+	tm.Security = build(set, tm.store, taskManagerPolicy(), log)
 	go renewLoop(ctx, log, "certificate", func() *x509.Certificate { return leafOf(tm.store) }, func(ctx context.Context) error { return tm.renewOnce(ctx, jmAddr) })
 	log.Info("joined the cluster", "cluster-id", resp.ClusterId, "identity", "spiffe://"+resp.ClusterId+"/taskmanager/"+tm.ID, "certificate-expires", cert.Leaf.NotAfter.Format(time.RFC3339))
 	return tm, nil
