@@ -200,7 +200,7 @@ func TestBlockHoldsChannel(t *testing.T) {
 			if err != nil {
 				t.Fatal(err)
 			}
-			expect(t, d.Channel, next[d.Channel], scripts[d.Channel], d)
+			expect(t, int(d.Channel), next[d.Channel], scripts[d.Channel], d)
 			next[d.Channel]++
 			return d
 		}
@@ -305,7 +305,7 @@ func TestBlockMidBuffer(t *testing.T) {
 	read := func(wake <-chan struct{}) (event.Delivery, error) {
 		d, err := gate.NextDelivery(ctx, wake)
 		if err == nil {
-			expect(t, d.Channel, next[d.Channel], scripts[d.Channel], d)
+			expect(t, int(d.Channel), next[d.Channel], scripts[d.Channel], d)
 			next[d.Channel]++
 		}
 		return d, err
@@ -383,7 +383,7 @@ func TestEndOfPartitionPerChannel(t *testing.T) {
 		}
 		for _, want := range []event.DeliveryKind{event.DeliverRecord, event.DeliverEnd} {
 			d, err := gate.NextDelivery(ctx, nil)
-			if err != nil || d.Channel != index[k] || d.Kind != want {
+			if err != nil || int(d.Channel) != index[k] || d.Kind != want {
 				t.Fatalf("edge %d source %d: got %+v %v, want %v on channel %d", k[0], k[1], d, err, want, index[k])
 			}
 		}
@@ -624,7 +624,7 @@ func TestGateBlockingModel(t *testing.T) {
 			released int
 		)
 		for i := range chans {
-			chans[i] = &inputChannel{index: i, gate: g, bufSize: 64, free: make(chan []byte, credits), kick: make(chan struct{}, 1)}
+			chans[i] = &inputChannel{index: int32(i), gate: g, bufSize: 64, free: make(chan []byte, credits), kick: make(chan struct{}, 1)}
 			n := 0
 			for range rng.IntN(40) {
 				if rng.IntN(4) == 0 {
@@ -712,7 +712,7 @@ func TestGateBlockingModel(t *testing.T) {
 			for i := range nch {
 				if g.blocked[i] {
 					for _, h := range g.ready {
-						if h.d.ch.index == i {
+						if int(h.d.ch.index) == i {
 							t.Fatalf("seed %d: ready holds an element of blocked channel %d", seed, i)
 						}
 					}

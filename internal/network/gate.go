@@ -115,7 +115,7 @@ type channelKey struct{ edge, source int }
 // inputChannel is the consumer side of one channel.
 type inputChannel struct {
 	id      ChannelID
-	index   int // in the gate's layout
+	index   int32 // in the gate's layout, < 1<<20
 	gate    *InputGate
 	conn    *serverConn
 	bufSize int
@@ -292,7 +292,7 @@ func (g *InputGate) attach(id ChannelID, conn *serverConn) (*inputChannel, error
 	s := g.srv
 	ch := &inputChannel{
 		id:      id,
-		index:   index,
+		index:   int32(index),
 		gate:    g,
 		conn:    conn,
 		bufSize: s.opts.BufferSize,
@@ -493,13 +493,13 @@ func (g *InputGate) Block(ch int) {
 	g.nblocked++
 	// An unblocked channel holds nothing (Unblock emptied it), so the rest
 	// of the current buffer comes first, then the channel's ready elements.
-	if g.curCh != nil && g.curCh.index == ch && g.pos < len(g.cur) {
+	if g.curCh != nil && int(g.curCh.index) == ch && g.pos < len(g.cur) {
 		g.held[ch] = append(g.held[ch], held{d: delivery{ch: g.curCh, buf: g.cur}, pos: g.pos})
 		g.cur, g.pos, g.curCh = nil, 0, nil
 	}
 	kept := g.ready[:0]
 	for _, h := range g.ready {
-		if h.d.ch.index == ch {
+		if int(h.d.ch.index) == ch {
 			g.held[ch] = append(g.held[ch], h)
 		} else {
 			kept = append(kept, h)

@@ -29,8 +29,14 @@ func (k DeliveryKind) String() string {
 
 // Delivery is one element of one channel of an input gate. Data is a record
 // or an event payload and is valid until the next call that returned it.
+//
+// Channel is an int32 so that a Delivery is four words: the compiler keeps
+// a struct of that size in registers when it is returned, and copies a
+// larger one through memory, which measured 6 ns more per record (three
+// times the cost of slicing the record out of its buffer). Gates have fewer
+// than 1<<20 channels.
 type Delivery struct {
-	Channel int // index of the channel in the gate's layout
+	Channel int32 // index of the channel in the gate's layout
 	Kind    DeliveryKind
 	Data    []byte
 }

@@ -6,6 +6,7 @@ import (
 	"math"
 	"strings"
 	"testing"
+	"unsafe"
 )
 
 func TestAppendDecodeRoundTrip(t *testing.T) {
@@ -89,6 +90,13 @@ func TestAppendPanicsOnUnencodableKinds(t *testing.T) {
 			}()
 			Append(nil, Event{Kind: k})
 		}()
+	}
+}
+
+// TestDeliverySize keeps Delivery returnable in registers (see its doc).
+func TestDeliverySize(t *testing.T) {
+	if n := unsafe.Sizeof(Delivery{}); n > 4*unsafe.Sizeof(uintptr(0)) {
+		t.Fatalf("Delivery is %d bytes, more than four words", n)
 	}
 }
 
