@@ -387,9 +387,9 @@ func (c *serverConn) readLoop(ch *inputChannel) error {
 	}
 }
 
-// creditLoop sends the credits that InputGate.Next (or NextDelivery) frees. It runs apart from
-// Next so that a consumer never blocks on a socket write, and it batches the
-// credits freed while it was busy into one frame.
+// creditLoop sends the credits that InputGate.Next and NextDelivery free. It
+// runs apart from them so that a consumer never blocks on a socket write, and
+// it batches the credits freed while it was busy into one frame.
 func (c *serverConn) creditLoop(ch *inputChannel, done <-chan struct{}) {
 	var p [4]byte
 	for {
