@@ -57,9 +57,9 @@ type delivery struct {
 	event bool // buf is one event payload, validated by event.Decode
 }
 
-// held is a delivery the consumer took from the queue but has not handed
+// taken is a delivery the consumer took from the queue but has not handed
 // out: pos is where the records of a partly read buffer resume.
-type held struct {
+type taken struct {
 	d   delivery
 	pos int
 }
@@ -104,8 +104,8 @@ type InputGate struct {
 	// while nothing is blocked.
 	blocked  []bool
 	nblocked int
-	held     [][]held
-	ready    []held
+	held     [][]taken
+	ready    []taken
 	inputOf  []int // logical input of each channel
 }
 
@@ -178,7 +178,7 @@ func (s *Server) register(id GateID, channels int, layout []GateInput) *InputGat
 		done:     make(chan struct{}),
 		channels: make(map[channelKey]*inputChannel),
 		blocked:  make([]bool, channels),
-		held:     make([][]held, channels),
+		held:     make([][]taken, channels),
 		inputOf:  make([]int, channels),
 	}
 	base := 0
@@ -426,10 +426,10 @@ func (g *InputGate) nextSlow(ctx context.Context, wake <-chan struct{}) (event.D
 		if g.expected <= 0 {
 			return event.Delivery{}, io.EOF
 		}
-		var h held
+		var h taken
 		if len(g.ready) > 0 {
 			h = g.ready[0]
-			g.ready[0] = held{}
+			g.ready[0] = taken{}
 			g.ready = g.ready[1:]
 		} else {
 			select {
@@ -494,7 +494,7 @@ func (g *InputGate) Block(ch int) {
 	// An unblocked channel holds nothing (Unblock emptied it), so the rest
 	// of the current buffer comes first, then the channel's ready elements.
 	if g.curCh != nil && int(g.curCh.index) == ch && g.pos < len(g.cur) {
-		g.held[ch] = append(g.held[ch], held{d: delivery{ch: g.curCh, buf: g.cur}, pos: g.pos})
+		g.held[ch] = append(g.held[ch], taken{d: delivery{ch: g.curCh, buf: g.cur}, pos: g.pos})
 		g.cur, g.pos, g.curCh = nil, 0, nil
 	}
 	kept := g.ready[:0]
