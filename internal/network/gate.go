@@ -43,7 +43,8 @@ func (id GateID) String() string {
 	return fmt.Sprintf("%s/%d vertex %d subtask %d", id.Job, id.Attempt, id.Vertex, id.Subtask)
 }
 
-// ErrGateClosed is returned by InputGate.Next after Close or UnregisterJob.
+// ErrGateClosed is returned by InputGate.Next and NextDelivery after Close or
+// UnregisterJob.
 var ErrGateClosed = errors.New("input gate closed")
 
 var errGateClosed = ErrGateClosed
@@ -91,7 +92,7 @@ type InputGate struct {
 	mu       sync.Mutex
 	channels map[channelKey]*inputChannel
 
-	// Owned by the goroutine calling Next.
+	// Owned by the goroutine calling Next or NextDelivery.
 	cur   []byte        // records (or an event, with pos == len) of curCh
 	pos   int           // next record in cur
 	curCh *inputChannel // owner of cur, which is released on the next call
