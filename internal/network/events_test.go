@@ -355,44 +355,46 @@ func TestBlockMidBuffer(t *testing.T) {
 }
 
 func TestEndOfPartitionPerChannel(t *testing.T) {
-	ctx := testCtx(t)
-	srv := startServer(t, ServerOptions{})
-	gid := GateID{Job: "eop", Attempt: 2, Vertex: 3, Subtask: 0}
-	gate, err := srv.RegisterGateLayout(gid, []GateInput{{Edge: 4, Channels: 2}, {Edge: 1, Channels: 3}})
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer gate.Close()
-	// Index of (edge, source): edge 4 first, then edge 1.
-	index := map[[2]int]int{{4, 0}: 0, {4, 1}: 1, {1, 0}: 2, {1, 1}: 3, {1, 2}: 4}
-	writers := map[[2]int]*Writer{}
-	for k := range index {
-		w, err := Connect(ctx, srv.dial, srv.addr, ChannelID{Job: "eop", Attempt: 2, Edge: k[0], Source: k[1], Vertex: 3}, WriterOptions{})
+	onTransports(t, func(t *testing.T, tlsConf ...*tls.Config) {
+		ctx := testCtx(t)
+		srv := startServer(t, ServerOptions{}, tlsConf...)
+		gid := GateID{Job: "eop", Attempt: 2, Vertex: 3, Subtask: 0}
+		gate, err := srv.RegisterGateLayout(gid, []GateInput{{Edge: 4, Channels: 2}, {Edge: 1, Channels: 3}})
 		if err != nil {
 			t.Fatal(err)
 		}
-		writers[k] = w
-	}
-	for _, k := range [][2]int{{1, 2}, {4, 0}, {1, 0}, {4, 1}, {1, 1}} {
-		w := writers[k]
-		if err := w.WriteRecord([]byte("last")); err != nil {
-			t.Fatal(err)
+		defer gate.Close()
+		// Index of (edge, source): edge 4 first, then edge 1.
+		index := map[[2]int]int{{4, 0}: 0, {4, 1}: 1, {1, 0}: 2, {1, 1}: 3, {1, 2}: 4}
+		writers := map[[2]int]*Writer{}
+		for k := range index {
+			w, err := Connect(ctx, srv.dial, srv.addr, ChannelID{Job: "eop", Attempt: 2, Edge: k[0], Source: k[1], Vertex: 3}, WriterOptions{})
+			if err != nil {
+				t.Fatal(err)
+			}
+			writers[k] = w
 		}
-		if err := w.Close(); err != nil {
-			t.Fatal(err)
-		}
-		for _, want := range []event.DeliveryKind{event.DeliverRecord, event.DeliverEnd} {
-			d, err := gate.NextDelivery(ctx, nil)
-			if err != nil || int(d.Channel) != index[k] || d.Kind != want {
-				t.Fatalf("edge %d source %d: got %+v %v, want %v on channel %d", k[0], k[1], d, err, want, index[k])
+		for _, k := range [][2]int{{1, 2}, {4, 0}, {1, 0}, {4, 1}, {1, 1}} {
+			w := writers[k]
+			if err := w.WriteRecord([]byte("last")); err != nil {
+				t.Fatal(err)
+			}
+			if err := w.Close(); err != nil {
+				t.Fatal(err)
+			}
+			for _, want := range []event.DeliveryKind{event.DeliverRecord, event.DeliverEnd} {
+				d, err := gate.NextDelivery(ctx, nil)
+				if err != nil || int(d.Channel) != index[k] || d.Kind != want {
+					t.Fatalf("edge %d source %d: got %+v %v, want %v on channel %d", k[0], k[1], d, err, want, index[k])
+				}
 			}
 		}
-	}
-	for range 2 {
-		if d, err := gate.NextDelivery(ctx, nil); err != io.EOF {
-			t.Fatalf("after every end: %+v %v, want io.EOF", d, err)
+		for range 2 {
+			if d, err := gate.NextDelivery(ctx, nil); err != io.EOF {
+				t.Fatalf("after every end: %+v %v, want io.EOF", d, err)
+			}
 		}
-	}
+	})
 }
 
 // TestGateLayoutRefusals checks the layout and the channels it admits.
