@@ -479,8 +479,9 @@ func (g *InputGate) nextSlow(ctx context.Context, wake <-chan struct{}) (event.D
 	}
 }
 
-// Block holds back the elements of channel ch, including the rest of a
-// buffer being read, until Unblock. Held elements keep their credits, so the
+// Block holds back the elements of channel ch (an index below Channels()),
+// including the rest of a buffer being read, until Unblock. Held elements
+// keep their credits, so the
 // producer stops after CreditsPerChannel buffers (buffers-per-channel): a
 // blocked channel holds at most that much memory, and back-pressure spreads
 // upstream exactly as for a slow consumer. Blocking a blocked channel does
