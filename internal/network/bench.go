@@ -10,6 +10,8 @@ import (
 	"log/slog"
 	"net"
 	"time"
+
+	"github.com/sluice-dev/sluice/internal/dataflow/event"
 )
 
 // BenchOptions configures RunExchangeBench.
@@ -29,6 +31,10 @@ type BenchOptions struct {
 	// a bare socket (with ServerTLS/ClientTLS when set).
 	Listen func() (net.Listener, error)
 	Dial   Dialer
+
+	// recordOnly reads with the record-only InputGate.Next rather than
+	// NextDelivery, so the two can be compared (BenchmarkExchangeNext).
+	recordOnly bool
 }
 
 // BenchResult is the outcome of RunExchangeBench. MB are 1e6 bytes of record
@@ -45,7 +51,8 @@ type BenchResult struct {
 }
 
 // RunExchangeBench sends o.Records records through the real data plane (a
-// Server on 127.0.0.1, a gate of one channel, one Writer, InputGate.Next)
+// Server on 127.0.0.1, a gate of one channel, one Writer,
+// InputGate.NextDelivery as tasks read their input)
 // and then measures the raw transport over loopback for comparison.
 func RunExchangeBench(ctx context.Context, o BenchOptions) (BenchResult, error) {
 	if o.Records <= 0 {
@@ -144,21 +151,9 @@ func benchExchange(ctx context.Context, o BenchOptions) (float64, error) {
 		sent <- w.Close()
 	}()
 
-	var got int64
-	for {
-		rec, err := gate.Next(ctx)
-		if err == io.EOF {
-			break
-		}
-		if err != nil {
-			return 0, fmt.Errorf("bench: receive: %w", err)
-		}
-		if o.Decode != nil {
-			if err := o.Decode(rec); err != nil {
-				return 0, fmt.Errorf("bench: decode record %d: %w", got, err)
-			}
-		}
-		got++
+	got, err := benchReceive(ctx, gate, o)
+	if err != nil {
+		return 0, err
 	}
 	secs := time.Since(start).Seconds()
 	if err := <-sent; err != nil {
@@ -168,6 +163,46 @@ func benchExchange(ctx context.Context, o BenchOptions) (float64, error) {
 		return 0, fmt.Errorf("bench: received %d records, sent %d", got, o.Records)
 	}
 	return secs, nil
+}
+
+// benchReceive reads records from gate until its end.
+func benchReceive(ctx context.Context, gate *InputGate, o BenchOptions) (int64, error) {
+	var got int64
+	if o.recordOnly {
+		for {
+			rec, err := gate.Next(ctx)
+			if err == io.EOF {
+				return got, nil
+			}
+			if err != nil {
+				return got, fmt.Errorf("bench: receive: %w", err)
+			}
+			if o.Decode != nil {
+				if err := o.Decode(rec); err != nil {
+					return got, fmt.Errorf("bench: decode record %d: %w", got, err)
+				}
+			}
+			got++
+		}
+	}
+	for {
+		d, err := gate.NextDelivery(ctx, nil)
+		if err == io.EOF {
+			return got, nil
+		}
+		if err != nil {
+			return got, fmt.Errorf("bench: receive: %w", err)
+		}
+		if d.Kind != event.DeliverRecord {
+			continue
+		}
+		if o.Decode != nil {
+			if err := o.Decode(d.Data); err != nil {
+				return got, fmt.Errorf("bench: decode record %d: %w", got, err)
+			}
+		}
+		got++
+	}
 }
 
 // benchRaw moves total bytes over a bare connection of the same transport.

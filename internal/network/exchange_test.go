@@ -595,17 +595,21 @@ func TestExchangeOverTLS(t *testing.T) {
 }
 
 func TestRunExchangeBench(t *testing.T) {
-	res, err := RunExchangeBench(testCtx(t), BenchOptions{Records: 200000, RecordSize: 100,
-		Decode: func(b []byte) error {
-			if len(b) != 100 {
-				return fmt.Errorf("record of %d bytes", len(b))
-			}
-			return nil
-		}})
-	if err != nil {
-		t.Fatal(err)
-	}
-	if res.Records != 200000 || res.RecordsPerSec <= 0 || res.RawMBPerSec <= 0 {
-		t.Fatalf("%+v", res)
+	for _, recordOnly := range []bool{false, true} {
+		var n int64
+		res, err := RunExchangeBench(testCtx(t), BenchOptions{Records: 200000, RecordSize: 100,
+			Decode: func(b []byte) error {
+				n++
+				if len(b) != 100 {
+					return fmt.Errorf("record of %d bytes", len(b))
+				}
+				return nil
+			}, recordOnly: recordOnly})
+		if err != nil {
+			t.Fatal(err)
+		}
+		if res.Records != 200000 || n != 200000 || res.RecordsPerSec <= 0 || res.RawMBPerSec <= 0 {
+			t.Fatalf("record only %v: %d decoded, %+v", recordOnly, n, res)
+		}
 	}
 }

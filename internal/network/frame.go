@@ -10,7 +10,7 @@
 //
 //	byte 0   magic 0xA5 (not ASCII and not a TLS record type, so HTTP or TLS
 //	         spoken to a data port is recognised at the first byte)
-//	byte 1   protocol version (1)
+//	byte 1   protocol version (2; version 1 had no EVENT frame)
 //	byte 2   frame type
 //	byte 3   reserved, must be 0
 //	byte 4-7 payload length, u32 big-endian
@@ -18,6 +18,12 @@
 // A DATA payload is a sequence of records, each uvarint(len) followed by len
 // bytes; a buffer holds many records so that the cost of a frame, a syscall
 // and a credit is shared by hundreds of records.
+//
+// An EVENT payload is one in-band event (a checkpoint barrier, a cancel
+// barrier, end of data) as encoded by package event, at most event.MaxSize
+// bytes. It travels in order with the DATA frames of its channel and, like a
+// DATA frame, consumes one credit, so the consumer's queue stays bounded by
+// the credits it granted.
 package network
 
 import (
@@ -26,11 +32,13 @@ import (
 	"errors"
 	"fmt"
 	"io"
+
+	"github.com/sluice-dev/sluice/internal/dataflow/event"
 )
 
 const (
 	frameMagic   = 0xA5
-	frameVersion = 1
+	frameVersion = 2
 	headerSize   = 8
 
 	// maxHelloSize bounds a HELLO: a 64-byte job id and five uvarints.
@@ -55,6 +63,7 @@ const (
 	FrameCredit         FrameType = 5 // consumer -> producer: u32 additional buffers the producer may send
 	FrameEndOfPartition FrameType = 6 // producer -> consumer: no more data on this channel
 	FrameEOPAck         FrameType = 7 // consumer -> producer: end of partition received
+	FrameEvent          FrameType = 8 // producer -> consumer: one in-band event (package event)
 )
 
 var frameTypeNames = [...]string{
@@ -65,6 +74,7 @@ var frameTypeNames = [...]string{
 	FrameCredit:         "CREDIT",
 	FrameEndOfPartition: "END_OF_PARTITION",
 	FrameEOPAck:         "EOP_ACK",
+	FrameEvent:          "EVENT",
 }
 
 func (t FrameType) String() string {
@@ -160,6 +170,9 @@ func readHeader(r *bufio.Reader, maxSize int) (FrameType, int, error) {
 		limit, exact = 4, true
 	case FrameEndOfPartition, FrameEOPAck:
 		limit, exact = 0, true
+	case FrameEvent:
+		// The exact size depends on the kind: event.Decode checks it.
+		limit = event.MaxSize
 	default:
 		return 0, 0, fmt.Errorf("unknown frame type %d", uint8(typ))
 	}

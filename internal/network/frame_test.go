@@ -8,6 +8,8 @@ import (
 	"io"
 	"strings"
 	"testing"
+
+	"github.com/sluice-dev/sluice/internal/dataflow/event"
 )
 
 func header(t FrameType, n uint32) []byte {
@@ -26,6 +28,9 @@ func TestFrameRoundTrip(t *testing.T) {
 		{Type: FrameCredit, Payload: []byte{0, 0, 0, 7}},
 		{Type: FrameEndOfPartition, Payload: []byte{}},
 		{Type: FrameEOPAck, Payload: []byte{}},
+		{Type: FrameEvent, Payload: event.Append(nil, event.Event{Kind: event.KindBarrier, Barrier: event.Barrier{ID: 1 << 40, Timestamp: 1700000000000, Type: event.SavepointSuspend}})},
+		{Type: FrameEvent, Payload: event.Append(nil, event.Event{Kind: event.KindCancelBarrier, Barrier: event.Barrier{ID: 9}})},
+		{Type: FrameEvent, Payload: event.Append(nil, event.Event{Kind: event.KindEndOfData})},
 	}
 	var wire bytes.Buffer
 	for _, f := range frames {
@@ -46,6 +51,16 @@ func TestFrameRoundTrip(t *testing.T) {
 	if _, err := ReadFrame(br, 1024); err != io.EOF {
 		t.Fatalf("after the last frame: %v, want io.EOF", err)
 	}
+	// A barrier frame is 26 bytes on the wire, and its header says version 2
+	// and type 8.
+	wire.Reset()
+	WriteFrame(&wire, frames[len(frames)-3])
+	if b := wire.Bytes(); len(b) != 26 || b[1] != 2 || b[2] != 8 {
+		t.Fatalf("barrier frame % x", b)
+	}
+	if FrameEvent.String() != "EVENT" {
+		t.Fatalf("FrameEvent is %q", FrameEvent)
+	}
 }
 
 func TestReadFrameErrors(t *testing.T) {
@@ -56,8 +71,13 @@ func TestReadFrameErrors(t *testing.T) {
 		{"tls", "\x16\x03\x01\x02\x00\x01\x00\x01", "bad magic 0x16"},
 		{"short header", "\xa5\x01\x04", "truncated frame header: got 3 of 8 bytes"},
 		{"version", "\xa5\x09\x04\x00\x00\x00\x00\x00", "unsupported data protocol version 9"},
-		{"reserved", "\xa5\x01\x04\x01\x00\x00\x00\x00", "reserved header byte 0x01"},
-		{"unknown type", "\xa5\x01\x63\x00\x00\x00\x00\x00", "unknown frame type 99"},
+		// A version 1 peer (no EVENT frame) fails at its first frame, not at
+		// its first barrier.
+		{"version 1", "\xa5\x01\x01\x00\x00\x00\x00\x00", "unsupported data protocol version 1 (this build speaks version 2): run the same sluice version on all TaskManagers"},
+		{"reserved", "\xa5\x02\x04\x01\x00\x00\x00\x00", "reserved header byte 0x01"},
+		{"unknown type", "\xa5\x02\x63\x00\x00\x00\x00\x00", "unknown frame type 99"},
+		{"oversized event", string(header(FrameEvent, 33)), "EVENT frame of 33 bytes exceeds the limit of 32"},
+		{"truncated event", string(header(FrameEvent, 18)) + "\x01\x00", "truncated EVENT frame: got 2 of 18 payload bytes"},
 		{"oversized", string(header(FrameData, 3000000)), "frame of 3000000 bytes exceeds the limit of 1048576 (taskmanager.network.max-frame-size)"},
 		{"oversized hello", string(header(FrameHello, 5000)), "HELLO frame of 5000 bytes exceeds the limit"},
 		{"bad credit", string(header(FrameCredit, 2)) + "\x00\x01", "CREDIT frame has 2 payload bytes, want 4"},
@@ -112,7 +132,19 @@ func FuzzReadFrame(f *testing.F) {
 	WriteFrame(&wire, Frame{Type: FrameHello, Payload: appendHello(nil, ChannelID{Job: "j", Edge: 1})})
 	WriteFrame(&wire, Frame{Type: FrameData, Payload: appendRecord(nil, []byte("record"))})
 	WriteFrame(&wire, Frame{Type: FrameCredit, Payload: []byte{0, 0, 0, 2}})
+	WriteFrame(&wire, Frame{Type: FrameEvent, Payload: event.Append(nil, event.Event{Kind: event.KindBarrier, Barrier: event.Barrier{ID: 3, Timestamp: 17}})})
+	WriteFrame(&wire, Frame{Type: FrameEvent, Payload: event.Append(nil, event.Event{Kind: event.KindEndOfData})})
+	WriteFrame(&wire, Frame{Type: FrameEndOfPartition})
 	f.Add(wire.Bytes())
+	for _, e := range []event.Event{
+		{Kind: event.KindBarrier, Barrier: event.Barrier{ID: 1, Type: event.SavepointTerminate}},
+		{Kind: event.KindCancelBarrier, Barrier: event.Barrier{ID: 1}},
+	} {
+		p := event.Append(nil, e)
+		f.Add(append(header(FrameEvent, uint32(len(p))), p...))
+	}
+	f.Add(append(header(FrameEvent, 9), 4, 0, 0, 0, 0, 0, 0, 0, 1)) // reserved WATERMARK
+	f.Add(header(FrameEvent, 40))
 	f.Add([]byte("GET / HTTP/1.1\r\n\r\n"))
 	f.Add(header(FrameData, 3000000))
 	f.Add(header(FrameError, 4))
@@ -136,6 +168,14 @@ func FuzzReadFrame(f *testing.F) {
 			}
 			if fr.Type == FrameHello {
 				parseHello(fr.Payload)
+			}
+			if fr.Type == FrameEvent {
+				if len(fr.Payload) > event.MaxSize {
+					t.Fatalf("EVENT payload of %d bytes exceeds %d", len(fr.Payload), event.MaxSize)
+				}
+				if e, err := event.Decode(fr.Payload); err == nil && !bytes.Equal(event.Append(nil, e), fr.Payload) {
+					t.Fatalf("EVENT %x decodes to %v, which encodes differently", fr.Payload, e)
+				}
 			}
 		}
 	})

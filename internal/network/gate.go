@@ -8,6 +8,8 @@ import (
 	"io"
 	"sync"
 	"sync/atomic"
+
+	"github.com/sluice-dev/sluice/internal/dataflow/event"
 )
 
 // ChannelID names one producer->consumer channel of a running job.
@@ -41,26 +43,47 @@ func (id GateID) String() string {
 	return fmt.Sprintf("%s/%d vertex %d subtask %d", id.Job, id.Attempt, id.Vertex, id.Subtask)
 }
 
-// ErrGateClosed is returned by InputGate.Next after Close or UnregisterJob.
+// ErrGateClosed is returned by InputGate.Next and NextDelivery after Close or
+// UnregisterJob.
 var ErrGateClosed = errors.New("input gate closed")
 
 var errGateClosed = ErrGateClosed
 
-// delivery is one event of a channel for the gate: a buffer of records, or
-// the end of the channel (err is io.EOF for end of partition).
+// delivery is one element of a channel for the gate: a buffer of records, an
+// event, or the end of the channel (err is io.EOF for end of partition).
 type delivery struct {
-	ch  *inputChannel
-	buf []byte
-	err error
+	ch    *inputChannel
+	buf   []byte
+	err   error
+	event bool // buf is one event payload, validated by event.Decode
+}
+
+// taken is a delivery the consumer took from the queue but has not handed
+// out: pos is where the records of a partly read buffer resume.
+type taken struct {
+	d   delivery
+	pos int
+}
+
+// GateInput is one in-edge of a gate: its channels are consecutive indexes,
+// in the order of the layout, so that producer and consumer compute the same
+// index of a channel from the plan.
+type GateInput struct {
+	Edge     int
+	Channels int  // source parallelism, 1 for a forward edge
+	Forward  bool // the channel's Source is the consumer's own subtask
+	Input    int  // logical input of the operator (0; 0 or 1 for joins)
 }
 
 // InputGate is the input of one consumer subtask: the union of all channels
-// into it. Next is called from one goroutine (the task); Close from any.
+// into it. Next, NextDelivery, Block, Unblock and Input are called from one
+// goroutine (the task); Close from any.
 type InputGate struct {
 	id       GateID
 	srv      *Server
 	expected int
-	// queue holds at most CreditsPerChannel buffers plus one final event per
+	layout   []GateInput // nil: one group of expected channels, indexed in order of connection
+	// queue holds at most CreditsPerChannel elements plus one final one per
 	// channel, so the connection readers never block on it.
 	queue     chan delivery
 	done      chan struct{}
@@ -69,12 +92,22 @@ type InputGate struct {
 	mu       sync.Mutex
 	channels map[channelKey]*inputChannel
 
-	// Owned by the goroutine calling Next.
-	cur   []byte
-	pos   int
-	curCh *inputChannel
+	// Owned by the goroutine calling Next or NextDelivery.
+	cur   []byte        // records (or an event, with pos == len) of curCh
+	pos   int           // next record in cur
+	curCh *inputChannel // owner of cur, which is released on the next call
 	ended int
 	err   error
+	// Blocking. A blocked channel's elements wait in held[ch] in their
+	// order; Unblock moves them to ready, which is served before the queue.
+	// Invariant: no element of a blocked channel is in ready, so only
+	// elements taken from the queue need the blocked check, and none at all
+	// while nothing is blocked.
+	blocked  []bool
+	nblocked int
+	held     [][]taken
+	ready    []taken
+	inputOf  []int // logical input of each channel
 }
 
 // channelKey tells the channels of one gate apart.
@@ -83,6 +116,7 @@ type channelKey struct{ edge, source int }
 // inputChannel is the consumer side of one channel.
 type inputChannel struct {
 	id      ChannelID
+	index   int32 // in the gate's layout, < 1<<20
 	gate    *InputGate
 	conn    *serverConn
 	bufSize int
@@ -95,17 +129,65 @@ type inputChannel struct {
 	detached  bool // under gate.mu
 }
 
-// RegisterGate creates the input gate id expecting channels input channels.
-// Producers that connected early and wait for it are attached at once.
-// Registering an id again replaces (and closes) the previous gate.
+// RegisterGate creates the input gate id expecting channels input channels
+// of any edges, as one group: channel indexes follow the order in which the
+// producers connect. Producers that connected early and wait for it are
+// attached at once. Registering an id again replaces (and closes) the
+// previous gate.
 func (s *Server) RegisterGate(id GateID, channels int) *InputGate {
+	return s.register(id, max(channels, 0), nil)
+}
+
+// RegisterGateLayout creates the input gate id with a channel per source of
+// each in-edge of layout: the channel of edge layout[i].Edge from source s
+// has index base(i)+s, where base(i) is the sum of the Channels before it,
+// and a forward edge's only channel comes from the consumer's own subtask.
+// A producer whose edge or source is not in the layout is refused. The
+// layout is checked (every edge once, at least one channel, a forward edge
+// has one) and an error names what is wrong.
+func (s *Server) RegisterGateLayout(id GateID, layout []GateInput) (*InputGate, error) {
+	total := 0
+	seen := make(map[int]bool, len(layout))
+	for i, in := range layout {
+		switch {
+		case in.Edge < 0:
+			return nil, fmt.Errorf("gate %v: input %d has edge %d, want >= 0", id, i, in.Edge)
+		case seen[in.Edge]:
+			return nil, fmt.Errorf("gate %v: edge %d appears twice in the layout", id, in.Edge)
+		case in.Channels < 1:
+			return nil, fmt.Errorf("gate %v: edge %d has %d channels, want at least 1", id, in.Edge, in.Channels)
+		case in.Forward && in.Channels != 1:
+			return nil, fmt.Errorf("gate %v: forward edge %d has %d channels, want 1", id, in.Edge, in.Channels)
+		case in.Input < 0:
+			return nil, fmt.Errorf("gate %v: edge %d feeds input %d, want >= 0", id, in.Edge, in.Input)
+		case in.Channels > 1<<20-total:
+			return nil, fmt.Errorf("gate %v: more than %d channels", id, 1<<20)
+		}
+		seen[in.Edge] = true
+		total += in.Channels
+	}
+	return s.register(id, total, append([]GateInput(nil), layout...)), nil
+}
+
+func (s *Server) register(id GateID, channels int, layout []GateInput) *InputGate {
 	g := &InputGate{
 		id:       id,
 		srv:      s,
 		expected: channels,
+		layout:   layout,
 		queue:    make(chan delivery, max(channels, 1)*(s.opts.CreditsPerChannel+1)),
 		done:     make(chan struct{}),
 		channels: make(map[channelKey]*inputChannel),
+		blocked:  make([]bool, channels),
+		held:     make([][]taken, channels),
+		inputOf:  make([]int, channels),
+	}
+	base := 0
+	for _, in := range layout {
+		for c := range in.Channels {
+			g.inputOf[base+c] = in.Input
+		}
+		base += in.Channels
 	}
 	s.mu.Lock()
 	old := s.gates[id]
@@ -155,6 +237,42 @@ func (g *InputGate) Close() {
 	})
 }
 
+// Channels is the number of channels of the gate; their indexes are
+// 0..Channels()-1.
+func (g *InputGate) Channels() int { return g.expected }
+
+// Input returns the logical input of the operator that channel ch feeds: the
+// Input of its group in the layout, 0 for a gate without a layout.
+func (g *InputGate) Input(ch int) int { return g.inputOf[ch] }
+
+// index returns the channel index of id in the layout, or why id has none.
+// g.mu is held.
+func (g *InputGate) index(id ChannelID) (int, error) {
+	if g.layout == nil {
+		if len(g.channels) >= g.expected {
+			return 0, fmt.Errorf("gate %v expects %d channels and all are connected", g.id, g.expected)
+		}
+		return len(g.channels), nil
+	}
+	base := 0
+	for _, in := range g.layout {
+		if in.Edge != id.Edge {
+			base += in.Channels
+			continue
+		}
+		switch {
+		case in.Forward && id.Source != g.id.Subtask:
+			return 0, fmt.Errorf("edge %d is a forward edge into subtask %d: source %d may not connect to it", id.Edge, g.id.Subtask, id.Source)
+		case in.Forward:
+			return base, nil
+		case id.Source >= in.Channels:
+			return 0, fmt.Errorf("edge %d has %d sources: source %d is out of range", id.Edge, in.Channels, id.Source)
+		}
+		return base + id.Source, nil
+	}
+	return 0, fmt.Errorf("edge %d is not an input of gate %v", id.Edge, g.id)
+}
+
 // attach claims the slot of channel id for conn.
 func (g *InputGate) attach(id ChannelID, conn *serverConn) (*inputChannel, error) {
 	g.mu.Lock()
@@ -168,12 +286,14 @@ func (g *InputGate) attach(id ChannelID, conn *serverConn) (*inputChannel, error
 	if _, dup := g.channels[key]; dup {
 		return nil, fmt.Errorf("duplicate connection for edge %d source %d", id.Edge, id.Source)
 	}
-	if len(g.channels) >= g.expected {
-		return nil, fmt.Errorf("gate %v expects %d channels and all are connected", g.id, g.expected)
+	index, err := g.index(id)
+	if err != nil {
+		return nil, err
 	}
 	s := g.srv
 	ch := &inputChannel{
 		id:      id,
+		index:   int32(index),
 		gate:    g,
 		conn:    conn,
 		bufSize: s.opts.BufferSize,
@@ -202,7 +322,7 @@ func (g *InputGate) detach(ch *inputChannel, err error) {
 	}
 }
 
-// deliver queues an event for Next.
+// deliver queues an element for Next.
 func (g *InputGate) deliver(d delivery) error {
 	select {
 	case g.queue <- d:
@@ -246,11 +366,37 @@ func (ch *inputChannel) release(b []byte) {
 // buffer and is valid until the next call. Next returns io.EOF once every
 // expected channel has ended its partition, and an error if a channel's
 // connection broke before that; after an error it keeps returning it.
+//
+// Next is the record-only view of the gate for tasks that do not read
+// events yet: it consumes events and per-channel ends without returning
+// them. It honours Block like NextDelivery.
 func (g *InputGate) Next(ctx context.Context) ([]byte, error) {
 	if g.pos < len(g.cur) {
 		return g.record(), nil
 	}
-	return g.nextBuffer(ctx)
+	for {
+		d, err := g.nextSlow(ctx, nil)
+		if err != nil {
+			return nil, err
+		}
+		if d.Kind == event.DeliverRecord {
+			return d.Data, nil
+		}
+	}
+}
+
+// NextDelivery returns the next element of an unblocked channel: a record,
+// an event, or the end of a channel's partition. Elements of one channel
+// come in the order they were sent; Data aliases the receive buffer and is
+// valid until the next call. It returns io.EOF once every channel ended its
+// partition (after the DeliverEnd of each), event.ErrWoken when wake became
+// ready while no element was available (a nil wake never does), and an error
+// if a channel's connection broke, which it keeps returning after that.
+func (g *InputGate) NextDelivery(ctx context.Context, wake <-chan struct{}) (event.Delivery, error) {
+	if g.pos < len(g.cur) {
+		return event.Delivery{Channel: g.curCh.index, Kind: event.DeliverRecord, Data: g.record()}, nil
+	}
+	return g.nextSlow(ctx, wake)
 }
 
 // record slices the record at g.pos; the buffer was validated on receipt.
@@ -267,44 +413,114 @@ func (g *InputGate) record() []byte {
 	return buf[p:end:end]
 }
 
-// nextBuffer releases the consumed buffer and waits for the next event.
-func (g *InputGate) nextBuffer(ctx context.Context) ([]byte, error) {
+// nextSlow releases the consumed buffer or event and waits for the next
+// element of an unblocked channel.
+func (g *InputGate) nextSlow(ctx context.Context, wake <-chan struct{}) (event.Delivery, error) {
 	for {
 		if g.curCh != nil {
 			g.curCh.release(g.cur)
 			g.cur, g.pos, g.curCh = nil, 0, nil
 		}
 		if g.err != nil {
-			return nil, g.err
+			return event.Delivery{}, g.err
 		}
 		if g.expected <= 0 {
-			return nil, io.EOF
+			return event.Delivery{}, io.EOF
 		}
-		var d delivery
-		select {
-		case d = <-g.queue:
-		default:
+		var h taken
+		if len(g.ready) > 0 {
+			h = g.ready[0]
+			g.ready[0] = taken{}
+			g.ready = g.ready[1:]
+		} else {
 			select {
-			case d = <-g.queue:
-			case <-ctx.Done():
-				return nil, ctx.Err()
-			case <-g.done:
-				return nil, ErrGateClosed
+			case h.d = <-g.queue:
+			default:
+				select {
+				case h.d = <-g.queue:
+				case <-wake:
+					return event.Delivery{}, event.ErrWoken
+				case <-ctx.Done():
+					return event.Delivery{}, ctx.Err()
+				case <-g.done:
+					return event.Delivery{}, ErrGateClosed
+				}
+			}
+			if h.d.err != nil && h.d.err != io.EOF {
+				// A broken channel fails the task at once, blocked or not.
+				g.err = h.d.err
+				continue
+			}
+			if g.nblocked > 0 && g.blocked[h.d.ch.index] {
+				i := h.d.ch.index
+				g.held[i] = append(g.held[i], h)
+				continue
 			}
 		}
+		d := h.d
 		switch {
-		case d.err == nil:
-			g.cur, g.pos, g.curCh = d.buf, 0, d.ch
-			if len(d.buf) > 0 {
-				return g.record(), nil
-			}
 		case d.err == io.EOF:
 			g.ended++
 			if g.ended >= g.expected {
 				g.err = io.EOF
 			}
+			return event.Delivery{Channel: d.ch.index, Kind: event.DeliverEnd}, nil
+		case d.event:
+			// pos at the end: the fast path of Next skips it, and the
+			// next call releases its credit.
+			g.cur, g.pos, g.curCh = d.buf, len(d.buf), d.ch
+			return event.Delivery{Channel: d.ch.index, Kind: event.DeliverEvent, Data: d.buf}, nil
 		default:
-			g.err = d.err
+			g.cur, g.pos, g.curCh = d.buf, h.pos, d.ch
+			if g.pos < len(g.cur) {
+				return event.Delivery{Channel: d.ch.index, Kind: event.DeliverRecord, Data: g.record()}, nil
+			}
 		}
 	}
+}
+
+// Block holds back the elements of channel ch (an index below Channels()),
+// including the rest of a buffer being read, until Unblock. Held elements
+// keep their credits, so the
+// producer stops after CreditsPerChannel buffers (buffers-per-channel): a
+// blocked channel holds at most that much memory, and back-pressure spreads
+// upstream exactly as for a slow consumer. Blocking a blocked channel does
+// nothing. Block runs in the task's goroutine and costs the record path
+// nothing while no channel is blocked.
+func (g *InputGate) Block(ch int) {
+	if g.blocked[ch] {
+		return
+	}
+	g.blocked[ch] = true
+	g.nblocked++
+	// An unblocked channel holds nothing (Unblock emptied it), so the rest
+	// of the current buffer comes first, then the channel's ready elements.
+	if g.curCh != nil && int(g.curCh.index) == ch && g.pos < len(g.cur) {
+		g.held[ch] = append(g.held[ch], taken{d: delivery{ch: g.curCh, buf: g.cur}, pos: g.pos})
+		g.cur, g.pos, g.curCh = nil, 0, nil
+	}
+	kept := g.ready[:0]
+	for _, h := range g.ready {
+		if int(h.d.ch.index) == ch {
+			g.held[ch] = append(g.held[ch], h)
+		} else {
+			kept = append(kept, h)
+		}
+	}
+	clear(g.ready[len(kept):])
+	g.ready = kept
+}
+
+// Unblock releases channel ch: its held elements are delivered, in order,
+// before anything that arrives later. Unblocking a channel that is not
+// blocked does nothing.
+func (g *InputGate) Unblock(ch int) {
+	if !g.blocked[ch] {
+		return
+	}
+	g.blocked[ch] = false
+	g.nblocked--
+	g.ready = append(g.ready, g.held[ch]...)
+	clear(g.held[ch])
+	g.held[ch] = g.held[ch][:0]
 }

@@ -12,6 +12,8 @@ import (
 	"sync"
 	"sync/atomic"
 	"time"
+
+	"github.com/sluice-dev/sluice/internal/dataflow/event"
 )
 
 // Defaults of ServerOptions and WriterOptions.
@@ -79,6 +81,7 @@ type Stats struct {
 	BytesReceived     int64 `json:"bytes_received"`     // DATA bytes, headers included
 	BuffersReceived   int64 `json:"buffers_received"`
 	RecordsReceived   int64 `json:"records_received"`
+	EventsReceived    int64 `json:"events_received"` // EVENT frames (barriers, end of data)
 }
 
 // Server accepts producer connections and routes their buffers to the input
@@ -93,6 +96,7 @@ type Server struct {
 
 	connections, failed, active    atomic.Int64
 	bytes, buffers, recordsCounter atomic.Int64
+	events                         atomic.Int64
 }
 
 // NewServer returns a server with opts; call Serve to accept connections.
@@ -115,6 +119,7 @@ func (s *Server) Stats() Stats {
 		BytesReceived:     s.bytes.Load(),
 		BuffersReceived:   s.buffers.Load(),
 		RecordsReceived:   s.recordsCounter.Load(),
+		EventsReceived:    s.events.Load(),
 	}
 }
 
@@ -341,6 +346,23 @@ func (c *serverConn) readLoop(ch *inputChannel) error {
 			if err := ch.gate.deliver(delivery{ch: ch, buf: buf}); err != nil {
 				return err
 			}
+		case FrameEvent:
+			// Same credit rule as DATA: an event takes a slot of the
+			// gate's bounded queue until the task has read it.
+			if ch.available.Add(-1) < 0 {
+				return errors.New("EVENT frame without credit: the producer ignores back-pressure")
+			}
+			p := make([]byte, n)
+			if err := readPayload(c.br, typ, p); err != nil {
+				return err
+			}
+			if _, err := event.Decode(p); err != nil {
+				return fmt.Errorf("bad EVENT frame: %w", err)
+			}
+			s.events.Add(1)
+			if err := ch.gate.deliver(delivery{ch: ch, buf: p, event: true}); err != nil {
+				return err
+			}
 		case FrameEndOfPartition:
 			ended, ch.ended = true, true
 			// Acknowledge before delivering: once the gate has the last
@@ -365,9 +387,9 @@ func (c *serverConn) readLoop(ch *inputChannel) error {
 	}
 }
 
-// creditLoop sends the credits that InputGate.Next frees. It runs apart from
-// Next so that a consumer never blocks on a socket write, and it batches the
-// credits freed while it was busy into one frame.
+// creditLoop sends the credits that InputGate.Next and NextDelivery free. It
+// runs apart from them so that a consumer never blocks on a socket write, and
+// it batches the credits freed while it was busy into one frame.
 func (c *serverConn) creditLoop(ch *inputChannel, done <-chan struct{}) {
 	var p [4]byte
 	for {

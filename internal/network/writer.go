@@ -11,6 +11,8 @@ import (
 	"sync"
 	"sync/atomic"
 	"time"
+
+	"github.com/sluice-dev/sluice/internal/dataflow/event"
 )
 
 // Dialer opens a connection to addr; the caller decides TCP or TLS.
@@ -39,8 +41,9 @@ func (e *RejectedError) Error() string {
 
 var errWriterClosed = errors.New("data exchange writer closed")
 
-// Writer is the producer side of one channel. WriteRecord, Flush and Close
-// are meant for one goroutine; Abort, BackPressured and BytesSent for any.
+// Writer is the producer side of one channel. WriteRecord, WriteEvent, Flush
+// and Close are meant for one goroutine; Abort, BackPressured and BytesSent
+// for any.
 type Writer struct {
 	id   ChannelID
 	addr string
@@ -219,6 +222,43 @@ func (w *Writer) writeSlow(rec []byte) error {
 		return w.fail(w.connError(err))
 	}
 	w.sent.Add(int64(headerSize + need))
+	return nil
+}
+
+// WriteEvent sends the records buffered so far, then the event, in order,
+// each waiting for credit. It is how barriers, cancel barriers and end of
+// data go downstream. payload must be an event as package event encodes it:
+// one the consumer would refuse is refused here with an error and the
+// channel stays usable.
+func (w *Writer) WriteEvent(payload []byte) error {
+	if _, err := event.Decode(payload); err != nil {
+		return fmt.Errorf("channel %v: refusing to send a malformed event: %w", w.id, err)
+	}
+	// Holding w.mu like WriteRecord and the flush loop is what keeps an
+	// event behind every record written before it.
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	if w.err != nil {
+		return w.err
+	}
+	if len(w.buf) > headerSize {
+		if err := w.sendLocked(); err != nil {
+			return err
+		}
+	}
+	if w.aborted.Load() {
+		return w.fail(errors.New("data exchange writer aborted"))
+	}
+	if err := w.acquireCredit(); err != nil {
+		return w.fail(err)
+	}
+	var frame [headerSize + event.MaxSize]byte
+	putHeader(frame[:], FrameEvent, len(payload))
+	n := copy(frame[headerSize:], payload)
+	if _, err := w.conn.Write(frame[:headerSize+n]); err != nil {
+		return w.fail(w.connError(err))
+	}
+	w.sent.Add(int64(headerSize + n))
 	return nil
 }
 
@@ -417,7 +457,8 @@ func (w *Writer) BackPressured() time.Duration {
 	return d
 }
 
-// BytesSent is the number of DATA bytes written, frame headers included.
+// BytesSent is the number of DATA and EVENT bytes written, frame headers
+// included.
 func (w *Writer) BytesSent() int64 { return w.sent.Load() }
 
 func uvarintLen(v uint64) int {

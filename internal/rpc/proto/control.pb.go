@@ -869,8 +869,12 @@ type TaskDeployment struct {
 	// pipeline.expression.max-cost of the JobManager that accepted the job: the TaskManager
 	// compiles the job's expressions with the same limit. 0: the default.
 	ExpressionMaxCost uint64 `protobuf:"varint,26,opt,name=expression_max_cost,json=expressionMaxCost,proto3" json:"expression_max_cost,omitempty"`
-	unknownFields     protoimpl.UnknownFields
-	sizeCache         protoimpl.SizeCache
+	// The in-edges of the task's input gate, in channel-index order
+	// (network.GateInput). Empty: the TaskManager registers one group of
+	// input_channels channels, indexed in order of connection.
+	Inputs        []*InputGroup `protobuf:"bytes,33,rep,name=inputs,proto3" json:"inputs,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
 }
 
 func (x *TaskDeployment) Reset() {
@@ -994,6 +998,83 @@ func (x *TaskDeployment) GetExpressionMaxCost() uint64 {
 	return 0
 }
 
+func (x *TaskDeployment) GetInputs() []*InputGroup {
+	if x != nil {
+		return x.Inputs
+	}
+	return nil
+}
+
+// InputGroup is one in-edge of a task's input gate: its channels get
+// consecutive indexes, one per source subtask, or one for a forward edge.
+type InputGroup struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	Edge          int32                  `protobuf:"varint,1,opt,name=edge,proto3" json:"edge,omitempty"`
+	Channels      int32                  `protobuf:"varint,2,opt,name=channels,proto3" json:"channels,omitempty"` // source parallelism, 1 for a forward edge
+	Forward       bool                   `protobuf:"varint,3,opt,name=forward,proto3" json:"forward,omitempty"`   // the channel's source is the consumer's own subtask
+	Input         int32                  `protobuf:"varint,4,opt,name=input,proto3" json:"input,omitempty"`       // logical input of the operator (0; 0 or 1 for joins)
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *InputGroup) Reset() {
+	*x = InputGroup{}
+	mi := &file_control_proto_msgTypes[11]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *InputGroup) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*InputGroup) ProtoMessage() {}
+
+func (x *InputGroup) ProtoReflect() protoreflect.Message {
+	mi := &file_control_proto_msgTypes[11]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use InputGroup.ProtoReflect.Descriptor instead.
+func (*InputGroup) Descriptor() ([]byte, []int) {
+	return file_control_proto_rawDescGZIP(), []int{11}
+}
+
+func (x *InputGroup) GetEdge() int32 {
+	if x != nil {
+		return x.Edge
+	}
+	return 0
+}
+
+func (x *InputGroup) GetChannels() int32 {
+	if x != nil {
+		return x.Channels
+	}
+	return 0
+}
+
+func (x *InputGroup) GetForward() bool {
+	if x != nil {
+		return x.Forward
+	}
+	return false
+}
+
+func (x *InputGroup) GetInput() int32 {
+	if x != nil {
+		return x.Input
+	}
+	return 0
+}
+
 // FileGrant is one file an operator may read or one directory it may write.
 type FileGrant struct {
 	state         protoimpl.MessageState `protogen:"open.v1"`
@@ -1007,7 +1088,7 @@ type FileGrant struct {
 
 func (x *FileGrant) Reset() {
 	*x = FileGrant{}
-	mi := &file_control_proto_msgTypes[11]
+	mi := &file_control_proto_msgTypes[12]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1019,7 +1100,7 @@ func (x *FileGrant) String() string {
 func (*FileGrant) ProtoMessage() {}
 
 func (x *FileGrant) ProtoReflect() protoreflect.Message {
-	mi := &file_control_proto_msgTypes[11]
+	mi := &file_control_proto_msgTypes[12]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1032,7 +1113,7 @@ func (x *FileGrant) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use FileGrant.ProtoReflect.Descriptor instead.
 func (*FileGrant) Descriptor() ([]byte, []int) {
-	return file_control_proto_rawDescGZIP(), []int{11}
+	return file_control_proto_rawDescGZIP(), []int{12}
 }
 
 func (x *FileGrant) GetOperator() string {
@@ -1073,7 +1154,7 @@ type CancelJobRequest struct {
 
 func (x *CancelJobRequest) Reset() {
 	*x = CancelJobRequest{}
-	mi := &file_control_proto_msgTypes[12]
+	mi := &file_control_proto_msgTypes[13]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1085,7 +1166,7 @@ func (x *CancelJobRequest) String() string {
 func (*CancelJobRequest) ProtoMessage() {}
 
 func (x *CancelJobRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_control_proto_msgTypes[12]
+	mi := &file_control_proto_msgTypes[13]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1098,7 +1179,7 @@ func (x *CancelJobRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use CancelJobRequest.ProtoReflect.Descriptor instead.
 func (*CancelJobRequest) Descriptor() ([]byte, []int) {
-	return file_control_proto_rawDescGZIP(), []int{12}
+	return file_control_proto_rawDescGZIP(), []int{13}
 }
 
 func (x *CancelJobRequest) GetJobId() string {
@@ -1127,7 +1208,7 @@ type JoinRequest struct {
 
 func (x *JoinRequest) Reset() {
 	*x = JoinRequest{}
-	mi := &file_control_proto_msgTypes[13]
+	mi := &file_control_proto_msgTypes[14]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1139,7 +1220,7 @@ func (x *JoinRequest) String() string {
 func (*JoinRequest) ProtoMessage() {}
 
 func (x *JoinRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_control_proto_msgTypes[13]
+	mi := &file_control_proto_msgTypes[14]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1152,7 +1233,7 @@ func (x *JoinRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use JoinRequest.ProtoReflect.Descriptor instead.
 func (*JoinRequest) Descriptor() ([]byte, []int) {
-	return file_control_proto_rawDescGZIP(), []int{13}
+	return file_control_proto_rawDescGZIP(), []int{14}
 }
 
 func (x *JoinRequest) GetTokenId() string {
@@ -1192,7 +1273,7 @@ type RenewRequest struct {
 
 func (x *RenewRequest) Reset() {
 	*x = RenewRequest{}
-	mi := &file_control_proto_msgTypes[14]
+	mi := &file_control_proto_msgTypes[15]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1204,7 +1285,7 @@ func (x *RenewRequest) String() string {
 func (*RenewRequest) ProtoMessage() {}
 
 func (x *RenewRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_control_proto_msgTypes[14]
+	mi := &file_control_proto_msgTypes[15]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1217,7 +1298,7 @@ func (x *RenewRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use RenewRequest.ProtoReflect.Descriptor instead.
 func (*RenewRequest) Descriptor() ([]byte, []int) {
-	return file_control_proto_rawDescGZIP(), []int{14}
+	return file_control_proto_rawDescGZIP(), []int{15}
 }
 
 func (x *RenewRequest) GetCsr() []byte {
@@ -1238,7 +1319,7 @@ type CertificateResponse struct {
 
 func (x *CertificateResponse) Reset() {
 	*x = CertificateResponse{}
-	mi := &file_control_proto_msgTypes[15]
+	mi := &file_control_proto_msgTypes[16]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1250,7 +1331,7 @@ func (x *CertificateResponse) String() string {
 func (*CertificateResponse) ProtoMessage() {}
 
 func (x *CertificateResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_control_proto_msgTypes[15]
+	mi := &file_control_proto_msgTypes[16]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1263,7 +1344,7 @@ func (x *CertificateResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use CertificateResponse.ProtoReflect.Descriptor instead.
 func (*CertificateResponse) Descriptor() ([]byte, []int) {
-	return file_control_proto_rawDescGZIP(), []int{15}
+	return file_control_proto_rawDescGZIP(), []int{16}
 }
 
 func (x *CertificateResponse) GetChain() [][]byte {
@@ -1359,7 +1440,7 @@ const file_control_proto_rawDesc = "" +
 	"\x04edge\x18\x01 \x01(\x05R\x04edge\x12#\n" +
 	"\rtarget_vertex\x18\x02 \x01(\x05R\ftargetVertex\x12-\n" +
 	"\x12target_parallelism\x18\x03 \x01(\x05R\x11targetParallelism\x129\n" +
-	"\atargets\x18\x04 \x03(\v2\x1f.sluice.control.v1.OutputTargetR\atargets\"\xc3\x05\n" +
+	"\atargets\x18\x04 \x03(\v2\x1f.sluice.control.v1.OutputTargetR\atargets\"\xfa\x05\n" +
 	"\x0eTaskDeployment\x12\x15\n" +
 	"\x06job_id\x18\x01 \x01(\tR\x05jobId\x12\x18\n" +
 	"\aattempt\x18\x02 \x01(\x05R\aattempt\x12\x16\n" +
@@ -1377,14 +1458,21 @@ const file_control_proto_rawDesc = "" +
 	"\fblob_address\x18\v \x01(\tR\vblobAddress\x12=\n" +
 	"\vfile_grants\x18\x14 \x03(\v2\x1c.sluice.control.v1.FileGrantR\n" +
 	"fileGrants\x12.\n" +
-	"\x13expression_max_cost\x18\x1a \x01(\x04R\x11expressionMaxCost\x1a=\n" +
+	"\x13expression_max_cost\x18\x1a \x01(\x04R\x11expressionMaxCost\x125\n" +
+	"\x06inputs\x18! \x03(\v2\x1d.sluice.control.v1.InputGroupR\x06inputs\x1a=\n" +
 	"\x0fParametersEntry\x12\x10\n" +
 	"\x03key\x18\x01 \x01(\tR\x03key\x12\x14\n" +
 	"\x05value\x18\x02 \x01(\tR\x05value:\x028\x01\x1a8\n" +
 	"\n" +
 	"FilesEntry\x12\x10\n" +
 	"\x03key\x18\x01 \x01(\tR\x03key\x12\x14\n" +
-	"\x05value\x18\x02 \x01(\tR\x05value:\x028\x01\"m\n" +
+	"\x05value\x18\x02 \x01(\tR\x05value:\x028\x01\"l\n" +
+	"\n" +
+	"InputGroup\x12\x12\n" +
+	"\x04edge\x18\x01 \x01(\x05R\x04edge\x12\x1a\n" +
+	"\bchannels\x18\x02 \x01(\x05R\bchannels\x12\x18\n" +
+	"\aforward\x18\x03 \x01(\bR\aforward\x12\x14\n" +
+	"\x05input\x18\x04 \x01(\x05R\x05input\"m\n" +
 	"\tFileGrant\x12\x1a\n" +
 	"\boperator\x18\x01 \x01(\tR\boperator\x12\x12\n" +
 	"\x04path\x18\x02 \x01(\tR\x04path\x12\x14\n" +
@@ -1440,7 +1528,7 @@ func file_control_proto_rawDescGZIP() []byte {
 }
 
 var file_control_proto_enumTypes = make([]protoimpl.EnumInfo, 1)
-var file_control_proto_msgTypes = make([]protoimpl.MessageInfo, 18)
+var file_control_proto_msgTypes = make([]protoimpl.MessageInfo, 19)
 var file_control_proto_goTypes = []any{
 	(TaskState)(0),              // 0: sluice.control.v1.TaskState
 	(*RegisterRequest)(nil),     // 1: sluice.control.v1.RegisterRequest
@@ -1454,44 +1542,46 @@ var file_control_proto_goTypes = []any{
 	(*OutputTarget)(nil),        // 9: sluice.control.v1.OutputTarget
 	(*OutputEdge)(nil),          // 10: sluice.control.v1.OutputEdge
 	(*TaskDeployment)(nil),      // 11: sluice.control.v1.TaskDeployment
-	(*FileGrant)(nil),           // 12: sluice.control.v1.FileGrant
-	(*CancelJobRequest)(nil),    // 13: sluice.control.v1.CancelJobRequest
-	(*JoinRequest)(nil),         // 14: sluice.control.v1.JoinRequest
-	(*RenewRequest)(nil),        // 15: sluice.control.v1.RenewRequest
-	(*CertificateResponse)(nil), // 16: sluice.control.v1.CertificateResponse
-	nil,                         // 17: sluice.control.v1.TaskDeployment.ParametersEntry
-	nil,                         // 18: sluice.control.v1.TaskDeployment.FilesEntry
+	(*InputGroup)(nil),          // 12: sluice.control.v1.InputGroup
+	(*FileGrant)(nil),           // 13: sluice.control.v1.FileGrant
+	(*CancelJobRequest)(nil),    // 14: sluice.control.v1.CancelJobRequest
+	(*JoinRequest)(nil),         // 15: sluice.control.v1.JoinRequest
+	(*RenewRequest)(nil),        // 16: sluice.control.v1.RenewRequest
+	(*CertificateResponse)(nil), // 17: sluice.control.v1.CertificateResponse
+	nil,                         // 18: sluice.control.v1.TaskDeployment.ParametersEntry
+	nil,                         // 19: sluice.control.v1.TaskDeployment.FilesEntry
 }
 var file_control_proto_depIdxs = []int32{
 	3,  // 0: sluice.control.v1.HeartbeatRequest.tasks:type_name -> sluice.control.v1.TaskMetrics
 	0,  // 1: sluice.control.v1.TaskStateUpdate.state:type_name -> sluice.control.v1.TaskState
 	3,  // 2: sluice.control.v1.TaskStateUpdate.metrics:type_name -> sluice.control.v1.TaskMetrics
 	9,  // 3: sluice.control.v1.OutputEdge.targets:type_name -> sluice.control.v1.OutputTarget
-	17, // 4: sluice.control.v1.TaskDeployment.parameters:type_name -> sluice.control.v1.TaskDeployment.ParametersEntry
-	18, // 5: sluice.control.v1.TaskDeployment.files:type_name -> sluice.control.v1.TaskDeployment.FilesEntry
+	18, // 4: sluice.control.v1.TaskDeployment.parameters:type_name -> sluice.control.v1.TaskDeployment.ParametersEntry
+	19, // 5: sluice.control.v1.TaskDeployment.files:type_name -> sluice.control.v1.TaskDeployment.FilesEntry
 	10, // 6: sluice.control.v1.TaskDeployment.outputs:type_name -> sluice.control.v1.OutputEdge
-	12, // 7: sluice.control.v1.TaskDeployment.file_grants:type_name -> sluice.control.v1.FileGrant
-	1,  // 8: sluice.control.v1.JobManager.RegisterTaskManager:input_type -> sluice.control.v1.RegisterRequest
-	4,  // 9: sluice.control.v1.JobManager.Heartbeat:input_type -> sluice.control.v1.HeartbeatRequest
-	6,  // 10: sluice.control.v1.JobManager.UpdateTaskState:input_type -> sluice.control.v1.TaskStateUpdate
-	8,  // 11: sluice.control.v1.JobManager.ReportOutput:input_type -> sluice.control.v1.TaskOutput
-	11, // 12: sluice.control.v1.TaskManager.DeployTask:input_type -> sluice.control.v1.TaskDeployment
-	13, // 13: sluice.control.v1.TaskManager.CancelJob:input_type -> sluice.control.v1.CancelJobRequest
-	14, // 14: sluice.control.v1.Bootstrap.Join:input_type -> sluice.control.v1.JoinRequest
-	15, // 15: sluice.control.v1.Bootstrap.Renew:input_type -> sluice.control.v1.RenewRequest
-	2,  // 16: sluice.control.v1.JobManager.RegisterTaskManager:output_type -> sluice.control.v1.RegisterResponse
-	5,  // 17: sluice.control.v1.JobManager.Heartbeat:output_type -> sluice.control.v1.HeartbeatResponse
-	7,  // 18: sluice.control.v1.JobManager.UpdateTaskState:output_type -> sluice.control.v1.Ack
-	7,  // 19: sluice.control.v1.JobManager.ReportOutput:output_type -> sluice.control.v1.Ack
-	7,  // 20: sluice.control.v1.TaskManager.DeployTask:output_type -> sluice.control.v1.Ack
-	7,  // 21: sluice.control.v1.TaskManager.CancelJob:output_type -> sluice.control.v1.Ack
-	16, // 22: sluice.control.v1.Bootstrap.Join:output_type -> sluice.control.v1.CertificateResponse
-	16, // 23: sluice.control.v1.Bootstrap.Renew:output_type -> sluice.control.v1.CertificateResponse
-	16, // [16:24] is the sub-list for method output_type
-	8,  // [8:16] is the sub-list for method input_type
-	8,  // [8:8] is the sub-list for extension type_name
-	8,  // [8:8] is the sub-list for extension extendee
-	0,  // [0:8] is the sub-list for field type_name
+	13, // 7: sluice.control.v1.TaskDeployment.file_grants:type_name -> sluice.control.v1.FileGrant
+	12, // 8: sluice.control.v1.TaskDeployment.inputs:type_name -> sluice.control.v1.InputGroup
+	1,  // 9: sluice.control.v1.JobManager.RegisterTaskManager:input_type -> sluice.control.v1.RegisterRequest
+	4,  // 10: sluice.control.v1.JobManager.Heartbeat:input_type -> sluice.control.v1.HeartbeatRequest
+	6,  // 11: sluice.control.v1.JobManager.UpdateTaskState:input_type -> sluice.control.v1.TaskStateUpdate
+	8,  // 12: sluice.control.v1.JobManager.ReportOutput:input_type -> sluice.control.v1.TaskOutput
+	11, // 13: sluice.control.v1.TaskManager.DeployTask:input_type -> sluice.control.v1.TaskDeployment
+	14, // 14: sluice.control.v1.TaskManager.CancelJob:input_type -> sluice.control.v1.CancelJobRequest
+	15, // 15: sluice.control.v1.Bootstrap.Join:input_type -> sluice.control.v1.JoinRequest
+	16, // 16: sluice.control.v1.Bootstrap.Renew:input_type -> sluice.control.v1.RenewRequest
+	2,  // 17: sluice.control.v1.JobManager.RegisterTaskManager:output_type -> sluice.control.v1.RegisterResponse
+	5,  // 18: sluice.control.v1.JobManager.Heartbeat:output_type -> sluice.control.v1.HeartbeatResponse
+	7,  // 19: sluice.control.v1.JobManager.UpdateTaskState:output_type -> sluice.control.v1.Ack
+	7,  // 20: sluice.control.v1.JobManager.ReportOutput:output_type -> sluice.control.v1.Ack
+	7,  // 21: sluice.control.v1.TaskManager.DeployTask:output_type -> sluice.control.v1.Ack
+	7,  // 22: sluice.control.v1.TaskManager.CancelJob:output_type -> sluice.control.v1.Ack
+	17, // 23: sluice.control.v1.Bootstrap.Join:output_type -> sluice.control.v1.CertificateResponse
+	17, // 24: sluice.control.v1.Bootstrap.Renew:output_type -> sluice.control.v1.CertificateResponse
+	17, // [17:25] is the sub-list for method output_type
+	9,  // [9:17] is the sub-list for method input_type
+	9,  // [9:9] is the sub-list for extension type_name
+	9,  // [9:9] is the sub-list for extension extendee
+	0,  // [0:9] is the sub-list for field type_name
 }
 
 func init() { file_control_proto_init() }
@@ -1505,7 +1595,7 @@ func file_control_proto_init() {
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_control_proto_rawDesc), len(file_control_proto_rawDesc)),
 			NumEnums:      1,
-			NumMessages:   18,
+			NumMessages:   19,
 			NumExtensions: 0,
 			NumServices:   3,
 		},
