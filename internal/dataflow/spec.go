@@ -221,6 +221,12 @@ func parseOperator(n *yaml.Node, index int) (*OperatorSpec, error) {
 	return op, nil
 }
 
+// Errorf returns an error about option opt of the operator, worded like every other: a
+// registered type's Check and Plan use it so its messages name what to fix the same way.
+func (op *OperatorSpec) Errorf(opt, format string, args ...any) error {
+	return op.errf(opt, format, args...)
+}
+
 // errf names the operator and option, so the user knows exactly what to fix.
 func (op *OperatorSpec) errf(opt, format string, args ...any) error {
 	return fmt.Errorf("operator %q (line %d) %s: %s", op.Name, op.Line, opt, fmt.Sprintf(format, args...))
