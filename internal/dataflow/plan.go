@@ -106,7 +106,9 @@ func (s *Spec) Plan(defaultParallelism int) (*Plan, error) {
 }
 
 // PlanWith validates the graph, compiles every expression against its input schema and chains
-// operators into vertices.
+// operators into vertices. What the subtasks share (compiled expressions) is prepared by each
+// operator's Definition.Plan and kept in the spec's options, so a Spec is planned from one
+// goroutine at a time, and the plan last made of it is the one to run.
 func (s *Spec) PlanWith(opts PlanOptions) (*Plan, error) {
 	defaultParallelism := opts.DefaultParallelism
 	if defaultParallelism < 1 {
