@@ -146,13 +146,26 @@ func (o *operatorCollector) collect(r Record) error {
 	o.el.Record = r
 	err := o.op.Process(0, &o.el)
 	o.el.Record = nil
-	return err
+	return o.named(err)
+}
+
+// named names the operator in its own errors; an error from further down the chain, which it
+// passed on, names its operator already.
+func (o *operatorCollector) named(err error) error {
+	if err == nil {
+		return nil
+	}
+	var d *downstreamError
+	if errors.As(err, &d) {
+		return d.err
+	}
+	return opErr(o.name, err)
 }
 
 func (o *operatorCollector) finish() error {
 	if err := o.op.Finish(); err != nil {
 		o.abort()
-		return err
+		return o.named(err)
 	}
 	if err := o.op.Close(); err != nil {
 		o.next.abort()
@@ -169,4 +182,16 @@ func (o *operatorCollector) abort() {
 // collectorOutput is the Output of a registered operator: the rest of the chain.
 type collectorOutput struct{ next collector }
 
-func (c collectorOutput) Collect(e *Element) error { return c.next.collect(e.Record) }
+func (c collectorOutput) Collect(e *Element) error {
+	if err := c.next.collect(e.Record); err != nil {
+		return &downstreamError{err}
+	}
+	return nil
+}
+
+// downstreamError marks an error of the chain after a registered operator as it passes
+// through that operator's Process.
+type downstreamError struct{ err error }
+
+func (d *downstreamError) Error() string { return d.err.Error() }
+func (d *downstreamError) Unwrap() error { return d.err }

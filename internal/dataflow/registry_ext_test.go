@@ -4,6 +4,8 @@ import (
 	"bytes"
 	"context"
 	"fmt"
+	"os"
+	"path/filepath"
 	"slices"
 	"strings"
 	"sync/atomic"
@@ -60,6 +62,9 @@ func (o *upperOp) Open(_ context.Context, rc *dataflow.RuntimeContext) error {
 
 func (o *upperOp) Process(_ int, e *dataflow.Element) error {
 	upperCalls.records.Add(1)
+	if k := e.Record[o.idx].Kind(); k != dataflow.KindString {
+		return fmt.Errorf("field %d is %s, want a string", o.idx, k)
+	}
 	o.rec = append(o.rec[:0], e.Record...)
 	o.rec[o.idx] = dataflow.String(strings.ToUpper(o.rec[o.idx].AsString()))
 	el := *e
@@ -156,11 +161,26 @@ func TestRegisteredOperatorClosedOnFailure(t *testing.T) {
 		"  - {name: u, type: upper, input: g, field: key}\n"+
 		"  - {name: m, type: map, input: u, expr: '10 / (id - 2)', as: q}\n"+
 		"  - {name: p, type: blackhole, input: m}\n", 1)
-	if err == nil || !strings.Contains(err.Error(), `operator "m"`) || !strings.Contains(err.Error(), "division by zero") {
+	if err == nil || !strings.HasPrefix(err.Error(), `operator "m"`) || !strings.Contains(err.Error(), "division by zero") {
 		t.Fatalf("got %v, want the map's division by zero", err)
 	}
 	if o, f, c := upperCalls.open.Load(), upperCalls.finish.Load(), upperCalls.close.Load(); o != 1 || f != 0 || c != 1 {
 		t.Errorf("open %d, finish %d, close %d: want 1, 0, 1", o, f, c)
+	}
+}
+
+// The registered operator's own errors name it; errors from further down name theirs.
+func TestRegisteredOperatorErrors(t *testing.T) {
+	in := filepath.Join(t.TempDir(), "in.json")
+	if err := os.WriteFile(in, []byte("{\"v\": \"a\"}\n{\"v\": 1}\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	_, err := runSpec(t, "name: j\noperators:\n"+
+		"  - {name: f, type: file, format: json, fields: [v], path: "+in+"}\n"+
+		"  - {name: u, type: upper, input: f, field: v}\n"+
+		"  - {name: p, type: blackhole, input: u}\n", 1)
+	if want := `operator "u": field 0 is int, want a string`; err == nil || err.Error() != want {
+		t.Fatalf("got %v, want %s", err, want)
 	}
 }
 

@@ -217,6 +217,10 @@ func parseOperator(n *yaml.Node, index int) (*OperatorSpec, error) {
 	case shape.Inputs > 0 && op.Input == "":
 		return nil, op.errf("input", "missing required option: the name of the upstream operator")
 	}
+	if _, ok := def.(Partitioner); shape.Partitioner && (!ok || shape.Inputs != 1) {
+		// A mistake in the type's code, not in the spec; said here rather than at run time.
+		return nil, op.errf("type", "type %s declares itself a partitioner but is not a one-input dataflow.Partitioner", op.Type)
+	}
 	op.shape = shape
 	return op, nil
 }
