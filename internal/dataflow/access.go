@@ -32,32 +32,38 @@ type FileAccess struct {
 func (s *Spec) FileAccesses(attached func(name string) bool, baseDir string) ([]FileAccess, error) {
 	var out []FileAccess
 	for _, o := range s.Operators {
-		var write bool
-		switch {
-		case o.Type == TypeFile && o.Input == "":
-		case o.Type == TypeFile, o.Type == TypePrint && o.Path != "":
-			write = true
-		default:
-			continue
-		}
-		a := FileAccess{Operator: o.Name, Write: write, Path: o.Path}
-		switch {
-		case filepath.IsAbs(o.Path):
-			a.Path = filepath.Clean(o.Path)
-		case !write && attached != nil && attached(o.Path):
-			a.Attached = true
-		case baseDir != "" && filepath.IsAbs(baseDir):
-			a.Path = filepath.Join(baseDir, o.Path)
-		default:
-			hint := ""
-			if !write {
-				hint = ", or attach the file (sluice run --file) and give its base name"
+		for _, acc := range o.Options.Access(o) {
+			if acc.Scheme != "file" {
+				continue
 			}
-			return nil, o.errf("path", "%q is relative: use an absolute path (the cluster's processes do not share your working directory)%s", o.Path, hint)
+			a, err := fileAccess(o, acc, attached, baseDir)
+			if err != nil {
+				return nil, err
+			}
+			out = append(out, a)
 		}
-		out = append(out, a)
 	}
 	return out, nil
+}
+
+func fileAccess(o *OperatorSpec, acc Access, attached func(name string) bool, baseDir string) (FileAccess, error) {
+	write, path := acc.Write, acc.Target
+	a := FileAccess{Operator: o.Name, Write: write, Path: path}
+	switch {
+	case filepath.IsAbs(path):
+		a.Path = filepath.Clean(path)
+	case !write && attached != nil && attached(path):
+		a.Attached = true
+	case baseDir != "" && filepath.IsAbs(baseDir):
+		a.Path = filepath.Join(baseDir, path)
+	default:
+		hint := ""
+		if !write {
+			hint = ", or attach the file (sluice run --file) and give its base name"
+		}
+		return FileAccess{}, o.errf("path", "%q is relative: use an absolute path (the cluster's processes do not share your working directory)%s", path, hint)
+	}
+	return a, nil
 }
 
 // JobFiles opens the files of a job's file sources and sinks on a

@@ -50,25 +50,21 @@ type Edge struct {
 	Key          string `json:"key,omitempty"` // hash edges: the key_by's key
 	Schema       Schema `json:"schema"`        // of the records on this edge
 
-	keyBy *opInfo
+	partitioner Partitioner // hash edges: the key_by, whose key selects the target
 }
 
-// opInfo is the planned, compiled form of one operator.
+// opInfo is the planned form of one operator.
 type opInfo struct {
 	spec        *OperatorSpec
+	def         Definition
+	shape       Shape
 	index       int // in the spec, for deterministic order
 	in          *opInfo
 	consumers   []*opInfo
 	parallelism int
-	schema      Schema // output schema; key_by passes its input's through
+	schema      Schema   // output schema; a Partitioner passes its input's through
+	key         *KeyInfo // a Partitioner's key, after Plan
 	vertex      int
-
-	expr    *celExpr   // filter, flat_map, key_by (when the key is an expression)
-	exprs   []*celExpr // map
-	keyIdx  int        // key_by: field index when the key is a field, else -1
-	keyName string     // key_by: output name of the key in aggregates
-	aggIdx  int        // aggregate: index of field in input, -1 for count
-	flatMap bool       // flat_map elements are maps (fields) rather than scalars (as)
 	// deferred: the schema is known only where the input is read (a csv
 	// source taking its fields from the file's header, and everything
 	// downstream of it), so only the graph's shape is checked here.
@@ -110,7 +106,9 @@ func (s *Spec) Plan(defaultParallelism int) (*Plan, error) {
 }
 
 // PlanWith validates the graph, compiles every expression against its input schema and chains
-// operators into vertices.
+// operators into vertices. What the subtasks share (compiled expressions) is prepared by each
+// operator's Definition.Plan and kept in the spec's options, so a Spec is planned from one
+// goroutine at a time, and the plan last made of it is the one to run.
 func (s *Spec) PlanWith(opts PlanOptions) (*Plan, error) {
 	defaultParallelism := opts.DefaultParallelism
 	if defaultParallelism < 1 {
@@ -121,7 +119,7 @@ func (s *Spec) PlanWith(opts PlanOptions) (*Plan, error) {
 	}
 	ops := make(map[string]*opInfo, len(s.Operators))
 	for i, o := range s.Operators {
-		ops[o.Name] = &opInfo{spec: o, index: i, keyIdx: -1, aggIdx: -1, vertex: -1}
+		ops[o.Name] = &opInfo{spec: o, def: o.Options, shape: o.shape, index: i, vertex: -1}
 	}
 	for _, o := range s.Operators {
 		oi := ops[o.Name]
@@ -132,7 +130,7 @@ func (s *Spec) PlanWith(opts PlanOptions) (*Plan, error) {
 		if !ok {
 			return nil, o.errf("input", "unknown operator %q: known operators are %s", o.Input, strings.Join(opNames(s), ", "))
 		}
-		if isSink(in.spec) {
+		if in.shape.Sink {
 			return nil, o.errf("input", "%q is a %s sink and has no output", o.Input, in.spec.Type)
 		}
 		oi.in = in
@@ -146,16 +144,17 @@ func (s *Spec) PlanWith(opts PlanOptions) (*Plan, error) {
 	p := &Plan{Name: s.Name, Bounded: true, ops: ops, spec: s, opts: opts}
 	for _, oi := range order {
 		o := oi.spec
-		if o.Type == TypeSocket || (o.Type == TypeGenerator && o.Count == 0) {
+		if oi.in == nil && !oi.shape.Bounded {
 			p.Bounded = false
 		}
 		switch {
-		case o.Type == TypeSocket:
-			oi.parallelism = 1
 		case o.Parallelism > 0:
 			oi.parallelism = o.Parallelism
 		default:
 			oi.parallelism = defaultParallelism
+		}
+		if m := oi.shape.MaxSubtasks; m > 0 && oi.parallelism > m {
+			oi.parallelism = m
 		}
 	}
 	for _, oi := range order {
@@ -166,7 +165,7 @@ func (s *Spec) PlanWith(opts PlanOptions) (*Plan, error) {
 			oi.deferred = true
 			continue
 		}
-		if err := oi.compile(opts); err != nil {
+		if err := oi.plan(opts, p.Bounded); err != nil {
 			return nil, err
 		}
 	}
@@ -227,156 +226,35 @@ func topoOrder(s *Spec, ops map[string]*opInfo) ([]*opInfo, error) {
 func (oi *opInfo) checkShape() error {
 	o := oi.spec
 	switch {
-	case o.Type == TypeKeyBy && oi.in.spec.Type == TypeKeyBy:
-		return o.errf("input", "%q is already a key_by: key once, by a combined expression", o.Input)
-	case o.Type == TypeAggregate && oi.in.spec.Type != TypeKeyBy:
-		return o.errf("input", "aggregate needs a keyed input: %q is a %s, put a key_by between them", o.Input, oi.in.spec.Type)
+	case oi.in == nil:
+	case oi.shape.Partitioner && oi.in.shape.Partitioner:
+		return o.errf("input", "%q is already a %s: key once, by a combined expression", o.Input, oi.in.spec.Type)
+	case oi.shape.KeyedInput && !oi.in.shape.Partitioner:
+		return o.errf("input", "%s needs a keyed input: %q is a %s, put a key_by between them", o.Type, o.Input, oi.in.spec.Type)
 	}
 	return nil
 }
 
-// compile derives the operator's output schema and compiles its expressions; its input is
-// already compiled.
-func (oi *opInfo) compile(opts PlanOptions) error {
-	o := oi.spec
-	var in Schema
+// plan derives the operator's output schema and lets its definition prepare what its
+// subtasks share; its input is planned already.
+func (oi *opInfo) plan(opts PlanOptions, bounded bool) error {
+	pc := &PlanContext{Op: oi.spec, Bounded: bounded, opts: opts}
 	if oi.in != nil {
-		in = oi.in.schema
+		pc.Inputs = []Schema{oi.in.schema}
+		pc.Keys = []*KeyInfo{oi.in.key}
 	}
-	switch o.Type {
-	case TypeGenerator:
-		oi.schema = Schema{{"id", KindInt}, {"key", KindString}, {"value", KindInt}}
-	case TypeSocket:
-		oi.schema = Schema{{"line", KindString}}
-	case TypeFile:
-		if o.Input != "" {
-			return nil
-		}
-		return oi.compileFileSource(opts)
-	case TypeFilter:
-		e, err := compileExpr(in, o.Expr, opts.MaxExpressionCost)
-		if err != nil {
-			return o.errf("expr", "%v", err)
-		}
-		if k := kindOf(e.out); k != KindBool && k != KindAny {
-			return o.errf("expr", "CEL type error: filter expression %q is of type %s, want bool", o.Expr, e.out)
-		}
-		oi.expr, oi.schema = e, in
-	case TypeMap:
-		seen := map[string]bool{}
-		for _, ne := range o.Exprs {
-			if err := checkFieldName(o, "fields."+ne.Name, ne.Name); err != nil {
-				return err
-			}
-			if seen[ne.Name] {
-				return o.errf("fields."+ne.Name, "duplicate output field")
-			}
-			seen[ne.Name] = true
-			e, err := compileExpr(in, ne.Expr, opts.MaxExpressionCost)
-			if err != nil {
-				return o.errf("fields."+ne.Name, "%v", err)
-			}
-			k := kindOf(e.out)
-			if isContainer(e.out) {
-				return o.errf("fields."+ne.Name, "CEL type error: %q is of type %s: a field must be a scalar", ne.Expr, e.out)
-			}
-			oi.exprs = append(oi.exprs, e)
-			oi.schema = append(oi.schema, Field{ne.Name, k})
-		}
-	case TypeFlatMap:
-		e, err := compileExpr(in, o.Expr, opts.MaxExpressionCost)
-		if err != nil {
-			return o.errf("expr", "%v", err)
-		}
-		var elem Kind = KindAny
-		mapElems := false
-		switch e.out.Kind() {
-		case typesListKind:
-			et := e.out.Parameters()[0]
-			elem = kindOf(et)
-			mapElems = et.Kind() == typesMapKind
-			if isContainer(et) && !mapElems {
-				return o.errf("expr", "CEL type error: %q is a list of %s: elements must be scalars or maps", o.Expr, et)
-			}
-		case typesDynKind:
-		default:
-			return o.errf("expr", "CEL type error: flat_map expression %q is of type %s, want a list", o.Expr, e.out)
-		}
-		oi.expr = e
-		if len(o.Fields) > 0 {
-			oi.flatMap = true
-			for _, f := range o.Fields {
-				if err := checkFieldName(o, "fields", f); err != nil {
-					return err
-				}
-				oi.schema = append(oi.schema, Field{f, KindAny})
-			}
-			return nil
-		}
-		if mapElems {
-			return o.errf("fields", "missing required option: the elements of %q are maps, list their keys", o.Expr)
-		}
-		if err := checkFieldName(o, "as", o.As); err != nil {
-			return err
-		}
-		oi.schema = Schema{{o.As, elem}}
-	case TypeKeyBy:
-		oi.schema = in
-		if identRE.MatchString(o.Key) && !slices.Contains(celReserved, o.Key) {
-			oi.keyIdx = in.Index(o.Key)
-			if oi.keyIdx < 0 {
-				return o.errf("key", "unknown field %q: input %q has fields %s", o.Key, o.Input, listOrNone(in.Names()))
-			}
-			oi.keyName = o.Key
-			return nil
-		}
-		e, err := compileExpr(in, o.Key, opts.MaxExpressionCost)
-		if err != nil {
-			return o.errf("key", "%v", err)
-		}
-		if isContainer(e.out) {
-			return o.errf("key", "CEL type error: key %q is of type %s, want a scalar", o.Key, e.out)
-		}
-		oi.expr, oi.keyName = e, "key"
-	case TypeAggregate:
-		kb := oi.in
-		keyKind := KindAny
-		if kb.keyIdx >= 0 {
-			keyKind = in[kb.keyIdx].Kind
-		} else {
-			keyKind = kindOf(kb.expr.out)
-		}
-		var out Kind
-		switch o.Function {
-		case "count":
-			out = KindInt
-		default:
-			oi.aggIdx = in.Index(o.Field)
-			if oi.aggIdx < 0 {
-				return o.errf("field", "unknown field %q: input has fields %s", o.Field, listOrNone(in.Names()))
-			}
-			fk := in[oi.aggIdx].Kind
-			switch o.Function {
-			case "sum", "avg":
-				if fk != KindInt && fk != KindFloat && fk != KindAny {
-					return o.errf("field", "%s needs a number, %q is %s", o.Function, o.Field, fk)
-				}
-				out = fk
-				if o.Function == "avg" {
-					out = KindFloat
-				}
-			default:
-				out = fk
-			}
-		}
-		if err := checkFieldName(o, "as", o.As); err != nil {
-			return err
-		}
-		if o.As == kb.keyName {
-			return o.errf("as", "output field %q collides with the key field: choose another name", o.As)
-		}
-		oi.schema = Schema{{kb.keyName, keyKind}, {o.As, out}}
-	case TypePrint, TypeBlackhole:
+	schema, err := oi.def.Plan(pc)
+	if errors.Is(err, ErrSchemaDeferred) {
+		oi.deferred = true
+		return nil
+	}
+	if err != nil {
+		return err
+	}
+	oi.schema = schema
+	if p, ok := oi.def.(Partitioner); ok && oi.shape.Partitioner {
+		k := p.Key()
+		oi.key = &k
 	}
 	return nil
 }
@@ -390,23 +268,24 @@ func (p *Plan) chain(order []*opInfo) {
 		return v
 	}
 	addEdge := func(from, to *Vertex, part string, schema Schema, kb *opInfo) {
-		e := &Edge{ID: len(p.Edges), Source: from.ID, Target: to.ID, Partitioning: part, Schema: schema, keyBy: kb}
+		e := &Edge{ID: len(p.Edges), Source: from.ID, Target: to.ID, Partitioning: part, Schema: schema}
 		if kb != nil {
-			e.Key = kb.spec.Key
+			e.partitioner = kb.def.(Partitioner)
+			e.Key = e.partitioner.Key().Expr // known before Plan: a deferred plan shows it too
 		}
 		p.Edges = append(p.Edges, e)
 		from.OutEdges = append(from.OutEdges, e.ID)
 		to.InEdges = append(to.InEdges, e.ID)
 	}
 	for _, oi := range order {
-		if oi.spec.Type == TypeKeyBy {
+		if oi.shape.Partitioner {
 			continue // not a vertex: it shapes the edges to its consumers
 		}
 		var v *Vertex
 		switch in := oi.in; {
 		case in == nil:
 			v = newVertex(oi)
-		case in.spec.Type == TypeKeyBy:
+		case in.shape.Partitioner:
 			v = newVertex(oi)
 			addEdge(p.Vertices[in.in.vertex], v, PartitionHash, in.schema, in)
 		case in.parallelism == oi.parallelism && len(in.consumers) == 1:

@@ -5,8 +5,6 @@ import (
 	"errors"
 	"fmt"
 	"io"
-	"net"
-	"strconv"
 	"sync/atomic"
 )
 
@@ -110,62 +108,41 @@ func (p *Plan) RunSubtask(ctx context.Context, vertex, subtask int, tio TaskIO) 
 func (p *Plan) buildChain(ctx context.Context, v *Vertex, subtask int, tio TaskIO, out collector) (collector, source, error) {
 	next := out
 	var src source
+	stdout := tio.Stdout
+	if stdout == nil {
+		stdout = io.Discard
+	}
 	for i := len(v.Operators) - 1; i >= 0; i-- {
 		oi := p.ops[v.Operators[i]]
-		o := oi.spec
-		var in Schema
+		rc := &RuntimeContext{Operator: oi.spec.Name, Subtask: subtask, Parallelism: v.Parallelism,
+			Stdout: stdout, Files: tio.Files, ctx: ctx, next: next}
 		if oi.in != nil {
-			in = oi.in.schema
-		}
-		switch o.Type {
-		case TypeGenerator:
-			src = newGenerator(o, subtask, v.Parallelism)
-		case TypeSocket:
-			src = &socketSource{name: o.Name, addr: net.JoinHostPort(o.Host, strconv.Itoa(o.Port))}
-		case TypeFile:
-			if oi.in == nil {
-				src = newFileSource(oi, subtask, v.Parallelism, tio.Files)
-				break
+			rc.in = oi.in.schema
+			if part, ok := oi.in.def.(Partitioner); ok && oi.in.shape.Partitioner {
+				rc.inKey = part.NewKeySelector(ctx)
 			}
-			s, err := newFileSink(tio.Files, o.Name, o.Format, subtask, in)
-			if err != nil {
+		}
+		op := oi.def.NewOperator()
+		if co, ok := op.(*chainOperator); ok {
+			// A built-in: its collector joins the chain directly.
+			if err := co.Open(ctx, rc); err != nil {
 				next.abort()
 				return nil, nil, err
 			}
-			next = s
-		case TypePrint:
-			if o.Path != "" {
-				s, err := newFileSink(tio.Files, o.Name, "text", subtask, in)
-				if err != nil {
-					next.abort()
-					return nil, nil, err
-				}
-				next = s
-				break
-			}
-			w := tio.Stdout
-			if w == nil {
-				w = io.Discard
-			}
-			next = &printSink{name: o.Name, w: w}
-		case TypeBlackhole:
-			next = blackholeSink{}
-		case TypeFilter:
-			next = &filterOp{name: o.Name, expr: oi.expr, act: newActivation(ctx, in), next: next}
-		case TypeMap:
-			next = &mapOp{name: o.Name, exprs: oi.exprs, act: newActivation(ctx, in), out: make(Record, len(oi.exprs)), next: next}
-		case TypeFlatMap:
-			f := &flatMapOp{name: o.Name, expr: oi.expr, act: newActivation(ctx, in), out: make(Record, len(oi.schema)), next: next}
-			if oi.flatMap {
-				f.fields = o.Fields
-			}
-			next = f
-		case TypeAggregate:
-			next = &aggregateOp{name: o.Name, function: o.Function, field: oi.aggIdx, bounded: p.Bounded,
-				key: newKeyFunc(ctx, oi.in), state: map[string]*aggState{}, out: make(Record, 2), next: next}
-		default:
-			return nil, nil, fmt.Errorf("operator %q: type %s cannot run in a vertex", o.Name, o.Type)
+			next, src = co.c, co.src
+			continue
 		}
+		if oi.in == nil {
+			next.abort()
+			return nil, nil, fmt.Errorf("operator %q: type %s is a source registered outside the engine: not supported yet", oi.spec.Name, oi.spec.Type)
+		}
+		rc.Output, rc.next = collectorOutput{next}, nil
+		if err := op.Open(ctx, rc); err != nil {
+			_ = op.Close()
+			next.abort()
+			return nil, nil, opErr(oi.spec.Name, fmt.Errorf("open: %w", err))
+		}
+		next = &operatorCollector{name: oi.spec.Name, op: op, next: next}
 	}
 	return next, src, nil
 }
@@ -180,9 +157,9 @@ type output struct {
 type edgeOutput struct {
 	edge    *Edge
 	writers []RecordWriter
-	key     *keyFunc // hash edges
-	forward int      // forward edges: the one target
-	next    int      // rebalance: next target
+	key     KeySelector // hash edges
+	forward int         // forward edges: the one target
+	next    int         // rebalance: next target
 	keyBuf  []byte
 }
 
@@ -203,7 +180,7 @@ func (p *Plan) newOutput(ctx context.Context, v *Vertex, subtask int, tio TaskIO
 		}
 		switch e.Partitioning {
 		case PartitionHash:
-			eo.key = newKeyFunc(ctx, e.keyBy)
+			eo.key = e.partitioner.NewKeySelector(ctx)
 		case PartitionForward:
 			eo.forward = subtask
 		}
@@ -221,7 +198,7 @@ func (o *output) collect(r Record) error {
 		var t int
 		switch eo.edge.Partitioning {
 		case PartitionHash:
-			k, err := eo.key.key(r)
+			k, err := eo.key.Key(r)
 			if err != nil {
 				return err
 			}

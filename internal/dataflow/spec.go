@@ -18,79 +18,28 @@ type Spec struct {
 	Operators   []*OperatorSpec   `json:"operators"`
 }
 
-// NamedExpr is one output field of a map operator.
-type NamedExpr struct {
-	Name string `json:"name"`
-	Expr string `json:"expr"`
-}
-
-// OperatorSpec is one operator of a job. Only the options of its type are set.
+// OperatorSpec is one operator of a job: the fields every operator has, and the options of
+// its type, decoded into the type's own struct.
 type OperatorSpec struct {
-	Name        string `json:"name"`
-	Type        string `json:"type"`
-	Input       string `json:"input,omitempty"`
-	Parallelism int    `json:"parallelism,omitempty"`
-	Line        int    `json:"line,omitempty"` // in the YAML, for error messages
+	Name        string     `json:"name"`
+	Type        string     `json:"type"`
+	Input       string     `json:"input,omitempty"`
+	Parallelism int        `json:"parallelism,omitempty"`
+	Line        int        `json:"line,omitempty"` // in the YAML, for error messages
+	Options     Definition `json:"options"`
 
-	// generator
-	Count int64   `json:"count,omitempty"`
-	Rate  float64 `json:"rate,omitempty"`
-	Keys  int64   `json:"keys,omitempty"`
-	// file, socket, print
-	Path   string   `json:"path,omitempty"`
-	Format string   `json:"format,omitempty"`
-	Fields []string `json:"fields,omitempty"` // file source columns; flat_map map-element keys
-	Header *bool    `json:"header,omitempty"` // csv source: first line is a header
-	Host   string   `json:"host,omitempty"`
-	Port   int      `json:"port,omitempty"`
-	// filter, map, flat_map
-	Expr  string      `json:"expr,omitempty"`
-	As    string      `json:"as,omitempty"`
-	Exprs []NamedExpr `json:"exprs,omitempty"` // map: ordered output fields
-	// key_by
-	Key string `json:"key,omitempty"`
-	// aggregate
-	Function string `json:"function,omitempty"`
-	Field    string `json:"field,omitempty"`
+	shape Shape // from Options.Check
 }
 
-// Operator types.
-const (
-	TypeGenerator = "generator"
-	TypeFile      = "file"
-	TypeSocket    = "socket"
-	TypeFilter    = "filter"
-	TypeMap       = "map"
-	TypeFlatMap   = "flat_map"
-	TypeKeyBy     = "key_by"
-	TypeAggregate = "aggregate"
-	TypePrint     = "print"
-	TypeBlackhole = "blackhole"
-)
-
-// options lists the type-specific options each type accepts, so a misspelt option is refused
-// rather than silently ignored. "file" is a source without input and a sink with one.
-var options = map[string][]string{
-	TypeGenerator: {"count", "rate", "keys"},
-	TypeFile:      {"path", "format", "fields", "header"},
-	TypeSocket:    {"host", "port", "format"},
-	TypeFilter:    {"expr"},
-	TypeMap:       {"fields", "expr", "as"},
-	TypeFlatMap:   {"expr", "as", "fields"},
-	TypeKeyBy:     {"key"},
-	TypeAggregate: {"function", "field", "as"},
-	TypePrint:     {"path"},
-	TypeBlackhole: {},
-}
-
-func knownTypes() string {
-	t := make([]string, 0, len(options))
-	for k := range options {
-		t = append(t, k)
+// InputNames lists the operators whose output this one reads.
+func (op *OperatorSpec) InputNames() []string {
+	if op.Input == "" {
+		return nil
 	}
-	slices.Sort(t)
-	return strings.Join(t, ", ")
+	return []string{op.Input}
 }
+
+func knownTypes() string { return strings.Join(Types(), ", ") }
 
 // ParseSpec parses a YAML job spec. params override the spec's parameter defaults.
 func ParseSpec(data []byte, params map[string]string) (*Spec, error) {
@@ -222,10 +171,12 @@ func parseOperator(n *yaml.Node, index int) (*OperatorSpec, error) {
 	if op.Type == "" {
 		return nil, op.errf("type", "missing required option: one of %s", knownTypes())
 	}
-	allowed, ok := options[op.Type]
+	t, ok := Lookup(op.Type)
 	if !ok {
 		return nil, op.errf("type", "unknown operator type %q: known types are %s", op.Type, knownTypes())
 	}
+	def := t.New()
+	fields := optionFields(def)
 	for i := 0; i+1 < len(n.Content); i += 2 {
 		k, v := n.Content[i], n.Content[i+1]
 		var err error
@@ -239,192 +190,45 @@ func parseOperator(n *yaml.Node, index int) (*OperatorSpec, error) {
 				err = fmt.Errorf("line %d: must be at least 1", v.Line)
 			}
 		default:
-			if !slices.Contains(allowed, key) {
-				return nil, op.errf(key, "line %d: unknown option for type %s: want %s", k.Line, op.Type,
-					listOrNone(append([]string{"name", "type", "input", "parallelism"}, allowed...)))
+			at := slices.IndexFunc(fields, func(f optionField) bool { return f.name == key })
+			if at < 0 {
+				want := slices.Clone(commonOptions)
+				for _, f := range fields {
+					want = append(want, f.name)
+				}
+				return nil, op.errf(key, "line %d: unknown option for type %s: want %s", k.Line, op.Type, listOrNone(want))
 			}
-			err = op.setOption(key, v)
+			err = setOption(def, fields[at], v)
 		}
 		if err != nil {
 			return nil, op.errf(k.Value, "%v", err)
 		}
 	}
-	return op, op.check()
+	op.Options = def
+	shape, err := def.Check(op)
+	if err != nil {
+		return nil, err
+	}
+	switch {
+	case shape.Inputs == 0 && op.Input != "":
+		return nil, op.errf("input", "a %s source takes no input", op.Type)
+	case shape.Inputs > 1:
+		return nil, op.errf("type", "type %s takes %d inputs: operators with more than one input are not supported yet", op.Type, shape.Inputs)
+	case shape.Inputs > 0 && op.Input == "":
+		return nil, op.errf("input", "missing required option: the name of the upstream operator")
+	}
+	if _, ok := def.(Partitioner); shape.Partitioner && (!ok || shape.Inputs != 1) {
+		// A mistake in the type's code, not in the spec; said here rather than at run time.
+		return nil, op.errf("type", "type %s declares itself a partitioner but is not a one-input dataflow.Partitioner", op.Type)
+	}
+	op.shape = shape
+	return op, nil
 }
 
-func (op *OperatorSpec) setOption(key string, v *yaml.Node) error {
-	switch key {
-	case "count":
-		return decodeScalar(v, &op.Count, "an integer")
-	case "rate":
-		return decodeScalar(v, &op.Rate, "a number")
-	case "keys":
-		return decodeScalar(v, &op.Keys, "an integer")
-	case "path":
-		return decodeScalar(v, &op.Path, "a string")
-	case "format":
-		return decodeScalar(v, &op.Format, "a string")
-	case "host":
-		return decodeScalar(v, &op.Host, "a string")
-	case "port":
-		return decodeScalar(v, &op.Port, "an integer")
-	case "header":
-		var b bool
-		if err := decodeScalar(v, &b, "true or false"); err != nil {
-			return err
-		}
-		op.Header = &b
-	case "expr":
-		return decodeScalar(v, &op.Expr, "a CEL expression")
-	case "as":
-		return decodeScalar(v, &op.As, "a field name")
-	case "key":
-		return decodeScalar(v, &op.Key, "a field name or CEL expression")
-	case "function":
-		return decodeScalar(v, &op.Function, "a string")
-	case "field":
-		return decodeScalar(v, &op.Field, "a field name")
-	case "fields":
-		switch {
-		case v.Kind == yaml.MappingNode && op.Type == TypeMap:
-			// yaml.Node keeps the order the user wrote, which becomes the field order.
-			for i := 0; i+1 < len(v.Content); i += 2 {
-				var e NamedExpr
-				e.Name = v.Content[i].Value
-				if err := decodeScalar(v.Content[i+1], &e.Expr, "a CEL expression"); err != nil {
-					return fmt.Errorf("%s: %w", e.Name, err)
-				}
-				op.Exprs = append(op.Exprs, e)
-			}
-		case v.Kind == yaml.SequenceNode && op.Type != TypeMap:
-			for _, c := range v.Content {
-				var f string
-				if err := decodeScalar(c, &f, "a field name"); err != nil {
-					return err
-				}
-				op.Fields = append(op.Fields, f)
-			}
-		case op.Type == TypeMap:
-			return fmt.Errorf("line %d: want a mapping of output field: CEL expression", v.Line)
-		default:
-			return fmt.Errorf("line %d: want a list of field names", v.Line)
-		}
-	}
-	return nil
-}
-
-// check enforces required options and value ranges that need no other operator.
-func (op *OperatorSpec) check() error {
-	req := func(opt, val string) error {
-		if val == "" {
-			return op.errf(opt, "missing required option")
-		}
-		return nil
-	}
-	switch op.Type {
-	case TypeGenerator:
-		if op.Count < 0 {
-			return op.errf("count", "must be >= 0 (0 = unbounded)")
-		}
-		if op.Rate < 0 {
-			return op.errf("rate", "must be >= 0 (0 = unlimited)")
-		}
-		if op.Keys < 0 {
-			return op.errf("keys", "must be >= 1")
-		}
-		if op.Keys == 0 {
-			op.Keys = 10
-		}
-	case TypeFile:
-		if op.Input == "" {
-			if err := req("path", op.Path); err != nil {
-				return err
-			}
-		} else {
-			if op.Path == "" {
-				return op.errf("path", "missing required option: the output directory")
-			}
-			if len(op.Fields) > 0 || op.Header != nil {
-				return op.errf("fields", "only for file sources")
-			}
-		}
-		if op.Format == "" {
-			op.Format = "text"
-		}
-		if op.Format != "text" && op.Format != "json" && op.Format != "csv" {
-			return op.errf("format", "unknown format %q: want text, json or csv", op.Format)
-		}
-		if op.Input == "" && op.Format == "json" && len(op.Fields) == 0 {
-			return op.errf("fields", "missing required option: list the JSON keys to read")
-		}
-	case TypeSocket:
-		if err := req("host", op.Host); err != nil {
-			return err
-		}
-		if op.Port <= 0 || op.Port > 65535 {
-			return op.errf("port", "missing required option or out of range: want 1-65535")
-		}
-		if op.Format != "" && op.Format != "text" {
-			return op.errf("format", "unknown format %q: sockets read text lines", op.Format)
-		}
-		op.Format = "text"
-		op.Parallelism = 1 // one connection: a second reader would see a second stream
-	case TypeFilter, TypeFlatMap:
-		if err := req("expr", op.Expr); err != nil {
-			return err
-		}
-		if op.Type == TypeFlatMap && op.As == "" && len(op.Fields) == 0 {
-			return op.errf("as", "missing required option: the field name for scalar elements (or list map keys in fields)")
-		}
-	case TypeMap:
-		switch {
-		case len(op.Exprs) > 0 && op.Expr != "":
-			return op.errf("expr", "give either fields or expr + as, not both")
-		case len(op.Exprs) == 0 && op.Expr == "":
-			return op.errf("fields", "missing required option: a mapping of output field: CEL expression (or expr + as)")
-		case op.Expr != "" && op.As == "":
-			return op.errf("as", "missing required option: the output field name for expr")
-		case op.Expr != "":
-			op.Exprs = []NamedExpr{{Name: op.As, Expr: op.Expr}}
-		}
-	case TypeKeyBy:
-		if err := req("key", op.Key); err != nil {
-			return err
-		}
-	case TypeAggregate:
-		switch op.Function {
-		case "":
-			return op.errf("function", "missing required option: one of count, sum, min, max, avg")
-		case "count":
-			if op.Field != "" {
-				return op.errf("field", "count takes no field")
-			}
-		case "sum", "min", "max", "avg":
-			if err := req("field", op.Field); err != nil {
-				return err
-			}
-		default:
-			return op.errf("function", "unknown function %q: want count, sum, min, max or avg", op.Function)
-		}
-		if op.As == "" {
-			op.As = op.Function
-		}
-	}
-	if isSource(op) && op.Input != "" {
-		return op.errf("input", "a %s source takes no input", op.Type)
-	}
-	if !isSource(op) && op.Input == "" {
-		return op.errf("input", "missing required option: the name of the upstream operator")
-	}
-	return nil
-}
-
-func isSource(op *OperatorSpec) bool {
-	return op.Type == TypeGenerator || op.Type == TypeSocket || (op.Type == TypeFile && op.Input == "")
-}
-
-func isSink(op *OperatorSpec) bool {
-	return op.Type == TypePrint || op.Type == TypeBlackhole || (op.Type == TypeFile && op.Input != "")
+// Errorf returns an error about option opt of the operator, worded like every other: a
+// registered type's Check and Plan use it so its messages name what to fix the same way.
+func (op *OperatorSpec) Errorf(opt, format string, args ...any) error {
+	return op.errf(opt, format, args...)
 }
 
 // errf names the operator and option, so the user knows exactly what to fix.
@@ -456,13 +260,12 @@ func decodeScalar(n *yaml.Node, dst any, want string) error {
 // authorizer can decide on a submission before anything runs.
 func (s *Spec) Resources() (reads, writes []string) {
 	for _, o := range s.Operators {
-		switch {
-		case o.Type == TypeSocket:
-			reads = append(reads, fmt.Sprintf("socket:%s:%d", o.Host, o.Port))
-		case o.Type == TypeFile && o.Input == "":
-			reads = append(reads, "file:"+o.Path)
-		case o.Type == TypeFile, o.Type == TypePrint && o.Path != "":
-			writes = append(writes, "file:"+o.Path)
+		for _, a := range o.Options.Access(o) {
+			if a.Write {
+				writes = append(writes, a.Resource())
+			} else {
+				reads = append(reads, a.Resource())
+			}
 		}
 	}
 	return reads, writes

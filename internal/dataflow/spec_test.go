@@ -63,8 +63,8 @@ func TestExamplesPlan(t *testing.T) {
 	if r, w := s.Resources(); !slices.Equal(r, []string{"file:in.txt"}) || !slices.Equal(w, []string{"file:out"}) {
 		t.Errorf("resources %v %v", r, w)
 	}
-	if ub.ops["gen"].spec.Rate != 50 {
-		t.Errorf("rate %v", ub.ops["gen"].spec.Rate)
+	if g := ub.ops["gen"].spec.Options.(*GeneratorOptions); g.Rate != 50 {
+		t.Errorf("rate %v", g.Rate)
 	}
 }
 
@@ -189,20 +189,21 @@ operators:
 		wantErr string
 	}{
 		{"defaults", nil, func(s *Spec) string {
-			if s.Name != "default-name" || s.Operators[0].Count != 5 || s.Operators[2].Path != "${HOME}/out-5" {
-				return "got " + s.Name + " " + s.Operators[2].Path
+			count, path := s.Operators[0].Options.(*GeneratorOptions).Count, s.Operators[2].Options.(*PrintOptions).Path
+			if s.Name != "default-name" || count != 5 || path != "${HOME}/out-5" {
+				return "got " + s.Name + " " + path
 			}
 			return ""
 		}, ""},
 		{"override", map[string]string{"n": "7", "job": "x"}, func(s *Spec) string {
-			if s.Name != "x" || s.Operators[0].Count != 7 {
+			if s.Name != "x" || s.Operators[0].Options.(*GeneratorOptions).Count != 7 {
 				return "not overridden"
 			}
 			return ""
 		}, ""},
 		{"no yaml injection", map[string]string{"expr": "true\ninput: evil"}, func(s *Spec) string {
-			if s.Operators[1].Expr != "true\ninput: evil" || s.Operators[1].Input != "g" {
-				return "injected: " + s.Operators[1].Expr
+			if expr := s.Operators[1].Options.(*FilterOptions).Expr; expr != "true\ninput: evil" || s.Operators[1].Input != "g" {
+				return "injected: " + expr
 			}
 			return ""
 		}, ""},

@@ -1,0 +1,78 @@
+package dataflow
+
+import (
+	"fmt"
+
+	"cel.dev/cel-go/common/types"
+)
+
+// TypeFilter keeps the records for which a CEL expression is true.
+const TypeFilter = "filter"
+
+func init() {
+	Register(OperatorType{Name: TypeFilter, New: func() Definition { return new(FilterOptions) }})
+}
+
+// FilterOptions are the options of a filter.
+type FilterOptions struct {
+	Expr string `yaml:"expr" want:"a CEL expression"`
+
+	expr *celExpr // after Plan
+}
+
+// Check implements Definition.
+func (f *FilterOptions) Check(op *OperatorSpec) (Shape, error) {
+	if f.Expr == "" {
+		return Shape{}, op.errf("expr", "missing required option")
+	}
+	return Shape{Inputs: 1}, nil
+}
+
+// Plan implements Definition: the output is the input.
+func (f *FilterOptions) Plan(pc *PlanContext) (Schema, error) {
+	o := pc.Op
+	e, err := pc.compileExpr(0, f.Expr)
+	if err != nil {
+		return nil, o.errf("expr", "%v", err)
+	}
+	if k := kindOf(e.out); k != KindBool && k != KindAny {
+		return nil, o.errf("expr", "CEL type error: filter expression %q is of type %s, want bool", f.Expr, e.out)
+	}
+	f.expr = e
+	return pc.Inputs[0], nil
+}
+
+// Access implements Definition.
+func (f *FilterOptions) Access(*OperatorSpec) []Access { return nil }
+
+// NewOperator implements Definition.
+func (f *FilterOptions) NewOperator() Operator {
+	return chained(func(rc *RuntimeContext, next collector) (collector, error) {
+		return &filterOp{name: rc.Operator, expr: f.expr, act: newActivation(rc.ctx, rc.in), next: next}, nil
+	})
+}
+
+type filterOp struct {
+	name string
+	expr *celExpr
+	act  *activation
+	next collector
+}
+
+func (f *filterOp) collect(r Record) error {
+	v, err := f.act.eval(f.expr, r)
+	if err != nil {
+		return opErr(f.name, err)
+	}
+	b, ok := v.(types.Bool)
+	if !ok {
+		return opErr(f.name, fmt.Errorf("filter %q gave %v, want a bool", f.expr.src, v))
+	}
+	if !b {
+		return nil
+	}
+	return f.next.collect(r)
+}
+
+func (f *filterOp) finish() error { return f.next.finish() }
+func (f *filterOp) abort()        { f.next.abort() }

@@ -1,0 +1,112 @@
+package dataflow
+
+import (
+	"context"
+	"fmt"
+	"slices"
+)
+
+// TypeKeyBy partitions its input by key: it is never a task, but makes the edges to its
+// consumers hash edges, and keyed operators read through it.
+const TypeKeyBy = "key_by"
+
+func init() {
+	Register(OperatorType{Name: TypeKeyBy, New: func() Definition { return new(KeyByOptions) }})
+}
+
+// KeyByOptions are the options of a key_by: a field name, or a CEL expression.
+type KeyByOptions struct {
+	By string `yaml:"key" want:"a field name or CEL expression"`
+
+	// After Plan.
+	name   string
+	schema Schema
+	idx    int      // field index when the key is a field, else -1
+	expr   *celExpr // when the key is an expression
+	info   KeyInfo
+}
+
+var _ Partitioner = (*KeyByOptions)(nil)
+
+// Check implements Definition.
+func (k *KeyByOptions) Check(op *OperatorSpec) (Shape, error) {
+	if k.By == "" {
+		return Shape{}, op.errf("key", "missing required option")
+	}
+	return Shape{Inputs: 1, Partitioner: true}, nil
+}
+
+// Plan implements Definition: the output is the input.
+func (k *KeyByOptions) Plan(pc *PlanContext) (Schema, error) {
+	o, in := pc.Op, pc.Inputs[0]
+	k.name, k.schema, k.idx, k.expr = o.Name, in, -1, nil
+	if identRE.MatchString(k.By) && !slices.Contains(celReserved, k.By) {
+		k.idx = in.Index(k.By)
+		if k.idx < 0 {
+			return nil, o.errf("key", "unknown field %q: input %q has fields %s", k.By, o.Input, listOrNone(in.Names()))
+		}
+		k.info = KeyInfo{Name: k.By, Kind: in[k.idx].Kind, Expr: k.By}
+		return in, nil
+	}
+	e, err := pc.compileExpr(0, k.By)
+	if err != nil {
+		return nil, o.errf("key", "%v", err)
+	}
+	if isContainer(e.out) {
+		return nil, o.errf("key", "CEL type error: key %q is of type %s, want a scalar", k.By, e.out)
+	}
+	k.expr = e
+	k.info = KeyInfo{Name: "key", Kind: kindOf(e.out), Expr: k.By}
+	return in, nil
+}
+
+// Access implements Definition.
+func (k *KeyByOptions) Access(*OperatorSpec) []Access { return nil }
+
+// NewOperator implements Definition. The planner never makes a key_by a task: its consumers
+// take its key through NewKeySelector.
+func (k *KeyByOptions) NewOperator() Operator {
+	return chained(func(rc *RuntimeContext, _ collector) (collector, error) {
+		return nil, fmt.Errorf("operator %q: a %s is not a task: its consumers read through it", rc.Operator, TypeKeyBy)
+	})
+}
+
+// Key implements Partitioner. Expr is known from the spec alone.
+func (k *KeyByOptions) Key() KeyInfo {
+	info := k.info
+	info.Expr = k.By
+	return info
+}
+
+// NewKeySelector implements Partitioner.
+func (k *KeyByOptions) NewKeySelector(ctx context.Context) KeySelector {
+	f := &keyFunc{idx: k.idx, expr: k.expr, name: k.name}
+	if k.expr != nil {
+		f.act = newActivation(ctx, k.schema)
+	}
+	return f
+}
+
+// keyFunc extracts the key of a key_by from a record of its input.
+type keyFunc struct {
+	idx  int // field index, or -1 for an expression
+	expr *celExpr
+	act  *activation
+	name string
+}
+
+// Key implements KeySelector.
+func (k *keyFunc) Key(r Record) (Value, error) {
+	if k.idx >= 0 {
+		return r[k.idx], nil
+	}
+	v, err := k.act.eval(k.expr, r)
+	if err != nil {
+		return Value{}, opErr(k.name, err)
+	}
+	out, err := fromCEL(v)
+	if err != nil {
+		return Value{}, opErr(k.name, err)
+	}
+	return out, nil
+}

@@ -1,0 +1,128 @@
+package dataflow
+
+import (
+	"fmt"
+
+	"go.yaml.in/yaml/v3"
+)
+
+// TypeMap computes a record of new fields, one CEL expression each.
+const TypeMap = "map"
+
+func init() {
+	Register(OperatorType{Name: TypeMap, New: func() Definition { return new(MapOptions) }})
+}
+
+// NamedExpr is one output field of a map operator.
+type NamedExpr struct {
+	Name string `json:"name"`
+	Expr string `json:"expr"`
+}
+
+// MapFields is the ordered mapping of output field to CEL expression of a map operator.
+type MapFields []NamedExpr
+
+// UnmarshalYAML keeps the order the user wrote, which becomes the field order.
+func (m *MapFields) UnmarshalYAML(v *yaml.Node) error {
+	if v.Kind != yaml.MappingNode {
+		return fmt.Errorf("line %d: want a mapping of output field: CEL expression", v.Line)
+	}
+	for i := 0; i+1 < len(v.Content); i += 2 {
+		var e NamedExpr
+		e.Name = v.Content[i].Value
+		if err := decodeScalar(v.Content[i+1], &e.Expr, "a CEL expression"); err != nil {
+			return fmt.Errorf("%s: %w", e.Name, err)
+		}
+		*m = append(*m, e)
+	}
+	return nil
+}
+
+// MapOptions are the options of a map: fields, or expr and as for a single field.
+type MapOptions struct {
+	Fields MapFields `yaml:"fields"`
+	Expr   string    `yaml:"expr" want:"a CEL expression"`
+	As     string    `yaml:"as" want:"a field name"`
+
+	out   []NamedExpr // from Check: fields, or expr as the one field as
+	exprs []*celExpr  // after Plan
+}
+
+// Check implements Definition.
+func (m *MapOptions) Check(op *OperatorSpec) (Shape, error) {
+	switch {
+	case len(m.Fields) > 0 && m.Expr != "":
+		return Shape{}, op.errf("expr", "give either fields or expr + as, not both")
+	case len(m.Fields) == 0 && m.Expr == "":
+		return Shape{}, op.errf("fields", "missing required option: a mapping of output field: CEL expression (or expr + as)")
+	case m.Expr != "" && m.As == "":
+		return Shape{}, op.errf("as", "missing required option: the output field name for expr")
+	case m.Expr != "":
+		m.out = []NamedExpr{{Name: m.As, Expr: m.Expr}}
+	default:
+		m.out = m.Fields
+	}
+	return Shape{Inputs: 1}, nil
+}
+
+// Plan implements Definition.
+func (m *MapOptions) Plan(pc *PlanContext) (Schema, error) {
+	o := pc.Op
+	seen := map[string]bool{}
+	var schema Schema
+	var exprs []*celExpr
+	for _, ne := range m.out {
+		if err := checkFieldName(o, "fields."+ne.Name, ne.Name); err != nil {
+			return nil, err
+		}
+		if seen[ne.Name] {
+			return nil, o.errf("fields."+ne.Name, "duplicate output field")
+		}
+		seen[ne.Name] = true
+		e, err := pc.compileExpr(0, ne.Expr)
+		if err != nil {
+			return nil, o.errf("fields."+ne.Name, "%v", err)
+		}
+		if isContainer(e.out) {
+			return nil, o.errf("fields."+ne.Name, "CEL type error: %q is of type %s: a field must be a scalar", ne.Expr, e.out)
+		}
+		exprs = append(exprs, e)
+		schema = append(schema, Field{ne.Name, kindOf(e.out)})
+	}
+	m.exprs = exprs
+	return schema, nil
+}
+
+// Access implements Definition.
+func (m *MapOptions) Access(*OperatorSpec) []Access { return nil }
+
+// NewOperator implements Definition.
+func (m *MapOptions) NewOperator() Operator {
+	return chained(func(rc *RuntimeContext, next collector) (collector, error) {
+		return &mapOp{name: rc.Operator, exprs: m.exprs, act: newActivation(rc.ctx, rc.in), out: make(Record, len(m.exprs)), next: next}, nil
+	})
+}
+
+type mapOp struct {
+	name  string
+	exprs []*celExpr
+	act   *activation
+	out   Record
+	next  collector
+}
+
+func (m *mapOp) collect(r Record) error {
+	for i, e := range m.exprs {
+		v, err := m.act.eval(e, r)
+		if err != nil {
+			return opErr(m.name, err)
+		}
+		if m.out[i], err = fromCEL(v); err != nil {
+			return opErr(m.name, fmt.Errorf("%q: %w", e.src, err))
+		}
+	}
+	return m.next.collect(m.out)
+}
+
+func (m *mapOp) finish() error { return m.next.finish() }
+func (m *mapOp) abort()        { m.next.abort() }

@@ -1,0 +1,144 @@
+package dataflow
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"slices"
+	"sync"
+)
+
+// OperatorType is one kind of operator a job spec can name in `type:`.
+type OperatorType struct {
+	Name string            // "aggregate"
+	New  func() Definition // zero options, filled by the YAML decoder
+}
+
+var registry struct {
+	mu    sync.RWMutex
+	types map[string]OperatorType
+}
+
+// Register makes t available to job specs. Two types with one name panic at start-up: it is a
+// build error, not a runtime condition.
+func Register(t OperatorType) {
+	if t.Name == "" || t.New == nil {
+		panic("dataflow: Register needs a name and a New function")
+	}
+	registry.mu.Lock()
+	defer registry.mu.Unlock()
+	if registry.types == nil {
+		registry.types = map[string]OperatorType{}
+	}
+	if _, dup := registry.types[t.Name]; dup {
+		panic(fmt.Sprintf("dataflow: operator type %q registered twice", t.Name))
+	}
+	registry.types[t.Name] = t
+}
+
+// Lookup returns the registered type called name.
+func Lookup(name string) (OperatorType, bool) {
+	registry.mu.RLock()
+	defer registry.mu.RUnlock()
+	t, ok := registry.types[name]
+	return t, ok
+}
+
+// Types lists the registered type names, sorted, for "unknown operator type" messages.
+func Types() []string {
+	registry.mu.RLock()
+	defer registry.mu.RUnlock()
+	out := make([]string, 0, len(registry.types))
+	for name := range registry.types {
+		out = append(out, name)
+	}
+	slices.Sort(out)
+	return out
+}
+
+// Definition is one operator of a job: the options of its type (struct fields tagged
+// `yaml:"..."`, optionally `want:"a CEL expression"` for error messages, see options.go) and
+// what the type tells the planner, the authorizer and the runtime. It holds nothing per
+// subtask.
+type Definition interface {
+	// Check validates and defaults the options alone and describes the operator's shape. It
+	// runs once, when the spec is parsed.
+	Check(op *OperatorSpec) (Shape, error)
+	// Plan derives the output schema from the inputs and prepares what all subtasks share
+	// (compiled expressions). It runs on the JobManager and on every TaskManager, possibly
+	// more than once; it returns ErrSchemaDeferred when the schema needs the job's data.
+	Plan(pc *PlanContext) (Schema, error)
+	// Access lists the external data the operator reads and writes.
+	Access(op *OperatorSpec) []Access
+	// NewOperator returns the operator of one subtask. It does no I/O: Open does.
+	NewOperator() Operator
+}
+
+// Shape is what the planner needs to know about an operator.
+type Shape struct {
+	Inputs      int  // 0: a source; 1: reads the records of its input
+	Sink        bool // no output: naming it as an input is an error
+	Partitioner bool // key_by: never a task, shapes the edges to its consumers
+	KeyedInput  bool // its input must come through a Partitioner
+	MaxSubtasks int  // 0: any; 1: one subtask (a socket is one connection)
+	Bounded     bool // a source that ends by itself
+}
+
+// Access is one piece of external data: what the authorizer decides on at submit
+// ("file:/srv/in.csv", "socket:host:9000") and the TaskManager enforces.
+type Access struct {
+	Scheme string // "file", "socket"
+	Target string // file: the path as written (resolved by Spec.FileAccesses); socket: host:port
+	Write  bool
+}
+
+// Resource is the access as the authorizer names it, "scheme:target".
+func (a Access) Resource() string { return a.Scheme + ":" + a.Target }
+
+// Partitioner is the Definition of key_by; the planner turns it into a hash edge.
+type Partitioner interface {
+	Definition
+	// Key names the key and its kind, valid after Plan; Expr is valid after Check.
+	Key() KeyInfo
+	// NewKeySelector returns the key extractor of one subtask: CEL activations are not shared.
+	NewKeySelector(ctx context.Context) KeySelector
+}
+
+// KeySelector extracts the key of a record. The Value may alias r.
+type KeySelector interface {
+	Key(r Record) (Value, error)
+}
+
+// KeyInfo describes the key of a Partitioner.
+type KeyInfo struct {
+	Name string // the field name, or "key" for an expression key
+	Kind Kind
+	Expr string // the key as the spec writes it, shown on hash edges
+}
+
+// ErrSchemaDeferred is returned by Definition.Plan when the output schema can only be known
+// where the job's data is read (a csv source taking its fields from the file's header).
+var ErrSchemaDeferred = errors.New("schema deferred to the runtime")
+
+// PlanContext is what Definition.Plan is given.
+type PlanContext struct {
+	Op      *OperatorSpec
+	Inputs  []Schema   // one per input
+	Keys    []*KeyInfo // per input: its key when it comes through a Partitioner, else nil
+	Bounded bool       // every source of the job ends
+	opts    PlanOptions
+}
+
+// compileExpr compiles src against input's schema, within pipeline.expression.max-cost.
+func (pc *PlanContext) compileExpr(input int, src string) (*celExpr, error) {
+	return compileExpr(pc.Inputs[input], src, pc.opts.MaxExpressionCost)
+}
+
+// CSVHeader reads the header line of the operator's input file where the job runs; it returns
+// ErrSchemaDeferred where the job's data is not opened (the JobManager).
+func (pc *PlanContext) CSVHeader() ([]string, error) {
+	if pc.opts.CSVHeader == nil {
+		return nil, ErrSchemaDeferred
+	}
+	return pc.opts.CSVHeader(pc.Op)
+}
