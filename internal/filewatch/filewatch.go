@@ -18,10 +18,11 @@ type Stat struct {
 	mtime time.Time
 	size  int64
 	mode  os.FileMode
+	inode uint64
 }
 
 // StatOf returns the Stat of fi.
-func StatOf(fi os.FileInfo) Stat { return Stat{fi.ModTime(), fi.Size(), fi.Mode()} }
+func StatOf(fi os.FileInfo) Stat { return Stat{fi.ModTime(), fi.Size(), fi.Mode(), Inode(fi)} }
 
 // Watcher polls one file. When its stat changes it reads the file; when the
 // content changed it hands it to Apply. Content that does not apply keeps

@@ -120,11 +120,8 @@ func (f *failure) info() exceptionInfo {
 // exceptions answers GET /jobs/{id}/exceptions.
 func (rs *restServer) jobExceptions(w http.ResponseWriter, r *http.Request) {
 	jm := rs.jm
-	jm.mu.Lock()
-	j, ok := jm.jobs[r.PathValue("id")]
-	if !ok {
-		jm.mu.Unlock()
-		writeError(w, http.StatusNotFound, "job %s not found", r.PathValue("id"))
+	j := rs.lockedJob(w, r)
+	if j == nil {
 		return
 	}
 	out := jobExceptions{

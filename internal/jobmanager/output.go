@@ -187,14 +187,11 @@ func (rs *restServer) jobOutput(w http.ResponseWriter, r *http.Request) {
 		}
 		offset = n
 	}
-	jm := rs.jm
-	jm.mu.Lock()
-	defer jm.mu.Unlock()
-	j, ok := jm.jobs[r.PathValue("id")]
-	if !ok {
-		writeError(w, http.StatusNotFound, "job %s not found", r.PathValue("id"))
+	j := rs.lockedJob(w, r)
+	if j == nil {
 		return
 	}
+	defer rs.jm.mu.Unlock()
 	lines, next := j.output.read(offset, outputPageLines, outputPageBytes)
 	writeJSON(w, http.StatusOK, map[string]any{
 		"lines": lines, "next-offset": next, "dropped": j.output.undelivered,

@@ -207,15 +207,27 @@ func (rs *restServer) jobsList(w http.ResponseWriter, r *http.Request) {
 	writeJSON(w, http.StatusOK, map[string]any{"jobs": out})
 }
 
+// lockedJob takes the JobManager's lock and returns the job the path
+// names; without one it answers 404, unlocks and returns nil. The caller
+// unlocks after a job.
+func (rs *restServer) lockedJob(w http.ResponseWriter, r *http.Request) *job {
+	rs.jm.mu.Lock()
+	j, ok := rs.jm.jobs[r.PathValue("id")]
+	if !ok {
+		rs.jm.mu.Unlock()
+		writeError(w, http.StatusNotFound, "job %s not found", r.PathValue("id"))
+		return nil
+	}
+	return j
+}
+
 func (rs *restServer) jobDetails(w http.ResponseWriter, r *http.Request) {
 	jm := rs.jm
-	jm.mu.Lock()
-	defer jm.mu.Unlock()
-	j, ok := jm.jobs[r.PathValue("id")]
-	if !ok {
-		writeError(w, http.StatusNotFound, "job %s not found", r.PathValue("id"))
+	j := rs.lockedJob(w, r)
+	if j == nil {
 		return
 	}
+	defer jm.mu.Unlock()
 	d := jobDetail(j)
 	if why := jm.pendingReasonLocked(j, time.Now()); why != "" {
 		d["pending-reason"] = why

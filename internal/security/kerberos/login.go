@@ -17,6 +17,7 @@ import (
 	"github.com/jcmturner/gokrb5/v8/iana/nametype"
 	"github.com/jcmturner/gokrb5/v8/messages"
 	"github.com/jcmturner/gokrb5/v8/types"
+	"github.com/sluice-dev/sluice/internal/filewatch"
 )
 
 // Source says where a login's credential comes from.
@@ -451,5 +452,5 @@ func statFile(path string) (fileStamp, error) {
 	if err != nil {
 		return fileStamp{}, err
 	}
-	return fileStamp{mod: fi.ModTime(), size: fi.Size(), ino: inode(fi)}, nil
+	return fileStamp{mod: fi.ModTime(), size: fi.Size(), ino: filewatch.Inode(fi)}, nil
 }

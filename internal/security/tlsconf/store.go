@@ -14,6 +14,8 @@ import (
 	"sync"
 	"sync/atomic"
 	"time"
+
+	"github.com/sluice-dev/sluice/internal/filewatch"
 )
 
 // Store holds the current key and trust material of one connection group.
@@ -226,7 +228,7 @@ func (s *Store) statFiles() string {
 			continue
 		}
 		if fi, err := os.Stat(p); err == nil {
-			fmt.Fprintf(&b, "%s %d %d %d\n", p, fi.ModTime().UnixNano(), fi.Size(), fileID(fi))
+			fmt.Fprintf(&b, "%s %d %d %d\n", p, fi.ModTime().UnixNano(), fi.Size(), filewatch.Inode(fi))
 		} else {
 			fmt.Fprintf(&b, "%s missing\n", p)
 		}
