@@ -92,9 +92,10 @@ func (p *proc) Kill() {
 func (p *proc) Signal(sig syscall.Signal) { killGroup(p.cmd, sig) }
 
 // inOwnGroup makes cmd start in a process group of its own, so that the
-// test can kill it with every child it started.
+// test can kill it with every child it started. Pdeathsig kills it too if
+// the test binary itself dies (a panic on -timeout runs no cleanup).
 func inOwnGroup(cmd *exec.Cmd) {
-	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}
+	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true, Pdeathsig: syscall.SIGKILL}
 }
 
 // killGroup signals the process group of a command started with inOwnGroup.
