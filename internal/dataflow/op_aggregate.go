@@ -1,6 +1,7 @@
 package dataflow
 
 import (
+	"context"
 	"fmt"
 	"slices"
 )
@@ -86,10 +87,8 @@ func (a *AggregateOptions) Access(*OperatorSpec) []Access { return nil }
 
 // NewOperator implements Definition.
 func (a *AggregateOptions) NewOperator() Operator {
-	return chained(func(rc *RuntimeContext, next collector) (collector, error) {
-		return &aggregateOp{name: rc.Operator, function: a.Function, field: a.fieldIdx, bounded: a.bounded,
-			key: rc.inKey, state: map[string]*aggState{}, out: make(Record, 2), next: next}, nil
-	})
+	return &aggregateOp{function: a.Function, field: a.fieldIdx, bounded: a.bounded,
+		state: map[string]*aggState{}, rec: make(Record, 2)}
 }
 
 // aggState is the running aggregate of one key.
@@ -106,19 +105,31 @@ type aggState struct {
 // aggregateOp folds records per key. On bounded input it emits each key's final value when the
 // input ends (sorted by key, so output is deterministic); on unbounded input there is no end, so
 // it emits the updated value after every record, like Flink's keyed reduce.
+//
+// It keeps its own map of keys until keyed state reaches operators through the
+// RuntimeContext (a later migration step); that map is neither checkpointed nor restored.
 type aggregateOp struct {
-	name     string
 	function string
 	field    int
 	bounded  bool
 	key      KeySelector
 	state    map[string]*aggState
 	keyBuf   []byte
-	out      Record
-	next     collector
+	rec      Record
+	el       Element
+	out      Output
 }
 
-func (a *aggregateOp) collect(r Record) error {
+func (a *aggregateOp) Open(_ context.Context, rc *RuntimeContext) error {
+	if rc.inKey == nil {
+		return fmt.Errorf("an %s needs a keyed input", TypeAggregate)
+	}
+	a.key, a.out = rc.inKey, rc.Output
+	return nil
+}
+
+func (a *aggregateOp) Process(_ int, e *Element) error {
+	r := e.Record
 	k, err := a.key.Key(r)
 	if err != nil {
 		return err
@@ -132,14 +143,16 @@ func (a *aggregateOp) collect(r Record) error {
 	st.count++
 	if a.field >= 0 {
 		if err := a.fold(st, r[a.field]); err != nil {
-			return opErr(a.name, err)
+			return err
 		}
 	}
 	if a.bounded {
 		return nil
 	}
 	a.result(st)
-	return a.next.collect(a.out)
+	a.el = *e
+	a.el.Record = a.rec
+	return a.out.Collect(&a.el)
 }
 
 func (a *aggregateOp) fold(st *aggState, v Value) error {
@@ -172,46 +185,52 @@ func (a *aggregateOp) fold(st *aggState, v Value) error {
 }
 
 func (a *aggregateOp) result(st *aggState) {
-	a.out[0] = st.key
+	a.rec[0] = st.key
 	switch a.function {
 	case "count":
-		a.out[1] = Int(st.count)
+		a.rec[1] = Int(st.count)
 	case "sum":
 		if st.float {
-			a.out[1] = Float(st.fsum)
+			a.rec[1] = Float(st.fsum)
 		} else {
-			a.out[1] = Int(st.isum)
+			a.rec[1] = Int(st.isum)
 		}
 	case "avg":
 		if st.n == 0 {
-			a.out[1] = Null()
+			a.rec[1] = Null()
 		} else {
-			a.out[1] = Float(st.fsum / float64(st.n))
+			a.rec[1] = Float(st.fsum / float64(st.n))
 		}
 	default:
 		if st.n == 0 {
-			a.out[1] = Null()
+			a.rec[1] = Null()
 		} else {
-			a.out[1] = st.minmax
+			a.rec[1] = st.minmax
 		}
 	}
 }
 
-func (a *aggregateOp) finish() error {
-	if a.bounded {
-		all := make([]*aggState, 0, len(a.state))
-		for _, st := range a.state {
-			all = append(all, st)
-		}
-		slices.SortFunc(all, func(x, y *aggState) int { return compareValues(x.key, y.key) })
-		for _, st := range all {
-			a.result(st)
-			if err := a.next.collect(a.out); err != nil {
-				return err
-			}
+// Finish emits the final value of every key of a bounded input, sorted by key.
+func (a *aggregateOp) Finish() error {
+	if !a.bounded {
+		return nil
+	}
+	all := make([]*aggState, 0, len(a.state))
+	for _, st := range a.state {
+		all = append(all, st)
+	}
+	slices.SortFunc(all, func(x, y *aggState) int { return compareValues(x.key, y.key) })
+	a.el = Element{Record: a.rec}
+	for _, st := range all {
+		a.result(st)
+		if err := a.out.Collect(&a.el); err != nil {
+			return err
 		}
 	}
-	return a.next.finish()
+	return nil
 }
 
-func (a *aggregateOp) abort() { a.next.abort() }
+func (a *aggregateOp) Close() error {
+	a.state = nil
+	return nil
+}

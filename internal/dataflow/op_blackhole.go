@@ -1,5 +1,7 @@
 package dataflow
 
+import "context"
+
 // TypeBlackhole discards its input: a sink for benchmarks.
 const TypeBlackhole = "blackhole"
 
@@ -20,12 +22,12 @@ func (blackhole) Plan(*PlanContext) (Schema, error) { return nil, nil }
 func (blackhole) Access(*OperatorSpec) []Access { return nil }
 
 // NewOperator implements Definition.
-func (blackhole) NewOperator() Operator {
-	return chained(func(*RuntimeContext, collector) (collector, error) { return blackholeSink{}, nil })
-}
+func (blackhole) NewOperator() Operator { return blackholeSink{} }
 
+// blackholeSink discards every element.
 type blackholeSink struct{}
 
-func (blackholeSink) collect(Record) error { return nil }
-func (blackholeSink) finish() error        { return nil }
-func (blackholeSink) abort()               {}
+func (blackholeSink) Open(context.Context, *RuntimeContext) error { return nil }
+func (blackholeSink) Process(int, *Element) error                 { return nil }
+func (blackholeSink) Finish() error                               { return nil }
+func (blackholeSink) Close() error                                { return nil }

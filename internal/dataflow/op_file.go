@@ -117,13 +117,9 @@ func (f *FileOptions) Access(op *OperatorSpec) []Access {
 // NewOperator implements Definition.
 func (f *FileOptions) NewOperator() Operator {
 	if !f.sink {
-		return sourced(func(rc *RuntimeContext) source {
-			return newFileSource(rc.Operator, f, rc.Subtask, rc.Parallelism, rc.Files)
-		})
+		return newFileSource(f)
 	}
-	return chained(func(rc *RuntimeContext, _ collector) (collector, error) {
-		return newFileSink(rc.Files, rc.Operator, f.Format, rc.Subtask, rc.in)
-	})
+	return &fileSink{format: f.Format}
 }
 
 func parseCSVLine(line string) ([]string, error) {
@@ -135,53 +131,84 @@ func parseCSVLine(line string) ([]string, error) {
 // fileSource reads lines lineNo % p == subtask, so p subtasks split one file without
 // coordination.
 type fileSource struct {
+	NoInput
 	name         string
 	path, format string   // path as the spec gives it, for messages
 	fields       []string // json keys
 	header       bool     // skip line 0
 	subtask, par int
 	schema       Schema
-	files        *JobFiles
+	out          Output
+
+	file   *os.File
+	sc     *bufio.Scanner
+	lineNo int
+	rec    Record
+	el     Element
 }
 
-func newFileSource(name string, o *FileOptions, subtask, par int, files *JobFiles) *fileSource {
+// fileBatch is how many lines one Poll reads: the task checks for cancellation and mail
+// between two batches.
+const fileBatch = 256
+
+func newFileSource(o *FileOptions) *fileSource {
 	header := o.Format == "csv" && len(o.Fields) == 0
 	if o.Header != nil {
 		header = *o.Header
 	}
-	return &fileSource{name: name, path: o.Path, format: o.Format, fields: o.Fields, header: header,
-		subtask: subtask, par: par, schema: o.schema, files: files}
+	return &fileSource{path: o.Path, format: o.Format, fields: o.Fields, header: header, schema: o.schema}
 }
 
-func (f *fileSource) run(ctx context.Context, out collector) error {
+func (f *fileSource) Open(_ context.Context, rc *RuntimeContext) error {
+	f.name, f.subtask, f.par, f.out = rc.Operator, rc.Subtask, rc.Parallelism, rc.Output
 	// Opened through the job's grants: the path the job was authorized for, no symlinks.
-	file, err := f.files.OpenInput(f.name)
+	file, err := rc.Files.OpenInput(f.name)
 	if err != nil {
-		return fmt.Errorf("operator %q: open input: %w", f.name, err)
+		return opErr(f.name, fmt.Errorf("open input: %w", err))
 	}
-	defer file.Close()
-	sc := bufio.NewScanner(file)
-	sc.Buffer(make([]byte, 64*1024), 16*1024*1024)
-	rec := make(Record, len(f.schema))
-	for lineNo := 0; sc.Scan(); lineNo++ {
-		if lineNo&255 == 0 && ctx.Err() != nil {
-			return ctx.Err()
+	f.file = file
+	f.sc = bufio.NewScanner(file)
+	f.sc.Buffer(make([]byte, 64*1024), 16*1024*1024)
+	f.rec = make(Record, len(f.schema))
+	f.el.Record = f.rec
+	return nil
+}
+
+// Poll implements Source: it reads up to fileBatch lines, emitting this subtask's.
+func (f *fileSource) Poll(context.Context) (PollStatus, error) {
+	for end := f.lineNo + fileBatch; f.lineNo < end; f.lineNo++ {
+		if !f.sc.Scan() {
+			if err := f.sc.Err(); err != nil {
+				return PollEnd, fmt.Errorf("read %s: %w", f.path, err)
+			}
+			return PollEnd, nil
 		}
-		if lineNo%f.par != f.subtask || (f.header && lineNo == 0) {
+		if f.lineNo%f.par != f.subtask || (f.header && f.lineNo == 0) {
 			continue
 		}
-		line := strings.TrimSuffix(sc.Text(), "\r")
-		if err := f.parse(line, rec); err != nil {
-			return fmt.Errorf("operator %q: %s line %d: %w", f.name, f.path, lineNo+1, err)
+		line := strings.TrimSuffix(f.sc.Text(), "\r")
+		if err := f.parse(line, f.rec); err != nil {
+			return PollEnd, fmt.Errorf("%s line %d: %w", f.path, f.lineNo+1, err)
 		}
-		if err := out.collect(rec); err != nil {
-			return err
+		if err := f.out.Collect(&f.el); err != nil {
+			return PollEnd, err
 		}
 	}
-	if err := sc.Err(); err != nil {
-		return fmt.Errorf("operator %q: read %s: %w", f.name, f.path, err)
+	return PollMore, nil
+}
+
+// Available implements Source: a file is never idle, only read or ended.
+func (f *fileSource) Available() <-chan struct{} { return nil }
+
+func (f *fileSource) Finish() error { return nil }
+
+func (f *fileSource) Close() error {
+	if f.file == nil {
+		return nil
 	}
-	return out.finish()
+	err := f.file.Close()
+	f.file = nil
+	return err
 }
 
 func (f *fileSource) parse(line string, rec Record) error {
@@ -265,32 +292,33 @@ type fileSink struct {
 	row                      []string
 }
 
-func newFileSink(files *JobFiles, name, format string, subtask int, schema Schema) (*fileSink, error) {
-	dir, err := files.OutputDir(name)
+// Open creates the subtask's hidden part file in the output directory.
+func (s *fileSink) Open(_ context.Context, rc *RuntimeContext) error {
+	s.name, s.schema = rc.Operator, rc.in
+	dir, err := rc.Files.OutputDir(s.name)
 	if err != nil {
-		return nil, opErr(name, fmt.Errorf("open output directory: %w", err))
+		return opErr(s.name, fmt.Errorf("open output directory: %w", err))
 	}
-	base := fmt.Sprintf("part-%s-%d", name, subtask)
+	base := fmt.Sprintf("part-%s-%d", s.name, rc.Subtask)
 	f, tmp, err := dir.CreateTemp("."+base+".", ".inprogress")
 	if err != nil {
 		dir.Close()
-		return nil, opErr(name, fmt.Errorf("create part file: %w", err))
+		return opErr(s.name, fmt.Errorf("create part file: %w", err))
 	}
-	s := &fileSink{name: name, dir: dir, final: base, tmp: tmp, format: format, schema: schema,
-		f: f, w: bufio.NewWriterSize(f, 64*1024)}
-	if format == "csv" {
+	s.dir, s.final, s.tmp, s.f, s.w = dir, base, tmp, f, bufio.NewWriterSize(f, 64*1024)
+	if s.format == "csv" {
 		s.csv = csv.NewWriter(s.w)
-		s.row = make([]string, len(schema))
+		s.row = make([]string, len(s.schema))
 		// A header makes the file readable back by a csv source without listing fields.
-		if err := s.csv.Write(schema.Names()); err != nil {
-			s.abort()
-			return nil, opErr(name, err)
+		if err := s.csv.Write(s.schema.Names()); err != nil {
+			return opErr(s.name, err) // the task closes the sink, removing the file
 		}
 	}
-	return s, nil
+	return nil
 }
 
-func (s *fileSink) collect(r Record) error {
+func (s *fileSink) Process(_ int, e *Element) error {
+	r := e.Record
 	var err error
 	switch s.format {
 	case "csv":
@@ -316,7 +344,7 @@ func (s *fileSink) collect(r Record) error {
 		_, err = s.w.Write(s.buf)
 	}
 	if err != nil {
-		return opErr(s.name, fmt.Errorf("write %s: %w", s.f.Name(), err))
+		return fmt.Errorf("write %s: %w", s.f.Name(), err)
 	}
 	return nil
 }
@@ -330,7 +358,8 @@ func appendJSON(dst []byte, v any) []byte {
 	return append(dst, b...)
 }
 
-func (s *fileSink) finish() error {
+// Finish commits the part file: flushed, synced and renamed to its final name.
+func (s *fileSink) Finish() error {
 	if s.f == nil {
 		return nil
 	}
@@ -338,7 +367,7 @@ func (s *fileSink) finish() error {
 		s.csv.Flush()
 		if err := s.csv.Error(); err != nil {
 			s.abort()
-			return opErr(s.name, err)
+			return err
 		}
 	}
 	err := s.w.Flush()
@@ -355,10 +384,16 @@ func (s *fileSink) finish() error {
 		_ = s.dir.Remove(s.tmp)
 		s.f = nil
 		s.dir.Close()
-		return opErr(s.name, fmt.Errorf("commit %s: %w", filepath.Join(s.dir.Path(), s.final), err))
+		return fmt.Errorf("commit %s: %w", filepath.Join(s.dir.Path(), s.final), err)
 	}
 	s.f = nil
 	return s.dir.Close()
+}
+
+// Close removes the part file unless Finish committed it.
+func (s *fileSink) Close() error {
+	s.abort()
+	return nil
 }
 
 func (s *fileSink) abort() {

@@ -1,6 +1,7 @@
 package dataflow
 
 import (
+	"context"
 	"fmt"
 
 	"cel.dev/cel-go/common/types"
@@ -46,33 +47,34 @@ func (f *FilterOptions) Plan(pc *PlanContext) (Schema, error) {
 func (f *FilterOptions) Access(*OperatorSpec) []Access { return nil }
 
 // NewOperator implements Definition.
-func (f *FilterOptions) NewOperator() Operator {
-	return chained(func(rc *RuntimeContext, next collector) (collector, error) {
-		return &filterOp{name: rc.Operator, expr: f.expr, act: newActivation(rc.ctx, rc.in), next: next}, nil
-	})
-}
+func (f *FilterOptions) NewOperator() Operator { return &filterOp{expr: f.expr} }
 
+// filterOp passes on the elements its expression is true for.
 type filterOp struct {
-	name string
 	expr *celExpr
 	act  *activation
-	next collector
+	out  Output
 }
 
-func (f *filterOp) collect(r Record) error {
-	v, err := f.act.eval(f.expr, r)
+func (f *filterOp) Open(_ context.Context, rc *RuntimeContext) error {
+	f.act, f.out = newActivation(rc.ctx, rc.in), rc.Output
+	return nil
+}
+
+func (f *filterOp) Process(_ int, e *Element) error {
+	v, err := f.act.eval(f.expr, e.Record)
 	if err != nil {
-		return opErr(f.name, err)
+		return err
 	}
 	b, ok := v.(types.Bool)
 	if !ok {
-		return opErr(f.name, fmt.Errorf("filter %q gave %v, want a bool", f.expr.src, v))
+		return fmt.Errorf("filter %q gave %v, want a bool", f.expr.src, v)
 	}
 	if !b {
 		return nil
 	}
-	return f.next.collect(r)
+	return f.out.Collect(e)
 }
 
-func (f *filterOp) finish() error { return f.next.finish() }
-func (f *filterOp) abort()        { f.next.abort() }
+func (f *filterOp) Finish() error { return nil }
+func (f *filterOp) Close() error  { return nil }

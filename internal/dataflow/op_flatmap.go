@@ -1,6 +1,7 @@
 package dataflow
 
 import (
+	"context"
 	"fmt"
 
 	"cel.dev/cel-go/common/types"
@@ -84,65 +85,71 @@ func (f *FlatMapOptions) Access(*OperatorSpec) []Access { return nil }
 
 // NewOperator implements Definition.
 func (f *FlatMapOptions) NewOperator() Operator {
-	return chained(func(rc *RuntimeContext, next collector) (collector, error) {
-		op := &flatMapOp{name: rc.Operator, expr: f.expr, act: newActivation(rc.ctx, rc.in), out: make(Record, f.outSize), next: next}
-		if f.mapped {
-			op.fields = f.Fields
-		}
-		return op, nil
-	})
+	op := &flatMapOp{expr: f.expr, rec: make(Record, f.outSize)}
+	if f.mapped {
+		op.fields = f.Fields
+	}
+	return op
 }
 
+// flatMapOp emits one record per element of the list its expression returns.
 type flatMapOp struct {
-	name   string
 	expr   *celExpr
 	act    *activation
 	fields []string // set: elements are maps with these keys
-	out    Record
-	next   collector
+	rec    Record
+	el     Element
+	out    Output
 }
 
-func (f *flatMapOp) collect(r Record) error {
-	v, err := f.act.eval(f.expr, r)
+func (f *flatMapOp) Open(_ context.Context, rc *RuntimeContext) error {
+	f.act, f.out = newActivation(rc.ctx, rc.in), rc.Output
+	return nil
+}
+
+func (f *flatMapOp) Process(_ int, e *Element) error {
+	v, err := f.act.eval(f.expr, e.Record)
 	if err != nil {
-		return opErr(f.name, err)
+		return err
 	}
 	l, err := listOf(v)
 	if err != nil {
-		return opErr(f.name, fmt.Errorf("%q: %w", f.expr.src, err))
+		return fmt.Errorf("%q: %w", f.expr.src, err)
 	}
 	n, ok := l.Size().(types.Int)
 	if !ok {
-		return opErr(f.name, fmt.Errorf("%q: list without size", f.expr.src))
+		return fmt.Errorf("%q: list without size", f.expr.src)
 	}
+	f.el = *e
+	f.el.Record = f.rec
 	for i := types.Int(0); i < n; i++ {
 		el := l.Get(i)
 		if f.fields == nil {
-			if f.out[0], err = fromCEL(el); err != nil {
-				return opErr(f.name, fmt.Errorf("%q element %d: %w", f.expr.src, i, err))
+			if f.rec[0], err = fromCEL(el); err != nil {
+				return fmt.Errorf("%q element %d: %w", f.expr.src, i, err)
 			}
 		} else {
 			m, ok := el.(traits.Mapper)
 			if !ok {
-				return opErr(f.name, fmt.Errorf("%q element %d is a %v, want a map with keys %v", f.expr.src, i, el.Type(), f.fields))
+				return fmt.Errorf("%q element %d is a %v, want a map with keys %v", f.expr.src, i, el.Type(), f.fields)
 			}
 			for j, k := range f.fields {
 				fv, found := m.Find(types.String(k))
 				if !found {
-					f.out[j] = Null()
+					f.rec[j] = Null()
 					continue
 				}
-				if f.out[j], err = fromCEL(fv); err != nil {
-					return opErr(f.name, fmt.Errorf("%q element %d key %s: %w", f.expr.src, i, k, err))
+				if f.rec[j], err = fromCEL(fv); err != nil {
+					return fmt.Errorf("%q element %d key %s: %w", f.expr.src, i, k, err)
 				}
 			}
 		}
-		if err := f.next.collect(f.out); err != nil {
+		if err := f.out.Collect(&f.el); err != nil {
 			return err
 		}
 	}
 	return nil
 }
 
-func (f *flatMapOp) finish() error { return f.next.finish() }
-func (f *flatMapOp) abort()        { f.next.abort() }
+func (f *flatMapOp) Finish() error { return nil }
+func (f *flatMapOp) Close() error  { return nil }

@@ -47,22 +47,41 @@ func (g *GeneratorOptions) Plan(*PlanContext) (Schema, error) {
 func (g *GeneratorOptions) Access(*OperatorSpec) []Access { return nil }
 
 // NewOperator implements Definition.
-func (g *GeneratorOptions) NewOperator() Operator {
-	return sourced(func(rc *RuntimeContext) source { return newGenerator(g, rc.Subtask, rc.Parallelism) })
-}
+func (g *GeneratorOptions) NewOperator() Operator { return &generatorSource{opts: g} }
+
+// generatorBatch is how many records one Poll emits at most: the task checks for
+// cancellation and mail between two batches.
+const generatorBatch = 256
 
 // generatorSource emits ids subtask, subtask+p, ... so the subtasks together emit each id once.
 type generatorSource struct {
+	NoInput
+	opts         *GeneratorOptions
 	count, keys  int64
 	rate         float64 // per subtask
 	subtask, par int64
 	keyNames     []string // precomputed "key-N" to avoid formatting per record
+	out          Output
+
+	id, n int64 // the next id, and how many were emitted
+	done  bool  // the last id was emitted
+	start time.Time
+	rec   Record
+	el    Element
+
+	// Pacing: when ahead of its rate, Poll answers PollIdle and a timer makes Available
+	// ready at the next record's due time.
+	timer *time.Timer
+	ready chan struct{}
 }
 
-func newGenerator(o *GeneratorOptions, subtask, par int) *generatorSource {
-	g := &generatorSource{count: o.Count, keys: o.Keys, subtask: int64(subtask), par: int64(par)}
+func (g *generatorSource) Open(_ context.Context, rc *RuntimeContext) error {
+	o := g.opts
+	g.count, g.keys, g.subtask, g.par = o.Count, o.Keys, int64(rc.Subtask), int64(rc.Parallelism)
+	g.out, g.id = rc.Output, g.subtask
 	if o.Rate > 0 {
-		g.rate = o.Rate / float64(par)
+		g.rate = o.Rate / float64(rc.Parallelism)
+		g.ready = make(chan struct{}, 1)
 	}
 	if g.keys <= 1<<16 {
 		g.keyNames = make([]string, g.keys)
@@ -70,55 +89,69 @@ func newGenerator(o *GeneratorOptions, subtask, par int) *generatorSource {
 			g.keyNames[i] = "key-" + strconv.Itoa(i)
 		}
 	}
-	return g
+	g.rec = make(Record, 3)
+	g.el.Record = g.rec
+	g.start = time.Now()
+	return nil
 }
 
-func (g *generatorSource) run(ctx context.Context, out collector) error {
-	rec := make(Record, 3)
-	start := time.Now()
-	var timer *time.Timer
-	defer func() {
-		if timer != nil {
-			timer.Stop()
-		}
-	}()
-	var n int64
-	for id := g.subtask; g.count == 0 || id < g.count; id += g.par {
-		if n&255 == 0 && ctx.Err() != nil {
-			return ctx.Err()
+// Poll implements Source.
+func (g *generatorSource) Poll(context.Context) (PollStatus, error) {
+	for range generatorBatch {
+		if g.done || (g.count != 0 && g.id >= g.count) {
+			return PollEnd, nil
 		}
 		if g.rate > 0 {
 			// Pace against the start time rather than sleeping per record, so timer slack
-			// does not accumulate; sleeping only when 2 ms ahead keeps timer calls rare.
-			due := start.Add(time.Duration(float64(n) / g.rate * float64(time.Second)))
+			// does not accumulate; waiting only when 2 ms ahead keeps timer calls rare.
+			due := g.start.Add(time.Duration(float64(g.n) / g.rate * float64(time.Second)))
 			if wait := time.Until(due); wait > 2*time.Millisecond {
-				if timer == nil {
-					timer = time.NewTimer(wait)
-				} else {
-					timer.Reset(wait)
-				}
-				select {
-				case <-ctx.Done():
-					return ctx.Err()
-				case <-timer.C:
-				}
+				g.wakeAfter(wait)
+				return PollIdle, nil
 			}
 		}
-		k := id % g.keys
+		k := g.id % g.keys
 		var key string
 		if g.keyNames != nil {
 			key = g.keyNames[k]
 		} else {
 			key = "key-" + strconv.FormatInt(k, 10)
 		}
-		rec[0], rec[1], rec[2] = Int(id), String(key), Int(id)
-		if err := out.collect(rec); err != nil {
-			return err
+		g.rec[0], g.rec[1], g.rec[2] = Int(g.id), String(key), Int(g.id)
+		if err := g.out.Collect(&g.el); err != nil {
+			return PollEnd, err
 		}
-		n++
-		if id > math.MaxInt64-g.par {
-			break
+		g.n++
+		if g.id > math.MaxInt64-g.par {
+			g.done = true
 		}
+		g.id += g.par
 	}
-	return out.finish()
+	return PollMore, nil
+}
+
+// wakeAfter makes Available ready after d.
+func (g *generatorSource) wakeAfter(d time.Duration) {
+	if g.timer == nil {
+		g.timer = time.AfterFunc(d, func() {
+			select {
+			case g.ready <- struct{}{}:
+			default:
+			}
+		})
+		return
+	}
+	g.timer.Reset(d)
+}
+
+// Available implements Source: ready when a paced generator's next record is due.
+func (g *generatorSource) Available() <-chan struct{} { return g.ready }
+
+func (g *generatorSource) Finish() error { return nil }
+
+func (g *generatorSource) Close() error {
+	if g.timer != nil {
+		g.timer.Stop()
+	}
+	return nil
 }

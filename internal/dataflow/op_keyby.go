@@ -65,11 +65,16 @@ func (k *KeyByOptions) Access(*OperatorSpec) []Access { return nil }
 
 // NewOperator implements Definition. The planner never makes a key_by a task: its consumers
 // take its key through NewKeySelector.
-func (k *KeyByOptions) NewOperator() Operator {
-	return chained(func(rc *RuntimeContext, _ collector) (collector, error) {
-		return nil, fmt.Errorf("operator %q: a %s is not a task: its consumers read through it", rc.Operator, TypeKeyBy)
-	})
+func (k *KeyByOptions) NewOperator() Operator { return keyByOp{} }
+
+// keyByOp refuses to run: a key_by shapes the edges to its consumers and is never chained.
+type keyByOp struct{ NoInput }
+
+func (keyByOp) Open(_ context.Context, rc *RuntimeContext) error {
+	return opErr(rc.Operator, fmt.Errorf("a %s is not a task: its consumers read through it", TypeKeyBy))
 }
+func (keyByOp) Finish() error { return nil }
+func (keyByOp) Close() error  { return nil }
 
 // Key implements Partitioner. Expr is known from the spec alone.
 func (k *KeyByOptions) Key() KeyInfo {

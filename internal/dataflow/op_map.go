@@ -1,6 +1,7 @@
 package dataflow
 
 import (
+	"context"
 	"fmt"
 
 	"go.yaml.in/yaml/v3"
@@ -98,31 +99,37 @@ func (m *MapOptions) Access(*OperatorSpec) []Access { return nil }
 
 // NewOperator implements Definition.
 func (m *MapOptions) NewOperator() Operator {
-	return chained(func(rc *RuntimeContext, next collector) (collector, error) {
-		return &mapOp{name: rc.Operator, exprs: m.exprs, act: newActivation(rc.ctx, rc.in), out: make(Record, len(m.exprs)), next: next}, nil
-	})
+	return &mapOp{exprs: m.exprs, rec: make(Record, len(m.exprs))}
 }
 
+// mapOp emits one record of its expressions' values per element.
 type mapOp struct {
-	name  string
 	exprs []*celExpr
 	act   *activation
-	out   Record
-	next  collector
+	rec   Record
+	el    Element
+	out   Output
 }
 
-func (m *mapOp) collect(r Record) error {
-	for i, e := range m.exprs {
-		v, err := m.act.eval(e, r)
+func (m *mapOp) Open(_ context.Context, rc *RuntimeContext) error {
+	m.act, m.out = newActivation(rc.ctx, rc.in), rc.Output
+	return nil
+}
+
+func (m *mapOp) Process(_ int, e *Element) error {
+	for i, x := range m.exprs {
+		v, err := m.act.eval(x, e.Record)
 		if err != nil {
-			return opErr(m.name, err)
+			return err
 		}
-		if m.out[i], err = fromCEL(v); err != nil {
-			return opErr(m.name, fmt.Errorf("%q: %w", e.src, err))
+		if m.rec[i], err = fromCEL(v); err != nil {
+			return fmt.Errorf("%q: %w", x.src, err)
 		}
 	}
-	return m.next.collect(m.out)
+	m.el = *e
+	m.el.Record = m.rec
+	return m.out.Collect(&m.el)
 }
 
-func (m *mapOp) finish() error { return m.next.finish() }
-func (m *mapOp) abort()        { m.next.abort() }
+func (m *mapOp) Finish() error { return nil }
+func (m *mapOp) Close() error  { return nil }

@@ -1,6 +1,7 @@
 package dataflow
 
 import (
+	"context"
 	"fmt"
 	"io"
 )
@@ -34,31 +35,33 @@ func (p *PrintOptions) Access(*OperatorSpec) []Access {
 
 // NewOperator implements Definition.
 func (p *PrintOptions) NewOperator() Operator {
-	return chained(func(rc *RuntimeContext, _ collector) (collector, error) {
-		if p.Path != "" {
-			return newFileSink(rc.Files, rc.Operator, "text", rc.Subtask, rc.in)
-		}
-		return &printSink{name: rc.Operator, w: rc.Stdout}, nil
-	})
+	if p.Path != "" {
+		return &fileSink{format: "text"}
+	}
+	return &printSink{}
 }
 
 // printSink writes one line per record, control characters escaped (appendPrintLine). Each
 // line is one Write call so lines of concurrent subtasks sharing a terminal do not interleave
 // mid-line.
 type printSink struct {
-	name string
-	w    io.Writer
-	buf  []byte
+	w   io.Writer
+	buf []byte
 }
 
-func (p *printSink) collect(r Record) error {
-	p.buf = appendPrintLine(p.buf[:0], r)
+func (p *printSink) Open(_ context.Context, rc *RuntimeContext) error {
+	p.w = rc.Stdout
+	return nil
+}
+
+func (p *printSink) Process(_ int, e *Element) error {
+	p.buf = appendPrintLine(p.buf[:0], e.Record)
 	p.buf = append(p.buf, '\n')
 	if _, err := p.w.Write(p.buf); err != nil {
-		return opErr(p.name, fmt.Errorf("print: %w", err))
+		return fmt.Errorf("print: %w", err)
 	}
 	return nil
 }
 
-func (p *printSink) finish() error { return nil }
-func (p *printSink) abort()        {}
+func (p *printSink) Finish() error { return nil }
+func (p *printSink) Close() error  { return nil }

@@ -8,6 +8,7 @@ import (
 	"net"
 	"strconv"
 	"strings"
+	"sync"
 )
 
 // TypeSocket reads text lines from a TCP connection.
@@ -52,44 +53,144 @@ func (s *SocketOptions) Access(*OperatorSpec) []Access {
 
 // NewOperator implements Definition.
 func (s *SocketOptions) NewOperator() Operator {
-	return sourced(func(rc *RuntimeContext) source {
-		return &socketSource{name: rc.Operator, addr: net.JoinHostPort(s.Host, strconv.Itoa(s.Port))}
-	})
+	return &socketSource{addr: net.JoinHostPort(s.Host, strconv.Itoa(s.Port))}
 }
 
-// socketSource connects to host:port and reads text lines until the peer closes.
+// socketBatch is how many lines the reader holds at most before it waits for Poll.
+const socketBatch = 256
+
+// socketSource connects to host:port and reads text lines until the peer closes. A reader
+// goroutine, owned by the operator and stopped by Close, does the blocking reads; Poll takes
+// what it has read, so a quiet peer leaves the task free for mail and cancellation.
 type socketSource struct {
+	NoInput
 	name, addr string
+	out        Output
+
+	conn  net.Conn
+	stop  func() bool   // unregisters closing conn on cancellation
+	ready chan struct{} // a token after each line and at the end
+	wg    sync.WaitGroup
+
+	mu      sync.Mutex
+	space   *sync.Cond // the reader waits on it while pending is full
+	pending []string   // lines read, not yet polled
+	spare   []string   // the slice the last Poll emitted, reused
+	ended   bool       // the reader returned
+	closed  bool       // Close: the reader stops
+	readErr error      // why the reader returned, if not end of stream
+
+	rec Record
+	el  Element
 }
 
-func (s *socketSource) run(ctx context.Context, out collector) error {
+func (s *socketSource) Open(ctx context.Context, rc *RuntimeContext) error {
+	s.name, s.out = rc.Operator, rc.Output
 	conn, err := (&net.Dialer{}).DialContext(ctx, "tcp", s.addr)
 	if err != nil {
 		if ctx.Err() != nil {
 			return ctx.Err()
 		}
-		return fmt.Errorf("operator %q: connect %s: %w", s.name, s.addr, err)
+		return opErr(s.name, fmt.Errorf("connect %s: %w", s.addr, err))
 	}
+	s.conn = conn
 	// Closing the connection is the only way to interrupt a blocked read on cancel.
-	stop := context.AfterFunc(ctx, func() { conn.Close() })
-	defer func() {
-		stop()
-		conn.Close()
-	}()
-	sc := bufio.NewScanner(conn)
+	s.stop = context.AfterFunc(ctx, func() { conn.Close() })
+	s.ready = make(chan struct{}, 1)
+	s.space = sync.NewCond(&s.mu)
+	s.rec = make(Record, 1)
+	s.el.Record = s.rec
+	s.wg.Add(1)
+	go s.read()
+	return nil
+}
+
+// read runs in the reader goroutine until the peer closes, the read fails or Close.
+func (s *socketSource) read() {
+	defer s.wg.Done()
+	sc := bufio.NewScanner(s.conn)
 	sc.Buffer(make([]byte, 64*1024), 16*1024*1024)
-	rec := make(Record, 1)
 	for sc.Scan() {
-		rec[0] = String(strings.TrimSuffix(sc.Text(), "\r"))
-		if err := out.collect(rec); err != nil {
-			return err
+		line := strings.TrimSuffix(sc.Text(), "\r")
+		s.mu.Lock()
+		for len(s.pending) >= socketBatch && !s.closed {
+			s.space.Wait()
 		}
+		if s.closed {
+			s.mu.Unlock()
+			return
+		}
+		s.pending = append(s.pending, line)
+		s.mu.Unlock()
+		s.signal()
+	}
+	s.mu.Lock()
+	s.ended = true
+	if err := sc.Err(); err != nil && err != io.EOF {
+		s.readErr = err
+	}
+	s.mu.Unlock()
+	s.signal()
+}
+
+func (s *socketSource) signal() {
+	select {
+	case s.ready <- struct{}{}:
+	default:
+	}
+}
+
+// Poll implements Source: it emits the lines the reader has, if any.
+func (s *socketSource) Poll(ctx context.Context) (PollStatus, error) {
+	s.mu.Lock()
+	lines := s.pending
+	s.pending, s.spare = s.spare[:0], nil
+	ended, readErr := s.ended, s.readErr
+	s.space.Signal()
+	s.mu.Unlock()
+	defer func() {
+		s.mu.Lock()
+		s.spare = lines
+		s.mu.Unlock()
+	}()
+	if len(lines) > 0 {
+		for _, line := range lines {
+			s.rec[0] = String(line)
+			if err := s.out.Collect(&s.el); err != nil {
+				return PollEnd, err
+			}
+		}
+		return PollMore, nil
+	}
+	if !ended {
+		return PollIdle, nil
 	}
 	if ctx.Err() != nil {
-		return ctx.Err()
+		return PollEnd, ctx.Err()
 	}
-	if err := sc.Err(); err != nil && err != io.EOF {
-		return fmt.Errorf("operator %q: read %s: %w", s.name, s.addr, err)
+	if readErr != nil {
+		return PollEnd, fmt.Errorf("read %s: %w", s.addr, readErr)
 	}
-	return out.finish()
+	return PollEnd, nil
+}
+
+// Available implements Source: ready when the reader has read lines or ended.
+func (s *socketSource) Available() <-chan struct{} { return s.ready }
+
+func (s *socketSource) Finish() error { return nil }
+
+// Close stops the reader and closes the connection.
+func (s *socketSource) Close() error {
+	if s.conn == nil {
+		return nil
+	}
+	s.stop()
+	s.mu.Lock()
+	s.closed = true
+	s.space.Broadcast()
+	s.mu.Unlock()
+	s.conn.Close()
+	s.wg.Wait()
+	s.conn = nil
+	return nil
 }

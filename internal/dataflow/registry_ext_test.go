@@ -8,6 +8,7 @@ import (
 	"path/filepath"
 	"slices"
 	"strings"
+	"sync"
 	"sync/atomic"
 	"testing"
 
@@ -49,14 +50,16 @@ func (u *upperOptions) NewOperator() dataflow.Operator { return &upperOp{idx: u.
 var upperCalls struct{ open, finish, close, records atomic.Int64 }
 
 type upperOp struct {
-	idx int
-	out dataflow.Output
-	rec dataflow.Record
+	idx  int
+	name string
+	out  dataflow.Output
+	rec  dataflow.Record
 }
 
 func (o *upperOp) Open(_ context.Context, rc *dataflow.RuntimeContext) error {
 	upperCalls.open.Add(1)
-	o.out = rc.Output
+	o.out, o.name = rc.Output, rc.Operator
+	calls.add(o.name, "open")
 	return nil
 }
 
@@ -72,11 +75,105 @@ func (o *upperOp) Process(_ int, e *dataflow.Element) error {
 	return o.out.Collect(&el)
 }
 
-func (o *upperOp) Finish() error { upperCalls.finish.Add(1); return nil }
-func (o *upperOp) Close() error  { upperCalls.close.Add(1); return nil }
+func (o *upperOp) Finish() error {
+	upperCalls.finish.Add(1)
+	calls.add(o.name, "finish")
+	return nil
+}
+
+func (o *upperOp) Close() error {
+	upperCalls.close.Add(1)
+	calls.add(o.name, "close")
+	return nil
+}
+
+// countdownOptions are the options of ticks, a source type registered from outside the package
+// (named to sort after the built-ins in "known types" messages): it emits (n) for n from
+// its option down to 1, split over its subtasks, idling once on the way so the task waits on
+// Available.
+type countdownOptions struct {
+	From int64 `yaml:"from"`
+}
+
+func (c *countdownOptions) Check(op *dataflow.OperatorSpec) (dataflow.Shape, error) {
+	if c.From <= 0 {
+		return dataflow.Shape{}, op.Errorf("from", "must be at least 1")
+	}
+	return dataflow.Shape{Bounded: true}, nil
+}
+
+func (c *countdownOptions) Plan(*dataflow.PlanContext) (dataflow.Schema, error) {
+	return dataflow.Schema{{Name: "n", Kind: dataflow.KindInt}}, nil
+}
+
+func (c *countdownOptions) Access(*dataflow.OperatorSpec) []dataflow.Access { return nil }
+
+func (c *countdownOptions) NewOperator() dataflow.Operator { return &countdownOp{from: c.From} }
+
+type countdownOp struct {
+	dataflow.NoInput
+	from      int64
+	name      string
+	n, stride int64
+	idled     bool
+	ready     chan struct{}
+	out       dataflow.Output
+	el        dataflow.Element
+}
+
+func (o *countdownOp) Open(_ context.Context, rc *dataflow.RuntimeContext) error {
+	o.name = rc.Operator
+	calls.add(o.name, "open")
+	o.out, o.n, o.stride = rc.Output, o.from-int64(rc.Subtask), int64(rc.Parallelism)
+	o.el.Record = make(dataflow.Record, 1)
+	o.ready = make(chan struct{}, 1)
+	return nil
+}
+
+func (o *countdownOp) Poll(context.Context) (dataflow.PollStatus, error) {
+	if o.n <= 0 {
+		return dataflow.PollEnd, nil
+	}
+	if !o.idled && o.n%2 == 0 {
+		// Idle once, with data "there again" at once, as after a pacing timer.
+		o.idled = true
+		o.ready <- struct{}{}
+		return dataflow.PollIdle, nil
+	}
+	o.el.Record[0] = dataflow.Int(o.n)
+	o.n -= o.stride
+	return dataflow.PollMore, o.out.Collect(&o.el)
+}
+
+func (o *countdownOp) Available() <-chan struct{} { return o.ready }
+func (o *countdownOp) Finish() error              { calls.add(o.name, "finish"); return nil }
+func (o *countdownOp) Close() error               { calls.add(o.name, "close"); return nil }
+
+// callLog records the lifecycle calls of the test operators, in order.
+type callLog struct {
+	mu    sync.Mutex
+	calls []string
+}
+
+func (l *callLog) add(op, call string) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	l.calls = append(l.calls, op+"."+call)
+}
+
+func (l *callLog) take() []string {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	c := l.calls
+	l.calls = nil
+	return c
+}
+
+var calls callLog
 
 func init() {
 	dataflow.Register(dataflow.OperatorType{Name: "upper", New: func() dataflow.Definition { return new(upperOptions) }})
+	dataflow.Register(dataflow.OperatorType{Name: "ticks", New: func() dataflow.Definition { return new(countdownOptions) }})
 }
 
 func resetUpperCalls() {
@@ -149,6 +246,33 @@ func TestRegisteredOperatorRuns(t *testing.T) {
 						par, open, fin, cl, upperCalls.records.Load())
 				}
 			})
+		}
+	}
+}
+
+// A registered source runs like a built-in one: polled until it ends, chained with the operators
+// after it, each given the whole lifecycle (opened tail first, finished and closed head first).
+func TestRegisteredSourceRuns(t *testing.T) {
+	const spec = "name: j\noperators:\n" +
+		"  - {name: c, type: ticks, from: 5}\n" +
+		"  - {name: u, type: upper, input: m, field: s}\n" +
+		"  - {name: m, type: map, input: c, fields: {n: n, s: 'n > 2 ? \"hi\" : \"lo\"'}}\n" +
+		"  - {name: p, type: print, input: u}\n"
+	want := []string{"1 LO", "2 LO", "3 HI", "4 HI", "5 HI"}
+	for _, par := range []int{1, 2} {
+		calls.take()
+		out, err := runSpec(t, spec, par)
+		if err != nil {
+			t.Fatalf("p%d: %v", par, err)
+		}
+		if got := sorted(out); !slices.Equal(got, want) {
+			t.Errorf("p%d: got %q, want %q", par, got, want)
+		}
+		if par == 1 {
+			got := strings.Join(calls.take(), " ")
+			if want := "u.open c.open c.finish u.finish c.close u.close"; got != want {
+				t.Errorf("lifecycle calls %q, want %q", got, want)
+			}
 		}
 	}
 }

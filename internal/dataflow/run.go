@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"log/slog"
 	"sync/atomic"
 )
 
@@ -17,6 +18,10 @@ type TaskIO struct {
 	// Files opens the files of file sources and sinks, confined to what the job was
 	// authorized for; nil: the task may open none.
 	Files *JobFiles
+	// Mailbox carries control to the task; nil: the task gets none (RunLocal).
+	Mailbox *Mailbox
+	Job     JobInfo      // zero: the plan's name only
+	Logger  *slog.Logger // nil: operators log nowhere
 }
 
 // InputGate delivers the encoded records of all input channels of a subtask.
@@ -60,91 +65,14 @@ func (p *Plan) RunSubtask(ctx context.Context, vertex, subtask int, tio TaskIO) 
 	if err != nil {
 		return err
 	}
-	head, src, err := p.buildChain(ctx, v, subtask, tio, out)
+	t, err := p.newTask(ctx, v, subtask, tio, out)
 	if err != nil {
+		if ctx.Err() != nil {
+			return ctx.Err()
+		}
 		return err
 	}
-	defer func() {
-		if err != nil {
-			head.abort()
-			if ctx.Err() != nil {
-				// A writer or source that failed because of the cancellation: report the
-				// cancellation itself, as the runtime expects.
-				err = ctx.Err()
-			}
-		}
-	}()
-	if src != nil {
-		return src.run(ctx, head)
-	}
-	if tio.Input == nil {
-		return fmt.Errorf("run subtask %q: no input gate for a non-source vertex", v.Name)
-	}
-	var rec Record
-	for {
-		b, err := tio.Input.Next(ctx)
-		if err == io.EOF {
-			return head.finish()
-		}
-		if err != nil {
-			if ctx.Err() != nil {
-				return ctx.Err()
-			}
-			return fmt.Errorf("vertex %q subtask %d: read input: %w", v.Name, subtask, err)
-		}
-		m.ReadRecords.Add(1)
-		m.ReadBytes.Add(int64(len(b)))
-		if err := DecodeRecord(b, &rec); err != nil {
-			return fmt.Errorf("vertex %q subtask %d: %w", v.Name, subtask, err)
-		}
-		if err := head.collect(rec); err != nil {
-			return err
-		}
-	}
-}
-
-// buildChain builds the vertex's operators back to front. For a source vertex the first
-// operator is returned as a source feeding the rest of the chain.
-func (p *Plan) buildChain(ctx context.Context, v *Vertex, subtask int, tio TaskIO, out collector) (collector, source, error) {
-	next := out
-	var src source
-	stdout := tio.Stdout
-	if stdout == nil {
-		stdout = io.Discard
-	}
-	for i := len(v.Operators) - 1; i >= 0; i-- {
-		oi := p.ops[v.Operators[i]]
-		rc := &RuntimeContext{Operator: oi.spec.Name, Subtask: subtask, Parallelism: v.Parallelism,
-			Stdout: stdout, Files: tio.Files, ctx: ctx, next: next}
-		if oi.in != nil {
-			rc.in = oi.in.schema
-			if part, ok := oi.in.def.(Partitioner); ok && oi.in.shape.Partitioner {
-				rc.inKey = part.NewKeySelector(ctx)
-			}
-		}
-		op := oi.def.NewOperator()
-		if co, ok := op.(*chainOperator); ok {
-			// A built-in: its collector joins the chain directly.
-			if err := co.Open(ctx, rc); err != nil {
-				next.abort()
-				return nil, nil, err
-			}
-			next, src = co.c, co.src
-			continue
-		}
-		if oi.in == nil {
-			next.abort()
-			return nil, nil, fmt.Errorf("operator %q: type %s is a source registered outside the engine: not supported yet", oi.spec.Name, oi.spec.Type)
-		}
-		rc.Output, rc.next = collectorOutput{next}, nil
-		if err := op.Open(ctx, rc); err != nil {
-			_ = op.Close()
-			next.abort()
-			return nil, nil, opErr(oi.spec.Name, fmt.Errorf("open: %w", err))
-		}
-		next = &operatorCollector{name: oi.spec.Name, op: op, next: next}
-	}
-	return next, src, nil
+	return t.run(ctx)
 }
 
 // output is the tail of a chain: it encodes each record once and writes it to every out edge.
@@ -189,10 +117,19 @@ func (p *Plan) newOutput(ctx context.Context, v *Vertex, subtask int, tio TaskIO
 	return o, nil
 }
 
-func (o *output) collect(r Record) error {
+// Collect implements Output for the last operator of the chain. Its errors are marked as
+// coming from downstream: a writer's failure is not the operator's.
+func (o *output) Collect(e *Element) error {
 	if len(o.edges) == 0 {
 		return nil
 	}
+	if err := o.write(e.Record); err != nil {
+		return &downstreamError{err}
+	}
+	return nil
+}
+
+func (o *output) write(r Record) error {
 	o.buf = AppendRecord(o.buf[:0], r)
 	for _, eo := range o.edges {
 		var t int
@@ -247,5 +184,3 @@ func (o *output) finish() error {
 	}
 	return errors.Join(errs...)
 }
-
-func (o *output) abort() {}

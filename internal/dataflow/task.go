@@ -1,0 +1,256 @@
+package dataflow
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+)
+
+// CheckpointListener is implemented by operators that act on a checkpoint's outcome (a
+// two-phase-commit sink commits in NotifyCheckpointComplete). The task finds it by type
+// assertion at Open and calls it from its goroutine when the mail arrives.
+type CheckpointListener interface {
+	NotifyCheckpointComplete(id int64) error
+	NotifyCheckpointAborted(id int64) error
+}
+
+// task runs one subtask: the chain of its vertex's operators in one goroutine, fed by its
+// input gate or polled from its source, with control mail run between elements.
+type task struct {
+	name    string // "vertex %q subtask %d", for errors of the task itself
+	chain   []link // head first
+	src     Source // the head, on a source vertex
+	out     *output
+	in      InputGate
+	mail    *Mailbox
+	metrics *VertexMetrics
+
+	opened    int // operators opened, counted from the tail
+	listeners []link
+
+	rec Record
+	el  Element
+}
+
+// link is one operator of the chain.
+type link struct {
+	name string
+	op   Operator
+}
+
+// chainOutput is the Output of an operator followed by another in the chain: emitting is
+// calling the next operator's Process. Its errors come back marked as the downstream
+// operator's, so the emitting operator's name is not put on them.
+type chainOutput struct{ next link }
+
+func (c *chainOutput) Collect(e *Element) error {
+	if err := c.next.op.Process(0, e); err != nil {
+		return &downstreamError{named(c.next.name, err)}
+	}
+	return nil
+}
+
+// newTask builds the chain of vertex v's subtask and opens it, tail first.
+func (p *Plan) newTask(ctx context.Context, v *Vertex, subtask int, tio TaskIO, out *output) (*task, error) {
+	t := &task{name: fmt.Sprintf("vertex %q subtask %d", v.Name, subtask), out: out, in: tio.Input,
+		mail: tio.Mailbox, metrics: out.metrics, chain: make([]link, len(v.Operators))}
+	stdout := tio.Stdout
+	if stdout == nil {
+		stdout = io.Discard
+	}
+	job := tio.Job
+	if job.Name == "" {
+		job.Name = p.Name
+	}
+	logger := tio.Logger
+	if logger == nil {
+		logger = slog.New(slog.DiscardHandler)
+	}
+	for i, id := range v.Operators {
+		oi := p.ops[id]
+		t.chain[i] = link{name: oi.spec.Name, op: oi.def.NewOperator()}
+	}
+	var next Output = out
+	for i := len(t.chain) - 1; i >= 0; i-- {
+		l, oi := t.chain[i], p.ops[v.Operators[i]]
+		rc := &RuntimeContext{Job: job, Operator: l.name, Subtask: subtask, Parallelism: v.Parallelism,
+			Output: next, Metrics: t.metrics, Files: tio.Files, Stdout: stdout, ctx: ctx,
+			Logger: logger.With("job", job.Name, "operator", l.name, "subtask", subtask)}
+		if oi.in != nil {
+			rc.in = oi.in.schema
+			if part, ok := oi.in.def.(Partitioner); ok && oi.in.shape.Partitioner {
+				rc.inKey = part.NewKeySelector(ctx)
+			}
+		} else {
+			src, ok := l.op.(Source)
+			if !ok || i != 0 {
+				t.close()
+				return nil, fmt.Errorf("operator %q: type %s has no input but its operator is not a dataflow.Source (Poll, Available): fix the type's NewOperator", l.name, oi.spec.Type)
+			}
+			t.src = src
+		}
+		t.opened++
+		if err := l.op.Open(ctx, rc); err != nil {
+			t.close()
+			if errors.As(err, new(*opError)) {
+				return nil, err
+			}
+			return nil, opErr(l.name, fmt.Errorf("open: %w", err))
+		}
+		if _, ok := l.op.(CheckpointListener); ok {
+			t.listeners = append(t.listeners, l)
+		}
+		next = &chainOutput{next: l}
+	}
+	return t, nil
+}
+
+// run drives the chain until its input ends, then finishes and closes it and ends the
+// subtask's partitions. On failure or cancellation it closes the operators without finishing
+// them and leaves the partitions unended.
+func (t *task) run(ctx context.Context) (err error) {
+	defer func() {
+		if err != nil {
+			t.close()
+			if ctx.Err() != nil {
+				// An operator or writer that failed because of the cancellation: report the
+				// cancellation itself, as the runtime expects.
+				err = ctx.Err()
+			}
+		}
+	}()
+	if t.src != nil {
+		err = t.poll(ctx)
+	} else {
+		err = t.read(ctx)
+	}
+	if err != nil {
+		return err
+	}
+	return t.end()
+}
+
+// read feeds the head the records of the input gate until every channel has ended. The
+// record-only gate cannot wake a blocked read for mail: mail waits for the next record until
+// the gate delivers events as well.
+func (t *task) read(ctx context.Context) error {
+	if t.in == nil {
+		return fmt.Errorf("run subtask %s: no input gate for a non-source vertex", t.name)
+	}
+	head := t.chain[0]
+	for {
+		b, err := t.in.Next(ctx)
+		if err == io.EOF {
+			return nil
+		}
+		if err != nil {
+			if ctx.Err() != nil {
+				return ctx.Err()
+			}
+			return fmt.Errorf("%s: read input: %w", t.name, err)
+		}
+		t.metrics.ReadRecords.Add(1)
+		t.metrics.ReadBytes.Add(int64(len(b)))
+		if err := DecodeRecord(b, &t.rec); err != nil {
+			return fmt.Errorf("%s: %w", t.name, err)
+		}
+		t.el.Record = t.rec
+		if err := head.op.Process(0, &t.el); err != nil {
+			return named(head.name, err)
+		}
+		if t.mail.Pending() {
+			if err := t.runMail(); err != nil {
+				return err
+			}
+		}
+	}
+}
+
+// poll polls the head source until it ends, running mail between two Poll calls and waiting
+// for data, mail or cancellation while it is idle.
+func (t *task) poll(ctx context.Context) error {
+	name := t.chain[0].name
+	for {
+		st, err := t.src.Poll(ctx)
+		if err != nil {
+			return named(name, err)
+		}
+		if t.mail.Pending() {
+			if err := t.runMail(); err != nil {
+				return err
+			}
+		}
+		switch st {
+		case PollEnd:
+			return nil
+		case PollIdle:
+			select {
+			case <-ctx.Done():
+				return ctx.Err()
+			case <-t.src.Available():
+			case <-t.mail.Wake():
+			}
+		default:
+			if err := ctx.Err(); err != nil {
+				return err
+			}
+		}
+	}
+}
+
+// runMail runs the pending control mail.
+func (t *task) runMail() error {
+	for _, m := range t.mail.take() {
+		switch m.Kind {
+		case MailComplete, MailAborted:
+			for _, l := range t.listeners {
+				cl := l.op.(CheckpointListener)
+				var err error
+				if m.Kind == MailComplete {
+					err = cl.NotifyCheckpointComplete(m.ID)
+				} else {
+					err = cl.NotifyCheckpointAborted(m.ID)
+				}
+				if err != nil {
+					return opErr(l.name, fmt.Errorf("%v %d: %w", m.Kind, m.ID, err))
+				}
+			}
+		default:
+			// Refused rather than dropped: a checkpoint that waits for this task would
+			// otherwise never hear why it does not complete.
+			return fmt.Errorf("%s: %v mail: tasks do not take checkpoints yet", t.name, m.Kind)
+		}
+	}
+	return nil
+}
+
+// end finishes the chain head to tail, so each operator may still emit into the ones after
+// it, closes every operator and then ends the subtask's partitions.
+func (t *task) end() error {
+	for _, l := range t.chain {
+		if err := l.op.Finish(); err != nil {
+			return named(l.name, err)
+		}
+	}
+	if err := t.close(); err != nil {
+		return err
+	}
+	return t.out.finish()
+}
+
+// close closes every opened operator once, head to tail, and returns the first error.
+func (t *task) close() error {
+	var first error
+	for i, l := range t.chain {
+		if i < len(t.chain)-t.opened {
+			continue // never opened
+		}
+		if err := l.op.Close(); err != nil && first == nil {
+			first = opErr(l.name, fmt.Errorf("close: %w", err))
+		}
+	}
+	t.opened = 0
+	return first
+}
