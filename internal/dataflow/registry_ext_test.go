@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"fmt"
+	"log/slog"
 	"os"
 	"path/filepath"
 	"slices"
@@ -60,6 +61,7 @@ func (o *upperOp) Open(_ context.Context, rc *dataflow.RuntimeContext) error {
 	upperCalls.open.Add(1)
 	o.out, o.name = rc.Output, rc.Operator
 	calls.add(o.name, "open")
+	rc.Logger.Debug("upper opened", "parallelism", rc.Parallelism, "job-attempt", rc.Job.Attempt)
 	return nil
 }
 
@@ -274,6 +276,32 @@ func TestRegisteredSourceRuns(t *testing.T) {
 				t.Errorf("lifecycle calls %q, want %q", got, want)
 			}
 		}
+	}
+}
+
+// An operator's runtime context names its job and subtask, and its logger says the same.
+func TestRuntimeContextLogger(t *testing.T) {
+	s, err := dataflow.ParseSpec([]byte("name: j\noperators:\n"+
+		"  - {name: g, type: generator, count: 2}\n"+
+		"  - {name: u, type: upper, input: g, field: key}\n"+
+		"  - {name: p, type: blackhole, input: u}\n"), nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	p, err := s.Plan(3)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var logs bytes.Buffer
+	logger := slog.New(slog.NewTextHandler(&logs, &slog.HandlerOptions{Level: slog.LevelDebug}))
+	err = p.RunSubtask(context.Background(), 0, 2, dataflow.TaskIO{Logger: logger,
+		Job: dataflow.JobInfo{ID: "job-1", Name: "j", Attempt: 4}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	want := `msg="upper opened" job=job-1 job-name=j attempt=4 operator=u subtask=2 parallelism=3 job-attempt=4`
+	if !strings.Contains(logs.String(), want) {
+		t.Errorf("log %q, want a line with %s", logs.String(), want)
 	}
 }
 

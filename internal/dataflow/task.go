@@ -77,7 +77,7 @@ func (p *Plan) newTask(ctx context.Context, v *Vertex, subtask int, tio TaskIO, 
 		l, oi := t.chain[i], p.ops[v.Operators[i]]
 		rc := &RuntimeContext{Job: job, Operator: l.name, Subtask: subtask, Parallelism: v.Parallelism,
 			Output: next, Metrics: t.metrics, Files: tio.Files, Stdout: stdout, ctx: ctx,
-			Logger: logger.With("job", job.Name, "operator", l.name, "subtask", subtask)}
+			Logger: logger.With("job", job.ID, "job-name", job.Name, "attempt", job.Attempt, "operator", l.name, "subtask", subtask)}
 		if oi.in != nil {
 			rc.in = oi.in.schema
 			if part, ok := oi.in.def.(Partitioner); ok && oi.in.shape.Partitioner {

@@ -165,6 +165,8 @@ func (tm *TaskManager) runTask(jr *jobRun, t *runningTask, d *controlpb.TaskDepl
 	}
 	io := dataflow.TaskIO{Stdout: out, Metrics: &t.metrics, Outputs: map[int][]dataflow.RecordWriter{}}
 	io.Files = jr.files
+	io.Job = dataflow.JobInfo{ID: d.JobId, Name: jr.plan.Name, Attempt: int(d.Attempt)}
+	io.Logger = tm.log
 	if d.InputChannels > 0 {
 		gate := tm.net.RegisterGate(network.GateID{Job: d.JobId, Attempt: int(d.Attempt), Vertex: int(d.Vertex), Subtask: int(d.Subtask)}, int(d.InputChannels))
 		defer gate.Close()
