@@ -46,7 +46,7 @@ type VertexMetrics struct {
 // RunSubtask runs one subtask of a vertex until its input ends (it then closes every writer
 // and returns nil), ctx is cancelled (it returns ctx.Err() without closing writers cleanly and
 // without committing file sinks) or an error occurs.
-func (p *Plan) RunSubtask(ctx context.Context, vertex, subtask int, tio TaskIO) (err error) {
+func (p *Plan) RunSubtask(ctx context.Context, vertex, subtask int, tio TaskIO) error {
 	if err := p.Compile(); err != nil {
 		return err
 	}

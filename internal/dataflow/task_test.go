@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"net"
+	"os"
 	"strings"
 	"sync"
 	"testing"
@@ -143,5 +144,21 @@ func TestSocketQuietPeer(t *testing.T) {
 		}
 	case <-time.After(5 * time.Second):
 		t.Fatal("socket task did not stop on cancel")
+	}
+}
+
+// A failure in the chain closes a file sink without finishing it: its part file is removed,
+// none is committed, and the error is the failing operator's.
+func TestFailureLeavesNoPartFile(t *testing.T) {
+	out := t.TempDir()
+	spec := "name: j\noperators:\n  - {name: g, type: generator, count: 1000}\n" +
+		"  - {name: m, type: map, input: g, fields: {q: '10 / (id - 600)'}}\n" +
+		"  - {name: o, type: file, input: m, path: " + out + "}\n"
+	err := RunLocal(context.Background(), mustPlan(t, spec, nil, 1), nil)
+	if err == nil || !strings.HasPrefix(err.Error(), `operator "m": `) || !strings.Contains(err.Error(), "division by zero") {
+		t.Fatalf("got %v, want the map's division by zero", err)
+	}
+	if entries, _ := os.ReadDir(out); len(entries) != 0 {
+		t.Errorf("files left after a failure: %v", entries)
 	}
 }
