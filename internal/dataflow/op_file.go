@@ -12,6 +12,7 @@ import (
 	"strings"
 
 	"github.com/sluice-dev/sluice/internal/security/fsguard"
+	"github.com/sluice-dev/sluice/internal/state/keygroup"
 )
 
 // TypeFile is a source without input (it reads one file) and a sink with one (it writes a
@@ -128,15 +129,17 @@ func parseCSVLine(line string) ([]string, error) {
 	return r.Read()
 }
 
-// fileSource reads lines lineNo % p == subtask, so p subtasks split one file without
-// coordination.
+// fileSource divides a file into S = max-parallelism splits, line L (from 0) belonging to
+// split L mod S, and reads the lines of the subtask's contiguous range of splits: the
+// subtasks split one file without coordination, each line read once at any parallelism.
 type fileSource struct {
 	NoInput
 	name         string
-	path, format string   // path as the spec gives it, for messages
-	fields       []string // json keys
-	header       bool     // skip line 0
-	subtask, par int
+	path, format string         // path as the spec gives it, for messages
+	fields       []string       // json keys
+	header       bool           // skip line 0
+	splits       int            // S
+	own          keygroup.Range // the subtask's splits
 	schema       Schema
 	out          Output
 
@@ -160,7 +163,8 @@ func newFileSource(o *FileOptions) *fileSource {
 }
 
 func (f *fileSource) Open(_ context.Context, rc *RuntimeContext) error {
-	f.name, f.subtask, f.par, f.out = rc.Operator, rc.Subtask, rc.Parallelism, rc.Output
+	f.name, f.out = rc.Operator, rc.Output
+	f.splits, f.own = rc.maxParallelism(), rc.Splits()
 	// Opened through the job's grants: the path the job was authorized for, no symlinks.
 	file, err := rc.Files.OpenInput(f.name)
 	if err != nil {
@@ -183,7 +187,7 @@ func (f *fileSource) Poll(context.Context) (PollStatus, error) {
 			}
 			return PollEnd, nil
 		}
-		if f.lineNo%f.par != f.subtask || (f.header && f.lineNo == 0) {
+		if !f.own.Contains(f.lineNo%f.splits) || (f.header && f.lineNo == 0) {
 			continue
 		}
 		line := strings.TrimSuffix(f.sc.Text(), "\r")

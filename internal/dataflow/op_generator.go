@@ -53,15 +53,19 @@ func (g *GeneratorOptions) NewOperator() Operator { return &generatorSource{opts
 // cancellation and mail between two batches.
 const generatorBatch = 256
 
-// generatorSource emits ids subtask, subtask+p, ... so the subtasks together emit each id once.
+// generatorSource divides the ids into S = max-parallelism splits, split k holding the ids
+// k, k+S, k+2S, ..., and emits the ids of the subtask's contiguous range of splits [F, L] in
+// increasing order: F, F+1, ..., L, S+F, ... So the subtasks together emit each id once at any
+// parallelism, and one subtask emits 0, 1, 2, ...
 type generatorSource struct {
 	NoInput
-	opts         *GeneratorOptions
-	count, keys  int64
-	rate         float64 // per subtask
-	subtask, par int64
-	keyNames     []string // precomputed "key-N" to avoid formatting per record
-	out          Output
+	opts        *GeneratorOptions
+	count, keys int64
+	rate        float64  // per subtask
+	splits      int64    // S
+	first, last int64    // the subtask's splits
+	keyNames    []string // precomputed "key-N" to avoid formatting per record
+	out         Output
 
 	id, n int64 // the next id, and how many were emitted
 	done  bool  // the last id was emitted
@@ -77,10 +81,13 @@ type generatorSource struct {
 
 func (g *generatorSource) Open(_ context.Context, rc *RuntimeContext) error {
 	o := g.opts
-	g.count, g.keys, g.subtask, g.par = o.Count, o.Keys, int64(rc.Subtask), int64(rc.Parallelism)
-	g.out, g.id = rc.Output, g.subtask
+	own := rc.Splits()
+	g.count, g.keys, g.splits = o.Count, o.Keys, int64(rc.maxParallelism())
+	g.first, g.last = int64(own.First), int64(own.Last)
+	g.out, g.id = rc.Output, g.first
 	if o.Rate > 0 {
-		g.rate = o.Rate / float64(rc.Parallelism)
+		// The subtask's share of the ids is its share of the splits.
+		g.rate = o.Rate * float64(own.Len()) / float64(g.splits)
 		g.ready = make(chan struct{}, 1)
 	}
 	if g.keys <= 1<<16 {
@@ -122,12 +129,23 @@ func (g *generatorSource) Poll(context.Context) (PollStatus, error) {
 			return PollEnd, err
 		}
 		g.n++
-		if g.id > math.MaxInt64-g.par {
-			g.done = true
-		}
-		g.id += g.par
+		g.advance()
 	}
 	return PollMore, nil
+}
+
+// advance moves id to the subtask's next id: the next split in its range, or the first split
+// of the range in the next round of S.
+func (g *generatorSource) advance() {
+	step := int64(1)
+	if g.id%g.splits == g.last {
+		step = g.splits - (g.last - g.first)
+	}
+	if g.id > math.MaxInt64-step {
+		g.done = true
+		return
+	}
+	g.id += step
 }
 
 // wakeAfter makes Available ready after d.

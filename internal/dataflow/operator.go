@@ -6,6 +6,8 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
+
+	"github.com/sluice-dev/sluice/internal/state/keygroup"
 )
 
 // Operator is one running operator of a subtask, as Definition.NewOperator returns it. Every
@@ -86,15 +88,36 @@ type RuntimeContext struct {
 	Operator    string
 	Subtask     int
 	Parallelism int
-	Output      Output
-	Logger      *slog.Logger   // with job, operator and subtask attributes; never nil
-	Metrics     *VertexMetrics // the subtask's counters, shared by its chained operators
-	Files       *JobFiles      // the job's authorized files; nil: the operator may open none
-	Stdout      io.Writer      // for operators that print; never nil
+	// MaxParallelism is the job's number of key groups and source splits
+	// (pipeline.max-parallelism); keygroup.RangeOf(Subtask, Parallelism, MaxParallelism) is
+	// what this subtask owns.
+	MaxParallelism int
+	Output         Output
+	Logger         *slog.Logger   // with job, operator and subtask attributes; never nil
+	Metrics        *VertexMetrics // the subtask's counters, shared by its chained operators
+	Files          *JobFiles      // the job's authorized files; nil: the operator may open none
+	Stdout         io.Writer      // for operators that print; never nil
 
 	ctx   context.Context // the task's: CEL evaluation stops with it
 	in    Schema          // the input's schema; nil for a source
 	inKey KeySelector     // the input's key, for operators with a keyed input
+}
+
+// Splits is the contiguous range of the job's MaxParallelism key groups, and of a source's
+// splits, that this subtask owns: keygroup.RangeOf(Subtask, Parallelism, MaxParallelism). A
+// source dividing its input into MaxParallelism splits reads the splits in this range, so the
+// subtasks together read every split once at any parallelism.
+func (rc *RuntimeContext) Splits() keygroup.Range {
+	return keygroup.RangeOf(rc.Subtask, rc.Parallelism, rc.maxParallelism())
+}
+
+// maxParallelism is MaxParallelism, or DefaultMaxParallelism for a context built without one
+// (never smaller than the parallelism, so every subtask still owns a split).
+func (rc *RuntimeContext) maxParallelism() int {
+	if rc.MaxParallelism > 0 {
+		return rc.MaxParallelism
+	}
+	return max(DefaultMaxParallelism, rc.Parallelism)
 }
 
 // opError is an error that names the operator it happened in. The task names every error an

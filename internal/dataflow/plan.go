@@ -6,6 +6,8 @@ import (
 	"regexp"
 	"slices"
 	"strings"
+
+	"github.com/sluice-dev/sluice/internal/state/keygroup"
 )
 
 // Partitioning of an edge.
@@ -24,6 +26,9 @@ type Plan struct {
 	Vertices []*Vertex `json:"vertices"`
 	Edges    []*Edge   `json:"edges"`
 	Bounded  bool      `json:"bounded"` // all sources end
+	// MaxParallelism is the number of key groups and source splits
+	// (pipeline.max-parallelism): hash edges route by key group, sources read by split.
+	MaxParallelism int `json:"maxParallelism"`
 
 	ops  map[string]*opInfo
 	spec *Spec
@@ -98,7 +103,16 @@ type PlanOptions struct {
 	// the plan is then checked for its shape only and cannot run. The JobManager plans
 	// so, because it never opens a job's data.
 	CSVHeader func(op *OperatorSpec) ([]string, error)
+	// MaxParallelism is the job's pipeline.max-parallelism: the number of key groups and
+	// of source splits, at least every operator's parallelism; 0 means
+	// DefaultMaxParallelism. The JobManager and every TaskManager must plan with the same
+	// value, or keys would reach different subtasks.
+	MaxParallelism int
 }
+
+// DefaultMaxParallelism is pipeline.max-parallelism's default, as registered in
+// internal/config.
+const DefaultMaxParallelism = 128
 
 // Plan is PlanWith with default options but the parallelism. It never reads a job's data.
 func (s *Spec) Plan(defaultParallelism int) (*Plan, error) {
@@ -141,7 +155,14 @@ func (s *Spec) PlanWith(opts PlanOptions) (*Plan, error) {
 		return nil, err
 	}
 
-	p := &Plan{Name: s.Name, Bounded: true, ops: ops, spec: s, opts: opts}
+	maxPar := opts.MaxParallelism
+	if maxPar == 0 {
+		maxPar = DefaultMaxParallelism
+	}
+	if err := keygroup.CheckMaxParallelism(maxPar); err != nil {
+		return nil, fmt.Errorf("%w: set -D pipeline.max-parallelism=N with N in 1..%d", err, keygroup.MaxParallelism)
+	}
+	p := &Plan{Name: s.Name, Bounded: true, MaxParallelism: maxPar, ops: ops, spec: s, opts: opts}
 	for _, oi := range order {
 		o := oi.spec
 		if oi.in == nil && !oi.shape.Bounded {
@@ -155,6 +176,12 @@ func (s *Spec) PlanWith(opts PlanOptions) (*Plan, error) {
 		}
 		if m := oi.shape.MaxSubtasks; m > 0 && oi.parallelism > m {
 			oi.parallelism = m
+		}
+		// Every subtask of a keyed operator owns at least one key group, and every
+		// source subtask at least one split: the key groups bound the parallelism.
+		if oi.parallelism > maxPar {
+			return nil, fmt.Errorf("operator %q (line %d): parallelism %d exceeds pipeline.max-parallelism (%d): every subtask needs a key group or source split of its own; raise pipeline.max-parallelism (sluice run -D pipeline.max-parallelism=%d) or lower the parallelism",
+				o.Name, o.Line, oi.parallelism, maxPar, oi.parallelism)
 		}
 	}
 	for _, oi := range order {

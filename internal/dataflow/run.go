@@ -7,6 +7,8 @@ import (
 	"io"
 	"log/slog"
 	"sync/atomic"
+
+	"github.com/sluice-dev/sluice/internal/state/keygroup"
 )
 
 // TaskIO is what the runtime provides to one subtask.
@@ -89,6 +91,7 @@ type edgeOutput struct {
 	forward int         // forward edges: the one target
 	next    int         // rebalance: next target
 	keyBuf  []byte
+	maxPar  int // key groups, for hash edges
 }
 
 func (p *Plan) newOutput(ctx context.Context, v *Vertex, subtask int, tio TaskIO, m *VertexMetrics) (*output, error) {
@@ -100,7 +103,7 @@ func (p *Plan) newOutput(ctx context.Context, v *Vertex, subtask int, tio TaskIO
 		if len(ws) != n {
 			return nil, fmt.Errorf("vertex %q: edge %d needs %d writers, got %d", v.Name, id, n, len(ws))
 		}
-		eo := &edgeOutput{edge: e, writers: ws, next: subtask % n}
+		eo := &edgeOutput{edge: e, writers: ws, next: subtask % n, maxPar: p.MaxParallelism}
 		for _, t := range p.Targets(id, subtask) {
 			if ws[t] == nil {
 				return nil, fmt.Errorf("vertex %q: edge %d has no writer for target subtask %d", v.Name, id, t)
@@ -140,7 +143,7 @@ func (o *output) write(r Record) error {
 				return err
 			}
 			eo.keyBuf = appendValue(eo.keyBuf[:0], k)
-			t = int(hashKey(eo.keyBuf) % uint32(len(eo.writers)))
+			t = keyTarget(eo.keyBuf, len(eo.writers), eo.maxPar)
 		case PartitionForward:
 			t = eo.forward
 		default:
@@ -159,15 +162,11 @@ func (o *output) write(r Record) error {
 	return nil
 }
 
-// hashKey is FNV-1a over the encoded key: every producer computes the same target for a key.
-// Inlined rather than hash/fnv to stay allocation-free per record.
-func hashKey(b []byte) uint32 {
-	h := uint32(2166136261)
-	for _, c := range b {
-		h ^= uint32(c)
-		h *= 16777619
-	}
-	return h
+// keyTarget is the subtask (of parallelism) owning the key group of the encoded key: every
+// producer computes the same target for a key, and a key's group stays the same at any
+// parallelism, so keyed state can later move between subtasks by whole key groups.
+func keyTarget(key []byte, parallelism, maxParallelism int) int {
+	return keygroup.Operator(keygroup.Of(keygroup.Hash(key), maxParallelism), parallelism, maxParallelism)
 }
 
 func (o *output) finish() error {

@@ -75,7 +75,7 @@ func (p *Plan) newTask(ctx context.Context, v *Vertex, subtask int, tio TaskIO, 
 	var next Output = out
 	for i := len(t.chain) - 1; i >= 0; i-- {
 		l, oi := t.chain[i], p.ops[v.Operators[i]]
-		rc := &RuntimeContext{Job: job, Operator: l.name, Subtask: subtask, Parallelism: v.Parallelism,
+		rc := &RuntimeContext{Job: job, Operator: l.name, Subtask: subtask, Parallelism: v.Parallelism, MaxParallelism: p.MaxParallelism,
 			Output: next, Metrics: t.metrics, Files: tio.Files, Stdout: stdout, ctx: ctx,
 			Logger: logger.With("job", job.ID, "job-name", job.Name, "attempt", job.Attempt, "operator", l.name, "subtask", subtask)}
 		if oi.in != nil {

@@ -81,7 +81,7 @@ func (jm *JobManager) Submit(s Submission) (string, error) {
 	if par <= 0 {
 		par = cfg.Int("parallelism.default")
 	}
-	plan, err := spec.PlanWith(jm.planOptions(par))
+	plan, err := spec.PlanWith(jm.planOptions(par, cfg))
 	if err != nil {
 		return "", &SubmissionError{err}
 	}
@@ -127,11 +127,13 @@ func fileGrants(access []dataflow.FileAccess) []*controlpb.FileGrant {
 	return out
 }
 
-// planOptions are the settings the JobManager and its TaskManagers build a job's plan with.
-func (jm *JobManager) planOptions(parallelism int) dataflow.PlanOptions {
+// planOptions are the settings the JobManager and its TaskManagers build a job's plan with;
+// cfg is the job's configuration (pipeline.max-parallelism may be set per job).
+func (jm *JobManager) planOptions(parallelism int, cfg *config.Config) dataflow.PlanOptions {
 	return dataflow.PlanOptions{
 		DefaultParallelism: parallelism,
 		MaxExpressionCost:  jm.set.MaxExpressionCost,
+		MaxParallelism:     cfg.Int("pipeline.max-parallelism"),
 	}
 }
 
@@ -242,7 +244,7 @@ func (jm *JobManager) startAttempt(j *job) {
 				SpecBlob: j.specKey, Parameters: j.params, Files: j.files,
 				DefaultParallelism: int32(j.parallelism), InputChannels: int32(j.plan.InputChannels(v.ID)),
 				BlobAddress: jm.blobAddr, FileGrants: fileGrants(j.access),
-				ExpressionMaxCost: jm.planOptions(j.parallelism).MaxExpressionCost,
+				ExpressionMaxCost: jm.set.MaxExpressionCost, MaxParallelism: int32(j.plan.MaxParallelism),
 			}
 			for _, eid := range v.OutEdges {
 				e := edges[eid]

@@ -256,6 +256,7 @@ func (tm *TaskManager) loadPlan(ctx context.Context, d *controlpb.TaskDeployment
 	}
 	plan, err := s.PlanWith(dataflow.PlanOptions{
 		DefaultParallelism: int(d.DefaultParallelism), MaxExpressionCost: d.ExpressionMaxCost, CSVHeader: files.CSVHeader,
+		MaxParallelism: int(d.MaxParallelism),
 	})
 	if err != nil {
 		return nil, nil, fmt.Errorf("job plan: %w", err)

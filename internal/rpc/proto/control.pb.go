@@ -872,9 +872,13 @@ type TaskDeployment struct {
 	// The in-edges of the task's input gate, in channel-index order
 	// (network.GateInput). Empty: the TaskManager registers one group of
 	// input_channels channels, indexed in order of connection.
-	Inputs        []*InputGroup `protobuf:"bytes,33,rep,name=inputs,proto3" json:"inputs,omitempty"`
-	unknownFields protoimpl.UnknownFields
-	sizeCache     protoimpl.SizeCache
+	Inputs []*InputGroup `protobuf:"bytes,33,rep,name=inputs,proto3" json:"inputs,omitempty"`
+	// The job's pipeline.max-parallelism: the number of key groups hash edges
+	// route by and of source splits. The TaskManager plans with it, so every
+	// producer of a hash edge sends a key to the same subtask. 0: the default.
+	MaxParallelism int32 `protobuf:"varint,34,opt,name=max_parallelism,json=maxParallelism,proto3" json:"max_parallelism,omitempty"`
+	unknownFields  protoimpl.UnknownFields
+	sizeCache      protoimpl.SizeCache
 }
 
 func (x *TaskDeployment) Reset() {
@@ -1003,6 +1007,13 @@ func (x *TaskDeployment) GetInputs() []*InputGroup {
 		return x.Inputs
 	}
 	return nil
+}
+
+func (x *TaskDeployment) GetMaxParallelism() int32 {
+	if x != nil {
+		return x.MaxParallelism
+	}
+	return 0
 }
 
 // InputGroup is one in-edge of a task's input gate: its channels get
@@ -1440,7 +1451,7 @@ const file_control_proto_rawDesc = "" +
 	"\x04edge\x18\x01 \x01(\x05R\x04edge\x12#\n" +
 	"\rtarget_vertex\x18\x02 \x01(\x05R\ftargetVertex\x12-\n" +
 	"\x12target_parallelism\x18\x03 \x01(\x05R\x11targetParallelism\x129\n" +
-	"\atargets\x18\x04 \x03(\v2\x1f.sluice.control.v1.OutputTargetR\atargets\"\xfa\x05\n" +
+	"\atargets\x18\x04 \x03(\v2\x1f.sluice.control.v1.OutputTargetR\atargets\"\xa3\x06\n" +
 	"\x0eTaskDeployment\x12\x15\n" +
 	"\x06job_id\x18\x01 \x01(\tR\x05jobId\x12\x18\n" +
 	"\aattempt\x18\x02 \x01(\x05R\aattempt\x12\x16\n" +
@@ -1459,7 +1470,8 @@ const file_control_proto_rawDesc = "" +
 	"\vfile_grants\x18\x14 \x03(\v2\x1c.sluice.control.v1.FileGrantR\n" +
 	"fileGrants\x12.\n" +
 	"\x13expression_max_cost\x18\x1a \x01(\x04R\x11expressionMaxCost\x125\n" +
-	"\x06inputs\x18! \x03(\v2\x1d.sluice.control.v1.InputGroupR\x06inputs\x1a=\n" +
+	"\x06inputs\x18! \x03(\v2\x1d.sluice.control.v1.InputGroupR\x06inputs\x12'\n" +
+	"\x0fmax_parallelism\x18\" \x01(\x05R\x0emaxParallelism\x1a=\n" +
 	"\x0fParametersEntry\x12\x10\n" +
 	"\x03key\x18\x01 \x01(\tR\x03key\x12\x14\n" +
 	"\x05value\x18\x02 \x01(\tR\x05value:\x028\x01\x1a8\n" +
