@@ -265,7 +265,7 @@ func jobDetail(j *job) map[string]any {
 		}
 		complete := j.state.Terminal()
 		vertices = append(vertices, map[string]any{
-			"id": fmt.Sprint(v.ID), "name": v.Name, "parallelism": v.Parallelism, "operators": v.Operators,
+			"id": fmt.Sprint(v.ID), "name": v.Name, "parallelism": v.Parallelism, "maxParallelism": j.plan.MaxParallelism, "operators": v.Operators,
 			"status": vertexStatus(states, v.Parallelism), "start-time": ms(start), "end-time": ms(end),
 			"duration": durationMS(start, end), "tasks": states,
 			"metrics": map[string]any{

@@ -254,14 +254,21 @@ func (tm *TaskManager) loadPlan(ctx context.Context, d *controlpb.TaskDeployment
 	if err != nil {
 		return nil, nil, fmt.Errorf("job spec: %w", err)
 	}
-	plan, err := s.PlanWith(dataflow.PlanOptions{
-		DefaultParallelism: int(d.DefaultParallelism), MaxExpressionCost: d.ExpressionMaxCost, CSVHeader: files.CSVHeader,
-		MaxParallelism: int(d.MaxParallelism),
-	})
+	plan, err := s.PlanWith(planOptions(d, files.CSVHeader))
 	if err != nil {
 		return nil, nil, fmt.Errorf("job plan: %w", err)
 	}
 	return plan, files, nil
+}
+
+// planOptions are the options the JobManager planned the deployed job with, so this plan
+// routes keys and divides sources as every other subtask's does; csvHeader reads a csv
+// source's header through the job's grants.
+func planOptions(d *controlpb.TaskDeployment, csvHeader func(*dataflow.OperatorSpec) ([]string, error)) dataflow.PlanOptions {
+	return dataflow.PlanOptions{
+		DefaultParallelism: int(d.DefaultParallelism), MaxExpressionCost: d.ExpressionMaxCost,
+		MaxParallelism: int(d.MaxParallelism), CSVHeader: csvHeader,
+	}
 }
 
 // report sends a task state to the JobManager, retrying briefly: a lost

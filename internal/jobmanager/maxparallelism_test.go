@@ -1,0 +1,50 @@
+package jobmanager_test
+
+import (
+	"context"
+	"encoding/json"
+	"net/http"
+	"strings"
+	"testing"
+	"time"
+)
+
+// TestJobMaxParallelism: a job's pipeline.max-parallelism (its config, as
+// sluice run -D sets it) is what the job is planned and run with, and a
+// parallelism above it is refused at submit, naming the key.
+func TestJobMaxParallelism(t *testing.T) {
+	c, base := startCluster(t, nil)
+	const spec = "name: x\noperators:\n  - {name: g, type: generator, count: 100, keys: 7}\n" +
+		"  - {name: k, type: key_by, input: g, key: key}\n  - {name: n, type: aggregate, input: k, function: count}\n" +
+		"  - {name: s, type: blackhole, input: n}\n"
+	body, _ := json.Marshal(map[string]any{"spec": spec, "parallelism": 2, "config": map[string]string{"pipeline.max-parallelism": "5"}})
+	code, out := do(t, "POST", base+"/jobs", "application/json", body)
+	if code != http.StatusAccepted {
+		t.Fatalf("submit: %d %s", code, out)
+	}
+	var sub struct{ JobID string }
+	json.Unmarshal([]byte(out), &sub)
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	if state, cause, err := c.JM.Wait(ctx, sub.JobID); err != nil || state != "FINISHED" {
+		t.Fatalf("job ended %s (%s) %v", state, cause, err)
+	}
+	_, out = do(t, "GET", base+"/jobs/"+sub.JobID, "", nil)
+	var d struct {
+		Vertices []struct{ MaxParallelism int }
+	}
+	if err := json.Unmarshal([]byte(out), &d); err != nil || len(d.Vertices) == 0 {
+		t.Fatalf("job details: %v %s", err, out)
+	}
+	for _, v := range d.Vertices {
+		if v.MaxParallelism != 5 {
+			t.Errorf("vertex maxParallelism %d, want 5 from the job's config: %s", v.MaxParallelism, out)
+		}
+	}
+
+	body, _ = json.Marshal(map[string]any{"spec": spec, "parallelism": 6, "config": map[string]string{"pipeline.max-parallelism": "5"}})
+	code, out = do(t, "POST", base+"/jobs", "application/json", body)
+	if code != http.StatusBadRequest || !strings.Contains(out, "exceeds pipeline.max-parallelism (5)") {
+		t.Errorf("parallelism 6 with pipeline.max-parallelism 5: %d %s", code, out)
+	}
+}
