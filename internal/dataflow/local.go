@@ -3,9 +3,12 @@ package dataflow
 import (
 	"context"
 	"errors"
+	"fmt"
 	"io"
 	"os"
 	"sync"
+
+	"github.com/sluice-dev/sluice/internal/dataflow/event"
 )
 
 // RunLocal runs every subtask of the plan in this process, connected by Go channels, and
@@ -41,7 +44,7 @@ func RunLocal(ctx context.Context, p *Plan, stdout io.Writer) error {
 	for _, v := range p.Vertices {
 		gates[v.ID] = make([]*localGate, v.Parallelism)
 		for i := range gates[v.ID] {
-			gates[v.ID][i] = &localGate{ch: make(chan localMsg, 256), open: p.InputChannels(v.ID)}
+			gates[v.ID][i] = newLocalGate(p.InputChannels(v.ID))
 		}
 	}
 
@@ -60,7 +63,7 @@ func RunLocal(ctx context.Context, p *Plan, stdout io.Writer) error {
 				e := p.Edges[id]
 				ws := make([]RecordWriter, p.Vertices[e.Target].Parallelism)
 				for _, t := range p.Targets(id, s) {
-					ws[t] = &localWriter{ctx: ctx, gate: gates[e.Target][t]}
+					ws[t] = gates[e.Target][t].writer(ctx)
 				}
 				tio.Outputs[id] = ws
 			}
@@ -99,40 +102,68 @@ func (p *Plan) localFiles() (*JobFiles, error) {
 	return NewJobFiles(acc, nil)
 }
 
+// localMsg is one element of one channel of a local gate.
 type localMsg struct {
-	b   []byte
-	eof bool
+	ch   int32
+	kind event.DeliveryKind
+	b    []byte
 }
 
+// localGate is RunLocal's input gate: every producer's writer sends into one Go channel,
+// each message carrying the producer's channel index.
 type localGate struct {
-	ch   chan localMsg
-	open int // producers that have not closed yet; only the consumer goroutine touches it
+	ch       chan localMsg
+	channels int // producers
+	next     int // the next channel index to hand out; set up before the tasks start
+	open     int // producers that have not closed yet; only the consumer goroutine touches it
 }
 
-func (g *localGate) Next(ctx context.Context) ([]byte, error) {
-	for g.open > 0 {
+func newLocalGate(channels int) *localGate {
+	return &localGate{ch: make(chan localMsg, 256), channels: channels, open: channels}
+}
+
+// NextDelivery implements InputGate.
+func (g *localGate) NextDelivery(ctx context.Context, wake <-chan struct{}) (event.Delivery, error) {
+	if g.open <= 0 {
+		return event.Delivery{}, io.EOF
+	}
+	var m localMsg
+	select {
+	case m = <-g.ch:
+	default:
 		select {
 		case <-ctx.Done():
-			return nil, ctx.Err()
-		case m := <-g.ch:
-			if m.eof {
-				g.open--
-				continue
-			}
-			return m.b, nil
+			return event.Delivery{}, ctx.Err()
+		case <-wake:
+			return event.Delivery{}, event.ErrWoken
+		case m = <-g.ch:
 		}
 	}
-	return nil, io.EOF
+	if m.kind == event.DeliverEnd {
+		g.open--
+	}
+	return event.Delivery{Channel: m.ch, Kind: m.kind, Data: m.b}, nil
+}
+
+// Channels implements InputGate.
+func (g *localGate) Channels() int { return g.channels }
+
+// writer is the RecordWriter of the gate's next channel.
+func (g *localGate) writer(ctx context.Context) *localWriter {
+	w := &localWriter{ctx: ctx, gate: g, ch: int32(g.next)}
+	g.next++
+	return w
 }
 
 type localWriter struct {
 	ctx  context.Context
 	gate *localGate
+	ch   int32
 }
 
-func (w *localWriter) send(m localMsg) error {
+func (w *localWriter) send(kind event.DeliveryKind, b []byte) error {
 	select {
-	case w.gate.ch <- m:
+	case w.gate.ch <- localMsg{ch: w.ch, kind: kind, b: b}:
 		return nil
 	case <-w.ctx.Done():
 		return w.ctx.Err()
@@ -141,10 +172,18 @@ func (w *localWriter) send(m localMsg) error {
 
 // WriteRecord copies b: the caller reuses its buffer.
 func (w *localWriter) WriteRecord(b []byte) error {
-	return w.send(localMsg{b: append([]byte(nil), b...)})
+	return w.send(event.DeliverRecord, append([]byte(nil), b...))
 }
 
-func (w *localWriter) Close() error { return w.send(localMsg{eof: true}) }
+// WriteEvent copies the payload after checking it, as the network writer does.
+func (w *localWriter) WriteEvent(payload []byte) error {
+	if _, err := event.Decode(payload); err != nil {
+		return fmt.Errorf("write event: %w", err)
+	}
+	return w.send(event.DeliverEvent, append([]byte(nil), payload...))
+}
+
+func (w *localWriter) Close() error { return w.send(event.DeliverEnd, nil) }
 
 // lockedWriter serialises writes of concurrent print subtasks.
 type lockedWriter struct {

@@ -8,6 +8,7 @@ import (
 	"log/slog"
 	"sync/atomic"
 
+	"github.com/sluice-dev/sluice/internal/dataflow/event"
 	"github.com/sluice-dev/sluice/internal/state/keygroup"
 )
 
@@ -26,17 +27,24 @@ type TaskIO struct {
 	Logger  *slog.Logger // nil: operators log nowhere
 }
 
-// InputGate delivers the encoded records of all input channels of a subtask.
+// InputGate delivers the elements of all input channels of a subtask: records, events
+// (package event) and the end of each channel's partition.
 type InputGate interface {
-	// Next returns one encoded record, valid until the next call, or io.EOF once every input
-	// channel has ended.
-	Next(ctx context.Context) ([]byte, error)
+	// NextDelivery returns the next element of any channel, its Data valid until the next
+	// call; elements of one channel come in the order they were sent. It returns
+	// event.ErrWoken when wake became ready while no element was available (a nil wake never
+	// does), and io.EOF once every channel has delivered its DeliverEnd.
+	NextDelivery(ctx context.Context, wake <-chan struct{}) (event.Delivery, error)
+	// Channels is the number of input channels; their indexes are 0..Channels()-1.
+	Channels() int
 }
 
-// RecordWriter sends encoded records to one target subtask. WriteRecord must not keep b after
-// it returns. Close ends the partition: the target sees it as the end of this channel.
+// RecordWriter sends encoded records and events to one target subtask. WriteRecord and
+// WriteEvent must not keep b after they return; an event is delivered after every record
+// written before it. Close ends the partition: the target sees it as the end of this channel.
 type RecordWriter interface {
 	WriteRecord(b []byte) error
+	WriteEvent(payload []byte) error
 	Close() error
 }
 
@@ -167,6 +175,22 @@ func (o *output) write(r Record) error {
 // parallelism, so keyed state can later move between subtasks by whole key groups.
 func keyTarget(key []byte, parallelism, maxParallelism int) int {
 	return keygroup.Operator(keygroup.Of(keygroup.Hash(key), maxParallelism), parallelism, maxParallelism)
+}
+
+// endOfData tells every target that this subtask sends no more records.
+func (o *output) endOfData() error {
+	payload := event.Append(nil, event.Event{Kind: event.KindEndOfData})
+	for _, eo := range o.edges {
+		for i, w := range eo.writers {
+			if w == nil {
+				continue
+			}
+			if err := w.WriteEvent(payload); err != nil {
+				return fmt.Errorf("end of data to edge %d subtask %d: %w", eo.edge.ID, i, err)
+			}
+		}
+	}
+	return nil
 }
 
 func (o *output) finish() error {

@@ -2,9 +2,10 @@ package dataflow
 
 import (
 	"context"
-	"io"
 	"strconv"
 	"testing"
+
+	"github.com/sluice-dev/sluice/internal/dataflow/event"
 )
 
 // BenchmarkChain measures the record path of one chained subtask: generator -> map -> filter
@@ -58,17 +59,12 @@ func BenchmarkChainInput(b *testing.B) {
 type cycleGate struct {
 	recs [][]byte
 	i    int
-	left int
+	left int // records
+	n    int // elements delivered
 }
 
-func (g *cycleGate) Next(context.Context) ([]byte, error) {
-	if g.left == 0 {
-		return nil, io.EOF
-	}
-	g.left--
-	g.i++
-	if g.i == len(g.recs) {
-		g.i = 0
-	}
-	return g.recs[g.i], nil
+func (g *cycleGate) NextDelivery(context.Context, <-chan struct{}) (event.Delivery, error) {
+	return tailDelivery(&g.n, g.left, false, func(k int) []byte { return g.recs[k%len(g.recs)] })
 }
+
+func (g *cycleGate) Channels() int { return 1 }

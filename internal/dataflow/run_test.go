@@ -14,6 +14,8 @@ import (
 	"sync/atomic"
 	"testing"
 	"time"
+
+	"github.com/sluice-dev/sluice/internal/dataflow/event"
 )
 
 // referenceWordCount computes the expected wordcount output in plain Go.
@@ -253,6 +255,7 @@ func TestUnboundedStopsOnCancel(t *testing.T) {
 type countWriter struct{ n, closed atomic.Int64 }
 
 func (w *countWriter) WriteRecord([]byte) error { w.n.Add(1); return nil }
+func (w *countWriter) WriteEvent([]byte) error  { return nil }
 func (w *countWriter) Close() error             { w.closed.Add(1); return nil }
 
 // Rolling aggregates on an unbounded job emit an update per input record.
@@ -283,17 +286,36 @@ func TestRollingAggregate(t *testing.T) {
 	}
 }
 
+// sliceGate is a one-channel gate delivering recs, then END_OF_DATA (unless stop: the
+// channel was stopped), then the end of the partition.
 type sliceGate struct {
 	recs [][]byte
 	i    int
+	stop bool
 }
 
-func (g *sliceGate) Next(ctx context.Context) ([]byte, error) {
-	if g.i == len(g.recs) {
-		return nil, io.EOF
+func (g *sliceGate) NextDelivery(context.Context, <-chan struct{}) (event.Delivery, error) {
+	return tailDelivery(&g.i, len(g.recs), g.stop, func(i int) []byte { return g.recs[i] })
+}
+
+func (g *sliceGate) Channels() int { return 1 }
+
+var endOfDataPayload = event.Append(nil, event.Event{Kind: event.KindEndOfData})
+
+// tailDelivery is element *i of one channel holding n records, then END_OF_DATA (unless
+// stop), then the end of partition, then io.EOF.
+func tailDelivery(i *int, n int, stop bool, rec func(int) []byte) (event.Delivery, error) {
+	k := *i
+	*i++
+	switch {
+	case k < n:
+		return event.Delivery{Kind: event.DeliverRecord, Data: rec(k)}, nil
+	case k == n && !stop:
+		return event.Delivery{Kind: event.DeliverEvent, Data: endOfDataPayload}, nil
+	case k == n || k == n+1 && !stop:
+		return event.Delivery{Kind: event.DeliverEnd}, nil
 	}
-	g.i++
-	return g.recs[g.i-1], nil
+	return event.Delivery{}, io.EOF
 }
 
 func TestSocketSource(t *testing.T) {

@@ -6,6 +6,8 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
+
+	"github.com/sluice-dev/sluice/internal/dataflow/event"
 )
 
 // CheckpointListener is implemented by operators that act on a checkpoint's outcome (a
@@ -110,6 +112,12 @@ func (p *Plan) newTask(ctx context.Context, v *Vertex, subtask int, tio TaskIO, 
 // run drives the chain until its input ends, then finishes and closes it and ends the
 // subtask's partitions. On failure or cancellation it closes the operators without finishing
 // them and leaves the partitions unended.
+//
+// End of input is explicit: a source that ends, or a task whose every input channel delivered
+// END_OF_DATA, finishes its chain and sends END_OF_DATA downstream; without checkpointing it
+// then ends its partitions at once. Channels that end their partition without END_OF_DATA
+// mean the job was stopped: the task closes without Finish and ends its partitions without
+// END_OF_DATA, so the tasks downstream close unfinished as well.
 func (t *task) run(ctx context.Context) (err error) {
 	defer func() {
 		if err != nil {
@@ -122,48 +130,92 @@ func (t *task) run(ctx context.Context) (err error) {
 		}
 	}()
 	if t.src != nil {
-		err = t.poll(ctx)
-	} else {
-		err = t.read(ctx)
-	}
-	if err != nil {
+		if err := t.poll(ctx); err != nil {
+			return err
+		}
+		if err := t.finish(); err != nil {
+			return err
+		}
+	} else if err := t.read(ctx); err != nil {
 		return err
 	}
 	return t.end()
 }
 
-// read feeds the head the records of the input gate until every channel has ended. The
-// record-only gate cannot wake a blocked read for mail: mail waits for the next record until
-// the gate delivers events as well.
+// read feeds the head the records of the input gate until every channel has ended,
+// finishing the chain once every channel delivered END_OF_DATA. A read blocked on the gate
+// wakes for mail.
 func (t *task) read(ctx context.Context) error {
 	if t.in == nil {
 		return fmt.Errorf("run subtask %s: no input gate for a non-source vertex", t.name)
 	}
 	head := t.chain[0]
+	channels := t.in.Channels()
+	endOfData := make([]bool, channels) // per channel: END_OF_DATA delivered
+	ends := 0                           // channels that sent END_OF_DATA
 	for {
-		b, err := t.in.Next(ctx)
-		if err == io.EOF {
+		d, err := t.in.NextDelivery(ctx, t.mail.Wake())
+		switch {
+		case err == nil:
+		case err == io.EOF:
 			return nil
-		}
-		if err != nil {
-			if ctx.Err() != nil {
-				return ctx.Err()
-			}
-			return fmt.Errorf("%s: read input: %w", t.name, err)
-		}
-		t.metrics.ReadRecords.Add(1)
-		t.metrics.ReadBytes.Add(int64(len(b)))
-		if err := DecodeRecord(b, &t.rec); err != nil {
-			return fmt.Errorf("%s: %w", t.name, err)
-		}
-		t.el.Record = t.rec
-		if err := head.op.Process(0, &t.el); err != nil {
-			return named(head.name, err)
-		}
-		if t.mail.Pending() {
+		case errors.Is(err, event.ErrWoken):
 			if err := t.runMail(); err != nil {
 				return err
 			}
+			continue
+		case ctx.Err() != nil:
+			return ctx.Err()
+		default:
+			return fmt.Errorf("%s: read input: %w", t.name, err)
+		}
+		ch := int(d.Channel)
+		if ch < 0 || ch >= channels {
+			return fmt.Errorf("%s: input delivered channel %d of %d", t.name, ch, channels)
+		}
+		switch d.Kind {
+		case event.DeliverRecord:
+			if endOfData[ch] {
+				return fmt.Errorf("%s: input channel %d sent a record after END_OF_DATA", t.name, ch)
+			}
+			t.metrics.ReadRecords.Add(1)
+			t.metrics.ReadBytes.Add(int64(len(d.Data)))
+			if err := DecodeRecord(d.Data, &t.rec); err != nil {
+				return fmt.Errorf("%s: %w", t.name, err)
+			}
+			t.el.Record = t.rec
+			if err := head.op.Process(0, &t.el); err != nil {
+				return named(head.name, err)
+			}
+			if t.mail.Pending() {
+				if err := t.runMail(); err != nil {
+					return err
+				}
+			}
+		case event.DeliverEvent:
+			ev, err := event.Decode(d.Data)
+			if err != nil {
+				return fmt.Errorf("%s: input channel %d: %w", t.name, ch, err)
+			}
+			if ev.Kind != event.KindEndOfData {
+				// Refused rather than passed over: a barrier nobody aligns on would leave its
+				// checkpoint waiting without a word.
+				return fmt.Errorf("%s: input channel %d sent %v: tasks do not take checkpoints yet", t.name, ch, ev)
+			}
+			if endOfData[ch] {
+				return fmt.Errorf("%s: input channel %d sent END_OF_DATA twice", t.name, ch)
+			}
+			endOfData[ch] = true
+			if ends++; ends == channels {
+				if err := t.finish(); err != nil {
+					return err
+				}
+			}
+		case event.DeliverEnd:
+			// A channel ending without END_OF_DATA was stopped, not ended: the chain is
+			// then never finished, as Finish would emit results of partial input as final.
+		default:
+			return fmt.Errorf("%s: input channel %d: unknown %v", t.name, ch, d.Kind)
 		}
 	}
 }
@@ -226,14 +278,19 @@ func (t *task) runMail() error {
 	return nil
 }
 
-// end finishes the chain head to tail, so each operator may still emit into the ones after
-// it, closes every operator and then ends the subtask's partitions.
-func (t *task) end() error {
+// finish finishes the chain head to tail, so each operator may still emit into the ones
+// after it, then sends END_OF_DATA to every target.
+func (t *task) finish() error {
 	for _, l := range t.chain {
 		if err := l.op.Finish(); err != nil {
 			return named(l.name, err)
 		}
 	}
+	return t.out.endOfData()
+}
+
+// end closes every operator and then ends the subtask's partitions.
+func (t *task) end() error {
 	if err := t.close(); err != nil {
 		return err
 	}
