@@ -4,6 +4,8 @@ import (
 	"context"
 	"fmt"
 	"slices"
+
+	"github.com/sluice-dev/sluice/internal/state"
 )
 
 // TypeAggregate folds the records of each key of a keyed input: count, sum, min, max or avg.
@@ -87,13 +89,11 @@ func (a *AggregateOptions) Access(*OperatorSpec) []Access { return nil }
 
 // NewOperator implements Definition.
 func (a *AggregateOptions) NewOperator() Operator {
-	return &aggregateOp{function: a.Function, field: a.fieldIdx, bounded: a.bounded,
-		state: map[string]*aggState{}, rec: make(Record, 2)}
+	return &aggregateOp{function: a.Function, field: a.fieldIdx, bounded: a.bounded, rec: make(Record, 2)}
 }
 
 // aggState is the running aggregate of one key.
 type aggState struct {
-	key    Value
 	count  int64 // records seen
 	n      int64 // non-null values folded
 	isum   int64
@@ -102,54 +102,76 @@ type aggState struct {
 	minmax Value
 }
 
-// aggregateOp folds records per key. On bounded input it emits each key's final value when the
-// input ends (sorted by key, so output is deterministic); on unbounded input there is no end, so
-// it emits the updated value after every record, like Flink's keyed reduce.
-//
-// It keeps its own map of keys until keyed state reaches operators through the
-// RuntimeContext (a later migration step); that map is neither checkpointed nor restored.
+// aggCodec encodes an aggState as a record (count, n, isum, fsum, float, minmax), the format of
+// the state's bytes in the backend and in its snapshots.
+type aggCodec struct{ scratch Record }
+
+func (c *aggCodec) Append(dst []byte, st aggState) []byte {
+	c.scratch = append(c.scratch[:0], Int(st.count), Int(st.n), Int(st.isum), Float(st.fsum), Bool(st.float), st.minmax)
+	return AppendRecord(dst, c.scratch)
+}
+
+func (c *aggCodec) Decode(b []byte) (aggState, error) {
+	if err := DecodeRecord(b, &c.scratch); err != nil {
+		return aggState{}, fmt.Errorf("aggregate state: %w", err)
+	}
+	r := c.scratch
+	if len(r) != 6 || r[0].kind != KindInt || r[1].kind != KindInt || r[2].kind != KindInt ||
+		r[3].kind != KindFloat || r[4].kind != KindBool {
+		return aggState{}, fmt.Errorf("aggregate state: malformed accumulator of %d fields", len(r))
+	}
+	// minmax aliases b, which the backend may reuse: the state keeps its own copy.
+	return aggState{count: r[0].AsInt(), n: r[1].AsInt(), isum: r[2].AsInt(), fsum: r[3].AsFloat(),
+		float: r[4].AsBool(), minmax: r[5].Clone()}, nil
+}
+
+// aggregateOp folds records per key into a state.Value of the keyed state backend. On bounded
+// input it emits each key's final value when the input ends (sorted by key, so output is
+// deterministic); on unbounded input there is no end, so it emits the updated value after every
+// record, like Flink's keyed reduce.
 type aggregateOp struct {
 	function string
 	field    int
 	bounded  bool
-	key      KeySelector
-	state    map[string]*aggState
-	keyBuf   []byte
+	rc       *RuntimeContext
+	acc      *state.Value[aggState]
 	rec      Record
 	el       Element
 	out      Output
 }
 
 func (a *aggregateOp) Open(_ context.Context, rc *RuntimeContext) error {
-	if rc.inKey == nil {
+	b := rc.KeyedState()
+	if rc.inKey == nil || b == nil {
 		return fmt.Errorf("an %s needs a keyed input", TypeAggregate)
 	}
-	a.key, a.out = rc.inKey, rc.Output
+	acc, err := state.NewValue[aggState](b, "aggregate", &aggCodec{})
+	if err != nil {
+		return err
+	}
+	a.rc, a.acc, a.out = rc, acc, rc.Output
 	return nil
 }
 
 func (a *aggregateOp) Process(_ int, e *Element) error {
 	r := e.Record
-	k, err := a.key.Key(r)
+	st, _, err := a.acc.Get()
 	if err != nil {
 		return err
 	}
-	a.keyBuf = appendValue(a.keyBuf[:0], k)
-	st := a.state[string(a.keyBuf)]
-	if st == nil {
-		st = &aggState{key: k.Clone()} // k may alias the input buffer
-		a.state[string(a.keyBuf)] = st
-	}
 	st.count++
 	if a.field >= 0 {
-		if err := a.fold(st, r[a.field]); err != nil {
+		if err := a.fold(&st, r[a.field]); err != nil {
 			return err
 		}
+	}
+	if err := a.acc.Set(st); err != nil {
+		return err
 	}
 	if a.bounded {
 		return nil
 	}
-	a.result(st)
+	a.result(a.rc.CurrentKey(), &st)
 	a.el = *e
 	a.el.Record = a.rec
 	return a.out.Collect(&a.el)
@@ -184,8 +206,8 @@ func (a *aggregateOp) fold(st *aggState, v Value) error {
 	return nil
 }
 
-func (a *aggregateOp) result(st *aggState) {
-	a.rec[0] = st.key
+func (a *aggregateOp) result(key Value, st *aggState) {
+	a.rec[0] = key
 	switch a.function {
 	case "count":
 		a.rec[1] = Int(st.count)
@@ -215,14 +237,35 @@ func (a *aggregateOp) Finish() error {
 	if !a.bounded {
 		return nil
 	}
-	all := make([]*aggState, 0, len(a.state))
-	for _, st := range a.state {
-		all = append(all, st)
+	type final struct {
+		key Value
+		st  aggState
 	}
-	slices.SortFunc(all, func(x, y *aggState) int { return compareValues(x.key, y.key) })
+	b := a.rc.KeyedState()
+	var all []final
+	var kr Record
+	err := b.Keys(a.acc.ID(), func(key []byte, kg int) error {
+		// The backend's key is the key's encoding (task.setKey): one value, decoded as a
+		// record of one field.
+		if err := DecodeRecord(append([]byte{1}, key...), &kr); err != nil || len(kr) != 1 {
+			return fmt.Errorf("aggregate state: malformed key %x: %v", key, err)
+		}
+		k := kr[0].Clone()
+		b.SetCurrentKey(key, kg)
+		st, ok, err := a.acc.Get()
+		if err != nil || !ok {
+			return fmt.Errorf("aggregate state of key %s: %v (present: %t)", k.Text(), err, ok)
+		}
+		all = append(all, final{k, st})
+		return nil
+	})
+	if err != nil {
+		return err
+	}
+	slices.SortFunc(all, func(x, y final) int { return compareValues(x.key, y.key) })
 	a.el = Element{Record: a.rec}
-	for _, st := range all {
-		a.result(st)
+	for i := range all {
+		a.result(all[i].key, &all[i].st)
 		if err := a.out.Collect(&a.el); err != nil {
 			return err
 		}
@@ -230,7 +273,5 @@ func (a *aggregateOp) Finish() error {
 	return nil
 }
 
-func (a *aggregateOp) Close() error {
-	a.state = nil
-	return nil
-}
+// Close leaves the state to the task, which closes the backend after its operators.
+func (a *aggregateOp) Close() error { return nil }

@@ -7,6 +7,7 @@ import (
 	"io"
 	"log/slog"
 
+	"github.com/sluice-dev/sluice/internal/state"
 	"github.com/sluice-dev/sluice/internal/state/keygroup"
 )
 
@@ -79,10 +80,9 @@ type JobInfo struct {
 
 // RuntimeContext is what an operator is opened with.
 //
-// Keyed state, timers, list states and credentials are not here yet: they come with the
-// migration steps that build them (keyed state and timers with the state backend, credentials
-// with the first connector that needs a token). Until then the aggregate keeps its own map and
-// no operator can ask for them.
+// Operators whose Shape says KeyedInput get a keyed state backend (KeyedState), scoped by the
+// task to the key of the element being processed (CurrentKey). Timers and credentials are not
+// here yet: they come with the migration steps that build them.
 type RuntimeContext struct {
 	Job         JobInfo
 	Operator    string
@@ -101,7 +101,20 @@ type RuntimeContext struct {
 	ctx   context.Context // the task's: CEL evaluation stops with it
 	in    Schema          // the input's schema; nil for a source
 	inKey KeySelector     // the input's key, for operators with a keyed input
+	keyed state.Backend   // KeyedInput operators: the subtask's keyed state
+	key   Value           // the key of the element being processed (keyed operators)
 }
+
+// KeyedState is the keyed state backend of an operator whose Shape says KeyedInput, nil for any
+// other. It holds the key groups of Splits; before each Process the task sets its current key
+// to the element's key, so the typed states (state.Value, ...) read and write that key's state.
+// The task closes it after the operator.
+func (rc *RuntimeContext) KeyedState() state.Backend { return rc.keyed }
+
+// CurrentKey is the key of the element being processed by a keyed operator: the input's key,
+// as the hash edge partitioned it (its encoding is the backend's current key). It is valid
+// during Process only and may alias the input buffer: Clone it to keep it.
+func (rc *RuntimeContext) CurrentKey() Value { return rc.key }
 
 // Splits is the contiguous range of the job's MaxParallelism key groups, and of a source's
 // splits, that this subtask owns: keygroup.RangeOf(Subtask, Parallelism, MaxParallelism). A

@@ -9,6 +9,7 @@ import (
 	"sync/atomic"
 
 	"github.com/sluice-dev/sluice/internal/dataflow/event"
+	"github.com/sluice-dev/sluice/internal/state"
 	"github.com/sluice-dev/sluice/internal/state/keygroup"
 )
 
@@ -23,8 +24,11 @@ type TaskIO struct {
 	Files *JobFiles
 	// Mailbox carries control to the task; nil: the task gets none (RunLocal).
 	Mailbox *Mailbox
-	Job     JobInfo      // zero: the plan's name only
-	Logger  *slog.Logger // nil: operators log nowhere
+	Job     JobInfo // zero: the plan's name only
+	// State creates the keyed state backends of the operators whose Shape says KeyedInput
+	// (state.backend.type); nil: hashmap.Factory.
+	State  state.Factory
+	Logger *slog.Logger // nil: operators log nowhere
 }
 
 // InputGate delivers the elements of all input channels of a subtask: records, events

@@ -68,3 +68,28 @@ func (g *cycleGate) NextDelivery(context.Context, <-chan struct{}) (event.Delive
 }
 
 func (g *cycleGate) Channels() int { return 1 }
+
+// BenchmarkAggregate measures a keyed subtask: decode, set the current key in the keyed state
+// backend, fold into the aggregate's state.Value, emit one result per key at the end.
+func BenchmarkAggregate(b *testing.B) {
+	const records = 1 << 20
+	p := mustPlan(b, "name: bench\noperators:\n"+
+		"  - {name: g, type: generator, count: 1, keys: 100}\n"+
+		"  - {name: k, type: key_by, input: g, key: key}\n"+
+		"  - {name: a, type: aggregate, input: k, function: sum, field: value}\n"+
+		"  - {name: b, type: blackhole, input: a}\n", nil, 1)
+	if len(p.Vertices) != 2 || len(p.Vertices[1].Operators) != 2 {
+		b.Fatalf("want generator, then aggregate -> blackhole chained: %d vertices", len(p.Vertices))
+	}
+	enc := make([][]byte, 100)
+	for i := range enc {
+		enc[i] = AppendRecord(nil, Record{Int(int64(i)), String("key-" + strconv.Itoa(i)), Int(int64(i))})
+	}
+	b.ReportAllocs()
+	for b.Loop() {
+		if err := p.RunSubtask(context.Background(), 1, 0, TaskIO{Input: &cycleGate{recs: enc, left: records}}); err != nil {
+			b.Fatal(err)
+		}
+	}
+	b.ReportMetric(float64(records)*float64(b.N)/b.Elapsed().Seconds(), "records/s")
+}

@@ -8,6 +8,9 @@ import (
 	"log/slog"
 
 	"github.com/sluice-dev/sluice/internal/dataflow/event"
+	"github.com/sluice-dev/sluice/internal/state"
+	"github.com/sluice-dev/sluice/internal/state/hashmap"
+	"github.com/sluice-dev/sluice/internal/state/keygroup"
 )
 
 // CheckpointListener is implemented by operators that act on a checkpoint's outcome (a
@@ -31,6 +34,14 @@ type task struct {
 
 	opened    int // operators opened, counted from the tail
 	listeners []link
+
+	// A keyed head (Shape.KeyedInput): its state backend, the input's key and the context
+	// whose CurrentKey the task sets before each Process.
+	keyed  state.Backend
+	keySel KeySelector
+	keyRC  *RuntimeContext
+	keyBuf []byte
+	maxPar int
 
 	rec Record
 	el  Element
@@ -85,6 +96,12 @@ func (p *Plan) newTask(ctx context.Context, v *Vertex, subtask int, tio TaskIO, 
 			if part, ok := oi.in.def.(Partitioner); ok && oi.in.shape.Partitioner {
 				rc.inKey = part.NewKeySelector(ctx)
 			}
+			if oi.shape.KeyedInput {
+				if err := t.openKeyed(ctx, p, v, subtask, tio, rc, i); err != nil {
+					t.close()
+					return nil, err
+				}
+			}
 		} else {
 			src, ok := l.op.(Source)
 			if !ok || i != 0 {
@@ -107,6 +124,43 @@ func (p *Plan) newTask(ctx context.Context, v *Vertex, subtask int, tio TaskIO, 
 		next = &chainOutput{next: l}
 	}
 	return t, nil
+}
+
+// openKeyed creates the keyed state backend of the chain's keyed head for the subtask's
+// key-group range and gives it to rc.
+func (t *task) openKeyed(ctx context.Context, p *Plan, v *Vertex, subtask int, tio TaskIO, rc *RuntimeContext, i int) error {
+	if i != 0 || rc.inKey == nil {
+		// The planner puts a keyed operator at the head of a task fed by a hash edge; a
+		// keyed operator anywhere else would see keys of other subtasks' key groups.
+		return opErr(rc.Operator, fmt.Errorf("a keyed operator must head its task, reading a hash-partitioned input"))
+	}
+	f := tio.State
+	if f == nil {
+		f = hashmap.Factory{}
+	}
+	r := rc.Splits()
+	b, err := f.New(ctx, state.Config{Job: rc.Job.ID, Operator: rc.Operator, Subtask: subtask,
+		KeyGroups: state.KeyGroupRange{First: r.First, Last: r.Last}, MaxParallelism: rc.maxParallelism(),
+		Logger: rc.Logger}, nil)
+	if err != nil {
+		return opErr(rc.Operator, fmt.Errorf("create %s state backend: %w", f.Name(), err))
+	}
+	rc.keyed = b
+	t.keyed, t.keySel, t.keyRC, t.maxPar = b, rc.inKey, rc, rc.maxParallelism()
+	return nil
+}
+
+// setKey scopes the keyed head's state to the key of r: the key's encoding, as the hash edge
+// hashed it, in its key group.
+func (t *task) setKey(r Record) error {
+	k, err := t.keySel.Key(r)
+	if err != nil {
+		return err
+	}
+	t.keyBuf = appendValue(t.keyBuf[:0], k)
+	t.keyed.SetCurrentKey(t.keyBuf, keygroup.Of(keygroup.Hash(t.keyBuf), t.maxPar))
+	t.keyRC.key = k
+	return nil
 }
 
 // run drives the chain until its input ends, then finishes and closes it and ends the
@@ -184,6 +238,11 @@ func (t *task) read(ctx context.Context) error {
 				return fmt.Errorf("%s: %w", t.name, err)
 			}
 			t.el.Record = t.rec
+			if t.keyed != nil {
+				if err := t.setKey(t.rec); err != nil {
+					return named(head.name, err)
+				}
+			}
 			if err := head.op.Process(0, &t.el); err != nil {
 				return named(head.name, err)
 			}
@@ -297,7 +356,8 @@ func (t *task) end() error {
 	return t.out.finish()
 }
 
-// close closes every opened operator once, head to tail, and returns the first error.
+// close closes every opened operator once, head to tail, then the keyed state backend, and
+// returns the first error.
 func (t *task) close() error {
 	var first error
 	for i, l := range t.chain {
@@ -309,5 +369,11 @@ func (t *task) close() error {
 		}
 	}
 	t.opened = 0
+	if t.keyed != nil {
+		if err := t.keyed.Close(); err != nil && first == nil {
+			first = fmt.Errorf("%s: close state backend: %w", t.name, err)
+		}
+		t.keyed = nil
+	}
 	return first
 }
