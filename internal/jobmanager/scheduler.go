@@ -77,6 +77,9 @@ func (jm *JobManager) Submit(s Submission) (string, error) {
 	if err != nil {
 		return "", &SubmissionError{err}
 	}
+	if err := checkStateBackend(cfg); err != nil {
+		return "", &SubmissionError{err}
+	}
 	par := s.Parallelism
 	if par <= 0 {
 		par = cfg.Int("parallelism.default")
