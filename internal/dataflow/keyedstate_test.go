@@ -8,7 +8,6 @@ import (
 	"path/filepath"
 	"strings"
 	"testing"
-
 )
 
 var updateGolden = flag.Bool("update", false, "rewrite testdata/aggregate.golden from the current code")
@@ -94,4 +93,3 @@ func TestAggregateOutputUnchanged(t *testing.T) {
 		t.Fatalf("got %d lines, want %d", len(g), len(w))
 	}
 }
-
