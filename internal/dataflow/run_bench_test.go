@@ -58,7 +58,6 @@ func BenchmarkChainInput(b *testing.B) {
 // cycleGate delivers its records round and round until left reaches 0.
 type cycleGate struct {
 	recs [][]byte
-	i    int
 	left int // records
 	n    int // elements delivered
 }
