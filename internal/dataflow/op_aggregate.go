@@ -2,7 +2,9 @@ package dataflow
 
 import (
 	"context"
+	"encoding/binary"
 	"fmt"
+	"math"
 	"slices"
 
 	"github.com/sluice-dev/sluice/internal/state"
@@ -102,27 +104,52 @@ type aggState struct {
 	minmax Value
 }
 
-// aggCodec encodes an aggState as a record (count, n, isum, fsum, float, minmax), the format of
-// the state's bytes in the backend and in its snapshots.
+// aggCodec encodes an aggState in a fixed layout, the format of the state's bytes in the
+// backend and in its snapshots: count, n and isum as 8-byte little-endian integers, fsum as
+// the 8 bytes of its IEEE 754 bits, one byte for float (0 or 1), then minmax as a record of one
+// value. The fixed layout costs no varint work per record; the aggregate reads and rewrites its
+// state for every record, so this is on the hot path.
 type aggCodec struct{ scratch Record }
 
+// aggFixedLen is the length of the fixed part of an encoded aggState.
+const aggFixedLen = 4*8 + 1
+
 func (c *aggCodec) Append(dst []byte, st aggState) []byte {
-	c.scratch = append(c.scratch[:0], Int(st.count), Int(st.n), Int(st.isum), Float(st.fsum), Bool(st.float), st.minmax)
-	return AppendRecord(dst, c.scratch)
+	dst = binary.LittleEndian.AppendUint64(dst, uint64(st.count))
+	dst = binary.LittleEndian.AppendUint64(dst, uint64(st.n))
+	dst = binary.LittleEndian.AppendUint64(dst, uint64(st.isum))
+	dst = binary.LittleEndian.AppendUint64(dst, math.Float64bits(st.fsum))
+	f := byte(0)
+	if st.float {
+		f = 1
+	}
+	dst = append(dst, f)
+	// The tail is a record of one value, as AppendRecord writes it: a count of 1, then the value.
+	return appendValue(append(dst, 1), st.minmax)
 }
 
 func (c *aggCodec) Decode(b []byte) (aggState, error) {
-	if err := DecodeRecord(b, &c.scratch); err != nil {
+	if len(b) < aggFixedLen+2 {
+		return aggState{}, fmt.Errorf("aggregate state: malformed accumulator of %d bytes, want at least %d", len(b), aggFixedLen+2)
+	}
+	if b[32] > 1 {
+		return aggState{}, fmt.Errorf("aggregate state: malformed accumulator: float flag %d, want 0 or 1", b[32])
+	}
+	if err := DecodeRecord(b[aggFixedLen:], &c.scratch); err != nil {
 		return aggState{}, fmt.Errorf("aggregate state: %w", err)
 	}
-	r := c.scratch
-	if len(r) != 6 || r[0].kind != KindInt || r[1].kind != KindInt || r[2].kind != KindInt ||
-		r[3].kind != KindFloat || r[4].kind != KindBool {
-		return aggState{}, fmt.Errorf("aggregate state: malformed accumulator of %d fields", len(r))
+	if len(c.scratch) != 1 {
+		return aggState{}, fmt.Errorf("aggregate state: malformed accumulator: %d min/max values, want 1", len(c.scratch))
 	}
 	// minmax aliases b, which the backend may reuse: the state keeps its own copy.
-	return aggState{count: r[0].AsInt(), n: r[1].AsInt(), isum: r[2].AsInt(), fsum: r[3].AsFloat(),
-		float: r[4].AsBool(), minmax: r[5].Clone()}, nil
+	return aggState{
+		count:  int64(binary.LittleEndian.Uint64(b[0:])),
+		n:      int64(binary.LittleEndian.Uint64(b[8:])),
+		isum:   int64(binary.LittleEndian.Uint64(b[16:])),
+		fsum:   math.Float64frombits(binary.LittleEndian.Uint64(b[24:])),
+		float:  b[32] == 1,
+		minmax: c.scratch[0].Clone(),
+	}, nil
 }
 
 // aggregateOp folds records per key into a state.Value of the keyed state backend. On bounded
