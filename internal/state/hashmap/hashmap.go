@@ -19,6 +19,7 @@
 package hashmap
 
 import (
+	"bytes"
 	"context"
 	"encoding/binary"
 	"errors"
@@ -77,6 +78,18 @@ type Backend struct {
 	epoch  uint64
 	live   []*snapshot // snapshots taken and not known to be released
 	closed bool
+
+	// last is the entry the last Get found, when a Put may write it in place: it is of
+	// the current epoch, in a key group map of the current epoch, so a snapshot holds
+	// neither. A Put of the same state and namespace right after it (the read, modify,
+	// write of every Value and Reducing state) then skips the second lookup.
+	// SetCurrentKey, Delete, Clear and Close forget it, being the calls that change
+	// the current key or take an entry out of its map.
+	last struct {
+		id state.ID
+		ns []byte
+		e  *valueEntry
+	}
 }
 
 var (
@@ -201,6 +214,7 @@ func (b *Backend) Register(name string, kind state.Kind) (state.ID, error) {
 
 // SetCurrentKey scopes the following accesses to key in keyGroup.
 func (b *Backend) SetCurrentKey(key []byte, keyGroup int) {
+	b.last.e = nil
 	b.key = append(b.key[:0], key...)
 	b.prefix = binary.AppendUvarint(b.prefix[:0], uint64(len(key)))
 	b.prefix = append(b.prefix, key...)
@@ -254,6 +268,7 @@ func (t *table) checkUserKey(userKey []byte) error {
 
 // Get reads a value of the current key; see state.Backend.
 func (b *Backend) Get(id state.ID, ns, userKey []byte) ([]byte, bool, error) {
+	b.last.e = nil
 	t, ck, err := b.access(id, ns)
 	if err != nil {
 		return nil, false, err
@@ -273,11 +288,37 @@ func (b *Backend) Get(id state.ID, ns, userKey []byte) ([]byte, bool, error) {
 	if e == nil {
 		return nil, false, nil
 	}
+	if e.epoch == b.epoch && t.owned[b.kgIdx] == b.epoch && len(userKey) == 0 {
+		b.last.id, b.last.ns, b.last.e = id, append(b.last.ns[:0], ns...), e
+	}
 	return e.v, true, nil
+}
+
+// putLast writes value into the entry the last Get found when that was of
+// state id in namespace ns of the current key and may still be written in
+// place; it reports whether it did. The caller has checked the value.
+func (b *Backend) putLast(id state.ID, ns, userKey, value []byte) bool {
+	e := b.last.e
+	b.last.e = nil
+	if e == nil || b.closed || id != b.last.id || len(userKey) > 0 || !bytes.Equal(ns, b.last.ns) {
+		return false
+	}
+	t := b.tables[id-1]
+	if t.maps != nil || t.info.Kind == state.KindList || e.epoch != b.epoch || t.owned[b.kgIdx] != b.epoch {
+		return false
+	}
+	if len(ns) > 0 {
+		t.namespaced = true
+	}
+	e.v = append(e.v[:0], value...)
+	return true
 }
 
 // Put sets a value of the current key; see state.Backend.
 func (b *Backend) Put(id state.ID, ns, userKey, value []byte) error {
+	if len(value) <= state.MaxValueLen && b.putLast(id, ns, userKey, value) {
+		return nil
+	}
 	t, ck, err := b.access(id, ns)
 	if err != nil {
 		return err
@@ -369,6 +410,7 @@ func (b *Backend) Append(id state.ID, ns, element []byte) error {
 
 // Delete removes a value of the current key; see state.Backend.
 func (b *Backend) Delete(id state.ID, ns, userKey []byte) error {
+	b.last.e = nil
 	t, ck, err := b.access(id, ns)
 	if err != nil {
 		return err
@@ -404,6 +446,7 @@ func (b *Backend) Delete(id state.ID, ns, userKey []byte) error {
 
 // Clear removes everything of the current key in ns; see state.Backend.
 func (b *Backend) Clear(id state.ID, ns []byte) error {
+	b.last.e = nil
 	t, ck, err := b.access(id, ns)
 	if err != nil {
 		return err
@@ -503,6 +546,7 @@ func (b *Backend) NotifyCheckpointComplete(int64) {}
 // Close drops the state.
 func (b *Backend) Close() error {
 	b.closed = true
+	b.last.e = nil
 	b.tables = nil
 	b.byName = nil
 	return nil
