@@ -1,6 +1,7 @@
 package dataflow
 
 import (
+	"bytes"
 	"context"
 	"errors"
 	"fmt"
@@ -158,7 +159,12 @@ func (t *task) setKey(r Record) error {
 		return err
 	}
 	t.keyBuf = appendValue(t.keyBuf[:0], k)
-	t.keyed.SetCurrentKey(t.keyBuf, keygroup.Of(keygroup.Hash(t.keyBuf), t.maxPar))
+	// A run of records of one key (sorted or bursty input) leaves the backend on that key:
+	// the key group, a function of the same bytes, is the same, so hashing it again and
+	// rescoping the backend would be wasted work on the per-record path.
+	if !bytes.Equal(t.keyBuf, t.keyed.CurrentKey()) {
+		t.keyed.SetCurrentKey(t.keyBuf, keygroup.Of(keygroup.Hash(t.keyBuf), t.maxPar))
+	}
 	t.keyRC.key = k
 	return nil
 }
