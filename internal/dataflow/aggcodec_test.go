@@ -44,7 +44,9 @@ func TestAggCodecMalformed(t *testing.T) {
 		"empty":       nil,
 		"short":       good[:aggFixedLen],
 		"truncated":   good[:len(good)-1],
-		"bad flag":    append(append(append([]byte(nil), good[:32]...), 7), good[33:]...),
+		"bad flag":    append(append(append([]byte(nil), good[:33]...), 7), good[34:]...),
+		"bad format":  append([]byte{0x06}, good[1:]...),
+		"old format":  AppendRecord(nil, Record{Int(1), Int(1), Int(0), Float(0), Bool(false), String("abc")}),
 		"two values":  append(append([]byte(nil), good[:aggFixedLen]...), 2, byte(KindNull), byte(KindNull)),
 		"extra bytes": append(append([]byte(nil), good...), 0),
 	}

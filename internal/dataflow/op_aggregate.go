@@ -105,16 +105,22 @@ type aggState struct {
 }
 
 // aggCodec encodes an aggState in a fixed layout, the format of the state's bytes in the
-// backend and in its snapshots: count, n and isum as 8-byte little-endian integers, fsum as
+// backend and in its snapshots: a format byte (aggFormat), then count, n and isum as 8-byte little-endian integers, fsum as
 // the 8 bytes of its IEEE 754 bits, one byte for float (0 or 1), then minmax as a record of one
 // value. The fixed layout costs no varint work per record; the aggregate reads and rewrites its
 // state for every record, so this is on the hot path.
 type aggCodec struct{ scratch Record }
 
+// aggFormat is the first byte of an encoded aggState. The earlier encoding, a record of six
+// values, starts with its value count 6, so state in that format is refused with an error
+// rather than misread.
+const aggFormat = 0xa2
+
 // aggFixedLen is the length of the fixed part of an encoded aggState.
-const aggFixedLen = 4*8 + 1
+const aggFixedLen = 1 + 4*8 + 1
 
 func (c *aggCodec) Append(dst []byte, st aggState) []byte {
+	dst = append(dst, aggFormat)
 	dst = binary.LittleEndian.AppendUint64(dst, uint64(st.count))
 	dst = binary.LittleEndian.AppendUint64(dst, uint64(st.n))
 	dst = binary.LittleEndian.AppendUint64(dst, uint64(st.isum))
@@ -132,8 +138,11 @@ func (c *aggCodec) Decode(b []byte) (aggState, error) {
 	if len(b) < aggFixedLen+2 {
 		return aggState{}, fmt.Errorf("aggregate state: malformed accumulator of %d bytes, want at least %d", len(b), aggFixedLen+2)
 	}
-	if b[32] > 1 {
-		return aggState{}, fmt.Errorf("aggregate state: malformed accumulator: float flag %d, want 0 or 1", b[32])
+	if b[0] != aggFormat {
+		return aggState{}, fmt.Errorf("aggregate state: accumulator in format %#x, want %#x (state written by another sluice version)", b[0], aggFormat)
+	}
+	if b[33] > 1 {
+		return aggState{}, fmt.Errorf("aggregate state: malformed accumulator: float flag %d, want 0 or 1", b[33])
 	}
 	if err := DecodeRecord(b[aggFixedLen:], &c.scratch); err != nil {
 		return aggState{}, fmt.Errorf("aggregate state: %w", err)
@@ -143,11 +152,11 @@ func (c *aggCodec) Decode(b []byte) (aggState, error) {
 	}
 	// minmax aliases b, which the backend may reuse: the state keeps its own copy.
 	return aggState{
-		count:  int64(binary.LittleEndian.Uint64(b[0:])),
-		n:      int64(binary.LittleEndian.Uint64(b[8:])),
-		isum:   int64(binary.LittleEndian.Uint64(b[16:])),
-		fsum:   math.Float64frombits(binary.LittleEndian.Uint64(b[24:])),
-		float:  b[32] == 1,
+		count:  int64(binary.LittleEndian.Uint64(b[1:])),
+		n:      int64(binary.LittleEndian.Uint64(b[9:])),
+		isum:   int64(binary.LittleEndian.Uint64(b[17:])),
+		fsum:   math.Float64frombits(binary.LittleEndian.Uint64(b[25:])),
+		float:  b[33] == 1,
 		minmax: c.scratch[0].Clone(),
 	}, nil
 }
