@@ -2,7 +2,6 @@ package test
 
 import (
 	"context"
-	"path/filepath"
 	"strings"
 	"testing"
 	"time"
@@ -17,16 +16,10 @@ func TestStateBackendSetting(t *testing.T) {
 	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
 	defer cancel()
 
-	outDir := filepath.Join(t.TempDir(), "out")
-	stdout, stderr, code := c.sluice(ctx, "run", "-D", "state.backend.type=hashmap", "examples/wordcount.yaml", "-p", "2",
-		"--param", "input="+input, "--param", "output="+outDir)
-	if code != 0 {
-		t.Fatalf("run -D state.backend.type=hashmap: exit %d\nstdout: %s\nstderr: %s", code, stdout, stderr)
-	}
-	equalLines(t, readParts(t, outDir), referenceCounts(t, input))
+	wordcountWithSetting(ctx, t, c, "state.backend.type=hashmap", "2", input)
 
 	for _, typ := range []string{"pebble", "rocksdb"} {
-		_, stderr, code = c.sluice(ctx, "run", "-D", "state.backend.type="+typ, "examples/wordcount.yaml", "-p", "2",
+		_, stderr, code := c.sluice(ctx, "run", "-D", "state.backend.type="+typ, "examples/wordcount.yaml", "-p", "2",
 			"--param", "input="+input)
 		if code == 0 || !strings.Contains(stderr, `state.backend.type "`+typ+`"`) ||
 			!strings.Contains(stderr, "pebble state backend is not built yet") || !strings.Contains(stderr, "state.backend.type=hashmap") {

@@ -14,11 +14,7 @@ import (
 // parallelism above it is refused at submit, naming the key.
 func TestJobMaxParallelism(t *testing.T) {
 	c, base := startCluster(t, nil)
-	const spec = "name: x\noperators:\n  - {name: g, type: generator, count: 100, keys: 7}\n" +
-		"  - {name: k, type: key_by, input: g, key: key}\n  - {name: n, type: aggregate, input: k, function: count}\n" +
-		"  - {name: s, type: blackhole, input: n}\n"
-	body, _ := json.Marshal(map[string]any{"spec": spec, "parallelism": 2, "config": map[string]string{"pipeline.max-parallelism": "5"}})
-	code, out := do(t, "POST", base+"/jobs", "application/json", body)
+	code, out := submitKeyedCount(t, base, 2, map[string]string{"pipeline.max-parallelism": "5"})
 	if code != http.StatusAccepted {
 		t.Fatalf("submit: %d %s", code, out)
 	}
@@ -42,9 +38,19 @@ func TestJobMaxParallelism(t *testing.T) {
 		}
 	}
 
-	body, _ = json.Marshal(map[string]any{"spec": spec, "parallelism": 6, "config": map[string]string{"pipeline.max-parallelism": "5"}})
-	code, out = do(t, "POST", base+"/jobs", "application/json", body)
+	code, out = submitKeyedCount(t, base, 6, map[string]string{"pipeline.max-parallelism": "5"})
 	if code != http.StatusBadRequest || !strings.Contains(out, "exceeds pipeline.max-parallelism (5)") {
 		t.Errorf("parallelism 6 with pipeline.max-parallelism 5: %d %s", code, out)
 	}
+}
+
+// submitKeyedCount submits a keyed count job at parallelism p with the
+// job's own settings cfg, and returns the answer.
+func submitKeyedCount(t *testing.T, base string, p int, cfg map[string]string) (int, string) {
+	t.Helper()
+	const spec = "name: x\noperators:\n  - {name: g, type: generator, count: 100, keys: 7}\n" +
+		"  - {name: k, type: key_by, input: g, key: key}\n  - {name: n, type: aggregate, input: k, function: count}\n" +
+		"  - {name: s, type: blackhole, input: n}\n"
+	body, _ := json.Marshal(map[string]any{"spec": spec, "parallelism": p, "config": cfg})
+	return do(t, "POST", base+"/jobs", "application/json", body)
 }

@@ -14,19 +14,14 @@ import (
 // running on hashmap.
 func TestStateBackendType(t *testing.T) {
 	c, base := startCluster(t, nil)
-	const spec = "name: x\noperators:\n  - {name: g, type: generator, count: 100, keys: 7}\n" +
-		"  - {name: k, type: key_by, input: g, key: key}\n  - {name: n, type: aggregate, input: k, function: count}\n" +
-		"  - {name: s, type: blackhole, input: n}\n"
 	for _, typ := range []string{"pebble", "rocksdb"} {
-		body, _ := json.Marshal(map[string]any{"spec": spec, "parallelism": 2, "config": map[string]string{"state.backend.type": typ}})
-		code, out := do(t, "POST", base+"/jobs", "application/json", body)
+		code, out := submitKeyedCount(t, base, 2, map[string]string{"state.backend.type": typ})
 		if code != http.StatusBadRequest || !strings.Contains(out, `state.backend.type \"`+typ+`\"`) ||
 			!strings.Contains(out, "pebble state backend is not built yet") || !strings.Contains(out, "state.backend.type=hashmap") {
 			t.Errorf("state.backend.type=%s: %d %s", typ, code, out)
 		}
 	}
-	body, _ := json.Marshal(map[string]any{"spec": spec, "parallelism": 2, "config": map[string]string{"state.backend.type": "hashmap"}})
-	code, out := do(t, "POST", base+"/jobs", "application/json", body)
+	code, out := submitKeyedCount(t, base, 2, map[string]string{"state.backend.type": "hashmap"})
 	if code != http.StatusAccepted {
 		t.Fatalf("submit with hashmap: %d %s", code, out)
 	}
