@@ -82,6 +82,104 @@ func (TaskState) EnumDescriptor() ([]byte, []int) {
 	return file_control_proto_rawDescGZIP(), []int{0}
 }
 
+type SnapshotType int32
+
+const (
+	SnapshotType_CHECKPOINT          SnapshotType = 0
+	SnapshotType_SAVEPOINT           SnapshotType = 1
+	SnapshotType_SAVEPOINT_SUSPEND   SnapshotType = 2
+	SnapshotType_SAVEPOINT_TERMINATE SnapshotType = 3
+)
+
+// Enum value maps for SnapshotType.
+var (
+	SnapshotType_name = map[int32]string{
+		0: "CHECKPOINT",
+		1: "SAVEPOINT",
+		2: "SAVEPOINT_SUSPEND",
+		3: "SAVEPOINT_TERMINATE",
+	}
+	SnapshotType_value = map[string]int32{
+		"CHECKPOINT":          0,
+		"SAVEPOINT":           1,
+		"SAVEPOINT_SUSPEND":   2,
+		"SAVEPOINT_TERMINATE": 3,
+	}
+)
+
+func (x SnapshotType) Enum() *SnapshotType {
+	p := new(SnapshotType)
+	*p = x
+	return p
+}
+
+func (x SnapshotType) String() string {
+	return protoimpl.X.EnumStringOf(x.Descriptor(), protoreflect.EnumNumber(x))
+}
+
+func (SnapshotType) Descriptor() protoreflect.EnumDescriptor {
+	return file_control_proto_enumTypes[1].Descriptor()
+}
+
+func (SnapshotType) Type() protoreflect.EnumType {
+	return &file_control_proto_enumTypes[1]
+}
+
+func (x SnapshotType) Number() protoreflect.EnumNumber {
+	return protoreflect.EnumNumber(x)
+}
+
+// Deprecated: Use SnapshotType.Descriptor instead.
+func (SnapshotType) EnumDescriptor() ([]byte, []int) {
+	return file_control_proto_rawDescGZIP(), []int{1}
+}
+
+type CheckpointingMode int32
+
+const (
+	CheckpointingMode_EXACTLY_ONCE  CheckpointingMode = 0
+	CheckpointingMode_AT_LEAST_ONCE CheckpointingMode = 1
+)
+
+// Enum value maps for CheckpointingMode.
+var (
+	CheckpointingMode_name = map[int32]string{
+		0: "EXACTLY_ONCE",
+		1: "AT_LEAST_ONCE",
+	}
+	CheckpointingMode_value = map[string]int32{
+		"EXACTLY_ONCE":  0,
+		"AT_LEAST_ONCE": 1,
+	}
+)
+
+func (x CheckpointingMode) Enum() *CheckpointingMode {
+	p := new(CheckpointingMode)
+	*p = x
+	return p
+}
+
+func (x CheckpointingMode) String() string {
+	return protoimpl.X.EnumStringOf(x.Descriptor(), protoreflect.EnumNumber(x))
+}
+
+func (CheckpointingMode) Descriptor() protoreflect.EnumDescriptor {
+	return file_control_proto_enumTypes[2].Descriptor()
+}
+
+func (CheckpointingMode) Type() protoreflect.EnumType {
+	return &file_control_proto_enumTypes[2]
+}
+
+func (x CheckpointingMode) Number() protoreflect.EnumNumber {
+	return protoreflect.EnumNumber(x)
+}
+
+// Deprecated: Use CheckpointingMode.Descriptor instead.
+func (CheckpointingMode) EnumDescriptor() ([]byte, []int) {
+	return file_control_proto_rawDescGZIP(), []int{2}
+}
+
 type RegisterRequest struct {
 	state          protoimpl.MessageState `protogen:"open.v1"`
 	TaskmanagerId  string                 `protobuf:"bytes,1,opt,name=taskmanager_id,json=taskmanagerId,proto3" json:"taskmanager_id,omitempty"`
@@ -256,8 +354,11 @@ type TaskMetrics struct {
 	WriteRecords    int64                  `protobuf:"varint,7,opt,name=write_records,json=writeRecords,proto3" json:"write_records,omitempty"`
 	WriteBytes      int64                  `protobuf:"varint,8,opt,name=write_bytes,json=writeBytes,proto3" json:"write_bytes,omitempty"`
 	BackPressuredMs int64                  `protobuf:"varint,9,opt,name=back_pressured_ms,json=backPressuredMs,proto3" json:"back_pressured_ms,omitempty"`
-	unknownFields   protoimpl.UnknownFields
-	sizeCache       protoimpl.SizeCache
+	// The alignment time of the subtask's last checkpoint, and its id.
+	CheckpointAlignmentNs int64 `protobuf:"varint,30,opt,name=checkpoint_alignment_ns,json=checkpointAlignmentNs,proto3" json:"checkpoint_alignment_ns,omitempty"`
+	LastCheckpointId      int64 `protobuf:"varint,31,opt,name=last_checkpoint_id,json=lastCheckpointId,proto3" json:"last_checkpoint_id,omitempty"`
+	unknownFields         protoimpl.UnknownFields
+	sizeCache             protoimpl.SizeCache
 }
 
 func (x *TaskMetrics) Reset() {
@@ -349,6 +450,20 @@ func (x *TaskMetrics) GetWriteBytes() int64 {
 func (x *TaskMetrics) GetBackPressuredMs() int64 {
 	if x != nil {
 		return x.BackPressuredMs
+	}
+	return 0
+}
+
+func (x *TaskMetrics) GetCheckpointAlignmentNs() int64 {
+	if x != nil {
+		return x.CheckpointAlignmentNs
+	}
+	return 0
+}
+
+func (x *TaskMetrics) GetLastCheckpointId() int64 {
+	if x != nil {
+		return x.LastCheckpointId
 	}
 	return 0
 }
@@ -492,8 +607,10 @@ type TaskStateUpdate struct {
 	CausedByPeer bool `protobuf:"varint,30,opt,name=caused_by_peer,json=causedByPeer,proto3" json:"caused_by_peer,omitempty"`
 	// A failure a restart cannot cure: the job fails without restarting.
 	Unrecoverable bool `protobuf:"varint,31,opt,name=unrecoverable,proto3" json:"unrecoverable,omitempty"`
-	unknownFields protoimpl.UnknownFields
-	sizeCache     protoimpl.SizeCache
+	// The task could not restore: a file of the checkpoint failed verification.
+	RestoreFailure *RestoreFailure `protobuf:"bytes,32,opt,name=restore_failure,json=restoreFailure,proto3" json:"restore_failure,omitempty"`
+	unknownFields  protoimpl.UnknownFields
+	sizeCache      protoimpl.SizeCache
 }
 
 func (x *TaskStateUpdate) Reset() {
@@ -596,6 +713,73 @@ func (x *TaskStateUpdate) GetUnrecoverable() bool {
 	return false
 }
 
+func (x *TaskStateUpdate) GetRestoreFailure() *RestoreFailure {
+	if x != nil {
+		return x.RestoreFailure
+	}
+	return nil
+}
+
+type RestoreFailure struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	CheckpointId  int64                  `protobuf:"varint,1,opt,name=checkpoint_id,json=checkpointId,proto3" json:"checkpoint_id,omitempty"`
+	File          string                 `protobuf:"bytes,2,opt,name=file,proto3" json:"file,omitempty"` // relative to the checkpoint's root
+	Reason        string                 `protobuf:"bytes,3,opt,name=reason,proto3" json:"reason,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *RestoreFailure) Reset() {
+	*x = RestoreFailure{}
+	mi := &file_control_proto_msgTypes[6]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *RestoreFailure) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*RestoreFailure) ProtoMessage() {}
+
+func (x *RestoreFailure) ProtoReflect() protoreflect.Message {
+	mi := &file_control_proto_msgTypes[6]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use RestoreFailure.ProtoReflect.Descriptor instead.
+func (*RestoreFailure) Descriptor() ([]byte, []int) {
+	return file_control_proto_rawDescGZIP(), []int{6}
+}
+
+func (x *RestoreFailure) GetCheckpointId() int64 {
+	if x != nil {
+		return x.CheckpointId
+	}
+	return 0
+}
+
+func (x *RestoreFailure) GetFile() string {
+	if x != nil {
+		return x.File
+	}
+	return ""
+}
+
+func (x *RestoreFailure) GetReason() string {
+	if x != nil {
+		return x.Reason
+	}
+	return ""
+}
+
 type Ack struct {
 	state         protoimpl.MessageState `protogen:"open.v1"`
 	unknownFields protoimpl.UnknownFields
@@ -604,7 +788,7 @@ type Ack struct {
 
 func (x *Ack) Reset() {
 	*x = Ack{}
-	mi := &file_control_proto_msgTypes[6]
+	mi := &file_control_proto_msgTypes[7]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -616,7 +800,7 @@ func (x *Ack) String() string {
 func (*Ack) ProtoMessage() {}
 
 func (x *Ack) ProtoReflect() protoreflect.Message {
-	mi := &file_control_proto_msgTypes[6]
+	mi := &file_control_proto_msgTypes[7]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -629,7 +813,7 @@ func (x *Ack) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Ack.ProtoReflect.Descriptor instead.
 func (*Ack) Descriptor() ([]byte, []int) {
-	return file_control_proto_rawDescGZIP(), []int{6}
+	return file_control_proto_rawDescGZIP(), []int{7}
 }
 
 // TaskOutput is a batch of the lines a task's print sinks (print without a
@@ -653,7 +837,7 @@ type TaskOutput struct {
 
 func (x *TaskOutput) Reset() {
 	*x = TaskOutput{}
-	mi := &file_control_proto_msgTypes[7]
+	mi := &file_control_proto_msgTypes[8]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -665,7 +849,7 @@ func (x *TaskOutput) String() string {
 func (*TaskOutput) ProtoMessage() {}
 
 func (x *TaskOutput) ProtoReflect() protoreflect.Message {
-	mi := &file_control_proto_msgTypes[7]
+	mi := &file_control_proto_msgTypes[8]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -678,7 +862,7 @@ func (x *TaskOutput) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use TaskOutput.ProtoReflect.Descriptor instead.
 func (*TaskOutput) Descriptor() ([]byte, []int) {
-	return file_control_proto_rawDescGZIP(), []int{7}
+	return file_control_proto_rawDescGZIP(), []int{8}
 }
 
 func (x *TaskOutput) GetTaskmanagerId() string {
@@ -740,7 +924,7 @@ type OutputTarget struct {
 
 func (x *OutputTarget) Reset() {
 	*x = OutputTarget{}
-	mi := &file_control_proto_msgTypes[8]
+	mi := &file_control_proto_msgTypes[9]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -752,7 +936,7 @@ func (x *OutputTarget) String() string {
 func (*OutputTarget) ProtoMessage() {}
 
 func (x *OutputTarget) ProtoReflect() protoreflect.Message {
-	mi := &file_control_proto_msgTypes[8]
+	mi := &file_control_proto_msgTypes[9]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -765,7 +949,7 @@ func (x *OutputTarget) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use OutputTarget.ProtoReflect.Descriptor instead.
 func (*OutputTarget) Descriptor() ([]byte, []int) {
-	return file_control_proto_rawDescGZIP(), []int{8}
+	return file_control_proto_rawDescGZIP(), []int{9}
 }
 
 func (x *OutputTarget) GetSubtask() int32 {
@@ -794,7 +978,7 @@ type OutputEdge struct {
 
 func (x *OutputEdge) Reset() {
 	*x = OutputEdge{}
-	mi := &file_control_proto_msgTypes[9]
+	mi := &file_control_proto_msgTypes[10]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -806,7 +990,7 @@ func (x *OutputEdge) String() string {
 func (*OutputEdge) ProtoMessage() {}
 
 func (x *OutputEdge) ProtoReflect() protoreflect.Message {
-	mi := &file_control_proto_msgTypes[9]
+	mi := &file_control_proto_msgTypes[10]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -819,7 +1003,7 @@ func (x *OutputEdge) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use OutputEdge.ProtoReflect.Descriptor instead.
 func (*OutputEdge) Descriptor() ([]byte, []int) {
-	return file_control_proto_rawDescGZIP(), []int{9}
+	return file_control_proto_rawDescGZIP(), []int{10}
 }
 
 func (x *OutputEdge) GetEdge() int32 {
@@ -877,13 +1061,17 @@ type TaskDeployment struct {
 	// route by and of source splits. The TaskManager plans with it, so every
 	// producer of a hash edge sends a key to the same subtask. 0: the default.
 	MaxParallelism int32 `protobuf:"varint,34,opt,name=max_parallelism,json=maxParallelism,proto3" json:"max_parallelism,omitempty"`
-	unknownFields  protoimpl.UnknownFields
-	sizeCache      protoimpl.SizeCache
+	// Checkpointing of the job; absent: off (no savepoints either).
+	Checkpoints *CheckpointSettings `protobuf:"bytes,35,opt,name=checkpoints,proto3" json:"checkpoints,omitempty"`
+	// The snapshot the task restores from; absent: a fresh start.
+	Restore       *RestoreSettings `protobuf:"bytes,36,opt,name=restore,proto3" json:"restore,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
 }
 
 func (x *TaskDeployment) Reset() {
 	*x = TaskDeployment{}
-	mi := &file_control_proto_msgTypes[10]
+	mi := &file_control_proto_msgTypes[11]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -895,7 +1083,7 @@ func (x *TaskDeployment) String() string {
 func (*TaskDeployment) ProtoMessage() {}
 
 func (x *TaskDeployment) ProtoReflect() protoreflect.Message {
-	mi := &file_control_proto_msgTypes[10]
+	mi := &file_control_proto_msgTypes[11]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -908,7 +1096,7 @@ func (x *TaskDeployment) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use TaskDeployment.ProtoReflect.Descriptor instead.
 func (*TaskDeployment) Descriptor() ([]byte, []int) {
-	return file_control_proto_rawDescGZIP(), []int{10}
+	return file_control_proto_rawDescGZIP(), []int{11}
 }
 
 func (x *TaskDeployment) GetJobId() string {
@@ -1016,6 +1204,639 @@ func (x *TaskDeployment) GetMaxParallelism() int32 {
 	return 0
 }
 
+func (x *TaskDeployment) GetCheckpoints() *CheckpointSettings {
+	if x != nil {
+		return x.Checkpoints
+	}
+	return nil
+}
+
+func (x *TaskDeployment) GetRestore() *RestoreSettings {
+	if x != nil {
+		return x.Restore
+	}
+	return nil
+}
+
+type CheckpointSettings struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	Periodic      bool                   `protobuf:"varint,1,opt,name=periodic,proto3" json:"periodic,omitempty"`
+	Mode          CheckpointingMode      `protobuf:"varint,2,opt,name=mode,proto3,enum=sluice.control.v1.CheckpointingMode" json:"mode,omitempty"`
+	Dir           string                 `protobuf:"bytes,3,opt,name=dir,proto3" json:"dir,omitempty"`         // <state.checkpoints.dir>/<job-id>: the TaskManager's only StateDir grant
+	Backend       string                 `protobuf:"bytes,4,opt,name=backend,proto3" json:"backend,omitempty"` // state.backend.type
+	Incremental   bool                   `protobuf:"varint,5,opt,name=incremental,proto3" json:"incremental,omitempty"`
+	KeyId         string                 `protobuf:"bytes,6,opt,name=key_id,json=keyId,proto3" json:"key_id,omitempty"` // the JobManager's sealing key id; empty: files are hashed, not sealed
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *CheckpointSettings) Reset() {
+	*x = CheckpointSettings{}
+	mi := &file_control_proto_msgTypes[12]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *CheckpointSettings) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*CheckpointSettings) ProtoMessage() {}
+
+func (x *CheckpointSettings) ProtoReflect() protoreflect.Message {
+	mi := &file_control_proto_msgTypes[12]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use CheckpointSettings.ProtoReflect.Descriptor instead.
+func (*CheckpointSettings) Descriptor() ([]byte, []int) {
+	return file_control_proto_rawDescGZIP(), []int{12}
+}
+
+func (x *CheckpointSettings) GetPeriodic() bool {
+	if x != nil {
+		return x.Periodic
+	}
+	return false
+}
+
+func (x *CheckpointSettings) GetMode() CheckpointingMode {
+	if x != nil {
+		return x.Mode
+	}
+	return CheckpointingMode_EXACTLY_ONCE
+}
+
+func (x *CheckpointSettings) GetDir() string {
+	if x != nil {
+		return x.Dir
+	}
+	return ""
+}
+
+func (x *CheckpointSettings) GetBackend() string {
+	if x != nil {
+		return x.Backend
+	}
+	return ""
+}
+
+func (x *CheckpointSettings) GetIncremental() bool {
+	if x != nil {
+		return x.Incremental
+	}
+	return false
+}
+
+func (x *CheckpointSettings) GetKeyId() string {
+	if x != nil {
+		return x.KeyId
+	}
+	return ""
+}
+
+type RestoreSettings struct {
+	state                 protoimpl.MessageState `protogen:"open.v1"`
+	Root                  string                 `protobuf:"bytes,1,opt,name=root,proto3" json:"root,omitempty"`                                           // directory the paths of _metadata are relative to
+	Metadata              string                 `protobuf:"bytes,2,opt,name=metadata,proto3" json:"metadata,omitempty"`                                   // path of _metadata
+	MetadataSha256        string                 `protobuf:"bytes,3,opt,name=metadata_sha256,json=metadataSha256,proto3" json:"metadata_sha256,omitempty"` // of the file as the JobManager validated it
+	AllowNonRestoredState bool                   `protobuf:"varint,4,opt,name=allow_non_restored_state,json=allowNonRestoredState,proto3" json:"allow_non_restored_state,omitempty"`
+	SameJob               bool                   `protobuf:"varint,5,opt,name=same_job,json=sameJob,proto3" json:"same_job,omitempty"` // incremental backends may adopt shared files
+	CheckpointId          int64                  `protobuf:"varint,6,opt,name=checkpoint_id,json=checkpointId,proto3" json:"checkpoint_id,omitempty"`
+	unknownFields         protoimpl.UnknownFields
+	sizeCache             protoimpl.SizeCache
+}
+
+func (x *RestoreSettings) Reset() {
+	*x = RestoreSettings{}
+	mi := &file_control_proto_msgTypes[13]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *RestoreSettings) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*RestoreSettings) ProtoMessage() {}
+
+func (x *RestoreSettings) ProtoReflect() protoreflect.Message {
+	mi := &file_control_proto_msgTypes[13]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use RestoreSettings.ProtoReflect.Descriptor instead.
+func (*RestoreSettings) Descriptor() ([]byte, []int) {
+	return file_control_proto_rawDescGZIP(), []int{13}
+}
+
+func (x *RestoreSettings) GetRoot() string {
+	if x != nil {
+		return x.Root
+	}
+	return ""
+}
+
+func (x *RestoreSettings) GetMetadata() string {
+	if x != nil {
+		return x.Metadata
+	}
+	return ""
+}
+
+func (x *RestoreSettings) GetMetadataSha256() string {
+	if x != nil {
+		return x.MetadataSha256
+	}
+	return ""
+}
+
+func (x *RestoreSettings) GetAllowNonRestoredState() bool {
+	if x != nil {
+		return x.AllowNonRestoredState
+	}
+	return false
+}
+
+func (x *RestoreSettings) GetSameJob() bool {
+	if x != nil {
+		return x.SameJob
+	}
+	return false
+}
+
+func (x *RestoreSettings) GetCheckpointId() int64 {
+	if x != nil {
+		return x.CheckpointId
+	}
+	return 0
+}
+
+type TaskRef struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	TaskmanagerId string                 `protobuf:"bytes,1,opt,name=taskmanager_id,json=taskmanagerId,proto3" json:"taskmanager_id,omitempty"`
+	JobId         string                 `protobuf:"bytes,2,opt,name=job_id,json=jobId,proto3" json:"job_id,omitempty"`
+	Attempt       int32                  `protobuf:"varint,3,opt,name=attempt,proto3" json:"attempt,omitempty"`
+	Vertex        int32                  `protobuf:"varint,4,opt,name=vertex,proto3" json:"vertex,omitempty"`
+	Subtask       int32                  `protobuf:"varint,5,opt,name=subtask,proto3" json:"subtask,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *TaskRef) Reset() {
+	*x = TaskRef{}
+	mi := &file_control_proto_msgTypes[14]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *TaskRef) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*TaskRef) ProtoMessage() {}
+
+func (x *TaskRef) ProtoReflect() protoreflect.Message {
+	mi := &file_control_proto_msgTypes[14]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use TaskRef.ProtoReflect.Descriptor instead.
+func (*TaskRef) Descriptor() ([]byte, []int) {
+	return file_control_proto_rawDescGZIP(), []int{14}
+}
+
+func (x *TaskRef) GetTaskmanagerId() string {
+	if x != nil {
+		return x.TaskmanagerId
+	}
+	return ""
+}
+
+func (x *TaskRef) GetJobId() string {
+	if x != nil {
+		return x.JobId
+	}
+	return ""
+}
+
+func (x *TaskRef) GetAttempt() int32 {
+	if x != nil {
+		return x.Attempt
+	}
+	return 0
+}
+
+func (x *TaskRef) GetVertex() int32 {
+	if x != nil {
+		return x.Vertex
+	}
+	return 0
+}
+
+func (x *TaskRef) GetSubtask() int32 {
+	if x != nil {
+		return x.Subtask
+	}
+	return 0
+}
+
+type TriggerCheckpointRequest struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	JobId         string                 `protobuf:"bytes,1,opt,name=job_id,json=jobId,proto3" json:"job_id,omitempty"`
+	Attempt       int32                  `protobuf:"varint,2,opt,name=attempt,proto3" json:"attempt,omitempty"`
+	CheckpointId  int64                  `protobuf:"varint,3,opt,name=checkpoint_id,json=checkpointId,proto3" json:"checkpoint_id,omitempty"`
+	TimestampMs   int64                  `protobuf:"varint,4,opt,name=timestamp_ms,json=timestampMs,proto3" json:"timestamp_ms,omitempty"`
+	Type          SnapshotType           `protobuf:"varint,5,opt,name=type,proto3,enum=sluice.control.v1.SnapshotType" json:"type,omitempty"`
+	Target        string                 `protobuf:"bytes,6,opt,name=target,proto3" json:"target,omitempty"`   // savepoints: the directory the JobManager created for it
+	Sources       []*TaskRef             `protobuf:"bytes,7,rep,name=sources,proto3" json:"sources,omitempty"` // the source subtasks on this TaskManager
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *TriggerCheckpointRequest) Reset() {
+	*x = TriggerCheckpointRequest{}
+	mi := &file_control_proto_msgTypes[15]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *TriggerCheckpointRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*TriggerCheckpointRequest) ProtoMessage() {}
+
+func (x *TriggerCheckpointRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_control_proto_msgTypes[15]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use TriggerCheckpointRequest.ProtoReflect.Descriptor instead.
+func (*TriggerCheckpointRequest) Descriptor() ([]byte, []int) {
+	return file_control_proto_rawDescGZIP(), []int{15}
+}
+
+func (x *TriggerCheckpointRequest) GetJobId() string {
+	if x != nil {
+		return x.JobId
+	}
+	return ""
+}
+
+func (x *TriggerCheckpointRequest) GetAttempt() int32 {
+	if x != nil {
+		return x.Attempt
+	}
+	return 0
+}
+
+func (x *TriggerCheckpointRequest) GetCheckpointId() int64 {
+	if x != nil {
+		return x.CheckpointId
+	}
+	return 0
+}
+
+func (x *TriggerCheckpointRequest) GetTimestampMs() int64 {
+	if x != nil {
+		return x.TimestampMs
+	}
+	return 0
+}
+
+func (x *TriggerCheckpointRequest) GetType() SnapshotType {
+	if x != nil {
+		return x.Type
+	}
+	return SnapshotType_CHECKPOINT
+}
+
+func (x *TriggerCheckpointRequest) GetTarget() string {
+	if x != nil {
+		return x.Target
+	}
+	return ""
+}
+
+func (x *TriggerCheckpointRequest) GetSources() []*TaskRef {
+	if x != nil {
+		return x.Sources
+	}
+	return nil
+}
+
+type NotifyCheckpointRequest struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	JobId         string                 `protobuf:"bytes,1,opt,name=job_id,json=jobId,proto3" json:"job_id,omitempty"`
+	Attempt       int32                  `protobuf:"varint,2,opt,name=attempt,proto3" json:"attempt,omitempty"`
+	CheckpointId  int64                  `protobuf:"varint,3,opt,name=checkpoint_id,json=checkpointId,proto3" json:"checkpoint_id,omitempty"`
+	Completed     bool                   `protobuf:"varint,4,opt,name=completed,proto3" json:"completed,omitempty"`
+	Reason        string                 `protobuf:"bytes,5,opt,name=reason,proto3" json:"reason,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *NotifyCheckpointRequest) Reset() {
+	*x = NotifyCheckpointRequest{}
+	mi := &file_control_proto_msgTypes[16]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *NotifyCheckpointRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*NotifyCheckpointRequest) ProtoMessage() {}
+
+func (x *NotifyCheckpointRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_control_proto_msgTypes[16]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use NotifyCheckpointRequest.ProtoReflect.Descriptor instead.
+func (*NotifyCheckpointRequest) Descriptor() ([]byte, []int) {
+	return file_control_proto_rawDescGZIP(), []int{16}
+}
+
+func (x *NotifyCheckpointRequest) GetJobId() string {
+	if x != nil {
+		return x.JobId
+	}
+	return ""
+}
+
+func (x *NotifyCheckpointRequest) GetAttempt() int32 {
+	if x != nil {
+		return x.Attempt
+	}
+	return 0
+}
+
+func (x *NotifyCheckpointRequest) GetCheckpointId() int64 {
+	if x != nil {
+		return x.CheckpointId
+	}
+	return 0
+}
+
+func (x *NotifyCheckpointRequest) GetCompleted() bool {
+	if x != nil {
+		return x.Completed
+	}
+	return false
+}
+
+func (x *NotifyCheckpointRequest) GetReason() string {
+	if x != nil {
+		return x.Reason
+	}
+	return ""
+}
+
+type AcknowledgeCheckpointRequest struct {
+	state        protoimpl.MessageState `protogen:"open.v1"`
+	Task         *TaskRef               `protobuf:"bytes,1,opt,name=task,proto3" json:"task,omitempty"`
+	CheckpointId int64                  `protobuf:"varint,2,opt,name=checkpoint_id,json=checkpointId,proto3" json:"checkpoint_id,omitempty"`
+	// checkpoint.SubtaskState per operator of the chain, as JSON: the form
+	// _metadata stores, so the wire and the file share one schema. Decoded with
+	// unknown fields refused and every path checked.
+	Operators     map[string][]byte  `protobuf:"bytes,3,rep,name=operators,proto3" json:"operators,omitempty" protobuf_key:"bytes,1,opt,name=key" protobuf_val:"bytes,2,opt,name=value"`
+	Metrics       *CheckpointMetrics `protobuf:"bytes,4,opt,name=metrics,proto3" json:"metrics,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *AcknowledgeCheckpointRequest) Reset() {
+	*x = AcknowledgeCheckpointRequest{}
+	mi := &file_control_proto_msgTypes[17]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *AcknowledgeCheckpointRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*AcknowledgeCheckpointRequest) ProtoMessage() {}
+
+func (x *AcknowledgeCheckpointRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_control_proto_msgTypes[17]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use AcknowledgeCheckpointRequest.ProtoReflect.Descriptor instead.
+func (*AcknowledgeCheckpointRequest) Descriptor() ([]byte, []int) {
+	return file_control_proto_rawDescGZIP(), []int{17}
+}
+
+func (x *AcknowledgeCheckpointRequest) GetTask() *TaskRef {
+	if x != nil {
+		return x.Task
+	}
+	return nil
+}
+
+func (x *AcknowledgeCheckpointRequest) GetCheckpointId() int64 {
+	if x != nil {
+		return x.CheckpointId
+	}
+	return 0
+}
+
+func (x *AcknowledgeCheckpointRequest) GetOperators() map[string][]byte {
+	if x != nil {
+		return x.Operators
+	}
+	return nil
+}
+
+func (x *AcknowledgeCheckpointRequest) GetMetrics() *CheckpointMetrics {
+	if x != nil {
+		return x.Metrics
+	}
+	return nil
+}
+
+type CheckpointMetrics struct {
+	state               protoimpl.MessageState `protogen:"open.v1"`
+	SyncDurationMs      int64                  `protobuf:"varint,1,opt,name=sync_duration_ms,json=syncDurationMs,proto3" json:"sync_duration_ms,omitempty"`
+	AsyncDurationMs     int64                  `protobuf:"varint,2,opt,name=async_duration_ms,json=asyncDurationMs,proto3" json:"async_duration_ms,omitempty"`
+	AlignmentDurationNs int64                  `protobuf:"varint,3,opt,name=alignment_duration_ns,json=alignmentDurationNs,proto3" json:"alignment_duration_ns,omitempty"`
+	StateSize           int64                  `protobuf:"varint,4,opt,name=state_size,json=stateSize,proto3" json:"state_size,omitempty"`                      // bytes the snapshot references
+	CheckpointedSize    int64                  `protobuf:"varint,5,opt,name=checkpointed_size,json=checkpointedSize,proto3" json:"checkpointed_size,omitempty"` // bytes written for it (incremental: new files only)
+	unknownFields       protoimpl.UnknownFields
+	sizeCache           protoimpl.SizeCache
+}
+
+func (x *CheckpointMetrics) Reset() {
+	*x = CheckpointMetrics{}
+	mi := &file_control_proto_msgTypes[18]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *CheckpointMetrics) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*CheckpointMetrics) ProtoMessage() {}
+
+func (x *CheckpointMetrics) ProtoReflect() protoreflect.Message {
+	mi := &file_control_proto_msgTypes[18]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use CheckpointMetrics.ProtoReflect.Descriptor instead.
+func (*CheckpointMetrics) Descriptor() ([]byte, []int) {
+	return file_control_proto_rawDescGZIP(), []int{18}
+}
+
+func (x *CheckpointMetrics) GetSyncDurationMs() int64 {
+	if x != nil {
+		return x.SyncDurationMs
+	}
+	return 0
+}
+
+func (x *CheckpointMetrics) GetAsyncDurationMs() int64 {
+	if x != nil {
+		return x.AsyncDurationMs
+	}
+	return 0
+}
+
+func (x *CheckpointMetrics) GetAlignmentDurationNs() int64 {
+	if x != nil {
+		return x.AlignmentDurationNs
+	}
+	return 0
+}
+
+func (x *CheckpointMetrics) GetStateSize() int64 {
+	if x != nil {
+		return x.StateSize
+	}
+	return 0
+}
+
+func (x *CheckpointMetrics) GetCheckpointedSize() int64 {
+	if x != nil {
+		return x.CheckpointedSize
+	}
+	return 0
+}
+
+type DeclineCheckpointRequest struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	Task          *TaskRef               `protobuf:"bytes,1,opt,name=task,proto3" json:"task,omitempty"`
+	CheckpointId  int64                  `protobuf:"varint,2,opt,name=checkpoint_id,json=checkpointId,proto3" json:"checkpoint_id,omitempty"`
+	Reason        string                 `protobuf:"bytes,3,opt,name=reason,proto3" json:"reason,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *DeclineCheckpointRequest) Reset() {
+	*x = DeclineCheckpointRequest{}
+	mi := &file_control_proto_msgTypes[19]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *DeclineCheckpointRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*DeclineCheckpointRequest) ProtoMessage() {}
+
+func (x *DeclineCheckpointRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_control_proto_msgTypes[19]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use DeclineCheckpointRequest.ProtoReflect.Descriptor instead.
+func (*DeclineCheckpointRequest) Descriptor() ([]byte, []int) {
+	return file_control_proto_rawDescGZIP(), []int{19}
+}
+
+func (x *DeclineCheckpointRequest) GetTask() *TaskRef {
+	if x != nil {
+		return x.Task
+	}
+	return nil
+}
+
+func (x *DeclineCheckpointRequest) GetCheckpointId() int64 {
+	if x != nil {
+		return x.CheckpointId
+	}
+	return 0
+}
+
+func (x *DeclineCheckpointRequest) GetReason() string {
+	if x != nil {
+		return x.Reason
+	}
+	return ""
+}
+
 // InputGroup is one in-edge of a task's input gate: its channels get
 // consecutive indexes, one per source subtask, or one for a forward edge.
 type InputGroup struct {
@@ -1030,7 +1851,7 @@ type InputGroup struct {
 
 func (x *InputGroup) Reset() {
 	*x = InputGroup{}
-	mi := &file_control_proto_msgTypes[11]
+	mi := &file_control_proto_msgTypes[20]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1042,7 +1863,7 @@ func (x *InputGroup) String() string {
 func (*InputGroup) ProtoMessage() {}
 
 func (x *InputGroup) ProtoReflect() protoreflect.Message {
-	mi := &file_control_proto_msgTypes[11]
+	mi := &file_control_proto_msgTypes[20]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1055,7 +1876,7 @@ func (x *InputGroup) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use InputGroup.ProtoReflect.Descriptor instead.
 func (*InputGroup) Descriptor() ([]byte, []int) {
-	return file_control_proto_rawDescGZIP(), []int{11}
+	return file_control_proto_rawDescGZIP(), []int{20}
 }
 
 func (x *InputGroup) GetEdge() int32 {
@@ -1099,7 +1920,7 @@ type FileGrant struct {
 
 func (x *FileGrant) Reset() {
 	*x = FileGrant{}
-	mi := &file_control_proto_msgTypes[12]
+	mi := &file_control_proto_msgTypes[21]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1111,7 +1932,7 @@ func (x *FileGrant) String() string {
 func (*FileGrant) ProtoMessage() {}
 
 func (x *FileGrant) ProtoReflect() protoreflect.Message {
-	mi := &file_control_proto_msgTypes[12]
+	mi := &file_control_proto_msgTypes[21]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1124,7 +1945,7 @@ func (x *FileGrant) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use FileGrant.ProtoReflect.Descriptor instead.
 func (*FileGrant) Descriptor() ([]byte, []int) {
-	return file_control_proto_rawDescGZIP(), []int{12}
+	return file_control_proto_rawDescGZIP(), []int{21}
 }
 
 func (x *FileGrant) GetOperator() string {
@@ -1165,7 +1986,7 @@ type CancelJobRequest struct {
 
 func (x *CancelJobRequest) Reset() {
 	*x = CancelJobRequest{}
-	mi := &file_control_proto_msgTypes[13]
+	mi := &file_control_proto_msgTypes[22]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1177,7 +1998,7 @@ func (x *CancelJobRequest) String() string {
 func (*CancelJobRequest) ProtoMessage() {}
 
 func (x *CancelJobRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_control_proto_msgTypes[13]
+	mi := &file_control_proto_msgTypes[22]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1190,7 +2011,7 @@ func (x *CancelJobRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use CancelJobRequest.ProtoReflect.Descriptor instead.
 func (*CancelJobRequest) Descriptor() ([]byte, []int) {
-	return file_control_proto_rawDescGZIP(), []int{13}
+	return file_control_proto_rawDescGZIP(), []int{22}
 }
 
 func (x *CancelJobRequest) GetJobId() string {
@@ -1219,7 +2040,7 @@ type JoinRequest struct {
 
 func (x *JoinRequest) Reset() {
 	*x = JoinRequest{}
-	mi := &file_control_proto_msgTypes[14]
+	mi := &file_control_proto_msgTypes[23]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1231,7 +2052,7 @@ func (x *JoinRequest) String() string {
 func (*JoinRequest) ProtoMessage() {}
 
 func (x *JoinRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_control_proto_msgTypes[14]
+	mi := &file_control_proto_msgTypes[23]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1244,7 +2065,7 @@ func (x *JoinRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use JoinRequest.ProtoReflect.Descriptor instead.
 func (*JoinRequest) Descriptor() ([]byte, []int) {
-	return file_control_proto_rawDescGZIP(), []int{14}
+	return file_control_proto_rawDescGZIP(), []int{23}
 }
 
 func (x *JoinRequest) GetTokenId() string {
@@ -1284,7 +2105,7 @@ type RenewRequest struct {
 
 func (x *RenewRequest) Reset() {
 	*x = RenewRequest{}
-	mi := &file_control_proto_msgTypes[15]
+	mi := &file_control_proto_msgTypes[24]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1296,7 +2117,7 @@ func (x *RenewRequest) String() string {
 func (*RenewRequest) ProtoMessage() {}
 
 func (x *RenewRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_control_proto_msgTypes[15]
+	mi := &file_control_proto_msgTypes[24]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1309,7 +2130,7 @@ func (x *RenewRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use RenewRequest.ProtoReflect.Descriptor instead.
 func (*RenewRequest) Descriptor() ([]byte, []int) {
-	return file_control_proto_rawDescGZIP(), []int{15}
+	return file_control_proto_rawDescGZIP(), []int{24}
 }
 
 func (x *RenewRequest) GetCsr() []byte {
@@ -1330,7 +2151,7 @@ type CertificateResponse struct {
 
 func (x *CertificateResponse) Reset() {
 	*x = CertificateResponse{}
-	mi := &file_control_proto_msgTypes[16]
+	mi := &file_control_proto_msgTypes[25]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1342,7 +2163,7 @@ func (x *CertificateResponse) String() string {
 func (*CertificateResponse) ProtoMessage() {}
 
 func (x *CertificateResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_control_proto_msgTypes[16]
+	mi := &file_control_proto_msgTypes[25]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1355,7 +2176,7 @@ func (x *CertificateResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use CertificateResponse.ProtoReflect.Descriptor instead.
 func (*CertificateResponse) Descriptor() ([]byte, []int) {
-	return file_control_proto_rawDescGZIP(), []int{16}
+	return file_control_proto_rawDescGZIP(), []int{25}
 }
 
 func (x *CertificateResponse) GetChain() [][]byte {
@@ -1399,7 +2220,7 @@ const file_control_proto_rawDesc = "" +
 	"cluster_id\x18\x01 \x01(\tR\tclusterId\x122\n" +
 	"\x15heartbeat_interval_ms\x18\x02 \x01(\x03R\x13heartbeatIntervalMs\x120\n" +
 	"\x14heartbeat_timeout_ms\x18\x03 \x01(\x03R\x12heartbeatTimeoutMs\x12!\n" +
-	"\fblob_address\x18\x04 \x01(\tR\vblobAddress\"\xa4\x02\n" +
+	"\fblob_address\x18\x04 \x01(\tR\vblobAddress\"\x8a\x03\n" +
 	"\vTaskMetrics\x12\x15\n" +
 	"\x06job_id\x18\x01 \x01(\tR\x05jobId\x12\x18\n" +
 	"\aattempt\x18\x02 \x01(\x05R\aattempt\x12\x16\n" +
@@ -1411,7 +2232,9 @@ const file_control_proto_rawDesc = "" +
 	"\rwrite_records\x18\a \x01(\x03R\fwriteRecords\x12\x1f\n" +
 	"\vwrite_bytes\x18\b \x01(\x03R\n" +
 	"writeBytes\x12*\n" +
-	"\x11back_pressured_ms\x18\t \x01(\x03R\x0fbackPressuredMs\"\xd6\x01\n" +
+	"\x11back_pressured_ms\x18\t \x01(\x03R\x0fbackPressuredMs\x126\n" +
+	"\x17checkpoint_alignment_ns\x18\x1e \x01(\x03R\x15checkpointAlignmentNs\x12,\n" +
+	"\x12last_checkpoint_id\x18\x1f \x01(\x03R\x10lastCheckpointId\"\xd6\x01\n" +
 	"\x10HeartbeatRequest\x12%\n" +
 	"\x0etaskmanager_id\x18\x01 \x01(\tR\rtaskmanagerId\x124\n" +
 	"\x05tasks\x18\x02 \x03(\v2\x1e.sluice.control.v1.TaskMetricsR\x05tasks\x12\x1d\n" +
@@ -1421,7 +2244,7 @@ const file_control_proto_rawDesc = "" +
 	"\vinstance_id\x18\x14 \x01(\tR\n" +
 	"instanceId\")\n" +
 	"\x11HeartbeatResponse\x12\x14\n" +
-	"\x05known\x18\x01 \x01(\bR\x05known\"\xeb\x02\n" +
+	"\x05known\x18\x01 \x01(\bR\x05known\"\xb7\x03\n" +
 	"\x0fTaskStateUpdate\x12%\n" +
 	"\x0etaskmanager_id\x18\x01 \x01(\tR\rtaskmanagerId\x12\x15\n" +
 	"\x06job_id\x18\x02 \x01(\tR\x05jobId\x12\x18\n" +
@@ -1432,7 +2255,12 @@ const file_control_proto_rawDesc = "" +
 	"\x05error\x18\a \x01(\tR\x05error\x128\n" +
 	"\ametrics\x18\b \x01(\v2\x1e.sluice.control.v1.TaskMetricsR\ametrics\x12$\n" +
 	"\x0ecaused_by_peer\x18\x1e \x01(\bR\fcausedByPeer\x12$\n" +
-	"\runrecoverable\x18\x1f \x01(\bR\runrecoverable\"\x05\n" +
+	"\runrecoverable\x18\x1f \x01(\bR\runrecoverable\x12J\n" +
+	"\x0frestore_failure\x18  \x01(\v2!.sluice.control.v1.RestoreFailureR\x0erestoreFailure\"a\n" +
+	"\x0eRestoreFailure\x12#\n" +
+	"\rcheckpoint_id\x18\x01 \x01(\x03R\fcheckpointId\x12\x12\n" +
+	"\x04file\x18\x02 \x01(\tR\x04file\x12\x16\n" +
+	"\x06reason\x18\x03 \x01(\tR\x06reason\"\x05\n" +
 	"\x03Ack\"\xc6\x01\n" +
 	"\n" +
 	"TaskOutput\x12%\n" +
@@ -1451,7 +2279,7 @@ const file_control_proto_rawDesc = "" +
 	"\x04edge\x18\x01 \x01(\x05R\x04edge\x12#\n" +
 	"\rtarget_vertex\x18\x02 \x01(\x05R\ftargetVertex\x12-\n" +
 	"\x12target_parallelism\x18\x03 \x01(\x05R\x11targetParallelism\x129\n" +
-	"\atargets\x18\x04 \x03(\v2\x1f.sluice.control.v1.OutputTargetR\atargets\"\xa3\x06\n" +
+	"\atargets\x18\x04 \x03(\v2\x1f.sluice.control.v1.OutputTargetR\atargets\"\xaa\a\n" +
 	"\x0eTaskDeployment\x12\x15\n" +
 	"\x06job_id\x18\x01 \x01(\tR\x05jobId\x12\x18\n" +
 	"\aattempt\x18\x02 \x01(\x05R\aattempt\x12\x16\n" +
@@ -1471,14 +2299,69 @@ const file_control_proto_rawDesc = "" +
 	"fileGrants\x12.\n" +
 	"\x13expression_max_cost\x18\x1a \x01(\x04R\x11expressionMaxCost\x125\n" +
 	"\x06inputs\x18! \x03(\v2\x1d.sluice.control.v1.InputGroupR\x06inputs\x12'\n" +
-	"\x0fmax_parallelism\x18\" \x01(\x05R\x0emaxParallelism\x1a=\n" +
+	"\x0fmax_parallelism\x18\" \x01(\x05R\x0emaxParallelism\x12G\n" +
+	"\vcheckpoints\x18# \x01(\v2%.sluice.control.v1.CheckpointSettingsR\vcheckpoints\x12<\n" +
+	"\arestore\x18$ \x01(\v2\".sluice.control.v1.RestoreSettingsR\arestore\x1a=\n" +
 	"\x0fParametersEntry\x12\x10\n" +
 	"\x03key\x18\x01 \x01(\tR\x03key\x12\x14\n" +
 	"\x05value\x18\x02 \x01(\tR\x05value:\x028\x01\x1a8\n" +
 	"\n" +
 	"FilesEntry\x12\x10\n" +
 	"\x03key\x18\x01 \x01(\tR\x03key\x12\x14\n" +
-	"\x05value\x18\x02 \x01(\tR\x05value:\x028\x01\"l\n" +
+	"\x05value\x18\x02 \x01(\tR\x05value:\x028\x01\"\xcf\x01\n" +
+	"\x12CheckpointSettings\x12\x1a\n" +
+	"\bperiodic\x18\x01 \x01(\bR\bperiodic\x128\n" +
+	"\x04mode\x18\x02 \x01(\x0e2$.sluice.control.v1.CheckpointingModeR\x04mode\x12\x10\n" +
+	"\x03dir\x18\x03 \x01(\tR\x03dir\x12\x18\n" +
+	"\abackend\x18\x04 \x01(\tR\abackend\x12 \n" +
+	"\vincremental\x18\x05 \x01(\bR\vincremental\x12\x15\n" +
+	"\x06key_id\x18\x06 \x01(\tR\x05keyId\"\xe3\x01\n" +
+	"\x0fRestoreSettings\x12\x12\n" +
+	"\x04root\x18\x01 \x01(\tR\x04root\x12\x1a\n" +
+	"\bmetadata\x18\x02 \x01(\tR\bmetadata\x12'\n" +
+	"\x0fmetadata_sha256\x18\x03 \x01(\tR\x0emetadataSha256\x127\n" +
+	"\x18allow_non_restored_state\x18\x04 \x01(\bR\x15allowNonRestoredState\x12\x19\n" +
+	"\bsame_job\x18\x05 \x01(\bR\asameJob\x12#\n" +
+	"\rcheckpoint_id\x18\x06 \x01(\x03R\fcheckpointId\"\x93\x01\n" +
+	"\aTaskRef\x12%\n" +
+	"\x0etaskmanager_id\x18\x01 \x01(\tR\rtaskmanagerId\x12\x15\n" +
+	"\x06job_id\x18\x02 \x01(\tR\x05jobId\x12\x18\n" +
+	"\aattempt\x18\x03 \x01(\x05R\aattempt\x12\x16\n" +
+	"\x06vertex\x18\x04 \x01(\x05R\x06vertex\x12\x18\n" +
+	"\asubtask\x18\x05 \x01(\x05R\asubtask\"\x96\x02\n" +
+	"\x18TriggerCheckpointRequest\x12\x15\n" +
+	"\x06job_id\x18\x01 \x01(\tR\x05jobId\x12\x18\n" +
+	"\aattempt\x18\x02 \x01(\x05R\aattempt\x12#\n" +
+	"\rcheckpoint_id\x18\x03 \x01(\x03R\fcheckpointId\x12!\n" +
+	"\ftimestamp_ms\x18\x04 \x01(\x03R\vtimestampMs\x123\n" +
+	"\x04type\x18\x05 \x01(\x0e2\x1f.sluice.control.v1.SnapshotTypeR\x04type\x12\x16\n" +
+	"\x06target\x18\x06 \x01(\tR\x06target\x124\n" +
+	"\asources\x18\a \x03(\v2\x1a.sluice.control.v1.TaskRefR\asources\"\xa5\x01\n" +
+	"\x17NotifyCheckpointRequest\x12\x15\n" +
+	"\x06job_id\x18\x01 \x01(\tR\x05jobId\x12\x18\n" +
+	"\aattempt\x18\x02 \x01(\x05R\aattempt\x12#\n" +
+	"\rcheckpoint_id\x18\x03 \x01(\x03R\fcheckpointId\x12\x1c\n" +
+	"\tcompleted\x18\x04 \x01(\bR\tcompleted\x12\x16\n" +
+	"\x06reason\x18\x05 \x01(\tR\x06reason\"\xcf\x02\n" +
+	"\x1cAcknowledgeCheckpointRequest\x12.\n" +
+	"\x04task\x18\x01 \x01(\v2\x1a.sluice.control.v1.TaskRefR\x04task\x12#\n" +
+	"\rcheckpoint_id\x18\x02 \x01(\x03R\fcheckpointId\x12\\\n" +
+	"\toperators\x18\x03 \x03(\v2>.sluice.control.v1.AcknowledgeCheckpointRequest.OperatorsEntryR\toperators\x12>\n" +
+	"\ametrics\x18\x04 \x01(\v2$.sluice.control.v1.CheckpointMetricsR\ametrics\x1a<\n" +
+	"\x0eOperatorsEntry\x12\x10\n" +
+	"\x03key\x18\x01 \x01(\tR\x03key\x12\x14\n" +
+	"\x05value\x18\x02 \x01(\fR\x05value:\x028\x01\"\xe9\x01\n" +
+	"\x11CheckpointMetrics\x12(\n" +
+	"\x10sync_duration_ms\x18\x01 \x01(\x03R\x0esyncDurationMs\x12*\n" +
+	"\x11async_duration_ms\x18\x02 \x01(\x03R\x0fasyncDurationMs\x122\n" +
+	"\x15alignment_duration_ns\x18\x03 \x01(\x03R\x13alignmentDurationNs\x12\x1d\n" +
+	"\n" +
+	"state_size\x18\x04 \x01(\x03R\tstateSize\x12+\n" +
+	"\x11checkpointed_size\x18\x05 \x01(\x03R\x10checkpointedSize\"\x87\x01\n" +
+	"\x18DeclineCheckpointRequest\x12.\n" +
+	"\x04task\x18\x01 \x01(\v2\x1a.sluice.control.v1.TaskRefR\x04task\x12#\n" +
+	"\rcheckpoint_id\x18\x02 \x01(\x03R\fcheckpointId\x12\x16\n" +
+	"\x06reason\x18\x03 \x01(\tR\x06reason\"l\n" +
 	"\n" +
 	"InputGroup\x12\x12\n" +
 	"\x04edge\x18\x01 \x01(\x05R\x04edge\x12\x1a\n" +
@@ -1512,17 +2395,31 @@ const file_control_proto_rawDesc = "" +
 	"\bFINISHED\x10\x03\x12\f\n" +
 	"\bCANCELED\x10\x04\x12\n" +
 	"\n" +
-	"\x06FAILED\x10\x052\xda\x02\n" +
+	"\x06FAILED\x10\x05*]\n" +
+	"\fSnapshotType\x12\x0e\n" +
+	"\n" +
+	"CHECKPOINT\x10\x00\x12\r\n" +
+	"\tSAVEPOINT\x10\x01\x12\x15\n" +
+	"\x11SAVEPOINT_SUSPEND\x10\x02\x12\x17\n" +
+	"\x13SAVEPOINT_TERMINATE\x10\x03*8\n" +
+	"\x11CheckpointingMode\x12\x10\n" +
+	"\fEXACTLY_ONCE\x10\x00\x12\x11\n" +
+	"\rAT_LEAST_ONCE\x10\x012\xdd\x04\n" +
 	"\n" +
 	"JobManager\x12^\n" +
 	"\x13RegisterTaskManager\x12\".sluice.control.v1.RegisterRequest\x1a#.sluice.control.v1.RegisterResponse\x12V\n" +
 	"\tHeartbeat\x12#.sluice.control.v1.HeartbeatRequest\x1a$.sluice.control.v1.HeartbeatResponse\x12M\n" +
 	"\x0fUpdateTaskState\x12\".sluice.control.v1.TaskStateUpdate\x1a\x16.sluice.control.v1.Ack\x12E\n" +
-	"\fReportOutput\x12\x1d.sluice.control.v1.TaskOutput\x1a\x16.sluice.control.v1.Ack2\xa0\x01\n" +
+	"\fReportOutput\x12\x1d.sluice.control.v1.TaskOutput\x1a\x16.sluice.control.v1.Ack\x12`\n" +
+	"\x15AcknowledgeCheckpoint\x12/.sluice.control.v1.AcknowledgeCheckpointRequest\x1a\x16.sluice.control.v1.Ack\x12X\n" +
+	"\x11DeclineCheckpoint\x12+.sluice.control.v1.DeclineCheckpointRequest\x1a\x16.sluice.control.v1.Ack\x12E\n" +
+	"\x0fReportEndOfData\x12\x1a.sluice.control.v1.TaskRef\x1a\x16.sluice.control.v1.Ack2\xd2\x02\n" +
 	"\vTaskManager\x12G\n" +
 	"\n" +
 	"DeployTask\x12!.sluice.control.v1.TaskDeployment\x1a\x16.sluice.control.v1.Ack\x12H\n" +
-	"\tCancelJob\x12#.sluice.control.v1.CancelJobRequest\x1a\x16.sluice.control.v1.Ack2\xad\x01\n" +
+	"\tCancelJob\x12#.sluice.control.v1.CancelJobRequest\x1a\x16.sluice.control.v1.Ack\x12X\n" +
+	"\x11TriggerCheckpoint\x12+.sluice.control.v1.TriggerCheckpointRequest\x1a\x16.sluice.control.v1.Ack\x12V\n" +
+	"\x10NotifyCheckpoint\x12*.sluice.control.v1.NotifyCheckpointRequest\x1a\x16.sluice.control.v1.Ack2\xad\x01\n" +
 	"\tBootstrap\x12N\n" +
 	"\x04Join\x12\x1e.sluice.control.v1.JoinRequest\x1a&.sluice.control.v1.CertificateResponse\x12P\n" +
 	"\x05Renew\x12\x1f.sluice.control.v1.RenewRequest\x1a&.sluice.control.v1.CertificateResponseB;Z9github.com/sluice-dev/sluice/internal/rpc/proto;controlpbb\x06proto3"
@@ -1539,61 +2436,93 @@ func file_control_proto_rawDescGZIP() []byte {
 	return file_control_proto_rawDescData
 }
 
-var file_control_proto_enumTypes = make([]protoimpl.EnumInfo, 1)
-var file_control_proto_msgTypes = make([]protoimpl.MessageInfo, 19)
+var file_control_proto_enumTypes = make([]protoimpl.EnumInfo, 3)
+var file_control_proto_msgTypes = make([]protoimpl.MessageInfo, 29)
 var file_control_proto_goTypes = []any{
-	(TaskState)(0),              // 0: sluice.control.v1.TaskState
-	(*RegisterRequest)(nil),     // 1: sluice.control.v1.RegisterRequest
-	(*RegisterResponse)(nil),    // 2: sluice.control.v1.RegisterResponse
-	(*TaskMetrics)(nil),         // 3: sluice.control.v1.TaskMetrics
-	(*HeartbeatRequest)(nil),    // 4: sluice.control.v1.HeartbeatRequest
-	(*HeartbeatResponse)(nil),   // 5: sluice.control.v1.HeartbeatResponse
-	(*TaskStateUpdate)(nil),     // 6: sluice.control.v1.TaskStateUpdate
-	(*Ack)(nil),                 // 7: sluice.control.v1.Ack
-	(*TaskOutput)(nil),          // 8: sluice.control.v1.TaskOutput
-	(*OutputTarget)(nil),        // 9: sluice.control.v1.OutputTarget
-	(*OutputEdge)(nil),          // 10: sluice.control.v1.OutputEdge
-	(*TaskDeployment)(nil),      // 11: sluice.control.v1.TaskDeployment
-	(*InputGroup)(nil),          // 12: sluice.control.v1.InputGroup
-	(*FileGrant)(nil),           // 13: sluice.control.v1.FileGrant
-	(*CancelJobRequest)(nil),    // 14: sluice.control.v1.CancelJobRequest
-	(*JoinRequest)(nil),         // 15: sluice.control.v1.JoinRequest
-	(*RenewRequest)(nil),        // 16: sluice.control.v1.RenewRequest
-	(*CertificateResponse)(nil), // 17: sluice.control.v1.CertificateResponse
-	nil,                         // 18: sluice.control.v1.TaskDeployment.ParametersEntry
-	nil,                         // 19: sluice.control.v1.TaskDeployment.FilesEntry
+	(TaskState)(0),                       // 0: sluice.control.v1.TaskState
+	(SnapshotType)(0),                    // 1: sluice.control.v1.SnapshotType
+	(CheckpointingMode)(0),               // 2: sluice.control.v1.CheckpointingMode
+	(*RegisterRequest)(nil),              // 3: sluice.control.v1.RegisterRequest
+	(*RegisterResponse)(nil),             // 4: sluice.control.v1.RegisterResponse
+	(*TaskMetrics)(nil),                  // 5: sluice.control.v1.TaskMetrics
+	(*HeartbeatRequest)(nil),             // 6: sluice.control.v1.HeartbeatRequest
+	(*HeartbeatResponse)(nil),            // 7: sluice.control.v1.HeartbeatResponse
+	(*TaskStateUpdate)(nil),              // 8: sluice.control.v1.TaskStateUpdate
+	(*RestoreFailure)(nil),               // 9: sluice.control.v1.RestoreFailure
+	(*Ack)(nil),                          // 10: sluice.control.v1.Ack
+	(*TaskOutput)(nil),                   // 11: sluice.control.v1.TaskOutput
+	(*OutputTarget)(nil),                 // 12: sluice.control.v1.OutputTarget
+	(*OutputEdge)(nil),                   // 13: sluice.control.v1.OutputEdge
+	(*TaskDeployment)(nil),               // 14: sluice.control.v1.TaskDeployment
+	(*CheckpointSettings)(nil),           // 15: sluice.control.v1.CheckpointSettings
+	(*RestoreSettings)(nil),              // 16: sluice.control.v1.RestoreSettings
+	(*TaskRef)(nil),                      // 17: sluice.control.v1.TaskRef
+	(*TriggerCheckpointRequest)(nil),     // 18: sluice.control.v1.TriggerCheckpointRequest
+	(*NotifyCheckpointRequest)(nil),      // 19: sluice.control.v1.NotifyCheckpointRequest
+	(*AcknowledgeCheckpointRequest)(nil), // 20: sluice.control.v1.AcknowledgeCheckpointRequest
+	(*CheckpointMetrics)(nil),            // 21: sluice.control.v1.CheckpointMetrics
+	(*DeclineCheckpointRequest)(nil),     // 22: sluice.control.v1.DeclineCheckpointRequest
+	(*InputGroup)(nil),                   // 23: sluice.control.v1.InputGroup
+	(*FileGrant)(nil),                    // 24: sluice.control.v1.FileGrant
+	(*CancelJobRequest)(nil),             // 25: sluice.control.v1.CancelJobRequest
+	(*JoinRequest)(nil),                  // 26: sluice.control.v1.JoinRequest
+	(*RenewRequest)(nil),                 // 27: sluice.control.v1.RenewRequest
+	(*CertificateResponse)(nil),          // 28: sluice.control.v1.CertificateResponse
+	nil,                                  // 29: sluice.control.v1.TaskDeployment.ParametersEntry
+	nil,                                  // 30: sluice.control.v1.TaskDeployment.FilesEntry
+	nil,                                  // 31: sluice.control.v1.AcknowledgeCheckpointRequest.OperatorsEntry
 }
 var file_control_proto_depIdxs = []int32{
-	3,  // 0: sluice.control.v1.HeartbeatRequest.tasks:type_name -> sluice.control.v1.TaskMetrics
+	5,  // 0: sluice.control.v1.HeartbeatRequest.tasks:type_name -> sluice.control.v1.TaskMetrics
 	0,  // 1: sluice.control.v1.TaskStateUpdate.state:type_name -> sluice.control.v1.TaskState
-	3,  // 2: sluice.control.v1.TaskStateUpdate.metrics:type_name -> sluice.control.v1.TaskMetrics
-	9,  // 3: sluice.control.v1.OutputEdge.targets:type_name -> sluice.control.v1.OutputTarget
-	18, // 4: sluice.control.v1.TaskDeployment.parameters:type_name -> sluice.control.v1.TaskDeployment.ParametersEntry
-	19, // 5: sluice.control.v1.TaskDeployment.files:type_name -> sluice.control.v1.TaskDeployment.FilesEntry
-	10, // 6: sluice.control.v1.TaskDeployment.outputs:type_name -> sluice.control.v1.OutputEdge
-	13, // 7: sluice.control.v1.TaskDeployment.file_grants:type_name -> sluice.control.v1.FileGrant
-	12, // 8: sluice.control.v1.TaskDeployment.inputs:type_name -> sluice.control.v1.InputGroup
-	1,  // 9: sluice.control.v1.JobManager.RegisterTaskManager:input_type -> sluice.control.v1.RegisterRequest
-	4,  // 10: sluice.control.v1.JobManager.Heartbeat:input_type -> sluice.control.v1.HeartbeatRequest
-	6,  // 11: sluice.control.v1.JobManager.UpdateTaskState:input_type -> sluice.control.v1.TaskStateUpdate
-	8,  // 12: sluice.control.v1.JobManager.ReportOutput:input_type -> sluice.control.v1.TaskOutput
-	11, // 13: sluice.control.v1.TaskManager.DeployTask:input_type -> sluice.control.v1.TaskDeployment
-	14, // 14: sluice.control.v1.TaskManager.CancelJob:input_type -> sluice.control.v1.CancelJobRequest
-	15, // 15: sluice.control.v1.Bootstrap.Join:input_type -> sluice.control.v1.JoinRequest
-	16, // 16: sluice.control.v1.Bootstrap.Renew:input_type -> sluice.control.v1.RenewRequest
-	2,  // 17: sluice.control.v1.JobManager.RegisterTaskManager:output_type -> sluice.control.v1.RegisterResponse
-	5,  // 18: sluice.control.v1.JobManager.Heartbeat:output_type -> sluice.control.v1.HeartbeatResponse
-	7,  // 19: sluice.control.v1.JobManager.UpdateTaskState:output_type -> sluice.control.v1.Ack
-	7,  // 20: sluice.control.v1.JobManager.ReportOutput:output_type -> sluice.control.v1.Ack
-	7,  // 21: sluice.control.v1.TaskManager.DeployTask:output_type -> sluice.control.v1.Ack
-	7,  // 22: sluice.control.v1.TaskManager.CancelJob:output_type -> sluice.control.v1.Ack
-	17, // 23: sluice.control.v1.Bootstrap.Join:output_type -> sluice.control.v1.CertificateResponse
-	17, // 24: sluice.control.v1.Bootstrap.Renew:output_type -> sluice.control.v1.CertificateResponse
-	17, // [17:25] is the sub-list for method output_type
-	9,  // [9:17] is the sub-list for method input_type
-	9,  // [9:9] is the sub-list for extension type_name
-	9,  // [9:9] is the sub-list for extension extendee
-	0,  // [0:9] is the sub-list for field type_name
+	5,  // 2: sluice.control.v1.TaskStateUpdate.metrics:type_name -> sluice.control.v1.TaskMetrics
+	9,  // 3: sluice.control.v1.TaskStateUpdate.restore_failure:type_name -> sluice.control.v1.RestoreFailure
+	12, // 4: sluice.control.v1.OutputEdge.targets:type_name -> sluice.control.v1.OutputTarget
+	29, // 5: sluice.control.v1.TaskDeployment.parameters:type_name -> sluice.control.v1.TaskDeployment.ParametersEntry
+	30, // 6: sluice.control.v1.TaskDeployment.files:type_name -> sluice.control.v1.TaskDeployment.FilesEntry
+	13, // 7: sluice.control.v1.TaskDeployment.outputs:type_name -> sluice.control.v1.OutputEdge
+	24, // 8: sluice.control.v1.TaskDeployment.file_grants:type_name -> sluice.control.v1.FileGrant
+	23, // 9: sluice.control.v1.TaskDeployment.inputs:type_name -> sluice.control.v1.InputGroup
+	15, // 10: sluice.control.v1.TaskDeployment.checkpoints:type_name -> sluice.control.v1.CheckpointSettings
+	16, // 11: sluice.control.v1.TaskDeployment.restore:type_name -> sluice.control.v1.RestoreSettings
+	2,  // 12: sluice.control.v1.CheckpointSettings.mode:type_name -> sluice.control.v1.CheckpointingMode
+	1,  // 13: sluice.control.v1.TriggerCheckpointRequest.type:type_name -> sluice.control.v1.SnapshotType
+	17, // 14: sluice.control.v1.TriggerCheckpointRequest.sources:type_name -> sluice.control.v1.TaskRef
+	17, // 15: sluice.control.v1.AcknowledgeCheckpointRequest.task:type_name -> sluice.control.v1.TaskRef
+	31, // 16: sluice.control.v1.AcknowledgeCheckpointRequest.operators:type_name -> sluice.control.v1.AcknowledgeCheckpointRequest.OperatorsEntry
+	21, // 17: sluice.control.v1.AcknowledgeCheckpointRequest.metrics:type_name -> sluice.control.v1.CheckpointMetrics
+	17, // 18: sluice.control.v1.DeclineCheckpointRequest.task:type_name -> sluice.control.v1.TaskRef
+	3,  // 19: sluice.control.v1.JobManager.RegisterTaskManager:input_type -> sluice.control.v1.RegisterRequest
+	6,  // 20: sluice.control.v1.JobManager.Heartbeat:input_type -> sluice.control.v1.HeartbeatRequest
+	8,  // 21: sluice.control.v1.JobManager.UpdateTaskState:input_type -> sluice.control.v1.TaskStateUpdate
+	11, // 22: sluice.control.v1.JobManager.ReportOutput:input_type -> sluice.control.v1.TaskOutput
+	20, // 23: sluice.control.v1.JobManager.AcknowledgeCheckpoint:input_type -> sluice.control.v1.AcknowledgeCheckpointRequest
+	22, // 24: sluice.control.v1.JobManager.DeclineCheckpoint:input_type -> sluice.control.v1.DeclineCheckpointRequest
+	17, // 25: sluice.control.v1.JobManager.ReportEndOfData:input_type -> sluice.control.v1.TaskRef
+	14, // 26: sluice.control.v1.TaskManager.DeployTask:input_type -> sluice.control.v1.TaskDeployment
+	25, // 27: sluice.control.v1.TaskManager.CancelJob:input_type -> sluice.control.v1.CancelJobRequest
+	18, // 28: sluice.control.v1.TaskManager.TriggerCheckpoint:input_type -> sluice.control.v1.TriggerCheckpointRequest
+	19, // 29: sluice.control.v1.TaskManager.NotifyCheckpoint:input_type -> sluice.control.v1.NotifyCheckpointRequest
+	26, // 30: sluice.control.v1.Bootstrap.Join:input_type -> sluice.control.v1.JoinRequest
+	27, // 31: sluice.control.v1.Bootstrap.Renew:input_type -> sluice.control.v1.RenewRequest
+	4,  // 32: sluice.control.v1.JobManager.RegisterTaskManager:output_type -> sluice.control.v1.RegisterResponse
+	7,  // 33: sluice.control.v1.JobManager.Heartbeat:output_type -> sluice.control.v1.HeartbeatResponse
+	10, // 34: sluice.control.v1.JobManager.UpdateTaskState:output_type -> sluice.control.v1.Ack
+	10, // 35: sluice.control.v1.JobManager.ReportOutput:output_type -> sluice.control.v1.Ack
+	10, // 36: sluice.control.v1.JobManager.AcknowledgeCheckpoint:output_type -> sluice.control.v1.Ack
+	10, // 37: sluice.control.v1.JobManager.DeclineCheckpoint:output_type -> sluice.control.v1.Ack
+	10, // 38: sluice.control.v1.JobManager.ReportEndOfData:output_type -> sluice.control.v1.Ack
+	10, // 39: sluice.control.v1.TaskManager.DeployTask:output_type -> sluice.control.v1.Ack
+	10, // 40: sluice.control.v1.TaskManager.CancelJob:output_type -> sluice.control.v1.Ack
+	10, // 41: sluice.control.v1.TaskManager.TriggerCheckpoint:output_type -> sluice.control.v1.Ack
+	10, // 42: sluice.control.v1.TaskManager.NotifyCheckpoint:output_type -> sluice.control.v1.Ack
+	28, // 43: sluice.control.v1.Bootstrap.Join:output_type -> sluice.control.v1.CertificateResponse
+	28, // 44: sluice.control.v1.Bootstrap.Renew:output_type -> sluice.control.v1.CertificateResponse
+	32, // [32:45] is the sub-list for method output_type
+	19, // [19:32] is the sub-list for method input_type
+	19, // [19:19] is the sub-list for extension type_name
+	19, // [19:19] is the sub-list for extension extendee
+	0,  // [0:19] is the sub-list for field type_name
 }
 
 func init() { file_control_proto_init() }
@@ -1606,8 +2535,8 @@ func file_control_proto_init() {
 		File: protoimpl.DescBuilder{
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_control_proto_rawDesc), len(file_control_proto_rawDesc)),
-			NumEnums:      1,
-			NumMessages:   19,
+			NumEnums:      3,
+			NumMessages:   29,
 			NumExtensions: 0,
 			NumServices:   3,
 		},

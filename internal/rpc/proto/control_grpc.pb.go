@@ -22,10 +22,13 @@ import (
 const _ = grpc.SupportPackageIsVersion9
 
 const (
-	JobManager_RegisterTaskManager_FullMethodName = "/sluice.control.v1.JobManager/RegisterTaskManager"
-	JobManager_Heartbeat_FullMethodName           = "/sluice.control.v1.JobManager/Heartbeat"
-	JobManager_UpdateTaskState_FullMethodName     = "/sluice.control.v1.JobManager/UpdateTaskState"
-	JobManager_ReportOutput_FullMethodName        = "/sluice.control.v1.JobManager/ReportOutput"
+	JobManager_RegisterTaskManager_FullMethodName   = "/sluice.control.v1.JobManager/RegisterTaskManager"
+	JobManager_Heartbeat_FullMethodName             = "/sluice.control.v1.JobManager/Heartbeat"
+	JobManager_UpdateTaskState_FullMethodName       = "/sluice.control.v1.JobManager/UpdateTaskState"
+	JobManager_ReportOutput_FullMethodName          = "/sluice.control.v1.JobManager/ReportOutput"
+	JobManager_AcknowledgeCheckpoint_FullMethodName = "/sluice.control.v1.JobManager/AcknowledgeCheckpoint"
+	JobManager_DeclineCheckpoint_FullMethodName     = "/sluice.control.v1.JobManager/DeclineCheckpoint"
+	JobManager_ReportEndOfData_FullMethodName       = "/sluice.control.v1.JobManager/ReportEndOfData"
 )
 
 // JobManagerClient is the client API for JobManager service.
@@ -39,6 +42,11 @@ type JobManagerClient interface {
 	UpdateTaskState(ctx context.Context, in *TaskStateUpdate, opts ...grpc.CallOption) (*Ack, error)
 	// What a task's print sinks printed, for clients that follow the job.
 	ReportOutput(ctx context.Context, in *TaskOutput, opts ...grpc.CallOption) (*Ack, error)
+	// Checkpoints (docs/architecture.md, "Engine", §6.7): a task's snapshot is
+	// acknowledged or declined, and a source subtask reports the end of its input.
+	AcknowledgeCheckpoint(ctx context.Context, in *AcknowledgeCheckpointRequest, opts ...grpc.CallOption) (*Ack, error)
+	DeclineCheckpoint(ctx context.Context, in *DeclineCheckpointRequest, opts ...grpc.CallOption) (*Ack, error)
+	ReportEndOfData(ctx context.Context, in *TaskRef, opts ...grpc.CallOption) (*Ack, error)
 }
 
 type jobManagerClient struct {
@@ -89,6 +97,36 @@ func (c *jobManagerClient) ReportOutput(ctx context.Context, in *TaskOutput, opt
 	return out, nil
 }
 
+func (c *jobManagerClient) AcknowledgeCheckpoint(ctx context.Context, in *AcknowledgeCheckpointRequest, opts ...grpc.CallOption) (*Ack, error) {
+	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
+	out := new(Ack)
+	err := c.cc.Invoke(ctx, JobManager_AcknowledgeCheckpoint_FullMethodName, in, out, cOpts...)
+	if err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
+func (c *jobManagerClient) DeclineCheckpoint(ctx context.Context, in *DeclineCheckpointRequest, opts ...grpc.CallOption) (*Ack, error) {
+	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
+	out := new(Ack)
+	err := c.cc.Invoke(ctx, JobManager_DeclineCheckpoint_FullMethodName, in, out, cOpts...)
+	if err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
+func (c *jobManagerClient) ReportEndOfData(ctx context.Context, in *TaskRef, opts ...grpc.CallOption) (*Ack, error) {
+	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
+	out := new(Ack)
+	err := c.cc.Invoke(ctx, JobManager_ReportEndOfData_FullMethodName, in, out, cOpts...)
+	if err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
 // JobManagerServer is the server API for JobManager service.
 // All implementations must embed UnimplementedJobManagerServer
 // for forward compatibility.
@@ -100,6 +138,11 @@ type JobManagerServer interface {
 	UpdateTaskState(context.Context, *TaskStateUpdate) (*Ack, error)
 	// What a task's print sinks printed, for clients that follow the job.
 	ReportOutput(context.Context, *TaskOutput) (*Ack, error)
+	// Checkpoints (docs/architecture.md, "Engine", §6.7): a task's snapshot is
+	// acknowledged or declined, and a source subtask reports the end of its input.
+	AcknowledgeCheckpoint(context.Context, *AcknowledgeCheckpointRequest) (*Ack, error)
+	DeclineCheckpoint(context.Context, *DeclineCheckpointRequest) (*Ack, error)
+	ReportEndOfData(context.Context, *TaskRef) (*Ack, error)
 	mustEmbedUnimplementedJobManagerServer()
 }
 
@@ -121,6 +164,15 @@ func (UnimplementedJobManagerServer) UpdateTaskState(context.Context, *TaskState
 }
 func (UnimplementedJobManagerServer) ReportOutput(context.Context, *TaskOutput) (*Ack, error) {
 	return nil, status.Error(codes.Unimplemented, "method ReportOutput not implemented")
+}
+func (UnimplementedJobManagerServer) AcknowledgeCheckpoint(context.Context, *AcknowledgeCheckpointRequest) (*Ack, error) {
+	return nil, status.Error(codes.Unimplemented, "method AcknowledgeCheckpoint not implemented")
+}
+func (UnimplementedJobManagerServer) DeclineCheckpoint(context.Context, *DeclineCheckpointRequest) (*Ack, error) {
+	return nil, status.Error(codes.Unimplemented, "method DeclineCheckpoint not implemented")
+}
+func (UnimplementedJobManagerServer) ReportEndOfData(context.Context, *TaskRef) (*Ack, error) {
+	return nil, status.Error(codes.Unimplemented, "method ReportEndOfData not implemented")
 }
 func (UnimplementedJobManagerServer) mustEmbedUnimplementedJobManagerServer() {}
 func (UnimplementedJobManagerServer) testEmbeddedByValue()                    {}
@@ -215,6 +267,60 @@ func _JobManager_ReportOutput_Handler(srv interface{}, ctx context.Context, dec 
 	return interceptor(ctx, in, info, handler)
 }
 
+func _JobManager_AcknowledgeCheckpoint_Handler(srv interface{}, ctx context.Context, dec func(interface{}) error, interceptor grpc.UnaryServerInterceptor) (interface{}, error) {
+	in := new(AcknowledgeCheckpointRequest)
+	if err := dec(in); err != nil {
+		return nil, err
+	}
+	if interceptor == nil {
+		return srv.(JobManagerServer).AcknowledgeCheckpoint(ctx, in)
+	}
+	info := &grpc.UnaryServerInfo{
+		Server:     srv,
+		FullMethod: JobManager_AcknowledgeCheckpoint_FullMethodName,
+	}
+	handler := func(ctx context.Context, req interface{}) (interface{}, error) {
+		return srv.(JobManagerServer).AcknowledgeCheckpoint(ctx, req.(*AcknowledgeCheckpointRequest))
+	}
+	return interceptor(ctx, in, info, handler)
+}
+
+func _JobManager_DeclineCheckpoint_Handler(srv interface{}, ctx context.Context, dec func(interface{}) error, interceptor grpc.UnaryServerInterceptor) (interface{}, error) {
+	in := new(DeclineCheckpointRequest)
+	if err := dec(in); err != nil {
+		return nil, err
+	}
+	if interceptor == nil {
+		return srv.(JobManagerServer).DeclineCheckpoint(ctx, in)
+	}
+	info := &grpc.UnaryServerInfo{
+		Server:     srv,
+		FullMethod: JobManager_DeclineCheckpoint_FullMethodName,
+	}
+	handler := func(ctx context.Context, req interface{}) (interface{}, error) {
+		return srv.(JobManagerServer).DeclineCheckpoint(ctx, req.(*DeclineCheckpointRequest))
+	}
+	return interceptor(ctx, in, info, handler)
+}
+
+func _JobManager_ReportEndOfData_Handler(srv interface{}, ctx context.Context, dec func(interface{}) error, interceptor grpc.UnaryServerInterceptor) (interface{}, error) {
+	in := new(TaskRef)
+	if err := dec(in); err != nil {
+		return nil, err
+	}
+	if interceptor == nil {
+		return srv.(JobManagerServer).ReportEndOfData(ctx, in)
+	}
+	info := &grpc.UnaryServerInfo{
+		Server:     srv,
+		FullMethod: JobManager_ReportEndOfData_FullMethodName,
+	}
+	handler := func(ctx context.Context, req interface{}) (interface{}, error) {
+		return srv.(JobManagerServer).ReportEndOfData(ctx, req.(*TaskRef))
+	}
+	return interceptor(ctx, in, info, handler)
+}
+
 // JobManager_ServiceDesc is the grpc.ServiceDesc for JobManager service.
 // It's only intended for direct use with grpc.RegisterService,
 // and not to be introspected or modified (even as a copy)
@@ -238,14 +344,28 @@ var JobManager_ServiceDesc = grpc.ServiceDesc{
 			MethodName: "ReportOutput",
 			Handler:    _JobManager_ReportOutput_Handler,
 		},
+		{
+			MethodName: "AcknowledgeCheckpoint",
+			Handler:    _JobManager_AcknowledgeCheckpoint_Handler,
+		},
+		{
+			MethodName: "DeclineCheckpoint",
+			Handler:    _JobManager_DeclineCheckpoint_Handler,
+		},
+		{
+			MethodName: "ReportEndOfData",
+			Handler:    _JobManager_ReportEndOfData_Handler,
+		},
 	},
 	Streams:  []grpc.StreamDesc{},
 	Metadata: "control.proto",
 }
 
 const (
-	TaskManager_DeployTask_FullMethodName = "/sluice.control.v1.TaskManager/DeployTask"
-	TaskManager_CancelJob_FullMethodName  = "/sluice.control.v1.TaskManager/CancelJob"
+	TaskManager_DeployTask_FullMethodName        = "/sluice.control.v1.TaskManager/DeployTask"
+	TaskManager_CancelJob_FullMethodName         = "/sluice.control.v1.TaskManager/CancelJob"
+	TaskManager_TriggerCheckpoint_FullMethodName = "/sluice.control.v1.TaskManager/TriggerCheckpoint"
+	TaskManager_NotifyCheckpoint_FullMethodName  = "/sluice.control.v1.TaskManager/NotifyCheckpoint"
 )
 
 // TaskManagerClient is the client API for TaskManager service.
@@ -256,6 +376,8 @@ const (
 type TaskManagerClient interface {
 	DeployTask(ctx context.Context, in *TaskDeployment, opts ...grpc.CallOption) (*Ack, error)
 	CancelJob(ctx context.Context, in *CancelJobRequest, opts ...grpc.CallOption) (*Ack, error)
+	TriggerCheckpoint(ctx context.Context, in *TriggerCheckpointRequest, opts ...grpc.CallOption) (*Ack, error)
+	NotifyCheckpoint(ctx context.Context, in *NotifyCheckpointRequest, opts ...grpc.CallOption) (*Ack, error)
 }
 
 type taskManagerClient struct {
@@ -286,6 +408,26 @@ func (c *taskManagerClient) CancelJob(ctx context.Context, in *CancelJobRequest,
 	return out, nil
 }
 
+func (c *taskManagerClient) TriggerCheckpoint(ctx context.Context, in *TriggerCheckpointRequest, opts ...grpc.CallOption) (*Ack, error) {
+	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
+	out := new(Ack)
+	err := c.cc.Invoke(ctx, TaskManager_TriggerCheckpoint_FullMethodName, in, out, cOpts...)
+	if err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
+func (c *taskManagerClient) NotifyCheckpoint(ctx context.Context, in *NotifyCheckpointRequest, opts ...grpc.CallOption) (*Ack, error) {
+	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
+	out := new(Ack)
+	err := c.cc.Invoke(ctx, TaskManager_NotifyCheckpoint_FullMethodName, in, out, cOpts...)
+	if err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
 // TaskManagerServer is the server API for TaskManager service.
 // All implementations must embed UnimplementedTaskManagerServer
 // for forward compatibility.
@@ -294,6 +436,8 @@ func (c *taskManagerClient) CancelJob(ctx context.Context, in *CancelJobRequest,
 type TaskManagerServer interface {
 	DeployTask(context.Context, *TaskDeployment) (*Ack, error)
 	CancelJob(context.Context, *CancelJobRequest) (*Ack, error)
+	TriggerCheckpoint(context.Context, *TriggerCheckpointRequest) (*Ack, error)
+	NotifyCheckpoint(context.Context, *NotifyCheckpointRequest) (*Ack, error)
 	mustEmbedUnimplementedTaskManagerServer()
 }
 
@@ -309,6 +453,12 @@ func (UnimplementedTaskManagerServer) DeployTask(context.Context, *TaskDeploymen
 }
 func (UnimplementedTaskManagerServer) CancelJob(context.Context, *CancelJobRequest) (*Ack, error) {
 	return nil, status.Error(codes.Unimplemented, "method CancelJob not implemented")
+}
+func (UnimplementedTaskManagerServer) TriggerCheckpoint(context.Context, *TriggerCheckpointRequest) (*Ack, error) {
+	return nil, status.Error(codes.Unimplemented, "method TriggerCheckpoint not implemented")
+}
+func (UnimplementedTaskManagerServer) NotifyCheckpoint(context.Context, *NotifyCheckpointRequest) (*Ack, error) {
+	return nil, status.Error(codes.Unimplemented, "method NotifyCheckpoint not implemented")
 }
 func (UnimplementedTaskManagerServer) mustEmbedUnimplementedTaskManagerServer() {}
 func (UnimplementedTaskManagerServer) testEmbeddedByValue()                     {}
@@ -367,6 +517,42 @@ func _TaskManager_CancelJob_Handler(srv interface{}, ctx context.Context, dec fu
 	return interceptor(ctx, in, info, handler)
 }
 
+func _TaskManager_TriggerCheckpoint_Handler(srv interface{}, ctx context.Context, dec func(interface{}) error, interceptor grpc.UnaryServerInterceptor) (interface{}, error) {
+	in := new(TriggerCheckpointRequest)
+	if err := dec(in); err != nil {
+		return nil, err
+	}
+	if interceptor == nil {
+		return srv.(TaskManagerServer).TriggerCheckpoint(ctx, in)
+	}
+	info := &grpc.UnaryServerInfo{
+		Server:     srv,
+		FullMethod: TaskManager_TriggerCheckpoint_FullMethodName,
+	}
+	handler := func(ctx context.Context, req interface{}) (interface{}, error) {
+		return srv.(TaskManagerServer).TriggerCheckpoint(ctx, req.(*TriggerCheckpointRequest))
+	}
+	return interceptor(ctx, in, info, handler)
+}
+
+func _TaskManager_NotifyCheckpoint_Handler(srv interface{}, ctx context.Context, dec func(interface{}) error, interceptor grpc.UnaryServerInterceptor) (interface{}, error) {
+	in := new(NotifyCheckpointRequest)
+	if err := dec(in); err != nil {
+		return nil, err
+	}
+	if interceptor == nil {
+		return srv.(TaskManagerServer).NotifyCheckpoint(ctx, in)
+	}
+	info := &grpc.UnaryServerInfo{
+		Server:     srv,
+		FullMethod: TaskManager_NotifyCheckpoint_FullMethodName,
+	}
+	handler := func(ctx context.Context, req interface{}) (interface{}, error) {
+		return srv.(TaskManagerServer).NotifyCheckpoint(ctx, req.(*NotifyCheckpointRequest))
+	}
+	return interceptor(ctx, in, info, handler)
+}
+
 // TaskManager_ServiceDesc is the grpc.ServiceDesc for TaskManager service.
 // It's only intended for direct use with grpc.RegisterService,
 // and not to be introspected or modified (even as a copy)
@@ -381,6 +567,14 @@ var TaskManager_ServiceDesc = grpc.ServiceDesc{
 		{
 			MethodName: "CancelJob",
 			Handler:    _TaskManager_CancelJob_Handler,
+		},
+		{
+			MethodName: "TriggerCheckpoint",
+			Handler:    _TaskManager_TriggerCheckpoint_Handler,
+		},
+		{
+			MethodName: "NotifyCheckpoint",
+			Handler:    _TaskManager_NotifyCheckpoint_Handler,
 		},
 	},
 	Streams:  []grpc.StreamDesc{},

@@ -21,14 +21,19 @@ const Anyone tlsconf.Role = "anyone"
 // already admits only the roles a server accepts; this table decides per
 // method, and a test checks that every method of every service is in it.
 var ServiceACL = map[string][]tlsconf.Role{
-	controlpb.JobManager_RegisterTaskManager_FullMethodName: {tlsconf.RoleTaskManager},
-	controlpb.JobManager_Heartbeat_FullMethodName:           {tlsconf.RoleTaskManager},
-	controlpb.JobManager_UpdateTaskState_FullMethodName:     {tlsconf.RoleTaskManager},
-	controlpb.JobManager_ReportOutput_FullMethodName:        {tlsconf.RoleTaskManager},
-	controlpb.TaskManager_DeployTask_FullMethodName:         {tlsconf.RoleJobManager},
-	controlpb.TaskManager_CancelJob_FullMethodName:          {tlsconf.RoleJobManager},
-	controlpb.Bootstrap_Join_FullMethodName:                 {Anyone},
-	controlpb.Bootstrap_Renew_FullMethodName:                {tlsconf.RoleTaskManager},
+	controlpb.JobManager_RegisterTaskManager_FullMethodName:   {tlsconf.RoleTaskManager},
+	controlpb.JobManager_Heartbeat_FullMethodName:             {tlsconf.RoleTaskManager},
+	controlpb.JobManager_UpdateTaskState_FullMethodName:       {tlsconf.RoleTaskManager},
+	controlpb.JobManager_ReportOutput_FullMethodName:          {tlsconf.RoleTaskManager},
+	controlpb.JobManager_AcknowledgeCheckpoint_FullMethodName: {tlsconf.RoleTaskManager},
+	controlpb.JobManager_DeclineCheckpoint_FullMethodName:     {tlsconf.RoleTaskManager},
+	controlpb.JobManager_ReportEndOfData_FullMethodName:       {tlsconf.RoleTaskManager},
+	controlpb.TaskManager_TriggerCheckpoint_FullMethodName:    {tlsconf.RoleJobManager},
+	controlpb.TaskManager_NotifyCheckpoint_FullMethodName:     {tlsconf.RoleJobManager},
+	controlpb.TaskManager_DeployTask_FullMethodName:           {tlsconf.RoleJobManager},
+	controlpb.TaskManager_CancelJob_FullMethodName:            {tlsconf.RoleJobManager},
+	controlpb.Bootstrap_Join_FullMethodName:                   {Anyone},
+	controlpb.Bootstrap_Renew_FullMethodName:                  {tlsconf.RoleTaskManager},
 }
 
 // checkServiceACL refuses a call whose caller's role the table does not
