@@ -16,6 +16,12 @@ type Spec struct {
 	Parameters  map[string]string `json:"parameters,omitempty"` // effective values
 	Parallelism int               `json:"parallelism,omitempty"`
 	Operators   []*OperatorSpec   `json:"operators"`
+	// Config is the job's own configuration (job-level keys such as
+	// execution.checkpointing.interval), under what the submitter sets with
+	// -D. The JobManager checks each key (config.Config.WithJobSettings).
+	Config map[string]string `json:"config,omitempty"`
+	// ConfigLine is the line of the config block, for errors.
+	ConfigLine int `json:"-"`
 }
 
 // OperatorSpec is one operator of a job: the fields every operator has, and the options of
@@ -110,13 +116,16 @@ func ParseSpec(data []byte, params map[string]string) (*Spec, error) {
 				err = fmt.Errorf("line %d: must be at least 1", v.Line)
 			}
 		case "parameters":
+		case "config":
+			err = s.parseConfig(v)
+			s.ConfigLine = k.Line
 		case "operators":
 			// Operator errors name the operator already.
 			if err := s.parseOperators(v); err != nil {
 				return nil, err
 			}
 		default:
-			err = fmt.Errorf("line %d: unknown key: want name, parameters, parallelism or operators", k.Line)
+			err = fmt.Errorf("line %d: unknown key: want name, parameters, parallelism, config or operators", k.Line)
 		}
 		if err != nil {
 			return nil, fmt.Errorf("job spec %s: %w", k.Value, err)
@@ -269,4 +278,24 @@ func (s *Spec) Resources() (reads, writes []string) {
 		}
 	}
 	return reads, writes
+}
+
+// parseConfig reads the spec's config block: a mapping of configuration keys
+// to scalar values. Which keys a job may set is checked by the JobManager.
+func (s *Spec) parseConfig(n *yaml.Node) error {
+	if n.Kind != yaml.MappingNode {
+		return fmt.Errorf("line %d: want a mapping of configuration key: value", n.Line)
+	}
+	s.Config = map[string]string{}
+	for i := 0; i+1 < len(n.Content); i += 2 {
+		k, v := n.Content[i], n.Content[i+1]
+		if v.Kind != yaml.ScalarNode {
+			return fmt.Errorf("config.%s (line %d): want a scalar value", k.Value, v.Line)
+		}
+		if _, dup := s.Config[k.Value]; dup {
+			return fmt.Errorf("config.%s (line %d): set twice", k.Value, k.Line)
+		}
+		s.Config[k.Value] = v.Value
+	}
+	return nil
 }

@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"maps"
 	"slices"
 	"strings"
 	"sync"
@@ -73,8 +74,11 @@ func (jm *JobManager) Submit(s Submission) (string, error) {
 	}
 	// The job's configuration: the cluster's, with what the submitter set
 	// for this job (flink run -D).
-	cfg, err := jm.cfg.WithJobSettings(s.Config)
+	cfg, err := jm.cfg.WithJobSettings(jobSettings(spec, s.Config))
 	if err != nil {
+		if spec.Config != nil {
+			err = fmt.Errorf("%w (from the job spec's config block at line %d, or -D)", err, spec.ConfigLine)
+		}
 		return "", &SubmissionError{err}
 	}
 	if err := checkStateBackend(cfg); err != nil {
@@ -119,6 +123,17 @@ func (jm *JobManager) Submit(s Submission) (string, error) {
 	jm.log.Info("job submitted", "job", j.id, "name", j.name, "owner", s.ACL.Owner, "parallelism", par, "vertices", len(plan.Vertices))
 	jm.spawn(func() { jm.startAttempt(j) })
 	return j.id, nil
+}
+
+// jobSettings are a job's own settings: its spec's config block, overridden
+// by what the submitter set (sluice run -D).
+func jobSettings(spec *dataflow.Spec, submitted map[string]string) map[string]string {
+	if len(spec.Config) == 0 {
+		return submitted
+	}
+	out := maps.Clone(spec.Config)
+	maps.Copy(out, submitted)
+	return out
 }
 
 // fileGrants is the deployment form of a job's file accesses.

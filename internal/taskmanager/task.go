@@ -8,6 +8,7 @@ import (
 	"fmt"
 	"os"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/sluice-dev/sluice/internal/dataflow"
@@ -53,6 +54,9 @@ type runningTask struct {
 	attempt         int
 	vertex, subtask int
 	metrics         dataflow.VertexMetrics
+	mail            *dataflow.Mailbox // checkpoint triggers and outcomes
+	lastCheckpoint  atomic.Int64      // id of the last checkpoint the task acknowledged
+	alignmentNs     atomic.Int64      // its alignment time
 	mu              sync.Mutex
 	writers         []*network.Writer
 }
@@ -82,7 +86,8 @@ func (t *runningTask) metricsProto() *controlpb.TaskMetrics {
 		JobId: t.job, Attempt: int32(t.attempt), Vertex: int32(t.vertex), Subtask: int32(t.subtask),
 		ReadRecords: t.metrics.ReadRecords.Load(), ReadBytes: t.metrics.ReadBytes.Load(),
 		WriteRecords: t.metrics.WriteRecords.Load(), WriteBytes: t.metrics.WriteBytes.Load(),
-		BackPressuredMs: t.backPressured().Milliseconds(),
+		BackPressuredMs:       t.backPressured().Milliseconds(),
+		CheckpointAlignmentNs: t.alignmentNs.Load(), LastCheckpointId: t.lastCheckpoint.Load(),
 	}
 }
 
@@ -125,7 +130,7 @@ func (tm *TaskManager) deploy(d *controlpb.TaskDeployment) error {
 		tm.mu.Unlock()
 		return fmt.Errorf("deployment refused: task %d/%d of job %s attempt %d already runs here", d.Vertex, d.Subtask, d.JobId, d.Attempt)
 	}
-	t := &runningTask{job: d.JobId, attempt: int(d.Attempt), vertex: int(d.Vertex), subtask: int(d.Subtask)}
+	t := &runningTask{job: d.JobId, attempt: int(d.Attempt), vertex: int(d.Vertex), subtask: int(d.Subtask), mail: dataflow.NewMailbox()}
 	jr.mu.Lock()
 	jr.tasks[tk] = t
 	jr.mu.Unlock()
@@ -167,6 +172,7 @@ func (tm *TaskManager) runTask(jr *jobRun, t *runningTask, d *controlpb.TaskDepl
 	io.Files = jr.files
 	io.Job = dataflow.JobInfo{ID: d.JobId, Name: jr.plan.Name, Attempt: int(d.Attempt)}
 	io.Logger = tm.log
+	io.Mailbox = t.mail
 	if d.InputChannels > 0 {
 		gate := tm.net.RegisterGate(network.GateID{Job: d.JobId, Attempt: int(d.Attempt), Vertex: int(d.Vertex), Subtask: int(d.Subtask)}, int(d.InputChannels))
 		defer gate.Close()
