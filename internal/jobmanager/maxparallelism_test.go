@@ -85,7 +85,7 @@ func TestSpecConfigBlock(t *testing.T) {
 	bad := strings.Replace(spec, "pipeline.max-parallelism: \"6\"", "rest.port: \"1\"", 1)
 	body, _ := json.Marshal(map[string]any{"spec": bad})
 	code, out := do(t, "POST", base+"/jobs", "application/json", body)
-	if code != http.StatusBadRequest || !strings.Contains(out, `"rest.port"`) || !strings.Contains(out, "config block at line 2") {
+	if code != http.StatusBadRequest || !strings.Contains(out, "rest.port") || !strings.Contains(out, "config block at line 2") {
 		t.Errorf("cluster key in the config block: %d %s", code, out)
 	}
 }
