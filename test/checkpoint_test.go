@@ -449,13 +449,16 @@ func TestCheckpointBadInput(t *testing.T) {
 		t.Errorf("--allowNonRestoredState: exit %d: %s", code, stderr)
 	}
 
-	// A checkpoint directory the JobManager cannot write: refused at submit.
-	locked := filepath.Join(t.TempDir(), "locked")
-	os.Mkdir(locked, 0o500)
-	c2 := startClusterWith(t, clusterSpec{n: 0, slots: 1, defines: []string{"state.checkpoints.dir=" + filepath.Join(locked, "ckpt")}})
+	// A checkpoint directory the JobManager cannot create (tests run as root,
+	// so a path under a regular file stands for an unusable directory):
+	// refused at submit, naming the key and the path.
+	blocker := filepath.Join(t.TempDir(), "file")
+	os.WriteFile(blocker, nil, 0o600)
+	bad := filepath.Join(blocker, "ckpt")
+	c2 := startClusterWith(t, clusterSpec{n: 0, slots: 1, defines: []string{"state.checkpoints.dir=" + bad}})
 	_, stderr, code = c2.sluice(ctx, "run", "--detached", "examples/stateful.yaml")
-	if code == 0 || !strings.Contains(stderr, "state.checkpoints.dir") || !strings.Contains(stderr, "permission denied") {
-		t.Errorf("unwritable checkpoint dir: exit %d: %s", code, stderr)
+	if code == 0 || !strings.Contains(stderr, "state.checkpoints.dir") || !strings.Contains(stderr, bad) || !strings.Contains(stderr, "not a directory") {
+		t.Errorf("unusable checkpoint dir: exit %d: %s", code, stderr)
 	}
 	// A job with checkpoints on a cluster without a checkpoint directory.
 	c3 := startClusterWith(t, clusterSpec{n: 0, slots: 1})
