@@ -101,6 +101,11 @@ type Coordinator struct {
 	stopped chan struct{} // closed when the actor has returned
 	out     *outbox
 
+	// Savepoint operations outlive the actor (REST reports them after the
+	// job ended), so they have their own lock.
+	opsMu sync.Mutex
+	ops   map[string]*savepointOp
+
 	// Owned by the actor goroutine.
 	closed      bool
 	attempt     int
@@ -120,7 +125,6 @@ type Coordinator struct {
 	restored    *CompletedCheckpoint
 	failures    int
 	queue       []*savepointOp
-	ops         map[string]*savepointOp
 	warned      bool
 	stats       statsTracker
 }
@@ -408,14 +412,14 @@ func (c *Coordinator) complete(p *pending) {
 	attempt := p.attempt
 	if sp := p.savepoint; sp != nil {
 		sp.storage.Close()
-		sp.op.Done, sp.op.Location = true, "file:"+sp.storage.Dir()
+		c.setOp(sp, func(o *Operation) { o.Done, o.Location = true, "file:"+sp.storage.Dir() })
 		c.log.Info("savepoint completed", "job", c.cfg.JobID, "checkpoint", p.id, "location", sp.op.Location)
 		// A plain savepoint is not a recovery point: its completion is not
 		// notified, so sinks do not commit what a failover would replay.
 		if p.typ != event.Savepoint {
 			// The job ends on it: nothing more is triggered in this attempt.
 			c.running = false
-			op := sp.op
+			op := c.getOp(sp)
 			c.out.push(func(ctx context.Context) {
 				c.gw.Notify(ctx, attempt, p.id, true)
 				c.gw.Stopped(attempt, &op)
@@ -481,7 +485,7 @@ func (c *Coordinator) abort(p *pending, cause string, count, notify bool) {
 		if err := sp.storage.Remove(); err != nil {
 			c.log.Warn("cannot delete a failed savepoint's directory", "job", c.cfg.JobID, "checkpoint", p.id, "err", err)
 		}
-		sp.op.Done, sp.op.Failure = true, fmt.Sprintf("savepoint %d failed: %s", p.id, cause)
+		c.setOp(sp, func(o *Operation) { o.Done, o.Failure = true, fmt.Sprintf("savepoint %d failed: %s", p.id, cause) })
 		c.log.Warn("savepoint failed", "job", c.cfg.JobID, "checkpoint", p.id, "cause", cause)
 		count = false // savepoints are the user's: they never fail the job over
 	} else {
@@ -568,7 +572,9 @@ func (c *Coordinator) TriggerSavepoint(r SavepointRequest) (string, error) {
 			return
 		}
 		sp := &savepointOp{id: id, op: Operation{Request: r}}
+		c.opsMu.Lock()
 		c.ops[id] = sp
+		c.opsMu.Unlock()
 		c.queue = append(c.queue, sp)
 		if c.pending == nil {
 			c.schedule()
@@ -579,16 +585,28 @@ func (c *Coordinator) TriggerSavepoint(r SavepointRequest) (string, error) {
 	return id, cerr
 }
 
-// Operation returns the state of savepoint request id.
+// Operation returns the state of savepoint request id, also after Close.
 func (c *Coordinator) Operation(id string) (*Operation, bool) {
-	var op *Operation
-	c.call(func() {
-		if sp, ok := c.ops[id]; ok {
-			o := sp.op
-			op = &o
-		}
-	})
-	return op, op != nil
+	c.opsMu.Lock()
+	defer c.opsMu.Unlock()
+	sp, ok := c.ops[id]
+	if !ok {
+		return nil, false
+	}
+	o := sp.op
+	return &o, true
+}
+
+func (c *Coordinator) setOp(sp *savepointOp, f func(*Operation)) {
+	c.opsMu.Lock()
+	defer c.opsMu.Unlock()
+	f(&sp.op)
+}
+
+func (c *Coordinator) getOp(sp *savepointOp) Operation {
+	c.opsMu.Lock()
+	defer c.opsMu.Unlock()
+	return sp.op
 }
 
 // RestorePoint is what a new attempt restores: the latest retained
@@ -650,7 +668,7 @@ func (c *Coordinator) Close(final JobState) {
 			c.abort(p, cause, false, false)
 		}
 		for _, sp := range c.queue {
-			sp.op.Done, sp.op.Failure = true, "savepoint not taken: "+cause
+			c.setOp(sp, func(o *Operation) { o.Done, o.Failure = true, "savepoint not taken: "+cause })
 		}
 		c.queue = nil
 		if s := c.cfg.Storage; s != nil {
@@ -757,14 +775,16 @@ func (c *Coordinator) triggerCheckpoint() {
 }
 
 func (c *Coordinator) triggerSavepoint(sp *savepointOp) {
-	st, err := CreateSavepoint(sp.op.Request.Target, c.cfg.JobID, c.key)
+	req := c.getOp(sp).Request
+	st, err := CreateSavepoint(req.Target, c.cfg.JobID, c.key)
 	if err != nil {
-		sp.op.Done, sp.op.Failure = true, err.Error()
+		c.setOp(sp, func(o *Operation) { o.Done, o.Failure = true, err.Error() })
+		c.log.Warn("savepoint failed", "job", c.cfg.JobID, "err", err)
 		c.schedule()
 		return
 	}
 	sp.storage = st
-	p := c.start(sp.op.Request.Type, sp)
+	p := c.start(req.Type, sp)
 	c.send(p, st.Dir())
 }
 
