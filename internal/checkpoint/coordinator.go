@@ -5,7 +5,6 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
-	"path/filepath"
 	"slices"
 	"sync"
 	"time"
@@ -203,7 +202,7 @@ func NewCoordinator(cfg CoordinatorConfig, gw Gateway) (*Coordinator, error) {
 	if cfg.Restored != nil {
 		c.nextID = max(c.nextID, cfg.Restored.ID+1)
 	}
-	c.out = newOutbox()
+	c.out = newOutbox(cfg.CallTimeout)
 	go c.run()
 	go c.out.run()
 	return c, nil
@@ -552,9 +551,11 @@ func (c *Coordinator) allEnded() bool {
 // checkpoint and goes before the next periodic one. The returned id names
 // the request for Operation.
 func (c *Coordinator) TriggerSavepoint(r SavepointRequest) (string, error) {
-	if !filepath.IsAbs(r.Target) {
-		return "", fmt.Errorf("savepoint target directory %q: not an absolute path: give target-directory as /path or file:///path, or set state.savepoints.dir", r.Target)
+	target, err := LocalPath(r.Target)
+	if err != nil {
+		return "", fmt.Errorf("savepoint target directory: %w: give target-directory as /path or file:///path, or set state.savepoints.dir", err)
 	}
+	r.Target = target
 	if r.Type == event.Checkpoint || r.Type > event.SavepointTerminate {
 		return "", fmt.Errorf("savepoint request: type %v is not a savepoint", r.Type)
 	}
@@ -800,8 +801,6 @@ func (c *Coordinator) send(p *pending, target string) {
 	b := event.Barrier{ID: p.id, Timestamp: p.triggered.UnixMilli(), Type: p.typ}
 	attempt := p.attempt
 	c.out.push(func(ctx context.Context) {
-		ctx, cancel := context.WithTimeout(ctx, c.cfg.CallTimeout)
-		defer cancel()
 		if err := c.gw.Trigger(ctx, attempt, b, target); err != nil {
 			c.post(func() {
 				if c.pending == p {
@@ -814,19 +813,20 @@ func (c *Coordinator) send(p *pending, target string) {
 
 // outbox runs Gateway calls in order on one goroutine, so the actor never
 // waits for the JobManager. Its queue is unbounded: the actor must never
-// block on it.
+// block on it. Each call gets its own deadline (CallTimeout).
 type outbox struct {
-	mu     sync.Mutex
-	q      []func(context.Context)
-	wake   chan struct{}
-	ctx    context.Context
-	cancel context.CancelFunc
-	done   chan struct{}
+	mu      sync.Mutex
+	q       []func(context.Context)
+	wake    chan struct{}
+	ctx     context.Context
+	cancel  context.CancelFunc
+	done    chan struct{}
+	timeout time.Duration
 }
 
-func newOutbox() *outbox {
+func newOutbox(timeout time.Duration) *outbox {
 	ctx, cancel := context.WithCancel(context.Background())
-	return &outbox{wake: make(chan struct{}, 1), ctx: ctx, cancel: cancel, done: make(chan struct{})}
+	return &outbox{wake: make(chan struct{}, 1), ctx: ctx, cancel: cancel, done: make(chan struct{}), timeout: timeout}
 }
 
 func (o *outbox) push(f func(context.Context)) {
@@ -858,7 +858,9 @@ func (o *outbox) run() {
 		if o.ctx.Err() != nil {
 			return
 		}
-		f(o.ctx)
+		ctx, cancel := context.WithTimeout(o.ctx, o.timeout)
+		f(ctx)
+		cancel()
 	}
 }
 

@@ -54,10 +54,16 @@ type JobStorage struct {
 }
 
 // OpenJobStorage opens (creating it 0700, and root if missing) the job's
-// directory <root>/<jobID>. An existing directory that group or others
+// directory <root>/<jobID>; root is state.checkpoints.dir, an absolute
+// path or a file: URI. An existing directory that group or others
 // may access is refused: it would expose the job's state or let others
 // plant files in it. key is the cluster's sealing key, or nil.
 func OpenJobStorage(root, jobID string, key *sealed.Key) (*JobStorage, error) {
+	local, err := LocalPath(root)
+	if err != nil {
+		return nil, fmt.Errorf("state.checkpoints.dir %w", err)
+	}
+	root = local
 	dir, err := JobDir(root, jobID)
 	if err != nil {
 		return nil, err
@@ -547,19 +553,9 @@ func ReadCompleted(root, metadata string, key *sealed.Key) (*CompletedCheckpoint
 // checks that _metadata exists; reading and verifying it is ReadCompleted's.
 func Resolve(p string) (root, metadata string, err error) {
 	orig := p
-	if rest, ok := strings.CutPrefix(p, "file:"); ok {
-		switch {
-		case strings.HasPrefix(rest, "///"):
-			rest = rest[2:]
-		case strings.HasPrefix(rest, "//"):
-			return "", "", fmt.Errorf("savepoint %s: a file: URI with a host is not supported: use file:///path or /path", orig)
-		}
-		p = rest
+	if p, err = LocalPath(p); err != nil {
+		return "", "", fmt.Errorf("savepoint %w", err)
 	}
-	if !filepath.IsAbs(p) {
-		return "", "", fmt.Errorf("savepoint %s: not an absolute path: give /path or file:///path", orig)
-	}
-	p = filepath.Clean(p)
 	dir := p
 	if filepath.Base(p) == MetadataName {
 		dir = filepath.Dir(p)
@@ -582,4 +578,26 @@ func Resolve(p string) (root, metadata string, err error) {
 		return "", "", fmt.Errorf("savepoint %s: %s is not a regular file (links are not followed for checkpoint files)", orig, metadata)
 	}
 	return root, metadata, nil
+}
+
+// LocalPath turns a directory given as an absolute path, file:/path or
+// file:///path into a clean absolute path. Anything else (a relative
+// path, a URI with a host or another scheme) is an error naming it.
+func LocalPath(p string) (string, error) {
+	orig := p
+	if rest, ok := strings.CutPrefix(p, "file:"); ok {
+		switch {
+		case strings.HasPrefix(rest, "///"):
+			rest = rest[2:]
+		case strings.HasPrefix(rest, "//"):
+			return "", fmt.Errorf("%s: a file: URI with a host is not supported: use file:///path or /path", orig)
+		}
+		p = rest
+	} else if i := strings.Index(p, "://"); i > 0 {
+		return "", fmt.Errorf("%s: only local (shared) file systems are supported: use file:///path or /path", orig)
+	}
+	if !filepath.IsAbs(p) {
+		return "", fmt.Errorf("%s: not an absolute path: give /path or file:///path", orig)
+	}
+	return filepath.Clean(p), nil
 }

@@ -568,6 +568,21 @@ func TestResolveErrors(t *testing.T) {
 			t.Errorf("Resolve(%s) = %v, want %q", p, err, want)
 		}
 	}
+	for in, want := range map[string]string{"file:///a/../b": "/b", "file:/x/": "/x", "/y//z": "/y/z"} {
+		if got, err := LocalPath(in); err != nil || got != want {
+			t.Errorf("LocalPath(%s) = %s, %v, want %s", in, got, err, want)
+		}
+	}
+	for _, in := range []string{"s3://bucket/sp", "hdfs://nn/x", "x/y", "file:rel"} {
+		if _, err := LocalPath(in); err == nil || !strings.Contains(err.Error(), in) {
+			t.Errorf("LocalPath(%s) = %v, want an error naming it", in, err)
+		}
+	}
+	if s, err := OpenJobStorage("file://"+dir, testJob, nil); err != nil || s.Dir() != filepath.Join(dir, testJob) {
+		t.Fatalf("OpenJobStorage(file://%s) = %v", dir, err)
+	} else {
+		s.Close()
+	}
 	// A chk-N directory resolves to the job directory as its root.
 	chk := filepath.Join(dir, testJob, "chk-3")
 	os.MkdirAll(chk, 0o700)
