@@ -898,7 +898,9 @@ func TestCoordinatorClose(t *testing.T) {
 			if err := h.c.Acknowledge(ack(1, 0, 0, 2, false)); err == nil {
 				t.Fatal("acknowledgement after Close accepted")
 			}
-			_ = req
+			if op, _ := h.c.Operation(req); !op.Done || op.Failure == "" {
+				t.Fatalf("queued savepoint after Close: %+v", op)
+			}
 			h.c.Close(tc.state) // idempotent
 		})
 	}

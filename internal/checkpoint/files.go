@@ -229,6 +229,26 @@ func (r *restoreFiles) Open(ctx context.Context, ref FileRef) (io.ReadCloser, er
 	return &sealedFile{Reader: sr, f: f}, nil
 }
 
+// OpenRestore is the TaskManager's side of a restore: it reads the
+// _metadata at rel in tree (the snapshot's root, a ReadTree grant),
+// verifies it, refuses it unless its SHA-256 is wantSHA256 (what the
+// JobManager validated: RestoreSettings.metadata_sha256), and returns it
+// with the verified view of its files.
+func OpenRestore(tree *fsguard.Tree, rel string, key *sealed.Key, wantSHA256 string) (*Metadata, RestoreFiles, error) {
+	m, sum, err := LoadMetadata(tree, rel, key)
+	if err != nil {
+		return nil, nil, err
+	}
+	if sum != wantSHA256 {
+		return nil, nil, &sealed.FileError{Path: rel, Err: fmt.Errorf("SHA-256 %s, but the JobManager validated %s: the file was replaced since", sum, wantSHA256)}
+	}
+	rf, err := NewRestoreFiles(tree, key, m)
+	if err != nil {
+		return nil, nil, err
+	}
+	return m, rf, nil
+}
+
 // hashedFile is an unsealed file: read whole, checked at its end.
 type hashedFile struct {
 	*sealed.HashReader

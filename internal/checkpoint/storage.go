@@ -451,7 +451,7 @@ func loadMetadata(tree *fsguard.Tree, rel string, key *sealed.Key, want *sealed.
 	case isSealed && key == nil:
 		return nil, "", &sealed.FileError{Path: rel, Err: fmt.Errorf("the snapshot is sealed (encrypted), and %s is not set on this process: set it to the key the snapshot was written with", sealed.KeyFileKey)}
 	case !isSealed && key != nil:
-		return nil, "", &sealed.FileError{Path: rel, Err: fmt.Errorf("the snapshot is not sealed, but %s is set: with a key every snapshot is sealed, so this one was not written by this cluster or was replaced; restore it on a cluster without the key and take a savepoint there to seal it", sealed.KeyFileKey)}
+		return nil, "", &sealed.FileError{Path: rel, Err: fmt.Errorf("the snapshot is not sealed, but %s is set: with a key every snapshot is sealed, so this one was not written by this cluster or was replaced; a cluster with a key restores only sealed snapshots, since an unsealed one could have been written by anyone able to write its directory: restore it on a cluster without the key", sealed.KeyFileKey)}
 	case isSealed:
 		var r *sealed.Reader
 		if want != nil {

@@ -147,18 +147,32 @@ func openRestore(t *testing.T, cc *CompletedCheckpoint, key *sealed.Key) Restore
 	t.Helper()
 	tr := tmTree(t, cc.Root, fsguard.ReadTree)
 	rel, _ := filepath.Rel(cc.Root, cc.Metadata)
-	m, sum, err := LoadMetadata(tr, filepath.ToSlash(rel), key)
+	m, rf, err := OpenRestore(tr, filepath.ToSlash(rel), key, cc.MetadataSHA256)
 	if err != nil {
 		t.Fatal(err)
 	}
-	if sum != cc.MetadataSHA256 {
-		t.Fatalf("sha256 of _metadata %s, written %s", sum, cc.MetadataSHA256)
-	}
-	rf, err := NewRestoreFiles(tr, key, m)
-	if err != nil {
-		t.Fatal(err)
+	if m.CheckpointID != cc.ID || rf.CheckpointID() != cc.ID {
+		t.Fatalf("restored %d, want %d", m.CheckpointID, cc.ID)
 	}
 	return rf
+}
+
+func TestOpenRestoreRefusesAnotherMetadata(t *testing.T) {
+	keys(t, func(t *testing.T, key *sealed.Key) {
+		s := openStorage(t, t.TempDir(), testJob, key)
+		a := writeCheckpoint(t, s, 17, 1)
+		// Rewritten since the JobManager validated it: still valid, but not
+		// the file it validated.
+		m := *a.cc.Meta
+		m.JobName = "other"
+		if _, err := s.WriteMetadata(&m); err != nil {
+			t.Fatal(err)
+		}
+		_, _, err := OpenRestore(tmTree(t, s.Dir(), fsguard.ReadTree), "chk-17/_metadata", key, a.cc.MetadataSHA256)
+		if err == nil || !strings.Contains(err.Error(), "checkpoint file chk-17/_metadata") || !strings.Contains(err.Error(), "validated") {
+			t.Fatalf("err = %v", err)
+		}
+	})
 }
 
 func perm(t *testing.T, p string) os.FileMode {
