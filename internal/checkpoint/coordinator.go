@@ -11,6 +11,7 @@ import (
 
 	"github.com/sluice-dev/sluice/internal/dataflow/event"
 	"github.com/sluice-dev/sluice/internal/security/sealed"
+	"github.com/sluice-dev/sluice/internal/state/keygroup"
 )
 
 // Gateway is the coordinator's view of the job, implemented by the
@@ -170,10 +171,15 @@ func NewCoordinator(cfg CoordinatorConfig, gw Gateway) (*Coordinator, error) {
 	if cfg.CallTimeout <= 0 {
 		cfg.CallTimeout = 10 * time.Second
 	}
+	if len(cfg.Operators) > 0 {
+		if err := keygroup.CheckMaxParallelism(cfg.MaxParallelism); err != nil {
+			return nil, fmt.Errorf("pipeline.max-parallelism: %w", err)
+		}
+	}
 	names := map[string]bool{}
 	for _, o := range cfg.Operators {
-		if names[o.Name] || o.Parallelism < 1 {
-			return nil, fmt.Errorf("operator %q: repeated, or parallelism %d", o.Name, o.Parallelism)
+		if names[o.Name] || o.Parallelism < 1 || o.Parallelism > cfg.MaxParallelism {
+			return nil, fmt.Errorf("operator %q: repeated, or parallelism %d outside 1..%d (pipeline.max-parallelism)", o.Name, o.Parallelism, cfg.MaxParallelism)
 		}
 		names[o.Name] = true
 	}

@@ -1029,6 +1029,9 @@ func TestNewCoordinatorRefusesBadConfig(t *testing.T) {
 	if _, err := NewCoordinator(CoordinatorConfig{JobID: "../x"}, gw); err == nil {
 		t.Fatal("bad job id accepted")
 	}
+	if _, err := NewCoordinator(CoordinatorConfig{JobID: testJob, MaxParallelism: 4, Operators: []OperatorInfo{{Name: "a", Type: "map", Parallelism: 8}}}, gw); err == nil || !strings.Contains(err.Error(), "pipeline.max-parallelism") {
+		t.Fatalf("parallelism above max-parallelism: %v", err)
+	}
 	if _, err := NewCoordinator(CoordinatorConfig{JobID: testJob, TolerableFailures: -1}, gw); err == nil {
 		t.Fatal("negative tolerable failures accepted")
 	}

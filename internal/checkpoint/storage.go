@@ -9,6 +9,7 @@ import (
 	"io"
 	"io/fs"
 	"os"
+	"path"
 	"path/filepath"
 	"slices"
 	"strings"
@@ -175,35 +176,50 @@ func (s *JobStorage) DeleteCheckpoint(id int64) error {
 // _metadata yet. (A backend reuses only shared files of checkpoints it
 // was notified complete, which are retained or were subsumed.)
 func (s *JobStorage) DeleteUnreferenced(retained []*Metadata) ([]string, error) {
-	names, err := s.tree.ReadDir(SharedDir)
-	if errors.Is(err, fs.ErrNotExist) {
-		return nil, nil
-	}
-	if err != nil {
-		return nil, fmt.Errorf("list shared files: %w", err)
-	}
-	used := map[string]bool{}
+	used := map[string]bool{}   // referenced files
+	parent := map[string]bool{} // directories holding referenced files
 	for _, m := range retained {
 		if m == nil || m.JobID != s.jobID {
 			continue
 		}
 		for _, f := range m.Files() {
+			if !strings.HasPrefix(f.Path, SharedDir+"/") {
+				continue
+			}
 			used[f.Path] = true
+			for d := path.Dir(f.Path); d != SharedDir && d != "."; d = path.Dir(d) {
+				parent[d] = true
+			}
 		}
 	}
 	var removed []string
 	var errs []error
-	for _, n := range names {
-		rel := SharedFile(n)
-		if used[rel] {
-			continue
+	var sweep func(dir string)
+	sweep = func(dir string) {
+		names, err := s.tree.ReadDir(dir)
+		if errors.Is(err, fs.ErrNotExist) {
+			return
 		}
-		if err := s.tree.RemoveAll(rel); err != nil {
-			errs = append(errs, err)
-			continue
+		if err != nil {
+			errs = append(errs, fmt.Errorf("list shared files: %w", err))
+			return
 		}
-		removed = append(removed, rel)
+		for _, n := range names {
+			rel := dir + "/" + n
+			switch {
+			case used[rel]:
+			case parent[rel]:
+				sweep(rel)
+			default:
+				if err := s.tree.RemoveAll(rel); err != nil {
+					errs = append(errs, err)
+					continue
+				}
+				removed = append(removed, rel)
+			}
+		}
 	}
+	sweep(SharedDir)
 	return removed, errors.Join(errs...)
 }
 

@@ -453,6 +453,23 @@ func TestRetentionDeletes(t *testing.T) {
 			t.Errorf("%s: exists %v, want %v", p, err == nil, exists)
 		}
 	}
+	// Nested shared files: a referenced one keeps its directory, the
+	// others in it go.
+	for _, rel := range []string{"shared/d/keep.sst", "shared/d/drop.sst", "shared/e/drop.sst"} {
+		f, err := s.tree.Create(rel)
+		if err != nil {
+			t.Fatal(err)
+		}
+		f.Close()
+	}
+	c.cc.Meta.Operators[1].Subtasks[0].Keyed.Files = append(c.cc.Meta.Operators[1].Subtasks[0].Keyed.Files, FileRef{Path: "shared/d/keep.sst", Size: 0, SHA256: sum64, SealedFor: 3})
+	removed, err = s.DeleteUnreferenced([]*Metadata{c.cc.Meta})
+	if err != nil || strings.Join(removed, ",") != "shared/d/drop.sst,shared/e" {
+		t.Fatalf("nested: removed %v, %v", removed, err)
+	}
+	if !s.exists(t, "shared/d/keep.sst") || !s.exists(t, b.files[2].Path) {
+		t.Fatal("a referenced shared file was deleted")
+	}
 	if err := s.RemoveAll(); err != nil {
 		t.Fatal(err)
 	}
@@ -611,4 +628,10 @@ func TestResolveErrors(t *testing.T) {
 	if _, _, err := Resolve(chk); err == nil || !strings.Contains(err.Error(), "not a regular file") {
 		t.Fatalf("symlinked _metadata: %v", err)
 	}
+}
+
+func (s *JobStorage) exists(t *testing.T, rel string) bool {
+	t.Helper()
+	_, err := os.Lstat(filepath.Join(s.Dir(), rel))
+	return err == nil
 }
