@@ -1036,3 +1036,116 @@ func TestNewCoordinatorRefusesBadConfig(t *testing.T) {
 		t.Fatal("negative tolerable failures accepted")
 	}
 }
+
+// lockingGateway takes the JobManager's lock in every call, as the real
+// one does.
+type lockingGateway struct {
+	*fakeGateway
+	jm *sync.Mutex
+}
+
+func (g lockingGateway) Trigger(ctx context.Context, attempt int, b event.Barrier, target string) error {
+	g.jm.Lock()
+	defer g.jm.Unlock()
+	return g.fakeGateway.Trigger(ctx, attempt, b, target)
+}
+
+func (g lockingGateway) Notify(ctx context.Context, attempt int, id int64, completed bool) {
+	g.jm.Lock()
+	defer g.jm.Unlock()
+	g.fakeGateway.Notify(ctx, attempt, id, completed)
+}
+
+// TestCoordinatorCalledUnderTheJobManagersLock: the JobManager calls the
+// coordinator holding its lock, and the Gateway takes that lock; nothing
+// deadlocks because Gateway calls never run on the caller's path.
+func TestCoordinatorCalledUnderTheJobManagersLock(t *testing.T) {
+	store, err := OpenJobStorage(t.TempDir(), testJob, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var jm sync.Mutex
+	fg := &fakeGateway{}
+	clock := newFakeClock()
+	c, err := NewCoordinator(CoordinatorConfig{
+		JobID: testJob, MaxParallelism: maxP, Operators: jobOperators, Interval: time.Second, Storage: store, Clock: clock,
+	}, lockingGateway{fg, &jm})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close(JobFailed)
+	tasks, sources := tasksOf(1)
+	jm.Lock()
+	c.AttemptRunning(1, tasks, sources)
+	jm.Unlock()
+	clock.Advance(time.Second)
+	settle(c)
+	jm.Lock()
+	for v := range 2 {
+		for s := range 2 {
+			if err := c.Acknowledge(ack(1, v, s, 1, false)); err != nil {
+				t.Fatal(err)
+			}
+		}
+	}
+	if s := c.Stats(); s.Counts.Completed != 1 {
+		t.Fatalf("counts %+v", s.Counts)
+	}
+	jm.Unlock()
+	settle(c)
+	if g := fg.snapshot(); !slices.Equal(g.notifies, []notify{{1, 1, true}}) {
+		t.Fatalf("notifies %v", g.notifies)
+	}
+}
+
+func TestCoordinatorSealed(t *testing.T) {
+	key := testKey(t, 7)
+	store, err := OpenJobStorage(t.TempDir(), testJob, key)
+	if err != nil {
+		t.Fatal(err)
+	}
+	fg := &fakeGateway{}
+	clock := newFakeClock()
+	c, err := NewCoordinator(CoordinatorConfig{
+		JobID: testJob, MaxParallelism: maxP, Operators: jobOperators, Interval: time.Second, Storage: store, Clock: clock,
+		TolerableFailures: 5,
+	}, fg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close(JobFailed)
+	clock.settle = func() { settle(c) }
+	tasks, sources := tasksOf(1)
+	c.AttemptRunning(1, tasks, sources)
+	clock.Advance(time.Second)
+	// A digest in a sealed checkpoint is refused: sealed files have none.
+	if err := c.Acknowledge(ack(1, 0, 0, 1, false)); err == nil || !strings.Contains(err.Error(), "sha256 given for a sealed file") {
+		t.Fatalf("hashed acknowledgement in a sealed checkpoint: %v", err)
+	}
+	clock.Advance(time.Second)
+	for v := range 2 {
+		for s := range 2 {
+			a := ack(1, v, s, 2, false)
+			for name, st := range a.Operators {
+				if st.Operator != nil {
+					l := *st.Operator
+					l.File.SHA256 = ""
+					st.Operator = &l
+				}
+				if st.Keyed != nil {
+					k := *st.Keyed
+					k.Files = []FileRef{{Path: k.Files[0].Path, Size: k.Files[0].Size}}
+					st.Keyed = &k
+				}
+				a.Operators[name] = st
+			}
+			if err := c.Acknowledge(a); err != nil {
+				t.Fatal(err)
+			}
+		}
+	}
+	cc, err := store.ReadMetadata(2)
+	if err != nil || cc.Meta.Sealing != SealingAESGCM || cc.Meta.KeyID != key.ID() {
+		t.Fatalf("sealed checkpoint %+v, %v", cc, err)
+	}
+}
