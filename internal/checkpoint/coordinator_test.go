@@ -1149,3 +1149,61 @@ func TestCoordinatorSealed(t *testing.T) {
 		t.Fatalf("sealed checkpoint %+v, %v", cc, err)
 	}
 }
+
+// closingGateway ends the job from inside Finished, as the JobManager
+// does when the final checkpoint completes.
+type closingGateway struct {
+	*fakeGateway
+	c      **Coordinator
+	closed chan struct{}
+}
+
+func (g closingGateway) Finished(attempt int) {
+	g.fakeGateway.Finished(attempt)
+	(*g.c).AttemptEnded(attempt)
+	(*g.c).Close(JobFinished)
+	close(g.closed)
+}
+
+func TestCoordinatorClosedFromItsGateway(t *testing.T) {
+	store, err := OpenJobStorage(t.TempDir(), testJob, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var c *Coordinator
+	g := closingGateway{&fakeGateway{}, &c, make(chan struct{})}
+	c, err = NewCoordinator(CoordinatorConfig{
+		JobID: testJob, MaxParallelism: maxP, Operators: jobOperators, Interval: time.Hour, Storage: store, Clock: newFakeClock(),
+	}, g)
+	if err != nil {
+		t.Fatal(err)
+	}
+	tasks, sources := tasksOf(1)
+	c.AttemptRunning(1, tasks, sources)
+	for _, s := range sources {
+		c.EndOfData(1, s)
+	}
+	settle(c)
+	for v := range 2 {
+		for s := range 2 {
+			a := ack(1, v, s, 1, false)
+			a.Finished = true
+			if err := c.Acknowledge(a); err != nil {
+				t.Fatal(err)
+			}
+		}
+	}
+	select {
+	case <-g.closed:
+	case <-time.After(10 * time.Second):
+		t.Fatal("Close from inside the Gateway did not return")
+	}
+	select {
+	case <-c.out.done:
+	case <-time.After(10 * time.Second):
+		t.Fatal("the Gateway goroutine did not end after Close")
+	}
+	if _, err := os.Lstat(store.Dir()); !errors.Is(err, os.ErrNotExist) {
+		t.Fatalf("a finished job's checkpoints were kept: %v", err)
+	}
+}
