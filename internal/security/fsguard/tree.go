@@ -313,9 +313,12 @@ func removeAt(dir int, name string, depth int) error {
 }
 
 // readNames lists a directory from its descriptor, without consuming it:
-// the listing goes through a duplicate.
+// the listing goes through a new open file description of the same
+// directory ("." relative to it). A dup would share the directory offset,
+// so a second listing of a long-lived descriptor (the tree's root) would
+// come back empty.
 func readNames(fd int) ([]string, error) {
-	dup, err := unix.Dup(fd)
+	dup, err := openat(fd, ".", unix.O_RDONLY|unix.O_DIRECTORY|unix.O_CLOEXEC, 0)
 	if err != nil {
 		return nil, err
 	}

@@ -104,6 +104,11 @@ func TestStateDirOperations(t *testing.T) {
 	if names, err := tr.ReadDir("chk-1"); err != nil || strings.Join(names, ",") != "_metadata" {
 		t.Fatalf("ReadDir chk-1: %v %v", names, err)
 	}
+	// Listing the root again lists it again: a listing must not consume
+	// the root descriptor's directory offset.
+	if names, err := tr.ReadDir("."); err != nil || strings.Join(names, ",") != "chk-1,shared" {
+		t.Fatalf("second ReadDir of the root: %v %v", names, err)
+	}
 	if err := tr.RemoveAll("chk-1"); err != nil {
 		t.Fatal(err)
 	}
