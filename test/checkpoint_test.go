@@ -427,7 +427,7 @@ func TestCheckpointBadInput(t *testing.T) {
 		return stderr, code
 	}
 	missing := filepath.Join(t.TempDir(), "nope")
-	if stderr, code := run("examples/stateful.yaml", "-s", missing); code == 0 || !strings.Contains(stderr, missing) || !strings.Contains(stderr, "no _metadata") {
+	if stderr, code := run("examples/stateful.yaml", "-s", missing); code == 0 || !strings.Contains(stderr, missing) || !strings.Contains(stderr, "is it the savepoint directory printed by sluice savepoint") {
 		t.Errorf("missing savepoint: exit %d: %s", code, stderr)
 	}
 	if stderr, code := run("examples/stateful.yaml", "-D", "execution.checkpointing.interval=50 ms"); code == 0 ||

@@ -1639,6 +1639,7 @@ type AcknowledgeCheckpointRequest struct {
 	// unknown fields refused and every path checked.
 	Operators     map[string][]byte  `protobuf:"bytes,3,rep,name=operators,proto3" json:"operators,omitempty" protobuf_key:"bytes,1,opt,name=key" protobuf_val:"bytes,2,opt,name=value"`
 	Metrics       *CheckpointMetrics `protobuf:"bytes,4,opt,name=metrics,proto3" json:"metrics,omitempty"`
+	Finished      bool               `protobuf:"varint,5,opt,name=finished,proto3" json:"finished,omitempty"` // the task had ended its input
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -1699,6 +1700,13 @@ func (x *AcknowledgeCheckpointRequest) GetMetrics() *CheckpointMetrics {
 		return x.Metrics
 	}
 	return nil
+}
+
+func (x *AcknowledgeCheckpointRequest) GetFinished() bool {
+	if x != nil {
+		return x.Finished
+	}
+	return false
 }
 
 type CheckpointMetrics struct {
@@ -2342,12 +2350,13 @@ const file_control_proto_rawDesc = "" +
 	"\aattempt\x18\x02 \x01(\x05R\aattempt\x12#\n" +
 	"\rcheckpoint_id\x18\x03 \x01(\x03R\fcheckpointId\x12\x1c\n" +
 	"\tcompleted\x18\x04 \x01(\bR\tcompleted\x12\x16\n" +
-	"\x06reason\x18\x05 \x01(\tR\x06reason\"\xcf\x02\n" +
+	"\x06reason\x18\x05 \x01(\tR\x06reason\"\xeb\x02\n" +
 	"\x1cAcknowledgeCheckpointRequest\x12.\n" +
 	"\x04task\x18\x01 \x01(\v2\x1a.sluice.control.v1.TaskRefR\x04task\x12#\n" +
 	"\rcheckpoint_id\x18\x02 \x01(\x03R\fcheckpointId\x12\\\n" +
 	"\toperators\x18\x03 \x03(\v2>.sluice.control.v1.AcknowledgeCheckpointRequest.OperatorsEntryR\toperators\x12>\n" +
-	"\ametrics\x18\x04 \x01(\v2$.sluice.control.v1.CheckpointMetricsR\ametrics\x1a<\n" +
+	"\ametrics\x18\x04 \x01(\v2$.sluice.control.v1.CheckpointMetricsR\ametrics\x12\x1a\n" +
+	"\bfinished\x18\x05 \x01(\bR\bfinished\x1a<\n" +
 	"\x0eOperatorsEntry\x12\x10\n" +
 	"\x03key\x18\x01 \x01(\tR\x03key\x12\x14\n" +
 	"\x05value\x18\x02 \x01(\fR\x05value:\x028\x01\"\xe9\x01\n" +
