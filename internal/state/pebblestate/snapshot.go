@@ -242,6 +242,11 @@ func (s *snapshot) writeFiles(ctx context.Context, dst checkpoint.SnapshotFiles,
 	if b.cfg.Incremental {
 		b.mu.Lock()
 		b.pending[s.info.ID] = uploaded
+		// Checkpoints that never complete (declined, timed out) would
+		// otherwise pile up; only the newest can still become the base.
+		for len(b.pending) > maxPending {
+			delete(b.pending, minKey(b.pending))
+		}
 		b.mu.Unlock()
 	}
 	return h, nil
@@ -310,4 +315,19 @@ func (s *snapshot) Release() {
 		s.snap = nil
 	}
 	_ = os.RemoveAll(s.dir)
+}
+
+// maxPending bounds the checkpoints written and not yet completed whose
+// files a backend remembers.
+const maxPending = 16
+
+func minKey(m map[int64]map[string]checkpoint.FileRef) int64 {
+	first := true
+	var k int64
+	for id := range m {
+		if first || id < k {
+			k, first = id, false
+		}
+	}
+	return k
 }
