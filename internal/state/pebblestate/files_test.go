@@ -2,6 +2,7 @@ package pebblestate
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"os"
 	"path/filepath"
@@ -350,5 +351,66 @@ func TestRestoredBaseIsReused(t *testing.T) {
 		if strings.HasPrefix(f.Path, "shared/") && slices.Contains(h1.Files, f) {
 			t.Errorf("a backend restored from another job references %s", f.Path)
 		}
+	}
+}
+
+// TestBaseFollowsCompletions: only a completed checkpoint becomes the
+// base, a late notification of an older one changes nothing, and the
+// checkpoints that never complete are forgotten beyond maxPending.
+func TestBaseFollowsCompletions(t *testing.T) {
+	root := t.TempDir()
+	b := mustNew(t, incremental(statetest.All), nil)
+	statetest.Fill(t, 200, statetest.Sub{B: b, KG: statetest.All})
+	h1, _ := writeFiles(t, b, root, 1, "2-0")
+	h2, _ := writeFiles(t, b, root, 2, "2-0")
+	b.NotifyCheckpointComplete(2)
+	b.NotifyCheckpointComplete(1) // late: 2 subsumes it
+	h3, _ := writeFiles(t, b, root, 3, "2-0")
+	for _, f := range h3.Files {
+		if strings.HasPrefix(f.Path, "shared/") && (!slices.Contains(h2.Files, f) || slices.Contains(h1.Files, f)) {
+			t.Errorf("checkpoint 3 has %+v; its base is checkpoint 2", f)
+		}
+	}
+	for id := int64(4); id < 4+2*maxPending; id++ {
+		writeFiles(t, b, root, id, "2-0")
+	}
+	b.mu.Lock()
+	n := len(b.pending)
+	b.mu.Unlock()
+	if n > maxPending {
+		t.Errorf("%d uncompleted checkpoints remembered, at most %d", n, maxPending)
+	}
+}
+
+func TestWriteFilesChecks(t *testing.T) {
+	root := t.TempDir()
+	b := mustNew(t, statetest.Config(statetest.All), nil)
+	statetest.Fill(t, 20, statetest.Sub{B: b, KG: statetest.All})
+	s, err := b.Snapshot(state.SnapshotInfo{ID: 1})
+	statetest.Check(t, err)
+	fs := s.(state.FileSnapshot)
+	for _, prefix := range []string{"", "../x", "a/b"} {
+		if _, err := fs.WriteFiles(context.Background(), &statetest.Dir{Root: root, ID: 1}, prefix); err == nil || !strings.Contains(err.Error(), "is not a plain name") {
+			t.Errorf("prefix %q: %v", prefix, err)
+		}
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	cancel()
+	if _, err := fs.WriteFiles(ctx, &statetest.Dir{Root: root, ID: 1}, "2-0"); !errors.Is(err, context.Canceled) {
+		t.Errorf("canceled: %v", err)
+	}
+	if _, err := fs.WriteFiles(context.Background(), &statetest.Dir{Root: root, ID: 1}, "2-0"); err == nil || !strings.Contains(err.Error(), "already written") {
+		t.Errorf("written twice: %v", err)
+	}
+	s.Release()
+	s2, err := b.Snapshot(state.SnapshotInfo{ID: 2})
+	statetest.Check(t, err)
+	s2.Release()
+	if _, err := s2.(state.FileSnapshot).WriteFiles(context.Background(), &statetest.Dir{Root: root, ID: 2}, "2-0"); err == nil || !strings.Contains(err.Error(), "released") {
+		t.Errorf("after Release: %v", err)
+	}
+	// Released snapshots leave no local checkpoint behind.
+	if ents, _ := os.ReadDir(filepath.Join(b.cfg.WorkDir, "chk")); len(ents) != 0 {
+		t.Errorf("local checkpoints left: %d", len(ents))
 	}
 }
