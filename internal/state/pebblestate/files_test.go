@@ -8,7 +8,9 @@ import (
 	"path/filepath"
 	"slices"
 	"strings"
+	"sync"
 	"testing"
+	"time"
 
 	"github.com/sluice-dev/sluice/internal/checkpoint"
 	"github.com/sluice-dev/sluice/internal/state"
@@ -300,6 +302,9 @@ func TestFilesRefused(t *testing.T) {
 		{"bad shared name", tamper(func(h *checkpoint.KeyedHandle) { h.Files[0].Path = "shared/MANIFEST" }), statetest.All, "want <backend uid>-<checkpoint id>-<file>.sst"},
 		{"two files of one name", tamper(func(h *checkpoint.KeyedHandle) { h.Files = append(h.Files, h.Files[0]) }), statetest.All, "two files are"},
 		{"no files", tamper(func(h *checkpoint.KeyedHandle) { h.Files = nil }), statetest.All, "no files"},
+		{"no database among the files", tamper(func(h *checkpoint.KeyedHandle) {
+			h.Files = slices.DeleteFunc(h.Files, func(f checkpoint.FileRef) bool { return !strings.HasSuffix(f.Path, ".sst") })
+		}), statetest.All, "open the restored database"},
 	} {
 		t.Run(tt.name, func(t *testing.T) {
 			r, err := state.RestoreOf(tt.h, &statetest.Dir{Root: root, ID: 2}, true)
@@ -412,5 +417,60 @@ func TestWriteFilesChecks(t *testing.T) {
 	// Released snapshots leave no local checkpoint behind.
 	if ents, _ := os.ReadDir(filepath.Join(b.cfg.WorkDir, "chk")); len(ents) != 0 {
 		t.Errorf("local checkpoints left: %d", len(ents))
+	}
+}
+
+// blockingDir holds the first file created until release is closed.
+type blockingDir struct {
+	*statetest.Dir
+	created chan struct{}
+	release chan struct{}
+	once    sync.Once
+}
+
+func (d *blockingDir) Create(name string) (checkpoint.FileWriter, error) {
+	d.once.Do(func() { close(d.created) })
+	<-d.release
+	return d.Dir.Create(name)
+}
+
+func (d *blockingDir) CreateShared(name string) (checkpoint.FileWriter, error) {
+	d.once.Do(func() { close(d.created) })
+	<-d.release
+	return d.Dir.CreateShared(name)
+}
+
+// TestSnapshotDoesNotWaitForWrite: the task takes the next snapshot while
+// the previous one is still being written.
+func TestSnapshotDoesNotWaitForWrite(t *testing.T) {
+	b := mustNew(t, statetest.Config(statetest.All), nil)
+	statetest.Fill(t, 100, statetest.Sub{B: b, KG: statetest.All})
+	s1, err := b.Snapshot(state.SnapshotInfo{ID: 1})
+	statetest.Check(t, err)
+	dst := &blockingDir{Dir: &statetest.Dir{Root: t.TempDir(), ID: 1}, created: make(chan struct{}), release: make(chan struct{})}
+	var wg sync.WaitGroup
+	defer wg.Wait()
+	defer close(dst.release)
+	wg.Go(func() {
+		_, err := s1.(state.FileSnapshot).WriteFiles(context.Background(), dst, "2-0")
+		if err != nil {
+			t.Error(err)
+		}
+		s1.Release()
+	})
+	<-dst.created
+	done := make(chan error, 1)
+	go func() {
+		s2, err := b.Snapshot(state.SnapshotInfo{ID: 2})
+		if err == nil {
+			s2.Release()
+		}
+		done <- err
+	}()
+	select {
+	case err := <-done:
+		statetest.Check(t, err)
+	case <-time.After(30 * time.Second):
+		t.Fatal("Snapshot waited for the previous snapshot's WriteFiles")
 	}
 }

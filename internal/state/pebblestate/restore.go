@@ -62,7 +62,9 @@ func (b *Backend) restoreSame(ctx context.Context, r state.Restore) error {
 	if err != nil {
 		return err
 	}
-	db, err := pebble.Open(b.dbDir, b.options(false))
+	o := b.options(false)
+	o.ErrorIfNotExists = true // files without a database are not an empty state
+	db, err := pebble.Open(b.dbDir, o)
 	if err != nil {
 		return fmt.Errorf("keyed state %s: open the restored database: %w", r.Name, err)
 	}

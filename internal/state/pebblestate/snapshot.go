@@ -10,6 +10,7 @@ import (
 	"strconv"
 	"strings"
 	"sync"
+	"sync/atomic"
 
 	"github.com/cockroachdb/pebble/v2"
 
@@ -44,7 +45,7 @@ func (b *Backend) Snapshot(info state.SnapshotInfo) (state.Snapshot, error) {
 	s := &snapshot{b: b, info: info, kgs: b.cfg.KeyGroups, states: b.states(), dir: dir, snap: b.db.NewSnapshot()}
 	n := 0
 	for _, l := range b.live {
-		if !l.isReleased() {
+		if !l.releasedFlag.Load() {
 			b.live[n] = l
 			n++
 		}
@@ -67,12 +68,9 @@ type snapshot struct {
 	dir      string
 	written  bool
 	released bool
-}
-
-func (s *snapshot) isReleased() bool {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.released
+	// releasedFlag is released for the task goroutine, which must not wait
+	// for mu while a Write holds it.
+	releasedFlag atomic.Bool
 }
 
 // begin checks that the snapshot may be written, once; s.mu is held.
@@ -310,6 +308,7 @@ func (s *snapshot) Release() {
 		return
 	}
 	s.released = true
+	s.releasedFlag.Store(true)
 	if s.snap != nil {
 		_ = s.snap.Close()
 		s.snap = nil
