@@ -27,7 +27,7 @@ const metaGroup = 0xFFFF
 // statesKey holds the registry of states: their ids are in every key, so a
 // database restored alone, or copied into another backend at a rescale,
 // needs it to know what the ids are.
-var statesKey = []byte{0xFF, 0xFF, 0, 1}
+var statesKey = append(groupKey(metaGroup), 0, 1)
 
 // appendPrefix appends the key of (key, ns) in state id and key group kg:
 // a value-like state's entry, or the prefix of a map's entries.
