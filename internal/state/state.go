@@ -17,6 +17,8 @@ import (
 	"io"
 	"log/slog"
 	"time"
+
+	"github.com/sluice-dev/sluice/internal/checkpoint"
 )
 
 // Kind is what a state holds; a restored state keeps its kind.
@@ -173,14 +175,69 @@ type Snapshot interface {
 	Release()
 }
 
-// Restore is one keyed snapshot a backend restores from. Name identifies
-// the file in errors (its path relative to the checkpoint's root); Open
-// returns it from its beginning, verified by the caller (seal or hash). If
-// the reader is also an io.Seeker, only the key groups wanted are read.
+// Restore is one keyed snapshot a backend restores from, in one of two
+// forms:
+//
+//   - a key-group stream (Handle.Format StreamFormat: hashmap checkpoints,
+//     every savepoint): Name identifies the file in errors (its path
+//     relative to the checkpoint's root); Open returns it from its
+//     beginning, verified by the caller (seal or hash). If the reader is
+//     also an io.Seeker, only the key groups wanted are read. Every backend
+//     reads it.
+//   - a backend's native files (Native set, Native.Format e.g.
+//     checkpoint.FormatPebble): Files opens each of Native.Files, verified.
+//     Only the backend that wrote the format reads it; another refuses it
+//     naming the format and state.backend.type.
+//
+// RestoreOf builds either from a _metadata handle.
 type Restore struct {
 	Name   string
 	Handle *StreamHandle
 	Open   func(ctx context.Context) (io.ReadCloser, error)
+
+	Native *checkpoint.KeyedHandle
+	Files  checkpoint.RestoreFiles
+	// SameJob says the snapshot is a checkpoint of the job being restored:
+	// its shared files stay where they are, so an incremental backend may
+	// reference them from its own checkpoints rather than upload them again.
+	SameJob bool
+}
+
+// Format is the snapshot's format (StreamFormat, checkpoint.FormatPebble, ...).
+func (r Restore) Format() string {
+	switch {
+	case r.Native != nil:
+		return r.Native.Format
+	case r.Handle != nil:
+		return r.Handle.Format
+	}
+	return ""
+}
+
+// KeyGroups is the key-group range the snapshot holds.
+func (r Restore) KeyGroups() KeyGroupRange {
+	switch {
+	case r.Native != nil:
+		return KeyGroupRange(r.Native.KeyGroups)
+	case r.Handle != nil:
+		return r.Handle.KeyGroups
+	}
+	return KeyGroupRange{First: 0, Last: -1}
+}
+
+// FileSnapshot is a Snapshot that can also be written as its backend's
+// native files (pebble: "pebble/1"), the cheap form of a checkpoint. A
+// savepoint is always written with Write (the canonical key-group stream).
+type FileSnapshot interface {
+	Snapshot
+	// WriteFiles persists the snapshot as files of dst, named
+	// "<prefix>-pebble/<file>" (private to this snapshot) or, when the
+	// backend is incremental, shared files of dst it creates or references
+	// from an earlier completed checkpoint. It runs off the task goroutine
+	// and returns the handle for _metadata, with KeyGroups, States and
+	// every file (shared ones with their SealedFor). It fails when
+	// dst.SharedAllowed() is false: savepoints are written with Write.
+	WriteFiles(ctx context.Context, dst checkpoint.SnapshotFiles, prefix string) (*checkpoint.KeyedHandle, error)
 }
 
 // Factory creates backends of one kind.

@@ -10,6 +10,12 @@ import (
 
 // restore reads the key groups of r in the backend's range.
 func (b *Backend) restore(ctx context.Context, r state.Restore) error {
+	if r.Native != nil {
+		// Canonical snapshots (every savepoint, every hashmap checkpoint)
+		// are key-group streams; a backend's own files are read by it alone.
+		return fmt.Errorf("keyed state %s is in format %s, which the hashmap backend does not read: restore with the backend that wrote it (state.backend.type: pebble), or from a savepoint",
+			r.Name, r.Native.Format)
+	}
 	if r.Open == nil {
 		return fmt.Errorf("keyed state file %s: nothing to open it with", r.Name)
 	}
