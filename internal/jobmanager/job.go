@@ -4,6 +4,7 @@ import (
 	"sort"
 	"time"
 
+	"github.com/sluice-dev/sluice/internal/checkpoint"
 	"github.com/sluice-dev/sluice/internal/config"
 
 	"github.com/sluice-dev/sluice/internal/dataflow"
@@ -113,6 +114,8 @@ type job struct {
 	// does not wait), until waitDeadline (slot.request.timeout): GET /jobs/{id} says so.
 	waitingFor   int
 	waitDeadline time.Time
+	// ckpt is the job's checkpoint coordinator; nil for a job built without Submit.
+	ckpt *jobCheckpointing
 	// output is what the job's print sinks printed, for sluice run to show.
 	output *outputBuffer
 }
@@ -123,6 +126,17 @@ func (j *job) setState(s JobState, now time.Time) {
 	j.timestamps[s] = now
 	if s.Terminal() {
 		j.end = now
+		if j.ckpt != nil && j.ckpt.coord != nil {
+			// Retention decides what stays of the job's checkpoints.
+			final := checkpoint.JobFailed
+			switch s {
+			case Finished:
+				final = checkpoint.JobFinished
+			case Canceled:
+				final = checkpoint.JobCanceled
+			}
+			j.ckpt.coord.Close(final)
+		}
 		select {
 		case <-j.done:
 		default:

@@ -70,7 +70,9 @@ func TestSpecConfigBlock(t *testing.T) {
 		var sub struct{ JobID string }
 		json.Unmarshal([]byte(out), &sub)
 		_, out = do(t, "GET", base+"/jobs/"+sub.JobID, "", nil)
-		var d struct{ Vertices []struct{ MaxParallelism int } }
+		var d struct {
+			Vertices []struct{ MaxParallelism int }
+		}
 		if err := json.Unmarshal([]byte(out), &d); err != nil || len(d.Vertices) == 0 {
 			t.Fatalf("job details: %v %s", err, out)
 		}
