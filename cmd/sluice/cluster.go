@@ -128,6 +128,7 @@ func newLocalCmd(g *globals) *cobra.Command {
 			defer stop()
 			c, err := minicluster.Start(context.Background(), minicluster.Options{
 				Config: cfg, Logger: g.log, TaskManagers: tms, Slots: slots, Stdout: cmd.OutOrStdout(), RESTPort: restPort,
+				DefaultCheckpointsDir: true,
 			})
 			if err != nil {
 				return err
