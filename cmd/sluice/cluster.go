@@ -78,6 +78,10 @@ func newTaskManagerCmd(g *globals) *cobra.Command {
 			if err != nil {
 				return err
 			}
+			// Before joining: a bad checkpoint key must not use up a join token.
+			if _, err := taskmanager.LoadCheckpointKey(cfg); err != nil {
+				return err
+			}
 			ctx, stop := signalContext()
 			defer stop()
 			sec, err := internaltls.SetupTaskManager(ctx, cfg, g.log, id, joinToken, func() string { return taskmanager.DefaultID(taskmanager.SettingsFromConfig(cfg)) })
