@@ -72,7 +72,7 @@ func TestTaskManagerLossExponentialDelay(t *testing.T) {
 
 	// Restart n waits min(400 ms × 3^(n-1), 1 min): 400 ms, then 1.2 s.
 	var delays []string
-	for _, m := range regexp.MustCompile(`msg="job restarting" .*job=` + id + ` restart=(\d) delay=(\S+) restart-strategy=exponential-delay`).FindAllStringSubmatch(c.jm.Log(), -1) {
+	for _, m := range regexp.MustCompile(`msg="job restarting" .*job=`+id+` restart=(\d) delay=(\S+) restart-strategy=exponential-delay`).FindAllStringSubmatch(c.jm.Log(), -1) {
 		delays = append(delays, m[1]+":"+m[2])
 	}
 	if got := strings.Join(delays, " "); got != "1:400ms 2:1.2s" {
