@@ -2,6 +2,7 @@ package config
 
 import (
 	"fmt"
+	"os"
 	"strings"
 	"testing"
 	"time"
@@ -150,5 +151,33 @@ func TestLocalDir(t *testing.T) {
 		if _, err := LocalDir(in); err == nil || !strings.Contains(err.Error(), want) {
 			t.Errorf("LocalDir(%q): %v, want an error containing %q", in, err, want)
 		}
+	}
+}
+
+// TestStateKeysDocumented: every key of state, checkpoints, savepoints and restarts, and each
+// of its other names, is in docs/configuration.md.
+func TestStateKeysDocumented(t *testing.T) {
+	doc, err := os.ReadFile("../../docs/configuration.md")
+	if err != nil {
+		t.Fatal(err)
+	}
+	n := 0
+	for _, ki := range allKeys() {
+		if !strings.HasPrefix(ki.Name, "state.") && !strings.HasPrefix(ki.Name, "execution.checkpointing.") &&
+			!strings.HasPrefix(ki.Name, "restart-strategy.") && ki.Name != "pipeline.max-parallelism" {
+			continue
+		}
+		n++
+		if !strings.Contains(string(doc), "| `"+ki.Name+"` |") {
+			t.Errorf("docs/configuration.md has no row for %s", ki.Name)
+		}
+		for _, other := range append(append([]string{}, ki.Aliases...), ki.Deprecated...) {
+			if other != "restart-strategy" && !strings.Contains(string(doc), "`"+other+"`") {
+				t.Errorf("docs/configuration.md does not name %s, another name of %s", other, ki.Name)
+			}
+		}
+	}
+	if n < 20 {
+		t.Errorf("found %d state and checkpoint keys, want at least 20", n)
 	}
 }
