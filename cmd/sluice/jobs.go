@@ -28,7 +28,8 @@ func newRunCmd(g *globals) *cobra.Command {
 		Long: `Submits a job spec to a JobManager and waits for it to end (or --detached).
 
 -D key=value works as with flink run: keys a job may set for itself (parallelism.default,
-restart-strategy.*) apply to this job only; rest.* and security.ssl.rest.* configure this
+pipeline.max-parallelism, restart-strategy.*, execution.checkpointing.*, state.backend.*)
+apply to this job only; rest.* and security.ssl.rest.* configure this
 client; any other key is a cluster setting and is refused.
 
 --fromSavepoint (-s) starts the job from a savepoint: the location sluice savepoint or

@@ -1,15 +1,19 @@
 package jobmanager_test
 
 import (
+	"context"
 	"encoding/json"
+	"io"
 	"net/http"
 	"os"
 	"path/filepath"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/sluice-dev/sluice/internal/config"
 	"github.com/sluice-dev/sluice/internal/jobmanager"
+	"github.com/sluice-dev/sluice/internal/minicluster"
 )
 
 func TestCheckpointSettingsFromConfig(t *testing.T) {
@@ -143,5 +147,37 @@ func TestSubmitSavepointPath(t *testing.T) {
 	}
 	if code, out := submitGenerator(t, base, nil, map[string]any{"allowNonRestoredState": "yes"}); code != http.StatusBadRequest {
 		t.Errorf("allowNonRestoredState as a string: %d %s", code, out)
+	}
+}
+
+// TestLocalClusterCheckpointsDir: sluice local's cluster keeps checkpoints in its work
+// directory when state.checkpoints.dir is not set, and in the configured one when it is.
+func TestLocalClusterCheckpointsDir(t *testing.T) {
+	start := func(cfg *config.Config) string {
+		ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
+		defer cancel()
+		c, err := minicluster.Start(ctx, minicluster.Options{Config: cfg, TaskManagers: 1, Slots: 1, Stdout: io.Discard, DefaultCheckpointsDir: true})
+		if err != nil {
+			t.Fatal(err)
+		}
+		t.Cleanup(c.Stop)
+		return "http://" + c.JM.RESTAddress()
+	}
+	if code, out := submitGenerator(t, start(nil), map[string]string{"execution.checkpointing.interval": "1 s"}, nil); code != http.StatusAccepted {
+		t.Errorf("local cluster without state.checkpoints.dir: %d %s", code, out)
+	}
+	root := filepath.Join(t.TempDir(), "mine")
+	cfg := config.New()
+	if err := cfg.Set("state.checkpoints.dir", root); err != nil {
+		t.Fatal(err)
+	}
+	code, out := submitGenerator(t, start(cfg), map[string]string{"execution.checkpointing.interval": "1 s"}, nil)
+	var sub struct{ JobID string }
+	_ = json.Unmarshal([]byte(out), &sub)
+	if code != http.StatusAccepted || sub.JobID == "" {
+		t.Fatalf("local cluster with state.checkpoints.dir: %d %s", code, out)
+	}
+	if st, err := os.Stat(filepath.Join(root, sub.JobID)); err != nil || !st.IsDir() {
+		t.Errorf("the job's directory is not under the configured state.checkpoints.dir: %v", err)
 	}
 }
