@@ -134,7 +134,7 @@ func TestSubmitSavepointPath(t *testing.T) {
 		t.Errorf("savepoint /etc/hostname: %d %s", code, out)
 	}
 	for _, p := range []string{"relative/sp", "s3://bucket/sp"} {
-		if code, out := submitGenerator(t, base, nil, map[string]any{"savepointPath": p}); code != http.StatusBadRequest || !strings.Contains(out, "savepoint "+p) {
+		if code, out := submitGenerator(t, base, nil, map[string]any{"savepointPath": p}); code != http.StatusBadRequest || !strings.Contains(out, `savepointPath: \"`+p+`\"`) {
 			t.Errorf("savepoint %s: %d %s", p, code, out)
 		}
 	}

@@ -20,7 +20,8 @@ import (
 func savepointDir(raw string) (string, error) {
 	p, err := config.LocalDir(raw)
 	if err != nil {
-		return "", fmt.Errorf("savepoint %s: %w", raw, err)
+		// LocalDir's error quotes the path; this names the field that holds it.
+		return "", fmt.Errorf("savepointPath: %w", err)
 	}
 	if filepath.Base(p) == checkpoint.MetadataName {
 		p = filepath.Dir(p)
