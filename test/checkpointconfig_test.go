@@ -67,6 +67,16 @@ func TestCheckpointSettingsAtStartup(t *testing.T) {
 		}
 	}
 
+	// A checkpoint interval for every job on a cluster with nowhere to write checkpoints.
+	p := startProc(t, "jobmanager", "jobmanager", "--work-dir", t.TempDir(), "-D", "rest.port=0", "-D", "jobmanager.rpc.port=0",
+		"-D", "blob.server.port=0", "-D", "execution.checkpointing.interval=1 s")
+	if code := waitExit(t, p, 30*time.Second); code == 0 || !strings.Contains(errLine.FindString(p.Log()),
+		"execution.checkpointing.interval is set in the cluster's configuration but state.checkpoints.dir is not") {
+		t.Errorf("a cluster interval without state.checkpoints.dir: exit %d:\n%s", code, p.Log())
+	} else if rep := config.RepeatedKeys(errLine.FindString(p.Log())); len(rep) > 0 {
+		t.Errorf("a cluster interval without state.checkpoints.dir: the error names %s more than once", strings.Join(rep, ", "))
+	}
+
 	// A private key of 32 bytes: the cluster starts and its TaskManagers register.
 	startCluster(t, 1, 1, keyFile+"="+good, "state.checkpoints.dir="+filepath.Join(dir, "ckpt"))
 }

@@ -97,8 +97,8 @@ func localDirSetting(cfg *config.Config, key string) (string, error) {
 // written: an interval on a cluster without state.checkpoints.dir.
 func checkCheckpointing(s CheckpointSettings) error {
 	if s.Enabled() && s.Dir == "" {
-		return fmt.Errorf("%s is %s but the cluster has no %s: set %s in the cluster's configuration to a directory the JobManager and every TaskManager can write (file:///path or /path, shared over NFS for TaskManagers on other hosts), or submit the job without %s",
-			config.CheckpointIntervalKey, config.FormatDuration(s.Interval), config.CheckpointsDirKey, config.CheckpointsDirKey, config.CheckpointIntervalKey)
+		return fmt.Errorf("%s is %s but the cluster has no %s: set that directory in the cluster's configuration (file:///path or /path, one the JobManager and every TaskManager can write, shared over NFS between hosts), or submit the job without the interval",
+			config.CheckpointIntervalKey, config.FormatDuration(s.Interval), config.CheckpointsDirKey)
 	}
 	return nil
 }

@@ -67,6 +67,8 @@ func TestSubmitCheckpointChecks(t *testing.T) {
 	code, out := submitGenerator(t, base, map[string]string{"execution.checkpointing.interval": "1 s"}, nil)
 	if code != http.StatusBadRequest || !strings.Contains(out, "execution.checkpointing.interval is 1 s but the cluster has no state.checkpoints.dir") {
 		t.Errorf("interval without a checkpoint directory: %d %s", code, out)
+	} else if rep := config.RepeatedKeys(out); len(rep) > 0 {
+		t.Errorf("interval without a checkpoint directory: the error names %v more than once: %s", rep, out)
 	}
 	for _, iv := range []string{"50 ms", "0", "-5 s"} {
 		code, out = submitGenerator(t, base, map[string]string{"execution.checkpointing.interval": iv}, nil)

@@ -100,6 +100,12 @@ func SettingsFromConfig(cfg *config.Config) (Settings, error) {
 	if s.SavepointsDir, err = localDirSetting(cfg, config.SavepointsDirKey); err != nil {
 		return s, err
 	}
+	// An interval in the cluster's configuration applies to every job: without a directory
+	// every submission would be refused, so the JobManager does not start.
+	if cfg.IsSet(config.CheckpointIntervalKey) && s.CheckpointsDir == "" {
+		return s, fmt.Errorf("%s is set in the cluster's configuration but %s is not: set that directory (file:///path or /path, one the JobManager and every TaskManager can write, shared over NFS between hosts), or remove the interval from the cluster's configuration and let jobs set it (sluice run -D)",
+			config.CheckpointIntervalKey, config.CheckpointsDirKey)
+	}
 	if path := cfg.String(sealed.KeyFileKey); path != "" {
 		if s.CheckpointKey, err = sealed.LoadKey(path); err != nil {
 			return s, err
