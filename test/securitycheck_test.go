@@ -22,6 +22,13 @@ func TestSecurityCheckRefusesWhatStartupRefuses(t *testing.T) {
 	certs := createCertsHosts(t, "localhost,127.0.0.1")
 	ca := filepath.Join(certs, "ca.crt")
 	p12 := filepath.Join(certs, "internal.p12")
+	looseKey := filepath.Join(certs, "checkpoint.key")
+	if err := os.WriteFile(looseKey, make([]byte, 32), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.Chmod(looseKey, 0o644); err != nil {
+		t.Fatal(err)
+	}
 	tests := []struct {
 		name    string
 		role    string // jobmanager or taskmanager
@@ -52,6 +59,12 @@ func TestSecurityCheckRefusesWhatStartupRefuses(t *testing.T) {
 		{name: "bad listener", role: "jobmanager",
 			yaml: "rest.listeners:\n  - name: api\n    address: 127.0.0.1:0\n    authentication: [token]\n",
 			want: "authentication token needs security.rest.authentication.token.file"},
+		{name: "readable checkpoint key", role: "jobmanager",
+			defines: []string{"state.checkpoints.encryption.key-file=" + looseKey},
+			want:    "state.checkpoints.encryption.key-file " + looseKey + ": mode 0644 lets group or others access the checkpoint key"},
+		{name: "taskmanager readable checkpoint key", role: "taskmanager",
+			defines: []string{"state.checkpoints.encryption.key-file=" + looseKey},
+			want:    "state.checkpoints.encryption.key-file " + looseKey + ": mode 0644 lets group or others access the checkpoint key"},
 		{name: "REST TLS without keystore", role: "jobmanager",
 			defines: []string{"security.ssl.rest.enabled=true"},
 			want:    "security.ssl.rest.enabled is true but security.ssl.rest.keystore is not set"},

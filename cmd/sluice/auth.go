@@ -16,7 +16,7 @@ func newCanICmd(g *globals) *cobra.Command {
 	var cf clientFlags
 	cmd := &cobra.Command{
 		Use:   "can-i VERB RESOURCE",
-		Short: "Ask whether you may do VERB (view, list, submit, cancel, admin, read, write) on RESOURCE (cluster, jobs, job/<id>, file:/path, ...)",
+		Short: "Ask whether you may do VERB (view, list, submit, cancel, savepoint, admin, read, write) on RESOURCE (cluster, jobs, job/<id>, file:/path, ...)",
 		Example: `  sluice auth can-i submit jobs
   sluice auth can-i cancel job/3f2a...
   sluice auth can-i write file:/srv/out/alice/result`,

@@ -78,6 +78,10 @@ func newTaskManagerCmd(g *globals) *cobra.Command {
 			if err != nil {
 				return err
 			}
+			// Before joining: a bad checkpoint key must not use up a join token.
+			if _, err := taskmanager.LoadCheckpointKey(cfg); err != nil {
+				return err
+			}
 			ctx, stop := signalContext()
 			defer stop()
 			sec, err := internaltls.SetupTaskManager(ctx, cfg, g.log, id, joinToken, func() string { return taskmanager.DefaultID(taskmanager.SettingsFromConfig(cfg)) })
@@ -128,6 +132,7 @@ func newLocalCmd(g *globals) *cobra.Command {
 			defer stop()
 			c, err := minicluster.Start(context.Background(), minicluster.Options{
 				Config: cfg, Logger: g.log, TaskManagers: tms, Slots: slots, Stdout: cmd.OutOrStdout(), RESTPort: restPort,
+				DefaultCheckpointsDir: true,
 			})
 			if err != nil {
 				return err

@@ -20,17 +20,27 @@ func newRunCmd(g *globals) *cobra.Command {
 	var params, files []string
 	var viewUsers, viewGroups, modifyUsers, modifyGroups []string
 	var parallelism int
-	var detached bool
+	var detached, allowNonRestored bool
+	var fromSavepoint string
 	cmd := &cobra.Command{
 		Use:   "run SPEC",
 		Short: "Submit a job to a JobManager and wait for it to end (or --detached)",
 		Long: `Submits a job spec to a JobManager and waits for it to end (or --detached).
 
 -D key=value works as with flink run: keys a job may set for itself (parallelism.default,
-restart-strategy.*) apply to this job only; rest.* and security.ssl.rest.* configure this
-client; any other key is a cluster setting and is refused.`,
+pipeline.max-parallelism, restart-strategy.*, execution.checkpointing.*, state.backend.*)
+apply to this job only; rest.* and security.ssl.rest.* configure this
+client; any other key is a cluster setting and is refused.
+
+--fromSavepoint (-s) starts the job from a savepoint: the location sluice savepoint or
+sluice stop printed (its directory, its _metadata, or a file: URI of either), or a retained
+checkpoint's chk-N directory. Operators are matched by name; --allowNonRestoredState (-n)
+drops the savepoint's state of operators the job no longer has instead of refusing it.`,
 		Args: cobra.ExactArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
+			if allowNonRestored && fromSavepoint == "" {
+				return fmt.Errorf("--allowNonRestoredState (-n) applies to a job started from a savepoint: give --fromSavepoint (-s) PATH too")
+			}
 			jobConfig, clientDefines, err := splitRunDefines(g.defines)
 			if err != nil {
 				return err
@@ -53,7 +63,7 @@ client; any other key is a cluster setting and is refused.`,
 			id, err := c.SubmitJob(ctx, client.Submission{
 				Spec: spec, Params: pm, Parallelism: parallelism, Files: files,
 				ViewUsers: viewUsers, ViewGroups: viewGroups, ModifyUsers: modifyUsers, ModifyGroups: modifyGroups,
-				Config: jobConfig,
+				Config: jobConfig, SavepointPath: fromSavepoint, AllowNonRestoredState: allowNonRestored,
 			})
 			if err != nil {
 				return err
@@ -92,6 +102,8 @@ client; any other key is a cluster setting and is refused.`,
 	f.StringSliceVar(&modifyGroups, "modify-groups", nil, "groups whose members may view and cancel the job")
 	f.IntVarP(&parallelism, "parallelism", "p", 0, "default parallelism of the job (default: the cluster's parallelism.default)")
 	f.BoolVarP(&detached, "detached", "d", false, "print the job id and return without waiting")
+	f.StringVarP(&fromSavepoint, "fromSavepoint", "s", "", "start the job from this savepoint: the location sluice savepoint or sluice stop printed")
+	f.BoolVarP(&allowNonRestored, "allowNonRestoredState", "n", false, "with --fromSavepoint: drop the state of operators the job does not have instead of refusing the savepoint")
 	return cmd
 }
 

@@ -134,6 +134,11 @@ type Submission struct {
 	// Config is the job's own configuration (sluice run -D key=value for
 	// the keys a job may set).
 	Config map[string]string
+	// SavepointPath is the savepoint the job starts from (sluice run
+	// --fromSavepoint); AllowNonRestoredState drops the savepoint's state of
+	// operators the job does not have (--allowNonRestoredState).
+	SavepointPath         string
+	AllowNonRestoredState bool
 }
 
 // SubmitJob sends a job and returns its id.
@@ -151,6 +156,12 @@ func (c *Client) SubmitJob(ctx context.Context, s Submission) (string, error) {
 	if len(s.Config) > 0 {
 		cj, _ := json.Marshal(s.Config)
 		_ = mw.WriteField("config", string(cj))
+	}
+	if s.SavepointPath != "" {
+		_ = mw.WriteField("savepointPath", s.SavepointPath)
+	}
+	if s.AllowNonRestoredState {
+		_ = mw.WriteField("allowNonRestoredState", "true")
 	}
 	for name, list := range map[string][]string{"view-users": s.ViewUsers, "view-groups": s.ViewGroups, "modify-users": s.ModifyUsers, "modify-groups": s.ModifyGroups} {
 		if len(list) > 0 {

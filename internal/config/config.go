@@ -117,6 +117,15 @@ func (c *Config) Duration(key string) time.Duration {
 	return v.typed.(time.Duration)
 }
 
+// Float returns the value of a Float key, or 0.
+func (c *Config) Float(key string) float64 {
+	_, v, ok := c.effective(key, Float)
+	if !ok {
+		return 0
+	}
+	return v.typed.(float64)
+}
+
 // Bytes returns the value of a Bytes key in bytes, or 0.
 func (c *Config) Bytes(key string) int64 {
 	_, v, ok := c.effective(key, Bytes)

@@ -208,7 +208,7 @@ func TestSet(t *testing.T) {
 		{"security.ssl.reload", "TRUE", ""},
 		{"security.ssl.reload", "1", `security.ssl.reload: "1" is not a valid boolean: want true or false`},
 		{"restart-strategy.type", "Fixed-Delay", ""},
-		{"restart-strategy.type", "sometimes", `restart-strategy.type: "sometimes" is not one of: none, disable, off, no-restart, fixed-delay, fixeddelay`},
+		{"restart-strategy.type", "sometimes", `restart-strategy.type: "sometimes" is not one of: none, disable, off, no-restart, fixed-delay, fixeddelay, exponential-delay, exponentialdelay`},
 		{"heartbeat.timeout", "-1 s", `heartbeat.timeout: "-1 s" is out of range: want a duration >= 0`},
 		{"security.ssl.internal.session-timeout", "-1", ""},
 		{"no.such.key", "1", `unknown configuration key "no.such.key"`},

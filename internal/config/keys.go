@@ -43,8 +43,12 @@ func init() {
 		{Name: "heartbeat.interval", Type: Duration, Default: "10 s", Doc: "Time between heartbeats."},
 		{Name: "heartbeat.timeout", Type: Duration, Default: "50 s", Doc: "Time without heartbeat after which a peer is lost."},
 		{Name: "slot.request.timeout", Type: Duration, Default: "5 min", Doc: "How long a job waits for enough free task slots before it fails."},
+		// The default applies only to a job without checkpointing: a job with
+		// execution.checkpointing.interval and no restart-strategy.type set
+		// restarts with exponential-delay (Flink's rule; see Config.IsSet).
 		{Name: "restart-strategy.type", Job: true, Type: String, Default: "none", Deprecated: []string{"restart-strategy"},
-			Enum: []string{"none", "disable", "off", "no-restart", "fixed-delay", "fixeddelay"}, Doc: "Job restart strategy."},
+			Enum: []string{"none", "disable", "off", "no-restart", "fixed-delay", "fixeddelay", "exponential-delay", "exponentialdelay"},
+			Doc:  "Job restart strategy: none (or disable, off, no-restart), fixed-delay (fixeddelay) or exponential-delay (exponentialdelay). Unset: none, or exponential-delay for a job with execution.checkpointing.interval (as Flink)."},
 		{Name: "restart-strategy.fixed-delay.attempts", Job: true, Type: Int, Default: "1", Min: atLeastZero, Doc: "Restarts before the job fails."},
 		{Name: "restart-strategy.fixed-delay.delay", Job: true, Type: Duration, Default: "1 s", Doc: "Delay between restarts."},
 		{Name: "execution.buffer-timeout", Type: Duration, Default: "100 ms", Doc: "Longest time a network buffer waits before it is flushed."},

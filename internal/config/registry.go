@@ -20,9 +20,10 @@ const (
 	Bytes                // Flink memory size ("64mb", "1 gb", "64 MiB"); units are powers of 1024
 	List                 // comma-separated string or YAML list of strings
 	Object               // any YAML value, kept as loaded (see Config.Raw)
+	Float                // decimal number ("1.5"), checked by Key.Check
 )
 
-var typeNames = [...]string{"string", "int", "bool", "duration", "bytes", "list", "object"}
+var typeNames = [...]string{"string", "int", "bool", "duration", "bytes", "list", "object", "float"}
 
 // String returns the lower-case name of the type.
 func (t Type) String() string {
@@ -62,6 +63,11 @@ type Key struct {
 	// flink run -D): its value travels with the submission and overrides
 	// the cluster's for that job only.
 	Job bool
+	// Check, when set, validates a parsed value (string, int64, bool,
+	// time.Duration, []string or float64, by Type) beyond Enum, Min and
+	// Max. Its error is the whole reason, without the key (the caller adds
+	// the key and where it was set): "50 ms is below the minimum of 100 ms".
+	Check func(v any) error
 }
 
 // keyInfo is a registered key with its parsed default.
@@ -82,7 +88,7 @@ var registry = struct {
 // alias), on a Type that does not allow Enum, Min or Max, and on an invalid
 // Default: these are programming errors.
 func Register(k Key) {
-	if k.Name == "" || k.Type < String || k.Type > Object {
+	if k.Name == "" || k.Type < String || k.Type > Float {
 		panic(fmt.Sprintf("config: Register(%q): empty name or invalid type", k.Name))
 	}
 	if len(k.Enum) > 0 && k.Type != String && k.Type != List {

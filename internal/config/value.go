@@ -3,6 +3,7 @@ package config
 import (
 	"encoding/json"
 	"fmt"
+	"math"
 	"strconv"
 	"strings"
 
@@ -20,6 +21,15 @@ type value struct {
 // parseText parses and validates s for key k. Errors say what k accepts
 // but not which key or file: the caller adds those.
 func parseText(k *Key, s string) (value, error) {
+	v, err := parseTyped(k, s)
+	if err == nil && k.Check != nil {
+		err = k.Check(v.typed)
+	}
+	return v, err
+}
+
+// parseTyped parses s as k's Type and checks Enum, Min and Max.
+func parseTyped(k *Key, s string) (value, error) {
 	v := value{text: s, raw: s}
 	t := strings.TrimSpace(s)
 	switch k.Type {
@@ -85,6 +95,12 @@ func parseText(k *Key, s string) (value, error) {
 			}
 		}
 		return parseList(k, items, s)
+	case Float:
+		f, err := strconv.ParseFloat(t, 64)
+		if err != nil || math.IsNaN(f) || math.IsInf(f, 0) {
+			return v, fmt.Errorf("%q is not a valid number: want a decimal number such as 1.5", s)
+		}
+		v.typed = f
 	case Object:
 		var obj any
 		if err := yaml.Unmarshal([]byte(s), &obj); err != nil {

@@ -136,8 +136,8 @@ func (rs *restServer) canI(w http.ResponseWriter, r *http.Request) {
 		writeError(w, http.StatusBadRequest, "want {\"verb\": ..., \"resource\": ...}")
 		return
 	}
-	if !slices.Contains([]string{"view", "list", "submit", "cancel", "admin", "read", "write"}, req.Verb) {
-		writeError(w, http.StatusBadRequest, "verb %q: want view, list, submit, cancel, admin, read or write", req.Verb)
+	if !slices.Contains([]string{"view", "list", "submit", "cancel", "savepoint", "admin", "read", "write"}, req.Verb) {
+		writeError(w, http.StatusBadRequest, "verb %q: want view, list, submit, cancel, savepoint, admin, read or write", req.Verb)
 		return
 	}
 	a := attributes(r, req.Verb, req.Resource)

@@ -89,6 +89,15 @@ type job struct {
 	cfg         *config.Config    // the cluster's configuration with the job's own settings
 	settings    map[string]string // the job's own settings, as submitted
 
+	checkpoints   CheckpointSettings // read from cfg at submit
+	checkpointDir string             // <state.checkpoints.dir>/<id>, created at submit; "" without checkpointing
+	restart       RestartSettings    // read from cfg at submit
+	backoff       *restartBackoff    // decides each restart; nil for a job built without Submit
+	// savepointPath is the directory of the savepoint the job starts from
+	// ("" for none), checked at submit to hold a _metadata file.
+	savepointPath         string
+	allowNonRestoredState bool
+
 	state      JobState
 	start, end time.Time
 	modified   time.Time

@@ -24,7 +24,7 @@ type jmMetrics struct {
 	registry *prometheus.Registry
 
 	tms, slots, slotsFree, jobs                   *prometheus.Desc
-	jobState                                      *prometheus.Desc
+	jobState, numRestarts                         *prometheus.Desc
 	recIn, recOut, bytesIn, bytesOut, backPressed *prometheus.Desc
 	krbExpiry                                     *prometheus.Desc
 	authFailures, authLimited, limiterEntries     *prometheus.Desc
@@ -37,13 +37,15 @@ func newJMMetrics(jm *JobManager) *jmMetrics {
 	// job) to every series and would rename ours to exported_job.
 	op := []string{"job_id", "job_name", "vertex", "vertex_name"}
 	m := &jmMetrics{
-		jm:             jm,
-		registry:       prometheus.NewRegistry(),
-		tms:            prometheus.NewDesc("sluice_taskmanagers", "Registered TaskManagers.", nil, nil),
-		slots:          prometheus.NewDesc("sluice_slots_total", "Task slots offered by registered TaskManagers.", nil, nil),
-		slotsFree:      prometheus.NewDesc("sluice_slots_available", "Task slots not in use.", nil, nil),
-		jobs:           prometheus.NewDesc("sluice_jobs", "Jobs by state.", []string{"state"}, nil),
-		jobState:       prometheus.NewDesc("sluice_job_state", "1 for each job the JobManager knows, labelled with its current state, until the job store removes it.", []string{"job_id", "job_name", "state"}, nil),
+		jm:        jm,
+		registry:  prometheus.NewRegistry(),
+		tms:       prometheus.NewDesc("sluice_taskmanagers", "Registered TaskManagers.", nil, nil),
+		slots:     prometheus.NewDesc("sluice_slots_total", "Task slots offered by registered TaskManagers.", nil, nil),
+		slotsFree: prometheus.NewDesc("sluice_slots_available", "Task slots not in use.", nil, nil),
+		jobs:      prometheus.NewDesc("sluice_jobs", "Jobs by state.", []string{"state"}, nil),
+		jobState:  prometheus.NewDesc("sluice_job_state", "1 for each job the JobManager knows, labelled with its current state, until the job store removes it.", []string{"job_id", "job_name", "state"}, nil),
+		// Flink's metric name after the sluice_job_ prefix (docs/architecture.md, "Engine", §9).
+		numRestarts:    prometheus.NewDesc("sluice_job_numRestarts", "Restarts of a job since it was submitted (Flink's numRestarts), until the job store removes it.", []string{"job_id", "job_name"}, nil),
 		recIn:          prometheus.NewDesc("sluice_operator_records_in_total", "Records received by a job vertex (its chained operators) over the network.", op, nil),
 		recOut:         prometheus.NewDesc("sluice_operator_records_out_total", "Records emitted by a job vertex to downstream vertices.", op, nil),
 		bytesIn:        prometheus.NewDesc("sluice_operator_bytes_in_total", "Serialized bytes received by a job vertex.", op, nil),
@@ -62,7 +64,7 @@ func newJMMetrics(jm *JobManager) *jmMetrics {
 }
 
 func (m *jmMetrics) Describe(ch chan<- *prometheus.Desc) {
-	for _, d := range []*prometheus.Desc{m.tms, m.slots, m.slotsFree, m.jobs, m.jobState, m.recIn, m.recOut, m.bytesIn, m.bytesOut, m.backPressed, m.krbExpiry,
+	for _, d := range []*prometheus.Desc{m.tms, m.slots, m.slotsFree, m.jobs, m.jobState, m.numRestarts, m.recIn, m.recOut, m.bytesIn, m.bytesOut, m.backPressed, m.krbExpiry,
 		m.authFailures, m.authLimited, m.limiterEntries, m.limiterBlocked, m.reloadOK, m.reloadTime} {
 		ch <- d
 	}
@@ -118,6 +120,7 @@ func (m *jmMetrics) Collect(ch chan<- prometheus.Metric) {
 	for _, j := range jm.jobs {
 		states[j.state]++
 		ch <- prometheus.MustNewConstMetric(m.jobState, prometheus.GaugeValue, 1, j.id, j.name, string(j.state))
+		ch <- prometheus.MustNewConstMetric(m.numRestarts, prometheus.GaugeValue, float64(j.restarts), j.id, j.name)
 		if j.state.Terminal() {
 			continue
 		}

@@ -32,6 +32,7 @@ func TestJobManagerMetricsSeries(t *testing.T) {
 	now := time.Now()
 	addJob(t, jm, "job-a", "spec a", Running, time.Time{}, &task{vertex: 0, state: TaskRunning, metrics: taskMetrics{readRecords: 5}})
 	jm.jobs["job-a"].plan = &dataflow.Plan{Vertices: []*dataflow.Vertex{{ID: 0, Name: "source -> print"}}}
+	jm.jobs["job-a"].restarts = 2
 
 	out := scrapeJM(t, jm)
 	if regexp.MustCompile(`[{,]job="`).MatchString(out) {
@@ -40,6 +41,7 @@ func TestJobManagerMetricsSeries(t *testing.T) {
 	for _, want := range []string{
 		`sluice_operator_records_in_total{job_id="job-a",job_name="job-a",vertex="0",vertex_name="source -> print"} 5`,
 		`sluice_job_state{job_id="job-a",job_name="job-a",state="RUNNING"} 1`,
+		`sluice_job_numRestarts{job_id="job-a",job_name="job-a"} 2`,
 		"go_goroutines ", "process_cpu_seconds_total ",
 	} {
 		if !strings.Contains(out, want) {

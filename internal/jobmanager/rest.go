@@ -358,9 +358,11 @@ func (rs *restServer) jmConfig(w http.ResponseWriter, r *http.Request) {
 }
 
 // submit accepts POST /jobs as multipart/form-data (part "spec": the YAML;
-// "parameters": a JSON object; "parallelism"; any number of "file" parts,
-// named by their file names) or as a JSON object
-// {"spec": "...", "parameters": {...}, "parallelism": N}.
+// "parameters": a JSON object; "parallelism"; "config"; "savepointPath";
+// "allowNonRestoredState"; any number of "file" parts, named by their file
+// names) or as a JSON object {"spec": "...", "parameters": {...},
+// "parallelism": N, "config": {...}, "savepointPath": "...",
+// "allowNonRestoredState": false}.
 func (rs *restServer) submit(w http.ResponseWriter, r *http.Request) {
 	limit := rs.jm.set.MaxUploadSize
 	specLimit := rs.jm.set.MaxSpecSize
@@ -414,7 +416,19 @@ func (rs *restServer) submit(w http.ResponseWriter, r *http.Request) {
 		writeError(w, http.StatusBadRequest, "%v", err)
 		return
 	}
-	ok, reason, err := rs.authorizeData(r, dataAccesses(spec, files))
+	data := dataAccesses(spec, files)
+	if sub.SavepointPath != "" {
+		// Restoring reads the savepoint's files: the submitter must be allowed to
+		// read them, as for a file source. Decided before the JobManager looks
+		// at the path, so a refusal tells nothing about what is there.
+		dir, err := savepointDir(sub.SavepointPath)
+		if err != nil {
+			writeError(w, http.StatusBadRequest, "%v", err)
+			return
+		}
+		data = append(data, authz.DataAccess{Verb: authz.VerbRead, Resource: "file:" + dir})
+	}
+	ok, reason, err := rs.authorizeData(r, data)
 	if err != nil {
 		writeError(w, http.StatusInternalServerError, "authorization failed (request %s): %v", RequestID(r.Context()), err)
 		return
@@ -460,6 +474,9 @@ func parseJSONSubmission(body io.Reader, specLimit int64) (Submission, error) {
 		ViewGroups   []string          `json:"view-groups"`
 		ModifyUsers  []string          `json:"modify-users"`
 		ModifyGroups []string          `json:"modify-groups"`
+		// Flink's names (JarRunRequestBody).
+		SavepointPath         string `json:"savepointPath"`
+		AllowNonRestoredState bool   `json:"allowNonRestoredState"`
 	}
 	dec := json.NewDecoder(body)
 	dec.DisallowUnknownFields()
@@ -477,7 +494,7 @@ func parseJSONSubmission(body io.Reader, specLimit int64) (Submission, error) {
 	}
 	return Submission{Spec: []byte(req.Spec), Params: req.Parameters, Parallelism: req.Parallelism, Config: req.Config, ACL: authz.JobACL{
 		ViewUsers: req.ViewUsers, ViewGroups: req.ViewGroups, ModifyUsers: req.ModifyUsers, ModifyGroups: req.ModifyGroups,
-	}}, nil
+	}, SavepointPath: req.SavepointPath, AllowNonRestoredState: req.AllowNonRestoredState}, nil
 }
 
 // parseMultipartSubmission reads a multipart submission: attached files may be as large as the
@@ -527,6 +544,14 @@ func parseMultipartSubmission(r *http.Request, limit, specLimit int64) (Submissi
 				return Submission{}, fmt.Errorf("job submission part \"parallelism\": %q is not a positive number", data)
 			}
 			sub.Parallelism = n
+		case "savepointPath":
+			sub.SavepointPath = strings.TrimSpace(string(data))
+		case "allowNonRestoredState":
+			b, err := strconv.ParseBool(strings.TrimSpace(string(data)))
+			if err != nil {
+				return Submission{}, fmt.Errorf("job submission part \"allowNonRestoredState\": %q: want true or false", data)
+			}
+			sub.AllowNonRestoredState = b
 		case "view-users", "view-groups", "modify-users", "modify-groups":
 			list := splitList(string(data))
 			switch p.FormName() {
@@ -546,7 +571,7 @@ func parseMultipartSubmission(r *http.Request, limit, specLimit int64) (Submissi
 			}
 			sub.Files[name] = data
 		default:
-			return Submission{}, fmt.Errorf("job submission: unknown part %q (want spec, parameters, parallelism, config, file, view-users, view-groups, modify-users, modify-groups)", p.FormName())
+			return Submission{}, fmt.Errorf("job submission: unknown part %q (want spec, parameters, parallelism, config, savepointPath, allowNonRestoredState, file, view-users, view-groups, modify-users, modify-groups)", p.FormName())
 		}
 	}
 	if len(sub.Spec) == 0 {

@@ -22,7 +22,7 @@ func TestEveryEndpointIsAuthorized(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	verbs := []string{"view", "list", "submit", "cancel", "admin"}
+	verbs := []string{"view", "list", "submit", "cancel", "savepoint", "admin"}
 	resources := []string{"cluster", "jobs", "job/{id}", "taskmanagers", "config", "logs", "metrics", "admin", "self"}
 	seen := map[string]bool{}
 	for _, rt := range rs.routes() {

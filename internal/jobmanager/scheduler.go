@@ -5,8 +5,8 @@ import (
 	"errors"
 	"fmt"
 	"maps"
+	"os"
 	"slices"
-	"strings"
 	"sync"
 	"time"
 
@@ -49,6 +49,13 @@ type Submission struct {
 	// Parsed is Spec parsed with Params, when the caller parsed it already (the REST handler
 	// does, to authorize the data the job touches): a spec is parsed once per submission.
 	Parsed *dataflow.Spec
+	// SavepointPath is the savepoint (or retained checkpoint) the job starts
+	// from (sluice run --fromSavepoint): its directory, its _metadata, or a
+	// file: URI of either. Empty: the job starts without state.
+	SavepointPath string
+	// AllowNonRestoredState lets a job start from a savepoint that has state
+	// for operators the job does not have (sluice run --allowNonRestoredState).
+	AllowNonRestoredState bool
 }
 
 // attachedIn reports whether a name is one of the attached files.
@@ -84,6 +91,23 @@ func (jm *JobManager) Submit(s Submission) (string, error) {
 	if err := checkStateBackend(cfg); err != nil {
 		return "", &SubmissionError{err}
 	}
+	ckpt, err := CheckpointSettingsFromConfig(cfg)
+	if err != nil {
+		return "", &SubmissionError{err}
+	}
+	if err := checkCheckpointing(ckpt); err != nil {
+		return "", &SubmissionError{err}
+	}
+	restart, err := RestartSettingsFromConfig(cfg, ckpt.Enabled())
+	if err != nil {
+		return "", &SubmissionError{err}
+	}
+	var savepoint string
+	if s.SavepointPath != "" {
+		if savepoint, err = resolveSavepoint(s.SavepointPath); err != nil {
+			return "", &SubmissionError{err}
+		}
+	}
 	par := s.Parallelism
 	if par <= 0 {
 		par = cfg.Int("parallelism.default")
@@ -92,6 +116,22 @@ func (jm *JobManager) Submit(s Submission) (string, error) {
 	if err != nil {
 		return "", &SubmissionError{err}
 	}
+	id := newID(16)
+	// Created now, the last check of the submission: a directory the
+	// JobManager cannot create refuses the job rather than failing its
+	// first checkpoint.
+	var ckptDir string
+	if ckpt.Enabled() {
+		if ckptDir, err = createJobCheckpointDir(ckpt.Dir, id); err != nil {
+			return "", &SubmissionError{err}
+		}
+	}
+	registered := false
+	defer func() {
+		if !registered && ckptDir != "" {
+			_ = os.Remove(ckptDir) // empty: nothing was written into it
+		}
+	}()
 	// Held until the job is registered, so the blob collector cannot
 	// delete these blobs (they may equal a removed job's) before then.
 	jm.blobMu.Lock()
@@ -110,17 +150,29 @@ func (jm *JobManager) Submit(s Submission) (string, error) {
 	}
 	now := time.Now()
 	j := &job{
-		id: newID(16), name: plan.Name, spec: s.Spec, specKey: specKey,
+		id: id, name: plan.Name, spec: s.Spec, specKey: specKey,
 		params: s.Params, files: files, access: access, parallelism: par, plan: plan, acl: s.ACL, cfg: cfg, settings: s.Config,
 		start: now, timestamps: map[JobState]time.Time{}, tasks: map[taskKey]*task{},
 		slots: map[string]int{}, held: map[slotGroup]map[int]bool{}, done: make(chan struct{}),
-		output: newOutputBuffer(jm.set.OutputMaxLines, jm.set.OutputMaxBytes),
+		output:      newOutputBuffer(jm.set.OutputMaxLines, jm.set.OutputMaxBytes),
+		checkpoints: ckpt, checkpointDir: ckptDir, restart: restart, backoff: newRestartBackoff(restart),
+		savepointPath: savepoint, allowNonRestoredState: s.AllowNonRestoredState,
 	}
+	registered = true
 	j.setState(Created, now)
 	jm.mu.Lock()
 	jm.jobs[j.id] = j
 	jm.mu.Unlock()
 	jm.log.Info("job submitted", "job", j.id, "name", j.name, "owner", s.ACL.Owner, "parallelism", par, "vertices", len(plan.Vertices))
+	if ckpt.Enabled() {
+		jm.log.Info("job checkpoints", "job", j.id, "interval", ckpt.Interval, "mode", ckpt.Mode, "dir", ckptDir)
+	}
+	if restart.Default && restart.Strategy == RestartExponentialDelay {
+		jm.log.Info("job restart strategy: exponential-delay, as checkpointing is on and restart-strategy.type is not set", "job", j.id)
+	}
+	if savepoint != "" {
+		jm.log.Info("job restores from a savepoint", "job", j.id, "path", savepoint, "allow-non-restored-state", s.AllowNonRestoredState)
+	}
 	jm.spawn(func() { jm.startAttempt(j) })
 	return j.id, nil
 }
@@ -506,6 +558,12 @@ func (jm *JobManager) failLocked(j *job, f *failure) {
 	default:
 		return
 	}
+	// How long the attempt ran: a job that ran long enough before failing
+	// restarts from the initial backoff (exponential-delay).
+	var ran time.Duration
+	if j.state == Running {
+		ran = f.time.Sub(j.timestamps[Running])
+	}
 	jm.recordFailureLocked(j, f)
 	jm.log.Warn("job failing", "job", j.id, "attempt", j.attempt, "err", j.cause)
 	j.setState(Failing, time.Now())
@@ -532,14 +590,14 @@ func (jm *JobManager) failLocked(j *job, f *failure) {
 			j.setState(Failed, time.Now())
 			return
 		}
-		if !jm.mayRestart(j) {
-			jm.log.Error("job failed", "job", j.id, "err", j.cause, "restarts", j.restarts)
+		delay, restart := jm.restartBackoff(j).next(ran)
+		if !restart {
+			jm.log.Error("job failed", "job", j.id, "err", j.cause, "restarts", j.restarts, "restart-strategy", j.restart.Strategy)
 			j.setState(Failed, time.Now())
 			return
 		}
 		j.setState(Restarting, time.Now())
-		delay := jm.jobConfig(j).Duration("restart-strategy.fixed-delay.delay")
-		jm.log.Info("job restarting", "job", j.id, "restart", j.restarts+1, "delay", delay)
+		jm.log.Info("job restarting", "job", j.id, "restart", j.restarts+1, "delay", delay, "restart-strategy", j.restart.Strategy)
 		jm.after(delay, func() {
 			jm.mu.Lock()
 			if j.state != Restarting {
@@ -584,13 +642,16 @@ func (jm *JobManager) jobConfig(j *job) *config.Config {
 	return jm.cfg
 }
 
-func (jm *JobManager) mayRestart(j *job) bool {
-	cfg := jm.jobConfig(j)
-	switch strings.ToLower(cfg.String("restart-strategy.type")) {
-	case "fixed-delay", "fixeddelay":
-		return j.restarts < cfg.Int("restart-strategy.fixed-delay.attempts")
+// restartBackoff returns the job's restart strategy state, made from its
+// configuration for a job built without Submit.
+func (jm *JobManager) restartBackoff(j *job) *restartBackoff {
+	if j.backoff == nil {
+		cfg := jm.jobConfig(j)
+		ckpt, _ := CheckpointSettingsFromConfig(cfg)
+		j.restart, _ = RestartSettingsFromConfig(cfg, ckpt.Enabled())
+		j.backoff = newRestartBackoff(j.restart)
 	}
-	return false
+	return j.backoff
 }
 
 func (jm *JobManager) finishCancelLocked(j *job) {

@@ -10,6 +10,7 @@ import (
 	"github.com/sluice-dev/sluice/internal/config"
 	"github.com/sluice-dev/sluice/internal/dataflow"
 	"github.com/sluice-dev/sluice/internal/security/authz"
+	"github.com/sluice-dev/sluice/internal/security/sealed"
 )
 
 // Settings are the JobManager's own configuration keys, read and checked
@@ -47,6 +48,14 @@ type Settings struct {
 	ShutdownTimeout    time.Duration // jobmanager.shutdown.timeout
 	ShutdownCancelJobs bool          // jobmanager.shutdown.cancel-jobs
 	WorkingDir         string        // process.jobmanager.working-dir (falls back to process.working-dir)
+
+	CheckpointsDir string // state.checkpoints.dir as an absolute path; "" when unset
+	SavepointsDir  string // state.savepoints.dir as an absolute path; "" when unset
+	// CheckpointKey seals checkpoint and savepoint files
+	// (state.checkpoints.encryption.key-file); nil when unset. Loaded at
+	// start-up, so a missing, short or readable key stops the JobManager
+	// before it takes any job.
+	CheckpointKey *sealed.Key
 }
 
 // SettingsFromConfig reads the JobManager's keys from cfg. Errors name the
@@ -84,6 +93,23 @@ func SettingsFromConfig(cfg *config.Config) (Settings, error) {
 	}
 	if s.Listeners, err = listenersFromConfig(cfg); err != nil {
 		return s, err
+	}
+	if s.CheckpointsDir, err = localDirSetting(cfg, config.CheckpointsDirKey); err != nil {
+		return s, err
+	}
+	if s.SavepointsDir, err = localDirSetting(cfg, config.SavepointsDirKey); err != nil {
+		return s, err
+	}
+	// An interval in the cluster's configuration applies to every job: without a directory
+	// every submission would be refused, so the JobManager does not start.
+	if cfg.IsSet(config.CheckpointIntervalKey) && s.CheckpointsDir == "" {
+		return s, fmt.Errorf("%s is set in the cluster's configuration but %s is not: set that directory (file:///path or /path, one the JobManager and every TaskManager can write, shared over NFS between hosts), or remove the interval from the cluster's configuration and let jobs set it (sluice run -D)",
+			config.CheckpointIntervalKey, config.CheckpointsDirKey)
+	}
+	if path := cfg.String(sealed.KeyFileKey); path != "" {
+		if s.CheckpointKey, err = sealed.LoadKey(path); err != nil {
+			return s, err
+		}
 	}
 	return s, nil
 }

@@ -32,6 +32,10 @@ type Options struct {
 	Slots        int // per TaskManager, default 2
 	Stdout       io.Writer
 	RESTPort     int // 0: a free port
+	// DefaultCheckpointsDir: without state.checkpoints.dir in Config, the
+	// cluster keeps checkpoints in <work dir>/checkpoints (sluice local: its
+	// processes share one file system, so no shared directory is needed).
+	DefaultCheckpointsDir bool
 }
 
 // Cluster is a running mini-cluster.
@@ -89,6 +93,12 @@ func Start(ctx context.Context, o Options) (*Cluster, error) {
 		return nil, err
 	}
 	c := &Cluster{cancel: cancel, errs: make(chan error, o.TaskManagers+1), workDir: workDir}
+	if o.DefaultCheckpointsDir && !cfg.IsSet(config.CheckpointsDirKey) {
+		if err := cfg.Set(config.CheckpointsDirKey, filepath.Join(workDir, "checkpoints")); err != nil {
+			c.Stop()
+			return nil, err
+		}
+	}
 	jmOpts := jobmanager.Options{Config: cfg, Security: o.Security, Logger: o.Logger, WorkDir: filepath.Join(workDir, "jobmanager")}
 	if o.Security == nil {
 		sec, err := internaltls.SetupJobManager(runCtx, cfg, o.Logger, workDir)

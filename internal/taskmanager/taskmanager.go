@@ -102,6 +102,10 @@ func New(o Options) (*TaskManager, error) {
 		o.Stdout = os.Stdout
 	}
 	set := SettingsFromConfig(o.Config)
+	// Checked before anything starts; the tasks load it again when they seal.
+	if _, err := LoadCheckpointKey(o.Config); err != nil {
+		return nil, err
+	}
 	id := o.ID
 	if id == "" {
 		id = DefaultID(set)

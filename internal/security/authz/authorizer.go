@@ -40,10 +40,13 @@ const (
 	VerbList   = "list"
 	VerbSubmit = "submit"
 	VerbCancel = "cancel"
-	VerbAdmin  = "admin"
-	VerbRead   = "read"  // a job reads a data resource
-	VerbWrite  = "write" // a job writes a data resource
-	VerbAny    = "*"     // policy rules only: every verb
+	// VerbSavepoint takes a savepoint of a job, or stops it with one
+	// (POST /jobs/{id}/savepoints, POST /jobs/{id}/stop).
+	VerbSavepoint = "savepoint"
+	VerbAdmin     = "admin"
+	VerbRead      = "read"  // a job reads a data resource
+	VerbWrite     = "write" // a job writes a data resource
+	VerbAny       = "*"     // policy rules only: every verb
 )
 
 // JobACL is what a job's submitter set: the owner and Spark's view and
@@ -72,7 +75,7 @@ type Attributes struct {
 	// Method is how the caller authenticated (x509, token, kerberos,
 	// anonymous).
 	Method string
-	// Verb is one of view, list, submit, cancel, admin, read, write.
+	// Verb is one of view, list, submit, cancel, savepoint, admin, read, write.
 	Verb string
 	// Resource is "cluster", "taskmanagers", "config", "logs", "metrics",
 	// "jobs", "job/<id>", "admin", or a data resource.

@@ -10,8 +10,9 @@ import (
 // JobOwnership returns an Authorizer for the lists a job's submitter set
 // (Spark's spark.acls: owner, view and modify lists). On job/<id>:
 //
-//   - the owner and members of the modify list (by user or group) may view
-//     and cancel;
+//   - the owner and members of the modify list (by user or group) may view,
+//     cancel and take savepoints (stopping with one ends the job, as a
+//     cancel does);
 //   - members of the view list may view.
 //
 // Everything else, and every other resource, is NoOpinion, so a later
@@ -27,7 +28,7 @@ func jobOwnership(_ context.Context, a Attributes) (Decision, string, error) {
 	if !ok || id == "" || a.Job == nil || a.User == "" {
 		return NoOpinion, "", nil
 	}
-	if a.Verb != VerbView && a.Verb != VerbCancel {
+	if a.Verb != VerbView && a.Verb != VerbCancel && a.Verb != VerbSavepoint {
 		return NoOpinion, "", nil
 	}
 	j := a.Job

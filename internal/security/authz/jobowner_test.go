@@ -23,6 +23,9 @@ func TestJobOwnership(t *testing.T) {
 	}{
 		{"owner views", "alice", nil, "view", "job/abc", job, Allow, "alice owns job abc"},
 		{"owner cancels", "alice", nil, "cancel", "job/abc", job, Allow, "alice owns job abc"},
+		{"owner takes savepoints", "alice", nil, "savepoint", "job/abc", job, Allow, "alice owns job abc"},
+		{"modify group takes savepoints", "erin", []string{"ops"}, "savepoint", "job/abc", job, Allow, "erin is in group ops, on the modify list of job abc"},
+		{"view user may not take savepoints", "bob", nil, "savepoint", "job/abc", job, NoOpinion, ""},
 		{"owner may not admin", "alice", nil, "admin", "job/abc", job, NoOpinion, ""},
 		{"owner other resource", "alice", nil, "view", "cluster", job, NoOpinion, ""},
 		{"owner of jobs list", "alice", nil, "view", "jobs", job, NoOpinion, ""},

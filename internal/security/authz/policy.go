@@ -45,7 +45,7 @@ type Policy struct {
 
 // Rule allows its verbs on its resources.
 type Rule struct {
-	// Verbs are view, list, submit, cancel, admin, read, write or "*".
+	// Verbs are view, list, submit, cancel, savepoint, admin, read, write or "*".
 	Verbs []string
 	// Resources are exact names or patterns: "*" matches within one path
 	// segment, a trailing "*" matches the rest (across "/"), and ${user}
@@ -83,7 +83,7 @@ func (e *PolicyError) Error() string {
 }
 
 // knownVerbs are the verbs a rule may name.
-var knownVerbs = []string{VerbView, VerbList, VerbSubmit, VerbCancel, VerbAdmin, VerbRead, VerbWrite, VerbAny}
+var knownVerbs = []string{VerbView, VerbList, VerbSubmit, VerbCancel, VerbSavepoint, VerbAdmin, VerbRead, VerbWrite, VerbAny}
 
 // LoadPolicy reads and parses the policy file at path. Errors name the
 // path and the line.
