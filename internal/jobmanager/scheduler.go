@@ -13,6 +13,7 @@ import (
 	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/status"
 
+	"github.com/sluice-dev/sluice/internal/checkpoint"
 	"github.com/sluice-dev/sluice/internal/config"
 	"github.com/sluice-dev/sluice/internal/dataflow"
 	controlpb "github.com/sluice-dev/sluice/internal/rpc/proto"
@@ -116,6 +117,12 @@ func (jm *JobManager) Submit(s Submission) (string, error) {
 	if err != nil {
 		return "", &SubmissionError{err}
 	}
+	var restoreFrom *checkpoint.CompletedCheckpoint
+	if savepoint != "" {
+		if restoreFrom, err = jm.loadSavepoint(s.SavepointPath, plan, s.AllowNonRestoredState); err != nil {
+			return "", &SubmissionError{err}
+		}
+	}
 	id := newID(16)
 	// Created now, the last check of the submission: a directory the
 	// JobManager cannot create refuses the job rather than failing its
@@ -157,6 +164,9 @@ func (jm *JobManager) Submit(s Submission) (string, error) {
 		output:      newOutputBuffer(jm.set.OutputMaxLines, jm.set.OutputMaxBytes),
 		checkpoints: ckpt, checkpointDir: ckptDir, restart: restart, backoff: newRestartBackoff(restart),
 		savepointPath: savepoint, allowNonRestoredState: s.AllowNonRestoredState,
+	}
+	if err := jm.startCheckpointing(j, restoreFrom); err != nil {
+		return "", &SubmissionError{err}
 	}
 	registered = true
 	j.setState(Created, now)
@@ -270,6 +280,26 @@ func (jm *JobManager) startAttempt(j *job) {
 		}
 	}
 	j.waitingFor = 0
+	// What this attempt restores: the latest retained checkpoint, else the
+	// savepoint the job started from.
+	var ckptSettings *controlpb.CheckpointSettings
+	var restoreSettings *controlpb.RestoreSettings
+	if j.ckpt != nil {
+		cp, ok := jm.restorePointLocked(j)
+		if !ok {
+			j.cause = refusedList(j.ckpt)
+			jm.log.Error("job failed", "job", j.id, "err", j.cause)
+			j.setState(Failed, time.Now())
+			jm.mu.Unlock()
+			return
+		}
+		j.ckpt.restoring = cp
+		if cp != nil {
+			j.ckpt.coord.Restored(cp)
+			jm.log.Info("job restores", "job", j.id, "attempt", j.attempt, "checkpoint", cp.ID, "savepoint", cp.Savepoint, "path", cp.ExternalPath())
+		}
+		ckptSettings, restoreSettings = jm.deploymentCheckpointing(j, cp)
+	}
 	// Place sharing groups on the TM with the most free slots, so subtasks
 	// spread over TaskManagers.
 	groups := make([]*taskManager, need)
@@ -315,6 +345,7 @@ func (jm *JobManager) startAttempt(j *job) {
 				DefaultParallelism: int32(j.parallelism), InputChannels: int32(j.plan.InputChannels(v.ID)),
 				BlobAddress: jm.blobAddr, FileGrants: fileGrants(j.access),
 				ExpressionMaxCost: jm.set.MaxExpressionCost, MaxParallelism: int32(j.plan.MaxParallelism),
+				Checkpoints: ckptSettings, Restore: restoreSettings,
 			}
 			for _, eid := range v.OutEdges {
 				e := edges[eid]
@@ -401,9 +432,17 @@ func (jm *JobManager) taskStateChanged(u *controlpb.TaskStateUpdate) {
 	switch state {
 	case TaskRunning:
 		t.start = now
+		if j.state == Running {
+			jm.attemptRunningLocked(j)
+		}
 	case TaskFinished:
 		t.end = now
-		if j.state == Running && j.allTasksTerminal() {
+		if j.state == Running && j.allTasksTerminal() && j.ckpt != nil && j.ckpt.cancelOnStop {
+			// Every task ended on a cancel-job savepoint.
+			jm.attemptEndedLocked(j)
+			jm.finishCancelLocked(j)
+		} else if j.state == Running && j.allTasksTerminal() {
+			jm.attemptEndedLocked(j)
 			jm.releaseSlotsLocked(j)
 			j.setState(Finished, now)
 			jm.log.Info("job finished", "job", j.id, "name", j.name, "duration", now.Sub(j.start).Round(time.Millisecond))
@@ -421,6 +460,12 @@ func (jm *JobManager) taskStateChanged(u *controlpb.TaskStateUpdate) {
 		}
 	case TaskFailed:
 		t.end, t.err = now, u.Error
+		if rf := u.RestoreFailure; rf != nil && j.ckpt != nil && j.ckpt.restoring != nil && rf.CheckpointId == j.ckpt.restoring.ID {
+			// A file of the checkpoint this attempt restores failed
+			// verification: the next attempt restores an older one.
+			j.ckpt.restoring = nil
+			jm.refuseLocked(j, rf.CheckpointId, fmt.Sprintf("file %s: %s", rf.File, rf.Reason))
+		}
 		f := &failure{
 			time: now, attempt: j.attempt, task: fmt.Sprintf("%s (%d/%d)", vertexName(j, t.vertex), t.subtask+1, vertexParallelism(j, t.vertex)),
 			tm: t.tm, message: u.Error, peer: u.CausedByPeer, unrecoverable: u.Unrecoverable,
@@ -566,6 +611,7 @@ func (jm *JobManager) failLocked(j *job, f *failure) {
 	}
 	jm.recordFailureLocked(j, f)
 	jm.log.Warn("job failing", "job", j.id, "attempt", j.attempt, "err", j.cause)
+	jm.attemptEndedLocked(j)
 	j.setState(Failing, time.Now())
 	wg := jm.cancelTasksLocked(j)
 	jm.releaseSlotsLocked(j)
@@ -696,6 +742,7 @@ func (jm *JobManager) Cancel(id string) error {
 	case Failing:
 		return nil // the failover goroutine finishes it
 	}
+	jm.attemptEndedLocked(j)
 	jm.cancelTasksLocked(j)
 	jm.watchCancelLocked(j, j.attempt)
 	return nil
