@@ -69,6 +69,16 @@ func (rc *RuntimeContext) ListState(name string, mode state.Redistribution) (*st
 	return l, nil
 }
 
+// restoredList reports whether list name was restored (with entries for this subtask or
+// not): a source then reads the splits it was given, not its fresh range.
+func (rc *RuntimeContext) restoredList(name string) bool {
+	if rc.lists == nil {
+		return false
+	}
+	_, ok := rc.lists.restored[name]
+	return ok
+}
+
 // opSnapshot is the synchronous result of snapshotting one operator of the chain.
 type opSnapshot struct {
 	name  string
