@@ -17,6 +17,20 @@ import (
 // Files are opened as a TaskManager opens them: only the job's declared paths, relative ones
 // taken against the working directory, no symlinks.
 func RunLocal(ctx context.Context, p *Plan, stdout io.Writer) error {
+	return RunLocalWith(ctx, p, LocalOptions{Stdout: stdout})
+}
+
+// LocalOptions are the options of RunLocalWith.
+type LocalOptions struct {
+	Stdout io.Writer // for print sinks without a path; nil discards
+	// Task, when set, adjusts each subtask's TaskIO before the subtask starts (from the
+	// goroutine calling RunLocalWith): tests wire mailboxes and checkpointing here.
+	Task func(vertex, subtask int, tio *TaskIO)
+}
+
+// RunLocalWith is RunLocal with options.
+func RunLocalWith(ctx context.Context, p *Plan, opts LocalOptions) error {
+	stdout := opts.Stdout
 	files, err := p.localFiles()
 	if err != nil {
 		return err
@@ -59,6 +73,7 @@ func RunLocal(ctx context.Context, p *Plan, stdout io.Writer) error {
 			if !v.Source {
 				tio.Input = gates[v.ID][s]
 			}
+
 			for _, id := range v.OutEdges {
 				e := p.Edges[id]
 				ws := make([]RecordWriter, p.Vertices[e.Target].Parallelism)
@@ -66,6 +81,9 @@ func RunLocal(ctx context.Context, p *Plan, stdout io.Writer) error {
 					ws[t] = gates[e.Target][t].writer(ctx)
 				}
 				tio.Outputs[id] = ws
+			}
+			if opts.Task != nil {
+				opts.Task(v.ID, s, &tio)
 			}
 			wg.Add(1)
 			go func(vertex, subtask int, tio TaskIO) {
@@ -86,7 +104,11 @@ func RunLocal(ctx context.Context, p *Plan, stdout io.Writer) error {
 	return firstErr
 }
 
-// localFiles grants the plan's own declared paths, as the JobManager would at submit.
+// LocalFiles grants the plan's own declared paths, as the JobManager would at submit
+// (relative ones taken against the working directory): what RunLocal and test harnesses
+// give TaskIO.Files.
+func (p *Plan) LocalFiles() (*JobFiles, error) { return p.localFiles() }
+
 func (p *Plan) localFiles() (*JobFiles, error) {
 	if p.spec == nil {
 		return nil, nil
