@@ -87,6 +87,7 @@ func (d probeDef) NewOperator() Operator { return &keyProbe{seen: d.seen} }
 // localGateFromGenerator delivers to one subtask the generator records whose key the hash edge
 // routes to it, then END_OF_DATA.
 type localGateFromGenerator struct {
+	noBlocking
 	recs [][]byte
 	sent int
 	n    int

@@ -38,6 +38,7 @@ func (w *logWriter) Close() error { w.log = append(w.log, "close"); return nil }
 
 // scriptGate delivers its script, then io.EOF; before element k it calls before(k).
 type scriptGate struct {
+	noBlocking
 	channels int
 	script   []event.Delivery
 	k        int
@@ -167,7 +168,7 @@ func TestMailWakesBlockedRead(t *testing.T) {
 	mb.Post(Mail{Kind: MailTrigger})
 	select {
 	case err := <-done:
-		if err == nil || !strings.Contains(err.Error(), "tasks do not take checkpoints yet") {
+		if err == nil || !strings.Contains(err.Error(), "checkpointing is not enabled for this task") {
 			t.Errorf("got %v, want the trigger refused", err)
 		}
 	case <-time.After(10 * time.Second):

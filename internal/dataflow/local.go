@@ -17,6 +17,20 @@ import (
 // Files are opened as a TaskManager opens them: only the job's declared paths, relative ones
 // taken against the working directory, no symlinks.
 func RunLocal(ctx context.Context, p *Plan, stdout io.Writer) error {
+	return RunLocalWith(ctx, p, LocalOptions{Stdout: stdout})
+}
+
+// LocalOptions are the options of RunLocalWith.
+type LocalOptions struct {
+	Stdout io.Writer // for print sinks without a path; nil discards
+	// Task, when set, adjusts each subtask's TaskIO before the subtask starts (from the
+	// goroutine calling RunLocalWith): tests wire mailboxes and checkpointing here.
+	Task func(vertex, subtask int, tio *TaskIO)
+}
+
+// RunLocalWith is RunLocal with options.
+func RunLocalWith(ctx context.Context, p *Plan, opts LocalOptions) error {
+	stdout := opts.Stdout
 	files, err := p.localFiles()
 	if err != nil {
 		return err
@@ -59,6 +73,7 @@ func RunLocal(ctx context.Context, p *Plan, stdout io.Writer) error {
 			if !v.Source {
 				tio.Input = gates[v.ID][s]
 			}
+
 			for _, id := range v.OutEdges {
 				e := p.Edges[id]
 				ws := make([]RecordWriter, p.Vertices[e.Target].Parallelism)
@@ -66,6 +81,9 @@ func RunLocal(ctx context.Context, p *Plan, stdout io.Writer) error {
 					ws[t] = gates[e.Target][t].writer(ctx)
 				}
 				tio.Outputs[id] = ws
+			}
+			if opts.Task != nil {
+				opts.Task(v.ID, s, &tio)
 			}
 			wg.Add(1)
 			go func(vertex, subtask int, tio TaskIO) {
@@ -86,7 +104,11 @@ func RunLocal(ctx context.Context, p *Plan, stdout io.Writer) error {
 	return firstErr
 }
 
-// localFiles grants the plan's own declared paths, as the JobManager would at submit.
+// LocalFiles grants the plan's own declared paths, as the JobManager would at submit
+// (relative ones taken against the working directory): what RunLocal and test harnesses
+// give TaskIO.Files.
+func (p *Plan) LocalFiles() (*JobFiles, error) { return p.localFiles() }
+
 func (p *Plan) localFiles() (*JobFiles, error) {
 	if p.spec == nil {
 		return nil, nil
@@ -110,43 +132,93 @@ type localMsg struct {
 }
 
 // localGate is RunLocal's input gate: every producer's writer sends into one Go channel,
-// each message carrying the producer's channel index.
+// each message carrying the producer's channel index. Blocking is done in the consumer
+// goroutine, as the network gate does it: a message of a blocked channel is held until
+// Unblock, so a blocked producer keeps sending into the shared channel until its buffer
+// fills (RunLocal has no per-channel credits).
 type localGate struct {
 	ch       chan localMsg
 	channels int // producers
 	next     int // the next channel index to hand out; set up before the tasks start
 	open     int // producers that have not closed yet; only the consumer goroutine touches it
+
+	blocked  []bool
+	nblocked int
+	held     [][]localMsg // per blocked channel, in arrival order
+	ready    []localMsg   // released by Unblock, served before the channel
 }
 
 func newLocalGate(channels int) *localGate {
-	return &localGate{ch: make(chan localMsg, 256), channels: channels, open: channels}
+	return &localGate{ch: make(chan localMsg, 256), channels: channels, open: channels,
+		blocked: make([]bool, channels), held: make([][]localMsg, channels)}
 }
 
 // NextDelivery implements InputGate.
 func (g *localGate) NextDelivery(ctx context.Context, wake <-chan struct{}) (event.Delivery, error) {
-	if g.open <= 0 {
-		return event.Delivery{}, io.EOF
-	}
-	var m localMsg
-	select {
-	case m = <-g.ch:
-	default:
-		select {
-		case <-ctx.Done():
-			return event.Delivery{}, ctx.Err()
-		case <-wake:
-			return event.Delivery{}, event.ErrWoken
-		case m = <-g.ch:
+	for {
+		if g.open <= 0 {
+			return event.Delivery{}, io.EOF
 		}
+		var m localMsg
+		if len(g.ready) > 0 {
+			m = g.ready[0]
+			g.ready = g.ready[1:]
+		} else {
+			select {
+			case m = <-g.ch:
+			default:
+				select {
+				case <-ctx.Done():
+					return event.Delivery{}, ctx.Err()
+				case <-wake:
+					return event.Delivery{}, event.ErrWoken
+				case m = <-g.ch:
+				}
+			}
+			if g.nblocked > 0 && g.blocked[m.ch] {
+				g.held[m.ch] = append(g.held[m.ch], m)
+				continue
+			}
+		}
+		if m.kind == event.DeliverEnd {
+			g.open--
+		}
+		return event.Delivery{Channel: m.ch, Kind: m.kind, Data: m.b}, nil
 	}
-	if m.kind == event.DeliverEnd {
-		g.open--
-	}
-	return event.Delivery{Channel: m.ch, Kind: m.kind, Data: m.b}, nil
 }
 
 // Channels implements InputGate.
 func (g *localGate) Channels() int { return g.channels }
+
+// Block implements InputGate.
+func (g *localGate) Block(ch int) {
+	if g.blocked[ch] {
+		return
+	}
+	g.blocked[ch] = true
+	g.nblocked++
+	// Released elements of ch not yet served go back to being held, in order.
+	kept := g.ready[:0]
+	for _, m := range g.ready {
+		if int(m.ch) == ch {
+			g.held[ch] = append(g.held[ch], m)
+		} else {
+			kept = append(kept, m)
+		}
+	}
+	g.ready = kept
+}
+
+// Unblock implements InputGate.
+func (g *localGate) Unblock(ch int) {
+	if !g.blocked[ch] {
+		return
+	}
+	g.blocked[ch] = false
+	g.nblocked--
+	g.ready = append(g.ready, g.held[ch]...)
+	g.held[ch] = nil
+}
 
 // writer is the RecordWriter of the gate's next channel.
 func (g *localGate) writer(ctx context.Context) *localWriter {

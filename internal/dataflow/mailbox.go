@@ -32,6 +32,11 @@ const (
 	MailComplete
 	// MailAborted tells the task that checkpoint ID was abandoned.
 	MailAborted
+
+	// mailCancelDownstream is posted by the task's own snapshot goroutine: the
+	// asynchronous part of checkpoint ID failed, so the task goroutine, the only writer of
+	// its outputs, sends CANCEL_BARRIER ID downstream.
+	mailCancelDownstream MailKind = 100
 )
 
 func (k MailKind) String() string {

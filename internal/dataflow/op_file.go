@@ -3,16 +3,22 @@ package dataflow
 import (
 	"bufio"
 	"context"
+	"encoding/binary"
 	"encoding/csv"
 	"encoding/json"
 	"errors"
 	"fmt"
+	"io"
+	"io/fs"
+	"math"
 	"os"
 	"path/filepath"
+	"slices"
+	"strconv"
 	"strings"
 
 	"github.com/sluice-dev/sluice/internal/security/fsguard"
-	"github.com/sluice-dev/sluice/internal/state/keygroup"
+	"github.com/sluice-dev/sluice/internal/state"
 )
 
 // TypeFile is a source without input (it reads one file) and a sink with one (it writes a
@@ -130,25 +136,43 @@ func parseCSVLine(line string) ([]string, error) {
 }
 
 // fileSource divides a file into S = max-parallelism splits, line L (from 0) belonging to
-// split L mod S, and reads the lines of the subtask's contiguous range of splits: the
-// subtasks split one file without coordination, each line read once at any parallelism.
+// split L mod S, and reads the lines of its splits: the subtasks split one file without
+// coordination, each line read once at any parallelism. Its position is kept per split in a
+// split list state, (split, S, line, byte offset): the split's lines below line were read,
+// and line starts at offset. A restored source seeks to the lowest offset among its splits
+// and skips, per split, the lines below that split's position.
 type fileSource struct {
 	NoInput
 	name         string
-	path, format string         // path as the spec gives it, for messages
-	fields       []string       // json keys
-	header       bool           // skip line 0
-	splits       int            // S
-	own          keygroup.Range // the subtask's splits
+	path, format string   // path as the spec gives it, for messages
+	fields       []string // json keys
+	header       bool     // skip line 0
+	splits       int      // S
 	schema       Schema
 	out          Output
+	list         *state.ListState
+
+	// pos[k] is, for a split read by this subtask, the first line of it not yet emitted
+	// and that line's offset; line -1: not this subtask's split.
+	pos  []filePos
+	mine []int // the splits read, in split order
 
 	file   *os.File
 	sc     *bufio.Scanner
 	lineNo int
+	offset int64 // byte offset of line lineNo
+	read   int64 // bytes the scanner consumed so far, from the first offset
 	rec    Record
 	el     Element
 }
+
+type filePos struct {
+	line   int64
+	offset int64
+}
+
+// fileSplits is the name of the file source's split list state.
+const fileSplits = "splits"
 
 // fileBatch is how many lines one Poll reads: the task checks for cancellation and mail
 // between two batches.
@@ -164,15 +188,67 @@ func newFileSource(o *FileOptions) *fileSource {
 
 func (f *fileSource) Open(_ context.Context, rc *RuntimeContext) error {
 	f.name, f.out = rc.Operator, rc.Output
-	f.splits, f.own = rc.maxParallelism(), rc.Splits()
+	f.splits = rc.maxParallelism()
+	list, err := rc.ListState(fileSplits, state.Split)
+	if err != nil {
+		return err
+	}
+	f.list = list
+	f.pos = make([]filePos, f.splits)
+	for k := range f.pos {
+		f.pos[k].line = -1
+	}
+	start := filePos{}
+	if rc.restoredList(fileSplits) {
+		start = filePos{line: math.MaxInt64}
+		for _, e := range list.Entries() {
+			sp, err := decodeSplitPosition(e, int64(f.splits), 2)
+			if err != nil {
+				return opErr(f.name, fmt.Errorf("restore from checkpoint %d: %w", rc.Restored, err))
+			}
+			p := filePos{line: sp.pos[0], offset: sp.pos[1]}
+			if p.line < 0 || p.offset < 0 || f.pos[sp.split].line >= 0 {
+				return opErr(f.name, fmt.Errorf("restore from checkpoint %d: split %d: bad or repeated position", rc.Restored, sp.split))
+			}
+			f.pos[sp.split] = p
+			if p.line < start.line {
+				start = p
+			}
+		}
+		if start.line == math.MaxInt64 {
+			start = filePos{}
+		}
+	} else {
+		own := rc.Splits()
+		for k := own.First; k <= own.Last; k++ {
+			f.pos[k] = filePos{}
+		}
+	}
+	for k, p := range f.pos {
+		if p.line >= 0 {
+			f.mine = append(f.mine, k)
+		}
+	}
 	// Opened through the job's grants: the path the job was authorized for, no symlinks.
 	file, err := rc.Files.OpenInput(f.name)
 	if err != nil {
 		return opErr(f.name, fmt.Errorf("open input: %w", err))
 	}
 	f.file = file
+	if start.offset > 0 {
+		if _, err := file.Seek(start.offset, io.SeekStart); err != nil {
+			return opErr(f.name, fmt.Errorf("seek %s to offset %d: %w", f.path, start.offset, err))
+		}
+	}
+	f.lineNo, f.offset = int(start.line), start.offset
 	f.sc = bufio.NewScanner(file)
 	f.sc.Buffer(make([]byte, 64*1024), 16*1024*1024)
+	f.read = start.offset
+	f.sc.Split(func(data []byte, atEOF bool) (int, []byte, error) {
+		adv, tok, err := bufio.ScanLines(data, atEOF)
+		f.read += int64(adv)
+		return adv, tok, err
+	})
 	f.rec = make(Record, len(f.schema))
 	f.el.Record = f.rec
 	return nil
@@ -180,6 +256,9 @@ func (f *fileSource) Open(_ context.Context, rc *RuntimeContext) error {
 
 // Poll implements Source: it reads up to fileBatch lines, emitting this subtask's.
 func (f *fileSource) Poll(context.Context) (PollStatus, error) {
+	if len(f.mine) == 0 {
+		return PollEnd, nil
+	}
 	for end := f.lineNo + fileBatch; f.lineNo < end; f.lineNo++ {
 		if !f.sc.Scan() {
 			if err := f.sc.Err(); err != nil {
@@ -187,18 +266,35 @@ func (f *fileSource) Poll(context.Context) (PollStatus, error) {
 			}
 			return PollEnd, nil
 		}
-		if !f.own.Contains(f.lineNo%f.splits) || (f.header && f.lineNo == 0) {
+		line := f.lineNo
+		f.offset = f.read // the next line starts where the scanner stopped
+		if p := f.pos[line%f.splits]; p.line < 0 || int64(line) < p.line || (f.header && line == 0) {
 			continue
 		}
-		line := strings.TrimSuffix(f.sc.Text(), "\r")
-		if err := f.parse(line, f.rec); err != nil {
-			return PollEnd, fmt.Errorf("%s line %d: %w", f.path, f.lineNo+1, err)
+		text := strings.TrimSuffix(f.sc.Text(), "\r")
+		if err := f.parse(text, f.rec); err != nil {
+			return PollEnd, fmt.Errorf("%s line %d: %w", f.path, line+1, err)
 		}
 		if err := f.out.Collect(&f.el); err != nil {
 			return PollEnd, err
 		}
 	}
 	return PollMore, nil
+}
+
+// SnapshotState implements Snapshotter: each split's position is the next line to read, or
+// its restored position while reading has not reached it yet.
+func (f *fileSource) SnapshotState(CheckpointInfo) (func(context.Context) error, error) {
+	entries := make([][]byte, len(f.mine))
+	for i, k := range f.mine {
+		p := f.pos[k]
+		if int64(f.lineNo) > p.line {
+			p = filePos{line: int64(f.lineNo), offset: f.offset}
+		}
+		entries[i] = appendSplitPosition(nil, int64(k), int64(f.splits), p.line, p.offset)
+	}
+	f.list.Update(entries)
+	return nil, nil
 }
 
 // Available implements Source: a file is never idle, only read or ended.
@@ -278,58 +374,260 @@ func jsonValue(raw json.RawMessage) Value {
 	return String(string(raw))
 }
 
-// fileSink writes one part file per subtask. It writes to a hidden temporary file in the
-// target directory and renames it when the input ends, so readers never see a partial file:
-// on failure or cancellation the temporary file is removed.
+// fileSink writes part files into a directory through a two-phase commit (twophase.go):
+// each transaction is one hidden in-progress file, prepared (flushed, then fsynced) at a
+// barrier and renamed to its final name when the checkpoint completes, so readers never see
+// a partial file nor one of a checkpoint that did not complete. Without checkpointing the
+// single transaction is committed at the end of input as part-<op>-<subtask>, as before;
+// on failure or cancellation the in-progress file is removed.
 //
 // The directory is opened once through the job's grants (no symlinks, created if missing)
-// and every file is created and renamed relative to it, so a part file cannot land outside
-// the directory the job was authorized to write, whatever happens to its path meanwhile.
+// and every file is created, renamed and removed relative to it, by plain names only, so a
+// part file cannot land outside the directory the job was authorized to write, whatever
+// happens to its path meanwhile or whatever a restored state names.
 type fileSink struct {
-	name, final, tmp, format string
-	dir                      *fsguard.Dir
-	schema                   Schema
-	f                        *os.File
-	w                        *bufio.Writer
-	csv                      *csv.Writer
-	buf                      []byte
-	row                      []string
+	name, format string
+	subtask      int
+	job8         string // the job id's first 8 characters, in the names of its files
+	attempt      int
+	checkpointed bool // hidden names carry job and attempt: a restore can tell them apart
+	dir          *fsguard.Dir
+	schema       Schema
+	tpc          *TwoPhaseCommit[*partFile]
+	seq          int
+	buf          []byte
+	row          []string
 }
 
-// Open creates the subtask's hidden part file in the output directory.
+// partFile is one transaction of the file sink.
+type partFile struct {
+	hidden string // the in-progress file's name in the directory
+	final  string // its committed name, set by Prepare
+	remove bool   // prepared empty at a checkpoint: the commit removes it instead
+
+	// While written (not restored).
+	f       *os.File
+	w       *bufio.Writer
+	csv     *csv.Writer
+	records int64
+}
+
+// Open opens the output directory, commits what a restored checkpoint holds and begins the
+// first part file.
 func (s *fileSink) Open(_ context.Context, rc *RuntimeContext) error {
-	s.name, s.schema = rc.Operator, rc.in
+	s.name, s.schema, s.subtask = rc.Operator, rc.in, rc.Subtask
+	s.job8, s.attempt = rc.Job.ID, rc.Job.Attempt
+	if len(s.job8) > 8 {
+		s.job8 = s.job8[:8]
+	}
+	if s.job8 == "" {
+		s.job8 = "local"
+	}
+	s.checkpointed = rc.Checkpointing || rc.Restored > 0
 	dir, err := rc.Files.OutputDir(s.name)
 	if err != nil {
 		return opErr(s.name, fmt.Errorf("open output directory: %w", err))
 	}
-	base := fmt.Sprintf("part-%s-%d", s.name, rc.Subtask)
-	f, tmp, err := dir.CreateTemp("."+base+".", ".inprogress")
-	if err != nil {
-		dir.Close()
-		return opErr(s.name, fmt.Errorf("create part file: %w", err))
-	}
-	s.dir, s.final, s.tmp, s.f, s.w = dir, base, tmp, f, bufio.NewWriterSize(f, 64*1024)
+	s.dir = dir
 	if s.format == "csv" {
-		s.csv = csv.NewWriter(s.w)
 		s.row = make([]string, len(s.schema))
-		// A header makes the file readable back by a csv source without listing fields.
-		if err := s.csv.Write(s.schema.Names()); err != nil {
-			return opErr(s.name, err) // the task closes the sink, removing the file
+	}
+	tpc, err := NewTwoPhaseCommit[*partFile](rc, s)
+	if err != nil {
+		return opErr(s.name, err)
+	}
+	s.tpc = tpc
+	if rc.Restored > 0 && rc.Subtask == 0 {
+		// Every restored transaction is committed (NewTwoPhaseCommit): what is left
+		// in progress from earlier attempts of this job belongs to no checkpoint
+		// that can still complete.
+		if err := s.removeStale(); err != nil {
+			return opErr(s.name, err)
 		}
 	}
 	return nil
 }
 
+// hiddenPrefix starts the names of this job's in-progress files of this operator; with
+// checkpointing the attempt, subtask and a sequence follow.
+func (s *fileSink) hiddenPrefix() string {
+	return fmt.Sprintf(".part-%s-%s-", s.name, s.job8)
+}
+
+// removeStale removes the in-progress files of this job's earlier attempts.
+func (s *fileSink) removeStale() error {
+	names, err := s.dir.Names()
+	if err != nil {
+		return err
+	}
+	prefix := s.hiddenPrefix()
+	for _, n := range names {
+		rest, ok := strings.CutPrefix(n, prefix)
+		if !ok || !strings.HasSuffix(n, ".inprogress") {
+			continue
+		}
+		a, _, ok := strings.Cut(rest, "-")
+		attempt, err := strconv.Atoi(a)
+		if !ok || err != nil || attempt >= s.attempt {
+			continue
+		}
+		if err := s.dir.Remove(n); err != nil && !errors.Is(err, fs.ErrNotExist) {
+			return err
+		}
+	}
+	return nil
+}
+
+// Begin implements Transactions: a new hidden part file.
+func (s *fileSink) Begin() (*partFile, error) {
+	prefix := fmt.Sprintf(".part-%s-%d.", s.name, s.subtask)
+	if s.checkpointed {
+		s.seq++
+		prefix = fmt.Sprintf("%s%d-%d-%d.", s.hiddenPrefix(), s.attempt, s.subtask, s.seq)
+	}
+	f, name, err := s.dir.CreateTemp(prefix, ".inprogress")
+	if err != nil {
+		return nil, fmt.Errorf("create part file: %w", err)
+	}
+	p := &partFile{hidden: name, f: f, w: bufio.NewWriterSize(f, 64*1024)}
+	if s.format == "csv" {
+		p.csv = csv.NewWriter(p.w)
+		// A header makes the file readable back by a csv source without listing fields.
+		if err := p.csv.Write(s.schema.Names()); err != nil {
+			_ = s.Abort(p)
+			return nil, err
+		}
+	}
+	return p, nil
+}
+
+// Prepare implements Transactions: flush the part file and name it.
+func (s *fileSink) Prepare(p *partFile, cp CheckpointInfo) (*partFile, error) {
+	if p.csv != nil {
+		p.csv.Flush()
+		if err := p.csv.Error(); err != nil {
+			return p, fmt.Errorf("write %s: %w", p.hidden, err)
+		}
+	}
+	if err := p.w.Flush(); err != nil {
+		return p, fmt.Errorf("write %s: %w", p.hidden, err)
+	}
+	if cp.ID == 0 {
+		p.final = fmt.Sprintf("part-%s-%d", s.name, s.subtask)
+	} else {
+		p.final = fmt.Sprintf("part-%s-%s-%d-%d", s.name, s.job8, s.subtask, cp.ID)
+		// A checkpoint with no record for this subtask adds no file.
+		p.remove = p.records == 0
+	}
+	return p, nil
+}
+
+// PreCommit implements Transactions: the part file is durable before it can be renamed.
+func (s *fileSink) PreCommit(p *partFile) error {
+	if p.f == nil {
+		return nil
+	}
+	err := p.f.Sync()
+	if cerr := p.f.Close(); err == nil {
+		err = cerr
+	}
+	p.f = nil
+	if err != nil {
+		return fmt.Errorf("sync %s: %w", filepath.Join(s.dir.Path(), p.hidden), err)
+	}
+	return nil
+}
+
+// Commit implements Transactions: rename to the final name. If the hidden file is gone and
+// the final name exists, the commit happened already.
+func (s *fileSink) Commit(p *partFile) error {
+	if p.remove {
+		if err := s.dir.Remove(p.hidden); err != nil && !errors.Is(err, fs.ErrNotExist) {
+			return err
+		}
+		return nil
+	}
+	if err := s.dir.Rename(p.hidden, p.final); err != nil {
+		if errors.Is(err, fs.ErrNotExist) {
+			if names, lerr := s.dir.Names(); lerr == nil && slices.Contains(names, p.final) {
+				return nil
+			}
+		}
+		return fmt.Errorf("commit %s: %w", filepath.Join(s.dir.Path(), p.final), err)
+	}
+	return s.dir.Sync()
+}
+
+// Abort implements Transactions: close and remove the hidden file.
+func (s *fileSink) Abort(p *partFile) error {
+	if p.f != nil {
+		p.f.Close()
+		p.f = nil
+	}
+	if err := s.dir.Remove(p.hidden); err != nil && !errors.Is(err, fs.ErrNotExist) {
+		return err
+	}
+	return nil
+}
+
+// Codec implements Transactions.
+func (s *fileSink) Codec() state.Codec[*partFile] { return partFileCodec{} }
+
+// partFileCodec encodes a pending part file: uvarint len, hidden name, uvarint len, final
+// name, one byte remove. Names are checked as plain names of the directory when used.
+type partFileCodec struct{}
+
+func (partFileCodec) Append(dst []byte, p *partFile) []byte {
+	dst = binary.AppendUvarint(dst, uint64(len(p.hidden)))
+	dst = append(dst, p.hidden...)
+	dst = binary.AppendUvarint(dst, uint64(len(p.final)))
+	dst = append(dst, p.final...)
+	if p.remove {
+		return append(dst, 1)
+	}
+	return append(dst, 0)
+}
+
+func (partFileCodec) Decode(b []byte) (*partFile, error) {
+	var names [2]string
+	for i := range names {
+		n, k := binary.Uvarint(b)
+		if k <= 0 || n == 0 || n > 4096 || uint64(len(b)-k) < n {
+			return nil, fmt.Errorf("part file state: malformed name")
+		}
+		names[i] = string(b[k : k+int(n)])
+		b = b[k+int(n):]
+	}
+	if len(b) != 1 || b[0] > 1 {
+		return nil, fmt.Errorf("part file state: malformed flag")
+	}
+	return &partFile{hidden: names[0], final: names[1], remove: b[0] == 1}, nil
+}
+
+// SnapshotState implements Snapshotter.
+func (s *fileSink) SnapshotState(cp CheckpointInfo) (func(context.Context) error, error) {
+	return s.tpc.SnapshotState(cp)
+}
+
+// NotifyCheckpointComplete implements CheckpointListener: commit.
+func (s *fileSink) NotifyCheckpointComplete(id int64) error {
+	return s.tpc.NotifyCheckpointComplete(id)
+}
+
+// NotifyCheckpointAborted implements CheckpointListener.
+func (s *fileSink) NotifyCheckpointAborted(id int64) error { return s.tpc.NotifyCheckpointAborted(id) }
+
 func (s *fileSink) Process(_ int, e *Element) error {
 	r := e.Record
+	p := s.tpc.Current()
+	p.records++
 	var err error
 	switch s.format {
 	case "csv":
 		for i, v := range r {
 			s.row[i] = v.Text()
 		}
-		err = s.csv.Write(s.row)
+		err = p.csv.Write(s.row)
 	case "json":
 		s.buf = append(s.buf[:0], '{')
 		for i, v := range r {
@@ -341,14 +639,14 @@ func (s *fileSink) Process(_ int, e *Element) error {
 			s.buf = appendJSON(s.buf, v.native())
 		}
 		s.buf = append(s.buf, '}', '\n')
-		_, err = s.w.Write(s.buf)
+		_, err = p.w.Write(s.buf)
 	default:
 		s.buf = appendPrintLine(s.buf[:0], r)
 		s.buf = append(s.buf, '\n')
-		_, err = s.w.Write(s.buf)
+		_, err = p.w.Write(s.buf)
 	}
 	if err != nil {
-		return fmt.Errorf("write %s: %w", s.f.Name(), err)
+		return fmt.Errorf("write %s: %w", filepath.Join(s.dir.Path(), p.hidden), err)
 	}
 	return nil
 }
@@ -362,50 +660,21 @@ func appendJSON(dst []byte, v any) []byte {
 	return append(dst, b...)
 }
 
-// Finish commits the part file: flushed, synced and renamed to its final name.
+// Finish commits the part file without checkpointing (flushed, synced and renamed to its
+// final name); with checkpointing the final checkpoint commits it.
 func (s *fileSink) Finish() error {
-	if s.f == nil {
+	return s.tpc.Finish()
+}
+
+// Close removes the part file in progress; prepared ones are left for a restore to commit.
+func (s *fileSink) Close() error {
+	if s.dir == nil {
 		return nil
 	}
-	if s.csv != nil {
-		s.csv.Flush()
-		if err := s.csv.Error(); err != nil {
-			s.abort()
-			return err
-		}
+	if s.tpc != nil {
+		_ = s.tpc.Close()
 	}
-	err := s.w.Flush()
-	if err == nil {
-		err = s.f.Sync() // durable before it becomes visible
-	}
-	if cerr := s.f.Close(); err == nil {
-		err = cerr
-	}
-	if err == nil {
-		err = s.dir.Rename(s.tmp, s.final)
-	}
-	if err != nil {
-		_ = s.dir.Remove(s.tmp)
-		s.f = nil
-		s.dir.Close()
-		return fmt.Errorf("commit %s: %w", filepath.Join(s.dir.Path(), s.final), err)
-	}
-	s.f = nil
-	return s.dir.Close()
-}
-
-// Close removes the part file unless Finish committed it.
-func (s *fileSink) Close() error {
-	s.abort()
-	return nil
-}
-
-func (s *fileSink) abort() {
-	if s.f == nil {
-		return
-	}
-	s.f.Close()
-	_ = s.dir.Remove(s.tmp)
-	s.dir.Close()
-	s.f = nil
+	err := s.dir.Close()
+	s.dir = nil
+	return err
 }

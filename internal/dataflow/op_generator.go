@@ -1,10 +1,15 @@
 package dataflow
 
 import (
+	"cmp"
 	"context"
+	"fmt"
 	"math"
+	"slices"
 	"strconv"
 	"time"
+
+	"github.com/sluice-dev/sluice/internal/state"
 )
 
 // TypeGenerator emits (id, key, value) records: a source for tests and benchmarks.
@@ -53,22 +58,32 @@ func (g *GeneratorOptions) NewOperator() Operator { return &generatorSource{opts
 // cancellation and mail between two batches.
 const generatorBatch = 256
 
+// generatorSplits is the name of the generator's split list state: one entry per split it
+// reads, (split, S, next id), so that splits move whole when a job is restored at another
+// parallelism.
+const generatorSplits = "splits"
+
 // generatorSource divides the ids into S = max-parallelism splits, split k holding the ids
-// k, k+S, k+2S, ..., and emits the ids of the subtask's contiguous range of splits [F, L] in
-// increasing order: F, F+1, ..., L, S+F, ... So the subtasks together emit each id once at any
-// parallelism, and one subtask emits 0, 1, 2, ...
+// k, k+S, k+2S, ..., and emits the ids of its splits round-robin over the splits in order:
+// on a fresh start its contiguous range [F, L] gives F, F+1, ..., L, S+F, ..., increasing
+// ids. So the subtasks together emit each id once at any parallelism, one subtask emits 0,
+// 1, 2, ..., and a restored subtask resumes each split it is given at that split's next id.
 type generatorSource struct {
 	NoInput
-	opts        *GeneratorOptions
-	count, keys int64
-	rate        float64  // per subtask
-	splits      int64    // S
-	first, last int64    // the subtask's splits
-	keyNames    []string // precomputed "key-N" to avoid formatting per record
-	out         Output
+	opts     *GeneratorOptions
+	count    int64
+	keys     int64
+	rate     float64  // per subtask
+	splits   int64    // S
+	keyNames []string // precomputed "key-N" to avoid formatting per record
+	out      Output
+	list     *state.ListState
 
-	id, n int64 // the next id, and how many were emitted
-	done  bool  // the last id was emitted
+	own  []genSplit // the splits read, in split order
+	cur  int        // the split whose id comes next
+	live int        // splits not yet exhausted
+	n    int64      // records emitted by this subtask in this run, for pacing
+
 	start time.Time
 	rec   Record
 	el    Element
@@ -79,15 +94,46 @@ type generatorSource struct {
 	ready chan struct{}
 }
 
+// genSplit is one split and the next id it emits; done once it has no more.
+type genSplit struct {
+	split, next int64
+	done        bool
+}
+
 func (g *generatorSource) Open(_ context.Context, rc *RuntimeContext) error {
 	o := g.opts
-	own := rc.Splits()
 	g.count, g.keys, g.splits = o.Count, o.Keys, int64(rc.maxParallelism())
-	g.first, g.last = int64(own.First), int64(own.Last)
-	g.out, g.id = rc.Output, g.first
+	g.out = rc.Output
+	list, err := rc.ListState(generatorSplits, state.Split)
+	if err != nil {
+		return err
+	}
+	g.list = list
+	if rc.restoredList(generatorSplits) {
+		for _, e := range list.Entries() {
+			sp, err := decodeSplitPosition(e, g.splits, 1)
+			if err != nil {
+				return fmt.Errorf("restore from checkpoint %d: %w", rc.Restored, err)
+			}
+			g.own = append(g.own, genSplit{split: sp.split, next: sp.pos[0]})
+		}
+		slices.SortFunc(g.own, func(a, b genSplit) int { return cmp.Compare(a.split, b.split) })
+	} else {
+		own := rc.Splits()
+		for k := int64(own.First); k <= int64(own.Last); k++ {
+			g.own = append(g.own, genSplit{split: k, next: k})
+		}
+	}
+	for i := range g.own {
+		sp := &g.own[i]
+		sp.done = g.count != 0 && sp.next >= g.count
+		if !sp.done {
+			g.live++
+		}
+	}
 	if o.Rate > 0 {
 		// The subtask's share of the ids is its share of the splits.
-		g.rate = o.Rate * float64(own.Len()) / float64(g.splits)
+		g.rate = o.Rate * float64(len(g.own)) / float64(g.splits)
 		g.ready = make(chan struct{}, 1)
 	}
 	if g.keys <= 1<<16 {
@@ -105,7 +151,7 @@ func (g *generatorSource) Open(_ context.Context, rc *RuntimeContext) error {
 // Poll implements Source.
 func (g *generatorSource) Poll(context.Context) (PollStatus, error) {
 	for range generatorBatch {
-		if g.done || (g.count != 0 && g.id >= g.count) {
+		if g.live == 0 {
 			return PollEnd, nil
 		}
 		if g.rate > 0 {
@@ -117,35 +163,49 @@ func (g *generatorSource) Poll(context.Context) (PollStatus, error) {
 				return PollIdle, nil
 			}
 		}
-		k := g.id % g.keys
+		for g.own[g.cur].done {
+			g.cur = (g.cur + 1) % len(g.own)
+		}
+		sp := &g.own[g.cur]
+		id := sp.next
+		k := id % g.keys
 		var key string
 		if g.keyNames != nil {
 			key = g.keyNames[k]
 		} else {
 			key = "key-" + strconv.FormatInt(k, 10)
 		}
-		g.rec[0], g.rec[1], g.rec[2] = Int(g.id), String(key), Int(g.id)
+		g.rec[0], g.rec[1], g.rec[2] = Int(id), String(key), Int(id)
 		if err := g.out.Collect(&g.el); err != nil {
 			return PollEnd, err
 		}
 		g.n++
-		g.advance()
+		if id > math.MaxInt64-g.splits || (g.count != 0 && id+g.splits >= g.count) {
+			sp.done = true
+			g.live--
+		} else {
+			sp.next = id + g.splits
+		}
+		if g.cur++; g.cur == len(g.own) {
+			g.cur = 0
+		}
 	}
 	return PollMore, nil
 }
 
-// advance moves id to the subtask's next id: the next split in its range, or the first split
-// of the range in the next round of S.
-func (g *generatorSource) advance() {
-	step := int64(1)
-	if g.id%g.splits == g.last {
-		step = g.splits - (g.last - g.first)
+// SnapshotState implements Snapshotter: one entry per split, its next id (an exhausted
+// split keeps the id after its last, so it stays exhausted after a restore).
+func (g *generatorSource) SnapshotState(CheckpointInfo) (func(context.Context) error, error) {
+	entries := make([][]byte, len(g.own))
+	for i, sp := range g.own {
+		next := sp.next
+		if sp.done {
+			next = math.MaxInt64
+		}
+		entries[i] = appendSplitPosition(nil, sp.split, g.splits, next)
 	}
-	if g.id > math.MaxInt64-step {
-		g.done = true
-		return
-	}
-	g.id += step
+	g.list.Update(entries)
+	return nil, nil
 }
 
 // wakeAfter makes Available ready after d.

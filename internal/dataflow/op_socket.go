@@ -194,3 +194,7 @@ func (s *socketSource) Close() error {
 	s.conn = nil
 	return nil
 }
+
+// CannotReplay implements NonReplayable: a socket's bytes are gone once read, so a restored
+// job goes on from what the peer sends next.
+func (s *SocketOptions) CannotReplay() bool { return true }

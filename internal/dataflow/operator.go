@@ -81,8 +81,9 @@ type JobInfo struct {
 // RuntimeContext is what an operator is opened with.
 //
 // Operators whose Shape says KeyedInput get a keyed state backend (KeyedState), scoped by the
-// task to the key of the element being processed (CurrentKey). Timers and credentials are not
-// here yet: they come with the migration steps that build them.
+// task to the key of the element being processed (CurrentKey); any operator may keep list
+// states (ListState), snapshotted at every barrier. Timers and credentials are not here yet:
+// they come with the migration steps that build them.
 type RuntimeContext struct {
 	Job         JobInfo
 	Operator    string
@@ -97,7 +98,14 @@ type RuntimeContext struct {
 	Metrics        *VertexMetrics // the subtask's counters, shared by its chained operators
 	Files          *JobFiles      // the job's authorized files; nil: the operator may open none
 	Stdout         io.Writer      // for operators that print; never nil
+	// Checkpointing is set when periodic checkpoints are on (execution.checkpointing.interval):
+	// a two-phase-commit sink then commits at checkpoints rather than at the end of input.
+	Checkpointing bool
+	// Restored is the id of the checkpoint or savepoint the operator's state was restored
+	// from; 0 on a fresh start.
+	Restored int64
 
+	lists *operatorLists  // list states (ListState)
 	ctx   context.Context // the task's: CEL evaluation stops with it
 	in    Schema          // the input's schema; nil for a source
 	inKey KeySelector     // the input's key, for operators with a keyed input

@@ -142,3 +142,23 @@ func (pc *PlanContext) CSVHeader() ([]string, error) {
 	}
 	return pc.opts.CSVHeader(pc.Op)
 }
+
+// NonReplayable is implemented by the Definition of a source that cannot read its input
+// again from a checkpointed position (the socket source): with checkpointing, records it
+// read after the last completed checkpoint are lost on recovery. The JobManager asks at
+// submit (Spec.ReplayWarnings) and warns rather than refusing.
+type NonReplayable interface {
+	CannotReplay() bool
+}
+
+// ReplayWarnings lists, for a job that will checkpoint, one warning per source that cannot
+// replay its input, naming the operator and its type.
+func (s *Spec) ReplayWarnings() []string {
+	var out []string
+	for _, o := range s.Operators {
+		if nr, ok := o.Options.(NonReplayable); ok && nr.CannotReplay() {
+			out = append(out, fmt.Sprintf("operator %q (%s) cannot replay its input: records read after the last checkpoint are lost on recovery (at most once)", o.Name, o.Type))
+		}
+	}
+	return out
+}

@@ -29,6 +29,9 @@ type TaskIO struct {
 	// (state.backend.type); nil: hashmap.Factory.
 	State  state.Factory
 	Logger *slog.Logger // nil: operators log nowhere
+	// Checkpoints makes the task take part in checkpoints and savepoints, and restore; nil:
+	// it never snapshots, and a barrier or trigger reaching it fails it.
+	Checkpoints *TaskCheckpointing
 }
 
 // InputGate delivers the elements of all input channels of a subtask: records, events
@@ -41,6 +44,12 @@ type InputGate interface {
 	NextDelivery(ctx context.Context, wake <-chan struct{}) (event.Delivery, error)
 	// Channels is the number of input channels; their indexes are 0..Channels()-1.
 	Channels() int
+	// Block holds back the elements of channel ch until Unblock (barrier alignment);
+	// blocking a blocked channel does nothing. Called from the task's goroutine only.
+	Block(ch int)
+	// Unblock releases channel ch: its held elements come, in order, before anything it
+	// sends later. Unblocking a channel that is not blocked does nothing.
+	Unblock(ch int)
 }
 
 // RecordWriter sends encoded records and events to one target subtask. WriteRecord and
@@ -183,14 +192,19 @@ func keyTarget(key []byte, parallelism, maxParallelism int) int {
 
 // endOfData tells every target that this subtask sends no more records.
 func (o *output) endOfData() error {
-	payload := event.Append(nil, event.Event{Kind: event.KindEndOfData})
+	return o.broadcast(event.Event{Kind: event.KindEndOfData})
+}
+
+// broadcast sends an event to every target, after the records written before it.
+func (o *output) broadcast(ev event.Event) error {
+	payload := event.Append(nil, ev)
 	for _, eo := range o.edges {
 		for i, w := range eo.writers {
 			if w == nil {
 				continue
 			}
 			if err := w.WriteEvent(payload); err != nil {
-				return fmt.Errorf("end of data to edge %d subtask %d: %w", eo.edge.ID, i, err)
+				return fmt.Errorf("%v to edge %d subtask %d: %w", ev.Kind, eo.edge.ID, i, err)
 			}
 		}
 	}

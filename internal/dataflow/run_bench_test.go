@@ -63,6 +63,7 @@ func benchInputVertex(b *testing.B, p *Plan, records int) {
 
 // cycleGate delivers its records round and round until left reaches 0.
 type cycleGate struct {
+	noBlocking
 	recs [][]byte
 	left int // records
 	n    int // elements delivered

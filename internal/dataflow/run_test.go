@@ -289,6 +289,7 @@ func TestRollingAggregate(t *testing.T) {
 // sliceGate is a one-channel gate delivering recs, then END_OF_DATA (unless stop: the
 // channel was stopped), then the end of the partition.
 type sliceGate struct {
+	noBlocking
 	recs [][]byte
 	i    int
 	stop bool

@@ -41,6 +41,7 @@ func (d rescopingDef) NewOperator() Operator { return &rescopingProbe{seen: d.se
 // runGate delivers runs of records of one key, so that the task sees the same key again and
 // again (the case where it does not rescope the backend), then END_OF_DATA.
 type runGate struct {
+	noBlocking
 	recs [][]byte
 	n    int
 }

@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
+	"sync"
 
 	"github.com/sluice-dev/sluice/internal/dataflow/event"
 	"github.com/sluice-dev/sluice/internal/state"
@@ -46,6 +47,26 @@ type task struct {
 
 	rec Record
 	el  Element
+
+	// Checkpointing (nil cp: none). lists and opIndex are per link of the chain.
+	subtask     int
+	cp          *TaskCheckpointing
+	opIndex     []int            // the operator's index in the spec: its files' prefix
+	lists       []*operatorLists // list states registered through the RuntimeContext
+	align       *aligner         // tasks with input
+	asyncCtx    context.Context  // the asynchronous parts of snapshots stop with it
+	asyncStop   context.CancelFunc
+	async       sync.WaitGroup // snapshot goroutines; the task waits for them before Close
+	finished    bool           // the chain finished (or was restored finished)
+	finalID     int64          // the first checkpoint taken after finishing
+	done        bool           // a checkpoint >= finalID completed: the task may end
+	suspended   int64          // a suspending savepoint taken, its outcome awaited
+	stopped     bool           // that savepoint completed: end without Finish
+	cancelSent  int64          // highest CANCEL_BARRIER sent downstream
+	lastTrigger int64          // highest trigger taken (sources)
+	// restoredFinished: every operator of the chain had finished in the checkpoint
+	// restored, so the chain is not finished again (its results went out before).
+	restoredFinished bool
 }
 
 // link is one operator of the chain.
@@ -69,7 +90,21 @@ func (c *chainOutput) Collect(e *Element) error {
 // newTask builds the chain of vertex v's subtask and opens it, tail first.
 func (p *Plan) newTask(ctx context.Context, v *Vertex, subtask int, tio TaskIO, out *output) (*task, error) {
 	t := &task{name: fmt.Sprintf("vertex %q subtask %d", v.Name, subtask), out: out, in: tio.Input,
-		mail: tio.Mailbox, metrics: out.metrics, chain: make([]link, len(v.Operators))}
+		mail: tio.Mailbox, metrics: out.metrics, chain: make([]link, len(v.Operators)), subtask: subtask,
+		cp: tio.Checkpoints, opIndex: make([]int, len(v.Operators)), lists: make([]*operatorLists, len(v.Operators))}
+	if t.cp != nil {
+		if t.mail == nil {
+			t.mail = NewMailbox()
+		}
+		if t.cp.Restore != nil && t.cp.RestoreFiles == nil {
+			return nil, fmt.Errorf("run subtask %s: %w", t.name, errNoRestoreFiles)
+		}
+		if t.in != nil {
+			t.align = newAligner(t.in, t.in.Channels(), t.cp.Mode == ExactlyOnce)
+		}
+		t.asyncCtx, t.asyncStop = context.WithCancel(ctx)
+		t.restoredFinished = t.cp.Restore != nil
+	}
 	stdout := tio.Stdout
 	if stdout == nil {
 		stdout = io.Discard
@@ -85,6 +120,10 @@ func (p *Plan) newTask(ctx context.Context, v *Vertex, subtask int, tio TaskIO, 
 	for i, id := range v.Operators {
 		oi := p.ops[id]
 		t.chain[i] = link{name: oi.spec.Name, op: oi.def.NewOperator()}
+		t.opIndex[i] = oi.index
+		if o := t.cp.restoreOf(oi.spec.Name); o == nil || !o.Finished {
+			t.restoredFinished = false
+		}
 	}
 	var next Output = out
 	for i := len(t.chain) - 1; i >= 0; i-- {
@@ -92,6 +131,22 @@ func (p *Plan) newTask(ctx context.Context, v *Vertex, subtask int, tio TaskIO, 
 		rc := &RuntimeContext{Job: job, Operator: l.name, Subtask: subtask, Parallelism: v.Parallelism, MaxParallelism: p.MaxParallelism,
 			Output: next, Metrics: t.metrics, Files: tio.Files, Stdout: stdout, ctx: ctx,
 			Logger: logger.With("job", job.ID, "job-name", job.Name, "attempt", job.Attempt, "operator", l.name, "subtask", subtask)}
+		if t.cp != nil {
+			rc.Checkpointing = t.cp.Periodic
+			rc.lists = &operatorLists{}
+			if t.cp.Restore != nil {
+				rc.Restored = t.cp.Restore.CheckpointID
+			}
+			if o := t.cp.restoreOf(l.name); o != nil && len(o.Lists) > 0 {
+				restored, err := restoredLists(ctx, t.cp.RestoreFiles, o)
+				if err != nil {
+					t.close()
+					return nil, opErr(l.name, fmt.Errorf("restore from checkpoint %d: %w", rc.Restored, err))
+				}
+				rc.lists.restored = restored
+			}
+			t.lists[i] = rc.lists
+		}
 		if oi.in != nil {
 			rc.in = oi.in.schema
 			if part, ok := oi.in.def.(Partitioner); ok && oi.in.shape.Partitioner {
@@ -140,10 +195,24 @@ func (t *task) openKeyed(ctx context.Context, p *Plan, v *Vertex, subtask int, t
 		f = hashmap.Factory{}
 	}
 	r := rc.Splits()
+	var restores []state.Restore
+	if o := t.cp.restoreOf(rc.Operator); o != nil {
+		var err error
+		if restores, err = keyedRestores(t.cp.RestoreFiles, o); err != nil {
+			return opErr(rc.Operator, fmt.Errorf("restore from checkpoint %d: %w", o.CheckpointID, err))
+		}
+	}
+	maxPar := rc.maxParallelism()
 	b, err := f.New(ctx, state.Config{Job: rc.Job.ID, Operator: rc.Operator, Subtask: subtask,
-		KeyGroups: state.KeyGroupRange{First: r.First, Last: r.Last}, MaxParallelism: rc.maxParallelism(),
-		Logger: rc.Logger}, nil)
+		KeyGroups: state.KeyGroupRange{First: r.First, Last: r.Last}, MaxParallelism: maxPar,
+		Logger: rc.Logger,
+		// A restored key must be in the key group it was filed under: a snapshot of another
+		// job or max parallelism is refused rather than misrouted.
+		KeyGroupOf: func(key []byte) int { return keygroup.Of(keygroup.Hash(key), maxPar) }}, restores)
 	if err != nil {
+		if len(restores) > 0 {
+			return opErr(rc.Operator, fmt.Errorf("restore %s state backend: %w", f.Name(), err))
+		}
 		return opErr(rc.Operator, fmt.Errorf("create %s state backend: %w", f.Name(), err))
 	}
 	rc.keyed = b
@@ -175,12 +244,15 @@ func (t *task) setKey(r Record) error {
 //
 // End of input is explicit: a source that ends, or a task whose every input channel delivered
 // END_OF_DATA, finishes its chain and sends END_OF_DATA downstream; without checkpointing it
-// then ends its partitions at once. Channels that end their partition without END_OF_DATA
-// mean the job was stopped: the task closes without Finish and ends its partitions without
-// END_OF_DATA, so the tasks downstream close unfinished as well.
+// then ends its partitions at once. With checkpointing it goes on answering barriers (as
+// finished) and ends its partitions only once a checkpoint it took after finishing has
+// completed, so that what it emitted last is committed. Channels that end their partition
+// without END_OF_DATA mean the job was stopped: the task closes without Finish and ends its
+// partitions without END_OF_DATA, so the tasks downstream close unfinished as well.
 func (t *task) run(ctx context.Context) (err error) {
 	defer func() {
 		if err != nil {
+			t.stopAsync()
 			t.close()
 			if ctx.Err() != nil {
 				// An operator or writer that failed because of the cancellation: report the
@@ -190,11 +262,23 @@ func (t *task) run(ctx context.Context) (err error) {
 		}
 	}()
 	if t.src != nil {
-		if err := t.poll(ctx); err != nil {
-			return err
+		if !t.restoredFinished {
+			if err := t.poll(ctx); err != nil {
+				return err
+			}
 		}
-		if err := t.finish(); err != nil {
-			return err
+		if !t.stopped {
+			if err := t.finish(); err != nil {
+				return err
+			}
+			if t.cp != nil {
+				if t.cp.EndOfData != nil {
+					t.cp.EndOfData()
+				}
+				if err := t.waitMail(ctx, func() bool { return t.done }); err != nil {
+					return err
+				}
+			}
 		}
 	} else if err := t.read(ctx); err != nil {
 		return err
@@ -218,7 +302,14 @@ func (t *task) read(ctx context.Context) error {
 		switch {
 		case err == nil:
 		case err == io.EOF:
-			return nil
+			if t.cp == nil {
+				return nil
+			}
+			// Nothing more can arrive but mail: a finished task waits for its final
+			// checkpoint, a suspended one for its savepoint's outcome, so that sinks commit.
+			return t.waitMail(ctx, func() bool {
+				return (!t.finished || t.done || t.finalID == 0) && (t.suspended == 0 || t.stopped)
+			})
 		case errors.Is(err, event.ErrWoken):
 			if err := t.runMail(); err != nil {
 				return err
@@ -262,34 +353,89 @@ func (t *task) read(ctx context.Context) error {
 			if err != nil {
 				return fmt.Errorf("%s: input channel %d: %w", t.name, ch, err)
 			}
-			if ev.Kind != event.KindEndOfData {
-				// Refused rather than passed over: a barrier nobody aligns on would leave its
-				// checkpoint waiting without a word.
-				return fmt.Errorf("%s: input channel %d sent %v: tasks do not take checkpoints yet", t.name, ch, ev)
-			}
-			if endOfData[ch] {
-				return fmt.Errorf("%s: input channel %d sent END_OF_DATA twice", t.name, ch)
-			}
-			endOfData[ch] = true
-			if ends++; ends == channels {
-				if err := t.finish(); err != nil {
+			switch ev.Kind {
+			case event.KindEndOfData:
+				if endOfData[ch] {
+					return fmt.Errorf("%s: input channel %d sent END_OF_DATA twice", t.name, ch)
+				}
+				endOfData[ch] = true
+				if ends++; ends == channels {
+					if err := t.finish(); err != nil {
+						return err
+					}
+				}
+			case event.KindBarrier, event.KindCancelBarrier:
+				if t.align == nil {
+					// Refused rather than passed over: a barrier nobody aligns on would
+					// leave its checkpoint waiting without a word.
+					return fmt.Errorf("%s: input channel %d sent %v: checkpointing is not enabled for this task", t.name, ch, ev)
+				}
+				var r alignResult
+				if ev.Kind == event.KindBarrier {
+					r = t.align.barrier(ch, ev.Barrier)
+				} else {
+					r = t.align.cancelBarrier(ev.Barrier.ID)
+				}
+				if err := t.aligned(r); err != nil {
 					return err
 				}
+			default:
+				return fmt.Errorf("%s: input channel %d sent %v", t.name, ch, ev)
 			}
 		case event.DeliverEnd:
 			// A channel ending without END_OF_DATA was stopped, not ended: the chain is
 			// then never finished, as Finish would emit results of partial input as final.
+			if t.align != nil {
+				if err := t.aligned(t.align.channelEnded(ch)); err != nil {
+					return err
+				}
+			}
 		default:
 			return fmt.Errorf("%s: input channel %d: unknown %v", t.name, ch, d.Kind)
 		}
 	}
 }
 
+// aligned acts on what the aligner decided.
+func (t *task) aligned(r alignResult) error {
+	if r.subsumed != 0 {
+		t.cp.Decline(r.subsumed, fmt.Sprintf("%s: checkpoint %d subsumed by a newer barrier before its alignment completed", t.name, r.subsumed))
+	}
+	if r.cancel != 0 {
+		if err := t.cancelDownstream(r.cancel); err != nil {
+			return err
+		}
+	}
+	if r.snapshot {
+		if err := t.snapshot(r.barrier, r.alignment); err != nil {
+			return err
+		}
+		t.noteSuspend(r.barrier)
+	}
+	return nil
+}
+
+// noteSuspend remembers a suspending savepoint: the task waits for its outcome.
+func (t *task) noteSuspend(b event.Barrier) {
+	if b.Type == event.SavepointSuspend || b.Type == event.SavepointTerminate {
+		t.suspended = b.ID
+	}
+}
+
 // poll polls the head source until it ends, running mail between two Poll calls and waiting
-// for data, mail or cancellation while it is idle.
+// for data, mail or cancellation while it is idle. After a suspending savepoint it polls no
+// more until the savepoint's outcome: completed, the task stops; aborted, it resumes.
 func (t *task) poll(ctx context.Context) error {
 	name := t.chain[0].name
 	for {
+		if t.suspended != 0 {
+			if err := t.waitMail(ctx, func() bool { return t.suspended == 0 || t.stopped }); err != nil {
+				return err
+			}
+			if t.stopped {
+				return nil
+			}
+		}
 		st, err := t.src.Poll(ctx)
 		if err != nil {
 			return named(name, err)
@@ -303,6 +449,9 @@ func (t *task) poll(ctx context.Context) error {
 		case PollEnd:
 			return nil
 		case PollIdle:
+			if t.suspended != 0 {
+				continue
+			}
 			select {
 			case <-ctx.Done():
 				return ctx.Err()
@@ -317,49 +466,127 @@ func (t *task) poll(ctx context.Context) error {
 	}
 }
 
-// runMail runs the pending control mail.
-func (t *task) runMail() error {
-	for _, m := range t.mail.take() {
-		switch m.Kind {
-		case MailComplete, MailAborted:
-			for _, l := range t.listeners {
-				cl := l.op.(CheckpointListener)
-				var err error
-				if m.Kind == MailComplete {
-					err = cl.NotifyCheckpointComplete(m.ID)
-				} else {
-					err = cl.NotifyCheckpointAborted(m.ID)
-				}
-				if err != nil {
-					return opErr(l.name, fmt.Errorf("%v %d: %w", m.Kind, m.ID, err))
-				}
-			}
-		default:
-			// Refused rather than dropped: a checkpoint that waits for this task would
-			// otherwise never hear why it does not complete.
-			return fmt.Errorf("%s: %v mail: tasks do not take checkpoints yet", t.name, m.Kind)
+// waitMail runs mail until cond holds.
+func (t *task) waitMail(ctx context.Context, cond func() bool) error {
+	for !cond() {
+		select {
+		case <-ctx.Done():
+			return ctx.Err()
+		case <-t.mail.Wake():
+		}
+		if err := t.runMail(); err != nil {
+			return err
 		}
 	}
 	return nil
 }
 
-// finish finishes the chain head to tail, so each operator may still emit into the ones
-// after it, then sends END_OF_DATA to every target.
-func (t *task) finish() error {
-	for _, l := range t.chain {
-		if err := l.op.Finish(); err != nil {
-			return named(l.name, err)
+// runMail runs the pending control mail.
+func (t *task) runMail() error {
+	for _, m := range t.mail.take() {
+		if t.cp == nil && m.Kind != MailComplete && m.Kind != MailAborted {
+			// Refused rather than dropped: a checkpoint that waits for this task would
+			// otherwise never hear why it does not complete.
+			return fmt.Errorf("%s: %v mail: checkpointing is not enabled for this task", t.name, m.Kind)
+		}
+		switch m.Kind {
+		case MailTrigger:
+			if t.src == nil {
+				t.cp.Decline(m.Barrier.ID, fmt.Sprintf("%s: a trigger reached a task with input (barriers reach it from upstream)", t.name))
+				continue
+			}
+			if m.Barrier.ID <= t.lastTrigger {
+				continue // a repeated or late trigger
+			}
+			t.lastTrigger = m.Barrier.ID
+			if err := t.snapshot(m.Barrier, 0); err != nil {
+				return err
+			}
+			t.noteSuspend(m.Barrier)
+		case MailComplete, MailAborted:
+			if err := t.notify(m); err != nil {
+				return err
+			}
+		case mailCancelDownstream:
+			if err := t.cancelDownstream(m.ID); err != nil {
+				return err
+			}
+		default:
+			return fmt.Errorf("%s: unknown %v", t.name, m.Kind)
 		}
 	}
+	return nil
+}
+
+// notify tells the operators and the keyed backend of a checkpoint's outcome, and ends the
+// waits that depend on it.
+func (t *task) notify(m Mail) error {
+	for _, l := range t.listeners {
+		cl := l.op.(CheckpointListener)
+		var err error
+		if m.Kind == MailComplete {
+			err = cl.NotifyCheckpointComplete(m.ID)
+		} else {
+			err = cl.NotifyCheckpointAborted(m.ID)
+		}
+		if err != nil {
+			return opErr(l.name, fmt.Errorf("%v %d: %w", m.Kind, m.ID, err))
+		}
+	}
+	if t.cp == nil {
+		return nil
+	}
+	if m.Kind == MailComplete {
+		if t.keyed != nil {
+			t.keyed.NotifyCheckpointComplete(m.ID)
+		}
+		if t.finalID != 0 && m.ID >= t.finalID {
+			t.done = true
+		}
+		if t.suspended != 0 && m.ID >= t.suspended {
+			t.stopped = true
+		}
+		return nil
+	}
+	if t.align != nil {
+		t.align.aborted(m.ID)
+	}
+	if m.ID == t.suspended {
+		t.suspended = 0 // resume
+	}
+	return nil
+}
+
+// finish finishes the chain head to tail, so each operator may still emit into the ones
+// after it, then sends END_OF_DATA to every target. A chain restored finished is not
+// finished again: its results went out before the checkpoint.
+func (t *task) finish() error {
+	if !t.restoredFinished {
+		for _, l := range t.chain {
+			if err := l.op.Finish(); err != nil {
+				return named(l.name, err)
+			}
+		}
+	}
+	t.finished = true
 	return t.out.endOfData()
 }
 
 // end closes every operator and then ends the subtask's partitions.
 func (t *task) end() error {
+	t.async.Wait()
 	if err := t.close(); err != nil {
 		return err
 	}
 	return t.out.finish()
+}
+
+// stopAsync cancels the asynchronous parts of snapshots and waits for them.
+func (t *task) stopAsync() {
+	if t.asyncStop != nil {
+		t.asyncStop()
+	}
+	t.async.Wait()
 }
 
 // close closes every opened operator once, head to tail, then the keyed state backend, and
@@ -380,6 +607,9 @@ func (t *task) close() error {
 			first = fmt.Errorf("%s: close state backend: %w", t.name, err)
 		}
 		t.keyed = nil
+	}
+	if t.asyncStop != nil {
+		t.asyncStop()
 	}
 	return first
 }

@@ -80,7 +80,7 @@ func TestTaskRunsMail(t *testing.T) {
 		t.Errorf("got %v, want the listener's error naming it", err)
 	}
 	tk.mail.Post(Mail{Kind: MailTrigger, Barrier: event.Barrier{ID: 1}})
-	if err := tk.runMail(); err == nil || !strings.Contains(err.Error(), "trigger mail: tasks do not take checkpoints yet") {
+	if err := tk.runMail(); err == nil || !strings.Contains(err.Error(), "trigger mail: checkpointing is not enabled for this task") {
 		t.Errorf("got %v, want the trigger refused", err)
 	}
 }

@@ -339,6 +339,31 @@ func (d *Dir) Remove(name string) error {
 	return nil
 }
 
+// Names lists the names in the directory, sorted. It reads through a descriptor of its own,
+// so listing twice lists twice.
+func (d *Dir) Names() ([]string, error) {
+	fd, err := openat(d.fd, ".", unix.O_RDONLY|unix.O_DIRECTORY|unix.O_CLOEXEC, 0)
+	if err != nil {
+		return nil, fmt.Errorf("list %s: %w", d.path, err)
+	}
+	f := os.NewFile(uintptr(fd), d.path)
+	defer f.Close()
+	names, err := f.Readdirnames(-1)
+	if err != nil {
+		return nil, fmt.Errorf("list %s: %w", d.path, err)
+	}
+	slices.Sort(names)
+	return names, nil
+}
+
+// Sync makes the renames and removals done in the directory durable.
+func (d *Dir) Sync() error {
+	if err := unix.Fsync(d.fd); err != nil {
+		return fmt.Errorf("sync %s: %w", d.path, err)
+	}
+	return nil
+}
+
 // Close releases the directory.
 func (d *Dir) Close() error {
 	if d.fd < 0 {

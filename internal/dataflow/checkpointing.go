@@ -1,0 +1,67 @@
+package dataflow
+
+import (
+	"time"
+
+	"github.com/sluice-dev/sluice/internal/checkpoint"
+)
+
+// CheckpointMode is execution.checkpointing.mode.
+type CheckpointMode uint8
+
+const (
+	// ExactlyOnce aligns barriers: a channel that delivered barrier N is blocked until every
+	// live channel has, so the snapshot holds exactly the records before the barrier.
+	ExactlyOnce CheckpointMode = iota
+	// AtLeastOnce counts barriers without blocking: records that overtook a barrier are in
+	// the snapshot and replay after recovery (duplicates, never loss).
+	AtLeastOnce
+)
+
+func (m CheckpointMode) String() string {
+	if m == AtLeastOnce {
+		return "AT_LEAST_ONCE"
+	}
+	return "EXACTLY_ONCE"
+}
+
+// CheckpointInfo identifies the snapshot an operator is asked to take.
+type CheckpointInfo = checkpoint.Info
+
+// TaskCheckpointing is what a task needs to take part in checkpoints, as the TaskManager
+// wires it. Triggers (for source tasks) and outcomes arrive through TaskIO.Mailbox
+// (MailTrigger, MailComplete, MailAborted); a TaskIO with Checkpoints set and no Mailbox gets
+// a private one, which only barriers then reach.
+//
+// Ack, Decline and EndOfData are called from the task's goroutine or from the goroutine the
+// task owns for the asynchronous part of its snapshots, never concurrently for one task;
+// they must not block for long (the TaskManager turns them into RPCs).
+type TaskCheckpointing struct {
+	Mode CheckpointMode
+	// Periodic is set when execution.checkpointing.interval is: operators then see
+	// RuntimeContext.Checkpointing, and a file sink commits at checkpoints, not at the end.
+	Periodic bool
+	// Files says where this subtask writes the files of a snapshot (chk-N/ or a savepoint's
+	// directory). The task names its files checkpoint.StateFile(index of the operator in the
+	// spec, subtask, kind) with kind checkpoint.KindKeyed or checkpoint.KindOperator.
+	Files func(cp checkpoint.Info) (checkpoint.SnapshotFiles, error)
+	// Restore is what the subtask restores, from checkpoint.Assign per operator of its
+	// chain; RestoreFiles opens its files, verified. Nil Restore: a fresh start.
+	Restore      *checkpoint.TaskRestore
+	RestoreFiles checkpoint.RestoreFiles
+	// Ack acknowledges a snapshot with the state of every operator of the chain, by name.
+	Ack func(cp checkpoint.Info, ops map[string]checkpoint.SubtaskState, m CheckpointMetrics)
+	// Decline says the subtask cannot complete checkpoint id, and why.
+	Decline func(id int64, reason string)
+	// EndOfData reports that a source subtask reached the end of its input (the coordinator
+	// then triggers the final checkpoint). Nil: not reported.
+	EndOfData func()
+}
+
+// CheckpointMetrics are a subtask's measurements of one snapshot.
+type CheckpointMetrics struct {
+	Alignment time.Duration // first barrier to last (exactly once); 0 for sources
+	Sync      time.Duration // synchronous part, in the task goroutine
+	Async     time.Duration // asynchronous part, concurrent with processing
+	Size      int64         // bytes written (as committed: sealed or plain)
+}
