@@ -49,6 +49,9 @@ type TaskCheckpointing struct {
 	// chain; RestoreFiles opens its files, verified. Nil Restore: a fresh start.
 	Restore      *checkpoint.TaskRestore
 	RestoreFiles checkpoint.RestoreFiles
+	// SameJob: the snapshot restored from is one of this job's checkpoints, so an
+	// incremental backend may reference its shared files rather than upload them again.
+	SameJob bool
 	// Ack acknowledges a snapshot with the state of every operator of the chain, by name.
 	Ack func(cp checkpoint.Info, ops map[string]checkpoint.SubtaskState, m CheckpointMetrics)
 	// Decline says the subtask cannot complete checkpoint id, and why.

@@ -2,10 +2,13 @@ package dataflow
 
 import (
 	"context"
+	"crypto/sha256"
 	"errors"
 	"fmt"
 	"io"
 	"log/slog"
+	"os"
+	"path/filepath"
 	"sync/atomic"
 
 	"github.com/sluice-dev/sluice/internal/dataflow/event"
@@ -27,8 +30,14 @@ type TaskIO struct {
 	Job     JobInfo // zero: the plan's name only
 	// State creates the keyed state backends of the operators whose Shape says KeyedInput
 	// (state.backend.type); nil: hashmap.Factory.
-	State  state.Factory
-	Logger *slog.Logger // nil: operators log nowhere
+	State state.Factory
+	// StateDir is where backends with local files (pebble) keep them: each operator subtask
+	// gets its own directory below it, which the backend removes when it closes. Empty: the
+	// system's temporary directory.
+	StateDir string
+	// StateIncremental is state.backend.incremental.
+	StateIncremental bool
+	Logger           *slog.Logger // nil: operators log nowhere
 	// Checkpoints makes the task take part in checkpoints and savepoints, and restore; nil:
 	// it never snapshots, and a barrier or trigger reaching it fails it.
 	Checkpoints *TaskCheckpointing
@@ -224,4 +233,13 @@ func (o *output) finish() error {
 		}
 	}
 	return errors.Join(errs...)
+}
+
+// StateWorkDir is the private directory of one operator subtask's state backend.
+func (tio TaskIO) StateWorkDir(operator string, subtask int) string {
+	dir := tio.StateDir
+	if dir == "" {
+		dir = os.TempDir()
+	}
+	return filepath.Join(dir, fmt.Sprintf("%s-%d-%d-%x", tio.Job.ID, tio.Job.Attempt, subtask, sha256.Sum224([]byte(operator))))
 }

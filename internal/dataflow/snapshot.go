@@ -7,6 +7,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"strings"
 	"time"
 
 	"github.com/sluice-dev/sluice/internal/checkpoint"
@@ -215,6 +216,20 @@ func (t *task) snapshotAsync(info checkpoint.Info, files checkpoint.SnapshotFile
 
 // writeKeyed writes a keyed snapshot as the file name.
 func writeKeyed(ctx context.Context, files checkpoint.SnapshotFiles, name string, s state.Snapshot) (*checkpoint.KeyedHandle, int64, error) {
+	if fs, ok := s.(state.FileSnapshot); ok && files.SharedAllowed() {
+		// A checkpoint of a backend with native files (pebble): its files,
+		// uploaded or, when incremental, referenced. Savepoints take the
+		// canonical stream below, so they restore into any backend.
+		h, err := fs.WriteFiles(ctx, files, strings.TrimSuffix(name, "-"+checkpoint.KindKeyed))
+		if err != nil {
+			return nil, 0, fmt.Errorf("write keyed state files %s: %w", name, err)
+		}
+		var size int64
+		for _, f := range h.Files {
+			size += f.Size
+		}
+		return h, size, nil
+	}
 	w, err := files.Create(name)
 	if err != nil {
 		return nil, 0, fmt.Errorf("create keyed state file %s: %w", name, err)
@@ -410,20 +425,14 @@ func readAllFile(ctx context.Context, rf checkpoint.RestoreFiles, ref checkpoint
 }
 
 // keyedRestores turns the keyed handles of o into what a state.Factory restores from.
-func keyedRestores(rf checkpoint.RestoreFiles, o *checkpoint.OperatorRestore) ([]state.Restore, error) {
+func keyedRestores(rf checkpoint.RestoreFiles, o *checkpoint.OperatorRestore, sameJob bool) ([]state.Restore, error) {
 	var out []state.Restore
 	for _, h := range o.Keyed {
-		if h.Format != checkpoint.FormatKGStream || len(h.Files) != 1 {
-			return nil, fmt.Errorf("keyed state in format %q with %d files: this task restores %s, one file per subtask", h.Format, len(h.Files), checkpoint.FormatKGStream)
+		r, err := state.RestoreOf(h, rf, sameJob)
+		if err != nil {
+			return nil, err
 		}
-		ref := h.Files[0]
-		out = append(out, state.Restore{
-			Name:   ref.Path,
-			Handle: &state.StreamHandle{Format: state.StreamFormat, KeyGroups: state.KeyGroupRange(h.KeyGroups), Offsets: h.Offsets},
-			Open: func(ctx context.Context) (io.ReadCloser, error) {
-				return rf.Open(ctx, ref)
-			},
-		})
+		out = append(out, r)
 	}
 	return out, nil
 }

@@ -198,14 +198,14 @@ func (t *task) openKeyed(ctx context.Context, p *Plan, v *Vertex, subtask int, t
 	var restores []state.Restore
 	if o := t.cp.restoreOf(rc.Operator); o != nil {
 		var err error
-		if restores, err = keyedRestores(t.cp.RestoreFiles, o); err != nil {
+		if restores, err = keyedRestores(t.cp.RestoreFiles, o, t.cp.SameJob); err != nil {
 			return opErr(rc.Operator, fmt.Errorf("restore from checkpoint %d: %w", o.CheckpointID, err))
 		}
 	}
 	maxPar := rc.maxParallelism()
 	b, err := f.New(ctx, state.Config{Job: rc.Job.ID, Operator: rc.Operator, Subtask: subtask,
 		KeyGroups: state.KeyGroupRange{First: r.First, Last: r.Last}, MaxParallelism: maxPar,
-		Logger: rc.Logger,
+		Logger: rc.Logger, WorkDir: tio.StateWorkDir(rc.Operator, subtask), Incremental: tio.StateIncremental,
 		// A restored key must be in the key group it was filed under: a snapshot of another
 		// job or max parallelism is refused rather than misrouted.
 		KeyGroupOf: func(key []byte) int { return keygroup.Of(keygroup.Hash(key), maxPar) }}, restores)
