@@ -245,8 +245,9 @@ type coordinatorGateway struct {
 	j  *job
 }
 
-// attemptTMs returns, per TaskManager running tasks of the attempt, those tasks.
-func (g *coordinatorGateway) attemptTMs(attempt int, sourcesOnly bool) (map[*taskManager][]*controlpb.TaskRef, error) {
+// attemptTMs returns, per TaskManager running tasks of the attempt, its
+// source tasks (possibly none).
+func (g *coordinatorGateway) attemptTMs(attempt int) (map[*taskManager][]*controlpb.TaskRef, error) {
 	jm, j := g.jm, g.j
 	jm.mu.Lock()
 	defer jm.mu.Unlock()
@@ -259,27 +260,40 @@ func (g *coordinatorGateway) attemptTMs(attempt int, sourcesOnly bool) (map[*tas
 	}
 	out := map[*taskManager][]*controlpb.TaskRef{}
 	for _, t := range j.tasks {
-		if sourcesOnly && !source[t.vertex] {
-			continue
-		}
 		tm, ok := jm.tms[t.tm]
 		if !ok {
 			return nil, fmt.Errorf("taskmanager %s of task %s (%d) is gone", t.tm, vertexName(j, t.vertex), t.subtask)
 		}
-		out[tm] = append(out[tm], &controlpb.TaskRef{TaskmanagerId: t.tm, JobId: j.id, Attempt: int32(attempt), Vertex: int32(t.vertex), Subtask: int32(t.subtask)})
+		if _, seen := out[tm]; !seen {
+			out[tm] = nil
+		}
+		if source[t.vertex] {
+			out[tm] = append(out[tm], &controlpb.TaskRef{TaskmanagerId: t.tm, JobId: j.id, Attempt: int32(attempt), Vertex: int32(t.vertex), Subtask: int32(t.subtask)})
+		}
 	}
 	return out, nil
 }
 
+// Trigger sends the barrier to the attempt's sources. For a savepoint every
+// TaskManager of the attempt is told its directory first, those without
+// sources before those with, so no task meets the barrier before its
+// TaskManager knows where the savepoint goes.
 func (g *coordinatorGateway) Trigger(ctx context.Context, attempt int, b event.Barrier, target string) error {
-	tms, err := g.attemptTMs(attempt, true)
+	tms, err := g.attemptTMs(attempt)
 	if err != nil {
 		return err
 	}
+	order := make([]*taskManager, 0, len(tms))
 	for tm, srcs := range tms {
+		if len(srcs) > 0 || target != "" {
+			order = append(order, tm)
+		}
+	}
+	slices.SortFunc(order, func(a, b *taskManager) int { return len(tms[a]) - len(tms[b]) })
+	for _, tm := range order {
 		_, err := tm.client.TriggerCheckpoint(ctx, &controlpb.TriggerCheckpointRequest{
 			JobId: g.j.id, Attempt: int32(attempt), CheckpointId: b.ID, TimestampMs: b.Timestamp,
-			Type: controlpb.SnapshotType(b.Type), Target: target, Sources: srcs,
+			Type: controlpb.SnapshotType(b.Type), Target: target, Sources: tms[tm],
 		})
 		if err != nil {
 			return fmt.Errorf("trigger on taskmanager %s: %w", tm.id, err)
@@ -289,7 +303,7 @@ func (g *coordinatorGateway) Trigger(ctx context.Context, attempt int, b event.B
 }
 
 func (g *coordinatorGateway) Notify(ctx context.Context, attempt int, id int64, completed bool) {
-	tms, err := g.attemptTMs(attempt, false)
+	tms, err := g.attemptTMs(attempt)
 	if err != nil {
 		return // the attempt ended: its tasks are gone
 	}

@@ -3,13 +3,22 @@ package taskmanager
 import (
 	"context"
 	"encoding/json"
+	"errors"
 	"fmt"
+	"path/filepath"
+	"strings"
+	"sync"
 	"time"
 
 	"github.com/sluice-dev/sluice/internal/checkpoint"
 	"github.com/sluice-dev/sluice/internal/dataflow"
 	"github.com/sluice-dev/sluice/internal/dataflow/event"
 	controlpb "github.com/sluice-dev/sluice/internal/rpc/proto"
+	"github.com/sluice-dev/sluice/internal/security/fsguard"
+	"github.com/sluice-dev/sluice/internal/security/sealed"
+	"github.com/sluice-dev/sluice/internal/state"
+	"github.com/sluice-dev/sluice/internal/state/hashmap"
+	"github.com/sluice-dev/sluice/internal/state/pebblestate"
 )
 
 // Checkpoint control (docs/architecture.md, "Engine", §6.5 and §6.7): the
@@ -32,6 +41,16 @@ func (s *rpcServer) TriggerCheckpoint(ctx context.Context, req *controlpb.Trigge
 		return nil, fmt.Errorf("trigger checkpoint %d: job %s attempt %d does not run here", req.CheckpointId, req.JobId, req.Attempt)
 	}
 	b := event.Barrier{ID: req.CheckpointId, Timestamp: req.TimestampMs, Type: typ}
+	if req.Target != "" {
+		// Every TaskManager of the attempt hears of a savepoint's directory
+		// before any source sends its barrier: tasks downstream write there too.
+		if !filepath.IsAbs(req.Target) {
+			return nil, fmt.Errorf("trigger savepoint %d: directory %q is not absolute", req.CheckpointId, req.Target)
+		}
+		jr.mu.Lock()
+		jr.targets[req.CheckpointId] = filepath.Clean(req.Target)
+		jr.mu.Unlock()
+	}
 	var missing []string
 	for _, src := range req.Sources {
 		t := jr.task(int(src.Vertex), int(src.Subtask))
@@ -102,8 +121,8 @@ func (tm *TaskManager) jmCall(what string, call func(ctx context.Context, c cont
 }
 
 // acknowledge sends a task's snapshot handles to the JobManager.
-func (tm *TaskManager) acknowledge(t *runningTask, id int64, ops map[string]checkpoint.SubtaskState, m *controlpb.CheckpointMetrics) error {
-	req := &controlpb.AcknowledgeCheckpointRequest{Task: t.ref(tm.id), CheckpointId: id, Operators: map[string][]byte{}, Metrics: m}
+func (tm *TaskManager) acknowledge(t *runningTask, id int64, ops map[string]checkpoint.SubtaskState, finished bool, m *controlpb.CheckpointMetrics) error {
+	req := &controlpb.AcknowledgeCheckpointRequest{Task: t.ref(tm.id), CheckpointId: id, Operators: map[string][]byte{}, Metrics: m, Finished: finished}
 	for name, st := range ops {
 		b, err := json.Marshal(st)
 		if err != nil {
@@ -138,4 +157,179 @@ func (tm *TaskManager) endOfData(t *runningTask) {
 		_, err := c.ReportEndOfData(ctx, ref)
 		return err
 	})
+}
+
+// openTree opens a private state tree (a checkpoint or savepoint directory)
+// or, read-only, a snapshot to restore from, confined to path.
+func openTree(path string, mode fsguard.Mode) (*fsguard.Tree, error) {
+	g, err := fsguard.New([]fsguard.Grant{{Path: path, Mode: mode}})
+	if err != nil {
+		return nil, err
+	}
+	return g.OpenTree(path, mode)
+}
+
+// taskCheckpointing builds what a deployed task needs to take snapshots and
+// restore one (docs/architecture.md, "Engine", §6.5 and §7). The trees it
+// opens are closed by the returned func when the task ends.
+func (tm *TaskManager) taskCheckpointing(jr *jobRun, t *runningTask, d *controlpb.TaskDeployment) (*dataflow.TaskCheckpointing, func(), error) {
+	cs := d.Checkpoints
+	if cs.KeyId != tm.keyID() {
+		return nil, nil, fmt.Errorf("deployment refused: the JobManager seals checkpoints with key %q but this TaskManager has %q (%s): give every process the same key file",
+			cs.KeyId, tm.keyID(), sealed.KeyFileKey)
+	}
+	var (
+		mu    sync.Mutex
+		trees []*fsguard.Tree
+		ckpt  *fsguard.Tree
+	)
+	cleanup := func() {
+		mu.Lock()
+		defer mu.Unlock()
+		for _, tr := range trees {
+			tr.Close()
+		}
+		trees = nil
+	}
+	tc := &dataflow.TaskCheckpointing{Periodic: cs.Periodic}
+	if cs.Mode == controlpb.CheckpointingMode_AT_LEAST_ONCE {
+		tc.Mode = dataflow.AtLeastOnce
+	}
+	tc.Files = func(info checkpoint.Info) (checkpoint.SnapshotFiles, error) {
+		mu.Lock()
+		defer mu.Unlock()
+		if info.IsSavepoint() {
+			target, ok := jr.savepointTarget(info.ID)
+			if !ok {
+				return nil, fmt.Errorf("savepoint %d: its directory is unknown on taskmanager %s", info.ID, tm.id)
+			}
+			tree, err := openTree(target, fsguard.StateDir)
+			if err != nil {
+				return nil, fmt.Errorf("savepoint %d: %w", info.ID, err)
+			}
+			trees = append(trees, tree)
+			return checkpoint.NewSnapshotFiles(tree, d.JobId, tm.ckptKey, info)
+		}
+		if cs.Dir == "" {
+			return nil, fmt.Errorf("checkpoint %d: the job has no checkpoint directory (%s)", info.ID, "state.checkpoints.dir")
+		}
+		if ckpt == nil {
+			tree, err := openTree(cs.Dir, fsguard.StateDir)
+			if err != nil {
+				return nil, fmt.Errorf("checkpoint directory: %w", err)
+			}
+			ckpt = tree
+			trees = append(trees, tree)
+		}
+		return checkpoint.NewSnapshotFiles(ckpt, d.JobId, tm.ckptKey, info)
+	}
+	tc.Ack = func(info checkpoint.Info, ops map[string]checkpoint.SubtaskState, m dataflow.CheckpointMetrics) {
+		finished := len(ops) > 0
+		for _, st := range ops {
+			finished = finished && st.Finished
+		}
+		if err := tm.acknowledge(t, info.ID, ops, finished, &controlpb.CheckpointMetrics{
+			SyncDurationMs: m.Sync.Milliseconds(), AsyncDurationMs: m.Async.Milliseconds(),
+			AlignmentDurationNs: m.Alignment.Nanoseconds(), StateSize: m.Size, CheckpointedSize: m.Size,
+		}); err != nil {
+			tm.decline(t, info.ID, err.Error())
+		}
+	}
+	tc.Decline = func(id int64, reason string) { tm.decline(t, id, reason) }
+	tc.EndOfData = func() { tm.endOfData(t) }
+	if rs := d.Restore; rs != nil {
+		if err := tm.restoreFor(jr, d, tc, &trees, &mu); err != nil {
+			cleanup()
+			return nil, nil, err
+		}
+		tc.SameJob = rs.SameJob
+	}
+	return tc, cleanup, nil
+}
+
+// restoreFor reads the _metadata a deployment restores from, checks it is
+// the one the JobManager validated, and assigns each operator of the task's
+// chain its state.
+func (tm *TaskManager) restoreFor(jr *jobRun, d *controlpb.TaskDeployment, tc *dataflow.TaskCheckpointing, trees *[]*fsguard.Tree, mu *sync.Mutex) error {
+	rs := d.Restore
+	rel, err := filepath.Rel(rs.Root, rs.Metadata)
+	if err != nil || strings.HasPrefix(rel, "..") {
+		return fmt.Errorf("deployment refused: restore metadata %s is not under %s", rs.Metadata, rs.Root)
+	}
+	tree, err := openTree(rs.Root, fsguard.ReadTree)
+	if err != nil {
+		return &restoreError{id: rs.CheckpointId, file: filepath.ToSlash(rel), err: err}
+	}
+	mu.Lock()
+	*trees = append(*trees, tree)
+	mu.Unlock()
+	m, files, err := checkpoint.OpenRestore(tree, filepath.ToSlash(rel), tm.ckptKey, rs.MetadataSha256)
+	if err != nil {
+		return &restoreError{id: rs.CheckpointId, file: filepath.ToSlash(rel), err: err}
+	}
+	v := jr.plan.Vertices[d.Vertex]
+	tr := &checkpoint.TaskRestore{CheckpointID: m.CheckpointID, Operators: map[string]*checkpoint.OperatorRestore{}}
+	for _, name := range v.Operators {
+		o, err := checkpoint.Assign(m, name, int(d.Subtask), v.Parallelism)
+		if err != nil {
+			return err
+		}
+		if o != nil {
+			tr.Operators[name] = o
+		}
+	}
+	tc.Restore, tc.RestoreFiles = tr, files
+	return nil
+}
+
+// restoreError is a restore that failed on a file of the snapshot: the
+// JobManager refuses that checkpoint and restores an older one.
+type restoreError struct {
+	id   int64
+	file string
+	err  error
+}
+
+func (e *restoreError) Error() string {
+	return fmt.Sprintf("restore from checkpoint %d: %v", e.id, e.err)
+}
+func (e *restoreError) Unwrap() error { return e.err }
+
+// restoreFailure says which file of which checkpoint a failed task could not
+// restore, when that is why it failed.
+func restoreFailure(d *controlpb.TaskDeployment, err error) *controlpb.RestoreFailure {
+	if d.Restore == nil || err == nil {
+		return nil
+	}
+	var re *restoreError
+	if errors.As(err, &re) {
+		return &controlpb.RestoreFailure{CheckpointId: re.id, File: re.file, Reason: re.err.Error()}
+	}
+	if file, ok := checkpoint.ErrFile(err); ok {
+		return &controlpb.RestoreFailure{CheckpointId: d.Restore.CheckpointId, File: file, Reason: err.Error()}
+	}
+	return nil
+}
+
+// savepointTarget is the directory the JobManager created for savepoint id.
+func (jr *jobRun) savepointTarget(id int64) (string, bool) {
+	jr.mu.Lock()
+	defer jr.mu.Unlock()
+	t, ok := jr.targets[id]
+	return t, ok
+}
+
+func (tm *TaskManager) keyID() string {
+	if tm.ckptKey == nil {
+		return ""
+	}
+	return tm.ckptKey.ID()
+}
+
+// stateFactory is the keyed state backend a deployment names.
+func (tm *TaskManager) stateFactory(cs *controlpb.CheckpointSettings) state.Factory {
+	if cs != nil && (cs.Backend == "pebble" || cs.Backend == "rocksdb") {
+		return pebblestate.Factory{}
+	}
+	return hashmap.Factory{}
 }

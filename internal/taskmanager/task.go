@@ -7,6 +7,7 @@ import (
 	"errors"
 	"fmt"
 	"os"
+	"path/filepath"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -36,6 +37,8 @@ type jobRun struct {
 
 	mu    sync.Mutex
 	tasks map[[2]int]*runningTask
+	// targets are the directories of the attempt's savepoints, by id.
+	targets map[int64]string
 }
 
 func (jr *jobRun) taskList() []*runningTask {
@@ -122,7 +125,7 @@ func (tm *TaskManager) deploy(d *controlpb.TaskDeployment) error {
 	jr, ok := tm.jobs[key]
 	if !ok {
 		ctx, cancel := context.WithCancel(tm.ctx)
-		jr = &jobRun{key: key, ctx: ctx, cancel: cancel, tasks: map[[2]int]*runningTask{}}
+		jr = &jobRun{key: key, ctx: ctx, cancel: cancel, tasks: map[[2]int]*runningTask{}, targets: map[int64]string{}}
 		tm.jobs[key] = jr
 	}
 	tk := [2]int{int(d.Vertex), int(d.Subtask)}
@@ -151,6 +154,7 @@ func (tm *TaskManager) deploy(d *controlpb.TaskDeployment) error {
 		default:
 			u.State, u.Error = controlpb.TaskState_FAILED, err.Error()
 			u.CausedByPeer, u.Unrecoverable = network.CausedByPeer(err), dataflow.IsUnrecoverable(err)
+			u.RestoreFailure = restoreFailure(d, err)
 			tm.log.Warn("task failed", "job", d.JobId, "attempt", d.Attempt, "vertex", d.Vertex, "subtask", d.Subtask, "err", err,
 				"caused-by-peer", u.CausedByPeer, "unrecoverable", u.Unrecoverable)
 		}
@@ -173,6 +177,16 @@ func (tm *TaskManager) runTask(jr *jobRun, t *runningTask, d *controlpb.TaskDepl
 	io.Job = dataflow.JobInfo{ID: d.JobId, Name: jr.plan.Name, Attempt: int(d.Attempt)}
 	io.Logger = tm.log
 	io.Mailbox = t.mail
+	io.State, io.StateDir = tm.stateFactory(d.Checkpoints), filepath.Join(tm.workDir, "state")
+	if cs := d.Checkpoints; cs != nil {
+		io.StateIncremental = cs.Incremental
+		tc, cleanup, err := tm.taskCheckpointing(jr, t, d)
+		if err != nil {
+			return err
+		}
+		defer cleanup()
+		io.Checkpoints = tc
+	}
 	if d.InputChannels > 0 {
 		gate := tm.net.RegisterGate(network.GateID{Job: d.JobId, Attempt: int(d.Attempt), Vertex: int(d.Vertex), Subtask: int(d.Subtask)}, int(d.InputChannels))
 		defer gate.Close()

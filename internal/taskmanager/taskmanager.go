@@ -24,6 +24,7 @@ import (
 	"github.com/sluice-dev/sluice/internal/config"
 	"github.com/sluice-dev/sluice/internal/network"
 	controlpb "github.com/sluice-dev/sluice/internal/rpc/proto"
+	"github.com/sluice-dev/sluice/internal/security/sealed"
 	"github.com/sluice-dev/sluice/internal/transport"
 )
 
@@ -77,6 +78,8 @@ type TaskManager struct {
 	fatal    chan error   // connectLoop gave up: Run returns it
 	rpcOpts  []grpc.ServerOption
 	tempDir  string // removed when Run returns
+	workDir  string // blobs and state backends' files
+	ckptKey  *sealed.Key
 	ready    chan struct{}
 	ctx      context.Context
 	wg       sync.WaitGroup
@@ -103,7 +106,8 @@ func New(o Options) (*TaskManager, error) {
 	}
 	set := SettingsFromConfig(o.Config)
 	// Checked before anything starts; the tasks load it again when they seal.
-	if _, err := LoadCheckpointKey(o.Config); err != nil {
+	key, err := LoadCheckpointKey(o.Config)
+	if err != nil {
 		return nil, err
 	}
 	id := o.ID
@@ -123,7 +127,7 @@ func New(o Options) (*TaskManager, error) {
 		stdout: o.Stdout, localOutput: o.LocalOutput, id: id, slots: set.Slots,
 		cache: blob.NewCache(store, o.Security.HTTPClient(transport.Blob, 5*time.Minute), id),
 		jobs:  map[attemptKey]*jobRun{}, ready: make(chan struct{}), rpcOpts: o.RPCServerOptions,
-		instance: newInstanceID(), fatal: make(chan error, 1),
+		instance: newInstanceID(), fatal: make(chan error, 1), ckptKey: key, workDir: dir,
 	}
 	if temporary {
 		tm.tempDir = dir
