@@ -89,9 +89,6 @@ func (jm *JobManager) Submit(s Submission) (string, error) {
 		}
 		return "", &SubmissionError{err}
 	}
-	if err := checkStateBackend(cfg); err != nil {
-		return "", &SubmissionError{err}
-	}
 	ckpt, err := CheckpointSettingsFromConfig(cfg)
 	if err != nil {
 		return "", &SubmissionError{err}

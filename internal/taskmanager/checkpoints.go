@@ -329,6 +329,11 @@ func (tm *TaskManager) keyID() string {
 // stateFactory is the keyed state backend a deployment names.
 func (tm *TaskManager) stateFactory(cs *controlpb.CheckpointSettings) state.Factory {
 	if cs != nil && (cs.Backend == "pebble" || cs.Backend == "rocksdb") {
+		if cs.Backend == "rocksdb" {
+			tm.rocksdbOnce.Do(func() {
+				tm.log.Info("state.backend.type rocksdb runs as pebble, an LSM store of the same family; RocksDB options are ignored")
+			})
+		}
 		return pebblestate.Factory{}
 	}
 	return hashmap.Factory{}

@@ -80,9 +80,11 @@ type TaskManager struct {
 	tempDir  string // removed when Run returns
 	workDir  string // blobs and state backends' files
 	ckptKey  *sealed.Key
-	ready    chan struct{}
-	ctx      context.Context
-	wg       sync.WaitGroup
+	// rocksdbOnce: the TaskManager says once that rocksdb runs as pebble.
+	rocksdbOnce sync.Once
+	ready       chan struct{}
+	ctx         context.Context
+	wg          sync.WaitGroup
 }
 
 type attemptKey struct {
