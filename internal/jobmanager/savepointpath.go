@@ -40,11 +40,12 @@ func resolveSavepoint(raw string) (string, error) {
 		return "", err
 	}
 	err = openMetadata(dir)
+	var link *fsguard.SymlinkError
 	switch {
 	case err == nil:
 		return dir, nil
-	case errors.Is(err, fsguard.ErrSymlink):
-		return "", fmt.Errorf("savepoint %s: %w", raw, err)
+	case errors.As(err, &link):
+		return "", fmt.Errorf("savepoint %s: %s is a symbolic link, and no link is followed to read a savepoint: give the real path", raw, link.Link)
 	case errors.Is(err, fs.ErrNotExist) || errors.Is(err, syscall.ENOTDIR):
 		return "", fmt.Errorf("savepoint %s: no %s there (is it the savepoint directory printed by sluice savepoint?)", raw, checkpoint.MetadataName)
 	case errors.Is(err, fs.ErrPermission):
