@@ -147,6 +147,31 @@ func TestSubmitSavepointPath(t *testing.T) {
 	if code, out := submitGenerator(t, base, nil, map[string]any{"savepointPath": sp}); code != http.StatusAccepted {
 		t.Errorf("savepoint %s: %d %s", sp, code, out)
 	}
+	// No symbolic link is followed to find it: not in the path, not as the _metadata, and a
+	// _metadata that is no regular file is no savepoint.
+	links := t.TempDir()
+	if err := os.Symlink(sp, filepath.Join(links, "sp")); err != nil {
+		t.Fatal(err)
+	}
+	linked := filepath.Join(links, "linked-metadata")
+	if err := os.Mkdir(linked, 0o700); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.Symlink(filepath.Join(sp, "_metadata"), filepath.Join(linked, "_metadata")); err != nil {
+		t.Fatal(err)
+	}
+	for _, p := range []string{filepath.Join(links, "sp"), filepath.Join(links, "sp", "_metadata"), linked} {
+		if code, out := submitGenerator(t, base, nil, map[string]any{"savepointPath": p}); code != http.StatusBadRequest || !strings.Contains(out, "symbolic link") {
+			t.Errorf("savepoint through a link %s: %d %s", p, code, out)
+		}
+	}
+	dirMetadata := filepath.Join(links, "dir-metadata")
+	if err := os.MkdirAll(filepath.Join(dirMetadata, "_metadata"), 0o700); err != nil {
+		t.Fatal(err)
+	}
+	if code, out := submitGenerator(t, base, nil, map[string]any{"savepointPath": dirMetadata}); code != http.StatusBadRequest || !strings.Contains(out, "not a regular file") {
+		t.Errorf("savepoint whose _metadata is a directory: %d %s", code, out)
+	}
 	if code, out := submitGenerator(t, base, nil, map[string]any{"allowNonRestoredState": "yes"}); code != http.StatusBadRequest {
 		t.Errorf("allowNonRestoredState as a string: %d %s", code, out)
 	}

@@ -4,12 +4,12 @@ import (
 	"errors"
 	"fmt"
 	"io/fs"
-	"os"
 	"path/filepath"
 	"syscall"
 
 	"github.com/sluice-dev/sluice/internal/checkpoint"
 	"github.com/sluice-dev/sluice/internal/config"
+	"github.com/sluice-dev/sluice/internal/security/fsguard"
 )
 
 // savepointDir is the directory of the savepoint a submission names
@@ -30,25 +30,44 @@ func savepointDir(raw string) (string, error) {
 }
 
 // resolveSavepoint checks that the savepoint a submission names is there
-// and returns its directory. Its contents are checked when the job is
-// restored.
+// and returns its directory. It opens the _metadata as a restore reads
+// checkpoint files (fsguard's ReadTree: no symbolic link anywhere on the
+// path), so an authorized path cannot be used to learn what lies behind a
+// link. Its contents are checked when the job is restored.
 func resolveSavepoint(raw string) (string, error) {
 	dir, err := savepointDir(raw)
 	if err != nil {
 		return "", err
 	}
-	st, err := os.Lstat(filepath.Join(dir, checkpoint.MetadataName))
+	err = openMetadata(dir)
+	var link *fsguard.SymlinkError
 	switch {
+	case err == nil:
+		return dir, nil
+	case errors.As(err, &link):
+		return "", fmt.Errorf("savepoint %s: %s is a symbolic link, and no link is followed to read a savepoint: give the real path", raw, link.Link)
 	case errors.Is(err, fs.ErrNotExist) || errors.Is(err, syscall.ENOTDIR):
 		return "", fmt.Errorf("savepoint %s: no %s there (is it the savepoint directory printed by sluice savepoint?)", raw, checkpoint.MetadataName)
-	case err != nil:
-		var pe *fs.PathError
-		if errors.As(err, &pe) {
-			err = pe.Err
-		}
-		return "", fmt.Errorf("savepoint %s: cannot read its %s: %w: the JobManager and every TaskManager must be able to read the savepoint", raw, checkpoint.MetadataName, err)
-	case !st.Mode().IsRegular():
-		return "", fmt.Errorf("savepoint %s: its %s is not a regular file (a link or a directory): give the directory sluice savepoint printed", raw, checkpoint.MetadataName)
+	case errors.Is(err, fs.ErrPermission):
+		return "", fmt.Errorf("savepoint %s: cannot read its %s: permission denied: the JobManager and every TaskManager must be able to read the savepoint", raw, checkpoint.MetadataName)
 	}
-	return dir, nil
+	return "", fmt.Errorf("savepoint %s: %w (is it the savepoint directory printed by sluice savepoint?)", raw, err)
+}
+
+// openMetadata opens dir/_metadata through a ReadTree grant on dir.
+func openMetadata(dir string) error {
+	g, err := fsguard.New([]fsguard.Grant{{Path: dir, Mode: fsguard.ReadTree}})
+	if err != nil {
+		return err
+	}
+	tree, err := g.OpenTree(dir, fsguard.ReadTree)
+	if err != nil {
+		return err
+	}
+	defer tree.Close()
+	f, err := tree.Open(checkpoint.MetadataName)
+	if err != nil {
+		return err
+	}
+	return f.Close()
 }
