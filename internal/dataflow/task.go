@@ -271,7 +271,10 @@ func (t *task) run(ctx context.Context) (err error) {
 			if err := t.finish(); err != nil {
 				return err
 			}
-			if t.cp != nil {
+			if t.cp != nil && t.cp.Periodic {
+				// The job ends on a final checkpoint that holds every task finished, so
+				// that sinks commit what they wrote last; without periodic checkpoints
+				// there is none, and the source ends now, as its sinks commit at Finish.
 				if t.cp.EndOfData != nil {
 					t.cp.EndOfData()
 				}
