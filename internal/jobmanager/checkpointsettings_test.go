@@ -144,8 +144,9 @@ func TestSubmitSavepointPath(t *testing.T) {
 	if err := os.WriteFile(filepath.Join(sp, "_metadata"), []byte("metadata"), 0o600); err != nil {
 		t.Fatal(err)
 	}
-	if code, out := submitGenerator(t, base, nil, map[string]any{"savepointPath": sp}); code != http.StatusAccepted {
-		t.Errorf("savepoint %s: %d %s", sp, code, out)
+	// Its content is read and verified at submit: garbage is refused, naming the file.
+	if code, out := submitGenerator(t, base, nil, map[string]any{"savepointPath": sp}); code != http.StatusBadRequest || !strings.Contains(out, "checkpoint file _metadata") {
+		t.Errorf("savepoint %s with a garbage _metadata: %d %s", sp, code, out)
 	}
 	// No symbolic link is followed to find it: not in the path, not as the _metadata, and a
 	// _metadata that is no regular file is no savepoint.
