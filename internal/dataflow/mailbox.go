@@ -57,6 +57,10 @@ type Mail struct {
 	Barrier event.Barrier // MailTrigger
 	Target  string        // MailTrigger of a savepoint: its directory
 	ID      int64         // MailComplete, MailAborted
+	// Final (MailComplete): the job's final checkpoint, in which every task had finished,
+	// completed and was notified: every task ends now. Until then a finished task keeps
+	// taking checkpoints, since another may still be running.
+	Final bool
 }
 
 // Post queues mail for the task. It never blocks.

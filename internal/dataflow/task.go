@@ -524,6 +524,13 @@ func (t *task) runMail() error {
 // notify tells the operators and the keyed backend of a checkpoint's outcome, and ends the
 // waits that depend on it.
 func (t *task) notify(m Mail) error {
+	if m.Final {
+		// The final checkpoint's own completion came before and was told to the operators.
+		if t.cp != nil && t.finalID != 0 {
+			t.done = true
+		}
+		return nil
+	}
 	for _, l := range t.listeners {
 		cl := l.op.(CheckpointListener)
 		var err error
@@ -542,9 +549,6 @@ func (t *task) notify(m Mail) error {
 	if m.Kind == MailComplete {
 		if t.keyed != nil {
 			t.keyed.NotifyCheckpointComplete(m.ID)
-		}
-		if t.finalID != 0 && m.ID >= t.finalID {
-			t.done = true
 		}
 		if t.suspended != 0 && m.ID >= t.suspended {
 			t.stopped = true

@@ -134,13 +134,6 @@ func (jm *JobManager) startCheckpointing(j *job, savepoint *checkpoint.Completed
 	}
 	jc.coord = coord
 	j.ckpt = jc
-	if set.Enabled() {
-		if jm.set.CheckpointKey != nil {
-			jm.log.Info("checkpoints are encrypted (AES-256-GCM) and authenticated, bound to the job, checkpoint and file", "job", j.id, "key-id", jm.set.CheckpointKey.ID())
-		} else {
-			jm.log.Info("checkpoints are integrity-checked (SHA-256), not encrypted: set state.checkpoints.encryption.key-file to seal them", "job", j.id)
-		}
-	}
 	return nil
 }
 
@@ -325,8 +318,23 @@ func (g *coordinatorGateway) FailOver(attempt int, cause string) {
 	}
 }
 
+// Finished tells every task of the attempt that the final checkpoint
+// completed: they end now (their sinks committed on its notification).
 func (g *coordinatorGateway) Finished(attempt int) {
 	g.jm.log.Info("final checkpoint completed: the job's tasks end", "job", g.j.id, "attempt", attempt)
+	tms, err := g.attemptTMs(attempt)
+	if err != nil {
+		return
+	}
+	ctx, cancel := context.WithTimeout(g.jm.ctx, 10*time.Second)
+	defer cancel()
+	for tm := range tms {
+		if _, err := tm.client.NotifyCheckpoint(ctx, &controlpb.NotifyCheckpointRequest{
+			JobId: g.j.id, Attempt: int32(attempt), Completed: true, Final: true,
+		}); err != nil {
+			g.jm.log.Warn("notify the final checkpoint", "job", g.j.id, "taskmanager", tm.id, "err", err)
+		}
+	}
 }
 
 func (g *coordinatorGateway) Stopped(attempt int, op *checkpoint.Operation) {

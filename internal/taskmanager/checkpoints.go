@@ -77,7 +77,7 @@ func (s *rpcServer) NotifyCheckpoint(ctx context.Context, req *controlpb.NotifyC
 		kind = dataflow.MailComplete
 	}
 	for _, t := range jr.taskList() {
-		t.mail.Post(dataflow.Mail{Kind: kind, ID: req.CheckpointId})
+		t.mail.Post(dataflow.Mail{Kind: kind, ID: req.CheckpointId, Final: req.Final && req.Completed})
 	}
 	return &controlpb.Ack{}, nil
 }

@@ -261,6 +261,9 @@ func (c *Coordinator) complete(p *pendingCheckpoint) {
 	c.completed = append(c.completed, md)
 	for _, mb := range c.mail {
 		mb.Post(dataflow.Mail{Kind: dataflow.MailComplete, ID: p.info.ID})
+		if md.Finished {
+			mb.Post(dataflow.Mail{Kind: dataflow.MailComplete, ID: p.info.ID, Final: true})
+		}
 	}
 	c.signal()
 	c.maybeFinal()

@@ -1555,12 +1555,15 @@ func (x *TriggerCheckpointRequest) GetSources() []*TaskRef {
 }
 
 type NotifyCheckpointRequest struct {
-	state         protoimpl.MessageState `protogen:"open.v1"`
-	JobId         string                 `protobuf:"bytes,1,opt,name=job_id,json=jobId,proto3" json:"job_id,omitempty"`
-	Attempt       int32                  `protobuf:"varint,2,opt,name=attempt,proto3" json:"attempt,omitempty"`
-	CheckpointId  int64                  `protobuf:"varint,3,opt,name=checkpoint_id,json=checkpointId,proto3" json:"checkpoint_id,omitempty"`
-	Completed     bool                   `protobuf:"varint,4,opt,name=completed,proto3" json:"completed,omitempty"`
-	Reason        string                 `protobuf:"bytes,5,opt,name=reason,proto3" json:"reason,omitempty"`
+	state        protoimpl.MessageState `protogen:"open.v1"`
+	JobId        string                 `protobuf:"bytes,1,opt,name=job_id,json=jobId,proto3" json:"job_id,omitempty"`
+	Attempt      int32                  `protobuf:"varint,2,opt,name=attempt,proto3" json:"attempt,omitempty"`
+	CheckpointId int64                  `protobuf:"varint,3,opt,name=checkpoint_id,json=checkpointId,proto3" json:"checkpoint_id,omitempty"`
+	Completed    bool                   `protobuf:"varint,4,opt,name=completed,proto3" json:"completed,omitempty"`
+	Reason       string                 `protobuf:"bytes,5,opt,name=reason,proto3" json:"reason,omitempty"`
+	// The job's final checkpoint (every task finished) completed and was
+	// notified: every task of the attempt ends.
+	Final         bool `protobuf:"varint,6,opt,name=final,proto3" json:"final,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -1628,6 +1631,13 @@ func (x *NotifyCheckpointRequest) GetReason() string {
 		return x.Reason
 	}
 	return ""
+}
+
+func (x *NotifyCheckpointRequest) GetFinal() bool {
+	if x != nil {
+		return x.Final
+	}
+	return false
 }
 
 type AcknowledgeCheckpointRequest struct {
@@ -2344,13 +2354,14 @@ const file_control_proto_rawDesc = "" +
 	"\ftimestamp_ms\x18\x04 \x01(\x03R\vtimestampMs\x123\n" +
 	"\x04type\x18\x05 \x01(\x0e2\x1f.sluice.control.v1.SnapshotTypeR\x04type\x12\x16\n" +
 	"\x06target\x18\x06 \x01(\tR\x06target\x124\n" +
-	"\asources\x18\a \x03(\v2\x1a.sluice.control.v1.TaskRefR\asources\"\xa5\x01\n" +
+	"\asources\x18\a \x03(\v2\x1a.sluice.control.v1.TaskRefR\asources\"\xbb\x01\n" +
 	"\x17NotifyCheckpointRequest\x12\x15\n" +
 	"\x06job_id\x18\x01 \x01(\tR\x05jobId\x12\x18\n" +
 	"\aattempt\x18\x02 \x01(\x05R\aattempt\x12#\n" +
 	"\rcheckpoint_id\x18\x03 \x01(\x03R\fcheckpointId\x12\x1c\n" +
 	"\tcompleted\x18\x04 \x01(\bR\tcompleted\x12\x16\n" +
-	"\x06reason\x18\x05 \x01(\tR\x06reason\"\xeb\x02\n" +
+	"\x06reason\x18\x05 \x01(\tR\x06reason\x12\x14\n" +
+	"\x05final\x18\x06 \x01(\bR\x05final\"\xeb\x02\n" +
 	"\x1cAcknowledgeCheckpointRequest\x12.\n" +
 	"\x04task\x18\x01 \x01(\v2\x1a.sluice.control.v1.TaskRefR\x04task\x12#\n" +
 	"\rcheckpoint_id\x18\x02 \x01(\x03R\fcheckpointId\x12\\\n" +
