@@ -104,7 +104,9 @@ type Coordinator struct {
 	// Savepoint operations outlive the actor (REST reports them after the
 	// job ended), so they have their own lock.
 	opsMu sync.Mutex
-	ops   map[string]*savepointOp
+	// closedStats are the statistics when the coordinator closed (guarded by opsMu).
+	closedStats *Stats
+	ops         map[string]*savepointOp
 
 	// Owned by the actor goroutine.
 	closed      bool
@@ -655,6 +657,12 @@ func (c *Coordinator) Restored(cp *CompletedCheckpoint) {
 func (c *Coordinator) Stats() Stats {
 	var s Stats
 	if !c.call(func() { s = c.stats.snapshot() }) {
+		// Closed: the statistics as they were when the job ended.
+		c.opsMu.Lock()
+		defer c.opsMu.Unlock()
+		if c.closedStats != nil {
+			return *c.closedStats
+		}
 		return Stats{History: []*CheckpointStats{}}
 	}
 	return s
@@ -689,6 +697,10 @@ func (c *Coordinator) Close(final JobState) {
 			}
 		}
 		c.closed = true
+		final := c.stats.snapshot()
+		c.opsMu.Lock()
+		c.closedStats = &final
+		c.opsMu.Unlock()
 	})
 	<-c.stopped
 	c.out.stop()
@@ -766,9 +778,14 @@ func (c *Coordinator) start(typ event.SnapshotType, sp *savepointOp) *pending {
 }
 
 func (c *Coordinator) triggerCheckpoint() {
-	if !c.warned && c.key == nil {
+	if !c.warned {
+		// Said once, at the job's first checkpoint: which protection its files have.
 		c.warned = true
-		c.log.Warn("checkpoints are integrity-checked (SHA-256), not encrypted: set " + sealed.KeyFileKey + " to seal them")
+		if c.key == nil {
+			c.log.Warn("checkpoints are integrity-checked (SHA-256), not encrypted: set "+sealed.KeyFileKey+" to seal them", "job", c.cfg.JobID)
+		} else {
+			c.log.Info("checkpoints are encrypted (AES-256-GCM) and authenticated, each file bound to its job, checkpoint and name", "job", c.cfg.JobID, "key-id", c.key.ID())
+		}
 	}
 	if c.allEnded() {
 		c.lastFinal = c.clock.Now()
