@@ -30,7 +30,8 @@ func checkpointCluster(t *testing.T, n int, tls bool, defines ...string) (*clust
 		"restart-strategy.fixed-delay.delay=500 ms",
 	}, defines...)
 	if tls {
-		c, _ := autoCluster(t, n, defines...)
+		// Join tokens of unbounded use: the test starts a TaskManager after the kill.
+		c, _ := autoCluster(t, n, append(defines, "security.ssl.internal.auto.join-token.max-uses=0")...)
 		return c, ckpt
 	}
 	return startClusterWith(t, clusterSpec{n: n, slots: 2, defines: defines}), ckpt
