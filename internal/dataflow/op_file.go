@@ -10,6 +10,7 @@ import (
 	"fmt"
 	"io"
 	"io/fs"
+	"log/slog"
 	"math"
 	"os"
 	"path/filepath"
@@ -397,6 +398,7 @@ type fileSink struct {
 	seq          int
 	buf          []byte
 	row          []string
+	log          *slog.Logger
 }
 
 // partFile is one transaction of the file sink.
@@ -415,7 +417,7 @@ type partFile struct {
 // Open opens the output directory, commits what a restored checkpoint holds and begins the
 // first part file.
 func (s *fileSink) Open(_ context.Context, rc *RuntimeContext) error {
-	s.name, s.schema, s.subtask = rc.Operator, rc.in, rc.Subtask
+	s.name, s.schema, s.subtask, s.log = rc.Operator, rc.in, rc.Subtask, rc.Logger
 	s.job8, s.attempt = rc.Job.ID, rc.Job.Attempt
 	if len(s.job8) > 8 {
 		s.job8 = s.job8[:8]
@@ -550,6 +552,17 @@ func (s *fileSink) Commit(p *partFile) error {
 	if err := s.dir.Rename(p.hidden, p.final); err != nil {
 		if errors.Is(err, fs.ErrNotExist) {
 			if names, lerr := s.dir.Names(); lerr == nil && slices.Contains(names, p.final) {
+				return nil
+			}
+			if !strings.HasPrefix(p.hidden, s.hiddenPrefix()) {
+				// A transaction of the job a savepoint was taken of, which wrote its
+				// files elsewhere (this job writes another directory): a suspending
+				// savepoint committed it there, and this job may not touch that
+				// directory anyway.
+				if s.log != nil {
+					s.log.Info("part file of the savepoint's job not in this output directory: committed by that job, not here",
+						"operator", s.name, "file", p.hidden, "dir", s.dir.Path())
+				}
 				return nil
 			}
 		}
