@@ -287,3 +287,6 @@ func countRecords(items []Item) int {
 	}
 	return n
 }
+
+// pollPause is the interval of a condition polled against a deadline.
+func pollPause() { time.Sleep(2 * time.Millisecond) }
