@@ -33,9 +33,11 @@ type CheckpointInfo = checkpoint.Info
 // (MailTrigger, MailComplete, MailAborted); a TaskIO with Checkpoints set and no Mailbox gets
 // a private one, which only barriers then reach.
 //
-// Ack, Decline and EndOfData are called from the task's goroutine or from the goroutine the
-// task owns for the asynchronous part of its snapshots, never concurrently for one task;
-// they must not block for long (the TaskManager turns them into RPCs).
+// Ack, Decline and EndOfData are called from the task's goroutine or from the goroutines the
+// task owns for the asynchronous parts of its snapshots, possibly concurrently (an Ack of
+// checkpoint N while the task declines N+1): they must be safe for concurrent use and must
+// not block for long (the TaskManager turns them into RPCs). None of them is called after
+// RunSubtask returned.
 type TaskCheckpointing struct {
 	Mode CheckpointMode
 	// Periodic is set when execution.checkpointing.interval is: operators then see

@@ -132,7 +132,7 @@ func (p *Plan) newTask(ctx context.Context, v *Vertex, subtask int, tio TaskIO, 
 			Output: next, Metrics: t.metrics, Files: tio.Files, Stdout: stdout, ctx: ctx,
 			Logger: logger.With("job", job.ID, "job-name", job.Name, "attempt", job.Attempt, "operator", l.name, "subtask", subtask)}
 		if t.cp != nil {
-			rc.Checkpointing = t.cp.Periodic
+			rc.Checkpointing, rc.snaps = t.cp.Periodic, true
 			rc.lists = &operatorLists{}
 			if t.cp.Restore != nil {
 				rc.Restored = t.cp.Restore.CheckpointID
