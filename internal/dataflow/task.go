@@ -99,6 +99,9 @@ func (p *Plan) newTask(ctx context.Context, v *Vertex, subtask int, tio TaskIO, 
 		if t.cp.Restore != nil && t.cp.RestoreFiles == nil {
 			return nil, fmt.Errorf("run subtask %s: %w", t.name, errNoRestoreFiles)
 		}
+		if t.cp.Files == nil || t.cp.Ack == nil || t.cp.Decline == nil {
+			return nil, fmt.Errorf("run subtask %s: TaskCheckpointing needs Files, Ack and Decline", t.name)
+		}
 		if t.in != nil {
 			t.align = newAligner(t.in, t.in.Channels(), t.cp.Mode == ExactlyOnce)
 		}

@@ -5,7 +5,9 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"path/filepath"
 	"slices"
+	"strconv"
 	"strings"
 	"sync"
 	"testing"
@@ -104,5 +106,65 @@ func TestLocalKillAndRestore(t *testing.T) {
 				t.Fatal("the restored run did not end on a finished checkpoint")
 			}
 		})
+	}
+}
+
+func exactlyOnceSinkSpec(dir string, p int) string {
+	return fmt.Sprintf(`name: eos
+operators:
+  - {name: g, type: generator, count: 20000, rate: 20000, parallelism: %d}
+  - {name: f, type: filter, input: g, expr: "id %% 3 != 1", parallelism: 2}
+  - {name: o, type: file, input: f, path: %s, parallelism: 3}
+`, p, dir)
+}
+
+// TestLocalExactlyOnceFileSink kills a job writing through the two-phase-commit file sink
+// after three checkpoints and restores it (as attempt 1, at another source parallelism):
+// the committed part files hold every record exactly once, and no in-progress file of the
+// job is left.
+func TestLocalExactlyOnceFileSink(t *testing.T) {
+	dir := filepath.Join(t.TempDir(), "out")
+	job := dataflow.JobInfo{ID: "0123456789abcdef", Name: "eos"}
+	p1 := plan(t, exactlyOnceSinkSpec(dir, 2))
+	c1 := NewCoordinator(p1, nil)
+	c1.Job = job
+	err := runChecking(t, p1, c1, new(bytes.Buffer), func(done []*checkpoint.Metadata) bool { return len(done) >= 3 })
+	if !errors.Is(err, context.Canceled) {
+		t.Fatalf("first run: %v, want it killed mid-way", err)
+	}
+	done := c1.Completed()
+	p2 := plan(t, exactlyOnceSinkSpec(dir, 3))
+	c2 := NewCoordinator(p2, done[len(done)-1]).WithStore(c1.Store)
+	c2.Job = job
+	c2.Job.Attempt = 1
+	if err := runChecking(t, p2, c2, new(bytes.Buffer), nil); err != nil {
+		t.Fatalf("restored run: %v", err)
+	}
+	visible, hidden := listDir(t, dir)
+	if len(hidden) != 0 {
+		t.Fatalf("in-progress files left: %v", hidden)
+	}
+	seen := map[string]int{}
+	for _, name := range visible {
+		for _, line := range strings.Split(strings.TrimSpace(readFile(t, filepath.Join(dir, name))), "\n") {
+			if line != "" {
+				id, _, _ := strings.Cut(line, " ")
+				seen[id]++
+			}
+		}
+	}
+	n := 0
+	for i := range 20000 {
+		want := 1
+		if i%3 == 1 {
+			want = 0
+		}
+		if got := seen[strconv.Itoa(i)]; got != want {
+			t.Fatalf("id %d committed %d times, want %d (%d files)", i, got, want, len(visible))
+		}
+		n += want
+	}
+	if len(seen) != n {
+		t.Fatalf("%d distinct ids committed, want %d", len(seen), n)
 	}
 }
