@@ -49,19 +49,18 @@ func BenchmarkGateBarrier(b *testing.B) {
 // per channel, a barrier on each channel; blocked channels' deliveries are held until
 // Unblock. After records records every channel ends.
 type barrierGate struct {
-	recs      [][]byte
-	channels  int
-	interval  int
-	left      int // records to deliver
-	n         int // records generated
-	id        int64
-	pending   []event.Delivery // barriers not yet generated, one per channel
-	blocked   []bool
-	held      [][]event.Delivery
-	ready     []event.Delivery
-	ended     int
-	barrier   []byte
-	endedSent bool
+	recs     [][]byte
+	channels int
+	interval int
+	left     int // records to deliver
+	n        int // records generated
+	id       int64
+	pending  []event.Delivery // barriers not yet generated, one per channel
+	blocked  []bool
+	held     [][]event.Delivery
+	ready    []event.Delivery
+	ended    int
+	barrier  []byte
 }
 
 func newBarrierGate(channels, interval, records int, recs [][]byte) *barrierGate {

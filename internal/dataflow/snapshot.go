@@ -277,7 +277,8 @@ func writeLists(files checkpoint.SnapshotFiles, name string, lists []listCopy) (
 		}
 		h.Lists = append(h.Lists, checkpoint.ListInfo{Name: l.name, Mode: l.mode.String(), Count: int64(len(l.entries))})
 	}
-	if _, err := bw.Write(scratch); err == nil {
+	_, err = bw.Write(scratch)
+	if err == nil {
 		err = bw.Flush()
 	}
 	if err != nil {

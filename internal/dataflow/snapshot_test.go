@@ -2,6 +2,7 @@ package dataflow
 
 import (
 	"bytes"
+	"errors"
 	"strings"
 	"testing"
 
@@ -139,5 +140,42 @@ func TestReplayWarnings(t *testing.T) {
 	}
 	if w := s.ReplayWarnings(); len(w) != 0 {
 		t.Fatalf("warnings for a generator: %q", w)
+	}
+}
+
+// failingFiles creates writers that fail after limit bytes.
+type failingFiles struct{ limit int }
+
+func (f failingFiles) Create(name string) (checkpoint.FileWriter, error) {
+	return &failingWriter{left: f.limit}, nil
+}
+func (failingFiles) SharedAllowed() bool { return false }
+func (f failingFiles) CreateShared(name string) (checkpoint.FileWriter, error) {
+	return f.Create(name)
+}
+
+type failingWriter struct {
+	left    int
+	aborted bool
+}
+
+func (w *failingWriter) Write(b []byte) (int, error) {
+	if len(b) > w.left {
+		return 0, errors.New("disk full")
+	}
+	w.left -= len(b)
+	return len(b), nil
+}
+func (w *failingWriter) Commit() (checkpoint.FileRef, error) { return checkpoint.FileRef{}, nil }
+func (w *failingWriter) Abort()                              { w.aborted = true }
+
+// TestListsFileWriteError: a write that fails, including the buffered tail flushed last,
+// fails the operator state file rather than committing it short.
+func TestListsFileWriteError(t *testing.T) {
+	lists := []listCopy{{name: "l", mode: state.Split, entries: [][]byte{[]byte("abc")}}}
+	for _, limit := range []int{0, 3} {
+		if _, _, err := writeLists(failingFiles{limit: limit}, "f", lists); err == nil || !strings.Contains(err.Error(), "disk full") {
+			t.Fatalf("limit %d: %v", limit, err)
+		}
 	}
 }
