@@ -41,7 +41,10 @@ type CheckpointInfo = checkpoint.Info
 type TaskCheckpointing struct {
 	Mode CheckpointMode
 	// Periodic is set when execution.checkpointing.interval is: operators then see
-	// RuntimeContext.Checkpointing, and a file sink commits at checkpoints, not at the end.
+	// RuntimeContext.Checkpointing, a file sink commits at checkpoints, not at the end, and
+	// a finished task reports EndOfData and stays until a checkpoint it took after
+	// finishing completes. Without it (savepoints only) a task ends as it does without
+	// checkpointing.
 	Periodic bool
 	// Files says where this subtask writes the files of a snapshot (chk-N/ or a savepoint's
 	// directory). The task names its files checkpoint.StateFile(index of the operator in the

@@ -102,7 +102,7 @@ func (t *task) snapshot(b event.Barrier, alignment time.Duration) error {
 	if err := t.out.broadcast(event.Event{Kind: event.KindBarrier, Barrier: b}); err != nil {
 		return fmt.Errorf("%s: %w", t.name, err)
 	}
-	if t.finished && t.finalID == 0 {
+	if t.finished && t.finalID == 0 && t.cp.Periodic {
 		t.finalID = b.ID
 	}
 	info := checkpoint.Info{ID: b.ID, Timestamp: time.UnixMilli(b.Timestamp), Type: b.Type}

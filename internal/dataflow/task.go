@@ -274,7 +274,9 @@ func (t *task) run(ctx context.Context) (err error) {
 			if err := t.finish(); err != nil {
 				return err
 			}
-			if t.cp != nil {
+			// Without periodic checkpoints sinks committed at Finish: there is no final
+			// checkpoint to wait for.
+			if t.cp != nil && t.cp.Periodic {
 				if t.cp.EndOfData != nil {
 					t.cp.EndOfData()
 				}

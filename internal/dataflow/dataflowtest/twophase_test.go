@@ -177,3 +177,31 @@ func waitFile(ctx context.Context, path string) error {
 		pollPause()
 	}
 }
+
+// TestSinkWithoutPeriodicCheckpoints: a task that takes part in savepoints only ends at the
+// end of its input as without checkpointing, its sink committing part-<op>-<subtask>.
+func TestSinkWithoutPeriodicCheckpoints(t *testing.T) {
+	dir := filepath.Join(t.TempDir(), "out")
+	p := plan(t, sinkSpec(dir))
+	v := vertexOf(t, p, "o")
+	c := NewCoordinator(p, nil, v)
+	c.Periodic = false
+	st := Start(t, p, v, 0, c)
+	st.Gate.Record(0, rec(1)...)
+	st.Gate.EndOfData(0)
+	st.Gate.End(0)
+	if err := st.Wait(wait); err != nil {
+		t.Fatal(err)
+	}
+	if got := readFile(t, filepath.Join(dir, "part-o-0")); got != "1 k 1\n" {
+		t.Fatalf("part-o-0: %q", got)
+	}
+	// The bounded source ends too, without waiting for a final checkpoint.
+	g := vertexOf(t, p, "g")
+	cg := NewCoordinator(p, nil, g)
+	cg.Periodic = false
+	src := Start(t, p, g, 0, cg)
+	if err := src.Wait(wait); err != nil {
+		t.Fatal(err)
+	}
+}
