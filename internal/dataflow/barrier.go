@@ -16,7 +16,7 @@ import (
 // ignored, a channel that ended is not waited for, and a task with a single live channel
 // never blocks.
 type aligner struct {
-	gate    InputGate
+	gate    blocker
 	exactly bool
 	ended   []bool // channel delivered its end of partition
 	live    int    // channels not ended
@@ -29,7 +29,13 @@ type aligner struct {
 	last    int64         // highest id completed, cancelled or abandoned
 }
 
-func newAligner(gate InputGate, channels int, exactly bool) *aligner {
+// blocker is the part of InputGate the aligner uses.
+type blocker interface {
+	Block(ch int)
+	Unblock(ch int)
+}
+
+func newAligner(gate blocker, channels int, exactly bool) *aligner {
 	return &aligner{gate: gate, exactly: exactly, ended: make([]bool, channels), live: channels, seen: make([]bool, channels)}
 }
 

@@ -33,13 +33,18 @@ type CheckpointInfo = checkpoint.Info
 // (MailTrigger, MailComplete, MailAborted); a TaskIO with Checkpoints set and no Mailbox gets
 // a private one, which only barriers then reach.
 //
-// Ack, Decline and EndOfData are called from the task's goroutine or from the goroutine the
-// task owns for the asynchronous part of its snapshots, never concurrently for one task;
-// they must not block for long (the TaskManager turns them into RPCs).
+// Ack, Decline and EndOfData are called from the task's goroutine or from the goroutines the
+// task owns for the asynchronous parts of its snapshots, possibly concurrently (an Ack of
+// checkpoint N while the task declines N+1): they must be safe for concurrent use and must
+// not block for long (the TaskManager turns them into RPCs). None of them is called after
+// RunSubtask returned.
 type TaskCheckpointing struct {
 	Mode CheckpointMode
 	// Periodic is set when execution.checkpointing.interval is: operators then see
-	// RuntimeContext.Checkpointing, and a file sink commits at checkpoints, not at the end.
+	// RuntimeContext.Checkpointing, a file sink commits at checkpoints, not at the end, and
+	// a finished task reports EndOfData and stays until a checkpoint it took after
+	// finishing completes. Without it (savepoints only) a task ends as it does without
+	// checkpointing.
 	Periodic bool
 	// Files says where this subtask writes the files of a snapshot (chk-N/ or a savepoint's
 	// directory). The task names its files checkpoint.StateFile(index of the operator in the

@@ -425,7 +425,7 @@ func (s *fileSink) Open(_ context.Context, rc *RuntimeContext) error {
 	if s.job8 == "" {
 		s.job8 = "local"
 	}
-	s.checkpointed = rc.Checkpointing || rc.Restored > 0
+	s.checkpointed = rc.snaps
 	dir, err := rc.Files.OutputDir(s.name)
 	if err != nil {
 		return opErr(s.name, fmt.Errorf("open output directory: %w", err))

@@ -106,6 +106,7 @@ type RuntimeContext struct {
 	Restored int64
 
 	lists *operatorLists  // list states (ListState)
+	snaps bool            // the task takes snapshots (TaskIO.Checkpoints is set)
 	ctx   context.Context // the task's: CEL evaluation stops with it
 	in    Schema          // the input's schema; nil for a source
 	inKey KeySelector     // the input's key, for operators with a keyed input

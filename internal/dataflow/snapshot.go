@@ -103,7 +103,7 @@ func (t *task) snapshot(b event.Barrier, alignment time.Duration) error {
 	if err := t.out.broadcast(event.Event{Kind: event.KindBarrier, Barrier: b}); err != nil {
 		return fmt.Errorf("%s: %w", t.name, err)
 	}
-	if t.finished && t.finalID == 0 {
+	if t.finished && t.finalID == 0 && t.cp.Periodic {
 		t.finalID = b.ID
 	}
 	info := checkpoint.Info{ID: b.ID, Timestamp: time.UnixMilli(b.Timestamp), Type: b.Type}
@@ -292,7 +292,8 @@ func writeLists(files checkpoint.SnapshotFiles, name string, lists []listCopy) (
 		}
 		h.Lists = append(h.Lists, checkpoint.ListInfo{Name: l.name, Mode: l.mode.String(), Count: int64(len(l.entries))})
 	}
-	if _, err := bw.Write(scratch); err == nil {
+	_, err = bw.Write(scratch)
+	if err == nil {
 		err = bw.Flush()
 	}
 	if err != nil {

@@ -99,6 +99,9 @@ func (p *Plan) newTask(ctx context.Context, v *Vertex, subtask int, tio TaskIO, 
 		if t.cp.Restore != nil && t.cp.RestoreFiles == nil {
 			return nil, fmt.Errorf("run subtask %s: %w", t.name, errNoRestoreFiles)
 		}
+		if t.cp.Files == nil || t.cp.Ack == nil || t.cp.Decline == nil {
+			return nil, fmt.Errorf("run subtask %s: TaskCheckpointing needs Files, Ack and Decline", t.name)
+		}
 		if t.in != nil {
 			t.align = newAligner(t.in, t.in.Channels(), t.cp.Mode == ExactlyOnce)
 		}
@@ -132,7 +135,7 @@ func (p *Plan) newTask(ctx context.Context, v *Vertex, subtask int, tio TaskIO, 
 			Output: next, Metrics: t.metrics, Files: tio.Files, Stdout: stdout, ctx: ctx,
 			Logger: logger.With("job", job.ID, "job-name", job.Name, "attempt", job.Attempt, "operator", l.name, "subtask", subtask)}
 		if t.cp != nil {
-			rc.Checkpointing = t.cp.Periodic
+			rc.Checkpointing, rc.snaps = t.cp.Periodic, true
 			rc.lists = &operatorLists{}
 			if t.cp.Restore != nil {
 				rc.Restored = t.cp.Restore.CheckpointID

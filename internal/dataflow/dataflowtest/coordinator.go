@@ -39,8 +39,8 @@ type Coordinator struct {
 	completed []*checkpoint.Metadata
 	declined  map[int64]string
 	finished  map[[2]int]map[string]checkpoint.SubtaskState // subtasks gone: their last state
-	ended     map[[2]int]bool                                // sources that reported end of data
-	changed   chan struct{}                                  // closed and replaced on every change
+	ended     map[[2]int]bool                               // sources that reported end of data
+	changed   chan struct{}                                 // closed and replaced on every change
 	Metrics   []dataflow.CheckpointMetrics
 }
 
@@ -385,4 +385,3 @@ func (c *Coordinator) WaitCompleted(ctx context.Context, id int64) (*checkpoint.
 	}
 	return md, err
 }
-

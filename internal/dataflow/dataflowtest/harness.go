@@ -352,5 +352,4 @@ func (g *Gate) Unblock(ch int) {
 	g.mu.Unlock()
 }
 
-
 var _ dataflow.InputGate = (*Gate)(nil)

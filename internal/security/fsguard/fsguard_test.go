@@ -175,6 +175,16 @@ func TestOpenDirWrites(t *testing.T) {
 			t.Errorf("rename to %q allowed", bad)
 		}
 	}
+	// Names lists the directory each time it is called (its own descriptor, its own offset).
+	for range 2 {
+		names, err := d.Names()
+		if err != nil || len(names) != 1 || names[0] != "part-0" {
+			t.Fatalf("Names: %v %v", names, err)
+		}
+	}
+	if err := d.Sync(); err != nil {
+		t.Fatal(err)
+	}
 }
 
 func TestOpenDirRefused(t *testing.T) {
