@@ -100,12 +100,15 @@ var docPorts = []string{"8081", "8443", "6123"}
 var docChecks = map[string]*regexp.Regexp{
 	"go run ./cmd/sluice local examples/wordcount.yaml":      regexp.MustCompile(`(?m)^nation 5$`),
 	`sluice run examples/wordcount.yaml --param input="$PWD`: regexp.MustCompile(`FINISHED`),
-	"cat /tmp/wc/part-*":                regexp.MustCompile(`(?m)^nation 5$`),
-	"cat out/alice/wc/part-*":           regexp.MustCompile(`(?m)^nation 5$`),
-	"bin/sluice whoami":                 regexp.MustCompile(`alice`),
-	"bin/sluice auth can-i submit jobs": regexp.MustCompile(`(?m)^yes`),
-	"curl -s localhost:8081/overview":   regexp.MustCompile(`"taskmanagers": ?2`),
-	"--param output=/etc/wc":            regexp.MustCompile(`file:/etc/wc(.|\n)*refused, as it should be`),
+	"cat /tmp/wc/part-*":                                       regexp.MustCompile(`(?m)^nation 5$`),
+	"cat out/alice/wc/part-*":                                  regexp.MustCompile(`(?m)^nation 5$`),
+	"bin/sluice whoami":                                        regexp.MustCompile(`alice`),
+	"bin/sluice auth can-i submit jobs":                        regexp.MustCompile(`(?m)^yes`),
+	"curl -s localhost:8081/overview":                          regexp.MustCompile(`"taskmanagers": ?2`),
+	"--param output=/etc/wc":                                   regexp.MustCompile(`file:/etc/wc(.|\n)*refused, as it should be`),
+	"diff <(cat /tmp/reference/part-* | sort)":                 regexp.MustCompile(`(?m)^same output$`),
+	`echo "savepoint at $sp"`:                                  regexp.MustCompile(`savepoint at file:/\S+/savepoint-[0-9a-f]{6}-`),
+	"go run ./cmd/sluice local examples/stateful.yaml --param": regexp.MustCompile(`(?m)^key-4 `),
 }
 
 // TestDocs runs every shell block of the README and docs/ as a user would:

@@ -7,6 +7,9 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/sluice-dev/sluice/internal/checkpoint"
+	"github.com/sluice-dev/sluice/internal/security/sealed"
 )
 
 const blackholeJob = "name: %s\noperators:\n  - {name: g, type: generator, count: 5}\n  - {name: s, type: blackhole, input: g}\n"
@@ -40,9 +43,7 @@ func TestRunFromSavepointSubmission(t *testing.T) {
 	if err := os.Mkdir(sp, 0o700); err != nil {
 		t.Fatal(err)
 	}
-	if err := os.WriteFile(filepath.Join(sp, "_metadata"), []byte("metadata"), 0o600); err != nil {
-		t.Fatal(err)
-	}
+	writeEmptySavepoint(t, sp)
 	for _, args := range [][]string{
 		{"--fromSavepoint", "file:" + sp, "--allowNonRestoredState"},
 		{"-s", sp + "/_metadata", "-n"},
@@ -72,9 +73,7 @@ func TestRestoreNeedsReadOnTheSavepoint(t *testing.T) {
 		if err := os.MkdirAll(d, 0o700); err != nil {
 			t.Fatal(err)
 		}
-		if err := os.WriteFile(filepath.Join(d, "_metadata"), []byte("metadata"), 0o600); err != nil {
-			t.Fatal(err)
-		}
+		writeEmptySavepoint(t, d)
 	}
 	var refusals []string
 	for _, p := range []string{filepath.Join(e.secret, "sp"), filepath.Join(e.secret, "none"), filepath.Join(e.secret, "sp", "_metadata")} {
@@ -98,5 +97,22 @@ func TestRestoreNeedsReadOnTheSavepoint(t *testing.T) {
 	}
 	if stdout, stderr, code := e.run(t, strings.ReplaceAll(blackholeJob, "%s", "restore"), "-s", filepath.Join(e.in, "sp")); code != 0 {
 		t.Errorf("restore from a savepoint alice may read: exit %d\n%s\n%s", code, stdout, stderr)
+	}
+}
+
+// writeEmptySavepoint writes, in dir, the _metadata of a savepoint without
+// state (unsealed: its digest line ends it), as sluice savepoint writes one.
+func writeEmptySavepoint(t *testing.T, dir string) {
+	t.Helper()
+	body, err := checkpoint.Marshal(&checkpoint.Metadata{
+		Format: checkpoint.Format, JobID: "5d1f2a0c9e11aa22bb33cc44dd55ee66", JobName: "restore", CheckpointID: 1,
+		Type: checkpoint.TypeSavepoint, MaxParallelism: 128, Sealing: checkpoint.SealingSHA256, Triggered: 1718000000000, Completed: 1718000000100,
+		Operators: []checkpoint.OperatorState{},
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(filepath.Join(dir, checkpoint.MetadataName), sealed.AppendDigestLine(body), 0o600); err != nil {
+		t.Fatal(err)
 	}
 }

@@ -493,13 +493,13 @@ func (c *Coordinator) abort(p *pending, cause string, count, notify bool) {
 			c.log.Warn("cannot delete a failed savepoint's directory", "job", c.cfg.JobID, "checkpoint", p.id, "err", err)
 		}
 		c.setOp(sp, func(o *Operation) { o.Done, o.Failure = true, fmt.Sprintf("savepoint %d failed: %s", p.id, cause) })
-		c.log.Warn("savepoint failed", "job", c.cfg.JobID, "checkpoint", p.id, "cause", cause)
+		c.log.Warn("savepoint failed", "job", c.cfg.JobID, "checkpoint", p.id, "err", cause)
 		count = false // savepoints are the user's: they never fail the job over
 	} else {
 		if err := c.cfg.Storage.DeleteCheckpoint(p.id); err != nil {
 			c.log.Warn("cannot delete an aborted checkpoint", "job", c.cfg.JobID, "checkpoint", p.id, "err", err)
 		}
-		c.log.Warn("checkpoint failed", "job", c.cfg.JobID, "checkpoint", p.id, "cause", cause)
+		c.log.Warn("checkpoint failed", "job", c.cfg.JobID, "checkpoint", p.id, "err", cause)
 	}
 	if notify {
 		c.out.push(func(ctx context.Context) { c.gw.Notify(ctx, attempt, p.id, false) })
@@ -640,7 +640,7 @@ func (c *Coordinator) Refuse(id int64, cause string) {
 		if c.restored != nil && c.restored.ID == id {
 			c.restored = nil
 		}
-		c.log.Warn("checkpoint refused for restore", "job", c.cfg.JobID, "checkpoint", id, "cause", cause)
+		c.log.Warn("checkpoint refused for restore", "job", c.cfg.JobID, "checkpoint", id, "err", cause)
 	})
 }
 

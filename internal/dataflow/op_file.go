@@ -561,7 +561,7 @@ func (s *fileSink) Commit(p *partFile) error {
 				// directory anyway.
 				if s.log != nil {
 					s.log.Info("part file of the savepoint's job not in this output directory: committed by that job, not here",
-						"operator", s.name, "file", p.hidden, "dir", s.dir.Path())
+						"operator", s.name, "path", filepath.Join(s.dir.Path(), p.hidden))
 				}
 				return nil
 			}

@@ -181,6 +181,9 @@ func (jm *JobManager) deploymentCheckpointing(j *job, cp *checkpoint.CompletedCh
 	cs := &controlpb.CheckpointSettings{
 		Periodic: set.Enabled(), Dir: j.checkpointDir, Backend: set.Backend, Incremental: set.Incremental,
 	}
+	if set.BackendAlias != "" {
+		cs.Backend = set.BackendAlias // rocksdb: the TaskManager says it runs pebble
+	}
 	if set.Mode == AtLeastOnce {
 		cs.Mode = controlpb.CheckpointingMode_AT_LEAST_ONCE
 	}
