@@ -64,6 +64,8 @@ type task struct {
 
 type taskMetrics struct {
 	readRecords, readBytes, writeRecords, writeBytes, backPressuredMS int64
+	// alignmentNS is the alignment time of the subtask's last checkpoint.
+	alignmentNS int64
 }
 
 func (m *taskMetrics) add(o taskMetrics) {
@@ -72,6 +74,9 @@ func (m *taskMetrics) add(o taskMetrics) {
 	m.writeRecords += o.writeRecords
 	m.writeBytes += o.writeBytes
 	m.backPressuredMS += o.backPressuredMS
+	// A vertex's alignment is its slowest subtask's, as in Flink's
+	// checkpoint statistics: a sum over subtasks means nothing.
+	m.alignmentNS = max(m.alignmentNS, o.alignmentNS)
 }
 
 // job is the JobManager's record of a submitted job. Guarded by JobManager.mu.

@@ -14,6 +14,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/sluice-dev/sluice/internal/checkpoint"
 	"github.com/sluice-dev/sluice/internal/dataflow"
 	"github.com/sluice-dev/sluice/internal/security/authn"
 	"github.com/sluice-dev/sluice/internal/security/authz"
@@ -227,7 +228,6 @@ func (rs *restServer) jobDetails(w http.ResponseWriter, r *http.Request) {
 	if j == nil {
 		return
 	}
-	defer jm.mu.Unlock()
 	d := jobDetail(j)
 	if why := jm.pendingReasonLocked(j, time.Now()); why != "" {
 		d["pending-reason"] = why
@@ -236,6 +236,16 @@ func (rs *restServer) jobDetails(w http.ResponseWriter, r *http.Request) {
 		// Lines printed so far (the end offset of GET /jobs/{id}/output): a follower asks
 		// for output only when there is more.
 		d["printed-lines"] = j.output.end()
+	}
+	var coord *checkpoint.Coordinator
+	if j.ckpt != nil {
+		coord = j.ckpt.coord
+	}
+	jm.mu.Unlock()
+	if coord != nil {
+		// The counts of GET /jobs/{id}/checkpoints, read without jm.mu as
+		// the coordinator answers on its own goroutine.
+		d["checkpoints"] = coord.Stats().Counts
 	}
 	writeJSON(w, http.StatusOK, d)
 }
