@@ -128,6 +128,8 @@ type job struct {
 	// does not wait), until waitDeadline (slot.request.timeout): GET /jobs/{id} says so.
 	waitingFor   int
 	waitDeadline time.Time
+	// warnings are the job's warnings at submit (Submitted.Warnings).
+	warnings []string
 	// ckpt is the job's checkpoint coordinator; nil for a job built without Submit.
 	ckpt *jobCheckpointing
 	// output is what the job's print sinks printed, for sluice run to show.

@@ -295,6 +295,9 @@ func jobDetail(j *job) map[string]any {
 	if j.cause != "" {
 		d["failure-cause"] = j.cause
 	}
+	if len(j.warnings) > 0 {
+		d["warnings"] = j.warnings
+	}
 	if j.acl.Owner != "" {
 		d["owner"] = j.acl.Owner
 	}
@@ -447,7 +450,7 @@ func (rs *restServer) submit(w http.ResponseWriter, r *http.Request) {
 		writeError(w, http.StatusForbidden, "%s", reason)
 		return
 	}
-	id, err := rs.jm.Submit(sub)
+	res, err := rs.jm.SubmitJob(sub)
 	if errors.Is(err, ErrBadSubmission) {
 		writeError(w, http.StatusBadRequest, "%v", err)
 		return
@@ -456,7 +459,11 @@ func (rs *restServer) submit(w http.ResponseWriter, r *http.Request) {
 		writeError(w, http.StatusInternalServerError, "%v", err)
 		return
 	}
-	writeJSON(w, http.StatusAccepted, map[string]string{"jobid": id})
+	out := map[string]any{"jobid": res.ID}
+	if len(res.Warnings) > 0 {
+		out["warnings"] = res.Warnings
+	}
+	writeJSON(w, http.StatusAccepted, out)
 }
 
 // maxSpecSizeKey bounds the job spec of a submission.
