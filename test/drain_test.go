@@ -113,6 +113,10 @@ func TestStopDrain(t *testing.T) {
 	if _, _, restored, _ := checkpointCounts(c, id2); restored != 1 {
 		t.Errorf("the job resumed from the drained savepoint restored %v checkpoints, want 1", restored)
 	}
+	// The restore is on the JobManager's /metrics (Flink's lastCheckpointRestoreTimestamp, Unix ms).
+	if v := seriesValues(httpGet(t, c.restURL+"/metrics"), "sluice_job_lastCheckpointRestoreTimestamp", `job_id="`+id2+`"`); len(v) != 1 || v[0] < float64(time.Now().Add(-5*time.Minute).UnixMilli()) {
+		t.Errorf("sluice_job_lastCheckpointRestoreTimestamp of the resumed job is %v, want the restore's time in Unix ms", v)
+	}
 	if got := committedLines(t, out2); len(got) != 0 {
 		t.Errorf("the job resumed from the drained savepoint emitted %d lines, want none (its input had ended): %q", len(got), got)
 	}
