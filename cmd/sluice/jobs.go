@@ -60,13 +60,18 @@ drops the savepoint's state of operators the job no longer has instead of refusi
 			}
 			ctx, stop := signalContext()
 			defer stop()
-			id, err := c.SubmitJob(ctx, client.Submission{
+			sub, err := c.SubmitJobResult(ctx, client.Submission{
 				Spec: spec, Params: pm, Parallelism: parallelism, Files: files,
 				ViewUsers: viewUsers, ViewGroups: viewGroups, ModifyUsers: modifyUsers, ModifyGroups: modifyGroups,
 				Config: jobConfig, SavepointPath: fromSavepoint, AllowNonRestoredState: allowNonRestored,
 			})
 			if err != nil {
 				return err
+			}
+			id := sub.ID
+			// On stderr, so --detached still prints the job id alone on stdout.
+			for _, w := range sub.Warnings {
+				fmt.Fprintf(cmd.ErrOrStderr(), "warning: job %s: %s\n", id, w)
 			}
 			if detached {
 				fmt.Fprintln(cmd.OutOrStdout(), id)

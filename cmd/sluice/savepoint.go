@@ -80,7 +80,11 @@ line of stdout.`,
 			ctx, stop := signalContext()
 			defer stop()
 			id := args[0]
-			fmt.Fprintf(cmd.ErrOrStderr(), "Suspending job %s with a savepoint.\n", id)
+			verb := "Suspending" // as Flink's CLI says it
+			if drain {
+				verb = "Draining"
+			}
+			fmt.Fprintf(cmd.ErrOrStderr(), "%s job %s with a savepoint.\n", verb, id)
 			trigger, err := c.StopWithSavepoint(ctx, id, dir, drain)
 			if err != nil {
 				return err

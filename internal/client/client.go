@@ -143,6 +143,22 @@ type Submission struct {
 
 // SubmitJob sends a job and returns its id.
 func (c *Client) SubmitJob(ctx context.Context, s Submission) (string, error) {
+	res, err := c.SubmitJobResult(ctx, s)
+	return res.ID, err
+}
+
+// Submitted is the JobManager's answer to a submission.
+type Submitted struct {
+	ID string `json:"jobid"`
+	// Warnings are what the submitter should know about how the job will
+	// run, such as a source that cannot replay its input under
+	// checkpointing (at most once).
+	Warnings []string `json:"warnings"`
+}
+
+// SubmitJobResult sends a job and returns its id and the JobManager's
+// warnings about it.
+func (c *Client) SubmitJobResult(ctx context.Context, s Submission) (Submitted, error) {
 	spec, params, parallelism, files := s.Spec, s.Params, s.Parallelism, s.Files
 	var buf bytes.Buffer
 	mw := multipart.NewWriter(&buf)
@@ -171,19 +187,17 @@ func (c *Client) SubmitJob(ctx context.Context, s Submission) (string, error) {
 	for _, f := range files {
 		data, err := os.ReadFile(f)
 		if err != nil {
-			return "", fmt.Errorf("--file %s: %w", f, err)
+			return Submitted{}, fmt.Errorf("--file %s: %w", f, err)
 		}
 		w, _ := mw.CreateFormFile("file", filepath.Base(f))
 		w.Write(data)
 	}
 	mw.Close()
-	var out struct {
-		JobID string `json:"jobid"`
-	}
+	var out Submitted
 	if err := c.do(ctx, http.MethodPost, "/jobs", &buf, mw.FormDataContentType(), &out); err != nil {
-		return "", err
+		return Submitted{}, err
 	}
-	return out.JobID, nil
+	return out, nil
 }
 
 // JobSummary is one entry of GET /jobs/overview.

@@ -549,6 +549,11 @@ func (s *fileSink) Commit(p *partFile) error {
 		}
 		return nil
 	}
+	// Private while in progress and pending (fsguard.Dir.CreateTemp), an output file gets
+	// its published mode as it becomes visible. A missing hidden file is the rename's to judge.
+	if err := s.dir.Publish(p.hidden); err != nil && !errors.Is(err, fs.ErrNotExist) {
+		return fmt.Errorf("commit %s: %w", filepath.Join(s.dir.Path(), p.final), err)
+	}
 	if err := s.dir.Rename(p.hidden, p.final); err != nil {
 		if errors.Is(err, fs.ErrNotExist) {
 			if names, lerr := s.dir.Names(); lerr == nil && slices.Contains(names, p.final) {

@@ -270,9 +270,20 @@ func (t *task) run(ctx context.Context) (err error) {
 				return err
 			}
 		}
-		if !t.stopped {
-			if err := t.finish(); err != nil {
+		if t.finished && t.suspended != 0 {
+			// Drained by a trigger that ran with the last Poll's mail, as that Poll
+			// ended the input: wait for the savepoint's outcome as poll would.
+			if err := t.waitMail(ctx, func() bool { return t.suspended == 0 || t.stopped }); err != nil {
 				return err
+			}
+		}
+		if !t.stopped {
+			// Finished already when a drain (a terminating savepoint) ended the input
+			// and the savepoint then failed: the job ends as one whose input ended.
+			if !t.finished {
+				if err := t.finish(); err != nil {
+					return err
+				}
 			}
 			if t.cp != nil && t.cp.Periodic {
 				// The job ends on a final checkpoint that holds every task finished, so
@@ -281,7 +292,9 @@ func (t *task) run(ctx context.Context) (err error) {
 				if t.cp.EndOfData != nil {
 					t.cp.EndOfData()
 				}
-				if err := t.waitMail(ctx, func() bool { return t.done }); err != nil {
+				// A terminating savepoint (stop --drain) taken while the source waited
+				// ends it as well, its completion having committed the sinks.
+				if err := t.waitMail(ctx, func() bool { return t.done || t.stopped }); err != nil {
 					return err
 				}
 			}
@@ -313,8 +326,10 @@ func (t *task) read(ctx context.Context) error {
 			}
 			// Nothing more can arrive but mail: a finished task waits for its final
 			// checkpoint, a suspended one for its savepoint's outcome, so that sinks commit.
+			// A completed stop savepoint ends the wait also for a task that finished
+			// before it (stop --drain): no final checkpoint follows it.
 			return t.waitMail(ctx, func() bool {
-				return (!t.finished || t.done || t.finalID == 0) && (t.suspended == 0 || t.stopped)
+				return t.stopped || ((!t.finished || t.done || t.finalID == 0) && t.suspended == 0)
 			})
 		case errors.Is(err, event.ErrWoken):
 			if err := t.runMail(); err != nil {
@@ -438,7 +453,8 @@ func (t *task) poll(ctx context.Context) error {
 			if err := t.waitMail(ctx, func() bool { return t.suspended == 0 || t.stopped }); err != nil {
 				return err
 			}
-			if t.stopped {
+			if t.stopped || t.finished {
+				// Stopped; or drained and the savepoint failed: the input has ended.
 				return nil
 			}
 		}
@@ -505,6 +521,16 @@ func (t *task) runMail() error {
 				continue // a repeated or late trigger
 			}
 			t.lastTrigger = m.Barrier.ID
+			if m.Barrier.Type == event.SavepointTerminate && !t.finished {
+				// stop --drain (docs/architecture.md, "Engine", §8.1): the input ends
+				// before the barrier, so the chain finishes (bounded aggregates and
+				// windows emit) and END_OF_DATA goes downstream ahead of the barrier,
+				// finishing every task before it snapshots. The savepoint then holds
+				// the whole job finished.
+				if err := t.finish(); err != nil {
+					return err
+				}
+			}
 			if err := t.snapshot(m.Barrier, 0); err != nil {
 				return err
 			}

@@ -64,6 +64,8 @@ type task struct {
 
 type taskMetrics struct {
 	readRecords, readBytes, writeRecords, writeBytes, backPressuredMS int64
+	// alignmentNS is the alignment time of the subtask's last checkpoint.
+	alignmentNS int64
 }
 
 func (m *taskMetrics) add(o taskMetrics) {
@@ -72,6 +74,9 @@ func (m *taskMetrics) add(o taskMetrics) {
 	m.writeRecords += o.writeRecords
 	m.writeBytes += o.writeBytes
 	m.backPressuredMS += o.backPressuredMS
+	// A vertex's alignment is its slowest subtask's, as in Flink's
+	// checkpoint statistics: a sum over subtasks means nothing.
+	m.alignmentNS = max(m.alignmentNS, o.alignmentNS)
 }
 
 // job is the JobManager's record of a submitted job. Guarded by JobManager.mu.
@@ -123,6 +128,8 @@ type job struct {
 	// does not wait), until waitDeadline (slot.request.timeout): GET /jobs/{id} says so.
 	waitingFor   int
 	waitDeadline time.Time
+	// warnings are the job's warnings at submit (Submitted.Warnings).
+	warnings []string
 	// ckpt is the job's checkpoint coordinator; nil for a job built without Submit.
 	ckpt *jobCheckpointing
 	// output is what the job's print sinks printed, for sluice run to show.

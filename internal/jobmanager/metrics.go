@@ -6,6 +6,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/collectors"
 
+	"github.com/sluice-dev/sluice/internal/checkpoint"
 	"github.com/sluice-dev/sluice/internal/security/authn"
 )
 
@@ -25,6 +26,9 @@ type jmMetrics struct {
 
 	tms, slots, slotsFree, jobs                   *prometheus.Desc
 	jobState, numRestarts                         *prometheus.Desc
+	ckptDuration, ckptSize, ckptCompleted         *prometheus.Desc
+	ckptFailed, ckptInProgress, ckptTotal         *prometheus.Desc
+	ckptRestored, alignment                       *prometheus.Desc
 	recIn, recOut, bytesIn, bytesOut, backPressed *prometheus.Desc
 	krbExpiry                                     *prometheus.Desc
 	authFailures, authLimited, limiterEntries     *prometheus.Desc
@@ -36,6 +40,7 @@ func newJMMetrics(jm *JobManager) *jmMetrics {
 	// job_id, not job: Prometheus attaches its own job label (the scrape
 	// job) to every series and would rename ours to exported_job.
 	op := []string{"job_id", "job_name", "vertex", "vertex_name"}
+	jl := []string{"job_id", "job_name"}
 	m := &jmMetrics{
 		jm:        jm,
 		registry:  prometheus.NewRegistry(),
@@ -45,7 +50,17 @@ func newJMMetrics(jm *JobManager) *jmMetrics {
 		jobs:      prometheus.NewDesc("sluice_jobs", "Jobs by state.", []string{"state"}, nil),
 		jobState:  prometheus.NewDesc("sluice_job_state", "1 for each job the JobManager knows, labelled with its current state, until the job store removes it.", []string{"job_id", "job_name", "state"}, nil),
 		// Flink's metric name after the sluice_job_ prefix (docs/architecture.md, "Engine", §9).
-		numRestarts:    prometheus.NewDesc("sluice_job_numRestarts", "Restarts of a job since it was submitted (Flink's numRestarts), until the job store removes it.", []string{"job_id", "job_name"}, nil),
+		numRestarts: prometheus.NewDesc("sluice_job_numRestarts", "Restarts of a job since it was submitted (Flink's numRestarts), until the job store removes it.", jl, nil),
+		// Flink's checkpoint metric names (docs/architecture.md, "Engine", §9), from the
+		// job's checkpoint statistics (GET /jobs/{id}/checkpoints).
+		ckptDuration:   prometheus.NewDesc("sluice_job_lastCheckpointDuration", "End-to-end duration of a job's latest completed checkpoint in milliseconds (Flink's lastCheckpointDuration).", jl, nil),
+		ckptSize:       prometheus.NewDesc("sluice_job_lastCheckpointSize", "Checkpointed size of a job's latest completed checkpoint in bytes (Flink's lastCheckpointSize).", jl, nil),
+		ckptCompleted:  prometheus.NewDesc("sluice_job_numberOfCompletedCheckpoints", "Completed checkpoints and savepoints of a job (Flink's numberOfCompletedCheckpoints).", jl, nil),
+		ckptFailed:     prometheus.NewDesc("sluice_job_numberOfFailedCheckpoints", "Failed checkpoints and savepoints of a job (Flink's numberOfFailedCheckpoints).", jl, nil),
+		ckptInProgress: prometheus.NewDesc("sluice_job_numberOfInProgressCheckpoints", "Checkpoints of a job in progress (Flink's numberOfInProgressCheckpoints).", jl, nil),
+		ckptTotal:      prometheus.NewDesc("sluice_job_totalNumberOfCheckpoints", "Checkpoints and savepoints a job triggered (Flink's totalNumberOfCheckpoints).", jl, nil),
+		ckptRestored:   prometheus.NewDesc("sluice_job_lastCheckpointRestoreTimestamp", "When a job last restored a checkpoint or savepoint, Unix time in milliseconds, 0 before any (Flink's lastCheckpointRestoreTimestamp).", jl, nil),
+		alignment:      prometheus.NewDesc("sluice_operator_checkpointAlignmentTime", "Alignment time of a job vertex's last checkpoint in nanoseconds, the largest of its subtasks' (Flink's checkpointAlignmentTime).", op, nil),
 		recIn:          prometheus.NewDesc("sluice_operator_records_in_total", "Records received by a job vertex (its chained operators) over the network.", op, nil),
 		recOut:         prometheus.NewDesc("sluice_operator_records_out_total", "Records emitted by a job vertex to downstream vertices.", op, nil),
 		bytesIn:        prometheus.NewDesc("sluice_operator_bytes_in_total", "Serialized bytes received by a job vertex.", op, nil),
@@ -64,7 +79,8 @@ func newJMMetrics(jm *JobManager) *jmMetrics {
 }
 
 func (m *jmMetrics) Describe(ch chan<- *prometheus.Desc) {
-	for _, d := range []*prometheus.Desc{m.tms, m.slots, m.slotsFree, m.jobs, m.jobState, m.numRestarts, m.recIn, m.recOut, m.bytesIn, m.bytesOut, m.backPressed, m.krbExpiry,
+	for _, d := range []*prometheus.Desc{m.tms, m.slots, m.slotsFree, m.jobs, m.jobState, m.numRestarts,
+		m.ckptDuration, m.ckptSize, m.ckptCompleted, m.ckptFailed, m.ckptInProgress, m.ckptTotal, m.ckptRestored, m.alignment, m.recIn, m.recOut, m.bytesIn, m.bytesOut, m.backPressed, m.krbExpiry,
 		m.authFailures, m.authLimited, m.limiterEntries, m.limiterBlocked, m.reloadOK, m.reloadTime} {
 		ch <- d
 	}
@@ -103,8 +119,39 @@ func (m *jmMetrics) Collect(ch chan<- prometheus.Metric) {
 			ch <- prometheus.MustNewConstMetric(m.reloadTime, prometheus.GaugeValue, float64(lastOK.Unix()))
 		}
 	}
+	for _, c := range m.collectLocked(ch) {
+		// Outside jm.mu: the coordinator answers Stats on its own
+		// goroutine, which may itself be waiting for jm.mu.
+		mt := c.coord.Stats().Metrics()
+		for _, v := range []struct {
+			d *prometheus.Desc
+			n int64
+		}{
+			{m.ckptDuration, mt.LastCheckpointDuration}, {m.ckptSize, mt.LastCheckpointSize},
+			{m.ckptCompleted, mt.NumberOfCompletedCheckpoints}, {m.ckptFailed, mt.NumberOfFailedCheckpoints},
+			{m.ckptInProgress, mt.NumberOfInProgressCheckpoints}, {m.ckptTotal, mt.TotalNumberOfCheckpoints},
+			{m.ckptRestored, mt.LastCheckpointRestoreTimestamp},
+		} {
+			ch <- prometheus.MustNewConstMetric(v.d, prometheus.GaugeValue, float64(v.n), c.id, c.name)
+		}
+	}
+}
+
+// jobCoordinator is a job's checkpoint coordinator with the labels of
+// its series.
+type jobCoordinator struct {
+	id, name string
+	coord    *checkpoint.Coordinator
+}
+
+// collectLocked sends the series read from the JobManager's state under
+// jm.mu, and returns the checkpoint coordinators of the jobs it knows,
+// whose statistics the caller reads after releasing the lock.
+func (m *jmMetrics) collectLocked(ch chan<- prometheus.Metric) []jobCoordinator {
+	jm := m.jm
 	jm.mu.Lock()
 	defer jm.mu.Unlock()
+	var coords []jobCoordinator
 	total, free := 0, 0
 	for _, tm := range jm.tms {
 		total += tm.slots
@@ -121,6 +168,9 @@ func (m *jmMetrics) Collect(ch chan<- prometheus.Metric) {
 		states[j.state]++
 		ch <- prometheus.MustNewConstMetric(m.jobState, prometheus.GaugeValue, 1, j.id, j.name, string(j.state))
 		ch <- prometheus.MustNewConstMetric(m.numRestarts, prometheus.GaugeValue, float64(j.restarts), j.id, j.name)
+		if j.ckpt != nil && j.ckpt.coord != nil {
+			coords = append(coords, jobCoordinator{j.id, j.name, j.ckpt.coord})
+		}
 		if j.state.Terminal() {
 			continue
 		}
@@ -137,9 +187,11 @@ func (m *jmMetrics) Collect(ch chan<- prometheus.Metric) {
 			ch <- prometheus.MustNewConstMetric(m.bytesIn, prometheus.CounterValue, float64(t.readBytes), l...)
 			ch <- prometheus.MustNewConstMetric(m.bytesOut, prometheus.CounterValue, float64(t.writeBytes), l...)
 			ch <- prometheus.MustNewConstMetric(m.backPressed, prometheus.CounterValue, float64(t.backPressuredMS)/1000, l...)
+			ch <- prometheus.MustNewConstMetric(m.alignment, prometheus.GaugeValue, float64(t.alignmentNS), l...)
 		}
 	}
 	for st, n := range states {
 		ch <- prometheus.MustNewConstMetric(m.jobs, prometheus.GaugeValue, float64(n), string(st))
 	}
+	return coords
 }

@@ -30,7 +30,8 @@ func TestJobManagerMetricsSeries(t *testing.T) {
 	jm := newTestJM(t, map[string]string{"jobstore.expiration-time": "60"})
 	jm.tms["tm-1"] = &taskManager{id: "tm-1", slots: 2, free: 1, bytesSent: 10, bytesRecv: 20}
 	now := time.Now()
-	addJob(t, jm, "job-a", "spec a", Running, time.Time{}, &task{vertex: 0, state: TaskRunning, metrics: taskMetrics{readRecords: 5}})
+	addJob(t, jm, "job-a", "spec a", Running, time.Time{}, &task{vertex: 0, state: TaskRunning, metrics: taskMetrics{readRecords: 5, alignmentNS: 700}},
+		&task{vertex: 0, subtask: 1, state: TaskRunning, metrics: taskMetrics{alignmentNS: 300}})
 	jm.jobs["job-a"].plan = &dataflow.Plan{Vertices: []*dataflow.Vertex{{ID: 0, Name: "source -> print"}}}
 	jm.jobs["job-a"].restarts = 2
 
@@ -42,6 +43,8 @@ func TestJobManagerMetricsSeries(t *testing.T) {
 		`sluice_operator_records_in_total{job_id="job-a",job_name="job-a",vertex="0",vertex_name="source -> print"} 5`,
 		`sluice_job_state{job_id="job-a",job_name="job-a",state="RUNNING"} 1`,
 		`sluice_job_numRestarts{job_id="job-a",job_name="job-a"} 2`,
+		// The vertex's slowest subtask, not a sum.
+		`sluice_operator_checkpointAlignmentTime{job_id="job-a",job_name="job-a",vertex="0",vertex_name="source -> print"} 700`,
 		"go_goroutines ", "process_cpu_seconds_total ",
 	} {
 		if !strings.Contains(out, want) {

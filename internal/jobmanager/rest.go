@@ -14,6 +14,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/sluice-dev/sluice/internal/checkpoint"
 	"github.com/sluice-dev/sluice/internal/dataflow"
 	"github.com/sluice-dev/sluice/internal/security/authn"
 	"github.com/sluice-dev/sluice/internal/security/authz"
@@ -227,7 +228,6 @@ func (rs *restServer) jobDetails(w http.ResponseWriter, r *http.Request) {
 	if j == nil {
 		return
 	}
-	defer jm.mu.Unlock()
 	d := jobDetail(j)
 	if why := jm.pendingReasonLocked(j, time.Now()); why != "" {
 		d["pending-reason"] = why
@@ -236,6 +236,16 @@ func (rs *restServer) jobDetails(w http.ResponseWriter, r *http.Request) {
 		// Lines printed so far (the end offset of GET /jobs/{id}/output): a follower asks
 		// for output only when there is more.
 		d["printed-lines"] = j.output.end()
+	}
+	var coord *checkpoint.Coordinator
+	if j.ckpt != nil {
+		coord = j.ckpt.coord
+	}
+	jm.mu.Unlock()
+	if coord != nil {
+		// The counts of GET /jobs/{id}/checkpoints, read without jm.mu as
+		// the coordinator answers on its own goroutine.
+		d["checkpoints"] = coord.Stats().Counts
 	}
 	writeJSON(w, http.StatusOK, d)
 }
@@ -284,6 +294,9 @@ func jobDetail(j *job) map[string]any {
 	}
 	if j.cause != "" {
 		d["failure-cause"] = j.cause
+	}
+	if len(j.warnings) > 0 {
+		d["warnings"] = j.warnings
 	}
 	if j.acl.Owner != "" {
 		d["owner"] = j.acl.Owner
@@ -437,7 +450,7 @@ func (rs *restServer) submit(w http.ResponseWriter, r *http.Request) {
 		writeError(w, http.StatusForbidden, "%s", reason)
 		return
 	}
-	id, err := rs.jm.Submit(sub)
+	res, err := rs.jm.SubmitJob(sub)
 	if errors.Is(err, ErrBadSubmission) {
 		writeError(w, http.StatusBadRequest, "%v", err)
 		return
@@ -446,7 +459,11 @@ func (rs *restServer) submit(w http.ResponseWriter, r *http.Request) {
 		writeError(w, http.StatusInternalServerError, "%v", err)
 		return
 	}
-	writeJSON(w, http.StatusAccepted, map[string]string{"jobid": id})
+	out := map[string]any{"jobid": res.ID}
+	if len(res.Warnings) > 0 {
+		out["warnings"] = res.Warnings
+	}
+	writeJSON(w, http.StatusAccepted, out)
 }
 
 // maxSpecSizeKey bounds the job spec of a submission.

@@ -67,18 +67,39 @@ func attachedIn(files map[string][]byte) func(string) bool {
 // Submit validates a job, stores its artifacts and schedules it. It returns
 // the job id; errors wrapping ErrBadSubmission are the client's to fix.
 func (jm *JobManager) Submit(s Submission) (string, error) {
+	sub, err := jm.SubmitJob(s)
+	return sub.ID, err
+}
+
+// Submitted is an accepted job.
+type Submitted struct {
+	ID string
+	// Warnings are what the submitter should know about the job as it
+	// will run, such as a source that cannot replay its input under
+	// checkpointing (at most once, docs/architecture.md "Engine" §6.8).
+	// The JobManager logs them for the job too.
+	Warnings []string
+}
+
+// SubmitJob is Submit, returning the warnings of the job with its id.
+func (jm *JobManager) SubmitJob(s Submission) (Submitted, error) {
+	id, warnings, err := jm.submit(s)
+	return Submitted{ID: id, Warnings: warnings}, err
+}
+
+func (jm *JobManager) submit(s Submission) (string, []string, error) {
 	spec := s.Parsed
 	if spec == nil {
 		var err error
 		if spec, err = dataflow.ParseSpec(s.Spec, s.Params); err != nil {
-			return "", &SubmissionError{err}
+			return "", nil, &SubmissionError{err}
 		}
 	}
 	// The files the job may touch, fixed now: the TaskManagers open these
 	// paths and nothing else.
 	access, err := spec.FileAccesses(attachedIn(s.Files), s.BaseDir)
 	if err != nil {
-		return "", &SubmissionError{err}
+		return "", nil, &SubmissionError{err}
 	}
 	// The job's configuration: the cluster's, with what the submitter set
 	// for this job (flink run -D).
@@ -87,23 +108,23 @@ func (jm *JobManager) Submit(s Submission) (string, error) {
 		if spec.Config != nil {
 			err = fmt.Errorf("%w (from the job spec's config block at line %d, or -D)", err, spec.ConfigLine)
 		}
-		return "", &SubmissionError{err}
+		return "", nil, &SubmissionError{err}
 	}
 	ckpt, err := CheckpointSettingsFromConfig(cfg)
 	if err != nil {
-		return "", &SubmissionError{err}
+		return "", nil, &SubmissionError{err}
 	}
 	if err := checkCheckpointing(ckpt); err != nil {
-		return "", &SubmissionError{err}
+		return "", nil, &SubmissionError{err}
 	}
 	restart, err := RestartSettingsFromConfig(cfg, ckpt.Enabled())
 	if err != nil {
-		return "", &SubmissionError{err}
+		return "", nil, &SubmissionError{err}
 	}
 	var savepoint string
 	if s.SavepointPath != "" {
 		if savepoint, err = resolveSavepoint(s.SavepointPath); err != nil {
-			return "", &SubmissionError{err}
+			return "", nil, &SubmissionError{err}
 		}
 	}
 	par := s.Parallelism
@@ -112,12 +133,12 @@ func (jm *JobManager) Submit(s Submission) (string, error) {
 	}
 	plan, err := spec.PlanWith(jm.planOptions(par, cfg))
 	if err != nil {
-		return "", &SubmissionError{err}
+		return "", nil, &SubmissionError{err}
 	}
 	var restoreFrom *checkpoint.CompletedCheckpoint
 	if savepoint != "" {
 		if restoreFrom, err = jm.loadSavepoint(s.SavepointPath, plan, s.AllowNonRestoredState); err != nil {
-			return "", &SubmissionError{err}
+			return "", nil, &SubmissionError{err}
 		}
 	}
 	id := newID(16)
@@ -127,7 +148,7 @@ func (jm *JobManager) Submit(s Submission) (string, error) {
 	var ckptDir string
 	if ckpt.Enabled() {
 		if ckptDir, err = createJobCheckpointDir(ckpt.Dir, id); err != nil {
-			return "", &SubmissionError{err}
+			return "", nil, &SubmissionError{err}
 		}
 	}
 	registered := false
@@ -142,13 +163,13 @@ func (jm *JobManager) Submit(s Submission) (string, error) {
 	defer jm.blobMu.Unlock()
 	specKey, err := jm.blobs.Put(s.Spec)
 	if err != nil {
-		return "", err
+		return "", nil, err
 	}
 	files := map[string]string{}
 	for name, data := range s.Files {
 		k, err := jm.blobs.Put(data)
 		if err != nil {
-			return "", err
+			return "", nil, err
 		}
 		files[name] = k
 	}
@@ -162,8 +183,12 @@ func (jm *JobManager) Submit(s Submission) (string, error) {
 		checkpoints: ckpt, checkpointDir: ckptDir, restart: restart, backoff: newRestartBackoff(restart),
 		savepointPath: savepoint, allowNonRestoredState: s.AllowNonRestoredState,
 	}
+	if ckpt.Enabled() {
+		// Accepted, not refused: a socket source's job is at most once, as in Flink.
+		j.warnings = spec.ReplayWarnings()
+	}
 	if err := jm.startCheckpointing(j, restoreFrom); err != nil {
-		return "", &SubmissionError{err}
+		return "", nil, &SubmissionError{err}
 	}
 	registered = true
 	j.setState(Created, now)
@@ -180,8 +205,11 @@ func (jm *JobManager) Submit(s Submission) (string, error) {
 	if savepoint != "" {
 		jm.log.Info("job restores from a savepoint", "job", j.id, "path", savepoint, "allow-non-restored-state", s.AllowNonRestoredState)
 	}
+	for _, w := range j.warnings {
+		jm.log.Warn("job accepted with a warning", "job", j.id, "warning", w)
+	}
 	jm.spawn(func() { jm.startAttempt(j) })
-	return j.id, nil
+	return j.id, j.warnings, nil
 }
 
 // jobSettings are a job's own settings: its spec's config block, overridden

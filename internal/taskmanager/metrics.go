@@ -18,9 +18,13 @@ var (
 	descBytesIn  = prometheus.NewDesc("sluice_task_bytes_in_total", "Serialized bytes a subtask received.", taskLabels, nil)
 	descBytesOut = prometheus.NewDesc("sluice_task_bytes_out_total", "Serialized bytes a subtask emitted.", taskLabels, nil)
 	descBP       = prometheus.NewDesc("sluice_task_backpressured_seconds_total", "Time a subtask spent blocked waiting for downstream credit.", taskLabels, nil)
-	descSent     = prometheus.NewDesc("sluice_taskmanager_network_sent_bytes_total", "Bytes sent on data connections by this TaskManager.", nil, nil)
-	descRecv     = prometheus.NewDesc("sluice_taskmanager_network_received_bytes_total", "Bytes received on data connections by this TaskManager.", nil, nil)
-	descTasks    = prometheus.NewDesc("sluice_taskmanager_tasks", "Subtasks running on this TaskManager.", nil, nil)
+	// Flink's checkpointAlignmentTime: the time from a subtask's first
+	// barrier of its last checkpoint to its last (0 for a source, or with
+	// a single input channel).
+	descAlign = prometheus.NewDesc("sluice_task_checkpointAlignmentTime", "Alignment time of a subtask's last checkpoint in nanoseconds (Flink's checkpointAlignmentTime).", taskLabels, nil)
+	descSent  = prometheus.NewDesc("sluice_taskmanager_network_sent_bytes_total", "Bytes sent on data connections by this TaskManager.", nil, nil)
+	descRecv  = prometheus.NewDesc("sluice_taskmanager_network_received_bytes_total", "Bytes received on data connections by this TaskManager.", nil, nil)
+	descTasks = prometheus.NewDesc("sluice_taskmanager_tasks", "Subtasks running on this TaskManager.", nil, nil)
 )
 
 // tmCollector reads the TaskManager's live state at scrape time: a
@@ -29,7 +33,7 @@ var (
 type tmCollector struct{ tm *TaskManager }
 
 func (c *tmCollector) Describe(ch chan<- *prometheus.Desc) {
-	for _, d := range []*prometheus.Desc{descRecIn, descRecOut, descBytesIn, descBytesOut, descBP, descSent, descRecv, descTasks} {
+	for _, d := range []*prometheus.Desc{descRecIn, descRecOut, descBytesIn, descBytesOut, descBP, descAlign, descSent, descRecv, descTasks} {
 		ch <- d
 	}
 }
@@ -43,6 +47,7 @@ func (c *tmCollector) Collect(ch chan<- prometheus.Metric) {
 		ch <- prometheus.MustNewConstMetric(descBytesIn, prometheus.CounterValue, float64(t.ReadBytes), l...)
 		ch <- prometheus.MustNewConstMetric(descBytesOut, prometheus.CounterValue, float64(t.WriteBytes), l...)
 		ch <- prometheus.MustNewConstMetric(descBP, prometheus.CounterValue, float64(t.BackPressuredMs)/1000, l...)
+		ch <- prometheus.MustNewConstMetric(descAlign, prometheus.GaugeValue, float64(t.CheckpointAlignmentNs), l...)
 	}
 	ch <- prometheus.MustNewConstMetric(descSent, prometheus.CounterValue, float64(req.BytesSent))
 	ch <- prometheus.MustNewConstMetric(descRecv, prometheus.CounterValue, float64(req.BytesReceived))

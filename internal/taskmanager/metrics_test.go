@@ -44,6 +44,7 @@ func TestTaskManagerMetrics(t *testing.T) {
 		jr.tasks[tk] = &runningTask{job: "job-a", attempt: 1, vertex: tk[0], subtask: tk[1]}
 	}
 	tm.jobs[jr.key] = jr
+	jr.tasks[[2]int{2, 0}].alignmentNs.Store(1500)
 	// The cancelled attempt 0 of the same subtask has not ended yet: its
 	// series must not collide with attempt 1's.
 	old := &jobRun{key: attemptKey{"job-a", 0}, ctx: ctx, cancel: cancel, tasks: map[[2]int]*runningTask{{1, 0}: {job: "job-a", vertex: 1}}}
@@ -60,6 +61,11 @@ func TestTaskManagerMetrics(t *testing.T) {
 		if !strings.Contains(out, "\n"+name) {
 			t.Errorf("%s not exported", strings.TrimSpace(name))
 		}
+	}
+
+	// Flink's checkpointAlignmentTime per subtask, in ns.
+	if want := `sluice_task_checkpointAlignmentTime{attempt="1",job_id="job-a",subtask="0",vertex="2"} 1500`; !strings.Contains(out, want) {
+		t.Errorf("want %s in:\n%s", want, out)
 	}
 
 	tm.taskEnded(old, [2]int{1, 0})

@@ -292,7 +292,8 @@ func checkName(name string) error {
 
 // CreateTemp creates a new file named prefix + random + suffix in the
 // directory, exclusively and without following links, and returns it with
-// its name.
+// its name. The file is 0600: a part file in progress is nobody else's to
+// read until it is published (Publish).
 func (d *Dir) CreateTemp(prefix, suffix string) (*os.File, string, error) {
 	for range 100 {
 		b := make([]byte, 6)
@@ -301,7 +302,7 @@ func (d *Dir) CreateTemp(prefix, suffix string) (*os.File, string, error) {
 		if err := checkName(name); err != nil {
 			return nil, "", fmt.Errorf("create in %s: %w", d.path, err)
 		}
-		fd, err := openat(d.fd, name, unix.O_WRONLY|unix.O_CREAT|unix.O_EXCL|unix.O_NOFOLLOW|unix.O_CLOEXEC, 0o644)
+		fd, err := openat(d.fd, name, unix.O_WRONLY|unix.O_CREAT|unix.O_EXCL|unix.O_NOFOLLOW|unix.O_CLOEXEC, 0o600)
 		if errors.Is(err, unix.EEXIST) {
 			continue
 		}
@@ -311,6 +312,46 @@ func (d *Dir) CreateTemp(prefix, suffix string) (*os.File, string, error) {
 		return os.NewFile(uintptr(fd), filepath.Join(d.path, name)), name, nil
 	}
 	return nil, "", fmt.Errorf("create in %s: no unused temporary name after 100 tries", d.path)
+}
+
+// PublishedMode is the mode Publish gives a file: what a file created 0644
+// gets under the process's umask, as the output files of a job without
+// private in-progress files always had.
+var PublishedMode = func() os.FileMode {
+	// Read by setting it (the only portable way) once, at package
+	// initialisation, before any goroutine of this package creates files.
+	old := unix.Umask(0o077)
+	unix.Umask(old)
+	return os.FileMode(0o644 &^ old)
+}()
+
+// Publish gives a regular file of the directory, created private by
+// CreateTemp, the mode of a published output file (PublishedMode), before
+// it is renamed to its final name. Links are not followed.
+func (d *Dir) Publish(name string) error {
+	if err := checkName(name); err != nil {
+		return fmt.Errorf("publish in %s: %w", d.path, err)
+	}
+	path := filepath.Join(d.path, name)
+	fd, err := openat(d.fd, name, unix.O_RDONLY|unix.O_NOFOLLOW|unix.O_NONBLOCK|unix.O_CLOEXEC, 0)
+	if err != nil {
+		if errors.Is(err, unix.ELOOP) {
+			return fmt.Errorf("publish %s: a symbolic link: %w", path, err)
+		}
+		return fmt.Errorf("publish %s: %w", path, &os.PathError{Op: "open", Path: path, Err: err})
+	}
+	defer unix.Close(fd)
+	var st unix.Stat_t
+	if err := unix.Fstat(fd, &st); err != nil {
+		return fmt.Errorf("publish %s: %w", path, err)
+	}
+	if st.Mode&unix.S_IFMT != unix.S_IFREG {
+		return fmt.Errorf("publish %s: not a regular file", path)
+	}
+	if err := unix.Fchmod(fd, uint32(PublishedMode)); err != nil {
+		return fmt.Errorf("publish %s: chmod %04o: %w", path, PublishedMode, err)
+	}
+	return nil
 }
 
 // Rename renames a file of the directory to another name in it. A link
