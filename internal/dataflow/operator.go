@@ -104,6 +104,10 @@ type RuntimeContext struct {
 	// Restored is the id of the checkpoint or savepoint the operator's state was restored
 	// from; 0 on a fresh start.
 	Restored int64
+	// Credentials is how a connector obtains credentials for the service it reaches (a
+	// Kerberos login context, a delegation token) from its TaskManager, without caring where
+	// they come from; nil until the connectors and delegation tokens provide them.
+	Credentials Credentials
 
 	lists *operatorLists  // list states (ListState)
 	snaps bool            // the task takes snapshots (TaskIO.Checkpoints is set)
@@ -112,6 +116,12 @@ type RuntimeContext struct {
 	inKey KeySelector     // the input's key, for operators with a keyed input
 	keyed state.Backend   // KeyedInput operators: the subtask's keyed state
 	key   Value           // the key of the element being processed (keyed operators)
+}
+
+// Credentials gives a running operator credentials for a service by name ("kafka",
+// "postgres", ...), as its TaskManager holds them.
+type Credentials interface {
+	Credentials(ctx context.Context, service string) (any, error)
 }
 
 // KeyedState is the keyed state backend of an operator whose Shape says KeyedInput, nil for any
