@@ -136,6 +136,10 @@ func (rs *restServer) savepoint(w http.ResponseWriter, r *http.Request, stop boo
 			writeError(w, http.StatusForbidden, "%s", reason)
 			return
 		}
+		if err := rs.jm.checkSavepointTarget(target, j); err != nil {
+			writeError(w, http.StatusBadRequest, "%v", err)
+			return
+		}
 	}
 	rs.jm.mu.Lock()
 	state := j.state

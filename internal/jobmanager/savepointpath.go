@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"io/fs"
 	"path/filepath"
+	"strings"
 	"syscall"
 
 	"github.com/sluice-dev/sluice/internal/checkpoint"
@@ -70,4 +71,36 @@ func openMetadata(dir string) error {
 		return err
 	}
 	return f.Close()
+}
+
+// checkSavepointTarget refuses a savepoint target directory a request
+// names inside the cluster's own storage: state.checkpoints.dir (every
+// job's checkpoints: a savepoint there would sit in another job's private
+// directory and be deleted with its checkpoints) and the JobManager's
+// working directory. The data-level check decides who may write where;
+// this holds even for a caller allowed to write there, since no job's
+// data belongs in them. Links are not followed when the savepoint is
+// created, so the paths compared are the ones written to.
+func (jm *JobManager) checkSavepointTarget(target string, j *job) error {
+	for _, d := range []struct{ dir, what string }{
+		{jm.set.CheckpointsDir, config.CheckpointsDirKey + " (the cluster's checkpoints)"},
+		{j.checkpoints.Dir, config.CheckpointsDirKey + " (the job's checkpoints)"},
+		{jm.workDir, "the JobManager's working directory"},
+	} {
+		if d.dir != "" && within(target, d.dir) {
+			return fmt.Errorf("target-directory %s is inside %s %s: savepoints go to a directory of their own; give another target-directory or leave it out to use %s", target, d.what, d.dir, config.SavepointsDirKey)
+		}
+	}
+	return nil
+}
+
+// within reports whether the clean absolute path p is dir or below it (a
+// relative dir, as --work-dir may be, is taken from the current directory).
+func within(p, dir string) bool {
+	dir, err := filepath.Abs(dir)
+	if err != nil {
+		return false
+	}
+	rel, err := filepath.Rel(dir, p)
+	return err == nil && rel != ".." && !strings.HasPrefix(rel, "../")
 }
