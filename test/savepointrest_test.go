@@ -44,7 +44,10 @@ func TestSavepointRESTHostile(t *testing.T) {
 		return curl(t, "--cacert", e.ca, "-H", "Authorization: Bearer "+token, "-H", "Content-Type: application/json",
 			"-X", "POST", "--data-binary", body, e.ext+path)
 	}
-	target := func(dir string) string { b, _ := json.Marshal(map[string]string{"target-directory": dir}); return string(b) }
+	target := func(dir string) string {
+		b, _ := json.Marshal(map[string]string{"target-directory": dir})
+		return string(b)
+	}
 
 	file := filepath.Join(e.out, "a-file")
 	os.WriteFile(file, []byte("x"), 0o600)
