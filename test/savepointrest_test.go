@@ -1,6 +1,7 @@
 package test
 
 import (
+	"context"
 	"encoding/json"
 	"fmt"
 	"os"
@@ -163,4 +164,76 @@ func waitSavepoint(t *testing.T, e *dataEnv, id, postBody string) string {
 		return strings.Contains(body, `"COMPLETED"`)
 	})
 	return body
+}
+
+// TestRestoreNeedsViewOnTheCheckpointsJob: a retained checkpoint
+// (<state.checkpoints.dir>/<job id>/chk-N) is another job's state. A user
+// who may read the checkpoint directory (here: the policy grants every
+// developer read on it) still may not restore it into a job of their own,
+// and so read it, unless they may view the job it belongs to. Before, bob
+// could restore alice's checkpoint.
+func TestRestoreNeedsViewOnTheCheckpointsJob(t *testing.T) {
+	needTool(t, "curl")
+	var bob string
+	e := startDataEnv(t, func(e *dataEnv) []string {
+		ckpt := filepath.Join(filepath.Dir(e.in), "ckpt")
+		policy := filepath.Join(e.jmDir, "policy.yaml")
+		b, err := os.ReadFile(policy)
+		if err != nil {
+			t.Fatal(err)
+		}
+		in := `resources: ["file:` + e.in + `/*"]`
+		if !strings.Contains(string(b), in) {
+			t.Fatalf("policy has no rule %s:\n%s", in, b)
+		}
+		grant := `resources: ["file:` + e.in + `/*", "file:` + ckpt + `/*"]`
+		os.WriteFile(policy, []byte(strings.Replace(string(b), in, grant, 1)), 0o600)
+		bob = newToken(t, filepath.Join(e.jmDir, "tokens"), "bob", "eng")
+		return []string{"state.checkpoints.dir=" + ckpt}
+	})
+	ckpt := filepath.Join(filepath.Dir(e.in), "ckpt")
+	job := fmt.Sprintf(unboundedJob, "retained") + "config:\n  execution.checkpointing.interval: 1 s\n  execution.checkpointing.externalized-checkpoint-retention: RETAIN_ON_CANCELLATION\n"
+	stdout, stderr, code := e.run(t, job, "--detached")
+	id := strings.TrimSpace(stdout)
+	if code != 0 || len(id) != 32 {
+		t.Fatalf("submit: exit %d\n%s\n%s", code, stdout, stderr)
+	}
+	var chk string
+	e.c.waitFor(60*time.Second, "a completed checkpoint of alice's job", func() bool {
+		m, _ := filepath.Glob(filepath.Join(ckpt, id, "chk-*", "_metadata"))
+		if len(m) > 0 {
+			chk = filepath.Dir(m[0])
+		}
+		return chk != ""
+	})
+	if status, body := curl(t, "--cacert", e.ca, "-H", "Authorization: Bearer "+e.token, "-X", "PATCH", e.ext+"/jobs/"+id+"?mode=cancel"); status != 202 {
+		t.Fatalf("cancel: %d %s", status, body)
+	}
+	e.c.waitFor(30*time.Second, "the job to be canceled", func() bool { return e.state(t, id) == "CANCELED" })
+	if _, err := os.Stat(filepath.Join(chk, "_metadata")); err != nil {
+		t.Fatalf("the retained checkpoint is gone: %v", err)
+	}
+
+	runAs := func(token string, args ...string) (string, string, int) {
+		f := filepath.Join(t.TempDir(), "job.yaml")
+		os.WriteFile(f, []byte(fmt.Sprintf(unboundedJob, "retained")), 0o644)
+		ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+		defer cancel()
+		return runSluice(ctx, t, append([]string{"run", f, "--detached", "--jobmanager", e.ext, "--cacert", e.ca, "--token", token}, args...)...)
+	}
+	for _, p := range []string{chk, filepath.Join(chk, "_metadata"), "file://" + chk} {
+		stdout, stderr, code := runAs(bob, "-s", p)
+		if code == 0 || !strings.Contains(stderr, "checkpoint of job "+id) || !strings.Contains(stderr, "bob may not view") {
+			t.Errorf("bob restores alice's checkpoint %s: exit %d, want a refusal naming job %s:\n%s\n%s", p, code, id, stdout, stderr)
+		}
+	}
+	// A path in the checkpoint directory that is no known job's.
+	other := filepath.Join(ckpt, strings.Repeat("cd", 16), "chk-1")
+	if stdout, stderr, code := runAs(bob, "-s", other); code == 0 || !strings.Contains(stderr, "no checkpoint of a job this JobManager knows") {
+		t.Errorf("restore from %s: exit %d:\n%s\n%s", other, code, stdout, stderr)
+	}
+	// The owner restores her own retained checkpoint.
+	if stdout, stderr, code := runAs(e.token, "-s", chk); code != 0 {
+		t.Errorf("alice restores her checkpoint: exit %d\n%s\n%s", code, stdout, stderr)
+	}
 }

@@ -4,12 +4,14 @@ import (
 	"errors"
 	"fmt"
 	"io/fs"
+	"net/http"
 	"path/filepath"
 	"strings"
 	"syscall"
 
 	"github.com/sluice-dev/sluice/internal/checkpoint"
 	"github.com/sluice-dev/sluice/internal/config"
+	"github.com/sluice-dev/sluice/internal/security/authz"
 	"github.com/sluice-dev/sluice/internal/security/fsguard"
 )
 
@@ -103,4 +105,30 @@ func within(p, dir string) bool {
 	}
 	rel, err := filepath.Rel(dir, p)
 	return err == nil && rel != ".." && !strings.HasPrefix(rel, "../")
+}
+
+// mayRestoreCheckpoint decides a restore from inside state.checkpoints.dir
+// (a retained checkpoint, <dir>/<job id>/chk-N): that is another job's
+// state, so besides read on the path (decided before) the caller must be
+// allowed to view that job, as for its other data through the REST API. A
+// path there that names no job the JobManager knows is refused: restore a
+// savepoint instead.
+func (rs *restServer) mayRestoreCheckpoint(r *http.Request, dir string) (bool, string, error) {
+	root := rs.jm.set.CheckpointsDir
+	if root == "" || !within(dir, root) {
+		return true, "", nil
+	}
+	rel, _ := filepath.Rel(root, dir)
+	jobID, _, _ := strings.Cut(filepath.ToSlash(rel), "/")
+	acl := rs.jm.jobACL(jobID)
+	if jobID == "." || acl == nil {
+		return false, fmt.Sprintf("savepointPath %s is inside %s %s but is no checkpoint of a job this JobManager knows: restore from a savepoint (sluice savepoint, sluice stop) instead", dir, config.CheckpointsDirKey, root), nil
+	}
+	a := attributes(r, authz.VerbView, "job/"+jobID)
+	a.Job = acl
+	ok, reason, _, err := rs.sec.authz.decide(r.Context(), a, true)
+	if err != nil || ok {
+		return ok, "", err
+	}
+	return false, fmt.Sprintf("savepointPath %s is a checkpoint of job %s, whose state %s may not view: %s", dir, jobID, a.User, reason), nil
 }
