@@ -22,15 +22,18 @@ type dataEnv struct {
 	c                      *cluster
 	ext, ca, token         string
 	in, out, secret, jmDir string
+	jmWork                 string // the JobManager's --work-dir
 	secretText             string
 	tokenLine              string // the hash on the first line of the JobManager's token file
 }
 
-func startDataEnv(t *testing.T) *dataEnv {
+// startDataEnv starts the cluster; each setup runs before the processes
+// start and returns extra -D settings for them (it may also set e.jmWork).
+func startDataEnv(t *testing.T, setup ...func(e *dataEnv) []string) *dataEnv {
 	t.Helper()
 	root := t.TempDir()
 	e := &dataEnv{in: filepath.Join(root, "srv/in"), out: filepath.Join(root, "srv/out/alice"),
-		secret: filepath.Join(root, "srv/secret"), jmDir: t.TempDir(), secretText: "TOP-SECRET-7f3a9c"}
+		secret: filepath.Join(root, "srv/secret"), jmDir: t.TempDir(), jmWork: t.TempDir(), secretText: "TOP-SECRET-7f3a9c"}
 	for _, d := range []string{e.in, e.out, e.secret} {
 		if err := os.MkdirAll(d, 0o755); err != nil {
 			t.Fatal(err)
@@ -81,7 +84,10 @@ security.audit.log.path: audit.log
 	c.defines = []string{"jobmanager.rpc.address=127.0.0.1", "jobmanager.bind-host=127.0.0.1", "jobmanager.rpc.port=0",
 		"taskmanager.host=127.0.0.1", "taskmanager.bind-host=127.0.0.1", "taskmanager.numberOfTaskSlots=2",
 		"security.ssl.internal.enabled=true", "security.ssl.internal.truststore=" + filepath.Join(certs, "truststore.pem")}
-	c.jm = startProcIn(t, e.jmDir, "jobmanager", append([]string{"jobmanager", "--config", "secure.yaml", "--work-dir", t.TempDir(),
+	for _, f := range setup {
+		c.defines = append(c.defines, f(e)...)
+	}
+	c.jm = startProcIn(t, e.jmDir, "jobmanager", append([]string{"jobmanager", "--config", "secure.yaml", "--work-dir", e.jmWork,
 		"-D", "security.ssl.internal.keystore=" + filepath.Join(certs, "jobmanager.pem")}, defineArgs(c.defines)...)...)
 	c.waitJMStarted()
 	e.ext = "https://localhost:" + port(c.restURLs["external"])

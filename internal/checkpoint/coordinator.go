@@ -107,6 +107,7 @@ type Coordinator struct {
 	// closedStats are the statistics when the coordinator closed (guarded by opsMu).
 	closedStats *Stats
 	ops         map[string]*savepointOp
+	opOrder     []string // ids of ops, oldest first (guarded by opsMu)
 
 	// Owned by the actor goroutine.
 	closed      bool
@@ -247,6 +248,22 @@ func (c *Coordinator) post(f func()) {
 }
 
 var errClosed = errors.New("the job's checkpoint coordinator is closed: the job has ended")
+
+// Bounds on what savepoint requests keep, so that a caller cannot grow the
+// JobManager's memory (or queue snapshots that fill the disk) by POSTing.
+const (
+	// MaxQueuedSavepoints bounds the savepoint requests of a job that are
+	// queued or in progress; one more is refused (ErrTooManySavepoints).
+	MaxQueuedSavepoints = 4
+	// MaxSavepointOperations bounds the operations a job remembers for
+	// GET /jobs/{id}/savepoints/{triggerid}: beyond it the oldest finished
+	// ones are forgotten (their id then answers 404, as an unknown one).
+	MaxSavepointOperations = 64
+)
+
+// ErrTooManySavepoints refuses a savepoint request while
+// MaxQueuedSavepoints of the job's are queued or in progress.
+var ErrTooManySavepoints = fmt.Errorf("%d savepoints of the job are already queued or in progress: wait for one to complete (GET /jobs/{id}/savepoints/{triggerid}) and try again", MaxQueuedSavepoints)
 
 // AttemptRunning says attempt runs with every task RUNNING: tasks are all
 // its subtasks (with the TaskManager each was deployed to), sources those
@@ -580,10 +597,16 @@ func (c *Coordinator) TriggerSavepoint(r SavepointRequest) (string, error) {
 			cerr = fmt.Errorf("job %s is not running: a savepoint needs every task running", c.cfg.JobID)
 			return
 		}
+		inProgress := len(c.queue)
+		if c.pending != nil && c.pending.savepoint != nil {
+			inProgress++
+		}
+		if inProgress >= MaxQueuedSavepoints {
+			cerr = ErrTooManySavepoints
+			return
+		}
 		sp := &savepointOp{id: id, op: Operation{Request: r}}
-		c.opsMu.Lock()
-		c.ops[id] = sp
-		c.opsMu.Unlock()
+		c.addOp(sp)
 		c.queue = append(c.queue, sp)
 		if c.pending == nil {
 			c.schedule()
@@ -604,6 +627,23 @@ func (c *Coordinator) Operation(id string) (*Operation, bool) {
 	}
 	o := sp.op
 	return &o, true
+}
+
+// addOp remembers sp, forgetting the oldest finished operations beyond
+// MaxSavepointOperations (unfinished ones are at most MaxQueuedSavepoints).
+func (c *Coordinator) addOp(sp *savepointOp) {
+	c.opsMu.Lock()
+	defer c.opsMu.Unlock()
+	c.ops[sp.id] = sp
+	c.opOrder = append(c.opOrder, sp.id)
+	for i := 0; len(c.ops) > MaxSavepointOperations && i < len(c.opOrder); {
+		if id := c.opOrder[i]; c.ops[id].op.Done {
+			delete(c.ops, id)
+			c.opOrder = slices.Delete(c.opOrder, i, i+1)
+			continue
+		}
+		i++
+	}
 }
 
 func (c *Coordinator) setOp(sp *savepointOp, f func(*Operation)) {

@@ -1207,3 +1207,64 @@ func TestCoordinatorClosedFromItsGateway(t *testing.T) {
 		t.Fatalf("a finished job's checkpoints were kept: %v", err)
 	}
 }
+
+// TestCoordinatorSavepointRequestsBounded: savepoint requests are a
+// caller's input; a caller POSTing in a loop neither queues unbounded
+// snapshots nor grows the operations the coordinator remembers.
+func TestCoordinatorSavepointRequestsBounded(t *testing.T) {
+	h := newHarness(t, nil)
+	h.run(1)
+	h.advance(time.Second) // checkpoint 1 pending: requests queue behind it
+	target := filepath.Join(t.TempDir(), "sp")
+	var queued []string
+	for range MaxQueuedSavepoints {
+		id, err := h.c.TriggerSavepoint(SavepointRequest{Target: target, Type: event.Savepoint})
+		if err != nil {
+			t.Fatalf("savepoint request %d: %v", len(queued)+1, err)
+		}
+		queued = append(queued, id)
+	}
+	if _, err := h.c.TriggerSavepoint(SavepointRequest{Target: target, Type: event.Savepoint}); !errors.Is(err, ErrTooManySavepoints) {
+		t.Fatalf("request beyond %d queued: %v, want ErrTooManySavepoints", MaxQueuedSavepoints, err)
+	}
+	h.ackAll(1, 1, false, false)
+	// The first queued savepoint is now in progress: still the bound.
+	if _, err := h.c.TriggerSavepoint(SavepointRequest{Target: target, Type: event.Savepoint}); !errors.Is(err, ErrTooManySavepoints) {
+		t.Fatalf("request with %d queued or in progress: %v", MaxQueuedSavepoints, err)
+	}
+	for id := int64(2); id < 2+MaxQueuedSavepoints; id++ {
+		h.ackAll(1, id, true, false)
+	}
+	for _, id := range queued {
+		if op, ok := h.c.Operation(id); !ok || !op.Done || op.Failure != "" {
+			t.Fatalf("queued savepoint %s: %+v %v", id, op, ok)
+		}
+	}
+	// Requests that fail at once (the target is a file) finish one by
+	// one; the oldest finished operations are forgotten past the bound.
+	file := filepath.Join(t.TempDir(), "file")
+	if err := os.WriteFile(file, nil, 0o600); err != nil {
+		t.Fatal(err)
+	}
+	var last string
+	for range 2 * MaxSavepointOperations {
+		id, err := h.c.TriggerSavepoint(SavepointRequest{Target: file, Type: event.Savepoint})
+		if err != nil {
+			t.Fatal(err)
+		}
+		settle(h.c)
+		last = id
+	}
+	if op, ok := h.c.Operation(last); !ok || !op.Done || op.Failure == "" {
+		t.Fatalf("last request: %+v %v, want a failure naming the target", op, ok)
+	}
+	if _, ok := h.c.Operation(queued[0]); ok {
+		t.Fatal("the oldest operation is still remembered")
+	}
+	h.c.opsMu.Lock()
+	n, order := len(h.c.ops), len(h.c.opOrder)
+	h.c.opsMu.Unlock()
+	if n != MaxSavepointOperations || order != n {
+		t.Fatalf("%d operations remembered (%d in order), want %d", n, order, MaxSavepointOperations)
+	}
+}

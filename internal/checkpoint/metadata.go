@@ -53,13 +53,19 @@ var stateKinds = []string{"value", "list", "map", "reducing", "aggregating", "ti
 // Bounds of what one _metadata may hold, beyond its size: each is far above
 // what a job has, and keeps a hostile document from costing much to check.
 const (
-	maxOperators   = 4096
-	maxNameLen     = 256
-	maxStates      = 1024
-	maxLists       = 1024
-	maxFiles       = 1 << 16
-	maxListEntries = 1 << 31
+	maxOperators = 4096
+	maxNameLen   = 256
+	maxStates    = 1024
+	maxLists     = 1024
+	maxFiles     = 1 << 16
 )
+
+// MaxListEntries bounds the entries of all list states in one subtask's
+// operator state file. Operator state is small (source positions, a sink's
+// pending files); the bound keeps a forged file of empty entries from
+// costing a reader far more memory than its size (a slice header each).
+// The writer refuses more, so a snapshot taken can be restored.
+const MaxListEntries = 1 << 22
 
 // Metadata is a completed checkpoint or savepoint: the _metadata file.
 type Metadata struct {
@@ -329,6 +335,7 @@ func (m *Metadata) checkSubtask(o *OperatorState, s int, files map[string]bool) 
 			return fmt.Errorf("%d lists: at most %d", len(l.Lists), maxLists)
 		}
 		seen := map[string]bool{}
+		var total int64
 		for _, li := range l.Lists {
 			if li.Name == "" || len(li.Name) > maxNameLen || seen[li.Name] {
 				return fmt.Errorf("list name %q: empty, too long or repeated", li.Name)
@@ -337,9 +344,10 @@ func (m *Metadata) checkSubtask(o *OperatorState, s int, files map[string]bool) 
 			if li.Mode != ModeSplit && li.Mode != ModeUnion {
 				return fmt.Errorf("list %q: mode %q, want %s or %s", li.Name, li.Mode, ModeSplit, ModeUnion)
 			}
-			if li.Count < 0 || li.Count > maxListEntries {
-				return fmt.Errorf("list %q: count %d outside 0..%d", li.Name, li.Count, int64(maxListEntries))
+			if li.Count < 0 || li.Count > MaxListEntries-total {
+				return fmt.Errorf("list %q: count %d: want 0 or more, at most %d entries in all lists of a subtask", li.Name, li.Count, MaxListEntries)
 			}
+			total += li.Count
 		}
 	}
 	return nil

@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"encoding/json"
 	"fmt"
+	"path"
 	"reflect"
 	"strings"
 	"testing"
@@ -156,6 +157,10 @@ func TestMetadataRefused(t *testing.T) {
 		{"negative size", func(m *Metadata) { m.Operators[0].Subtasks[0].Operator.File.Size = -1 }, "size -1"},
 		{"list mode", func(m *Metadata) { m.Operators[0].Subtasks[0].Operator.Lists[0].Mode = "broadcast" }, "mode"},
 		{"list count", func(m *Metadata) { m.Operators[0].Subtasks[0].Operator.Lists[0].Count = -1 }, "count -1"},
+		{"list counts over the bound together", func(m *Metadata) {
+			l := m.Operators[0].Subtasks[0].Operator.Lists
+			l[0].Count, l[1].Count = MaxListEntries, 1
+		}, "at most 4194304 entries"},
 		{"list mode differs", func(m *Metadata) { m.Operators[0].Subtasks[1].Operator.Lists[0].Mode = ModeUnion }, "split in one subtask and union"},
 		{"list twice", func(m *Metadata) {
 			l := m.Operators[0].Subtasks[0].Operator
@@ -231,6 +236,12 @@ func FuzzUnmarshal(f *testing.F) {
 		// Whatever decodes is valid and can be assigned at any parallelism.
 		if _, err := Marshal(m); err != nil {
 			t.Fatalf("valid document does not re-encode: %v", err)
+		}
+		// Every file it names stays inside the snapshot's root, as written.
+		for _, f := range m.Files() {
+			if c := path.Clean(f.Path); c != f.Path || path.IsAbs(c) || c == ".." || strings.HasPrefix(c, "../") || c == MetadataName {
+				t.Fatalf("accepted file path %q", f.Path)
+			}
 		}
 		for _, o := range m.Operators {
 			for p := 1; p <= min(m.MaxParallelism, 4); p++ {

@@ -266,6 +266,13 @@ const (
 
 // writeLists writes the list states of one operator as the file name.
 func writeLists(files checkpoint.SnapshotFiles, name string, lists []listCopy) (*checkpoint.ListsHandle, int64, error) {
+	total := 0
+	for _, l := range lists {
+		total += len(l.entries)
+	}
+	if total > checkpoint.MaxListEntries {
+		return nil, 0, fmt.Errorf("operator state file %s: %d list entries, at most %d: a restore would refuse it", name, total, checkpoint.MaxListEntries)
+	}
 	w, err := files.Create(name)
 	if err != nil {
 		return nil, 0, fmt.Errorf("create operator state file %s: %w", name, err)
@@ -329,6 +336,7 @@ func readLists(b []byte, name string) (map[string]listCopy, error) {
 		return v, nil
 	}
 	out := map[string]listCopy{}
+	entries := uint64(0) // in all lists: each costs a slice header, maybe for one byte of file
 	for len(b) > 0 {
 		n, err := uv("list name length")
 		if err != nil {
@@ -351,6 +359,9 @@ func readLists(b []byte, name string) (map[string]listCopy, error) {
 		}
 		if count > uint64(len(b)) { // every entry takes at least its length byte
 			return nil, fail("list %q: %d entries in %d bytes", l.name, count, len(b))
+		}
+		if entries += count; entries > checkpoint.MaxListEntries {
+			return nil, fail("list %q: more than %d entries in the file's lists", l.name, checkpoint.MaxListEntries)
 		}
 		l.entries = make([][]byte, 0, count)
 		for range count {

@@ -2,6 +2,7 @@ package dataflow
 
 import (
 	"bytes"
+	"encoding/binary"
 	"errors"
 	"strings"
 	"testing"
@@ -94,13 +95,67 @@ func TestListsFileMalformed(t *testing.T) {
 	}
 }
 
+// TestListsFileEntryBound: an operator state file of many empty entries
+// costs a reader a slice header per byte; past checkpoint.MaxListEntries
+// (over all its lists) it is refused naming the file and the list, and
+// the writer refuses to write what the reader would refuse.
+func TestListsFileEntryBound(t *testing.T) {
+	file := func(counts ...int) []byte {
+		b := []byte(listsMagic + "\x01")
+		for i, n := range counts {
+			b = append(b, 2, 'l', byte('0'+i), byte(state.Split))
+			b = binary.AppendUvarint(b, uint64(n))
+			b = append(b, make([]byte, n)...) // n empty entries
+		}
+		return b
+	}
+	if _, err := readLists(file(checkpoint.MaxListEntries/2, checkpoint.MaxListEntries/2), "ok"); err != nil {
+		t.Fatalf("%d entries: %v", checkpoint.MaxListEntries, err)
+	}
+	for _, counts := range [][]int{{checkpoint.MaxListEntries + 1}, {checkpoint.MaxListEntries, 1}} {
+		_, err := readLists(file(counts...), "chk-3/0-0-operator")
+		if err == nil || !strings.Contains(err.Error(), "operator state file chk-3/0-0-operator") || !strings.Contains(err.Error(), "more than 4194304 entries") {
+			t.Errorf("lists of %v empty entries: %v, want a refusal naming the file and the bound", counts, err)
+		}
+	}
+	files := memFiles{}
+	_, _, err := writeLists(files, "big", []listCopy{{name: "a", mode: state.Union, entries: make([][]byte, checkpoint.MaxListEntries)}, {name: "b", mode: state.Split, entries: make([][]byte, 1)}})
+	if err == nil || !strings.Contains(err.Error(), "operator state file big") {
+		t.Errorf("writing %d entries: %v, want a refusal", checkpoint.MaxListEntries+1, err)
+	}
+	if _, ok := files["big"]; ok {
+		t.Error("the refused file was created")
+	}
+}
+
 // FuzzReadLists: readLists never panics and accepts only what it can re-encode.
 func FuzzReadLists(f *testing.F) {
 	files := memFiles{}
 	_, _, _ = writeLists(files, "f", []listCopy{{name: "l", mode: state.Union, entries: [][]byte{[]byte("abc")}}})
 	f.Add(files["f"].Bytes())
 	f.Fuzz(func(t *testing.T, b []byte) {
-		_, _ = readLists(b, "f")
+		lists, err := readLists(b, "f")
+		if err != nil {
+			return
+		}
+		// What is accepted is within the bound and writes back to the same lists.
+		var in []listCopy
+		n := 0
+		for _, l := range lists {
+			in = append(in, l)
+			n += len(l.entries)
+		}
+		if n > checkpoint.MaxListEntries {
+			t.Fatalf("%d entries accepted, more than %d", n, checkpoint.MaxListEntries)
+		}
+		out := memFiles{}
+		if _, _, err := writeLists(out, "g", in); err != nil {
+			t.Fatalf("accepted lists do not write back: %v", err)
+		}
+		again, err := readLists(out["g"].Bytes(), "g")
+		if err != nil || len(again) != len(lists) {
+			t.Fatalf("written back: %d lists, %v", len(again), err)
+		}
 	})
 }
 

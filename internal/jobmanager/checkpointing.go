@@ -1,9 +1,12 @@
 package jobmanager
 
 import (
+	"bytes"
 	"context"
 	"encoding/json"
+	"errors"
 	"fmt"
+	"io"
 	"slices"
 	"strings"
 	"time"
@@ -380,17 +383,36 @@ func taskRef(r *controlpb.TaskRef) checkpoint.TaskRef {
 	return checkpoint.TaskRef{TaskManagerID: r.TaskmanagerId, Attempt: int(r.Attempt), Vertex: int(r.Vertex), Subtask: int(r.Subtask)}
 }
 
-func (s *rpcServer) AcknowledgeCheckpoint(ctx context.Context, req *controlpb.AcknowledgeCheckpointRequest) (*controlpb.Ack, error) {
-	ack := checkpoint.Ack{CheckpointID: req.CheckpointId, Operators: map[string]checkpoint.SubtaskState{}, Finished: req.Finished}
+// ackOperators decodes the per-operator states of an acknowledgement as
+// _metadata is decoded: one JSON object each, unknown fields and anything
+// after the object refused. What they hold is checked by the coordinator.
+func ackOperators(req *controlpb.AcknowledgeCheckpointRequest) (map[string]checkpoint.SubtaskState, error) {
+	out := map[string]checkpoint.SubtaskState{}
 	for name, b := range req.Operators {
 		var st checkpoint.SubtaskState
-		dec := json.NewDecoder(strings.NewReader(string(b)))
+		dec := json.NewDecoder(bytes.NewReader(b))
 		dec.DisallowUnknownFields()
-		if err := dec.Decode(&st); err != nil {
+		err := dec.Decode(&st)
+		if err == nil {
+			if _, terr := dec.Token(); !errors.Is(terr, io.EOF) {
+				err = errors.New("data after the JSON object")
+			}
+		}
+		if err != nil {
 			return nil, status.Errorf(codes.InvalidArgument, "checkpoint %d: the state of operator %q: %v", req.CheckpointId, name, err)
 		}
-		ack.Operators[name] = st
+		out[name] = st
 	}
+	return out, nil
+}
+
+func (s *rpcServer) AcknowledgeCheckpoint(ctx context.Context, req *controlpb.AcknowledgeCheckpointRequest) (*controlpb.Ack, error) {
+	ops, err := ackOperators(req)
+	if err != nil {
+		s.jm.log.Warn("checkpoint acknowledgement refused", "job", req.GetTask().GetJobId(), "taskmanager", req.GetTask().GetTaskmanagerId(), "checkpoint", req.CheckpointId, "err", err)
+		return nil, err
+	}
+	ack := checkpoint.Ack{CheckpointID: req.CheckpointId, Operators: ops, Finished: req.Finished}
 	if m := req.Metrics; m != nil {
 		ack.Metrics = checkpoint.AckMetrics{
 			SyncDuration: time.Duration(m.SyncDurationMs) * time.Millisecond, AsyncDuration: time.Duration(m.AsyncDurationMs) * time.Millisecond,
@@ -406,6 +428,7 @@ func (s *rpcServer) AcknowledgeCheckpoint(ctx context.Context, req *controlpb.Ac
 	}
 	ack.Task = taskRef(req.Task)
 	if err := j.ckpt.coord.Acknowledge(ack); err != nil {
+		jm.log.Warn("checkpoint acknowledgement refused", "job", j.id, "checkpoint", req.CheckpointId, "err", err)
 		return nil, status.Errorf(codes.FailedPrecondition, "%v", err)
 	}
 	return &controlpb.Ack{}, nil

@@ -209,3 +209,30 @@ func TestLocalClusterCheckpointsDir(t *testing.T) {
 		t.Errorf("the job's directory is not under the configured state.checkpoints.dir: %v", err)
 	}
 }
+
+// TestSubmitSavepointPathParsedOnce: the path a submission names is
+// authorized as file:<dir> after one parse (a file: URI's %-escapes
+// decoded, then cleaned); the restore must read that directory, not parse
+// the raw path again another way. Here the raw path decodes to in/sp, but
+// read literally it is a directory below secret/ whose name is "%2e%2e".
+func TestSubmitSavepointPathParsedOnce(t *testing.T) {
+	_, base := startCluster(t, nil)
+	root := t.TempDir()
+	authorized := filepath.Join(root, "in", "sp")
+	literal := filepath.Join(root, "secret", "%2e%2e", "in", "sp")
+	if err := os.MkdirAll(authorized, 0o700); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(filepath.Join(authorized, "_metadata"), []byte("metadata"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	// Read literally, the path has a _metadata that is a directory.
+	if err := os.MkdirAll(filepath.Join(literal, "_metadata"), 0o700); err != nil {
+		t.Fatal(err)
+	}
+	raw := "file://" + filepath.Join(root, "secret") + "/%2e%2e/in/sp"
+	code, out := submitGenerator(t, base, nil, map[string]any{"savepointPath": raw})
+	if code != http.StatusBadRequest || !strings.Contains(out, "checkpoint file _metadata") || strings.Contains(out, "not a regular file") {
+		t.Errorf("savepoint %s: %d %s\nwant the refusal of %s's garbage _metadata (the directory authorized), not of %s", raw, code, out, authorized, literal)
+	}
+}

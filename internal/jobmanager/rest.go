@@ -450,6 +450,16 @@ func (rs *restServer) submit(w http.ResponseWriter, r *http.Request) {
 		writeError(w, http.StatusForbidden, "%s", reason)
 		return
 	}
+	if sub.SavepointPath != "" {
+		dir, _ := savepointDir(sub.SavepointPath) // checked above
+		if ok, reason, err := rs.mayRestoreCheckpoint(r, dir); err != nil {
+			writeError(w, http.StatusInternalServerError, "authorization failed (request %s): %v", RequestID(r.Context()), err)
+			return
+		} else if !ok {
+			writeError(w, http.StatusForbidden, "%s", reason)
+			return
+		}
+	}
 	res, err := rs.jm.SubmitJob(sub)
 	if errors.Is(err, ErrBadSubmission) {
 		writeError(w, http.StatusBadRequest, "%v", err)

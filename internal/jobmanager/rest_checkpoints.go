@@ -136,6 +136,10 @@ func (rs *restServer) savepoint(w http.ResponseWriter, r *http.Request, stop boo
 			writeError(w, http.StatusForbidden, "%s", reason)
 			return
 		}
+		if err := rs.jm.checkSavepointTarget(target, j); err != nil {
+			writeError(w, http.StatusBadRequest, "%v", err)
+			return
+		}
 	}
 	rs.jm.mu.Lock()
 	state := j.state
@@ -152,6 +156,10 @@ func (rs *restServer) savepoint(w http.ResponseWriter, r *http.Request, stop boo
 		req.Type, req.Cancel = event.SavepointSuspend, !stop && body.CancelJob
 	}
 	id, err := jc.coord.TriggerSavepoint(req)
+	if errors.Is(err, checkpoint.ErrTooManySavepoints) {
+		writeError(w, http.StatusTooManyRequests, "job %s: %v", j.id, err)
+		return
+	}
 	if err != nil {
 		writeError(w, http.StatusConflict, "%v", err)
 		return

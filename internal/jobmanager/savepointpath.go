@@ -4,11 +4,14 @@ import (
 	"errors"
 	"fmt"
 	"io/fs"
+	"net/http"
 	"path/filepath"
+	"strings"
 	"syscall"
 
 	"github.com/sluice-dev/sluice/internal/checkpoint"
 	"github.com/sluice-dev/sluice/internal/config"
+	"github.com/sluice-dev/sluice/internal/security/authz"
 	"github.com/sluice-dev/sluice/internal/security/fsguard"
 )
 
@@ -70,4 +73,62 @@ func openMetadata(dir string) error {
 		return err
 	}
 	return f.Close()
+}
+
+// checkSavepointTarget refuses a savepoint target directory a request
+// names inside the cluster's own storage: state.checkpoints.dir (every
+// job's checkpoints: a savepoint there would sit in another job's private
+// directory and be deleted with its checkpoints) and the JobManager's
+// working directory. The data-level check decides who may write where;
+// this holds even for a caller allowed to write there, since no job's
+// data belongs in them. Links are not followed when the savepoint is
+// created, so the paths compared are the ones written to.
+func (jm *JobManager) checkSavepointTarget(target string, j *job) error {
+	for _, d := range []struct{ dir, what string }{
+		{jm.set.CheckpointsDir, config.CheckpointsDirKey + " (the cluster's checkpoints)"},
+		{j.checkpoints.Dir, config.CheckpointsDirKey + " (the job's checkpoints)"},
+		{jm.workDir, "the JobManager's working directory"},
+	} {
+		if d.dir != "" && within(target, d.dir) {
+			return fmt.Errorf("target-directory %s is inside %s %s: savepoints go to a directory of their own; give another target-directory or leave it out to use %s", target, d.what, d.dir, config.SavepointsDirKey)
+		}
+	}
+	return nil
+}
+
+// within reports whether the clean absolute path p is dir or below it (a
+// relative dir, as --work-dir may be, is taken from the current directory).
+func within(p, dir string) bool {
+	dir, err := filepath.Abs(dir)
+	if err != nil {
+		return false
+	}
+	rel, err := filepath.Rel(dir, p)
+	return err == nil && rel != ".." && !strings.HasPrefix(rel, "../")
+}
+
+// mayRestoreCheckpoint decides a restore from inside state.checkpoints.dir
+// (a retained checkpoint, <dir>/<job id>/chk-N): that is another job's
+// state, so besides read on the path (decided before) the caller must be
+// allowed to view that job, as for its other data through the REST API. A
+// path there that names no job the JobManager knows is refused: restore a
+// savepoint instead.
+func (rs *restServer) mayRestoreCheckpoint(r *http.Request, dir string) (bool, string, error) {
+	root := rs.jm.set.CheckpointsDir
+	if root == "" || !within(dir, root) {
+		return true, "", nil
+	}
+	rel, _ := filepath.Rel(root, dir)
+	jobID, _, _ := strings.Cut(filepath.ToSlash(rel), "/")
+	acl := rs.jm.jobACL(jobID)
+	if jobID == "." || acl == nil {
+		return false, fmt.Sprintf("savepointPath %s is inside %s %s but is no checkpoint of a job this JobManager knows: restore from a savepoint (sluice savepoint, sluice stop) instead", dir, config.CheckpointsDirKey, root), nil
+	}
+	a := attributes(r, authz.VerbView, "job/"+jobID)
+	a.Job = acl
+	ok, reason, _, err := rs.sec.authz.decide(r.Context(), a, true)
+	if err != nil || ok {
+		return ok, "", err
+	}
+	return false, fmt.Sprintf("savepointPath %s is a checkpoint of job %s, whose state %s may not view: %s", dir, jobID, a.User, reason), nil
 }

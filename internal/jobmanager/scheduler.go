@@ -137,7 +137,9 @@ func (jm *JobManager) submit(s Submission) (string, []string, error) {
 	}
 	var restoreFrom *checkpoint.CompletedCheckpoint
 	if savepoint != "" {
-		if restoreFrom, err = jm.loadSavepoint(s.SavepointPath, plan, s.AllowNonRestoredState); err != nil {
+		// The directory resolveSavepoint found, not the raw path again: what is
+		// read is what the REST layer authorized (one parse of the path).
+		if restoreFrom, err = jm.loadSavepoint(savepoint, plan, s.AllowNonRestoredState); err != nil {
 			return "", nil, &SubmissionError{err}
 		}
 	}

@@ -51,6 +51,17 @@ func (s *rpcServer) TriggerCheckpoint(ctx context.Context, req *controlpb.Trigge
 		jr.targets[req.CheckpointId] = filepath.Clean(req.Target)
 		jr.mu.Unlock()
 	}
+	// The JobManager triggers a snapshot only when the one before it has
+	// completed or was aborted: older savepoints' directories are no longer
+	// written (a task still aligning an aborted one declines it), so an
+	// attempt keeps at most the current one however many savepoints are taken.
+	jr.mu.Lock()
+	for id := range jr.targets {
+		if id < req.CheckpointId {
+			delete(jr.targets, id)
+		}
+	}
+	jr.mu.Unlock()
 	var missing []string
 	for _, src := range req.Sources {
 		t := jr.task(int(src.Vertex), int(src.Subtask))
@@ -182,6 +193,11 @@ func (tm *TaskManager) taskCheckpointing(jr *jobRun, t *runningTask, d *controlp
 		mu    sync.Mutex
 		trees []*fsguard.Tree
 		ckpt  *fsguard.Tree
+		// savepoints are the open directories of savepoints being written, by
+		// id: each is closed when the task acknowledges or declines it (its
+		// files are written by then), so a job's savepoints, however many,
+		// do not hold a descriptor each until the task ends.
+		savepoints = map[int64]*fsguard.Tree{}
 	)
 	cleanup := func() {
 		mu.Lock()
@@ -190,6 +206,20 @@ func (tm *TaskManager) taskCheckpointing(jr *jobRun, t *runningTask, d *controlp
 			tr.Close()
 		}
 		trees = nil
+		for id, tr := range savepoints {
+			tr.Close()
+			delete(savepoints, id)
+		}
+	}
+	// done closes savepoint id's directory once the task's snapshot of it
+	// has ended (acknowledged or declined).
+	done := func(id int64) {
+		mu.Lock()
+		defer mu.Unlock()
+		if tr, ok := savepoints[id]; ok {
+			tr.Close()
+			delete(savepoints, id)
+		}
 	}
 	tc := &dataflow.TaskCheckpointing{Periodic: cs.Periodic}
 	if cs.Mode == controlpb.CheckpointingMode_AT_LEAST_ONCE {
@@ -203,11 +233,14 @@ func (tm *TaskManager) taskCheckpointing(jr *jobRun, t *runningTask, d *controlp
 			if !ok {
 				return nil, fmt.Errorf("savepoint %d: its directory is unknown on taskmanager %s", info.ID, tm.id)
 			}
+			if _, ok := savepoints[info.ID]; ok {
+				return nil, fmt.Errorf("savepoint %d: already being written by this task", info.ID)
+			}
 			tree, err := openTree(target, fsguard.StateDir)
 			if err != nil {
 				return nil, fmt.Errorf("savepoint %d: %w", info.ID, err)
 			}
-			trees = append(trees, tree)
+			savepoints[info.ID] = tree
 			return checkpoint.NewSnapshotFiles(tree, d.JobId, tm.ckptKey, info)
 		}
 		if cs.Dir == "" {
@@ -224,6 +257,7 @@ func (tm *TaskManager) taskCheckpointing(jr *jobRun, t *runningTask, d *controlp
 		return checkpoint.NewSnapshotFiles(ckpt, d.JobId, tm.ckptKey, info)
 	}
 	tc.Ack = func(info checkpoint.Info, ops map[string]checkpoint.SubtaskState, m dataflow.CheckpointMetrics) {
+		defer done(info.ID)
 		finished := len(ops) > 0
 		for _, st := range ops {
 			finished = finished && st.Finished
@@ -235,7 +269,10 @@ func (tm *TaskManager) taskCheckpointing(jr *jobRun, t *runningTask, d *controlp
 			tm.decline(t, info.ID, err.Error())
 		}
 	}
-	tc.Decline = func(id int64, reason string) { tm.decline(t, id, reason) }
+	tc.Decline = func(id int64, reason string) {
+		defer done(id)
+		tm.decline(t, id, reason)
+	}
 	tc.EndOfData = func() { tm.endOfData(t) }
 	if rs := d.Restore; rs != nil {
 		if err := tm.restoreFor(jr, d, tc, &trees, &mu); err != nil {

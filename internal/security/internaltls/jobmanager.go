@@ -17,6 +17,8 @@ import (
 	"google.golang.org/grpc/credentials"
 	"google.golang.org/grpc/peer"
 	"google.golang.org/grpc/status"
+	"google.golang.org/protobuf/proto"
+	"google.golang.org/protobuf/reflect/protoreflect"
 
 	"github.com/sluice-dev/sluice/internal/config"
 	controlpb "github.com/sluice-dev/sluice/internal/rpc/proto"
@@ -228,7 +230,45 @@ func (jm *JobManager) Register(gs *grpc.Server) {
 	}
 }
 
-type taskManagerRequest interface{ GetTaskmanagerId() string }
+// taskManagerIDs returns every TaskManager id a request names: each
+// string field taskmanager_id (empty ones too), at the top or in a nested
+// message (a checkpoint acknowledgement names its task in a TaskRef), so
+// that a new message cannot name a TaskManager where the check below does
+// not look.
+func taskManagerIDs(req any) []string {
+	m, ok := req.(proto.Message)
+	if !ok {
+		return nil
+	}
+	var ids []string
+	var walk func(m protoreflect.Message)
+	walk = func(m protoreflect.Message) {
+		fields := m.Descriptor().Fields()
+		for i := 0; i < fields.Len(); i++ {
+			fd := fields.Get(i)
+			switch {
+			case fd.Name() == "taskmanager_id" && fd.Kind() == protoreflect.StringKind && fd.Cardinality() != protoreflect.Repeated:
+				ids = append(ids, m.Get(fd).String())
+			case !m.Has(fd):
+			case fd.IsMap():
+				if fd.MapValue().Kind() == protoreflect.MessageKind {
+					m.Get(fd).Map().Range(func(_ protoreflect.MapKey, e protoreflect.Value) bool { walk(e.Message()); return true })
+				}
+			case fd.IsList():
+				if fd.Kind() == protoreflect.MessageKind {
+					l := m.Get(fd).List()
+					for j := 0; j < l.Len(); j++ {
+						walk(l.Get(j).Message())
+					}
+				}
+			case fd.Kind() == protoreflect.MessageKind:
+				walk(m.Get(fd).Message())
+			}
+		}
+	}
+	walk(m.ProtoReflect())
+	return ids
+}
 
 // authorizeCall is service-level authorization of the control plane: the
 // ServiceACL table, and a call naming a TaskManager must come from that
@@ -250,11 +290,16 @@ func (jm *JobManager) authorizeCall(ctx context.Context, req any, info *grpc.Una
 		jm.refusals.log(jm.log, ctx, info.FullMethod, "", err)
 		return nil, err
 	}
-	if r, ok := req.(taskManagerRequest); ok && id.ClusterID != "" && !id.MayActAs(r.GetTaskmanagerId()) {
-		err := status.Errorf(codes.PermissionDenied, "%s may not act as taskmanager %q: its certificate names taskmanager %q; start the TaskManager without --id (it takes the id from its certificate) or with --id %s, or give it a certificate for %q or a shared one (spiffe://%s/taskmanager)",
-			id, r.GetTaskmanagerId(), id.ID, id.ID, r.GetTaskmanagerId(), id.ClusterID)
-		jm.refusals.log(jm.log, ctx, info.FullMethod, r.GetTaskmanagerId(), err)
-		return nil, err
+	if id.ClusterID != "" {
+		for _, tm := range taskManagerIDs(req) {
+			if id.MayActAs(tm) {
+				continue
+			}
+			err := status.Errorf(codes.PermissionDenied, "%s may not act as taskmanager %q: its certificate names taskmanager %q; start the TaskManager without --id (it takes the id from its certificate) or with --id %s, or give it a certificate for %q or a shared one (spiffe://%s/taskmanager)",
+				id, tm, id.ID, id.ID, tm, id.ClusterID)
+			jm.refusals.log(jm.log, ctx, info.FullMethod, tm, err)
+			return nil, err
+		}
 	}
 	return handler(ctx, req)
 }
