@@ -30,9 +30,7 @@ func checkpointCluster(t *testing.T, n int, tls bool, defines ...string) (*clust
 		"restart-strategy.fixed-delay.delay=500 ms",
 	}, defines...)
 	if tls {
-		// Join tokens of unbounded use: the test starts a TaskManager after the kill.
-		c, _ := autoCluster(t, n, append(defines, "security.ssl.internal.auto.join-token.max-uses=0")...)
-		return c, ckpt
+		return tlsEverywhereCluster(t, n, defines), ckpt
 	}
 	return startClusterWith(t, clusterSpec{n: n, slots: 2, defines: defines}), ckpt
 }
@@ -467,4 +465,27 @@ func TestCheckpointBadInput(t *testing.T) {
 	if code == 0 || !strings.Contains(stderr, "state.checkpoints.dir") {
 		t.Errorf("no checkpoint dir: exit %d: %s", code, stderr)
 	}
+}
+
+// tlsEverywhereCluster is a cluster with TLS on every connection: internal
+// mutual TLS with a certificate per process (tm-1 to tm-3), and the REST API
+// over HTTPS, which the test and the CLI reach trusting the cluster's CA.
+func tlsEverywhereCluster(t *testing.T, n int, defines []string) *cluster {
+	t.Helper()
+	dir := filepath.Join(t.TempDir(), "certs")
+	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+	defer cancel()
+	if _, stderr, code := runSluice(ctx, t, "security", "create-certs", "--out", dir, "--cluster-id", "c1",
+		"--taskmanager-ids", "tm-1,tm-2,tm-3", "--hosts", "localhost,127.0.0.1"); code != 0 {
+		t.Fatalf("create-certs: %s", stderr)
+	}
+	trust := filepath.Join(dir, "truststore.pem")
+	spec := identitySpec(dir, trust, n, append(defines, "security.ssl.rest.enabled=true",
+		"security.ssl.rest.keystore="+filepath.Join(dir, "rest.pem"))...)
+	spec.restTrust = trust
+	c := startClusterWith(t, spec)
+	if !strings.HasPrefix(c.restURL, "https://") {
+		t.Fatalf("the REST API is not served over HTTPS: %s", c.restURL)
+	}
+	return c
 }

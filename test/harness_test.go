@@ -5,6 +5,8 @@ package test
 import (
 	"bytes"
 	"context"
+	"crypto/tls"
+	"crypto/x509"
 	"encoding/json"
 	"fmt"
 	"io"
@@ -187,6 +189,10 @@ type cluster struct {
 	spec     clusterSpec
 	blobPort int
 	restURLs map[string]string // REST listener name -> URL, from the JobManager's log
+	// client, when set, makes get's requests (a REST listener with TLS); cliArgs are added to
+	// every sluice command (the CLI's trust store for it).
+	client  *http.Client
+	cliArgs []string
 }
 
 // startCluster starts a JobManager and n TaskManagers of `slots` slots with
@@ -202,6 +208,9 @@ type clusterSpec struct {
 	defines  []string             // every process
 	jm       []string             // the JobManager only
 	tm       func(i int) []string // TaskManager i (1-based) only
+	// restTrust, when set, is the PEM trust store of a REST API served over HTTPS: the
+	// test's requests and the CLI trust it.
+	restTrust string
 }
 
 func defineArgs(ds []string) []string {
@@ -216,6 +225,18 @@ func startClusterWith(t *testing.T, spec clusterSpec) *cluster {
 	t.Helper()
 	n, slots, defines := spec.n, spec.slots, spec.defines
 	c := &cluster{t: t, spec: spec}
+	if spec.restTrust != "" {
+		pem, err := os.ReadFile(spec.restTrust)
+		if err != nil {
+			t.Fatal(err)
+		}
+		pool := x509.NewCertPool()
+		if !pool.AppendCertsFromPEM(pem) {
+			t.Fatalf("%s: no certificate", spec.restTrust)
+		}
+		c.client = &http.Client{Timeout: 10 * time.Second, Transport: &http.Transport{TLSClientConfig: &tls.Config{RootCAs: pool}}}
+		c.cliArgs = []string{"-D", "security.ssl.rest.enabled=true", "-D", "security.ssl.rest.truststore=" + spec.restTrust}
+	}
 	// The JobManager binds port 0 and the test reads the ports it got from
 	// its log: a port the test picked and closed could be taken by another
 	// connection before the JobManager binds it.
@@ -293,7 +314,11 @@ func (c *cluster) addTM() *proc {
 }
 
 func (c *cluster) get(path string, out any) error {
-	resp, err := http.Get(c.restURL + path)
+	client := c.client
+	if client == nil {
+		client = http.DefaultClient
+	}
+	resp, err := client.Get(c.restURL + path)
 	if err != nil {
 		return err
 	}
@@ -321,7 +346,7 @@ func (c *cluster) waitFor(timeout time.Duration, what string, cond func() bool) 
 // exit code.
 func (c *cluster) sluice(ctx context.Context, args ...string) (string, string, int) {
 	c.t.Helper()
-	return runSluice(ctx, c.t, append(args, "--jobmanager", c.restURL)...)
+	return runSluice(ctx, c.t, append(append(args, "--jobmanager", c.restURL), c.cliArgs...)...)
 }
 
 func runSluice(ctx context.Context, t *testing.T, args ...string) (string, string, int) {
