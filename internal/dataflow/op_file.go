@@ -86,14 +86,13 @@ func (f *FileOptions) Plan(pc *PlanContext) (Schema, error) {
 		if len(f.Fields) > 0 {
 			return nil, o.errf("fields", "a text source has the single field line")
 		}
-		schema = Schema{{"line", KindString}}
+		schema = Schema{{Name: "line", Kind: KindString}}
 	case "json":
-		for _, name := range f.Fields {
-			if err := checkFieldName(o, "fields", name); err != nil {
-				return nil, err
-			}
-			schema = append(schema, Field{name, KindAny})
+		s, err := jsonSchema(o, f.Fields)
+		if err != nil {
+			return nil, err
 		}
+		schema = s
 	default:
 		fields := f.Fields
 		if len(fields) == 0 {
@@ -110,7 +109,7 @@ func (f *FileOptions) Plan(pc *PlanContext) (Schema, error) {
 			if err := checkFieldName(o, "fields", name); err != nil {
 				return nil, err
 			}
-			schema = append(schema, Field{name, KindString})
+			schema = append(schema, Field{Name: name, Kind: KindString})
 		}
 	}
 	f.schema = schema
@@ -335,13 +334,7 @@ func (f *fileSource) parse(line string, rec Record) error {
 			}
 			return nil
 		}
-		var obj map[string]json.RawMessage
-		if err := json.Unmarshal([]byte(line), &obj); err != nil {
-			return fmt.Errorf("want one JSON object per line: %w", err)
-		}
-		for i, name := range f.fields {
-			rec[i] = jsonValue(obj[name])
-		}
+		return parseJSONObject([]byte(line), f.schema, rec)
 	}
 	return nil
 }
@@ -647,16 +640,8 @@ func (s *fileSink) Process(_ int, e *Element) error {
 		}
 		err = p.csv.Write(s.row)
 	case "json":
-		s.buf = append(s.buf[:0], '{')
-		for i, v := range r {
-			if i > 0 {
-				s.buf = append(s.buf, ',')
-			}
-			s.buf = appendJSON(s.buf, s.schema[i].Name)
-			s.buf = append(s.buf, ':')
-			s.buf = appendJSON(s.buf, v.native())
-		}
-		s.buf = append(s.buf, '}', '\n')
+		s.buf = AppendJSONRecord(s.buf[:0], s.schema, r)
+		s.buf = append(s.buf, '\n')
 		_, err = p.w.Write(s.buf)
 	default:
 		s.buf = appendPrintLine(s.buf[:0], r)

@@ -88,7 +88,7 @@ func (m *MapOptions) Plan(pc *PlanContext) (Schema, error) {
 			return nil, o.errf("fields."+ne.Name, "CEL type error: %q is of type %s: a field must be a scalar", ne.Expr, e.out)
 		}
 		exprs = append(exprs, e)
-		schema = append(schema, Field{ne.Name, kindOf(e.out)})
+		schema = append(schema, Field{Name: ne.Name, Kind: kindOf(e.out)})
 	}
 	m.exprs = exprs
 	return schema, nil
