@@ -13,6 +13,7 @@ package nexmark
 import (
 	"math"
 	"math/bits"
+	"slices"
 	"strconv"
 )
 
@@ -393,19 +394,21 @@ func (r *rng) int63n(k int64) int64 {
 func (r *rng) float() float64 { return float64(r.next()>>11) / (1 << 53) }
 
 // price is a price in cents, log-uniform between $1 and $1,000,000 as in the benchmark.
-func (r *rng) price() int64 { return int64(math.Round(math.Pow(10, r.float()*6) * 100)) }
+func (r *rng) price() int64 { return int64(math.Round(math.Exp(r.float()*6*math.Ln10) * 100)) }
 
 // wordChars maps 6 random bits to a character: lower-case letters, some spaces.
 const wordChars = "abcdefghijklmnopqrstuvwxyzabcdefghijklmnopqrstuvwxyz eaiotnrs   "
 
 // appendWord appends n random characters, ten from each draw.
 func (r *rng) appendWord(b []byte, n int) []byte {
-	for n > 0 {
+	start := len(b)
+	b = slices.Grow(b, n)[:start+n]
+	dst := b[start:]
+	for i := 0; i < len(dst); i += 10 {
 		x := r.next()
-		for k := 0; k < 10 && n > 0; k++ {
-			b = append(b, wordChars[x&63])
+		for k := i; k < min(i+10, len(dst)); k++ {
+			dst[k] = wordChars[x&63]
 			x >>= 6
-			n--
 		}
 	}
 	return b
