@@ -1,6 +1,7 @@
 package dataflow
 
 import (
+	"encoding/binary"
 	"encoding/json"
 	"fmt"
 	"math"
@@ -51,13 +52,43 @@ func appendJSONValue(dst []byte, f Field, v Value) []byte {
 	case KindString:
 		return appendJSONString(dst, v.s)
 	case KindStruct:
-		var r Record
-		if err := decodeRecordString(v.s, &r, 0); err != nil {
-			return append(dst, "null"...)
-		}
-		return AppendJSONRecord(dst, f.Fields, r)
+		return appendJSONStruct(dst, f.Fields, v.s)
 	}
 	return appendJSON(dst, v.native())
+}
+
+// appendJSONStruct writes the encoded nested record enc as an object, reading its values in
+// place rather than decoding them into a record.
+func appendJSONStruct(dst []byte, s Schema, enc string) []byte {
+	if len(enc) == 0 {
+		return append(dst, '{', '}')
+	}
+	b := bytesOf(enc)
+	n, off := binary.Uvarint(b)
+	if off <= 0 {
+		return append(dst, "null"...)
+	}
+	dst = append(dst, '{')
+	for i := range int(n) {
+		v, err := valueAt(b, off)
+		if err != nil {
+			break
+		}
+		off, _ = skipShallow(b, off)
+		if i > 0 {
+			dst = append(dst, ',')
+		}
+		var f Field
+		if i < len(s) {
+			f = s[i]
+		} else {
+			f = Field{Name: "f" + strconv.Itoa(i), Kind: KindAny}
+		}
+		dst = appendJSONString(dst, f.Name)
+		dst = append(dst, ':')
+		dst = appendJSONValue(dst, f, v)
+	}
+	return append(dst, '}')
 }
 
 // appendJSONString quotes s as JSON: control characters, quotes and backslashes escaped,
