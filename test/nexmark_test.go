@@ -1,0 +1,76 @@
+package test
+
+import (
+	"context"
+	"fmt"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+)
+
+// TestNexmarkAcrossTaskManagers runs nexmark -> filter (bids) -> key_by a nested field ->
+// json file sink at -p 2 on two TaskManagers of one slot each, so records with nested
+// objects cross the network between them, and checks the output is exactly the bid lines
+// of `sluice nexmark generate` with the same seed.
+func TestNexmarkAcrossTaskManagers(t *testing.T) {
+	const events = 20000
+	ctx, cancel := context.WithTimeout(context.Background(), 3*time.Minute)
+	defer cancel()
+	ref, stderr, code := runSluice(ctx, t, "nexmark", "generate", "--events", fmt.Sprint(events), "--seed", "4")
+	if code != 0 {
+		t.Fatalf("sluice nexmark generate: exit %d\n%s", code, stderr)
+	}
+	var want []string
+	all := strings.Split(strings.TrimSuffix(ref, "\n"), "\n")
+	if len(all) != events {
+		t.Fatalf("generate wrote %d lines, want %d", len(all), events)
+	}
+	for _, l := range all {
+		if strings.HasPrefix(l, `{"event_type":2,`) {
+			want = append(want, l)
+		}
+	}
+	if len(want) != events*46/50 {
+		t.Fatalf("%d bids among %d events, want 92 %%", len(want), events)
+	}
+
+	c := startCluster(t, 2, 1)
+	dir := t.TempDir()
+	out := filepath.Join(dir, "out")
+	spec := filepath.Join(dir, "nexmark.yaml")
+	if err := os.WriteFile(spec, []byte(fmt.Sprintf(`name: nexmark-bids
+operators:
+  - {name: events, type: nexmark, events: %d, seed: 4}
+  - {name: bids, type: filter, input: events, expr: 'event_type == 2'}
+  - {name: by-auction, type: key_by, input: bids, key: bid.auction}
+  - {name: out, type: file, input: by-auction, format: json, path: %s}
+`, events, out)), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	stdout, stderr, code := c.sluice(ctx, "run", spec, "-p", "2")
+	if code != 0 {
+		t.Fatalf("sluice run: exit %d\n%s\n%s", code, stdout, stderr)
+	}
+	entries, err := os.ReadDir(out)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var got []string
+	for _, e := range entries {
+		b, err := os.ReadFile(filepath.Join(out, e.Name()))
+		if err != nil {
+			t.Fatal(err)
+		}
+		got = append(got, strings.Split(strings.TrimSuffix(string(b), "\n"), "\n")...)
+	}
+	if len(entries) != 2 {
+		t.Errorf("%d part files, want one per sink subtask (2): %v", len(entries), entries)
+	}
+	equalLines(t, sortedLines(strings.Join(got, "\n")), sortedLines(strings.Join(want, "\n")))
+	// Two slots of two one-slot TaskManagers: the job was spread over both.
+	if !regexpMatch(`msg="job scheduled" .* tasks=4 slots=2`, c.jm.Log()) {
+		t.Errorf("the job did not take a slot on each TaskManager:\n%s", c.jm.Log())
+	}
+}
