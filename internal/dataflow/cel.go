@@ -315,6 +315,10 @@ type activation struct {
 	names  map[string]int
 	fields Schema
 	rec    Record
+	// structs holds one view per field, reused from record to record so that reading a
+	// nested field allocates nothing: a view is only read during the evaluation that
+	// resolved it (results that are containers never become record fields).
+	structs []celStruct
 }
 
 var _ interpreter.Activation = (*activation)(nil)
@@ -333,7 +337,15 @@ func (a *activation) ResolveName(name string) (any, bool) {
 		return nil, false
 	}
 	if a.fields[i].Kind == KindStruct {
-		return newCELStruct(a.fields[i].Fields, a.rec[i]), true
+		if a.structs == nil {
+			a.structs = make([]celStruct, len(a.fields))
+		}
+		v, c := a.rec[i], &a.structs[i]
+		c.fields, c.s = a.fields[i].Fields, ""
+		if v.kind == KindStruct {
+			c.s = v.s
+		}
+		return c, true
 	}
 	return toCEL(a.rec[i]), true
 }

@@ -352,3 +352,30 @@ func BenchmarkNexmarkRecords(b *testing.B) {
 		}
 	})
 }
+
+// BenchmarkNexmarkSource runs the nexmark source as a subtask into a blackhole, and into a
+// filter on a nested field (the shape of Nexmark's q1/q2), and reports events/s.
+func BenchmarkNexmarkSource(b *testing.B) {
+	const events = 1 << 20
+	for name, mid := range map[string]string{
+		"blackhole":        "",
+		"filter-bid.price": "  - {name: f, type: filter, input: n, expr: 'event_type == 2 && bid.price > 1000000'}\n",
+	} {
+		b.Run(name, func(b *testing.B) {
+			in := "n"
+			if mid != "" {
+				in = "f"
+			}
+			p := mustPlan(b, "name: bench\noperators:\n"+
+				"  - {name: n, type: nexmark, events: "+fmt.Sprint(events)+"}\n"+mid+
+				"  - {name: b, type: blackhole, input: "+in+"}\n", nil, 1)
+			b.ReportAllocs()
+			for b.Loop() {
+				if err := p.RunSubtask(context.Background(), 0, 0, TaskIO{}); err != nil {
+					b.Fatal(err)
+				}
+			}
+			b.ReportMetric(float64(events)*float64(b.N)/b.Elapsed().Seconds(), "events/s")
+		})
+	}
+}
