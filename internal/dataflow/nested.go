@@ -72,6 +72,17 @@ func (s Schema) Resolve(path string) (FieldPath, Kind, error) {
 	return p, kind, nil
 }
 
+// resolveFields returns the fields of the nested object at path, which Resolve found.
+func resolveFields(s Schema, path string) Schema {
+	cur := s
+	var f Field
+	for _, name := range strings.Split(path, ".") {
+		f = cur[cur.Index(name)]
+		cur = f.Fields
+	}
+	return f.Fields
+}
+
 // Get returns the field of r; null when a struct on the way is null. The value aliases r.
 func (p FieldPath) Get(r Record) Value {
 	if len(p.idx) == 0 || p.idx[0] >= len(r) {

@@ -379,3 +379,41 @@ func BenchmarkNexmarkSource(b *testing.B) {
 		})
 	}
 }
+
+// TestMapProjectsNestedFields: a map copies paths (a nested field, or a whole nested object)
+// as they are, beside expressions over nested fields.
+func TestMapProjectsNestedFields(t *testing.T) {
+	dir := t.TempDir()
+	spec := "name: j\noperators:\n  - {name: n, type: nexmark, events: 500, seed: 2}\n" +
+		"  - {name: f, type: filter, input: n, expr: 'event_type == 2'}\n" +
+		"  - name: m\n    type: map\n    input: f\n    fields:\n      auction: bid.auction\n      euros: double(bid.price) * 0.908 / 100.0\n      b: bid\n" +
+		"  - {name: o, type: file, input: m, format: json, path: " + filepath.Join(dir, "out") + "}\n"
+	p := mustPlan(t, spec, nil, 1)
+	if err := RunLocal(context.Background(), p, nil); err != nil {
+		t.Fatal(err)
+	}
+	data, err := os.ReadFile(filepath.Join(dir, "out", "part-o-0"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	lines := strings.Split(strings.TrimSpace(string(data)), "\n")
+	if len(lines) != 460 {
+		t.Fatalf("%d bids of 500 events, want 460", len(lines))
+	}
+	for _, l := range lines {
+		var r struct {
+			Auction int64   `json:"auction"`
+			Euros   float64 `json:"euros"`
+			B       struct {
+				Auction int64 `json:"auction"`
+				Price   int64 `json:"price"`
+			} `json:"b"`
+		}
+		if err := json.Unmarshal([]byte(l), &r); err != nil {
+			t.Fatalf("%s: %v", l, err)
+		}
+		if r.Auction != r.B.Auction || r.Auction < nexmark.FirstAuctionID || r.Euros != float64(r.B.Price)*0.908/100 {
+			t.Fatalf("line %s", l)
+		}
+	}
+}
