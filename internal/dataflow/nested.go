@@ -172,7 +172,7 @@ func (c *celStruct) Size() ref.Val { return types.Int(len(c.fields)) }
 
 // Iterator implements traits.Iterable: over the field names.
 func (c *celStruct) Iterator() traits.Iterator {
-	return types.NewStringList(types.DefaultTypeAdapter, c.fields.Names()).(traits.Lister).Iterator()
+	return types.NewStringList(types.DefaultTypeAdapter, c.fields.Names()).Iterator()
 }
 
 // ConvertToNative implements ref.Val: a map of the fields.
