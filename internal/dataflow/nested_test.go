@@ -417,3 +417,47 @@ func TestMapProjectsNestedFields(t *testing.T) {
 		}
 	}
 }
+
+// TestNestedBadSpecs: wrong nexmark options and wrong paths are errors naming the
+// operator, its line, the option and what to write.
+func TestNestedBadSpecs(t *testing.T) {
+	const nx = "  - {name: n, type: nexmark, events: 10}\n"
+	for _, tt := range []struct{ name, spec, want string }{
+		{"negative events", "  - {name: n, type: nexmark, events: -1}\n", `operator "n" (line 3) events: must be >= 0`},
+		{"negative rate", "  - {name: n, type: nexmark, rate: -5}\n", `operator "n" (line 3) rate: must be >= 0`},
+		{"negative event rate", "  - {name: n, type: nexmark, first-event-rate: -1}\n", `operator "n" (line 3) first-event-rate: must be >= 0`},
+		{"bad base time", "  - {name: n, type: nexmark, base-time: yesterday}\n", `operator "n" (line 3) base-time: want an RFC 3339 time`},
+		{"seed not a number", "  - {name: n, type: nexmark, seed: abc}\n", `want an integer`},
+		{"key_by unknown nested", nx + "  - {name: k, type: key_by, input: n, key: bid.auctoin}\n  - {name: p, type: print, input: k}\n",
+			`operator "k" (line 4) key: unknown field "bid.auctoin": bid has fields auction, bidder, price, channel, url, dateTime, extra`},
+		{"key_by object", nx + "  - {name: k, type: key_by, input: n, key: bid}\n  - {name: p, type: print, input: k}\n",
+			`operator "k" (line 4) key: "bid" is a nested object: key by one of its fields`},
+		{"aggregate unknown nested", nx + "  - {name: k, type: key_by, input: n, key: bid.auction}\n" +
+			"  - {name: a, type: aggregate, input: k, function: sum, field: bid.prize}\n  - {name: p, type: print, input: a}\n",
+			`operator "a" (line 5) field: unknown field "bid.prize": bid has fields`},
+		{"aggregate of a string", nx + "  - {name: k, type: key_by, input: n, key: bid.auction}\n" +
+			"  - {name: a, type: aggregate, input: k, function: sum, field: bid.url}\n  - {name: p, type: print, input: a}\n",
+			`operator "a" (line 5) field: sum needs a number, "bid.url" is string`},
+		{"filter unknown nested", nx + "  - {name: f, type: filter, input: n, expr: 'bid.prize > 1'}\n  - {name: p, type: print, input: f}\n",
+			`operator "f" (line 4) expr: CEL type error in "bid.prize > 1": unknown field "bid.prize"`},
+		{"path into a scalar", nx + "  - {name: f, type: filter, input: n, expr: 'event_type.x > 1'}\n  - {name: p, type: print, input: f}\n",
+			`operator "f" (line 4) expr: CEL type error`},
+	} {
+		t.Run(tt.name, func(t *testing.T) {
+			s, err := ParseSpec([]byte("name: x\noperators:\n"+tt.spec), nil)
+			if err == nil {
+				_, err = s.Plan(2)
+			}
+			if err == nil || !strings.Contains(err.Error(), tt.want) {
+				t.Fatalf("got error %v\nwant one containing %q", err, tt.want)
+			}
+		})
+	}
+}
+
+func TestNexmarkExamplePlans(t *testing.T) {
+	p := mustPlan(t, string(readExample(t, "nexmark/bids.yaml")), nil, 2)
+	if !p.Bounded || len(p.Edges) != 1 || p.Edges[0].Key != "bid.auction" {
+		t.Errorf("bounded %v, edges %+v", p.Bounded, p.Edges)
+	}
+}
