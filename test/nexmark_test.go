@@ -74,3 +74,38 @@ operators:
 		t.Errorf("the job did not take a slot on each TaskManager:\n%s", c.jm.Log())
 	}
 }
+
+// TestNexmarkGenerateFlags: bad flags of sluice nexmark generate name the flag and what it
+// wants; --output writes the same bytes as standard output.
+func TestNexmarkGenerateFlags(t *testing.T) {
+	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+	defer cancel()
+	for args, want := range map[string]string{
+		"--events 0":                        "--events 0: want a positive number of events",
+		"--events 5 --base-time yesterday":  `--base-time "yesterday": want an RFC 3339 time`,
+		"--events 5 --rate -1":              "--rate -1: want events a second >= 0",
+		"--events 5 --first-event-rate -10": "--first-event-rate -10: want events a second of event time >= 0",
+	} {
+		_, stderr, code := runSluice(ctx, t, append([]string{"nexmark", "generate"}, strings.Fields(args)...)...)
+		if code == 0 || !strings.Contains(stderr, want) {
+			t.Errorf("generate %s: exit %d, stderr %q, want %q", args, code, stderr, want)
+		}
+	}
+	file := filepath.Join(t.TempDir(), "events.json")
+	stdout, stderr, code := runSluice(ctx, t, "nexmark", "generate", "--events", "300", "--seed", "9", "--rate", "500")
+	if code != 0 {
+		t.Fatalf("exit %d: %s", code, stderr)
+	}
+	if _, stderr, code := runSluice(ctx, t, "nexmark", "generate", "--events", "300", "--seed", "9", "--rate", "500", "--output", file); code != 0 {
+		t.Fatalf("exit %d: %s", code, stderr)
+	}
+	b, err := os.ReadFile(file)
+	if err != nil || string(b) != stdout {
+		t.Errorf("--output wrote %d bytes (%v), standard output had %d", len(b), err, len(stdout))
+	}
+	// --rate sets the event-time rate: 500 events a second, event 299 at 598 ms.
+	lines := strings.Split(strings.TrimSpace(stdout), "\n")
+	if !strings.Contains(lines[299], `"dateTime":1735689600598,`) {
+		t.Errorf("event 299 at 500 events/s: %s", lines[299])
+	}
+}

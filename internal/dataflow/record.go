@@ -207,7 +207,12 @@ func (v Value) AsFloat() float64 {
 }
 
 // AsString returns the string (or bytes) held, "" for other kinds.
-func (v Value) AsString() string { return v.s }
+func (v Value) AsString() string {
+	if v.kind == KindStruct {
+		return ""
+	}
+	return v.s
+}
 
 // Text renders the value as the print sink and text files show it.
 func (v Value) Text() string {
