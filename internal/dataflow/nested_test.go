@@ -213,10 +213,23 @@ func FuzzJSONLine(f *testing.F) {
 	f.Add(`{"id":7,"bid":null}`)
 	f.Add(`{"bid":{"where":[1,2]}}`)
 	f.Add(`null`)
+	f.Add(`{"id":1,"bid":3,"bid":{"price":1.5e3,"url":"\u00e9\ud800x","where":null},"id":-0}`)
+	f.Add(" {\"bid\" : {\"where\": {\"city\": [1, {\"a\": \"}\"}]}} , \"x\": [] } ")
+	f.Add(`{"id":"\xff\"","bid":{"url":{"a":[1,2]}}}`)
 	f.Fuzz(func(t *testing.T, line string) {
 		r := make(Record, len(s))
-		if err := parseJSONObject([]byte(line), s, r); err != nil {
+		err := parseJSONObject([]byte(line), s, r)
+		// The scanner gives what decoding through a map gives, error or records.
+		ref := make(Record, len(s))
+		refErr := parseJSONObjectMap([]byte(line), s, ref)
+		if (err == nil) != (refErr == nil) {
+			t.Fatalf("%q: scanner error %v, map decoding error %v", line, err, refErr)
+		}
+		if err != nil {
 			return
+		}
+		if !slices.Equal(r, ref) {
+			t.Fatalf("%q: scanner gives %v, map decoding %v", line, r, ref)
 		}
 		// Whatever is accepted encodes, decodes and prints as JSON that parses.
 		var back Record
@@ -459,5 +472,25 @@ func TestNexmarkExamplePlans(t *testing.T) {
 	p := mustPlan(t, string(readExample(t, "nexmark/bids.yaml")), nil, 2)
 	if !p.Bounded || len(p.Edges) != 1 || p.Edges[0].Key != "bid.auction" {
 		t.Errorf("bounded %v, edges %+v", p.Bounded, p.Edges)
+	}
+}
+
+func BenchmarkJSONLineParse(b *testing.B) {
+	cfg, _ := NexmarkConfig(1, 0, 0, "")
+	var buf bytes.Buffer
+	if err := WriteNexmarkJSON(context.Background(), &buf, cfg, 1000); err != nil {
+		b.Fatal(err)
+	}
+	lines := bytes.Split(bytes.TrimSpace(buf.Bytes()), []byte("\n"))
+	s, err := jsonSchema(&OperatorSpec{Name: "f"}, NexmarkFields())
+	if err != nil {
+		b.Fatal(err)
+	}
+	r := make(Record, len(s))
+	b.ReportAllocs()
+	for i := 0; b.Loop(); i++ {
+		if err := parseJSONObject(lines[i%len(lines)], s, r); err != nil {
+			b.Fatal(err)
+		}
 	}
 }
