@@ -11,7 +11,7 @@ import (
 // are matched against the schema without building a map, values of fields the schema lacks
 // are skipped, and a string without escapes becomes a value without unescaping. What it
 // yields is what decoding into map[string]json.RawMessage and converting each value gave
-// before (jsonValue), an order of magnitude faster; FuzzJSONLineMatchesEncodingJSON holds
+// before (jsonValue), an order of magnitude faster; FuzzJSONLine holds
 // the two to the same results.
 
 // scanJSONObject reads the object starting at data[i] (after whitespace) into rec, fields
