@@ -494,3 +494,45 @@ func BenchmarkJSONLineParse(b *testing.B) {
 		}
 	}
 }
+
+// TestNexmarkPath: with path, the nexmark source reads the file generate wrote and a job
+// gives what it gives on the generated events; a value of the wrong kind is an error naming
+// the line and the field.
+func TestNexmarkPath(t *testing.T) {
+	dir := t.TempDir()
+	in := filepath.Join(dir, "events.json")
+	cfg, _ := NexmarkConfig(6, 0, 0, "")
+	var buf bytes.Buffer
+	if err := WriteNexmarkJSON(context.Background(), &buf, cfg, 4000); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(in, buf.Bytes(), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	job := func(source string) []string {
+		spec := "name: j\noperators:\n  - {name: n, type: nexmark, " + source + "}\n" +
+			"  - {name: f, type: filter, input: n, expr: 'event_type == 2'}\n" +
+			"  - {name: k, type: key_by, input: f, key: bid.auction}\n" +
+			"  - {name: s, type: aggregate, input: k, function: max, field: bid.price}\n" +
+			"  - {name: p, type: print, input: s}\n"
+		var out bytes.Buffer
+		if err := RunLocal(context.Background(), mustPlan(t, spec, nil, 2), &out); err != nil {
+			t.Fatal(err)
+		}
+		return sortedLines(out.String())
+	}
+	generated, read := job("events: 4000, seed: 6"), job("path: "+in)
+	if len(generated) < 50 || !slices.Equal(generated, read) {
+		t.Errorf("from the file: %d lines, generated: %d (first %q, %q)", len(read), len(generated), read[:1], generated[:1])
+	}
+
+	bad := bytes.Replace(buf.Bytes(), []byte(`"price":`), []byte(`"price":"x","p":`), 1)
+	if err := os.WriteFile(in, bad, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	spec := "name: j\noperators:\n  - {name: n, type: nexmark, path: " + in + "}\n  - {name: p, type: blackhole, input: n}\n"
+	err := RunLocal(context.Background(), mustPlan(t, spec, nil, 1), nil)
+	if err == nil || !strings.Contains(err.Error(), "line 5: bid.price is string, want int") {
+		t.Errorf("a string price: %v", err)
+	}
+}

@@ -164,6 +164,8 @@ type fileSource struct {
 	read   int64 // bytes the scanner consumed so far, from the first offset
 	rec    Record
 	el     Element
+	// check, when set, vets each parsed record (the nexmark source reading a file).
+	check func(Record) error
 }
 
 type filePos struct {
@@ -274,6 +276,11 @@ func (f *fileSource) Poll(context.Context) (PollStatus, error) {
 		text := strings.TrimSuffix(f.sc.Text(), "\r")
 		if err := f.parse(text, f.rec); err != nil {
 			return PollEnd, fmt.Errorf("%s line %d: %w", f.path, line+1, err)
+		}
+		if f.check != nil {
+			if err := f.check(f.rec); err != nil {
+				return PollEnd, fmt.Errorf("%s line %d: %w", f.path, line+1, err)
+			}
 		}
 		if err := f.out.Collect(&f.el); err != nil {
 			return PollEnd, err

@@ -33,6 +33,10 @@ type NexmarkOptions struct {
 	EventRate int64 `yaml:"first-event-rate"`
 	// BaseTime is the event time of event 0 (RFC 3339); empty: 2025-01-01T00:00:00Z.
 	BaseTime string `yaml:"base-time" want:"an RFC 3339 time"`
+	// Path, when set, reads the events from a JSON-lines file (sluice nexmark generate)
+	// instead of generating them, so that one spec runs on the source or on a file
+	// (path: ${input}); the generator's options do not apply then.
+	Path string `yaml:"path"`
 
 	cfg nexmark.Config // from Check
 }
@@ -73,6 +77,9 @@ func (o *NexmarkOptions) Check(op *OperatorSpec) (Shape, error) {
 		return Shape{}, op.errf("base-time", "%v", err)
 	}
 	o.cfg = cfg
+	if o.Path != "" {
+		return Shape{Bounded: true}, nil
+	}
 	return Shape{Bounded: o.Events > 0}, nil
 }
 
@@ -117,11 +124,54 @@ var NexmarkSchema = Schema{
 // Plan implements Definition.
 func (o *NexmarkOptions) Plan(*PlanContext) (Schema, error) { return NexmarkSchema, nil }
 
-// Access implements Definition: the events are generated, nothing outside is touched.
-func (o *NexmarkOptions) Access(*OperatorSpec) []Access { return nil }
+// Access implements Definition: generated events touch nothing outside; a path is read.
+func (o *NexmarkOptions) Access(*OperatorSpec) []Access {
+	if o.Path == "" {
+		return nil
+	}
+	return []Access{{Scheme: "file", Target: o.Path}}
+}
 
-// NewOperator implements Definition.
-func (o *NexmarkOptions) NewOperator() Operator { return &nexmarkSource{opts: o} }
+// NewOperator implements Definition. With a path, the operator is a json file source of
+// NexmarkSchema that also checks each value's kind, so that the records have the kinds the
+// plan promised whatever the file holds.
+func (o *NexmarkOptions) NewOperator() Operator {
+	if o.Path != "" {
+		f := newFileSource(&FileOptions{Path: o.Path, Format: "json", schema: NexmarkSchema})
+		f.check = func(r Record) error {
+			if t := r[0]; t.kind != KindInt || t.AsInt() < 0 || t.AsInt() > 2 {
+				return fmt.Errorf("event_type is %s, want 0, 1 or 2 (a line of sluice nexmark generate)", t)
+			}
+			return checkKinds(NexmarkSchema, r, "")
+		}
+		return f
+	}
+	return &nexmarkSource{opts: o}
+}
+
+// checkKinds reports the first value of r whose kind is not its field's (null is any kind's).
+func checkKinds(s Schema, r Record, prefix string) error {
+	for i, f := range s {
+		v := r[i]
+		switch {
+		case v.kind == KindNull || f.Kind == KindAny:
+		case v.kind != f.Kind:
+			return fmt.Errorf("%s%s is %s, want %s", prefix, f.Name, v.kind, f.Kind)
+		case f.Kind == KindStruct:
+			nested, err := v.Fields(nil)
+			if err != nil {
+				return err
+			}
+			if len(nested) != len(f.Fields) {
+				return fmt.Errorf("%s%s has %d fields, want %d", prefix, f.Name, len(nested), len(f.Fields))
+			}
+			if err := checkKinds(f.Fields, nested, prefix+f.Name+"."); err != nil {
+				return err
+			}
+		}
+	}
+	return nil
+}
 
 // NexmarkRecords turns generated events into records of NexmarkSchema. The records it
 // returns, and their nested values, alias its buffer until the next call: emit or encode
