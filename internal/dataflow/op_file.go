@@ -144,10 +144,9 @@ func parseCSVLine(line string) ([]string, error) {
 type fileSource struct {
 	NoInput
 	name         string
-	path, format string   // path as the spec gives it, for messages
-	fields       []string // json keys
-	header       bool     // skip line 0
-	splits       int      // S
+	path, format string // path as the spec gives it, for messages
+	header       bool   // skip line 0
+	splits       int    // S
 	schema       Schema
 	out          Output
 	list         *state.ListState
@@ -185,7 +184,7 @@ func newFileSource(o *FileOptions) *fileSource {
 	if o.Header != nil {
 		header = *o.Header
 	}
-	return &fileSource{path: o.Path, format: o.Format, fields: o.Fields, header: header, schema: o.schema}
+	return &fileSource{path: o.Path, format: o.Format, header: header, schema: o.schema}
 }
 
 func (f *fileSource) Open(_ context.Context, rc *RuntimeContext) error {
