@@ -536,3 +536,21 @@ func TestNexmarkPath(t *testing.T) {
 		t.Errorf("a string price: %v", err)
 	}
 }
+
+// TestNexmarkAccess: generated events touch nothing; with path the file is a read the
+// authorizer decides on, as for a file source.
+func TestNexmarkAccess(t *testing.T) {
+	for spec, want := range map[string][]string{
+		"name: j\noperators:\n  - {name: n, type: nexmark, events: 5}\n  - {name: p, type: blackhole, input: n}\n":              nil,
+		"name: j\noperators:\n  - {name: n, type: nexmark, path: /srv/events.json}\n  - {name: p, type: blackhole, input: n}\n": {"file:/srv/events.json"},
+	} {
+		s, err := ParseSpec([]byte(spec), nil)
+		if err != nil {
+			t.Fatal(err)
+		}
+		reads, writes := s.Resources()
+		if !slices.Equal(reads, want) || len(writes) != 0 {
+			t.Errorf("reads %v writes %v, want reads %v", reads, writes, want)
+		}
+	}
+}
