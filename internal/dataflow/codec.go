@@ -20,7 +20,11 @@ import (
 // (Value.s), so records with nested objects encode and decode as cheaply as flat ones.
 
 // AppendRecord appends the encoding of r to dst and returns the extended slice.
-func AppendRecord(dst []byte, r Record) []byte {
+func AppendRecord(dst []byte, r Record) []byte { return appendValues(dst, r) }
+
+// appendValues appends the count and values of r: a record's encoding, and the whole of a
+// nested record's, which carries nothing else whatever a record's framing carries.
+func appendValues(dst []byte, r Record) []byte {
 	dst = binary.AppendUvarint(dst, uint64(len(r)))
 	for _, v := range r {
 		dst = appendValue(dst, v)

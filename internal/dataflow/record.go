@@ -135,10 +135,10 @@ func String(s string) Value { return Value{kind: KindString, s: s} }
 // Bytes returns a bytes value; b is copied.
 func Bytes(b []byte) Value { return Value{kind: KindBytes, s: string(b)} }
 
-// Struct returns a struct value holding the record r (encoded, so later changes to r do not
-// show).
+// Struct returns a struct value holding the record r (encoded as a nested record, so later
+// changes to r do not show).
 func Struct(r Record) Value {
-	return Value{kind: KindStruct, s: string(AppendRecord(nil, r))}
+	return Value{kind: KindStruct, s: string(appendValues(nil, r))}
 }
 
 // structOf returns a struct value holding enc, the encoding of a record, without copying:
