@@ -192,7 +192,7 @@ func NewNexmarkRecords(cfg nexmark.Config) *NexmarkRecords {
 func (m *NexmarkRecords) Record(n int64) Record {
 	m.gen.Event(n, &m.ev)
 	ev := &m.ev
-	// The nested record is encoded straight into the buffer (AppendRecord's format with
+	// The nested record is encoded straight into the buffer (appendValues' format with
 	// the fields of NexmarkSchema in order), so no value is built for it.
 	b := m.enc[:0]
 	switch ev.Type {
