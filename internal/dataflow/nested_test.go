@@ -554,3 +554,14 @@ func TestNexmarkAccess(t *testing.T) {
 		}
 	}
 }
+
+// TestCELNestedCost: expressions looping over nested strings are estimated like those over
+// top-level ones (a nested field is no larger than a record field), not refused as unbounded.
+func TestCELNestedCost(t *testing.T) {
+	for _, src := range []string{"words(bid.extra).exists(w, w == 'x')", "bid.url.contains('a')",
+		"size(person.name) > 3", "auction.itemName.split(' ').size() > 1"} {
+		if _, err := compileExpr(NexmarkSchema, src, 0); err != nil {
+			t.Errorf("%s: %v", src, err)
+		}
+	}
+}
