@@ -113,6 +113,10 @@ func schemaEnv(s Schema) (*cel.Env, error) {
 	}
 	opts := make([]cel.EnvOption, 0, len(s))
 	for _, f := range s {
+		if f.Kind == KindStruct {
+			opts = append(opts, cel.Variable(f.Name, celObjectType))
+			continue
+		}
 		opts = append(opts, cel.Variable(f.Name, celType(f.Kind)))
 	}
 	return base.Extend(opts...)
@@ -180,13 +184,15 @@ const interruptCheckFrequency = 100
 const interruptFreeCost = 100_000
 
 // fieldSizes tells the cost estimator how large a record field can be. Every variable of a
-// job's expressions is a record field, and records hold scalars only.
-type fieldSizes struct{}
+// job's expressions is a record field, a scalar or a nested object (whose fields are in
+// nested: a field of it is no larger than the object).
+type fieldSizes struct{ nested map[string]bool }
 
 var _ cost.Estimator = fieldSizes{}
 
-func (fieldSizes) EstimateSize(n cost.AstNode) *cost.SizeEstimate {
-	if len(n.Path()) != 1 {
+func (f fieldSizes) EstimateSize(n cost.AstNode) *cost.SizeEstimate {
+	path := n.Path()
+	if len(path) == 0 || (len(path) > 1 && !f.nested[path[0]]) {
 		return nil
 	}
 	switch n.Type().Kind() {
@@ -236,7 +242,16 @@ func compileExpr(s Schema, src string, maxCost uint64) (*celExpr, error) {
 	if iss.Err() != nil {
 		return nil, fmt.Errorf("CEL type error in %q: %v (fields: %s)", src, iss.Err(), s)
 	}
-	est, err := env.EstimateCost(checked, fieldSizes{})
+	if err := checkSelects(s, checked); err != nil {
+		return nil, fmt.Errorf("CEL type error in %q: %w", src, err)
+	}
+	sizes := fieldSizes{nested: map[string]bool{}}
+	for _, f := range s {
+		if f.Kind == KindStruct {
+			sizes.nested[f.Name] = true
+		}
+	}
+	est, err := env.EstimateCost(checked, sizes)
 	if err != nil {
 		return nil, fmt.Errorf("CEL cost of %q: %w", src, err)
 	}
@@ -296,15 +311,20 @@ func costText(c uint64) string {
 // activation exposes the current record's fields to CEL without building a map per record.
 // ctx is the subtask's: cancelling it stops an evaluation under way.
 type activation struct {
-	ctx   context.Context
-	names map[string]int
-	rec   Record
+	ctx    context.Context
+	names  map[string]int
+	fields Schema
+	rec    Record
+	// structs holds one view per field, reused from record to record so that reading a
+	// nested field allocates nothing: a view is only read during the evaluation that
+	// resolved it (results that are containers never become record fields).
+	structs []celStruct
 }
 
 var _ interpreter.Activation = (*activation)(nil)
 
 func newActivation(ctx context.Context, s Schema) *activation {
-	a := &activation{ctx: ctx, names: make(map[string]int, len(s))}
+	a := &activation{ctx: ctx, names: make(map[string]int, len(s)), fields: s}
 	for i, f := range s {
 		a.names[f.Name] = i
 	}
@@ -315,6 +335,17 @@ func (a *activation) ResolveName(name string) (any, bool) {
 	i, ok := a.names[name]
 	if !ok || i >= len(a.rec) {
 		return nil, false
+	}
+	if a.fields[i].Kind == KindStruct {
+		if a.structs == nil {
+			a.structs = make([]celStruct, len(a.fields))
+		}
+		v, c := a.rec[i], &a.structs[i]
+		c.fields, c.s = a.fields[i].Fields, ""
+		if v.kind == KindStruct {
+			c.s = v.s
+		}
+		return c, true
 	}
 	return toCEL(a.rec[i]), true
 }
@@ -353,7 +384,7 @@ func (a *activation) eval(e *celExpr, r Record) (ref.Val, error) {
 // oversized reports whether a field of r is larger than the cost estimate assumed.
 func oversized(r Record) bool {
 	for _, v := range r {
-		if (v.kind == KindString || v.kind == KindBytes) && len(v.s) > maxFieldSize {
+		if (v.kind == KindString || v.kind == KindBytes || v.kind == KindStruct) && len(v.s) > maxFieldSize {
 			return true
 		}
 	}

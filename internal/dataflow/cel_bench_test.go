@@ -7,7 +7,7 @@ import (
 
 // BenchmarkEval measures one expression evaluation on the per-record hot path.
 func BenchmarkEval(b *testing.B) {
-	s := Schema{{"id", KindInt}, {"key", KindString}, {"value", KindInt}}
+	s := Schema{{Name: "id", Kind: KindInt}, {Name: "key", Kind: KindString}, {Name: "value", Kind: KindInt}}
 	for _, src := range []string{"value % 2 == 0", `key.startsWith("key-1") && value > 10`, `key.contains("y-1")`, `words(key).exists(w, w == "key")`} {
 		b.Run(src, func(b *testing.B) {
 			e, err := compileExpr(s, src, 0)

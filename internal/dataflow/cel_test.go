@@ -10,7 +10,7 @@ import (
 	"time"
 )
 
-var lineSchema = Schema{{"line", KindString}}
+var lineSchema = Schema{{Name: "line", Kind: KindString}}
 
 // Expressions whose work is quadratic (or worse) in the size of a field are refused when the
 // plan is built, with an error naming the operator, its line, the estimate and the key.
@@ -166,7 +166,7 @@ func TestSubtaskWithCostlyFilterStopsOnCancel(t *testing.T) {
 func TestFixedCostEvaluationStopsOnCancel(t *testing.T) {
 	list := "[" + strings.TrimSuffix(strings.Repeat("1,", 1000), ",") + "]"
 	expr := list + ".exists(a, " + list + ".exists(b, " + list + ".exists(c, a + b + c + value < 0)))"
-	s := Schema{{"value", KindInt}}
+	s := Schema{{Name: "value", Kind: KindInt}}
 	if _, err := compileExpr(s, expr, 0); err == nil || !strings.Contains(err.Error(), MaxExpressionCostKey) {
 		t.Fatalf("default limit: got %v, want a refusal naming %s", err, MaxExpressionCostKey)
 	}

@@ -75,10 +75,32 @@ func FuzzDecodeRecord(f *testing.F) {
 	f.Add(AppendRecord(nil, Record{Float(2.5), Bool(true), Null(), Bytes([]byte{1})}))
 	f.Add([]byte{})
 	f.Add([]byte{0xff, 0xff, 0xff})
+	f.Add(AppendRecord(nil, Record{Int(2), Null(), Struct(Record{Int(1), String("x"), Struct(Record{Float(1)})}), Struct(nil)}))
 	f.Fuzz(func(t *testing.T, b []byte) {
 		var r Record
 		if err := DecodeRecord(b, &r); err != nil {
 			return
+		}
+		// Every nested value of an accepted record reads without error or panic.
+		var walk func(v Value, depth int)
+		walk = func(v Value, depth int) {
+			if v.Kind() != KindStruct {
+				return
+			}
+			fields, err := v.Fields(nil)
+			if err != nil {
+				t.Fatalf("nested record of an accepted record: %v", err)
+			}
+			for i, f := range fields {
+				if g := v.Field(i); g != f {
+					t.Fatalf("Field(%d) = %v, Fields gives %v", i, g, f)
+				}
+				walk(f, depth+1)
+			}
+			_ = v.Text()
+		}
+		for _, v := range r {
+			walk(v, 0)
 		}
 		// Anything accepted must survive a round trip (varints may be non-minimal on input,
 		// so compare values rather than bytes).

@@ -20,11 +20,12 @@ func init() {
 // AggregateOptions are the options of an aggregate.
 type AggregateOptions struct {
 	Function string `yaml:"function"`
-	Field    string `yaml:"field" want:"a field name"` // not for count
-	As       string `yaml:"as" want:"a field name"`    // the output field; default: the function
+	Field    string `yaml:"field" want:"a field name or path (bid.price)"` // not for count
+	As       string `yaml:"as" want:"a field name"`                        // the output field; default: the function
 
 	// After Plan.
-	fieldIdx int // in the input, -1 for count
+	hasField bool      // false for count
+	path     FieldPath // of the field in the input
 	bounded  bool
 }
 
@@ -53,17 +54,20 @@ func (a *AggregateOptions) Check(op *OperatorSpec) (Shape, error) {
 // Plan implements Definition: the output is (key, result).
 func (a *AggregateOptions) Plan(pc *PlanContext) (Schema, error) {
 	o, in, key := pc.Op, pc.Inputs[0], pc.Keys[0]
-	a.fieldIdx, a.bounded = -1, pc.Bounded
+	a.hasField, a.bounded = false, pc.Bounded
 	var out Kind
 	switch a.Function {
 	case "count":
 		out = KindInt
 	default:
-		a.fieldIdx = in.Index(a.Field)
-		if a.fieldIdx < 0 {
-			return nil, o.errf("field", "unknown field %q: input has fields %s", a.Field, listOrNone(in.Names()))
+		p, fk, err := in.Resolve(a.Field)
+		if err != nil {
+			return nil, o.errf("field", "%v", err)
 		}
-		fk := in[a.fieldIdx].Kind
+		if fk == KindStruct {
+			return nil, o.errf("field", "%q is a nested object: aggregate one of its fields", a.Field)
+		}
+		a.hasField, a.path = true, p
 		switch a.Function {
 		case "sum", "avg":
 			if fk != KindInt && fk != KindFloat && fk != KindAny {
@@ -83,7 +87,7 @@ func (a *AggregateOptions) Plan(pc *PlanContext) (Schema, error) {
 	if a.As == key.Name {
 		return nil, o.errf("as", "output field %q collides with the key field: choose another name", a.As)
 	}
-	return Schema{{key.Name, key.Kind}, {a.As, out}}, nil
+	return Schema{{Name: key.Name, Kind: key.Kind}, {Name: a.As, Kind: out}}, nil
 }
 
 // Access implements Definition.
@@ -91,7 +95,7 @@ func (a *AggregateOptions) Access(*OperatorSpec) []Access { return nil }
 
 // NewOperator implements Definition.
 func (a *AggregateOptions) NewOperator() Operator {
-	return &aggregateOp{function: a.Function, field: a.fieldIdx, bounded: a.bounded, rec: make(Record, 2)}
+	return &aggregateOp{function: a.Function, hasField: a.hasField, field: a.path, bounded: a.bounded, rec: make(Record, 2)}
 }
 
 // aggState is the running aggregate of one key.
@@ -167,7 +171,8 @@ func (c *aggCodec) Decode(b []byte) (aggState, error) {
 // record, like Flink's keyed reduce.
 type aggregateOp struct {
 	function string
-	field    int
+	hasField bool
+	field    FieldPath
 	bounded  bool
 	rc       *RuntimeContext
 	acc      *state.Value[aggState]
@@ -196,8 +201,8 @@ func (a *aggregateOp) Process(_ int, e *Element) error {
 		return err
 	}
 	st.count++
-	if a.field >= 0 {
-		if err := a.fold(&st, r[a.field]); err != nil {
+	if a.hasField {
+		if err := a.fold(&st, a.field.Get(r)); err != nil {
 			return err
 		}
 	}

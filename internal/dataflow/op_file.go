@@ -86,14 +86,13 @@ func (f *FileOptions) Plan(pc *PlanContext) (Schema, error) {
 		if len(f.Fields) > 0 {
 			return nil, o.errf("fields", "a text source has the single field line")
 		}
-		schema = Schema{{"line", KindString}}
+		schema = Schema{{Name: "line", Kind: KindString}}
 	case "json":
-		for _, name := range f.Fields {
-			if err := checkFieldName(o, "fields", name); err != nil {
-				return nil, err
-			}
-			schema = append(schema, Field{name, KindAny})
+		s, err := jsonSchema(o, f.Fields)
+		if err != nil {
+			return nil, err
 		}
+		schema = s
 	default:
 		fields := f.Fields
 		if len(fields) == 0 {
@@ -110,7 +109,7 @@ func (f *FileOptions) Plan(pc *PlanContext) (Schema, error) {
 			if err := checkFieldName(o, "fields", name); err != nil {
 				return nil, err
 			}
-			schema = append(schema, Field{name, KindString})
+			schema = append(schema, Field{Name: name, Kind: KindString})
 		}
 	}
 	f.schema = schema
@@ -145,10 +144,9 @@ func parseCSVLine(line string) ([]string, error) {
 type fileSource struct {
 	NoInput
 	name         string
-	path, format string   // path as the spec gives it, for messages
-	fields       []string // json keys
-	header       bool     // skip line 0
-	splits       int      // S
+	path, format string // path as the spec gives it, for messages
+	header       bool   // skip line 0
+	splits       int    // S
 	schema       Schema
 	out          Output
 	list         *state.ListState
@@ -165,6 +163,8 @@ type fileSource struct {
 	read   int64 // bytes the scanner consumed so far, from the first offset
 	rec    Record
 	el     Element
+	// check, when set, vets each parsed record (the nexmark source reading a file).
+	check func(Record) error
 }
 
 type filePos struct {
@@ -184,7 +184,7 @@ func newFileSource(o *FileOptions) *fileSource {
 	if o.Header != nil {
 		header = *o.Header
 	}
-	return &fileSource{path: o.Path, format: o.Format, fields: o.Fields, header: header, schema: o.schema}
+	return &fileSource{path: o.Path, format: o.Format, header: header, schema: o.schema}
 }
 
 func (f *fileSource) Open(_ context.Context, rc *RuntimeContext) error {
@@ -276,6 +276,11 @@ func (f *fileSource) Poll(context.Context) (PollStatus, error) {
 		if err := f.parse(text, f.rec); err != nil {
 			return PollEnd, fmt.Errorf("%s line %d: %w", f.path, line+1, err)
 		}
+		if f.check != nil {
+			if err := f.check(f.rec); err != nil {
+				return PollEnd, fmt.Errorf("%s line %d: %w", f.path, line+1, err)
+			}
+		}
 		if err := f.out.Collect(&f.el); err != nil {
 			return PollEnd, err
 		}
@@ -335,13 +340,7 @@ func (f *fileSource) parse(line string, rec Record) error {
 			}
 			return nil
 		}
-		var obj map[string]json.RawMessage
-		if err := json.Unmarshal([]byte(line), &obj); err != nil {
-			return fmt.Errorf("want one JSON object per line: %w", err)
-		}
-		for i, name := range f.fields {
-			rec[i] = jsonValue(obj[name])
-		}
+		return parseJSONObject([]byte(line), f.schema, rec)
 	}
 	return nil
 }
@@ -647,16 +646,8 @@ func (s *fileSink) Process(_ int, e *Element) error {
 		}
 		err = p.csv.Write(s.row)
 	case "json":
-		s.buf = append(s.buf[:0], '{')
-		for i, v := range r {
-			if i > 0 {
-				s.buf = append(s.buf, ',')
-			}
-			s.buf = appendJSON(s.buf, s.schema[i].Name)
-			s.buf = append(s.buf, ':')
-			s.buf = appendJSON(s.buf, v.native())
-		}
-		s.buf = append(s.buf, '}', '\n')
+		s.buf = AppendJSONRecord(s.buf[:0], s.schema, r)
+		s.buf = append(s.buf, '\n')
 		_, err = p.w.Write(s.buf)
 	default:
 		s.buf = appendPrintLine(s.buf[:0], r)

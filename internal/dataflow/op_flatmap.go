@@ -65,7 +65,7 @@ func (f *FlatMapOptions) Plan(pc *PlanContext) (Schema, error) {
 			if err := checkFieldName(o, "fields", name); err != nil {
 				return nil, err
 			}
-			schema = append(schema, Field{name, KindAny})
+			schema = append(schema, Field{Name: name, Kind: KindAny})
 		}
 	} else {
 		if mapElems {
@@ -74,7 +74,7 @@ func (f *FlatMapOptions) Plan(pc *PlanContext) (Schema, error) {
 		if err := checkFieldName(o, "as", f.As); err != nil {
 			return nil, err
 		}
-		schema = Schema{{f.As, elem}}
+		schema = Schema{{Name: f.As, Kind: elem}}
 	}
 	f.expr, f.mapped, f.outSize = e, len(f.Fields) > 0, len(schema)
 	return schema, nil

@@ -45,7 +45,7 @@ func (g *GeneratorOptions) Check(op *OperatorSpec) (Shape, error) {
 
 // Plan implements Definition.
 func (g *GeneratorOptions) Plan(*PlanContext) (Schema, error) {
-	return Schema{{"id", KindInt}, {"key", KindString}, {"value", KindInt}}, nil
+	return Schema{{Name: "id", Kind: KindInt}, {Name: "key", Kind: KindString}, {Name: "value", Kind: KindInt}}, nil
 }
 
 // Access implements Definition: a generator touches nothing outside.

@@ -3,7 +3,7 @@ package dataflow
 import (
 	"context"
 	"fmt"
-	"slices"
+	"strings"
 )
 
 // TypeKeyBy partitions its input by key: it is never a task, but makes the edges to its
@@ -21,8 +21,9 @@ type KeyByOptions struct {
 	// After Plan.
 	name   string
 	schema Schema
-	idx    int      // field index when the key is a field, else -1
-	expr   *celExpr // when the key is an expression
+	field  bool      // the key is a field (possibly nested), not an expression
+	path   FieldPath // when it is a field
+	expr   *celExpr  // when the key is an expression
 	info   KeyInfo
 }
 
@@ -39,13 +40,21 @@ func (k *KeyByOptions) Check(op *OperatorSpec) (Shape, error) {
 // Plan implements Definition: the output is the input.
 func (k *KeyByOptions) Plan(pc *PlanContext) (Schema, error) {
 	o, in := pc.Op, pc.Inputs[0]
-	k.name, k.schema, k.idx, k.expr = o.Name, in, -1, nil
-	if identRE.MatchString(k.By) && !slices.Contains(celReserved, k.By) {
-		k.idx = in.Index(k.By)
-		if k.idx < 0 {
+	k.name, k.schema, k.field, k.expr = o.Name, in, false, nil
+	if isFieldPath(k.By) {
+		p, kind, err := in.Resolve(k.By)
+		if err != nil && in.Index(k.By) < 0 && !strings.Contains(k.By, ".") {
 			return nil, o.errf("key", "unknown field %q: input %q has fields %s", k.By, o.Input, listOrNone(in.Names()))
 		}
-		k.info = KeyInfo{Name: k.By, Kind: in[k.idx].Kind, Expr: k.By}
+		if err != nil {
+			return nil, o.errf("key", "%v (input %q)", err, o.Input)
+		}
+		if kind == KindStruct {
+			return nil, o.errf("key", "%q is a nested object: key by one of its fields", k.By)
+		}
+		k.field, k.path = true, p
+		// A nested key is named by its last part, as the field of an aggregate's output.
+		k.info = KeyInfo{Name: p.Name(), Kind: kind, Expr: k.By}
 		return in, nil
 	}
 	e, err := pc.compileExpr(0, k.By)
@@ -85,7 +94,7 @@ func (k *KeyByOptions) Key() KeyInfo {
 
 // NewKeySelector implements Partitioner.
 func (k *KeyByOptions) NewKeySelector(ctx context.Context) KeySelector {
-	f := &keyFunc{idx: k.idx, expr: k.expr, name: k.name}
+	f := &keyFunc{field: k.field, path: k.path, expr: k.expr, name: k.name}
 	if k.expr != nil {
 		f.act = newActivation(ctx, k.schema)
 	}
@@ -94,16 +103,17 @@ func (k *KeyByOptions) NewKeySelector(ctx context.Context) KeySelector {
 
 // keyFunc extracts the key of a key_by from a record of its input.
 type keyFunc struct {
-	idx  int // field index, or -1 for an expression
-	expr *celExpr
-	act  *activation
-	name string
+	field bool
+	path  FieldPath
+	expr  *celExpr
+	act   *activation
+	name  string
 }
 
 // Key implements KeySelector.
 func (k *keyFunc) Key(r Record) (Value, error) {
-	if k.idx >= 0 {
-		return r[k.idx], nil
+	if k.field {
+		return k.path.Get(r), nil
 	}
 	v, err := k.act.eval(k.expr, r)
 	if err != nil {

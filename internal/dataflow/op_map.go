@@ -46,7 +46,8 @@ type MapOptions struct {
 	As     string    `yaml:"as" want:"a field name"`
 
 	out   []NamedExpr // from Check: fields, or expr as the one field as
-	exprs []*celExpr  // after Plan
+	exprs []*celExpr  // after Plan; nil where the field is a path
+	paths []FieldPath // after Plan: a field (possibly nested) copied as it is
 }
 
 // Check implements Definition.
@@ -72,6 +73,7 @@ func (m *MapOptions) Plan(pc *PlanContext) (Schema, error) {
 	seen := map[string]bool{}
 	var schema Schema
 	var exprs []*celExpr
+	var paths []FieldPath
 	for _, ne := range m.out {
 		if err := checkFieldName(o, "fields."+ne.Name, ne.Name); err != nil {
 			return nil, err
@@ -80,6 +82,19 @@ func (m *MapOptions) Plan(pc *PlanContext) (Schema, error) {
 			return nil, o.errf("fields."+ne.Name, "duplicate output field")
 		}
 		seen[ne.Name] = true
+		// A field or a path to one is copied without evaluating anything, and may be a
+		// nested object, which an expression's result cannot be.
+		if isFieldPath(ne.Expr) {
+			if p, kind, err := pc.Inputs[0].Resolve(ne.Expr); err == nil {
+				f := Field{Name: ne.Name, Kind: kind}
+				if kind == KindStruct {
+					f.Fields = resolveFields(pc.Inputs[0], ne.Expr)
+				}
+				exprs, paths = append(exprs, nil), append(paths, p)
+				schema = append(schema, f)
+				continue
+			}
+		}
 		e, err := pc.compileExpr(0, ne.Expr)
 		if err != nil {
 			return nil, o.errf("fields."+ne.Name, "%v", err)
@@ -87,10 +102,10 @@ func (m *MapOptions) Plan(pc *PlanContext) (Schema, error) {
 		if isContainer(e.out) {
 			return nil, o.errf("fields."+ne.Name, "CEL type error: %q is of type %s: a field must be a scalar", ne.Expr, e.out)
 		}
-		exprs = append(exprs, e)
-		schema = append(schema, Field{ne.Name, kindOf(e.out)})
+		exprs, paths = append(exprs, e), append(paths, FieldPath{})
+		schema = append(schema, Field{Name: ne.Name, Kind: kindOf(e.out)})
 	}
-	m.exprs = exprs
+	m.exprs, m.paths = exprs, paths
 	return schema, nil
 }
 
@@ -99,12 +114,13 @@ func (m *MapOptions) Access(*OperatorSpec) []Access { return nil }
 
 // NewOperator implements Definition.
 func (m *MapOptions) NewOperator() Operator {
-	return &mapOp{exprs: m.exprs, rec: make(Record, len(m.exprs))}
+	return &mapOp{exprs: m.exprs, paths: m.paths, rec: make(Record, len(m.exprs))}
 }
 
 // mapOp emits one record of its expressions' values per element.
 type mapOp struct {
 	exprs []*celExpr
+	paths []FieldPath
 	act   *activation
 	rec   Record
 	el    Element
@@ -118,6 +134,10 @@ func (m *mapOp) Open(_ context.Context, rc *RuntimeContext) error {
 
 func (m *mapOp) Process(_ int, e *Element) error {
 	for i, x := range m.exprs {
+		if x == nil {
+			m.rec[i] = m.paths[i].Get(e.Record)
+			continue
+		}
 		v, err := m.act.eval(x, e.Record)
 		if err != nil {
 			return err

@@ -43,7 +43,7 @@ func (s *SocketOptions) Check(op *OperatorSpec) (Shape, error) {
 
 // Plan implements Definition.
 func (s *SocketOptions) Plan(*PlanContext) (Schema, error) {
-	return Schema{{"line", KindString}}, nil
+	return Schema{{Name: "line", Kind: KindString}}, nil
 }
 
 // Access implements Definition.

@@ -6,6 +6,7 @@ import (
 	"math"
 	"strconv"
 	"strings"
+	"unsafe"
 )
 
 // Kind is the type of one value of a record, or of one field of a schema.
@@ -22,9 +23,12 @@ const (
 	KindString
 	KindBytes
 	KindAny
+	// KindStruct is a nested object: a value holding a record of its own, whose fields
+	// the schema lists in Field.Fields (a Nexmark event's bid, person and auction).
+	KindStruct
 )
 
-var kindNames = [...]string{"null", "bool", "int", "float", "string", "bytes", "any"}
+var kindNames = [...]string{"null", "bool", "int", "float", "string", "bytes", "any", "struct"}
 
 // String returns the name used in plans and error messages.
 func (k Kind) String() string {
@@ -52,10 +56,12 @@ func (k *Kind) UnmarshalJSON(b []byte) error {
 	return fmt.Errorf("unknown kind %q", s)
 }
 
-// Field is one named, typed column of a schema.
+// Field is one named, typed column of a schema. A KindStruct field lists the fields of its
+// nested records in Fields.
 type Field struct {
-	Name string `json:"name"`
-	Kind Kind   `json:"kind"`
+	Name   string `json:"name"`
+	Kind   Kind   `json:"kind"`
+	Fields Schema `json:"fields,omitempty"`
 }
 
 // Schema lists the fields of the records on one edge. Field names are not sent on the wire:
@@ -81,10 +87,14 @@ func (s Schema) Names() []string {
 	return out
 }
 
-// String renders the schema as "name:kind, ...".
+// String renders the schema as "name:kind, ...", a nested one as "name:{name:kind, ...}".
 func (s Schema) String() string {
 	parts := make([]string, len(s))
 	for i, f := range s {
+		if f.Kind == KindStruct {
+			parts[i] = f.Name + ":{" + f.Fields.String() + "}"
+			continue
+		}
 		parts[i] = f.Name + ":" + f.Kind.String()
 	}
 	return strings.Join(parts, ", ")
@@ -92,10 +102,14 @@ func (s Schema) String() string {
 
 // Value is one typed value, small (32 bytes) and comparable with ==. Values built by the
 // constructors are immutable; values from DecodeRecord alias the decode buffer until cloned.
+//
+// A struct value holds its nested record in its wire encoding (AppendRecord), so it stays
+// 32 bytes and comparable, travels without re-encoding, and a field of it is read by
+// skipping to it (Field) rather than by decoding the whole record.
 type Value struct {
 	kind Kind
 	n    uint64 // bool (0/1), int64 bits, float64 bits
-	s    string // string and bytes
+	s    string // string and bytes; a struct's encoded record
 }
 
 // Null returns the null value.
@@ -120,6 +134,41 @@ func String(s string) Value { return Value{kind: KindString, s: s} }
 
 // Bytes returns a bytes value; b is copied.
 func Bytes(b []byte) Value { return Value{kind: KindBytes, s: string(b)} }
+
+// Struct returns a struct value holding the record r (encoded as a nested record, so later
+// changes to r do not show).
+func Struct(r Record) Value {
+	return Value{kind: KindStruct, s: string(appendValues(nil, r))}
+}
+
+// structOf returns a struct value holding enc, the encoding of a record, without copying:
+// enc must not change while the value is used (the aliasing contract of DecodeRecord).
+func structOf(enc []byte) Value {
+	if len(enc) == 0 {
+		return Value{kind: KindStruct}
+	}
+	return Value{kind: KindStruct, s: unsafe.String(&enc[0], len(enc))}
+}
+
+// Field returns field i of a struct value, aliasing it; null when v is not a struct (a null
+// nested object) or has no field i.
+func (v Value) Field(i int) Value {
+	if v.kind != KindStruct {
+		return Value{}
+	}
+	f, _ := structField(v.s, i)
+	return f
+}
+
+// Fields decodes a struct value into *dst (reusing its backing array) and returns it; a
+// null value gives an empty record. Values alias v.
+func (v Value) Fields(dst Record) (Record, error) {
+	if v.kind != KindStruct {
+		return dst[:0], nil
+	}
+	err := decodeRecordString(v.s, &dst, 0)
+	return dst, err
+}
 
 // Clone returns a copy that does not alias a decode buffer (see DecodeRecord).
 func (v Value) Clone() Value {
@@ -158,7 +207,12 @@ func (v Value) AsFloat() float64 {
 }
 
 // AsString returns the string (or bytes) held, "" for other kinds.
-func (v Value) AsString() string { return v.s }
+func (v Value) AsString() string {
+	if v.kind == KindStruct {
+		return ""
+	}
+	return v.s
+}
 
 // Text renders the value as the print sink and text files show it.
 func (v Value) Text() string {
@@ -171,6 +225,8 @@ func (v Value) Text() string {
 		return strconv.FormatInt(int64(v.n), 10)
 	case KindFloat:
 		return strconv.FormatFloat(math.Float64frombits(v.n), 'g', -1, 64)
+	case KindStruct:
+		return string(v.appendText(nil))
 	default:
 		return v.s
 	}
@@ -187,6 +243,15 @@ func (v Value) appendText(dst []byte) []byte {
 		return strconv.AppendInt(dst, int64(v.n), 10)
 	case KindFloat:
 		return strconv.AppendFloat(dst, math.Float64frombits(v.n), 'g', -1, 64)
+	case KindStruct:
+		// Nested values in braces, as the print sink shows them: names are in the schema.
+		var r Record
+		if err := decodeRecordString(v.s, &r, 0); err != nil {
+			return append(dst, "{?}"...)
+		}
+		dst = append(dst, '{')
+		dst = appendTextLine(dst, r)
+		return append(dst, '}')
 	default:
 		return append(dst, v.s...)
 	}
