@@ -1,0 +1,136 @@
+package checkpointbench
+
+import (
+	"context"
+	"fmt"
+	"time"
+
+	"github.com/sluice-dev/sluice/internal/checkpoint"
+)
+
+// stateRun is one backend configuration of the checkpoint size runs.
+type stateRun struct {
+	name string
+	conf map[string]string
+	// slower: the backend fills its state slower than the hashmap one
+	// the throughput was measured with; the first checkpoint waits longer.
+	slower float64
+}
+
+var stateRuns = []stateRun{
+	{"hashmap", map[string]string{"state.backend.type": "hashmap"}, 1},
+	{"pebble_full", map[string]string{"state.backend.type": "pebble", "state.backend.incremental": "false"}, 3},
+	{"pebble_incremental", map[string]string{"state.backend.type": "pebble", "state.backend.incremental": "true"}, 3},
+}
+
+// stateSizes measures, for each backend, the first checkpoint after all
+// StateKeys keys are in state and the one after it, in which 1% of the keys
+// changed. The job is the keyed job with a filter after the generator that
+// passes every id below StateKeys and then only ids divisible by 100: once
+// the keys are filled, only the keys divisible by 100 (1%) change, however
+// fast the job runs. The checkpoint interval is chosen from the measured
+// throughput so that the first checkpoint comes after the fill; a run in
+// which it came earlier is repeated with twice the interval.
+func (b *bench) stateSizes(ctx context.Context, res *Result) error {
+	res.CheckpointDurationMS, res.CheckpointSizeBytes = map[string]int64{}, map[string]int64{}
+	res.StateCheckpoints = map[string]StateBackendRun{}
+	rate := res.RecordsPerSecBaseline
+	if rate <= 0 {
+		rate = 100_000
+	}
+	for _, r := range stateRuns {
+		fill := time.Duration(float64(b.o.StateKeys) * 1.5 / rate * r.slower * float64(time.Second))
+		interval := max(2*time.Second, 2*fill).Round(time.Second)
+		var run StateBackendRun
+		for try := 0; ; try++ {
+			var early bool
+			var err error
+			run, early, err = b.stateRun(ctx, r, interval)
+			if err != nil {
+				return fmt.Errorf("%s: %w", r.name, err)
+			}
+			if !early {
+				break
+			}
+			if try == 2 {
+				return fmt.Errorf("%s: the first checkpoint still came before the %d keys were in state with a checkpoint interval of %s", r.name, b.o.StateKeys, interval)
+			}
+			interval *= 2
+		}
+		res.StateCheckpoints[r.name] = run
+		pick := run.First
+		if r.name == "pebble_incremental" {
+			pick = run.Second
+			res.PebbleIncrementalFirstSizeBytes = run.First.CheckpointedSize
+			res.PebbleIncrementalSecondSizeBytes = run.Second.CheckpointedSize
+		}
+		res.CheckpointDurationMS[r.name] = pick.DurationMS
+		res.CheckpointSizeBytes[r.name] = pick.CheckpointedSize
+	}
+	return nil
+}
+
+// stateRun runs one backend with the given interval; early reports that
+// the first checkpoint was triggered before every key was in state.
+func (b *bench) stateRun(ctx context.Context, r stateRun, interval time.Duration) (StateBackendRun, bool, error) {
+	conf := map[string]string{"execution.checkpointing.interval": interval.String()}
+	for k, v := range r.conf {
+		conf[k] = v
+	}
+	keys := b.o.StateKeys
+	id, err := b.submit(keyedJob(keys, fmt.Sprintf("id < %d || id %% 100 == 0", keys)), conf)
+	if err != nil {
+		return StateBackendRun{}, false, err
+	}
+	defer b.cancel(context.WithoutCancel(ctx), id) //nolint:errcheck // best effort on the error path
+	// Filled: the filter passed every id below keys and then some of the
+	// 1% (records past the first vertex), so every subtask of the
+	// generator has emitted all of its ids below keys. The count is as of
+	// the last heartbeat, so the fill happened no later than filled.
+	var filled time.Time
+	if err := poll(ctx, 10*time.Minute, fmt.Sprintf("%d keys to be in state", keys), func() (bool, error) {
+		v, err := b.job(ctx, id)
+		if err != nil || len(v.Vertices) == 0 {
+			return false, err
+		}
+		filled = time.Now()
+		return v.Vertices[0].Metrics.WriteRecords >= keys+keys/200+1, nil
+	}); err != nil {
+		return StateBackendRun{}, false, err
+	}
+	var first, second *checkpoint.CheckpointStats
+	err = poll(ctx, 2*interval+5*time.Minute, "two completed checkpoints", func() (bool, error) {
+		st, err := b.checkpoints(ctx, id)
+		if err != nil {
+			return false, err
+		}
+		first, second = nil, nil
+		// History is newest first.
+		for i := len(st.History) - 1; i >= 0; i-- {
+			h := st.History[i]
+			if h.Status != checkpoint.StatusCompleted || h.IsSavepoint {
+				continue
+			}
+			if first == nil {
+				first = h
+			} else if second == nil {
+				second = h
+			}
+		}
+		if first != nil && first.TriggerTimestamp < filled.UnixMilli() {
+			return true, nil // too early: the caller retries
+		}
+		return second != nil, nil
+	})
+	if err != nil {
+		return StateBackendRun{}, false, err
+	}
+	if first.TriggerTimestamp < filled.UnixMilli() {
+		return StateBackendRun{}, true, b.cancel(ctx, id)
+	}
+	return StateBackendRun{First: figures(first), Second: figures(second)}, false, b.cancel(ctx, id)
+}
+
+func figures(s *checkpoint.CheckpointStats) CheckpointFigures {
+	return CheckpointFigures{ID: s.ID, DurationMS: s.EndToEndDuration, CheckpointedSize: s.CheckpointedSize, StateSize: s.StateSize}
+}
