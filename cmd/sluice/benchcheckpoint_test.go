@@ -1,0 +1,95 @@
+package main
+
+import (
+	"encoding/json"
+	"strings"
+	"testing"
+)
+
+// TestBenchCheckpointJSON runs `sluice bench checkpoint` with tiny settings
+// (an in-process cluster, seconds of work, 10k keys in state) and checks
+// that its one JSON object has every field with a sane value. It asserts no
+// speed: only that each figure was measured.
+func TestBenchCheckpointJSON(t *testing.T) {
+	out, stderr, err := runCLI(t, "--log-level", "error", "bench", "checkpoint",
+		"--duration", "1s", "--rounds", "1", "--keys", "1000", "--state-keys", "10000")
+	if err != nil {
+		t.Fatalf("bench checkpoint: %v\nstderr:\n%s", err, stderr)
+	}
+	if n := strings.Count(strings.TrimSpace(out), "\n"); n != 0 {
+		t.Fatalf("want one JSON object on one line, got %d lines:\n%s", n+1, out)
+	}
+	var res map[string]any
+	if err := json.Unmarshal([]byte(out), &res); err != nil {
+		t.Fatalf("stdout is not a JSON object: %v\n%s", err, out)
+	}
+	num := func(key string) float64 {
+		t.Helper()
+		v, ok := res[key].(float64)
+		if !ok {
+			t.Fatalf("field %s: want a number, got %#v in\n%s", key, res[key], out)
+		}
+		return v
+	}
+	for _, key := range []string{"records_per_sec_baseline", "records_per_sec_checkpointing", "ratio", "checkpoints_completed",
+		"pebble_incremental_first_size_bytes", "pebble_incremental_second_size_bytes", "recovery_ms", "recovery_restored_checkpoint"} {
+		if v := num(key); v <= 0 {
+			t.Errorf("%s = %v, want > 0", key, v)
+		}
+	}
+	if r := num("ratio"); r > 10 {
+		t.Errorf("ratio = %v: not a ratio of two measured rates", r)
+	}
+	for _, key := range []string{"alignment_p99_ms", "recovery_detection_ms"} {
+		if v := num(key); v < 0 || v > 60_000 {
+			t.Errorf("%s = %v, want 0..60000", key, v)
+		}
+	}
+	if v := num("state_keys"); v != 10000 {
+		t.Errorf("state_keys = %v, want the --state-keys given, 10000", v)
+	}
+	if m, _ := res["recovery_method"].(string); m == "" {
+		t.Errorf("recovery_method is empty: the result must say how recovery_ms was measured")
+	}
+	for _, field := range []string{"checkpoint_duration_ms", "checkpoint_size_bytes"} {
+		m, ok := res[field].(map[string]any)
+		if !ok {
+			t.Fatalf("%s: want an object by backend, got %#v", field, res[field])
+		}
+		for _, backend := range []string{"hashmap", "pebble_full", "pebble_incremental"} {
+			v, ok := m[backend].(float64)
+			switch {
+			case !ok:
+				t.Errorf("%s.%s missing in\n%s", field, backend, out)
+			case field == "checkpoint_size_bytes" && v <= 0:
+				t.Errorf("%s.%s = %v, want > 0", field, backend, v)
+			case v < 0 || v > 600_000:
+				t.Errorf("%s.%s = %v, want 0..600000", field, backend, v)
+			}
+		}
+	}
+	states, _ := res["state_checkpoints"].(map[string]any)
+	for _, backend := range []string{"hashmap", "pebble_full", "pebble_incremental"} {
+		run, _ := states[backend].(map[string]any)
+		first, _ := run["first"].(map[string]any)
+		second, _ := run["second"].(map[string]any)
+		if first == nil || second == nil {
+			t.Errorf("state_checkpoints.%s: want first and second, got %#v", backend, run)
+			continue
+		}
+		if f, s := first["id"].(float64), second["id"].(float64); f < 1 || s <= f {
+			t.Errorf("state_checkpoints.%s: checkpoint ids %v then %v, want increasing ids >= 1", backend, f, s)
+		}
+	}
+}
+
+// TestBenchCheckpointFlags: a setting the bench cannot run with is refused
+// with the flag to fix.
+func TestBenchCheckpointFlags(t *testing.T) {
+	for _, args := range [][]string{{"--duration", "0s"}, {"--rounds", "0"}, {"--state-keys", "10"}, {"--parallelism", "0"}} {
+		_, _, err := runCLI(t, append([]string{"bench", "checkpoint"}, args...)...)
+		if err == nil || !strings.Contains(err.Error(), args[0]) {
+			t.Errorf("%v: want an error naming the flag, got %v", args, err)
+		}
+	}
+}
