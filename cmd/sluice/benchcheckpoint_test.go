@@ -31,7 +31,7 @@ func TestBenchCheckpointJSON(t *testing.T) {
 		}
 		return v
 	}
-	for _, key := range []string{"records_per_sec_baseline", "records_per_sec_checkpointing", "ratio", "checkpoints_completed",
+	for _, key := range []string{"records_per_sec_baseline", "records_per_sec_checkpointing", "ratio", "ratio_median_of_rounds", "checkpoints_completed",
 		"pebble_incremental_first_size_bytes", "pebble_incremental_second_size_bytes", "recovery_ms", "recovery_restored_checkpoint"} {
 		if v := num(key); v <= 0 {
 			t.Errorf("%s = %v, want > 0", key, v)
@@ -79,6 +79,21 @@ func TestBenchCheckpointJSON(t *testing.T) {
 		}
 		if f, s := first["id"].(float64), second["id"].(float64); f < 1 || s <= f {
 			t.Errorf("state_checkpoints.%s: checkpoint ids %v then %v, want increasing ids >= 1", backend, f, s)
+		}
+		for _, c := range []map[string]any{first, second} {
+			written, size := c["checkpointed_size_bytes"].(float64), c["state_size_bytes"].(float64)
+			switch {
+			case size <= 0 || written <= 0:
+				t.Errorf("state_checkpoints.%s: checkpoint %v wrote %v of %v bytes, want > 0", backend, c["id"], written, size)
+			case backend == "pebble_incremental" && c["id"] == second["id"]:
+				// checkpointed_size is what the checkpoint wrote: not the
+				// files it shares with the first.
+				if written >= size {
+					t.Errorf("state_checkpoints.%s: the second checkpoint wrote %v of %v bytes referenced, want fewer", backend, written, size)
+				}
+			case written != size:
+				t.Errorf("state_checkpoints.%s: checkpoint %v wrote %v bytes but references %v: a full checkpoint writes all it references", backend, c["id"], written, size)
+			}
 		}
 	}
 }

@@ -59,11 +59,14 @@ type Result struct {
 
 	// Records/s through the keyed sum (records read by the vertex that
 	// holds it), medians over the rounds, and each round's figure.
-	RecordsPerSecBaseline      float64   `json:"records_per_sec_baseline"`
-	RecordsPerSecCheckpointing float64   `json:"records_per_sec_checkpointing"`
-	Ratio                      float64   `json:"ratio"`
-	BaselineRuns               []float64 `json:"baseline_runs"`
-	CheckpointingRuns          []float64 `json:"checkpointing_runs"`
+	RecordsPerSecBaseline      float64 `json:"records_per_sec_baseline"`
+	RecordsPerSecCheckpointing float64 `json:"records_per_sec_checkpointing"`
+	Ratio                      float64 `json:"ratio"`
+	// RatioOfRounds is the median of each round's ratio (its two runs
+	// ran back to back): less sensitive to the machine's load drifting.
+	RatioOfRounds     float64   `json:"ratio_median_of_rounds"`
+	BaselineRuns      []float64 `json:"baseline_runs"`
+	CheckpointingRuns []float64 `json:"checkpointing_runs"`
 	// CheckpointsCompleted counts the checkpoints the checkpointing runs
 	// completed (a run without any would not measure anything).
 	CheckpointsCompleted int64 `json:"checkpoints_completed"`
@@ -74,6 +77,10 @@ type Result struct {
 	// StateKeys keys in state: the first checkpoint taken after every key
 	// is in state, and the next one, after 1% of the keys changed.
 	StateKeys int64 `json:"state_keys"`
+	// StateRate is the generator's pace in those runs (records/s).
+	StateRate int64 `json:"state_generator_rate"`
+	// StateIntervalMS is the checkpoint interval of each backend's run.
+	StateIntervalMS map[string]int64 `json:"state_checkpoint_interval_ms"`
 	// CheckpointDurationMS and CheckpointSizeBytes by backend: hashmap
 	// and pebble_full the first checkpoint, pebble_incremental the second
 	// (what an incremental checkpoint costs in the steady state).
@@ -189,20 +196,20 @@ type bench struct {
 }
 
 // keyedJob is the job every run measures: generator -> key_by -> keyed
-// sum -> blackhole. filter, when set, is a filter between the generator
-// and key_by.
-func keyedJob(keys int64, filter string) []byte {
+// sum -> blackhole. rate paces the generator (0: as fast as it can go);
+// filter, when set, is a filter between the generator and key_by.
+func keyedJob(keys int64, rate int64, filter string) []byte {
 	f, in := "", "gen"
 	if filter != "" {
 		f, in = fmt.Sprintf("  - {name: sample, type: filter, input: gen, expr: %q}\n", filter), "sample"
 	}
 	return fmt.Appendf(nil, `name: bench-checkpoint
 operators:
-  - {name: gen, type: generator, keys: %d}
+  - {name: gen, type: generator, keys: %d, rate: %d}
 %s  - {name: by-key, type: key_by, input: %s, key: key}
   - {name: total, type: aggregate, input: by-key, function: sum, field: value, as: total}
   - {name: sink, type: blackhole, input: total}
-`, keys, f, in)
+`, keys, rate, f, in)
 }
 
 // jobView is what the bench reads of GET /jobs/{id}.
@@ -343,7 +350,7 @@ func (b *bench) throughputRun(ctx context.Context, checkpoints bool) (float64, *
 	if checkpoints {
 		conf["execution.checkpointing.interval"] = b.o.Interval.String()
 	}
-	id, err := b.submit(keyedJob(b.o.ThroughputKeys, ""), conf)
+	id, err := b.submit(keyedJob(b.o.ThroughputKeys, 0, ""), conf)
 	if err != nil {
 		return 0, nil, err
 	}
@@ -406,6 +413,13 @@ func (b *bench) throughput(ctx context.Context, res *Result) error {
 			res.AlignmentP99MS = max(res.AlignmentP99MS, st.Summary.AlignmentDuration.P99/1e6)
 		}
 	}
+	var ratios []float64
+	for i := range res.BaselineRuns {
+		if res.BaselineRuns[i] > 0 {
+			ratios = append(ratios, res.CheckpointingRuns[i]/res.BaselineRuns[i])
+		}
+	}
+	res.RatioOfRounds = median(ratios)
 	res.RecordsPerSecBaseline = median(res.BaselineRuns)
 	res.RecordsPerSecCheckpointing = median(res.CheckpointingRuns)
 	if res.RecordsPerSecBaseline > 0 {

@@ -23,7 +23,7 @@ func (b *bench) recovery(ctx context.Context, res *Result) error {
 		"restart-strategy.fixed-delay.attempts": "3",
 		"restart-strategy.fixed-delay.delay":    "0 s",
 	}
-	id, err := b.submit(keyedJob(b.o.ThroughputKeys, ""), conf)
+	id, err := b.submit(keyedJob(b.o.ThroughputKeys, 0, ""), conf)
 	if err != nil {
 		return err
 	}

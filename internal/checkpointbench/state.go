@@ -12,35 +12,43 @@ import (
 type stateRun struct {
 	name string
 	conf map[string]string
-	// slower: the backend fills its state slower than the hashmap one
-	// the throughput was measured with; the first checkpoint waits longer.
-	slower float64
 }
 
 var stateRuns = []stateRun{
-	{"hashmap", map[string]string{"state.backend.type": "hashmap"}, 1},
-	{"pebble_full", map[string]string{"state.backend.type": "pebble", "state.backend.incremental": "false"}, 3},
-	{"pebble_incremental", map[string]string{"state.backend.type": "pebble", "state.backend.incremental": "true"}, 3},
+	{"hashmap", map[string]string{"state.backend.type": "hashmap"}},
+	{"pebble_full", map[string]string{"state.backend.type": "pebble", "state.backend.incremental": "false"}},
+	{"pebble_incremental", map[string]string{"state.backend.type": "pebble", "state.backend.incremental": "true"}},
 }
+
+// stateRate paces the generator of the checkpoint size runs (records/s):
+// the fill of 1M keys takes a few seconds, and afterwards the 1% of the
+// keys that change get rate/100 updates a second, few enough that pebble's
+// memtable is not flushed (nor L0 compacted) between two checkpoints, so
+// that an incremental checkpoint uploads what changed rather than the
+// output of compactions the bench itself provoked.
+const stateRate = 300_000
+
+// settle is how long the first checkpoint waits after the expected fill:
+// time for pebble to compact the files the fill flushed, which the first
+// checkpoint then holds.
+const settle = 3 * time.Second
 
 // stateSizes measures, for each backend, the first checkpoint after all
 // StateKeys keys are in state and the one after it, in which 1% of the keys
-// changed. The job is the keyed job with a filter after the generator that
-// passes every id below StateKeys and then only ids divisible by 100: once
-// the keys are filled, only the keys divisible by 100 (1%) change, however
-// fast the job runs. The checkpoint interval is chosen from the measured
-// throughput so that the first checkpoint comes after the fill; a run in
-// which it came earlier is repeated with twice the interval.
+// changed. The job is the keyed job, its generator paced at stateRate, with
+// a filter after the generator that passes every id below StateKeys and
+// then only ids divisible by 100: once the keys are filled, only the keys
+// divisible by 100 (1%) change. The checkpoint interval is chosen so that
+// the first checkpoint comes after the fill; a run in which it came
+// earlier is repeated with twice the interval.
 func (b *bench) stateSizes(ctx context.Context, res *Result) error {
 	res.CheckpointDurationMS, res.CheckpointSizeBytes = map[string]int64{}, map[string]int64{}
 	res.StateCheckpoints = map[string]StateBackendRun{}
-	rate := res.RecordsPerSecBaseline
-	if rate <= 0 {
-		rate = 100_000
-	}
+	res.StateRate, res.StateIntervalMS = stateRate, map[string]int64{}
 	for _, r := range stateRuns {
-		fill := time.Duration(float64(b.o.StateKeys) * 1.5 / rate * r.slower * float64(time.Second))
-		interval := max(2*time.Second, 2*fill).Round(time.Second)
+		// The fill is detected once 1.5 x keys ids were emitted (below).
+		fill := time.Duration(float64(b.o.StateKeys) * 1.5 / stateRate * float64(time.Second))
+		interval := (2*fill + settle).Round(time.Second)
 		var run StateBackendRun
 		for try := 0; ; try++ {
 			var early bool
@@ -58,6 +66,7 @@ func (b *bench) stateSizes(ctx context.Context, res *Result) error {
 			interval *= 2
 		}
 		res.StateCheckpoints[r.name] = run
+		res.StateIntervalMS[r.name] = interval.Milliseconds()
 		pick := run.First
 		if r.name == "pebble_incremental" {
 			pick = run.Second
@@ -78,7 +87,7 @@ func (b *bench) stateRun(ctx context.Context, r stateRun, interval time.Duration
 		conf[k] = v
 	}
 	keys := b.o.StateKeys
-	id, err := b.submit(keyedJob(keys, fmt.Sprintf("id < %d || id %% 100 == 0", keys)), conf)
+	id, err := b.submit(keyedJob(keys, stateRate, fmt.Sprintf("id < %d || id %% 100 == 0", keys)), conf)
 	if err != nil {
 		return StateBackendRun{}, false, err
 	}
