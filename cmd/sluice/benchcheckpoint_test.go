@@ -32,7 +32,7 @@ func TestBenchCheckpointJSON(t *testing.T) {
 		return v
 	}
 	for _, key := range []string{"records_per_sec_baseline", "records_per_sec_checkpointing", "ratio", "ratio_median_of_rounds", "checkpoints_completed",
-		"pebble_incremental_first_size_bytes", "pebble_incremental_second_size_bytes", "recovery_ms", "recovery_restored_checkpoint"} {
+		"pebble_incremental_first_size_bytes", "pebble_incremental_second_size_bytes", "pebble_incremental_third_size_bytes", "recovery_ms", "recovery_restored_checkpoint"} {
 		if v := num(key); v <= 0 {
 			t.Errorf("%s = %v, want > 0", key, v)
 		}
@@ -71,28 +71,32 @@ func TestBenchCheckpointJSON(t *testing.T) {
 	states, _ := res["state_checkpoints"].(map[string]any)
 	for _, backend := range []string{"hashmap", "pebble_full", "pebble_incremental"} {
 		run, _ := states[backend].(map[string]any)
-		first, _ := run["first"].(map[string]any)
-		second, _ := run["second"].(map[string]any)
-		if first == nil || second == nil {
-			t.Errorf("state_checkpoints.%s: want first and second, got %#v", backend, run)
-			continue
+		var cps []map[string]any
+		for _, which := range []string{"first", "second", "third"} {
+			c, _ := run[which].(map[string]any)
+			if c == nil {
+				t.Fatalf("state_checkpoints.%s.%s missing in\n%s", backend, which, out)
+			}
+			cps = append(cps, c)
 		}
-		if f, s := first["id"].(float64), second["id"].(float64); f < 1 || s <= f {
-			t.Errorf("state_checkpoints.%s: checkpoint ids %v then %v, want increasing ids >= 1", backend, f, s)
-		}
-		for _, c := range []map[string]any{first, second} {
-			written, size := c["checkpointed_size_bytes"].(float64), c["state_size_bytes"].(float64)
+		for i, c := range cps {
+			id, written, size := c["id"].(float64), c["checkpointed_size_bytes"].(float64), c["state_size_bytes"].(float64)
+			if i > 0 && id <= cps[i-1]["id"].(float64) || id < 1 {
+				t.Errorf("state_checkpoints.%s: checkpoint ids %v, %v, %v: want increasing ids >= 1", backend, cps[0]["id"], cps[1]["id"], cps[2]["id"])
+			}
 			switch {
 			case size <= 0 || written <= 0:
-				t.Errorf("state_checkpoints.%s: checkpoint %v wrote %v of %v bytes, want > 0", backend, c["id"], written, size)
-			case backend == "pebble_incremental" && c["id"] == second["id"]:
-				// checkpointed_size is what the checkpoint wrote: not the
-				// files it shares with the first.
-				if written >= size {
-					t.Errorf("state_checkpoints.%s: the second checkpoint wrote %v of %v bytes referenced, want fewer", backend, written, size)
-				}
-			case written != size:
-				t.Errorf("state_checkpoints.%s: checkpoint %v wrote %v bytes but references %v: a full checkpoint writes all it references", backend, c["id"], written, size)
+				t.Errorf("state_checkpoints.%s: checkpoint %v wrote %v of %v bytes, want > 0", backend, id, written, size)
+			case backend != "pebble_incremental" && written != size:
+				t.Errorf("state_checkpoints.%s: checkpoint %v wrote %v bytes but references %v: a full checkpoint writes all it references", backend, id, written, size)
+			case backend == "pebble_incremental" && i == 0 && written != size:
+				t.Errorf("state_checkpoints.%s: the first checkpoint wrote %v of %v bytes: it has no earlier one to share files with", backend, written, size)
+			case backend == "pebble_incremental" && i == 2 && written >= size:
+				// checkpointed_size is what the checkpoint wrote, not the
+				// files it shares with the one before.
+				t.Errorf("state_checkpoints.%s: the third checkpoint wrote %v of %v bytes referenced, want fewer", backend, written, size)
+			case written > size:
+				t.Errorf("state_checkpoints.%s: checkpoint %v wrote %v bytes, more than the %v it references", backend, id, written, size)
 			}
 		}
 	}

@@ -29,7 +29,7 @@ func (b *bench) recovery(ctx context.Context, res *Result) error {
 	}
 	defer b.cancel(context.WithoutCancel(ctx), id) //nolint:errcheck // best effort on the error path
 	var before *jobView
-	if err := poll(ctx, time.Minute, "the recovery job to run and complete a checkpoint", func() (bool, error) {
+	if err := poll(ctx, time.Minute, 20*time.Millisecond, "the recovery job to run and complete a checkpoint", func() (bool, error) {
 		v, err := b.job(ctx, id)
 		if err != nil || v.State != "RUNNING" || v.summed() == 0 {
 			return false, err
@@ -53,7 +53,7 @@ func (b *bench) recovery(ctx context.Context, res *Result) error {
 	go func() { done <- b.c.KillTaskManager(context.WithoutCancel(ctx), victim) }()
 	var after *jobView
 	var first time.Time
-	err = poll(ctx, 2*time.Minute, "the job's new attempt to process records", func() (bool, error) {
+	err = poll(ctx, 2*time.Minute, 5*time.Millisecond, "the job's new attempt to process records", func() (bool, error) {
 		v, err := b.job(ctx, id)
 		if err != nil {
 			return false, err

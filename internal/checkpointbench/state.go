@@ -23,32 +23,37 @@ var stateRuns = []stateRun{
 // stateRate paces the generator of the checkpoint size runs (records/s):
 // the fill of 1M keys takes a few seconds, and afterwards the 1% of the
 // keys that change get rate/100 updates a second, few enough that pebble's
-// memtable is not flushed (nor L0 compacted) between two checkpoints, so
-// that an incremental checkpoint uploads what changed rather than the
-// output of compactions the bench itself provoked.
+// memtable is not flushed between two checkpoints.
 const stateRate = 300_000
 
-// settle is how long the first checkpoint waits after the expected fill:
-// time for pebble to compact the files the fill flushed, which the first
-// checkpoint then holds.
-const settle = 3 * time.Second
+// fillMargin: the fill counts as done once the filter has passed every id
+// below the key count and keys/fillMargin of the 1% after them, that is
+// once about 1.1 x keys ids were emitted; with every generator subtask
+// paced alike, each has emitted all its ids below the key count by then.
+const fillMargin = 1000
 
-// stateSizes measures, for each backend, the first checkpoint after all
-// StateKeys keys are in state and the one after it, in which 1% of the keys
-// changed. The job is the keyed job, its generator paced at stateRate, with
-// a filter after the generator that passes every id below StateKeys and
-// then only ids divisible by 100: once the keys are filled, only the keys
-// divisible by 100 (1%) change. The checkpoint interval is chosen so that
-// the first checkpoint comes after the fill; a run in which it came
+// stateSizes measures, for each backend, the first three checkpoints after
+// all StateKeys keys are in state; between two of them 1% of the keys
+// changed. The job is the keyed job, its generator paced at stateRate,
+// with a filter after the generator that passes every id below StateKeys
+// and then only ids divisible by 100: once the keys are filled, only the
+// keys divisible by 100 (1%) change. The checkpoint interval is chosen so
+// that the first checkpoint comes after the fill; a run in which it came
 // earlier is repeated with twice the interval.
+//
+// Why three: the first checkpoint flushes pebble's memtable, and that L0
+// file on top of those the fill flushed starts pebble's compaction of the
+// fill, whose output (all of the state, in new files) the second
+// incremental checkpoint uploads. The third uploads only what changed.
+// The bench reports the first and second, as the performance budget asks,
+// and the third beside them.
 func (b *bench) stateSizes(ctx context.Context, res *Result) error {
 	res.CheckpointDurationMS, res.CheckpointSizeBytes = map[string]int64{}, map[string]int64{}
 	res.StateCheckpoints = map[string]StateBackendRun{}
 	res.StateRate, res.StateIntervalMS = stateRate, map[string]int64{}
 	for _, r := range stateRuns {
-		// The fill is detected once 1.5 x keys ids were emitted (below).
-		fill := time.Duration(float64(b.o.StateKeys) * 1.5 / stateRate * float64(time.Second))
-		interval := (2*fill + settle).Round(time.Second)
+		fill := time.Duration(float64(b.o.StateKeys) * 1.1 / stateRate * float64(time.Second))
+		interval := max(2*time.Second, (2*fill + time.Second).Round(time.Second))
 		var run StateBackendRun
 		for try := 0; ; try++ {
 			var early bool
@@ -72,6 +77,7 @@ func (b *bench) stateSizes(ctx context.Context, res *Result) error {
 			pick = run.Second
 			res.PebbleIncrementalFirstSizeBytes = run.First.CheckpointedSize
 			res.PebbleIncrementalSecondSizeBytes = run.Second.CheckpointedSize
+			res.PebbleIncrementalThirdSizeBytes = run.Third.CheckpointedSize
 		}
 		res.CheckpointDurationMS[r.name] = pick.DurationMS
 		res.CheckpointSizeBytes[r.name] = pick.CheckpointedSize
@@ -97,23 +103,23 @@ func (b *bench) stateRun(ctx context.Context, r stateRun, interval time.Duration
 	// generator has emitted all of its ids below keys. The count is as of
 	// the last heartbeat, so the fill happened no later than filled.
 	var filled time.Time
-	if err := poll(ctx, 10*time.Minute, fmt.Sprintf("%d keys to be in state", keys), func() (bool, error) {
+	if err := poll(ctx, 10*time.Minute, 20*time.Millisecond, fmt.Sprintf("%d keys to be in state", keys), func() (bool, error) {
 		v, err := b.job(ctx, id)
 		if err != nil || len(v.Vertices) == 0 {
 			return false, err
 		}
 		filled = time.Now()
-		return v.Vertices[0].Metrics.WriteRecords >= keys+keys/200+1, nil
+		return v.Vertices[0].Metrics.WriteRecords >= keys+keys/fillMargin+1, nil
 	}); err != nil {
 		return StateBackendRun{}, false, err
 	}
-	var first, second *checkpoint.CheckpointStats
-	err = poll(ctx, 2*interval+5*time.Minute, "two completed checkpoints", func() (bool, error) {
+	var first, second, third *checkpoint.CheckpointStats
+	err = poll(ctx, 3*interval+5*time.Minute, 100*time.Millisecond, "three completed checkpoints", func() (bool, error) {
 		st, err := b.checkpoints(ctx, id)
 		if err != nil {
 			return false, err
 		}
-		first, second = nil, nil
+		first, second, third = nil, nil, nil
 		// History is newest first.
 		for i := len(st.History) - 1; i >= 0; i-- {
 			h := st.History[i]
@@ -124,12 +130,14 @@ func (b *bench) stateRun(ctx context.Context, r stateRun, interval time.Duration
 				first = h
 			} else if second == nil {
 				second = h
+			} else if third == nil {
+				third = h
 			}
 		}
 		if first != nil && first.TriggerTimestamp < filled.UnixMilli() {
 			return true, nil // too early: the caller retries
 		}
-		return second != nil, nil
+		return third != nil, nil
 	})
 	if err != nil {
 		return StateBackendRun{}, false, err
@@ -137,7 +145,7 @@ func (b *bench) stateRun(ctx context.Context, r stateRun, interval time.Duration
 	if first.TriggerTimestamp < filled.UnixMilli() {
 		return StateBackendRun{}, true, b.cancel(ctx, id)
 	}
-	return StateBackendRun{First: figures(first), Second: figures(second)}, false, b.cancel(ctx, id)
+	return StateBackendRun{First: figures(first), Second: figures(second), Third: figures(third)}, false, b.cancel(ctx, id)
 }
 
 func figures(s *checkpoint.CheckpointStats) CheckpointFigures {
