@@ -361,7 +361,9 @@ func (b *bench) throughputRun(ctx context.Context, checkpoints bool) (float64, *
 	if err != nil {
 		return 0, nil, err
 	}
-	defer b.cancel(context.WithoutCancel(ctx), id) //nolint:errcheck // best effort on the error path
+	// On an error path the job must not run on into the next run; after
+	// the cancel at the end this does nothing.
+	defer func() { _ = b.cancel(context.WithoutCancel(ctx), id) }()
 	if err := poll(ctx, time.Minute, 20*time.Millisecond, "the bench job to run and process records", func() (bool, error) {
 		v, err := b.job(ctx, id)
 		return err == nil && v.State == "RUNNING" && v.summed() > 0, err

@@ -50,8 +50,8 @@ type Cluster struct {
 	tmStop []context.CancelFunc
 	tmDone []chan struct{}
 	cancel context.CancelFunc
-	wg       sync.WaitGroup
-	errs     chan error
+	wg     sync.WaitGroup
+	errs   chan error
 }
 
 // Start starts a JobManager and its TaskManagers on loopback ports chosen by
