@@ -46,7 +46,7 @@ type Options struct {
 // DefaultOptions are the defaults of `sluice bench checkpoint`: a full run
 // takes about 2-3 minutes on 2 cores.
 func DefaultOptions() Options {
-	return Options{Duration: 6 * time.Second, Rounds: 3, Parallelism: 2, ThroughputKeys: 10_000, StateKeys: 1_000_000, Interval: time.Second}
+	return Options{Duration: 4 * time.Second, Rounds: 5, Parallelism: 2, ThroughputKeys: 10_000, StateKeys: 1_000_000, Interval: time.Second}
 }
 
 // Result is the one JSON object `sluice bench checkpoint` prints.
