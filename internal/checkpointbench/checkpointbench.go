@@ -13,7 +13,11 @@ import (
 	"io"
 	"log/slog"
 	"net/http"
+	"os"
+	"runtime"
 	"slices"
+	"strconv"
+	"strings"
 	"time"
 
 	"github.com/sluice-dev/sluice/internal/checkpoint"
@@ -107,6 +111,11 @@ type Result struct {
 	RecoveryRestoredFrom int64   `json:"recovery_restored_checkpoint"`
 	RecoveryMethod       string  `json:"recovery_method"`
 	TotalSeconds         float64 `json:"total_seconds"`
+	// LoadAverage is the machine's 1-minute load average before and after
+	// the run (Linux; absent elsewhere) beside NumCPU: the throughput
+	// figures of a run on a busy machine say more about the machine.
+	LoadAverage []float64 `json:"load_average_1m,omitempty"`
+	NumCPU      int       `json:"num_cpu"`
 }
 
 // StateBackendRun is one backend's first three checkpoints with every key
@@ -156,6 +165,7 @@ func Run(ctx context.Context, o Options) (*Result, error) {
 		o.Logger = slog.New(slog.NewTextHandler(io.Discard, nil))
 	}
 	began := time.Now()
+	load := loadAverage()
 	cfg := config.New()
 	for k, v := range map[string]string{
 		"heartbeat.interval": heartbeat.String(),
@@ -190,6 +200,10 @@ func Run(ctx context.Context, o Options) (*Result, error) {
 		return nil, err
 	}
 	res.TotalSeconds = time.Since(began).Seconds()
+	if end := loadAverage(); load != nil && end != nil {
+		res.LoadAverage = append(load, end...)
+	}
+	res.NumCPU = runtime.NumCPU()
 	return res, nil
 }
 
@@ -447,6 +461,23 @@ func median(v []float64) float64 {
 		return s[len(s)/2]
 	}
 	return (s[len(s)/2-1] + s[len(s)/2]) / 2
+}
+
+// loadAverage is the 1-minute load average from /proc/loadavg, or nil.
+func loadAverage() []float64 {
+	b, err := os.ReadFile("/proc/loadavg")
+	if err != nil {
+		return nil
+	}
+	f := strings.Fields(string(b))
+	if len(f) == 0 {
+		return nil
+	}
+	v, err := strconv.ParseFloat(f[0], 64)
+	if err != nil {
+		return nil
+	}
+	return []float64{v}
 }
 
 func sleep(ctx context.Context, d time.Duration) error {
