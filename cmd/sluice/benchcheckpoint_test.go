@@ -91,12 +91,21 @@ func TestBenchCheckpointJSON(t *testing.T) {
 				t.Errorf("state_checkpoints.%s: checkpoint %v wrote %v bytes but references %v: a full checkpoint writes all it references", backend, id, written, size)
 			case backend == "pebble_incremental" && i == 0 && written != size:
 				t.Errorf("state_checkpoints.%s: the first checkpoint wrote %v of %v bytes: it has no earlier one to share files with", backend, written, size)
-			case backend == "pebble_incremental" && i == 2 && written >= size:
-				// checkpointed_size is what the checkpoint wrote, not the
-				// files it shares with the one before.
-				t.Errorf("state_checkpoints.%s: the third checkpoint wrote %v of %v bytes referenced, want fewer", backend, written, size)
 			case written > size:
 				t.Errorf("state_checkpoints.%s: checkpoint %v wrote %v bytes, more than the %v it references", backend, id, written, size)
+			}
+		}
+		if backend == "pebble_incremental" {
+			// checkpointed_size is what a checkpoint wrote, not the files it
+			// shares with the one before. A compaction between two
+			// checkpoints rewrites files, so one of the two after the first
+			// may upload everything, but not both.
+			shared := false
+			for _, c := range cps[1:] {
+				shared = shared || c["checkpointed_size_bytes"].(float64) < c["state_size_bytes"].(float64)
+			}
+			if !shared {
+				t.Errorf("state_checkpoints.%s: neither the second nor the third checkpoint wrote fewer bytes than it references: %v, %v", backend, cps[1], cps[2])
 			}
 		}
 	}
