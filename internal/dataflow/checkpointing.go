@@ -71,5 +71,8 @@ type CheckpointMetrics struct {
 	Alignment time.Duration // first barrier to last (exactly once); 0 for sources
 	Sync      time.Duration // synchronous part, in the task goroutine
 	Async     time.Duration // asynchronous part, concurrent with processing
-	Size      int64         // bytes written (as committed: sealed or plain)
+	Size      int64         // bytes the snapshot references (as committed: sealed or plain)
+	// Written is the bytes this checkpoint wrote: Size less the shared
+	// files an incremental checkpoint references from earlier ones.
+	Written int64
 }

@@ -180,18 +180,18 @@ func (t *task) snapshotAsync(info checkpoint.Info, files checkpoint.SnapshotFile
 			p := &parts[i]
 			st := checkpoint.SubtaskState{Finished: finished}
 			if p.keyed != nil {
-				h, size, err := writeKeyed(t.asyncCtx, files, checkpoint.StateFile(p.index, t.subtask, checkpoint.KindKeyed), p.keyed)
+				h, size, written, err := writeKeyed(t.asyncCtx, files, info.ID, checkpoint.StateFile(p.index, t.subtask, checkpoint.KindKeyed), p.keyed)
 				if err != nil {
 					return fmt.Errorf("operator %q: %w", p.name, err)
 				}
-				st.Keyed, m.Size = h, m.Size+size
+				st.Keyed, m.Size, m.Written = h, m.Size+size, m.Written+written
 			}
 			if len(p.lists) > 0 {
 				h, size, err := writeLists(files, checkpoint.StateFile(p.index, t.subtask, checkpoint.KindOperator), p.lists)
 				if err != nil {
 					return fmt.Errorf("operator %q: %w", p.name, err)
 				}
-				st.Operator, m.Size = h, m.Size+size
+				st.Operator, m.Size, m.Written = h, m.Size+size, m.Written+size
 			}
 			if p.async != nil {
 				if err := p.async(t.asyncCtx); err != nil {
@@ -214,41 +214,47 @@ func (t *task) snapshotAsync(info checkpoint.Info, files checkpoint.SnapshotFile
 	t.cp.Ack(info, ops, m)
 }
 
-// writeKeyed writes a keyed snapshot as the file name.
-func writeKeyed(ctx context.Context, files checkpoint.SnapshotFiles, name string, s state.Snapshot) (*checkpoint.KeyedHandle, int64, error) {
+// writeKeyed writes a keyed snapshot of checkpoint id as the file name. It
+// returns the bytes the snapshot references and those it wrote: an
+// incremental snapshot references shared files that earlier checkpoints
+// wrote (FileRef.SealedFor names the one that did).
+func writeKeyed(ctx context.Context, files checkpoint.SnapshotFiles, id int64, name string, s state.Snapshot) (*checkpoint.KeyedHandle, int64, int64, error) {
 	if fs, ok := s.(state.FileSnapshot); ok && files.SharedAllowed() {
 		// A checkpoint of a backend with native files (pebble): its files,
 		// uploaded or, when incremental, referenced. Savepoints take the
 		// canonical stream below, so they restore into any backend.
 		h, err := fs.WriteFiles(ctx, files, strings.TrimSuffix(name, "-"+checkpoint.KindKeyed))
 		if err != nil {
-			return nil, 0, fmt.Errorf("write keyed state files %s: %w", name, err)
+			return nil, 0, 0, fmt.Errorf("write keyed state files %s: %w", name, err)
 		}
-		var size int64
+		var size, written int64
 		for _, f := range h.Files {
 			size += f.Size
+			if f.SealedFor == 0 || f.SealedFor == id {
+				written += f.Size
+			}
 		}
-		return h, size, nil
+		return h, size, written, nil
 	}
 	w, err := files.Create(name)
 	if err != nil {
-		return nil, 0, fmt.Errorf("create keyed state file %s: %w", name, err)
+		return nil, 0, 0, fmt.Errorf("create keyed state file %s: %w", name, err)
 	}
 	h, err := s.Write(ctx, w)
 	if err != nil {
 		w.Abort()
-		return nil, 0, fmt.Errorf("write keyed state file %s: %w", name, err)
+		return nil, 0, 0, fmt.Errorf("write keyed state file %s: %w", name, err)
 	}
 	ref, err := w.Commit()
 	if err != nil {
-		return nil, 0, fmt.Errorf("commit keyed state file %s: %w", name, err)
+		return nil, 0, 0, fmt.Errorf("commit keyed state file %s: %w", name, err)
 	}
 	kh := &checkpoint.KeyedHandle{Format: h.Format, KeyGroups: keygroup.Range(h.KeyGroups), Offsets: h.Offsets,
 		States: make([]checkpoint.StateInfo, len(h.States)), Files: []checkpoint.FileRef{ref}}
 	for i, st := range h.States {
 		kh.States[i] = checkpoint.StateInfo{Name: st.Name, Kind: st.Kind.String()}
 	}
-	return kh, ref.Size, nil
+	return kh, ref.Size, ref.Size, nil
 }
 
 // The operator state file ("SLOS", docs/architecture.md §5.4), one per operator subtask:

@@ -46,9 +46,12 @@ type Cluster struct {
 	Internal *internaltls.JobManager
 	workDir  string
 	TMs      []*taskmanager.TaskManager
-	cancel   context.CancelFunc
-	wg       sync.WaitGroup
-	errs     chan error
+	// tmStop stops TMs[i] alone (KillTaskManager).
+	tmStop []context.CancelFunc
+	tmDone []chan struct{}
+	cancel context.CancelFunc
+	wg     sync.WaitGroup
+	errs   chan error
 }
 
 // Start starts a JobManager and its TaskManagers on loopback ports chosen by
@@ -167,10 +170,14 @@ func Start(ctx context.Context, o Options) (*Cluster, error) {
 			return nil, err
 		}
 		c.TMs = append(c.TMs, tm)
+		tmCtx, tmStop := context.WithCancel(runCtx)
+		done := make(chan struct{})
+		c.tmStop, c.tmDone = append(c.tmStop, tmStop), append(c.tmDone, done)
 		c.wg.Add(1)
 		go func() {
 			defer c.wg.Done()
-			if err := tm.Run(runCtx); err != nil {
+			defer close(done)
+			if err := tm.Run(tmCtx); err != nil {
 				c.errs <- err
 			}
 		}()
@@ -185,6 +192,24 @@ func Start(ctx context.Context, o Options) (*Cluster, error) {
 		return nil, err
 	}
 	return c, nil
+}
+
+// KillTaskManager stops TMs[i] alone, without a word to the JobManager:
+// its tasks are cancelled and its listeners and connections close, as when
+// the process dies (its peers see their connections break; the JobManager
+// learns of it from the failed tasks or calls, or at heartbeat.timeout).
+// It returns once the TaskManager has stopped.
+func (c *Cluster) KillTaskManager(ctx context.Context, i int) error {
+	if i < 0 || i >= len(c.TMs) {
+		return fmt.Errorf("no taskmanager %d: the cluster has %d", i, len(c.TMs))
+	}
+	c.tmStop[i]()
+	select {
+	case <-c.tmDone[i]:
+		return nil
+	case <-ctx.Done():
+		return fmt.Errorf("taskmanager %s did not stop: %w", c.TMs[i].ID(), ctx.Err())
+	}
 }
 
 // Stop shuts every process of the cluster down and waits for them.

@@ -264,7 +264,7 @@ func (tm *TaskManager) taskCheckpointing(jr *jobRun, t *runningTask, d *controlp
 		}
 		if err := tm.acknowledge(t, info.ID, ops, finished, &controlpb.CheckpointMetrics{
 			SyncDurationMs: m.Sync.Milliseconds(), AsyncDurationMs: m.Async.Milliseconds(),
-			AlignmentDurationNs: m.Alignment.Nanoseconds(), StateSize: m.Size, CheckpointedSize: m.Size,
+			AlignmentDurationNs: m.Alignment.Nanoseconds(), StateSize: m.Size, CheckpointedSize: m.Written,
 		}); err != nil {
 			tm.decline(t, info.ID, err.Error())
 		}
