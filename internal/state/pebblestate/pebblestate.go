@@ -124,6 +124,9 @@ func (b *Backend) options(readOnly bool) *pebble.Options {
 		ErrorIfNotExists: readOnly,
 		CacheSize:        blockCacheSize,
 	}
+	// A small base level: a flush's compaction rewrites the small upper levels, not the
+	// whole bottom one, so an incremental checkpoint uploads about what changed.
+	o.LBaseMaxBytes = 4 << 20
 	for i := range o.Levels {
 		o.Levels[i].FilterPolicy = bloom.FilterPolicy(10)
 	}
