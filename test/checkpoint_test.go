@@ -265,16 +265,52 @@ func partOrder(name string) string {
 
 func TestSavepointRescale(t *testing.T) {
 	c, _ := checkpointCluster(t, 2, false)
-	spec := filepath.Join(t.TempDir(), "counting.yaml")
-	if err := os.WriteFile(spec, []byte(countingSpec), 0o600); err != nil {
+	dir := t.TempDir()
+	counting := filepath.Join(dir, "counting.yaml")
+	if err := os.WriteFile(counting, []byte(countingSpec), 0o600); err != nil {
 		t.Fatal(err)
 	}
+	// examples/unbounded.yaml itself, with its blackhole sink swapped for part
+	// files, so that the totals can be read.
+	example, err := os.ReadFile(filepath.Join(repoRoot(t), "examples/unbounded.yaml"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	readable := strings.Replace(strings.Replace(string(example), "type: blackhole", "type: print\n    path: ${output}", 1),
+		"parameters:\n", "parameters:\n  output: \"\"\n", 1)
+	unbounded := filepath.Join(dir, "unbounded.yaml")
+	if err := os.WriteFile(unbounded, []byte(readable), 0o600); err != nil {
+		t.Fatal(err)
+	}
+
+	t.Run("counts", func(t *testing.T) {
+		// The first count of a key continues from the savepoint, and every update is the
+		// previous one plus one: nothing lost, nothing counted twice, across the rescale.
+		rescaleRounds(t, c, counting, 20, func(key string, saved, next int) bool { return next == saved+1 })
+	})
+	t.Run("unbounded-example", func(t *testing.T) {
+		// Its totals sum value*2 over the ids of a key (value = id, key = key-(id mod 100)): each
+		// update adds 2*id for an id of the key, so a total continues from the saved one
+		// exactly when the difference is not negative and congruent to 2*k modulo 200.
+		rescaleRounds(t, c, unbounded, 100, func(key string, saved, next int) bool {
+			var k int
+			fmt.Sscanf(key, "key-%d", &k)
+			d := next - saved
+			return d >= 0 && d%200 == (2*k)%200 // d is 0 only for id 0, the first record of key-0
+		}, "--param", "rate=400")
+	})
+}
+
+// rescaleRounds runs spec at -p 2, stops it with a savepoint, resumes it at -p 4, stops
+// it again and resumes it at -p 1, and checks with follows that every key's committed
+// totals continue from the last savepoint's through each rescale.
+func rescaleRounds(t *testing.T, c *cluster, spec string, keys int, follows func(key string, prev, next int) bool, extra ...string) {
 	spDir := t.TempDir()
-	saved := map[string]int{} // per key: the count the last savepoint holds
+	saved := map[string]int{} // per key: the total the last savepoint holds
 	from := ""
 	for round, p := range []string{"2", "4", "1"} {
 		out := filepath.Join(t.TempDir(), "out-"+p)
-		args := []string{spec, "-p", p, "--param", "output=" + out, "-D", "execution.checkpointing.interval=500 ms"}
+		args := append([]string{spec, "-p", p, "--param", "output=" + out, "-D", "execution.checkpointing.interval=500 ms"}, extra...)
 		if from != "" {
 			args = append(args, "--fromSavepoint", from)
 		}
@@ -283,20 +319,17 @@ func TestSavepointRescale(t *testing.T) {
 		waitCheckpoints(t, c, id, 2)
 		from = stopWithSavepoint(t, c, id, spDir)
 		waitJobState(t, c, id, "FINISHED", 30*time.Second)
-		counts := countsByKey(t, out)
-		if len(counts) != 20 {
-			t.Fatalf("round %d (-p %s): output has %d keys, want 20", round, p, len(counts))
+		totals := countsByKey(t, out)
+		if len(totals) != keys {
+			t.Fatalf("round %d (-p %s): output has %d keys, want %d", round, p, len(totals), keys)
 		}
-		for key, seq := range counts {
-			// The first count of a key continues from the savepoint, and
-			// every update is the previous one plus one: nothing lost,
-			// nothing counted twice, across the rescale.
-			if seq[0] != saved[key]+1 {
-				t.Errorf("round %d (-p %s): key %s starts at %d, want %d (its count in the savepoint + 1)", round, p, key, seq[0], saved[key]+1)
+		for key, seq := range totals {
+			if !follows(key, saved[key], seq[0]) {
+				t.Errorf("round %d (-p %s): key %s restarts at %d after the savepoint's %d", round, p, key, seq[0], saved[key])
 			}
 			for i := 1; i < len(seq); i++ {
-				if seq[i] != seq[i-1]+1 {
-					t.Errorf("round %d: key %s counts %d then %d", round, key, seq[i-1], seq[i])
+				if !follows(key, seq[i-1], seq[i]) {
+					t.Errorf("round %d: key %s goes from %d to %d", round, key, seq[i-1], seq[i])
 					break
 				}
 			}
