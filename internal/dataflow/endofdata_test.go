@@ -25,6 +25,19 @@ func (w *logWriter) WriteRecord(b []byte) error {
 	return nil
 }
 
+func (w *logWriter) WriteTimedRecord(b []byte) error {
+	ts, rec, err := SplitTimestamp(b)
+	if err != nil {
+		return err
+	}
+	var r Record
+	if err := DecodeRecord(rec, &r); err != nil {
+		return err
+	}
+	w.log = append(w.log, fmt.Sprintf("record %v @%d", r, ts))
+	return nil
+}
+
 func (w *logWriter) WriteEvent(p []byte) error {
 	e, err := event.Decode(p)
 	if err != nil {

@@ -247,6 +247,11 @@ func (w *localWriter) WriteRecord(b []byte) error {
 	return w.send(event.DeliverRecord, append([]byte(nil), b...))
 }
 
+// WriteTimedRecord copies b: the caller reuses its buffer.
+func (w *localWriter) WriteTimedRecord(b []byte) error {
+	return w.send(event.DeliverTimedRecord, append([]byte(nil), b...))
+}
+
 // WriteEvent copies the payload after checking it, as the network writer does.
 func (w *localWriter) WriteEvent(payload []byte) error {
 	if _, err := event.Decode(payload); err != nil {

@@ -70,6 +70,7 @@ type opInfo struct {
 	schema      Schema   // output schema; a Partitioner passes its input's through
 	key         *KeyInfo // a Partitioner's key, after Plan
 	vertex      int
+	tsField     *timestampField // the `timestamp:` field, resolved against schema
 	// deferred: the schema is known only where the input is read (a csv
 	// source taking its fields from the file's header, and everything
 	// downstream of it), so only the graph's shape is checked here.
@@ -279,6 +280,9 @@ func (oi *opInfo) plan(opts PlanOptions, bounded bool) error {
 		return err
 	}
 	oi.schema = schema
+	if oi.tsField, err = resolveTimestamp(oi.spec, schema); err != nil {
+		return err
+	}
 	if p, ok := oi.def.(Partitioner); ok && oi.shape.Partitioner {
 		k := p.Key()
 		oi.key = &k

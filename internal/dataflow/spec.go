@@ -33,6 +33,9 @@ type OperatorSpec struct {
 	Parallelism int        `json:"parallelism,omitempty"`
 	Line        int        `json:"line,omitempty"` // in the YAML, for error messages
 	Options     Definition `json:"options"`
+	// EventTime is the `timestamp:` and `watermark:` options, which every source type and
+	// the watermark operator take (eventtime.go); nil when the operator has neither.
+	EventTime *EventTimeSpec `json:"eventTime,omitempty"`
 
 	shape Shape // from Options.Check
 }
@@ -200,6 +203,11 @@ func parseOperator(n *yaml.Node, index int) (*OperatorSpec, error) {
 			}
 		default:
 			at := slices.IndexFunc(fields, func(f optionField) bool { return f.name == key })
+			if at < 0 && slices.Contains(eventTimeOptions, key) {
+				// Common to all sources: checked against the shape after Check.
+				err = parseEventTime(op, key, v)
+				break
+			}
 			if at < 0 {
 				want := slices.Clone(commonOptions)
 				for _, f := range fields {
@@ -216,6 +224,9 @@ func parseOperator(n *yaml.Node, index int) (*OperatorSpec, error) {
 	op.Options = def
 	shape, err := def.Check(op)
 	if err != nil {
+		return nil, err
+	}
+	if err := checkEventTime(op, shape); err != nil {
 		return nil, err
 	}
 	switch {
