@@ -3,6 +3,7 @@ package dataflow
 import (
 	"fmt"
 	"math"
+	"strconv"
 	"strings"
 	"time"
 
@@ -218,6 +219,10 @@ func (tf *timestampField) timestampOf(r Record, now func() int64) (int64, error)
 	case KindInt:
 		return v.AsInt(), nil
 	case KindString:
+		// A csv or text source's fields are strings: digits are ms as for an int field.
+		if ms, err := strconv.ParseInt(v.AsString(), 10, 64); err == nil {
+			return ms, nil
+		}
 		t, err := time.Parse(time.RFC3339Nano, v.AsString())
 		if err != nil {
 			return 0, fmt.Errorf("timestamp field %q is %q, not a time: want an int of ms since the epoch or an RFC 3339 string (2006-01-02T15:04:05Z)", tf.name, v.AsString())
