@@ -194,7 +194,7 @@ func TestMailWakesBlockedRead(t *testing.T) {
 func TestLocalGateDeliveries(t *testing.T) {
 	ctx := context.Background()
 	g := newLocalGate(2)
-	w0, w1 := g.writer(ctx), g.writer(ctx)
+	w0, w1 := g.writer(ctx, 0), g.writer(ctx, 1)
 	eod := event.Append(nil, event.Event{Kind: event.KindEndOfData})
 	if err := w1.WriteEvent([]byte{99}); err == nil {
 		t.Error("a bad event payload was written")

@@ -41,9 +41,13 @@ type task struct {
 
 	// A keyed head (Shape.KeyedInput): its state backend, the input's key and the context
 	// whose CurrentKey the task sets before each Process.
-	keyed  state.Backend
-	keySel KeySelector
-	keyRC  *RuntimeContext
+	keyed   state.Backend
+	keySel  KeySelector   // the input's key
+	keySels []KeySelector // a two-input head's: per input
+	keyRC   *RuntimeContext
+	// chInput is the logical input of each input channel, for a two-input head (a join);
+	// nil: every channel feeds input 0.
+	chInput []int
 	keyBuf []byte
 	maxPar int
 
@@ -188,8 +192,17 @@ func (p *Plan) newTask(ctx context.Context, v *Vertex, subtask int, tio TaskIO, 
 		}
 		if oi.in != nil {
 			rc.in = oi.in.schema
+			for _, in := range oi.ins {
+				rc.ins = append(rc.ins, in.schema)
+			}
 			if part, ok := oi.in.def.(Partitioner); ok && oi.in.shape.Partitioner {
 				rc.inKey = part.NewKeySelector(ctx)
+			}
+			if len(oi.ins) > 1 {
+				if err := t.openInputs(p, v, i, rc); err != nil {
+					t.close()
+					return nil, err
+				}
 			}
 			if oi.shape.KeyedInput {
 				if err := t.openKeyed(ctx, p, v, subtask, tio, rc, i); err != nil {
@@ -219,6 +232,43 @@ func (p *Plan) newTask(ctx context.Context, v *Vertex, subtask int, tio TaskIO, 
 		next = &chainOutput{next: l}
 	}
 	return t, nil
+}
+
+// inputMapper is implemented by input gates that know which logical input each channel
+// feeds (network.InputGate registered with a layout).
+type inputMapper interface{ Input(ch int) int }
+
+// openInputs prepares a two-input head: the input of each channel, from the plan's layout
+// of the gate, and the key of each input when the operator keys them itself.
+func (t *task) openInputs(p *Plan, v *Vertex, i int, rc *RuntimeContext) error {
+	if i != 0 {
+		return opErr(rc.Operator, errors.New("a two-input operator must head its task"))
+	}
+	t.chInput = p.channelInputs(v.ID)
+	if t.in == nil || len(t.chInput) != t.in.Channels() {
+		return fmt.Errorf("%s: the input gate has %d channels, the plan's layout %d: register the gate with the plan's InputLayout", t.name, channelsOf(t.in), len(t.chInput))
+	}
+	if m, ok := t.in.(inputMapper); ok {
+		for ch, in := range t.chInput {
+			if got := m.Input(ch); got != in {
+				return fmt.Errorf("%s: input channel %d feeds input %d in the gate, %d in the plan: register the gate with the plan's InputLayout", t.name, ch, got, in)
+			}
+		}
+	}
+	if ki, ok := p.ops[v.Operators[0]].def.(KeyedInputs); ok {
+		for in := range p.ops[v.Operators[0]].ins {
+			rc.inKeys = append(rc.inKeys, ki.InputKey(in).NewKeySelector(rc.ctx))
+		}
+		rc.inKey = rc.inKeys[0]
+	}
+	return nil
+}
+
+func channelsOf(g InputGate) int {
+	if g == nil {
+		return 0
+	}
+	return g.Channels()
 }
 
 // openKeyed creates the keyed state backend of the chain's keyed head for the subtask's
@@ -255,7 +305,7 @@ func (t *task) openKeyed(ctx context.Context, p *Plan, v *Vertex, subtask int, t
 		return opErr(rc.Operator, fmt.Errorf("create %s state backend: %w", f.Name(), err))
 	}
 	rc.keyed = b
-	t.keyed, t.keySel, t.keyRC, t.maxPar = b, rc.inKey, rc, rc.maxParallelism()
+	t.keyed, t.keySel, t.keySels, t.keyRC, t.maxPar = b, rc.inKey, rc.inKeys, rc, rc.maxParallelism()
 	if h, ok := t.chain[i].op.(TimerHandler); ok {
 		t.timers = rc.timers
 		if err := t.timers.open(h, b, maxPar); err != nil {
@@ -267,8 +317,12 @@ func (t *task) openKeyed(ctx context.Context, p *Plan, v *Vertex, subtask int, t
 
 // setKey scopes the keyed head's state to the key of r: the key's encoding, as the hash edge
 // hashed it, in its key group.
-func (t *task) setKey(r Record) error {
-	k, err := t.keySel.Key(r)
+func (t *task) setKey(input int, r Record) error {
+	sel := t.keySel
+	if t.keySels != nil {
+		sel = t.keySels[input]
+	}
+	k, err := sel.Key(r)
 	if err != nil {
 		return err
 	}
@@ -407,12 +461,16 @@ func (t *task) read(ctx context.Context) error {
 				return fmt.Errorf("%s: %w", t.name, err)
 			}
 			t.el.Record = t.rec
+			input := 0
+			if t.chInput != nil {
+				input = t.chInput[ch]
+			}
 			if t.keyed != nil {
-				if err := t.setKey(t.rec); err != nil {
+				if err := t.setKey(input, t.rec); err != nil {
 					return named(head.name, err)
 				}
 			}
-			if err := head.op.Process(0, &t.el); err != nil {
+			if err := head.op.Process(input, &t.el); err != nil {
 				return named(head.name, err)
 			}
 			if t.mail.Pending() {
