@@ -81,7 +81,7 @@ type opInfo struct {
 	spec        *OperatorSpec
 	def         Definition
 	shape       Shape
-	index       int // in the spec, for deterministic order
+	index       int       // in the spec, for deterministic order
 	in          *opInfo   // the first input; nil for a source
 	ins         []*opInfo // every input, in order (two for a join)
 	consumers   []*opInfo

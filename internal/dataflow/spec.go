@@ -27,9 +27,9 @@ type Spec struct {
 // OperatorSpec is one operator of a job: the fields every operator has, and the options of
 // its type, decoded into the type's own struct.
 type OperatorSpec struct {
-	Name        string     `json:"name"`
-	Type        string     `json:"type"`
-	Input       string     `json:"input,omitempty"`
+	Name  string `json:"name"`
+	Type  string `json:"type"`
+	Input string `json:"input,omitempty"`
 	// Inputs are the inputs of an operator taking two (a join), in order: `inputs: [A, B]`
 	// or `left: A` and `right: B`. Empty for every other operator, which uses Input.
 	Inputs      []string   `json:"inputs,omitempty"`

@@ -48,8 +48,8 @@ type task struct {
 	// chInput is the logical input of each input channel, for a two-input head (a join);
 	// nil: every channel feeds input 0.
 	chInput []int
-	keyBuf []byte
-	maxPar int
+	keyBuf  []byte
+	maxPar  int
 
 	rec Record
 	el  Element
