@@ -13,6 +13,9 @@ import (
 
 	"github.com/sluice-dev/sluice/internal/checkpoint"
 	"github.com/sluice-dev/sluice/internal/dataflow"
+	"github.com/sluice-dev/sluice/internal/dataflow/event"
+	"github.com/sluice-dev/sluice/internal/state"
+	"github.com/sluice-dev/sluice/internal/state/pebblestate"
 )
 
 // joinSpec joins two generators (ids 0..n-1, timestamp = id, key "key-(id % keys)") with a
@@ -60,7 +63,8 @@ func wantJoin(n int, key func(side, id int) int, match func(l, r int) (ws int, o
 }
 
 // TestJoinModesLocal runs each join mode between two generators at parallelism 1 and 2
-// through RunLocal and compares with a plain Go computation.
+// (hashmap state, and pebble at 2) through RunLocal and compares with a plain Go
+// computation.
 func TestJoinModesLocal(t *testing.T) {
 	const n = 1000
 	byKey := func(side, id int) int { return id % 20 }
@@ -84,11 +88,21 @@ func TestJoinModesLocal(t *testing.T) {
 		if len(want) == 0 {
 			t.Fatalf("%s: the expected join is empty", c.name)
 		}
-		for _, p := range []int{1, 2} {
-			t.Run(fmt.Sprintf("%s/p%d", c.name, p), func(t *testing.T) {
+		for _, run := range []struct {
+			p       int
+			backend state.Factory
+		}{{1, nil}, {2, nil}, {2, pebblestate.Factory{}}} {
+			name := fmt.Sprintf("%s/p%d", c.name, run.p)
+			if run.backend != nil {
+				name += "/" + run.backend.Name()
+			}
+			t.Run(name, func(t *testing.T) {
 				var out bytes.Buffer
-				spec := joinSpec(n, 0, 20, p, p, c.mode, c.lk, c.rk)
-				if err := dataflow.RunLocal(context.Background(), plan(t, spec), &out); err != nil {
+				spec := joinSpec(n, 0, 20, run.p, run.p, c.mode, c.lk, c.rk)
+				opts := dataflow.LocalOptions{Stdout: &out, Task: func(_, _ int, tio *dataflow.TaskIO) {
+					tio.State, tio.StateDir = run.backend, t.TempDir()
+				}}
+				if err := dataflow.RunLocalWith(context.Background(), plan(t, spec), opts); err != nil {
 					t.Fatal(err)
 				}
 				if got := sortedOutput(&out); !slices.Equal(got, want) {
@@ -139,10 +153,22 @@ func TestWindowJoinOutOfOrder(t *testing.T) {
 	g.TimedRecord(1, 9, rec3(9, "other")...) // no partner of its key
 	g.TimedRecord(0, 27, rec3(27, "k")...)
 	g.Watermark(0, 19)
-	g.Watermark(1, 30) // the minimum, 19, closes [0, 20)
+	g.Watermark(1, 45) // the minimum over both inputs, 19, closes [0, 20) and not [20, 40)
+	if err := st.Out.WaitFor(wait, func(items []Item) bool {
+		return slices.ContainsFunc(items, func(it Item) bool { return it.Event != nil && it.Event.Kind == event.KindWatermark })
+	}); err != nil {
+		t.Fatal(err)
+	}
 	want := []string{"15 12 0", "15 8 0", "5 12 0", "5 8 0"}
-	if got := waitPairs(t, st, 4); !slices.Equal(got, want) {
-		t.Fatalf("window [0, 20):\n got %v\nwant %v", got, want)
+	got := st.Out.Records()
+	slices.Sort(got)
+	if !slices.Equal(got, want) {
+		t.Fatalf("window [0, 20) at the watermark sent downstream:\n got %v\nwant %v", got, want)
+	}
+	for _, it := range st.Out.Items() {
+		if it.Event != nil && it.Event.Kind == event.KindWatermark && it.Event.Watermark != 19 {
+			t.Fatalf("the join sent watermark %d, want 19: the minimum of its two inputs", it.Event.Watermark)
+		}
 	}
 	g.TimedRecord(0, 3, rec3(3, "k")...) // late: its window fired
 	g.Watermark(0, math.MaxInt64)
