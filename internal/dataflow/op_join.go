@@ -405,10 +405,9 @@ func (j *joinOp) processInterval(input int, e *Element) error {
 }
 
 func (j *joinOp) processRegular(input int, e *Element) error {
-	now := int64(0) // without ttl every record is kept under one time
-	if j.opts.ttl > 0 {
-		now = j.rc.Timers().CurrentProcessingTime()
-	}
+	// Records are kept under the processing time they arrived at, with or without ttl: a
+	// map entry per ms keeps adding a record cheap however many a key holds.
+	now := j.rc.Timers().CurrentProcessingTime()
 	if err := j.store(input, now, e.Timestamp, e.Record); err != nil {
 		return err
 	}

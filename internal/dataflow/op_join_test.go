@@ -117,3 +117,14 @@ func TestJoinPlan(t *testing.T) {
 		t.Fatalf("input channels %d, want 5", got)
 	}
 }
+
+// TestTumblingWindow: windows are aligned to the epoch, before it too.
+func TestTumblingWindow(t *testing.T) {
+	for _, c := range []struct{ ts, size, start, end int64 }{
+		{0, 10, 0, 10}, {9, 10, 0, 10}, {10, 10, 10, 20}, {-1, 10, -10, 0}, {-10, 10, -10, 0}, {-11, 10, -20, -10},
+	} {
+		if s, e := TumblingWindow(c.ts, c.size); s != c.start || e != c.end {
+			t.Errorf("TumblingWindow(%d, %d) = [%d, %d), want [%d, %d)", c.ts, c.size, s, e, c.start, c.end)
+		}
+	}
+}
