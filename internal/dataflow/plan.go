@@ -56,8 +56,11 @@ type Edge struct {
 	Key          string `json:"key,omitempty"` // hash edges: the key_by's key
 	Schema       Schema `json:"schema"`        // of the records on this edge
 
+	// Input is the logical input of the target's head this edge feeds: 0, or 0 (left) and 1
+	// (right) for a join.
+	Input int `json:"input,omitempty"`
+
 	partitioner EdgeKeyer // hash edges: the key_by (or a join's side), whose key selects the target
-	input       int       // the target operator's logical input (0; 0 or 1 for a join)
 }
 
 // EdgeKeyer is what a hash edge routes by: a key_by, or one side of a join keying its own
@@ -341,7 +344,7 @@ func (p *Plan) chain(order []*opInfo) {
 		return v
 	}
 	addEdge := func(from, to *Vertex, part string, schema Schema, keyer EdgeKeyer, input int) {
-		e := &Edge{ID: len(p.Edges), Source: from.ID, Target: to.ID, Partitioning: part, Schema: schema, input: input}
+		e := &Edge{ID: len(p.Edges), Source: from.ID, Target: to.ID, Partitioning: part, Schema: schema, Input: input}
 		if keyer != nil {
 			e.partitioner = keyer
 			e.Key = keyer.Key().Expr // known before Plan: a deferred plan shows it too
@@ -460,7 +463,7 @@ func (p *Plan) InputLayout(vertex int) []InputGroup {
 	out := make([]InputGroup, 0, len(ids))
 	for _, id := range ids {
 		e := p.Edges[id]
-		g := InputGroup{Edge: id, Channels: p.Vertices[e.Source].Parallelism, Input: e.input}
+		g := InputGroup{Edge: id, Channels: p.Vertices[e.Source].Parallelism, Input: e.Input}
 		if e.Partitioning == PartitionForward {
 			g.Channels, g.Forward = 1, true
 		}
