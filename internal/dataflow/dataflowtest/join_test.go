@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"math"
+	"path/filepath"
 	"slices"
 	"strings"
 	"testing"
@@ -251,11 +252,11 @@ func TestRegularJoinTTL(t *testing.T) {
 	}
 }
 
-// TestJoinKillAndRestore kills a join of each mode after three checkpoints and restores it
-// at other parallelisms: the records of both inputs and the timers come back from the keyed
-// state, redistributed by key group, so every pair of the Go computation is emitted and no
-// other (pairs emitted between the checkpoint and the kill come again: print is not
-// transactional).
+// TestJoinKillAndRestore kills a join of each mode after ten checkpoints and restores it
+// at other parallelisms, writing through the two-phase file sink: what both runs committed
+// is exactly the pairs of the Go computation, each once. Pairs of a record read before the
+// checkpoint and one read after it come only from the restored state (both inputs' waiting
+// records and the timers, redistributed by key group), so losing any of it loses pairs.
 func TestJoinKillAndRestore(t *testing.T) {
 	const n, keys = 2000, 50
 	byKey := func(_, id int) int { return id % keys }
@@ -265,46 +266,55 @@ func TestJoinKillAndRestore(t *testing.T) {
 		match              func(l, r int) (int, bool)
 	}{
 		{"window", "window: {tumbling: 100ms}", "key", "key", byKey, func(l, r int) (int, bool) { return l / 100 * 100, l/100 == r/100 }},
-		{"interval", "between: [-30ms, 45ms]", "key", "key", byKey, func(l, r int) (int, bool) { return -1, r >= l-30 && r <= l+45 }},
+		// A right record waits 100 to 300 ms for its left partners: across the checkpoint.
+		{"interval", "between: [-300ms, -100ms]", "key", "key", byKey, func(l, r int) (int, bool) { return -1, r >= l-300 && r <= l-100 }},
 		{"regular-ttl", "ttl: 1h", "id", "id * 2", func(side, id int) int { return id * (1 + side) }, func(int, int) (int, bool) { return -1, true }},
 	}
+	job := dataflow.JobInfo{ID: "0123456789abcdef", Name: "joins"}
 	for _, c := range cases {
 		want := wantJoin(n, c.key, c.match)
 		for _, to := range []int{3, 1} {
 			t.Run(fmt.Sprintf("%s/2to%d", c.name, to), func(t *testing.T) {
-				p1 := plan(t, joinSpec(n, n, keys, 2, 2, c.mode, c.lk, c.rk))
+				dir := filepath.Join(t.TempDir(), "out")
+				sink := func(spec string) string {
+					return strings.Replace(spec, "type: print, input: j", "type: file, path: "+dir+", input: j", 1)
+				}
+				p1 := plan(t, sink(joinSpec(n, n, keys, 2, 2, c.mode, c.lk, c.rk)))
 				c1 := NewCoordinator(p1, nil)
-				var out1 bytes.Buffer
-				err := runChecking(t, p1, c1, &out1, func(done []*checkpoint.Metadata) bool { return len(done) >= 3 })
+				c1.Job = job
+				var out bytes.Buffer
+				err := runChecking(t, p1, c1, &out, func(done []*checkpoint.Metadata) bool { return len(done) >= 10 })
 				if !errors.Is(err, context.Canceled) {
 					t.Fatalf("first run: %v, want it killed mid-way", err)
 				}
 				done := c1.Completed()
 				md := done[len(done)-1]
-				p2 := plan(t, joinSpec(n, n, keys, 2, to, c.mode, c.lk, c.rk))
+				p2 := plan(t, sink(joinSpec(n, n, keys, 2, to, c.mode, c.lk, c.rk)))
 				c2 := NewCoordinator(p2, md).WithStore(c1.Store)
-				var out2 bytes.Buffer
-				if err := runChecking(t, p2, c2, &out2, nil); err != nil {
+				c2.Job = job
+				c2.Job.Attempt = 1
+				if err := runChecking(t, p2, c2, &out, nil); err != nil {
 					t.Fatalf("restored run: %v", err)
 				}
-				seen := map[string]bool{}
-				for _, l := range append(sortedOutput(&out1), sortedOutput(&out2)...) {
-					if l == "" {
-						continue
-					}
-					if _, ok := slices.BinarySearch(want, l); !ok {
-						t.Fatalf("pair %q is not in the expected join", l)
-					}
-					seen[l] = true
+				var got []string
+				vis, _ := listDir(t, dir)
+				for _, f := range vis {
+					got = append(got, strings.Split(strings.TrimSpace(readFile(t, filepath.Join(dir, f))), "\n")...)
 				}
-				if len(seen) != len(want) {
-					var missing []string
+				slices.Sort(got)
+				if !slices.Equal(got, want) {
+					var missing, extra []string
 					for _, w := range want {
-						if !seen[w] {
+						if _, ok := slices.BinarySearch(got, w); !ok {
 							missing = append(missing, w)
 						}
 					}
-					t.Fatalf("%d of %d pairs emitted; missing %.300v", len(seen), len(want), missing)
+					for i, g := range got {
+						if _, ok := slices.BinarySearch(want, g); !ok || (i > 0 && got[i-1] == g) {
+							extra = append(extra, g)
+						}
+					}
+					t.Fatalf("committed %d pairs, want %d; missing %.300v; extra or repeated %.300v", len(got), len(want), missing, extra)
 				}
 			})
 		}
