@@ -128,3 +128,11 @@ func TestTumblingWindow(t *testing.T) {
 		}
 	}
 }
+
+// TestJoinUnknownOption lists the join's input keys among the options it takes.
+func TestJoinUnknownOption(t *testing.T) {
+	_, err := ParseSpec([]byte(joinGens+"  - {name: j, type: join, left: a, right: b, left-key: key, right-key: key, windw: {tumbling: 1s}}\n"), nil)
+	if err == nil || !strings.Contains(err.Error(), `operator "j" (line 5) windw: line 5: unknown option for type join: want name, type, input, parallelism, inputs, left, right, left-key, right-key, window, between, ttl, fields`) {
+		t.Fatalf("got %v", err)
+	}
+}

@@ -239,6 +239,9 @@ func parseOperator(n *yaml.Node, index int) (*OperatorSpec, error) {
 			}
 			if at < 0 {
 				want := slices.Clone(commonOptions)
+				if _, ok := def.(leftRightOptions); ok {
+					want = append(want, "inputs", "left", "right")
+				}
 				for _, f := range fields {
 					want = append(want, f.name)
 				}
