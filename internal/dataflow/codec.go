@@ -18,6 +18,10 @@ import (
 // Field names travel in the plan, not on the wire, which keeps small records small. A nested
 // record is length-prefixed so that a reader can skip it, and a struct value is its bytes
 // (Value.s), so records with nested objects encode and decode as cheaply as flat ones.
+//
+// A record with event time (event.DeliverTimedRecord, network frame DATA_TIMED) is preceded by
+// its timestamp as a zigzag varint (ms since the epoch): AppendTimedRecord, SplitTimestamp.
+// Records without one are sent as before, so jobs without event time pay nothing for it.
 
 // AppendRecord appends the encoding of r to dst and returns the extended slice.
 func AppendRecord(dst []byte, r Record) []byte { return appendValues(dst, r) }
@@ -30,6 +34,22 @@ func appendValues(dst []byte, r Record) []byte {
 		dst = appendValue(dst, v)
 	}
 	return dst
+}
+
+// AppendTimedRecord appends the timestamp ts (ms) and the encoding of r to dst: the form of
+// event.DeliverTimedRecord.
+func AppendTimedRecord(dst []byte, ts int64, r Record) []byte {
+	return AppendRecord(binary.AppendVarint(dst, ts), r)
+}
+
+// SplitTimestamp splits a timed record (event.DeliverTimedRecord's Data) into its timestamp
+// and the encoded record, which aliases b.
+func SplitTimestamp(b []byte) (ts int64, rec []byte, err error) {
+	ts, n := binary.Varint(b)
+	if n <= 0 {
+		return 0, nil, fmt.Errorf("decode record: bad timestamp varint at offset 0")
+	}
+	return ts, b[n:], nil
 }
 
 // appendValue appends one tagged value; it also gives the key bytes hashed for partitioning.

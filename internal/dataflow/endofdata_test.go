@@ -25,6 +25,19 @@ func (w *logWriter) WriteRecord(b []byte) error {
 	return nil
 }
 
+func (w *logWriter) WriteTimedRecord(b []byte) error {
+	ts, rec, err := SplitTimestamp(b)
+	if err != nil {
+		return err
+	}
+	var r Record
+	if err := DecodeRecord(rec, &r); err != nil {
+		return err
+	}
+	w.log = append(w.log, fmt.Sprintf("record %v @%d", r, ts))
+	return nil
+}
+
 func (w *logWriter) WriteEvent(p []byte) error {
 	e, err := event.Decode(p)
 	if err != nil {
@@ -181,7 +194,7 @@ func TestMailWakesBlockedRead(t *testing.T) {
 func TestLocalGateDeliveries(t *testing.T) {
 	ctx := context.Background()
 	g := newLocalGate(2)
-	w0, w1 := g.writer(ctx), g.writer(ctx)
+	w0, w1 := g.writer(ctx, 0), g.writer(ctx, 1)
 	eod := event.Append(nil, event.Event{Kind: event.KindEndOfData})
 	if err := w1.WriteEvent([]byte{99}); err == nil {
 		t.Error("a bad event payload was written")

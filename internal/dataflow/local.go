@@ -77,8 +77,9 @@ func RunLocalWith(ctx context.Context, p *Plan, opts LocalOptions) error {
 			for _, id := range v.OutEdges {
 				e := p.Edges[id]
 				ws := make([]RecordWriter, p.Vertices[e.Target].Parallelism)
+				ch := p.ChannelIndex(id, s)
 				for _, t := range p.Targets(id, s) {
-					ws[t] = gates[e.Target][t].writer(ctx)
+					ws[t] = gates[e.Target][t].writer(ctx, ch)
 				}
 				tio.Outputs[id] = ws
 			}
@@ -139,7 +140,6 @@ type localMsg struct {
 type localGate struct {
 	ch       chan localMsg
 	channels int // producers
-	next     int // the next channel index to hand out; set up before the tasks start
 	open     int // producers that have not closed yet; only the consumer goroutine touches it
 
 	blocked  []bool
@@ -220,11 +220,10 @@ func (g *localGate) Unblock(ch int) {
 	g.held[ch] = nil
 }
 
-// writer is the RecordWriter of the gate's next channel.
-func (g *localGate) writer(ctx context.Context) *localWriter {
-	w := &localWriter{ctx: ctx, gate: g, ch: int32(g.next)}
-	g.next++
-	return w
+// writer is the RecordWriter of channel ch of the gate, numbered as Plan.InputLayout says,
+// so a two-input head knows the input of each channel.
+func (g *localGate) writer(ctx context.Context, ch int) *localWriter {
+	return &localWriter{ctx: ctx, gate: g, ch: int32(ch)}
 }
 
 type localWriter struct {
@@ -245,6 +244,11 @@ func (w *localWriter) send(kind event.DeliveryKind, b []byte) error {
 // WriteRecord copies b: the caller reuses its buffer.
 func (w *localWriter) WriteRecord(b []byte) error {
 	return w.send(event.DeliverRecord, append([]byte(nil), b...))
+}
+
+// WriteTimedRecord copies b: the caller reuses its buffer.
+func (w *localWriter) WriteTimedRecord(b []byte) error {
+	return w.send(event.DeliverTimedRecord, append([]byte(nil), b...))
 }
 
 // WriteEvent copies the payload after checking it, as the network writer does.

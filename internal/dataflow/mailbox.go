@@ -37,6 +37,9 @@ const (
 	// asynchronous part of checkpoint ID failed, so the task goroutine, the only writer of
 	// its outputs, sends CANCEL_BARRIER ID downstream.
 	mailCancelDownstream MailKind = 100
+	// mailTick is posted by the task's own wake-up timer: processing-time timers are due, or
+	// it is time for periodic watermarks.
+	mailTick MailKind = 101
 )
 
 func (k MailKind) String() string {

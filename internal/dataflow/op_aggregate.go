@@ -304,7 +304,7 @@ func (a *aggregateOp) Finish() error {
 		return err
 	}
 	slices.SortFunc(all, func(x, y final) int { return compareValues(x.key, y.key) })
-	a.el = Element{Record: a.rec}
+	a.el = Element{Record: a.rec, Timestamp: NoTimestamp}
 	for i := range all {
 		a.result(all[i].key, &all[i].st)
 		if err := a.out.Collect(&a.el); err != nil {

@@ -251,7 +251,7 @@ func (f *fileSource) Open(_ context.Context, rc *RuntimeContext) error {
 		return adv, tok, err
 	})
 	f.rec = make(Record, len(f.schema))
-	f.el.Record = f.rec
+	f.el = Element{Record: f.rec, Timestamp: NoTimestamp}
 	return nil
 }
 

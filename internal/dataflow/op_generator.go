@@ -143,7 +143,7 @@ func (g *generatorSource) Open(_ context.Context, rc *RuntimeContext) error {
 		}
 	}
 	g.rec = make(Record, 3)
-	g.el.Record = g.rec
+	g.el = Element{Record: g.rec, Timestamp: NoTimestamp}
 	g.start = time.Now()
 	return nil
 }

@@ -99,7 +99,7 @@ func (s *socketSource) Open(ctx context.Context, rc *RuntimeContext) error {
 	s.ready = make(chan struct{}, 1)
 	s.space = sync.NewCond(&s.mu)
 	s.rec = make(Record, 1)
-	s.el.Record = s.rec
+	s.el = Element{Record: s.rec, Timestamp: NoTimestamp}
 	s.wg.Add(1)
 	go s.read()
 	return nil

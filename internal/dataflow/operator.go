@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
+	"math"
 
 	"github.com/sluice-dev/sluice/internal/state"
 	"github.com/sluice-dev/sluice/internal/state/keygroup"
@@ -59,12 +60,26 @@ func (NoInput) Process(int, *Element) error { return errors.New("a source takes 
 
 // Element is what flows between operators. An operator that emits a new record copies the
 // element and replaces the record (o := *e; o.Record = r), so fields it does not know about
-// travel on. Operators keep that copy in a field rather than on the stack: an *Element passed
-// through the Output interface escapes, and a heap element per record is what the record path
-// cannot afford.
+// (the timestamp) travel on. Operators keep that copy in a field rather than on the stack: an
+// *Element passed through the Output interface escapes, and a heap element per record is what
+// the record path cannot afford.
+//
+// An operator that builds an element from nothing (a source, a Finish or OnTimer emitting
+// results) sets Timestamp: NoTimestamp when the record has no event time. The zero value's 0
+// is a time (the epoch), as in Flink, where the sentinel is Long.MIN_VALUE as well.
 type Element struct {
 	Record Record
+	// Timestamp is the record's event time in milliseconds since the epoch, or NoTimestamp.
+	// Sources set it from their `timestamp:` option; records without one travel without it
+	// (docs/architecture.md, "Engine", §11 Event time).
+	Timestamp int64
 }
+
+// NoTimestamp is the Timestamp of an element without event time (Flink's Long.MIN_VALUE).
+const NoTimestamp int64 = math.MinInt64
+
+// HasTimestamp reports whether the element carries an event time.
+func (e *Element) HasTimestamp() bool { return e.Timestamp != NoTimestamp }
 
 // Output is where an operator emits. The element is not kept after Collect returns.
 type Output interface {
@@ -82,8 +97,8 @@ type JobInfo struct {
 //
 // Operators whose Shape says KeyedInput get a keyed state backend (KeyedState), scoped by the
 // task to the key of the element being processed (CurrentKey); any operator may keep list
-// states (ListState), snapshotted at every barrier. Timers and credentials are not here yet:
-// they come with the migration steps that build them.
+// states (ListState), snapshotted at every barrier, and every operator reads the clocks through
+// Timers (keyed TimerHandlers also register timers there). Credentials are not here yet.
 type RuntimeContext struct {
 	Job         JobInfo
 	Operator    string
@@ -109,13 +124,25 @@ type RuntimeContext struct {
 	// they come from; nil until the connectors and delegation tokens provide them.
 	Credentials Credentials
 
-	lists *operatorLists  // list states (ListState)
-	snaps bool            // the task takes snapshots (TaskIO.Checkpoints is set)
-	ctx   context.Context // the task's: CEL evaluation stops with it
-	in    Schema          // the input's schema; nil for a source
-	inKey KeySelector     // the input's key, for operators with a keyed input
-	keyed state.Backend   // KeyedInput operators: the subtask's keyed state
-	key   Value           // the key of the element being processed (keyed operators)
+	lists  *operatorLists  // list states (ListState)
+	snaps  bool            // the task takes snapshots (TaskIO.Checkpoints is set)
+	ctx    context.Context // the task's: CEL evaluation stops with it
+	in     Schema          // the input's schema; nil for a source
+	ins    []Schema        // every input's schema (two for a join)
+	inKey  KeySelector     // the input's key, for operators with a keyed input
+	inKeys []KeySelector   // per input: its key (a join's left-key and right-key)
+	keyed  state.Backend   // KeyedInput operators: the subtask's keyed state
+	key    Value           // the key of the element being processed (keyed operators)
+	timers *timerService   // Timers
+}
+
+// Timers is the operator's timer service: the clocks (processing time, the watermark at its
+// input) for every operator, and timers for keyed operators implementing TimerHandler.
+func (rc *RuntimeContext) Timers() TimerService {
+	if rc.timers == nil {
+		return &timerService{}
+	}
+	return rc.timers
 }
 
 // Credentials gives a running operator credentials for a service by name ("kafka",

@@ -1,6 +1,7 @@
 package dataflow
 
 import (
+	"context"
 	"errors"
 	"fmt"
 	"regexp"
@@ -55,7 +56,27 @@ type Edge struct {
 	Key          string `json:"key,omitempty"` // hash edges: the key_by's key
 	Schema       Schema `json:"schema"`        // of the records on this edge
 
-	partitioner Partitioner // hash edges: the key_by, whose key selects the target
+	// Input is the logical input of the target's head this edge feeds: 0, or 0 (left) and 1
+	// (right) for a join.
+	Input int `json:"input,omitempty"`
+
+	partitioner EdgeKeyer // hash edges: the key_by (or a join's side), whose key selects the target
+}
+
+// EdgeKeyer is what a hash edge routes by: a key_by, or one side of a join keying its own
+// inputs (KeyedInputs).
+type EdgeKeyer interface {
+	Key() KeyInfo
+	NewKeySelector(ctx context.Context) KeySelector
+}
+
+// KeyedInputs is implemented by the Definition of a two-input operator that keys each of its
+// inputs itself (a join's left-key and right-key): the planner makes every input a hash edge
+// routed by InputKey(i), so that equal keys of both inputs meet in one subtask. Both keys
+// must encode equal values to equal bytes (the same kind), as they are hashed to key groups
+// alike. InputKey is valid after Plan; its Expr after Check.
+type KeyedInputs interface {
+	InputKey(input int) EdgeKeyer
 }
 
 // opInfo is the planned form of one operator.
@@ -63,13 +84,15 @@ type opInfo struct {
 	spec        *OperatorSpec
 	def         Definition
 	shape       Shape
-	index       int // in the spec, for deterministic order
-	in          *opInfo
+	index       int       // in the spec, for deterministic order
+	in          *opInfo   // the first input; nil for a source
+	ins         []*opInfo // every input, in order (two for a join)
 	consumers   []*opInfo
 	parallelism int
 	schema      Schema   // output schema; a Partitioner passes its input's through
 	key         *KeyInfo // a Partitioner's key, after Plan
 	vertex      int
+	tsField     *timestampField // the `timestamp:` field, resolved against schema
 	// deferred: the schema is known only where the input is read (a csv
 	// source taking its fields from the file's header, and everything
 	// downstream of it), so only the graph's shape is checked here.
@@ -137,18 +160,20 @@ func (s *Spec) PlanWith(opts PlanOptions) (*Plan, error) {
 	}
 	for _, o := range s.Operators {
 		oi := ops[o.Name]
-		if o.Input == "" {
-			continue
+		for i, name := range o.InputNames() {
+			in, ok := ops[name]
+			if !ok {
+				return nil, o.errf(o.inputOption(i), "unknown operator %q: known operators are %s", name, strings.Join(opNames(s), ", "))
+			}
+			if in.shape.Sink {
+				return nil, o.errf(o.inputOption(i), "%q is a %s sink and has no output", name, in.spec.Type)
+			}
+			oi.ins = append(oi.ins, in)
+			in.consumers = append(in.consumers, oi)
 		}
-		in, ok := ops[o.Input]
-		if !ok {
-			return nil, o.errf("input", "unknown operator %q: known operators are %s", o.Input, strings.Join(opNames(s), ", "))
+		if len(oi.ins) > 0 {
+			oi.in = oi.ins[0]
 		}
-		if in.shape.Sink {
-			return nil, o.errf("input", "%q is a %s sink and has no output", o.Input, in.spec.Type)
-		}
-		oi.in = in
-		in.consumers = append(in.consumers, oi)
 	}
 	order, err := topoOrder(s, ops)
 	if err != nil {
@@ -188,7 +213,7 @@ func (s *Spec) PlanWith(opts PlanOptions) (*Plan, error) {
 		if err := oi.checkShape(); err != nil {
 			return nil, err
 		}
-		if oi.in != nil && oi.in.deferred {
+		if slices.ContainsFunc(oi.ins, func(in *opInfo) bool { return in.deferred }) {
 			oi.deferred = true
 			continue
 		}
@@ -217,7 +242,7 @@ func topoOrder(s *Spec, ops map[string]*opInfo) ([]*opInfo, error) {
 		progress := false
 		for _, o := range s.Operators {
 			oi := ops[o.Name]
-			if done[oi] || (oi.in != nil && !done[oi.in]) {
+			if done[oi] || slices.ContainsFunc(oi.ins, func(in *opInfo) bool { return !done[in] }) {
 				continue
 			}
 			done[oi] = true
@@ -230,11 +255,19 @@ func topoOrder(s *Spec, ops map[string]*opInfo) ([]*opInfo, error) {
 				if done[oi] {
 					continue
 				}
-				// Every operator has one input, so walking inputs from any undone operator
-				// must revisit one: that loop is the cycle.
+				// Every undone operator has an undone input, so walking undone inputs from
+				// any undone operator must revisit one: that loop is the cycle.
 				path := []string{}
 				seen := map[*opInfo]int{}
-				for cur := oi; ; cur = cur.in {
+				next := func(cur *opInfo) *opInfo {
+					for _, in := range cur.ins {
+						if !done[in] {
+							return in
+						}
+					}
+					return nil
+				}
+				for cur := oi; cur != nil; cur = next(cur) {
 					if at, ok := seen[cur]; ok {
 						path = append(path[at:], cur.spec.Name)
 						c := ops[path[0]].spec
@@ -244,6 +277,7 @@ func topoOrder(s *Spec, ops map[string]*opInfo) ([]*opInfo, error) {
 					path = append(path, cur.spec.Name)
 				}
 			}
+			return nil, errors.New("job spec: the operators' inputs cannot be ordered")
 		}
 	}
 	return order, nil
@@ -252,6 +286,18 @@ func topoOrder(s *Spec, ops map[string]*opInfo) ([]*opInfo, error) {
 // checkShape checks what does not depend on the schema: which operator may follow which.
 func (oi *opInfo) checkShape() error {
 	o := oi.spec
+	if len(oi.ins) == 2 {
+		if _, ok := oi.def.(KeyedInputs); oi.shape.KeyedInput && !ok {
+			// A mistake in the type's code, not in the spec.
+			return o.errf("type", "type %s has two keyed inputs but is not a dataflow.KeyedInputs", o.Type)
+		}
+		for i, in := range oi.ins {
+			if in.shape.Partitioner {
+				return o.errf(o.inputOption(i), "%q is a %s: a %s keys its inputs itself (left-key, right-key): read from the %s's input %q instead", in.spec.Name, in.spec.Type, o.Type, in.spec.Type, in.spec.Input)
+			}
+		}
+		return nil
+	}
 	switch {
 	case oi.in == nil:
 	case oi.shape.Partitioner && oi.in.shape.Partitioner:
@@ -266,9 +312,9 @@ func (oi *opInfo) checkShape() error {
 // subtasks share; its input is planned already.
 func (oi *opInfo) plan(opts PlanOptions, bounded bool) error {
 	pc := &PlanContext{Op: oi.spec, Bounded: bounded, opts: opts}
-	if oi.in != nil {
-		pc.Inputs = []Schema{oi.in.schema}
-		pc.Keys = []*KeyInfo{oi.in.key}
+	for _, in := range oi.ins {
+		pc.Inputs = append(pc.Inputs, in.schema)
+		pc.Keys = append(pc.Keys, in.key)
 	}
 	schema, err := oi.def.Plan(pc)
 	if errors.Is(err, ErrSchemaDeferred) {
@@ -279,6 +325,9 @@ func (oi *opInfo) plan(opts PlanOptions, bounded bool) error {
 		return err
 	}
 	oi.schema = schema
+	if oi.tsField, err = resolveTimestamp(oi.spec, schema); err != nil {
+		return err
+	}
 	if p, ok := oi.def.(Partitioner); ok && oi.shape.Partitioner {
 		k := p.Key()
 		oi.key = &k
@@ -294,11 +343,11 @@ func (p *Plan) chain(order []*opInfo) {
 		p.Vertices = append(p.Vertices, v)
 		return v
 	}
-	addEdge := func(from, to *Vertex, part string, schema Schema, kb *opInfo) {
-		e := &Edge{ID: len(p.Edges), Source: from.ID, Target: to.ID, Partitioning: part, Schema: schema}
-		if kb != nil {
-			e.partitioner = kb.def.(Partitioner)
-			e.Key = e.partitioner.Key().Expr // known before Plan: a deferred plan shows it too
+	addEdge := func(from, to *Vertex, part string, schema Schema, keyer EdgeKeyer, input int) {
+		e := &Edge{ID: len(p.Edges), Source: from.ID, Target: to.ID, Partitioning: part, Schema: schema, Input: input}
+		if keyer != nil {
+			e.partitioner = keyer
+			e.Key = keyer.Key().Expr // known before Plan: a deferred plan shows it too
 		}
 		p.Edges = append(p.Edges, e)
 		from.OutEdges = append(from.OutEdges, e.ID)
@@ -312,9 +361,25 @@ func (p *Plan) chain(order []*opInfo) {
 		switch in := oi.in; {
 		case in == nil:
 			v = newVertex(oi)
+		case len(oi.ins) > 1:
+			// A two-input operator starts a vertex: its task reads both inputs through one
+			// gate, aligning barriers and taking the minimum watermark over all channels.
+			v = newVertex(oi)
+			ki, _ := oi.def.(KeyedInputs)
+			for i, in := range oi.ins {
+				part := PartitionRebalance
+				var keyer EdgeKeyer
+				switch {
+				case ki != nil:
+					part, keyer = PartitionHash, ki.InputKey(i)
+				case in.parallelism == oi.parallelism:
+					part = PartitionForward
+				}
+				addEdge(p.Vertices[in.vertex], v, part, in.schema, keyer, i)
+			}
 		case in.shape.Partitioner:
 			v = newVertex(oi)
-			addEdge(p.Vertices[in.in.vertex], v, PartitionHash, in.schema, in)
+			addEdge(p.Vertices[in.in.vertex], v, PartitionHash, in.schema, in.def.(Partitioner), 0)
 		case in.parallelism == oi.parallelism && len(in.consumers) == 1:
 			v = p.Vertices[in.vertex]
 		default:
@@ -323,7 +388,7 @@ func (p *Plan) chain(order []*opInfo) {
 			if in.parallelism == oi.parallelism {
 				part = PartitionForward
 			}
-			addEdge(p.Vertices[in.vertex], v, part, in.schema, nil)
+			addEdge(p.Vertices[in.vertex], v, part, in.schema, nil, 0)
 		}
 		oi.vertex = v.ID
 		v.Operators = append(v.Operators, oi.spec.Name)
@@ -373,6 +438,68 @@ func (p *Plan) InputChannels(vertex int) int {
 		}
 	}
 	return n
+}
+
+// InputGroup is one in-edge of a vertex's input gate, as the gate numbers its channels: the
+// groups of InputLayout follow each other, a group's channels are its source subtasks in
+// order (one for a forward edge, from the consumer's own subtask). network.GateInput and the
+// deployment's InputGroup carry the same fields.
+type InputGroup struct {
+	Edge     int
+	Channels int
+	Forward  bool
+	Input    int // the logical input of the vertex's head it feeds (0; 0 or 1 for a join)
+}
+
+// InputLayout is the channel layout of the input gate of every subtask of the vertex: its
+// in-edges in edge id order. The producers and the consumer of a channel compute its index
+// from it, so the task knows which input a channel feeds.
+func (p *Plan) InputLayout(vertex int) []InputGroup {
+	if vertex < 0 || vertex >= len(p.Vertices) {
+		return nil
+	}
+	ids := slices.Clone(p.Vertices[vertex].InEdges)
+	slices.Sort(ids)
+	out := make([]InputGroup, 0, len(ids))
+	for _, id := range ids {
+		e := p.Edges[id]
+		g := InputGroup{Edge: id, Channels: p.Vertices[e.Source].Parallelism, Input: e.Input}
+		if e.Partitioning == PartitionForward {
+			g.Channels, g.Forward = 1, true
+		}
+		out = append(out, g)
+	}
+	return out
+}
+
+// ChannelIndex is the index, in the target's input gate, of the channel of the edge from
+// source subtask sourceSubtask (InputLayout); -1 when the edge has no such channel.
+func (p *Plan) ChannelIndex(edge, sourceSubtask int) int {
+	if edge < 0 || edge >= len(p.Edges) {
+		return -1
+	}
+	base := 0
+	for _, g := range p.InputLayout(p.Edges[edge].Target) {
+		if g.Edge == edge {
+			if g.Forward {
+				return base
+			}
+			return base + sourceSubtask
+		}
+		base += g.Channels
+	}
+	return -1
+}
+
+// channelInputs is the logical input of each channel of the vertex's gate.
+func (p *Plan) channelInputs(vertex int) []int {
+	var out []int
+	for _, g := range p.InputLayout(vertex) {
+		for range g.Channels {
+			out = append(out, g.Input)
+		}
+	}
+	return out
 }
 
 // Targets returns the target subtasks producer subtask s of the edge writes to.

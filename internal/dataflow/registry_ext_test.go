@@ -127,7 +127,7 @@ func (o *countdownOp) Open(_ context.Context, rc *dataflow.RuntimeContext) error
 	o.name = rc.Operator
 	calls.add(o.name, "open")
 	o.out, o.n, o.stride = rc.Output, o.from-int64(rc.Subtask), int64(rc.Parallelism)
-	o.el.Record = make(dataflow.Record, 1)
+	o.el = dataflow.Element{Record: make(dataflow.Record, 1), Timestamp: dataflow.NoTimestamp}
 	o.ready = make(chan struct{}, 1)
 	return nil
 }

@@ -10,6 +10,7 @@ import (
 	"os"
 	"path/filepath"
 	"sync/atomic"
+	"time"
 
 	"github.com/sluice-dev/sluice/internal/dataflow/event"
 	"github.com/sluice-dev/sluice/internal/state"
@@ -38,6 +39,9 @@ type TaskIO struct {
 	// StateIncremental is state.backend.incremental.
 	StateIncremental bool
 	Logger           *slog.Logger // nil: operators log nowhere
+	// WatermarkInterval is pipeline.auto-watermark-interval: how often sources and watermark
+	// operators emit watermarks and check for idleness; 0: DefaultAutoWatermarkInterval.
+	WatermarkInterval time.Duration
 	// Checkpoints makes the task take part in checkpoints and savepoints, and restore; nil:
 	// it never snapshots, and a barrier or trigger reaching it fails it.
 	Checkpoints *TaskCheckpointing
@@ -61,11 +65,16 @@ type InputGate interface {
 	Unblock(ch int)
 }
 
-// RecordWriter sends encoded records and events to one target subtask. WriteRecord and
-// WriteEvent must not keep b after they return; an event is delivered after every record
-// written before it. Close ends the partition: the target sees it as the end of this channel.
+// RecordWriter sends encoded records and events to one target subtask. WriteRecord,
+// WriteTimedRecord and WriteEvent must not keep b after they return; an event is delivered
+// after every record written before it. Close ends the partition: the target sees it as the
+// end of this channel.
 type RecordWriter interface {
 	WriteRecord(b []byte) error
+	// WriteTimedRecord sends a record with event time: b is AppendTimedRecord's encoding
+	// (a zigzag varint timestamp, then the record); the target gets it as
+	// event.DeliverTimedRecord.
+	WriteTimedRecord(b []byte) error
 	WriteEvent(payload []byte) error
 	Close() error
 }
@@ -73,6 +82,11 @@ type RecordWriter interface {
 // VertexMetrics are the counters of one subtask, read by the runtime while it runs.
 type VertexMetrics struct {
 	ReadRecords, ReadBytes, WriteRecords, WriteBytes atomic.Int64
+	// InputWatermark and OutputWatermark are Flink's currentInputWatermark and
+	// currentOutputWatermark (ms): the watermark the task's input last advanced to and the
+	// one it last sent downstream; math.MinInt64 (NoTimestamp) until the first (the task
+	// sets them so when it starts).
+	InputWatermark, OutputWatermark atomic.Int64
 }
 
 // RunSubtask runs one subtask of a vertex until its input ends (it then closes every writer
@@ -156,14 +170,19 @@ func (o *output) Collect(e *Element) error {
 	if len(o.edges) == 0 {
 		return nil
 	}
-	if err := o.write(e.Record); err != nil {
+	if err := o.write(e.Record, e.Timestamp); err != nil {
 		return &downstreamError{err}
 	}
 	return nil
 }
 
-func (o *output) write(r Record) error {
-	o.buf = AppendRecord(o.buf[:0], r)
+func (o *output) write(r Record, ts int64) error {
+	timed := ts != NoTimestamp
+	if timed {
+		o.buf = AppendTimedRecord(o.buf[:0], ts, r)
+	} else {
+		o.buf = AppendRecord(o.buf[:0], r)
+	}
 	for _, eo := range o.edges {
 		var t int
 		switch eo.edge.Partitioning {
@@ -183,7 +202,13 @@ func (o *output) write(r Record) error {
 				eo.next = 0
 			}
 		}
-		if err := eo.writers[t].WriteRecord(o.buf); err != nil {
+		var err error
+		if timed {
+			err = eo.writers[t].WriteTimedRecord(o.buf)
+		} else {
+			err = eo.writers[t].WriteRecord(o.buf)
+		}
+		if err != nil {
 			return fmt.Errorf("write to edge %d subtask %d: %w", eo.edge.ID, t, err)
 		}
 		o.metrics.WriteRecords.Add(1)

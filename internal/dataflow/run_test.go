@@ -254,9 +254,10 @@ func TestUnboundedStopsOnCancel(t *testing.T) {
 
 type countWriter struct{ n, closed atomic.Int64 }
 
-func (w *countWriter) WriteRecord([]byte) error { w.n.Add(1); return nil }
-func (w *countWriter) WriteEvent([]byte) error  { return nil }
-func (w *countWriter) Close() error             { w.closed.Add(1); return nil }
+func (w *countWriter) WriteRecord([]byte) error      { w.n.Add(1); return nil }
+func (w *countWriter) WriteTimedRecord([]byte) error { w.n.Add(1); return nil }
+func (w *countWriter) WriteEvent([]byte) error       { return nil }
+func (w *countWriter) Close() error                  { w.closed.Add(1); return nil }
 
 // Rolling aggregates on an unbounded job emit an update per input record.
 func TestRollingAggregate(t *testing.T) {

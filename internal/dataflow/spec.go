@@ -27,22 +27,46 @@ type Spec struct {
 // OperatorSpec is one operator of a job: the fields every operator has, and the options of
 // its type, decoded into the type's own struct.
 type OperatorSpec struct {
-	Name        string     `json:"name"`
-	Type        string     `json:"type"`
-	Input       string     `json:"input,omitempty"`
+	Name  string `json:"name"`
+	Type  string `json:"type"`
+	Input string `json:"input,omitempty"`
+	// Inputs are the inputs of an operator taking two (a join), in order: `inputs: [A, B]`
+	// or `left: A` and `right: B`. Empty for every other operator, which uses Input.
+	Inputs      []string   `json:"inputs,omitempty"`
 	Parallelism int        `json:"parallelism,omitempty"`
 	Line        int        `json:"line,omitempty"` // in the YAML, for error messages
 	Options     Definition `json:"options"`
+	// EventTime is the `timestamp:` and `watermark:` options, which every source type and
+	// the watermark operator take (eventtime.go); nil when the operator has neither.
+	EventTime *EventTimeSpec `json:"eventTime,omitempty"`
 
-	shape Shape // from Options.Check
+	shape     Shape  // from Options.Check
+	inputsKey string // "inputs", or "left" for left:/right:
 }
 
 // InputNames lists the operators whose output this one reads.
 func (op *OperatorSpec) InputNames() []string {
+	if len(op.Inputs) > 0 {
+		return op.Inputs
+	}
 	if op.Input == "" {
 		return nil
 	}
 	return []string{op.Input}
+}
+
+// inputOption is the spec key that named input i, for errors.
+func (op *OperatorSpec) inputOption(i int) string {
+	switch {
+	case len(op.Inputs) == 0:
+		return "input"
+	case op.inputsKey == "inputs":
+		return fmt.Sprintf("inputs[%d]", i)
+	case i == 0:
+		return "left"
+	default:
+		return "right"
+	}
 }
 
 func knownTypes() string { return strings.Join(Types(), ", ") }
@@ -193,6 +217,14 @@ func parseOperator(n *yaml.Node, index int) (*OperatorSpec, error) {
 		case "name", "type":
 		case "input":
 			err = decodeScalar(v, &op.Input, "an operator name")
+		case "inputs":
+			err = op.parseInputs(v)
+		case "left", "right":
+			if _, isOpt := def.(leftRightOptions); isOpt {
+				err = parseSide(op, key, v)
+			} else {
+				err = fmt.Errorf("line %d: %s names an input of an operator taking two (a join); a %s takes %s", k.Line, key, op.Type, "one: use input")
+			}
 		case "parallelism":
 			err = decodeScalar(v, &op.Parallelism, "an integer")
 			if err == nil && op.Parallelism < 1 {
@@ -200,8 +232,16 @@ func parseOperator(n *yaml.Node, index int) (*OperatorSpec, error) {
 			}
 		default:
 			at := slices.IndexFunc(fields, func(f optionField) bool { return f.name == key })
+			if at < 0 && slices.Contains(eventTimeOptions, key) {
+				// Common to all sources: checked against the shape after Check.
+				err = parseEventTime(op, key, v)
+				break
+			}
 			if at < 0 {
 				want := slices.Clone(commonOptions)
+				if _, ok := def.(leftRightOptions); ok {
+					want = append(want, "inputs", "left", "right")
+				}
 				for _, f := range fields {
 					want = append(want, f.name)
 				}
@@ -218,13 +258,11 @@ func parseOperator(n *yaml.Node, index int) (*OperatorSpec, error) {
 	if err != nil {
 		return nil, err
 	}
-	switch {
-	case shape.Inputs == 0 && op.Input != "":
-		return nil, op.errf("input", "a %s source takes no input", op.Type)
-	case shape.Inputs > 1:
-		return nil, op.errf("type", "type %s takes %d inputs: operators with more than one input are not supported yet", op.Type, shape.Inputs)
-	case shape.Inputs > 0 && op.Input == "":
-		return nil, op.errf("input", "missing required option: the name of the upstream operator")
+	if err := checkEventTime(op, shape); err != nil {
+		return nil, err
+	}
+	if err := checkInputs(op, shape); err != nil {
+		return nil, err
 	}
 	if _, ok := def.(Partitioner); shape.Partitioner && (!ok || shape.Inputs != 1) {
 		// A mistake in the type's code, not in the spec; said here rather than at run time.
@@ -232,6 +270,76 @@ func parseOperator(n *yaml.Node, index int) (*OperatorSpec, error) {
 	}
 	op.shape = shape
 	return op, nil
+}
+
+// leftRightOptions is implemented by the options of two-input types whose inputs the spec
+// may name with left: and right: (the join).
+type leftRightOptions interface{ leftRight() }
+
+// parseInputs reads `inputs: [A, B]`.
+func (op *OperatorSpec) parseInputs(v *yaml.Node) error {
+	if v.Kind != yaml.SequenceNode {
+		return fmt.Errorf("line %d: want a list of operator names, e.g. [left-op, right-op]", v.Line)
+	}
+	if op.inputsKey == "left" {
+		return fmt.Errorf("line %d: give either inputs or left and right, not both", v.Line)
+	}
+	op.inputsKey = "inputs"
+	for _, n := range v.Content {
+		var name string
+		if err := decodeScalar(n, &name, "an operator name"); err != nil {
+			return err
+		}
+		op.Inputs = append(op.Inputs, name)
+	}
+	return nil
+}
+
+// parseSide reads `left: A` or `right: B`.
+func parseSide(op *OperatorSpec, key string, v *yaml.Node) error {
+	if op.inputsKey == "inputs" {
+		return fmt.Errorf("line %d: give either inputs or left and right, not both", v.Line)
+	}
+	var name string
+	if err := decodeScalar(v, &name, "an operator name"); err != nil {
+		return err
+	}
+	if name == "" {
+		return fmt.Errorf("line %d: want an operator name", v.Line)
+	}
+	op.inputsKey = "left"
+	for len(op.Inputs) < 2 {
+		op.Inputs = append(op.Inputs, "")
+	}
+	if key == "left" {
+		op.Inputs[0] = name
+	} else {
+		op.Inputs[1] = name
+	}
+	return nil
+}
+
+// checkInputs checks the inputs the spec names against the number the type takes.
+func checkInputs(op *OperatorSpec, shape Shape) error {
+	switch {
+	case shape.Inputs == 0 && (op.Input != "" || len(op.Inputs) > 0):
+		return op.errf("input", "a %s source takes no input", op.Type)
+	case shape.Inputs == 1 && len(op.Inputs) > 0:
+		return op.errf(op.inputsKey, "a %s takes one input: name it with input", op.Type)
+	case shape.Inputs == 1 && op.Input == "":
+		return op.errf("input", "missing required option: the name of the upstream operator")
+	case shape.Inputs == 2 && op.Input != "":
+		return op.errf("input", "a %s takes two inputs: name them with left and right (or inputs: [left, right]), not input", op.Type)
+	case shape.Inputs == 2 && op.inputsKey == "left" && op.Inputs[0] == "":
+		return op.errf("left", "missing required option: a %s takes two inputs, and right: %s names only one: name the other with left", op.Type, op.Inputs[1])
+	case shape.Inputs == 2 && op.inputsKey == "left" && op.Inputs[1] == "":
+		return op.errf("right", "missing required option: a %s takes two inputs, and left: %s names only one: name the other with right", op.Type, op.Inputs[0])
+	case shape.Inputs == 2 && len(op.Inputs) != 2:
+		return op.errf("inputs", "a %s takes two inputs: name them with left and right (or inputs: [left, right]); got %d", op.Type, len(op.Inputs))
+	case shape.Inputs > 2:
+		return op.errf("type", "type %s takes %d inputs: at most two are supported", op.Type, shape.Inputs)
+	}
+	return nil
 }
 
 // Errorf returns an error about option opt of the operator, worded like every other: a

@@ -7,7 +7,9 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
+	"math"
 	"sync"
+	"time"
 
 	"github.com/sluice-dev/sluice/internal/dataflow/event"
 	"github.com/sluice-dev/sluice/internal/state"
@@ -39,14 +41,30 @@ type task struct {
 
 	// A keyed head (Shape.KeyedInput): its state backend, the input's key and the context
 	// whose CurrentKey the task sets before each Process.
-	keyed  state.Backend
-	keySel KeySelector
-	keyRC  *RuntimeContext
-	keyBuf []byte
-	maxPar int
+	keyed   state.Backend
+	keySel  KeySelector   // the input's key
+	keySels []KeySelector // a two-input head's: per input
+	keyRC   *RuntimeContext
+	// chInput is the logical input of each input channel, for a two-input head (a join);
+	// nil: every channel feeds input 0.
+	chInput []int
+	keyBuf  []byte
+	maxPar  int
 
 	rec Record
 	el  Element
+
+	// Event time (eventtime.go, timers.go). gens and linkWM are per link of the chain.
+	gens       []*wmGen        // the operator's event time where it assigns one
+	hasGens    bool            // some link emits watermarks: the task ticks
+	valve      *watermarkValve // tasks with input
+	linkWM     []int64         // the watermark at each operator's input
+	timers     *timerService   // the keyed head's, when it is a TimerHandler
+	statusIdle bool            // WATERMARK_STATUS IDLE was sent downstream last
+	wmInterval time.Duration   // pipeline.auto-watermark-interval
+	nextTick   int64           // ms: the next periodic watermark
+	wakeTimer  *time.Timer     // posts mailTick at wakeMs
+	wakeMs     int64           // math.MaxInt64: no wake-up scheduled
 
 	// Checkpointing (nil cp: none). lists and opIndex are per link of the chain.
 	subtask     int
@@ -91,11 +109,25 @@ func (c *chainOutput) Collect(e *Element) error {
 func (p *Plan) newTask(ctx context.Context, v *Vertex, subtask int, tio TaskIO, out *output) (*task, error) {
 	t := &task{name: fmt.Sprintf("vertex %q subtask %d", v.Name, subtask), out: out, in: tio.Input,
 		mail: tio.Mailbox, metrics: out.metrics, chain: make([]link, len(v.Operators)), subtask: subtask,
-		cp: tio.Checkpoints, opIndex: make([]int, len(v.Operators)), lists: make([]*operatorLists, len(v.Operators))}
+		cp: tio.Checkpoints, opIndex: make([]int, len(v.Operators)), lists: make([]*operatorLists, len(v.Operators)),
+		gens: make([]*wmGen, len(v.Operators)), linkWM: make([]int64, len(v.Operators)),
+		wmInterval: tio.WatermarkInterval, wakeMs: math.MaxInt64}
+	if t.wmInterval <= 0 {
+		t.wmInterval = DefaultAutoWatermarkInterval
+	}
+	if t.mail == nil {
+		// Timers and periodic watermarks wake the task through its mailbox.
+		t.mail = NewMailbox()
+	}
+	for i := range t.linkWM {
+		t.linkWM[i] = NoTimestamp
+	}
+	t.metrics.InputWatermark.Store(NoTimestamp)
+	t.metrics.OutputWatermark.Store(NoTimestamp)
+	if t.in != nil {
+		t.valve = newWatermarkValve(t.in.Channels())
+	}
 	if t.cp != nil {
-		if t.mail == nil {
-			t.mail = NewMailbox()
-		}
 		if t.cp.Restore != nil && t.cp.RestoreFiles == nil {
 			return nil, fmt.Errorf("run subtask %s: %w", t.name, errNoRestoreFiles)
 		}
@@ -123,6 +155,10 @@ func (p *Plan) newTask(ctx context.Context, v *Vertex, subtask int, tio TaskIO, 
 	for i, id := range v.Operators {
 		oi := p.ops[id]
 		t.chain[i] = link{name: oi.spec.Name, op: oi.def.NewOperator()}
+		if et := oi.spec.EventTime; et != nil {
+			t.gens[i] = &wmGen{link: i, op: oi.spec, ts: oi.tsField, wm: et.Watermark, maxTs: NoTimestamp, emitted: NoTimestamp}
+			t.hasGens = t.hasGens || et.Watermark != nil
+		}
 		t.opIndex[i] = oi.index
 		if o := t.cp.restoreOf(oi.spec.Name); o == nil || !o.Finished {
 			t.restoredFinished = false
@@ -131,9 +167,13 @@ func (p *Plan) newTask(ctx context.Context, v *Vertex, subtask int, tio TaskIO, 
 	var next Output = out
 	for i := len(t.chain) - 1; i >= 0; i-- {
 		l, oi := t.chain[i], p.ops[v.Operators[i]]
+		if g := t.gens[i]; g != nil {
+			next = &timedOutput{t: t, g: g, next: next}
+		}
 		rc := &RuntimeContext{Job: job, Operator: l.name, Subtask: subtask, Parallelism: v.Parallelism, MaxParallelism: p.MaxParallelism,
 			Output: next, Metrics: t.metrics, Files: tio.Files, Stdout: stdout, ctx: ctx,
-			Logger: logger.With("job", job.ID, "job-name", job.Name, "attempt", job.Attempt, "operator", l.name, "subtask", subtask)}
+			Logger: logger.With("job", job.ID, "job-name", job.Name, "attempt", job.Attempt, "operator", l.name, "subtask", subtask),
+			timers: &timerService{t: t, link: i}}
 		if t.cp != nil {
 			rc.Checkpointing, rc.snaps = t.cp.Periodic, true
 			rc.lists = &operatorLists{}
@@ -152,8 +192,17 @@ func (p *Plan) newTask(ctx context.Context, v *Vertex, subtask int, tio TaskIO, 
 		}
 		if oi.in != nil {
 			rc.in = oi.in.schema
+			for _, in := range oi.ins {
+				rc.ins = append(rc.ins, in.schema)
+			}
 			if part, ok := oi.in.def.(Partitioner); ok && oi.in.shape.Partitioner {
 				rc.inKey = part.NewKeySelector(ctx)
+			}
+			if len(oi.ins) > 1 {
+				if err := t.openInputs(p, v, i, rc); err != nil {
+					t.close()
+					return nil, err
+				}
 			}
 			if oi.shape.KeyedInput {
 				if err := t.openKeyed(ctx, p, v, subtask, tio, rc, i); err != nil {
@@ -183,6 +232,43 @@ func (p *Plan) newTask(ctx context.Context, v *Vertex, subtask int, tio TaskIO, 
 		next = &chainOutput{next: l}
 	}
 	return t, nil
+}
+
+// inputMapper is implemented by input gates that know which logical input each channel
+// feeds (network.InputGate registered with a layout).
+type inputMapper interface{ Input(ch int) int }
+
+// openInputs prepares a two-input head: the input of each channel, from the plan's layout
+// of the gate, and the key of each input when the operator keys them itself.
+func (t *task) openInputs(p *Plan, v *Vertex, i int, rc *RuntimeContext) error {
+	if i != 0 {
+		return opErr(rc.Operator, errors.New("a two-input operator must head its task"))
+	}
+	t.chInput = p.channelInputs(v.ID)
+	if t.in == nil || len(t.chInput) != t.in.Channels() {
+		return fmt.Errorf("%s: the input gate has %d channels, the plan's layout %d: register the gate with the plan's InputLayout", t.name, channelsOf(t.in), len(t.chInput))
+	}
+	if m, ok := t.in.(inputMapper); ok {
+		for ch, in := range t.chInput {
+			if got := m.Input(ch); got != in {
+				return fmt.Errorf("%s: input channel %d feeds input %d in the gate, %d in the plan: register the gate with the plan's InputLayout", t.name, ch, got, in)
+			}
+		}
+	}
+	if ki, ok := p.ops[v.Operators[0]].def.(KeyedInputs); ok {
+		for in := range p.ops[v.Operators[0]].ins {
+			rc.inKeys = append(rc.inKeys, ki.InputKey(in).NewKeySelector(rc.ctx))
+		}
+		rc.inKey = rc.inKeys[0]
+	}
+	return nil
+}
+
+func channelsOf(g InputGate) int {
+	if g == nil {
+		return 0
+	}
+	return g.Channels()
 }
 
 // openKeyed creates the keyed state backend of the chain's keyed head for the subtask's
@@ -219,14 +305,24 @@ func (t *task) openKeyed(ctx context.Context, p *Plan, v *Vertex, subtask int, t
 		return opErr(rc.Operator, fmt.Errorf("create %s state backend: %w", f.Name(), err))
 	}
 	rc.keyed = b
-	t.keyed, t.keySel, t.keyRC, t.maxPar = b, rc.inKey, rc, rc.maxParallelism()
+	t.keyed, t.keySel, t.keySels, t.keyRC, t.maxPar = b, rc.inKey, rc.inKeys, rc, rc.maxParallelism()
+	if h, ok := t.chain[i].op.(TimerHandler); ok {
+		t.timers = rc.timers
+		if err := t.timers.open(h, b, maxPar); err != nil {
+			return opErr(rc.Operator, err)
+		}
+	}
 	return nil
 }
 
 // setKey scopes the keyed head's state to the key of r: the key's encoding, as the hash edge
 // hashed it, in its key group.
-func (t *task) setKey(r Record) error {
-	k, err := t.keySel.Key(r)
+func (t *task) setKey(input int, r Record) error {
+	sel := t.keySel
+	if t.keySels != nil {
+		sel = t.keySels[input]
+	}
+	k, err := sel.Key(r)
 	if err != nil {
 		return err
 	}
@@ -264,6 +360,7 @@ func (t *task) run(ctx context.Context) (err error) {
 			}
 		}
 	}()
+	t.startTicks()
 	if t.src != nil {
 		if !t.restoredFinished {
 			if err := t.poll(ctx); err != nil {
@@ -346,22 +443,34 @@ func (t *task) read(ctx context.Context) error {
 			return fmt.Errorf("%s: input delivered channel %d of %d", t.name, ch, channels)
 		}
 		switch d.Kind {
-		case event.DeliverRecord:
+		case event.DeliverRecord, event.DeliverTimedRecord:
 			if endOfData[ch] {
 				return fmt.Errorf("%s: input channel %d sent a record after END_OF_DATA", t.name, ch)
 			}
 			t.metrics.ReadRecords.Add(1)
 			t.metrics.ReadBytes.Add(int64(len(d.Data)))
-			if err := DecodeRecord(d.Data, &t.rec); err != nil {
+			data := d.Data
+			t.el.Timestamp = NoTimestamp
+			if d.Kind == event.DeliverTimedRecord {
+				var err error
+				if t.el.Timestamp, data, err = SplitTimestamp(data); err != nil {
+					return fmt.Errorf("%s: input channel %d: %w", t.name, ch, err)
+				}
+			}
+			if err := DecodeRecord(data, &t.rec); err != nil {
 				return fmt.Errorf("%s: %w", t.name, err)
 			}
 			t.el.Record = t.rec
+			input := 0
+			if t.chInput != nil {
+				input = t.chInput[ch]
+			}
 			if t.keyed != nil {
-				if err := t.setKey(t.rec); err != nil {
+				if err := t.setKey(input, t.rec); err != nil {
 					return named(head.name, err)
 				}
 			}
-			if err := head.op.Process(0, &t.el); err != nil {
+			if err := head.op.Process(input, &t.el); err != nil {
 				return named(head.name, err)
 			}
 			if t.mail.Pending() {
@@ -380,10 +489,23 @@ func (t *task) read(ctx context.Context) error {
 					return fmt.Errorf("%s: input channel %d sent END_OF_DATA twice", t.name, ch)
 				}
 				endOfData[ch] = true
+				if err := t.valveResult(t.valve.end(ch)); err != nil {
+					return err
+				}
 				if ends++; ends == channels {
 					if err := t.finish(); err != nil {
 						return err
 					}
+				}
+			case event.KindWatermark:
+				if wm, ok := t.valve.watermark(ch, ev.Watermark); ok {
+					if err := t.inputWatermark(wm); err != nil {
+						return err
+					}
+				}
+			case event.KindWatermarkStatus:
+				if err := t.valveResult(t.valve.status(ch, ev.Status == event.Idle)); err != nil {
+					return err
 				}
 			case event.KindBarrier, event.KindCancelBarrier:
 				if t.align == nil {
@@ -506,6 +628,12 @@ func (t *task) waitMail(ctx context.Context, cond func() bool) error {
 // runMail runs the pending control mail.
 func (t *task) runMail() error {
 	for _, m := range t.mail.take() {
+		if m.Kind == mailTick {
+			if err := t.tick(); err != nil {
+				return err
+			}
+			continue
+		}
 		if t.cp == nil && m.Kind != MailComplete && m.Kind != MailAborted {
 			// Refused rather than dropped: a checkpoint that waits for this task would
 			// otherwise never hear why it does not complete.
@@ -598,9 +726,12 @@ func (t *task) notify(m Mail) error {
 // finished again: its results went out before the checkpoint.
 func (t *task) finish() error {
 	if !t.restoredFinished {
-		for _, l := range t.chain {
+		for i, l := range t.chain {
 			if err := l.op.Finish(); err != nil {
 				return named(l.name, err)
+			}
+			if err := t.endEventTime(i); err != nil {
+				return err
 			}
 		}
 	}
@@ -638,6 +769,9 @@ func (t *task) close() error {
 		}
 	}
 	t.opened = 0
+	if t.wakeTimer != nil {
+		t.wakeTimer.Stop()
+	}
 	if t.keyed != nil {
 		if err := t.keyed.Close(); err != nil && first == nil {
 			first = fmt.Errorf("%s: close state backend: %w", t.name, err)

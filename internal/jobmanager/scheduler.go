@@ -374,6 +374,11 @@ func (jm *JobManager) startAttempt(j *job) {
 				ExpressionMaxCost: jm.set.MaxExpressionCost, MaxParallelism: int32(j.plan.MaxParallelism),
 				Checkpoints: ckptSettings, Restore: restoreSettings,
 			}
+			// The gate's channel layout, so the TaskManager numbers channels as the plan does
+			// and a two-input operator (a join) knows which input each channel feeds.
+			for _, g := range j.plan.InputLayout(v.ID) {
+				d.Inputs = append(d.Inputs, &controlpb.InputGroup{Edge: int32(g.Edge), Channels: int32(g.Channels), Forward: g.Forward, Input: int32(g.Input)})
+			}
 			for _, eid := range v.OutEdges {
 				e := edges[eid]
 				oe := &controlpb.OutputEdge{Edge: int32(e.ID), TargetVertex: int32(e.Target), TargetParallelism: int32(parallelism[e.Target])}

@@ -119,7 +119,7 @@ func BenchmarkFrameCodec(b *testing.B) {
 			if err != nil {
 				b.Fatal(err)
 			}
-			if _, err := validateRecords(f.Payload); err != nil {
+			if _, err := validateRecords(f.Payload, false); err != nil {
 				b.Fatal(err)
 			}
 		}
@@ -143,7 +143,7 @@ func BenchmarkFrameCodec(b *testing.B) {
 			if err := readPayload(br, FrameData, in[:n]); err != nil {
 				b.Fatal(err)
 			}
-			if _, err := validateRecords(in[:n]); err != nil {
+			if _, err := validateRecords(in[:n], false); err != nil {
 				b.Fatal(err)
 			}
 		}

@@ -494,7 +494,7 @@ func TestWriteEventRefusesMalformed(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	for _, bad := range [][]byte{nil, {9}, {byte(event.KindWatermark), 0, 0, 0, 0, 0, 0, 0, 1}, barrier(1)[:10], make([]byte, 100)} {
+	for _, bad := range [][]byte{nil, {9}, {byte(event.KindWatermarkStatus), 2}, barrier(1)[:10], make([]byte, 100)} {
 		if err := w.WriteEvent(bad); err == nil || !strings.Contains(err.Error(), "refusing to send a malformed event") {
 			t.Fatalf("WriteEvent(%x): %v", bad, err)
 		}
@@ -544,7 +544,7 @@ func TestBadEventFrames(t *testing.T) {
 			{"empty", header(FrameEvent, 0), "bad EVENT frame: event: empty payload"},
 			{"short barrier", append(header(FrameEvent, 17), barrier(3)[:17]...), "bad EVENT frame: event: BARRIER has 17 bytes, want 18"},
 			{"barrier id 0", append(header(FrameEvent, 18), append([]byte{1}, make([]byte, 17)...)...), "bad EVENT frame: event: BARRIER has checkpoint id 0"},
-			{"watermark", append(header(FrameEvent, 9), 4, 0, 0, 0, 0, 0, 0, 0, 1), "bad EVENT frame: event: WATERMARK is reserved"},
+			{"watermark status", append(header(FrameEvent, 2), 5, 9), "bad EVENT frame: event: WATERMARK_STATUS has unknown status 9"},
 			{"oversized", header(FrameEvent, 100), "EVENT frame of 100 bytes exceeds the limit of 32"},
 		}
 		for i, c := range cases {

@@ -19,6 +19,11 @@
 // bytes; a buffer holds many records so that the cost of a frame, a syscall
 // and a credit is shared by hundreds of records.
 //
+// A DATA_TIMED payload is a DATA payload whose records each begin with their
+// event timestamp, a zigzag varint of milliseconds (event.DeliverTimedRecord):
+// a buffer holds records of one kind, so records without event time cost
+// nothing more than before timestamps existed.
+//
 // An EVENT payload is one in-band event (a checkpoint barrier, a cancel
 // barrier, end of data) as encoded by package event, at most event.MaxSize
 // bytes. It travels in order with the DATA frames of its channel and, like a
@@ -64,6 +69,7 @@ const (
 	FrameEndOfPartition FrameType = 6 // producer -> consumer: no more data on this channel
 	FrameEOPAck         FrameType = 7 // consumer -> producer: end of partition received
 	FrameEvent          FrameType = 8 // producer -> consumer: one in-band event (package event)
+	FrameDataTimed      FrameType = 9 // producer -> consumer: a buffer of records each preceded by its timestamp
 )
 
 var frameTypeNames = [...]string{
@@ -75,6 +81,7 @@ var frameTypeNames = [...]string{
 	FrameEndOfPartition: "END_OF_PARTITION",
 	FrameEOPAck:         "EOP_ACK",
 	FrameEvent:          "EVENT",
+	FrameDataTimed:      "DATA_TIMED",
 }
 
 func (t FrameType) String() string {
@@ -164,7 +171,7 @@ func readHeader(r *bufio.Reader, maxSize int) (FrameType, int, error) {
 		limit, exact = 12, true
 	case FrameError:
 		limit = maxErrorSize
-	case FrameData:
+	case FrameData, FrameDataTimed:
 		limit = int64(maxSize)
 	case FrameCredit:
 		limit, exact = 4, true
@@ -179,7 +186,7 @@ func readHeader(r *bufio.Reader, maxSize int) (FrameType, int, error) {
 	switch {
 	case exact && n64 != limit:
 		return 0, 0, fmt.Errorf("%v frame has %d payload bytes, want %d", typ, n64, limit)
-	case typ == FrameData && n64 > limit:
+	case (typ == FrameData || typ == FrameDataTimed) && n64 > limit:
 		return 0, 0, fmt.Errorf("frame of %d bytes exceeds the limit of %d (%s)", n64, limit, maxFrameKey)
 	case n64 > limit:
 		return 0, 0, fmt.Errorf("%v frame of %d bytes exceeds the limit of %d", typ, n64, limit)
@@ -270,9 +277,11 @@ func validJobID(job string) error {
 }
 
 // validateRecords checks that buf is a whole sequence of length-prefixed
-// records and counts them. The connection reader runs it once per buffer, so
-// InputGate.Next can slice records out without checking lengths again.
-func validateRecords(buf []byte) (int, error) {
+// records and counts them; with timed, that each record begins with a
+// well-formed timestamp varint. The connection reader runs it once per
+// buffer, so InputGate.Next can slice records out without checking lengths
+// again.
+func validateRecords(buf []byte, timed bool) (int, error) {
 	records := 0
 	for pos := 0; pos < len(buf); records++ {
 		n := uint64(buf[pos])
@@ -288,6 +297,11 @@ func validateRecords(buf []byte) (int, error) {
 			return records, fmt.Errorf("record of %d bytes at offset %d runs past the end of the %d-byte buffer", n, start, len(buf))
 		}
 		pos = start + int(n)
+		if timed {
+			if _, k := binary.Varint(buf[start:pos]); k <= 0 {
+				return records, fmt.Errorf("timed record at offset %d has no well-formed timestamp", start)
+			}
+		}
 	}
 	return records, nil
 }

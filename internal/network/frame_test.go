@@ -6,6 +6,7 @@ import (
 	"encoding/binary"
 	"errors"
 	"io"
+	"math"
 	"strings"
 	"testing"
 
@@ -116,13 +117,23 @@ func TestParseHello(t *testing.T) {
 
 func TestValidateRecords(t *testing.T) {
 	good := appendRecord(appendRecord(appendRecord(nil, nil), []byte("x")), make([]byte, 200))
-	if n, err := validateRecords(good); n != 3 || err != nil {
+	if n, err := validateRecords(good, false); n != 3 || err != nil {
 		t.Fatalf("got %d, %v", n, err)
 	}
-	if _, err := validateRecords([]byte{5, 'a'}); err == nil || !strings.Contains(err.Error(), "record of 5 bytes at offset 1 runs past the end of the 2-byte buffer") {
+	timed := appendRecord(appendRecord(nil, binary.AppendVarint(nil, -5)), append(binary.AppendVarint(nil, 1<<40), "rec"...))
+	if n, err := validateRecords(timed, true); n != 2 || err != nil {
+		t.Fatalf("timed: got %d, %v", n, err)
+	}
+	if _, err := validateRecords(appendRecord(nil, nil), true); err == nil || !strings.Contains(err.Error(), "no well-formed timestamp") {
+		t.Fatalf("empty timed record: got %v", err)
+	}
+	if _, err := validateRecords(appendRecord(nil, []byte{0x80, 0x80}), true); err == nil || !strings.Contains(err.Error(), "no well-formed timestamp") {
+		t.Fatalf("truncated timestamp: got %v", err)
+	}
+	if _, err := validateRecords([]byte{5, 'a'}, false); err == nil || !strings.Contains(err.Error(), "record of 5 bytes at offset 1 runs past the end of the 2-byte buffer") {
 		t.Fatalf("got %v", err)
 	}
-	if _, err := validateRecords([]byte{0x80, 0x80}); err == nil || !strings.Contains(err.Error(), "malformed record length") {
+	if _, err := validateRecords([]byte{0x80, 0x80}, false); err == nil || !strings.Contains(err.Error(), "malformed record length") {
 		t.Fatalf("got %v", err)
 	}
 }
@@ -131,6 +142,7 @@ func FuzzReadFrame(f *testing.F) {
 	var wire bytes.Buffer
 	WriteFrame(&wire, Frame{Type: FrameHello, Payload: appendHello(nil, ChannelID{Job: "j", Edge: 1})})
 	WriteFrame(&wire, Frame{Type: FrameData, Payload: appendRecord(nil, []byte("record"))})
+	WriteFrame(&wire, Frame{Type: FrameDataTimed, Payload: appendRecord(nil, append(binary.AppendVarint(nil, 1700000000000), "record"...))})
 	WriteFrame(&wire, Frame{Type: FrameCredit, Payload: []byte{0, 0, 0, 2}})
 	WriteFrame(&wire, Frame{Type: FrameEvent, Payload: event.Append(nil, event.Event{Kind: event.KindBarrier, Barrier: event.Barrier{ID: 3, Timestamp: 17}})})
 	WriteFrame(&wire, Frame{Type: FrameEvent, Payload: event.Append(nil, event.Event{Kind: event.KindEndOfData})})
@@ -139,11 +151,15 @@ func FuzzReadFrame(f *testing.F) {
 	for _, e := range []event.Event{
 		{Kind: event.KindBarrier, Barrier: event.Barrier{ID: 1, Type: event.SavepointTerminate}},
 		{Kind: event.KindCancelBarrier, Barrier: event.Barrier{ID: 1}},
+		{Kind: event.KindWatermark, Watermark: math.MaxInt64},
+		{Kind: event.KindWatermarkStatus, Status: event.Idle},
 	} {
 		p := event.Append(nil, e)
 		f.Add(append(header(FrameEvent, uint32(len(p))), p...))
 	}
-	f.Add(append(header(FrameEvent, 9), 4, 0, 0, 0, 0, 0, 0, 0, 1)) // reserved WATERMARK
+	f.Add(append(header(FrameEvent, 9), 4, 0, 0, 0, 0, 0, 0, 0, 1)) // WATERMARK 1
+	f.Add(append(header(FrameEvent, 2), 5, 7))                      // bad WATERMARK_STATUS
+	f.Add(append(header(FrameDataTimed, 2), 1, 0x80))               // truncated timestamp
 	f.Add(header(FrameEvent, 40))
 	f.Add([]byte("GET / HTTP/1.1\r\n\r\n"))
 	f.Add(header(FrameData, 3000000))
@@ -163,8 +179,15 @@ func FuzzReadFrame(f *testing.F) {
 			if len(fr.Payload) > maxSize {
 				t.Fatalf("payload of %d bytes exceeds %d", len(fr.Payload), maxSize)
 			}
-			if fr.Type == FrameData {
-				validateRecords(fr.Payload)
+			if fr.Type == FrameData || fr.Type == FrameDataTimed {
+				if _, err := validateRecords(fr.Payload, fr.Type == FrameDataTimed); err == nil && fr.Type == FrameDataTimed {
+					g := &InputGate{cur: fr.Payload, kind: event.DeliverTimedRecord}
+					for g.pos < len(g.cur) {
+						if _, k := binary.Varint(g.record()); k <= 0 {
+							t.Fatalf("validated timed record without a timestamp in %x", fr.Payload)
+						}
+					}
+				}
 			}
 			if fr.Type == FrameHello {
 				parseHello(fr.Payload)
@@ -190,7 +213,8 @@ func FuzzDataBuffer(f *testing.F) {
 	f.Add(appendHello(nil, ChannelID{Job: "abc", Attempt: 1, Edge: 2}))
 	f.Fuzz(func(t *testing.T, buf []byte) {
 		parseHello(buf)
-		n, err := validateRecords(buf)
+		validateRecords(buf, true)
+		n, err := validateRecords(buf, false)
 		if err != nil {
 			return
 		}

@@ -56,6 +56,7 @@ type delivery struct {
 	buf   []byte
 	err   error
 	event bool // buf is one event payload, validated by event.Decode
+	timed bool // buf holds timed records (a DATA_TIMED frame)
 }
 
 // taken is a delivery the consumer took from the queue but has not handed
@@ -93,9 +94,10 @@ type InputGate struct {
 	channels map[channelKey]*inputChannel
 
 	// Owned by the goroutine calling Next or NextDelivery.
-	cur   []byte        // records (or an event, with pos == len) of curCh
-	pos   int           // next record in cur
-	curCh *inputChannel // owner of cur, which is released on the next call
+	cur   []byte             // records (or an event, with pos == len) of curCh
+	pos   int                // next record in cur
+	kind  event.DeliveryKind // of the records in cur: DeliverRecord or DeliverTimedRecord
+	curCh *inputChannel      // owner of cur, which is released on the next call
 	ended int
 	err   error
 	// Blocking. A blocked channel's elements wait in held[ch] in their
@@ -372,17 +374,26 @@ func (ch *inputChannel) release(b []byte) {
 // them. It honours Block like NextDelivery.
 func (g *InputGate) Next(ctx context.Context) ([]byte, error) {
 	if g.pos < len(g.cur) {
-		return g.record(), nil
+		return g.untimed(g.record()), nil
 	}
 	for {
 		d, err := g.nextSlow(ctx, nil)
 		if err != nil {
 			return nil, err
 		}
-		if d.Kind == event.DeliverRecord {
-			return d.Data, nil
+		if d.Kind == event.DeliverRecord || d.Kind == event.DeliverTimedRecord {
+			return g.untimed(d.Data), nil
 		}
 	}
+}
+
+// untimed strips the timestamp of a timed record for Next, the view without event time.
+func (g *InputGate) untimed(rec []byte) []byte {
+	if g.kind != event.DeliverTimedRecord {
+		return rec
+	}
+	_, k := binary.Varint(rec) // validated on receipt
+	return rec[k:]
 }
 
 // NextDelivery returns the next element of an unblocked channel: a record,
@@ -394,7 +405,7 @@ func (g *InputGate) Next(ctx context.Context) ([]byte, error) {
 // if a channel's connection broke, which it keeps returning after that.
 func (g *InputGate) NextDelivery(ctx context.Context, wake <-chan struct{}) (event.Delivery, error) {
 	if g.pos < len(g.cur) {
-		return event.Delivery{Channel: g.curCh.index, Kind: event.DeliverRecord, Data: g.record()}, nil
+		return event.Delivery{Channel: g.curCh.index, Kind: g.kind, Data: g.record()}, nil
 	}
 	return g.nextSlow(ctx, wake)
 }
@@ -472,8 +483,12 @@ func (g *InputGate) nextSlow(ctx context.Context, wake <-chan struct{}) (event.D
 			return event.Delivery{Channel: d.ch.index, Kind: event.DeliverEvent, Data: d.buf}, nil
 		default:
 			g.cur, g.pos, g.curCh = d.buf, h.pos, d.ch
+			g.kind = event.DeliverRecord
+			if d.timed {
+				g.kind = event.DeliverTimedRecord
+			}
 			if g.pos < len(g.cur) {
-				return event.Delivery{Channel: d.ch.index, Kind: event.DeliverRecord, Data: g.record()}, nil
+				return event.Delivery{Channel: d.ch.index, Kind: g.kind, Data: g.record()}, nil
 			}
 		}
 	}
@@ -496,7 +511,7 @@ func (g *InputGate) Block(ch int) {
 	// An unblocked channel holds nothing (Unblock emptied it), so the rest
 	// of the current buffer comes first, then the channel's ready elements.
 	if g.curCh != nil && int(g.curCh.index) == ch && g.pos < len(g.cur) {
-		g.held[ch] = append(g.held[ch], taken{d: delivery{ch: g.curCh, buf: g.cur}, pos: g.pos})
+		g.held[ch] = append(g.held[ch], taken{d: delivery{ch: g.curCh, buf: g.cur, timed: g.kind == event.DeliverTimedRecord}, pos: g.pos})
 		g.cur, g.pos, g.curCh = nil, 0, nil
 	}
 	kept := g.ready[:0]

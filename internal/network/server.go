@@ -328,22 +328,23 @@ func (c *serverConn) readLoop(ch *inputChannel) error {
 			return fmt.Errorf("%v frame after end of partition", typ)
 		}
 		switch typ {
-		case FrameData:
+		case FrameData, FrameDataTimed:
 			if ch.available.Add(-1) < 0 {
-				return errors.New("DATA frame without credit: the producer ignores back-pressure")
+				return fmt.Errorf("%v frame without credit: the producer ignores back-pressure", typ)
 			}
 			buf := ch.buffer(n)
 			if err := readPayload(c.br, typ, buf); err != nil {
 				return err
 			}
-			records, err := validateRecords(buf)
+			timed := typ == FrameDataTimed
+			records, err := validateRecords(buf, timed)
 			if err != nil {
-				return fmt.Errorf("bad DATA frame: %w", err)
+				return fmt.Errorf("bad %v frame: %w", typ, err)
 			}
 			s.bytes.Add(int64(headerSize + n))
 			s.buffers.Add(1)
 			s.recordsCounter.Add(int64(records))
-			if err := ch.gate.deliver(delivery{ch: ch, buf: buf}); err != nil {
+			if err := ch.gate.deliver(delivery{ch: ch, buf: buf, timed: timed}); err != nil {
 				return err
 			}
 		case FrameEvent:

@@ -51,6 +51,7 @@ type Writer struct {
 
 	mu       sync.Mutex
 	buf      []byte // header room followed by the records of the current buffer
+	timed    bool   // the current buffer holds timed records: it goes as DATA_TIMED
 	limit    int    // headerSize + buffer size
 	maxFrame int    // largest DATA payload the consumer accepts
 	err      error  // sticky: the channel is unusable
@@ -175,20 +176,53 @@ func handshake(ctx context.Context, nc net.Conn, addr string, id ChannelID, hell
 // allows, else it is refused with an error and the channel stays usable.
 func (w *Writer) WriteRecord(rec []byte) error {
 	w.mu.Lock()
-	if w.err == nil && len(w.buf)+binary.MaxVarintLen64+len(rec) <= w.limit {
+	if w.err == nil && !w.timed && len(w.buf)+binary.MaxVarintLen64+len(rec) <= w.limit {
 		w.buf = binary.AppendUvarint(w.buf, uint64(len(rec)))
 		w.buf = append(w.buf, rec...)
 		w.mu.Unlock()
 		return nil
 	}
-	err := w.writeSlow(rec)
+	err := w.writeSlow(rec, false)
 	w.mu.Unlock()
 	return err
 }
 
-func (w *Writer) writeSlow(rec []byte) error {
+// WriteTimedRecord is WriteRecord for a record with event time: rec is a zigzag
+// varint timestamp followed by the record (dataflow.AppendTimedRecord). Timed
+// and untimed records go in buffers of their own kind (DATA_TIMED and DATA),
+// so switching between them sends the current buffer first.
+func (w *Writer) WriteTimedRecord(rec []byte) error {
+	w.mu.Lock()
+	if w.err == nil && w.timed && len(w.buf)+binary.MaxVarintLen64+len(rec) <= w.limit {
+		w.buf = binary.AppendUvarint(w.buf, uint64(len(rec)))
+		w.buf = append(w.buf, rec...)
+		w.mu.Unlock()
+		return nil
+	}
+	err := w.writeSlow(rec, true)
+	w.mu.Unlock()
+	return err
+}
+
+// dataFrame is the frame type of a buffer of timed or untimed records.
+func dataFrame(timed bool) FrameType {
+	if timed {
+		return FrameDataTimed
+	}
+	return FrameData
+}
+
+func (w *Writer) writeSlow(rec []byte, timed bool) error {
 	if w.err != nil {
 		return w.err
+	}
+	if timed != w.timed {
+		if len(w.buf) > headerSize {
+			if err := w.sendLocked(); err != nil {
+				return err
+			}
+		}
+		w.timed = timed
 	}
 	need := uvarintLen(uint64(len(rec))) + len(rec)
 	if len(w.buf)+need <= w.limit {
@@ -216,7 +250,7 @@ func (w *Writer) writeSlow(rec []byte) error {
 	}
 	hdr := make([]byte, headerSize, headerSize+binary.MaxVarintLen64)
 	hdr = binary.AppendUvarint(hdr, uint64(len(rec)))
-	putHeader(hdr, FrameData, need)
+	putHeader(hdr, dataFrame(timed), need)
 	bufs := net.Buffers{hdr, rec}
 	if _, err := bufs.WriteTo(w.conn); err != nil {
 		return w.fail(w.connError(err))
@@ -283,7 +317,7 @@ func (w *Writer) sendLocked() error {
 	if err := w.acquireCredit(); err != nil {
 		return w.fail(err)
 	}
-	putHeader(w.buf, FrameData, len(w.buf)-headerSize)
+	putHeader(w.buf, dataFrame(w.timed), len(w.buf)-headerSize)
 	if _, err := w.conn.Write(w.buf); err != nil {
 		return w.fail(w.connError(err))
 	}

@@ -187,8 +187,9 @@ func (tm *TaskManager) runTask(jr *jobRun, t *runningTask, d *controlpb.TaskDepl
 		defer cleanup()
 		io.Checkpoints = tc
 	}
-	if d.InputChannels > 0 {
-		gate := tm.net.RegisterGate(network.GateID{Job: d.JobId, Attempt: int(d.Attempt), Vertex: int(d.Vertex), Subtask: int(d.Subtask)}, int(d.InputChannels))
+	if gate, err := tm.registerGate(jr.plan, d); err != nil {
+		return err
+	} else if gate != nil {
 		defer gate.Close()
 		io.Input = gate
 	}
@@ -367,4 +368,32 @@ func (tm *TaskManager) cancelAll() {
 		jr.cancel()
 		tm.net.UnregisterJob(jr.key.job, jr.key.attempt)
 	}
+}
+
+// registerGate registers the task's input gate: with the deployment's channel layout
+// (inputs), so channels are numbered as the plan numbers them and each knows the input it
+// feeds; without one (a JobManager that sends none), as one group in order of connection,
+// which only a one-input task can use. nil: the task has no input.
+func (tm *TaskManager) registerGate(p *dataflow.Plan, d *controlpb.TaskDeployment) (*network.InputGate, error) {
+	id := network.GateID{Job: d.JobId, Attempt: int(d.Attempt), Vertex: int(d.Vertex), Subtask: int(d.Subtask)}
+	if len(d.Inputs) == 0 {
+		if d.InputChannels <= 0 {
+			return nil, nil
+		}
+		for _, g := range p.InputLayout(int(d.Vertex)) {
+			if g.Input != 0 {
+				return nil, fmt.Errorf("deployment of vertex %d: no input layout for a task with two inputs: upgrade the JobManager", d.Vertex)
+			}
+		}
+		return tm.net.RegisterGate(id, int(d.InputChannels)), nil
+	}
+	layout := make([]network.GateInput, len(d.Inputs))
+	for i, g := range d.Inputs {
+		layout[i] = network.GateInput{Edge: int(g.Edge), Channels: int(g.Channels), Forward: g.Forward, Input: int(g.Input)}
+	}
+	gate, err := tm.net.RegisterGateLayout(id, layout)
+	if err != nil {
+		return nil, fmt.Errorf("deployment of vertex %d: %w", d.Vertex, err)
+	}
+	return gate, nil
 }

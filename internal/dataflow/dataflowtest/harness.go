@@ -91,6 +91,8 @@ func (s *Subtask) Done() <-chan struct{} { return s.done }
 type Item struct {
 	Edge, Target int
 	Record       dataflow.Record // nil for events and the end of the partition
+	Timestamp    int64           // the record's event time when Timed
+	Timed        bool            // the record was sent with a timestamp
 	Event        *event.Event
 	End          bool // the writer was closed (END_OF_PARTITION)
 }
@@ -188,6 +190,19 @@ func (w *writer) WriteRecord(b []byte) error {
 	return nil
 }
 
+func (w *writer) WriteTimedRecord(b []byte) error {
+	ts, rec, err := dataflow.SplitTimestamp(b)
+	if err != nil {
+		return err
+	}
+	var r dataflow.Record
+	if err := dataflow.DecodeRecord(append([]byte(nil), rec...), &r); err != nil {
+		return err
+	}
+	w.out.add(Item{Edge: w.edge, Target: w.target, Record: r, Timestamp: ts, Timed: true})
+	return nil
+}
+
 func (w *writer) WriteEvent(p []byte) error {
 	e, err := event.Decode(p)
 	if err != nil {
@@ -228,6 +243,25 @@ func NewGate(n int) *Gate {
 
 // Send queues a delivery.
 func (g *Gate) Send(d event.Delivery) { g.in <- d }
+
+// TimedRecord queues a record with event time ts on channel ch.
+func (g *Gate) TimedRecord(ch int, ts int64, vals ...dataflow.Value) {
+	g.Send(event.Delivery{Channel: int32(ch), Kind: event.DeliverTimedRecord, Data: dataflow.AppendTimedRecord(nil, ts, dataflow.Record(vals))})
+}
+
+// Watermark queues WATERMARK ts on channel ch.
+func (g *Gate) Watermark(ch int, ts int64) {
+	g.Event(ch, event.Event{Kind: event.KindWatermark, Watermark: ts})
+}
+
+// Idle queues WATERMARK_STATUS IDLE (idle true) or ACTIVE on channel ch.
+func (g *Gate) Idle(ch int, idle bool) {
+	st := event.Active
+	if idle {
+		st = event.Idle
+	}
+	g.Event(ch, event.Event{Kind: event.KindWatermarkStatus, Status: st})
+}
 
 // Record queues a record on channel ch.
 func (g *Gate) Record(ch int, vals ...dataflow.Value) {

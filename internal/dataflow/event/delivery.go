@@ -13,6 +13,10 @@ const (
 	DeliverRecord DeliveryKind = iota // Data is one encoded record
 	DeliverEvent                      // Data is one event payload (Decode it)
 	DeliverEnd                        // the channel ended its partition; Data is nil
+	// DeliverTimedRecord: Data is a zigzag varint timestamp (ms since the epoch) followed by
+	// one encoded record. Records of jobs without event time come as DeliverRecord, as small
+	// as they were before timestamps existed.
+	DeliverTimedRecord
 )
 
 func (k DeliveryKind) String() string {
@@ -23,6 +27,8 @@ func (k DeliveryKind) String() string {
 		return "event"
 	case DeliverEnd:
 		return "end of partition"
+	case DeliverTimedRecord:
+		return "timed record"
 	}
 	return fmt.Sprintf("delivery kind %d", uint8(k))
 }

@@ -22,6 +22,11 @@ func TestAppendDecodeRoundTrip(t *testing.T) {
 		{Event{Kind: KindBarrier, Barrier: Barrier{ID: 42, Type: SavepointSuspend}}, "01" + "000000000000002a" + "0000000000000000" + "02"},
 		{Event{Kind: KindCancelBarrier, Barrier: Barrier{ID: 7}}, "02" + "0000000000000007"},
 		{Event{Kind: KindEndOfData}, "03"},
+		{Event{Kind: KindWatermark, Watermark: 1700000000000}, "04" + "0000018bcfe56800"},
+		{Event{Kind: KindWatermark, Watermark: math.MaxInt64}, "04" + "7fffffffffffffff"},
+		{Event{Kind: KindWatermark, Watermark: math.MinInt64}, "04" + "8000000000000000"},
+		{Event{Kind: KindWatermarkStatus, Status: Idle}, "05" + "01"},
+		{Event{Kind: KindWatermarkStatus, Status: Active}, "05" + "00"},
 	}
 	for _, c := range cases {
 		p := Append(nil, c.e)
@@ -54,9 +59,11 @@ func TestDecodeRefuses(t *testing.T) {
 	}{
 		{"empty", "", "empty payload"},
 		{"kind 0", "00", "unknown kind 0"},
-		{"kind 5", "05", "unknown kind 5"},
+		{"kind 6", "06", "unknown kind 6"},
 		{"kind 255", "ff0000", "unknown kind 255"},
-		{"watermark", "04" + "0000000000000001", "WATERMARK is reserved for event time"},
+		{"short watermark", "04" + "00000001", "WATERMARK has 5 bytes, want 9"},
+		{"watermark status", "05" + "02", "WATERMARK_STATUS has unknown status 2"},
+		{"short watermark status", "05", "WATERMARK_STATUS has 1 bytes, want 2"},
 		{"short barrier", hex.EncodeToString(barrier[:17]), "BARRIER has 17 bytes, want 18"},
 		{"long barrier", hex.EncodeToString(append(barrier, 0)), "BARRIER has 19 bytes, want 18"},
 		{"barrier id 0", "01" + "0000000000000000" + "0000000000000000" + "00", "checkpoint id 0, want 1.."},
@@ -81,7 +88,7 @@ func TestDecodeRefuses(t *testing.T) {
 }
 
 func TestAppendPanicsOnUnencodableKinds(t *testing.T) {
-	for _, k := range []Kind{0, KindWatermark, 9} {
+	for _, k := range []Kind{0, 6, 9} {
 		func() {
 			defer func() {
 				if recover() == nil {
@@ -102,13 +109,17 @@ func TestDeliverySize(t *testing.T) {
 
 func TestNames(t *testing.T) {
 	for v, want := range map[string]string{
-		KindBarrier.String():                "BARRIER",
-		Kind(9).String():                    "event kind 9",
-		SavepointTerminate.String():         "savepoint-terminate",
-		SnapshotType(7).String():            "snapshot type 7",
-		DeliverEnd.String():                 "end of partition",
-		DeliveryKind(12).String():           "delivery kind 12",
-		Event{Kind: KindEndOfData}.String(): "END_OF_DATA",
+		KindBarrier.String():                                          "BARRIER",
+		Kind(9).String():                                              "event kind 9",
+		SavepointTerminate.String():                                   "savepoint-terminate",
+		SnapshotType(7).String():                                      "snapshot type 7",
+		DeliverEnd.String():                                           "end of partition",
+		DeliveryKind(12).String():                                     "delivery kind 12",
+		Event{Kind: KindEndOfData}.String():                           "END_OF_DATA",
+		Event{Kind: KindWatermark, Watermark: 7}.String():             "WATERMARK 7",
+		Event{Kind: KindWatermark, Watermark: math.MaxInt64}.String(): "WATERMARK MAX",
+		Event{Kind: KindWatermarkStatus, Status: Idle}.String():       "WATERMARK_STATUS IDLE",
+		DeliverTimedRecord.String():                                   "timed record",
 		Event{Kind: KindBarrier, Barrier: Barrier{ID: 3, Timestamp: 10, Type: Savepoint}}.String(): "BARRIER 3 (savepoint at 10)",
 	} {
 		if v != want {
@@ -125,6 +136,8 @@ func FuzzEvent(f *testing.F) {
 	f.Add(Append(nil, Event{Kind: KindCancelBarrier, Barrier: Barrier{ID: 2}}))
 	f.Add(Append(nil, Event{Kind: KindEndOfData}))
 	f.Add([]byte{byte(KindWatermark), 0, 0, 0, 0, 0, 0, 0, 1})
+	f.Add(Append(nil, Event{Kind: KindWatermark, Watermark: math.MinInt64}))
+	f.Add(Append(nil, Event{Kind: KindWatermarkStatus, Status: Idle}))
 	f.Add([]byte{})
 	f.Add([]byte{0xff})
 	f.Fuzz(func(t *testing.T, p []byte) {
