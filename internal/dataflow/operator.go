@@ -120,14 +120,15 @@ type RuntimeContext struct {
 	// from; 0 on a fresh start.
 	Restored int64
 
-	lists  *operatorLists  // list states (ListState)
-	snaps  bool            // the task takes snapshots (TaskIO.Checkpoints is set)
-	ctx    context.Context // the task's: CEL evaluation stops with it
-	in     Schema          // the input's schema; nil for a source
-	inKey  KeySelector     // the input's key, for operators with a keyed input
-	keyed  state.Backend   // KeyedInput operators: the subtask's keyed state
-	key    Value           // the key of the element being processed (keyed operators)
-	timers *timerService   // Timers
+	lists  *operatorLists          // list states (ListState)
+	snaps  bool                    // the task takes snapshots (TaskIO.Checkpoints is set)
+	ctx    context.Context         // the task's: CEL evaluation stops with it
+	in     Schema                  // the input's schema; nil for a source
+	inKey  KeySelector             // the input's key, for operators with a keyed input
+	keyed  state.Backend           // KeyedInput operators: the subtask's keyed state
+	key    Value                   // the key of the element being processed (keyed operators)
+	timers *timerService           // Timers
+	side   func(tag string) Output // SideOutput
 }
 
 // Timers is the operator's timer service: the clocks (processing time, the watermark at its

@@ -54,6 +54,11 @@ type Edge struct {
 	Partitioning string `json:"partitioning"`
 	Key          string `json:"key,omitempty"` // hash edges: the key_by's key
 	Schema       Schema `json:"schema"`        // of the records on this edge
+	// SideOf and Tag name the side output this edge carries (input: OPERATOR.TAG): the
+	// records operator SideOf emits to RuntimeContext.SideOutput(Tag); empty for the main
+	// output.
+	SideOf string `json:"sideOf,omitempty"`
+	Tag    string `json:"tag,omitempty"`
 
 	partitioner Partitioner // hash edges: the key_by, whose key selects the target
 }
@@ -65,7 +70,8 @@ type opInfo struct {
 	shape       Shape
 	index       int // in the spec, for deterministic order
 	in          *opInfo
-	consumers   []*opInfo
+	inTag       string    // the side output of in this operator reads; empty: its main output
+	consumers   []*opInfo // of the main output
 	parallelism int
 	schema      Schema   // output schema; a Partitioner passes its input's through
 	key         *KeyInfo // a Partitioner's key, after Plan
@@ -143,13 +149,18 @@ func (s *Spec) PlanWith(opts PlanOptions) (*Plan, error) {
 		}
 		in, ok := ops[o.Input]
 		if !ok {
-			return nil, o.errf("input", "unknown operator %q: known operators are %s", o.Input, strings.Join(opNames(s), ", "))
+			var err error
+			if in, oi.inTag, err = sideInput(s, ops, o); err != nil {
+				return nil, err
+			}
 		}
 		if in.shape.Sink {
 			return nil, o.errf("input", "%q is a %s sink and has no output", o.Input, in.spec.Type)
 		}
 		oi.in = in
-		in.consumers = append(in.consumers, oi)
+		if oi.inTag == "" {
+			in.consumers = append(in.consumers, oi)
+		}
 	}
 	order, err := topoOrder(s, ops)
 	if err != nil {
@@ -267,7 +278,12 @@ func (oi *opInfo) checkShape() error {
 // subtasks share; its input is planned already.
 func (oi *opInfo) plan(opts PlanOptions, bounded bool) error {
 	pc := &PlanContext{Op: oi.spec, Bounded: bounded, opts: opts}
-	if oi.in != nil {
+	switch {
+	case oi.inTag != "":
+		// A side output is not keyed, whatever its operator's input was.
+		pc.Inputs = []Schema{oi.in.def.(SideOutputs).SideOutputSchema(oi.inTag)}
+		pc.Keys = []*KeyInfo{nil}
+	case oi.in != nil:
 		pc.Inputs = []Schema{oi.in.schema}
 		pc.Keys = []*KeyInfo{oi.in.key}
 	}
@@ -298,8 +314,11 @@ func (p *Plan) chain(order []*opInfo) {
 		p.Vertices = append(p.Vertices, v)
 		return v
 	}
-	addEdge := func(from, to *Vertex, part string, schema Schema, kb *opInfo) {
+	addEdge := func(from, to *Vertex, part string, schema Schema, kb *opInfo, reader *opInfo) {
 		e := &Edge{ID: len(p.Edges), Source: from.ID, Target: to.ID, Partitioning: part, Schema: schema}
+		if reader.inTag != "" {
+			e.SideOf, e.Tag = reader.in.spec.Name, reader.inTag
+		}
 		if kb != nil {
 			e.partitioner = kb.def.(Partitioner)
 			e.Key = e.partitioner.Key().Expr // known before Plan: a deferred plan shows it too
@@ -318,8 +337,8 @@ func (p *Plan) chain(order []*opInfo) {
 			v = newVertex(oi)
 		case in.shape.Partitioner:
 			v = newVertex(oi)
-			addEdge(p.Vertices[in.in.vertex], v, PartitionHash, in.schema, in)
-		case in.parallelism == oi.parallelism && len(in.consumers) == 1:
+			addEdge(p.Vertices[in.in.vertex], v, PartitionHash, in.schema, in, in)
+		case in.parallelism == oi.parallelism && len(in.consumers) == 1 && oi.inTag == "":
 			v = p.Vertices[in.vertex]
 		default:
 			v = newVertex(oi)
@@ -327,7 +346,11 @@ func (p *Plan) chain(order []*opInfo) {
 			if in.parallelism == oi.parallelism {
 				part = PartitionForward
 			}
-			addEdge(p.Vertices[in.vertex], v, part, in.schema, nil)
+			schema := in.schema
+			if oi.inTag != "" {
+				schema = in.def.(SideOutputs).SideOutputSchema(oi.inTag)
+			}
+			addEdge(p.Vertices[in.vertex], v, part, schema, nil, oi)
 		}
 		oi.vertex = v.ID
 		v.Operators = append(v.Operators, oi.spec.Name)
