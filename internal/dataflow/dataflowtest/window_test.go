@@ -229,3 +229,241 @@ func firstDiff(got, want []string) string {
 	}
 	return "none"
 }
+
+// lateSpec: a window fed by two generator channels (the harness's gate), its results on an
+// edge of their own (print at another parallelism) and, with side, its late records on the
+// side output `late`, read by a print.
+func lateSpec(window string, side bool) string {
+	s := fmt.Sprintf(`name: late
+operators:
+  - {name: g, type: generator, count: 10, parallelism: 2, timestamp: id, watermark: {max-out-of-orderness: 0s}}
+  - {name: k, type: key_by, input: g, key: key}
+  - {name: w, type: window, input: k, parallelism: 1, %s}
+  - {name: o, type: print, input: w, parallelism: 3}
+`, window)
+	if side {
+		s += "  - {name: l, type: print, input: w.late}\n"
+	}
+	return s
+}
+
+func keyed(key string, ts int64) []dataflow.Value {
+	return []dataflow.Value{dataflow.Int(ts), dataflow.String(key), dataflow.Int(ts)}
+}
+
+// edgeRecords lists the records the subtask sent on the edge read by operator name.
+func edgeRecords(p *dataflow.Plan, st *Subtask, to string) []string {
+	return recordsTo(p, st.Out.Items(), to)
+}
+
+// recordsTo lists the records of items sent on the edge read by operator name, as
+// "record @timestamp".
+func recordsTo(p *dataflow.Plan, items []Item, to string) []string {
+	var out []string
+	for _, it := range items {
+		if it.Record == nil || p.Vertices[p.Edges[it.Edge].Target].Operators[0] != to {
+			continue
+		}
+		out = append(out, fmt.Sprintf("%s @%d", it.Record, it.Timestamp))
+	}
+	return out
+}
+
+func waitEdge(t *testing.T, p *dataflow.Plan, st *Subtask, to string, want []string) {
+	t.Helper()
+	if err := st.Out.WaitFor(wait, func(items []Item) bool { return len(recordsTo(p, items, to)) >= len(want) }); err != nil {
+		t.Fatalf("%s got %v, want %v: %v", to, edgeRecords(p, st, to), want, err)
+	}
+	if got := edgeRecords(p, st, to); !slices.Equal(got, want) {
+		t.Fatalf("%s got %v, want %v", to, got, want)
+	}
+}
+
+func bothWatermarks(st *Subtask, wm int64) {
+	st.Gate.Watermark(0, wm)
+	st.Gate.Watermark(1, wm)
+}
+
+// TestWindowLateness: a record behind the watermark but within the allowed lateness updates
+// its fired window, which fires again with the new result (Flink's late firing); once the
+// watermark passed the window's end plus the lateness, a record for it is dropped and
+// counted in numLateRecordsDropped, or sent to the late side output when there is one.
+func TestWindowLateness(t *testing.T) {
+	for _, side := range []bool{false, true} {
+		t.Run(fmt.Sprintf("side=%v", side), func(t *testing.T) {
+			window := "tumbling: 10ms, allowed-lateness: 5ms, function: count"
+			if side {
+				window += ", late-output: late"
+			}
+			p := plan(t, lateSpec(window, side))
+			st := Start(t, p, vertexOf(t, p, "w"), 0, nil)
+			st.Gate.TimedRecord(0, 1, keyed("a", 1)...)
+			st.Gate.TimedRecord(1, 2, keyed("a", 2)...)
+			bothWatermarks(st, 9)
+			waitEdge(t, p, st, "o", []string{"a 0 10 2 @9"})
+			st.Gate.TimedRecord(0, 3, keyed("a", 3)...) // late, within the lateness
+			waitEdge(t, p, st, "o", []string{"a 0 10 2 @9", "a 0 10 3 @9"})
+			bothWatermarks(st, 14) // the window's lateness has passed: it is cleared
+			st.Gate.TimedRecord(1, 4, keyed("a", 4)...)  // too late
+			st.Gate.TimedRecord(0, 12, keyed("a", 12)...) // the next window
+			bothWatermarks(st, math.MaxInt64)
+			waitEdge(t, p, st, "o", []string{"a 0 10 2 @9", "a 0 10 3 @9", "a 10 20 1 @19"})
+			dropped, sent := st.Metrics.LateRecordsDropped.Load(), edgeRecords(p, st, "l")
+			if side {
+				if dropped != 0 || !slices.Equal(sent, []string{"4 a 4 @4"}) {
+					t.Fatalf("late side output %v, dropped %d: want the record at 4 sent, none dropped", sent, dropped)
+				}
+			} else if dropped != 1 {
+				t.Fatalf("numLateRecordsDropped %d, want 1", dropped)
+			}
+		})
+	}
+}
+
+// TestWindowSessionLateBridge: a late record (within the allowed lateness) whose session
+// overlaps two sessions, one of them fired already, merges them into one session holding
+// the records of both, whose timer then fires it once; the merged sessions' own timers were
+// deleted, so neither fires again. A record for a session cleaned up is dropped.
+func TestWindowSessionLateBridge(t *testing.T) {
+	for _, fn := range []struct{ opts, first, merged string }{
+		{"function: count", "a 0 10 1 @9", "a 0 25 3 @24"},
+		{"function: sum, field: value", "a 0 10 0 @9", "a 0 25 23 @24"},
+		{"top: 2, field: value", "a 0 10 1 0 0 @9", "a 0 25 1 15 15 @24|a 0 25 2 8 8 @24"},
+	} {
+		t.Run(fn.opts, func(t *testing.T) {
+			p := plan(t, lateSpec("session: {gap: 10ms}, allowed-lateness: 100ms, "+fn.opts, false))
+			st := Start(t, p, vertexOf(t, p, "w"), 0, nil)
+			st.Gate.TimedRecord(0, 0, keyed("a", 0)...)
+			st.Gate.TimedRecord(1, 15, keyed("a", 15)...)
+			st.Gate.TimedRecord(1, 0, keyed("b", 0)...)
+			bothWatermarks(st, 10) // [0,10) of a and b fire; a's [15,25) is open
+			want := []string{fn.first, strings.Replace(fn.first, "a", "b", 1)}
+			if strings.HasPrefix(fn.opts, "top") {
+				want = []string{"a 0 10 1 0 0 @9", "b 0 10 1 0 0 @9"}
+			}
+			if err := st.Out.WaitFor(wait, func(items []Item) bool { return len(recordsTo(p, items, "o")) >= 2 }); err != nil {
+				t.Fatal(err)
+			}
+			got := edgeRecords(p, st, "o")
+			slices.Sort(got)
+			if !slices.Equal(got, want) {
+				t.Fatalf("first sessions %v, want %v", got, want)
+			}
+			st.Gate.TimedRecord(0, 8, keyed("a", 8)...) // [8,18) bridges [0,10) and [15,25)
+			bothWatermarks(st, 200)                    // b's session is cleaned up at 109
+			st.Gate.TimedRecord(0, 5, keyed("b", 5)...) // too late for b's session
+			bothWatermarks(st, math.MaxInt64)
+			want = append(want, strings.Split(fn.merged, "|")...)
+			if err := st.Out.WaitFor(wait, func(items []Item) bool { return len(recordsTo(p, items, "o")) >= len(want) }); err != nil {
+				t.Fatal(err)
+			}
+			got = edgeRecords(p, st, "o")
+			slices.Sort(got[:2])
+			if !slices.Equal(got, want) {
+				t.Fatalf("sessions %v, want %v", got, want)
+			}
+			if err := st.Out.WaitFor(wait, func(items []Item) bool {
+				n := len(items)
+				return n > 0 && items[n-1].Event != nil && items[n-1].Event.Watermark == math.MaxInt64
+			}); err != nil {
+				t.Fatal(err)
+			}
+			if got := edgeRecords(p, st, "o"); len(got) != len(want) {
+				t.Fatalf("a merged session fired again: %v", got)
+			}
+			if d := st.Metrics.LateRecordsDropped.Load(); d != 1 {
+				t.Fatalf("numLateRecordsDropped %d, want 1 (b at 5)", d)
+			}
+		})
+	}
+}
+
+// TestWindowRestoreRescale checkpoints windows with records and timers pending at
+// parallelism 1 and restores them at 2 (and 1): each key's window contents, sessions and
+// timers come back from keyed state in the subtask owning the key, and the windows fire
+// with the records of before and after the checkpoint.
+func TestWindowRestoreRescale(t *testing.T) {
+	const keys = 7
+	for _, c := range []struct{ window, fired, after string }{
+		{"tumbling: 10ms, function: count", "%s 0 10 2", "%s 10 20 2"},
+		{"session: {gap: 10ms}, function: count", "", "%s 1 25 4"},
+		{"sliding: {size: 10ms, slide: 5ms}, function: sum, field: value", "%s -5 5 1|%s 0 10 6", "%s 5 15 17|%s 10 20 27|%s 15 25 15"},
+	} {
+		for _, to := range []int{2, 1} {
+			t.Run(fmt.Sprintf("%s/1to%d", c.window, to), func(t *testing.T) {
+				spec := func(p int) string {
+					return strings.Replace(lateSpec(c.window, false), "parallelism: 1,", fmt.Sprintf("parallelism: %d,", p), 1)
+				}
+				p1 := plan(t, spec(1))
+				v := vertexOf(t, p1, "w")
+				c1 := NewCoordinator(p1, nil, v)
+				st := Start(t, p1, v, 0, c1)
+				var fired []string
+				for k := range keys {
+					key := "key-" + strconv.Itoa(k)
+					for _, ts := range []int64{1, 5, 12} {
+						st.Gate.TimedRecord(int(ts)%2, ts, keyed(key, ts)...)
+					}
+					if c.fired != "" {
+						for _, f := range strings.Split(c.fired, "|") {
+							fired = append(fired, fmt.Sprintf(f, key))
+						}
+					}
+				}
+				bothWatermarks(st, 9)
+				if err := st.Out.WaitFor(wait, func(items []Item) bool { return len(recordsTo(p1, items, "o")) >= len(fired) }); err != nil {
+					t.Fatal(err)
+				}
+				md := checkpointAll(t, c1, []*Subtask{st})
+				st.Kill()
+				got := stripTimes(edgeRecords(p1, st, "o"))
+				slices.Sort(fired)
+				if !slices.Equal(got, fired) {
+					t.Fatalf("before the checkpoint %v, want %v", got, fired)
+				}
+
+				p2 := plan(t, spec(to))
+				c2 := NewCoordinator(p2, md, v).WithStore(c1.Store)
+				var sts []*Subtask
+				for s := range to {
+					sts = append(sts, Start(t, p2, v, s, c2))
+				}
+				var want []string
+				for k := range keys {
+					key := "key-" + strconv.Itoa(k)
+					sts[ownerOf(key, to)].Gate.TimedRecord(0, 15, keyed(key, 15)...)
+					for _, f := range strings.Split(c.after, "|") {
+						want = append(want, fmt.Sprintf(f, key))
+					}
+				}
+				for _, s := range sts {
+					bothWatermarks(s, math.MaxInt64)
+				}
+				slices.Sort(want)
+				var all []string
+				for _, s := range sts {
+					if err := s.Out.WaitFor(wait, func(items []Item) bool {
+						n := len(items)
+						return n > 0 && items[n-1].Event != nil && items[n-1].Event.Watermark == math.MaxInt64
+					}); err != nil {
+						t.Fatal(err)
+					}
+					all = append(all, stripTimes(edgeRecords(p2, s, "o"))...)
+				}
+				slices.Sort(all)
+				if !slices.Equal(all, want) {
+					t.Fatalf("restored windows %v, want %v", all, want)
+				}
+			})
+		}
+	}
+}
+
+func stripTimes(recs []string) []string {
+	out := make([]string, len(recs))
+	for i, r := range recs {
+		out[i], _, _ = strings.Cut(r, " @")
+	}
+	slices.Sort(out)
+	return out
+}
