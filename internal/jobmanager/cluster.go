@@ -153,7 +153,7 @@ func (jm *JobManager) applyMetricsLocked(m *controlpb.TaskMetrics) {
 	if !ok {
 		return
 	}
-	t.metrics = taskMetrics{m.ReadRecords, m.ReadBytes, m.WriteRecords, m.WriteBytes, m.BackPressuredMs, m.CheckpointAlignmentNs}
+	t.metrics = taskMetrics{m.ReadRecords, m.ReadBytes, m.WriteRecords, m.WriteBytes, m.BackPressuredMs, m.CheckpointAlignmentNs, m.NumLateRecordsDropped}
 }
 
 func (s *rpcServer) UpdateTaskState(ctx context.Context, u *controlpb.TaskStateUpdate) (*controlpb.Ack, error) {

@@ -66,6 +66,8 @@ type taskMetrics struct {
 	readRecords, readBytes, writeRecords, writeBytes, backPressuredMS int64
 	// alignmentNS is the alignment time of the subtask's last checkpoint.
 	alignmentNS int64
+	// lateDropped is the subtask's numLateRecordsDropped (windows).
+	lateDropped int64
 }
 
 func (m *taskMetrics) add(o taskMetrics) {
@@ -74,6 +76,7 @@ func (m *taskMetrics) add(o taskMetrics) {
 	m.writeRecords += o.writeRecords
 	m.writeBytes += o.writeBytes
 	m.backPressuredMS += o.backPressuredMS
+	m.lateDropped += o.lateDropped
 	// A vertex's alignment is its slowest subtask's, as in Flink's
 	// checkpoint statistics: a sum over subtasks means nothing.
 	m.alignmentNS = max(m.alignmentNS, o.alignmentNS)

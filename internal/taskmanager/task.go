@@ -91,6 +91,7 @@ func (t *runningTask) metricsProto() *controlpb.TaskMetrics {
 		WriteRecords: t.metrics.WriteRecords.Load(), WriteBytes: t.metrics.WriteBytes.Load(),
 		BackPressuredMs:       t.backPressured().Milliseconds(),
 		CheckpointAlignmentNs: t.alignmentNs.Load(), LastCheckpointId: t.lastCheckpoint.Load(),
+		NumLateRecordsDropped: t.metrics.LateRecordsDropped.Load(),
 	}
 }
 

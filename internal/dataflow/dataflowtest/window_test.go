@@ -303,8 +303,8 @@ func TestWindowLateness(t *testing.T) {
 			waitEdge(t, p, st, "o", []string{"a 0 10 2 @9"})
 			st.Gate.TimedRecord(0, 3, keyed("a", 3)...) // late, within the lateness
 			waitEdge(t, p, st, "o", []string{"a 0 10 2 @9", "a 0 10 3 @9"})
-			bothWatermarks(st, 14) // the window's lateness has passed: it is cleared
-			st.Gate.TimedRecord(1, 4, keyed("a", 4)...)  // too late
+			bothWatermarks(st, 14)                        // the window's lateness has passed: it is cleared
+			st.Gate.TimedRecord(1, 4, keyed("a", 4)...)   // too late
 			st.Gate.TimedRecord(0, 12, keyed("a", 12)...) // the next window
 			bothWatermarks(st, math.MaxInt64)
 			waitEdge(t, p, st, "o", []string{"a 0 10 2 @9", "a 0 10 3 @9", "a 10 20 1 @19"})
@@ -350,7 +350,7 @@ func TestWindowSessionLateBridge(t *testing.T) {
 				t.Fatalf("first sessions %v, want %v", got, want)
 			}
 			st.Gate.TimedRecord(0, 8, keyed("a", 8)...) // [8,18) bridges [0,10) and [15,25)
-			bothWatermarks(st, 200)                    // b's session is cleaned up at 109
+			bothWatermarks(st, 200)                     // b's session is cleaned up at 109
 			st.Gate.TimedRecord(0, 5, keyed("b", 5)...) // too late for b's session
 			bothWatermarks(st, math.MaxInt64)
 			want = append(want, strings.Split(fn.merged, "|")...)

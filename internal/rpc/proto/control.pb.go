@@ -357,6 +357,9 @@ type TaskMetrics struct {
 	// The alignment time of the subtask's last checkpoint, and its id.
 	CheckpointAlignmentNs int64 `protobuf:"varint,30,opt,name=checkpoint_alignment_ns,json=checkpointAlignmentNs,proto3" json:"checkpoint_alignment_ns,omitempty"`
 	LastCheckpointId      int64 `protobuf:"varint,31,opt,name=last_checkpoint_id,json=lastCheckpointId,proto3" json:"last_checkpoint_id,omitempty"`
+	// Records the subtask's window dropped as later than its allowed lateness (Flink's
+	// numLateRecordsDropped).
+	NumLateRecordsDropped int64 `protobuf:"varint,40,opt,name=num_late_records_dropped,json=numLateRecordsDropped,proto3" json:"num_late_records_dropped,omitempty"`
 	unknownFields         protoimpl.UnknownFields
 	sizeCache             protoimpl.SizeCache
 }
@@ -464,6 +467,13 @@ func (x *TaskMetrics) GetCheckpointAlignmentNs() int64 {
 func (x *TaskMetrics) GetLastCheckpointId() int64 {
 	if x != nil {
 		return x.LastCheckpointId
+	}
+	return 0
+}
+
+func (x *TaskMetrics) GetNumLateRecordsDropped() int64 {
+	if x != nil {
+		return x.NumLateRecordsDropped
 	}
 	return 0
 }
@@ -2238,7 +2248,7 @@ const file_control_proto_rawDesc = "" +
 	"cluster_id\x18\x01 \x01(\tR\tclusterId\x122\n" +
 	"\x15heartbeat_interval_ms\x18\x02 \x01(\x03R\x13heartbeatIntervalMs\x120\n" +
 	"\x14heartbeat_timeout_ms\x18\x03 \x01(\x03R\x12heartbeatTimeoutMs\x12!\n" +
-	"\fblob_address\x18\x04 \x01(\tR\vblobAddress\"\x8a\x03\n" +
+	"\fblob_address\x18\x04 \x01(\tR\vblobAddress\"\xc3\x03\n" +
 	"\vTaskMetrics\x12\x15\n" +
 	"\x06job_id\x18\x01 \x01(\tR\x05jobId\x12\x18\n" +
 	"\aattempt\x18\x02 \x01(\x05R\aattempt\x12\x16\n" +
@@ -2252,7 +2262,8 @@ const file_control_proto_rawDesc = "" +
 	"writeBytes\x12*\n" +
 	"\x11back_pressured_ms\x18\t \x01(\x03R\x0fbackPressuredMs\x126\n" +
 	"\x17checkpoint_alignment_ns\x18\x1e \x01(\x03R\x15checkpointAlignmentNs\x12,\n" +
-	"\x12last_checkpoint_id\x18\x1f \x01(\x03R\x10lastCheckpointId\"\xd6\x01\n" +
+	"\x12last_checkpoint_id\x18\x1f \x01(\x03R\x10lastCheckpointId\x127\n" +
+	"\x18num_late_records_dropped\x18( \x01(\x03R\x15numLateRecordsDropped\"\xd6\x01\n" +
 	"\x10HeartbeatRequest\x12%\n" +
 	"\x0etaskmanager_id\x18\x01 \x01(\tR\rtaskmanagerId\x124\n" +
 	"\x05tasks\x18\x02 \x03(\v2\x1e.sluice.control.v1.TaskMetricsR\x05tasks\x12\x1d\n" +
