@@ -12,7 +12,9 @@ import (
 	"sort"
 	"strconv"
 	"strings"
+	"sync"
 	"testing"
+	"time"
 
 	"github.com/sluice-dev/sluice/internal/dataflow"
 )
@@ -466,4 +468,80 @@ func stripTimes(recs []string) []string {
 	}
 	slices.Sort(out)
 	return out
+}
+
+// lockedBuffer is a Stdout written by the print subtasks while the test reads it.
+type lockedBuffer struct {
+	mu sync.Mutex
+	b  bytes.Buffer
+}
+
+func (l *lockedBuffer) Write(p []byte) (int, error) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.b.Write(p)
+}
+
+func (l *lockedBuffer) lines() []string {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return strings.Split(strings.TrimSpace(l.b.String()), "\n")
+}
+
+// TestWindowIdleSourceSubtask runs an unbounded job whose second source subtask gets no
+// record (a filter drops all of its generator's ids): its watermark operator marks it idle
+// after the idle-timeout, so the window's input watermark follows the first subtask alone
+// and windows fire with their exact counts while the job runs. Without idleness the empty
+// channel would hold the watermark back forever (checked: the test then times out).
+func TestWindowIdleSourceSubtask(t *testing.T) {
+	spec := `name: idle
+operators:
+  - {name: g, type: generator, rate: 4000, keys: 3, parallelism: 2}
+  - {name: f, type: filter, input: g, expr: "id % 16 < 8", parallelism: 2}
+  - {name: ts, type: watermark, input: f, parallelism: 2, timestamp: id, watermark: {max-out-of-orderness: 0s, idle-timeout: 200ms}}
+  - {name: k, type: key_by, input: ts, key: key}
+  - {name: w, type: window, input: k, tumbling: 100ms, function: count, parallelism: 1}
+  - {name: o, type: print, input: w}
+`
+	var want []string
+	counts := map[string]int{}
+	for id := range 300 {
+		if id%16 < 8 {
+			counts[fmt.Sprintf("key-%d %d %d", id%3, id/100*100, id/100*100+100)]++
+		}
+	}
+	for k, n := range counts {
+		want = append(want, fmt.Sprintf("%s %d", k, n))
+	}
+	slices.Sort(want)
+	ctx, cancel := context.WithCancel(context.Background())
+	out := &lockedBuffer{}
+	done := make(chan error, 1)
+	go func() { done <- dataflow.RunLocal(ctx, plan(t, spec), out) }()
+	defer func() {
+		cancel()
+		<-done
+	}()
+	deadline := time.Now().Add(wait)
+	for {
+		var got []string
+		for _, l := range out.lines() {
+			if f := strings.Fields(l); len(f) == 4 && (f[1] == "0" || f[1] == "100" || f[1] == "200") {
+				got = append(got, l)
+			}
+		}
+		slices.Sort(got)
+		if slices.Equal(got, want) {
+			return
+		}
+		select {
+		case err := <-done:
+			t.Fatalf("job ended: %v", err)
+		default:
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("after %v the first windows are %v, want %v", wait, got, want)
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
 }
