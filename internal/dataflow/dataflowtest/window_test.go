@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"fmt"
+	"maps"
 	"math"
 	"math/rand/v2"
 	"os"
@@ -543,5 +544,52 @@ operators:
 			t.Fatalf("after %v the first windows are %v, want %v", wait, got, want)
 		}
 		time.Sleep(20 * time.Millisecond)
+	}
+}
+
+// TestWindowProcessingTime: processing-time windows take the clock of the subtask: records
+// without timestamps are counted in the window of their arrival, which fires by a
+// processing-time timer while the job runs; on a bounded input the windows still open fire
+// when the input ends, so no record is lost.
+func TestWindowProcessingTime(t *testing.T) {
+	p := plan(t, lateSpec("tumbling: 50ms, time: processing, function: count", false))
+	st := Start(t, p, vertexOf(t, p, "w"), 0, nil)
+	for i := range 3 {
+		st.Gate.Record(i%2, keyed("a", int64(i))...)
+	}
+	if err := st.Out.WaitFor(wait, func(items []Item) bool {
+		n := int64(0)
+		for _, it := range items {
+			if it.Record != nil {
+				n += it.Record[3].AsInt()
+				if it.Record[2].AsInt()-it.Record[1].AsInt() != 50 || it.Timestamp != it.Record[2].AsInt()-1 {
+					t.Errorf("window %v at %d: want 50 ms, timestamp end-1", it.Record, it.Timestamp)
+				}
+			}
+		}
+		return n == 3
+	}); err != nil {
+		t.Fatalf("the processing-time windows did not fire with the 3 records: %v", err)
+	}
+
+	spec := `name: ptime
+operators:
+  - {name: g, type: generator, count: 1000, keys: 4}
+  - {name: k, type: key_by, input: g, key: key}
+  - {name: w, type: window, input: k, tumbling: 1h, time: processing, function: count}
+  - {name: o, type: print, input: w}
+`
+	var out bytes.Buffer
+	if err := dataflow.RunLocal(context.Background(), plan(t, spec), &out); err != nil {
+		t.Fatal(err)
+	}
+	total := map[string]int{}
+	for _, l := range sortedOutput(&out) {
+		f := strings.Fields(l)
+		n, _ := strconv.Atoi(f[3])
+		total[f[0]] += n
+	}
+	if want := map[string]int{"key-0": 250, "key-1": 250, "key-2": 250, "key-3": 250}; !maps.Equal(total, want) {
+		t.Fatalf("counts at the end of input %v, want %v (output %q)", total, want, out.String())
 	}
 }
