@@ -62,3 +62,50 @@ func TestWindowedCountTwoTaskManagers(t *testing.T) {
 		t.Fatalf("windows differ from the plain computation: got %d, want %d\ngot  %v\nwant %v", len(got), len(want), got, want)
 	}
 }
+
+// TestWindowLateRecordsMetric runs an unbounded windowed job in which every hundredth record
+// is 100 s behind the others (a map sets its timestamp field), far beyond the window's
+// allowed lateness: those records are dropped and counted, on the TaskManager's /metrics as
+// sluice_task_numLateRecordsDropped and in the window vertex's metrics of GET /jobs/{id}.
+func TestWindowLateRecordsMetric(t *testing.T) {
+	c := startCluster(t, 1, 2)
+	_, port := metricsBind(t, c.tms[0])
+	spec := filepath.Join(t.TempDir(), "late.yaml")
+	if err := os.WriteFile(spec, []byte(`name: late
+operators:
+  - {name: gen, type: generator, count: 0, rate: 2000, keys: 3}
+  - name: stamp
+    type: map
+    input: gen
+    fields:
+      key: key
+      ts: "id % 100 == 99 ? id - 100000 : id"
+  - {name: wm, type: watermark, input: stamp, timestamp: ts, watermark: {max-out-of-orderness: 0s}}
+  - {name: by-key, type: key_by, input: wm, key: key}
+  - {name: counts, type: window, input: by-key, tumbling: 100ms, allowed-lateness: 1s, function: count}
+  - {name: out, type: blackhole, input: counts}
+`), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	id := runDetached(t, c, spec)
+	defer func() {
+		ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+		defer cancel()
+		c.sluice(ctx, "cancel", id)
+	}()
+	ofJob := `job_id="` + id + `"`
+	c.waitFor(60*time.Second, "sluice_task_numLateRecordsDropped > 0 on the TaskManager's /metrics", func() bool {
+		v := seriesValues(httpGet(t, "http://127.0.0.1:"+port+"/metrics"), "sluice_task_numLateRecordsDropped", ofJob)
+		return slices.ContainsFunc(v, func(f float64) bool { return f > 0 })
+	})
+	c.waitFor(60*time.Second, "numLateRecordsDropped > 0 in the window vertex of GET /jobs/{id}", func() bool {
+		for _, v := range c.job(id)["vertices"].([]any) {
+			vm := v.(map[string]any)
+			if slices.Contains(vm["operators"].([]any), any("counts")) {
+				n, _ := vm["metrics"].(map[string]any)["numLateRecordsDropped"].(float64)
+				return n > 0
+			}
+		}
+		return false
+	})
+}
