@@ -435,7 +435,9 @@ func (w *windowOp) mergeInto(win window, from []window) error {
 			if ok {
 				w.opts.fn.merge(&acc, &st)
 			}
-			err = w.agg.Clear()
+			if err := w.agg.Clear(); err != nil {
+				return err
+			}
 		} else {
 			w.top.SetNamespace(ns)
 			l, _, err := w.top.Get()
@@ -445,10 +447,9 @@ func (w *windowOp) mergeInto(win window, from []window) error {
 			for _, e := range l {
 				list = topInsert(list, e, w.opts.Top)
 			}
-			err = w.top.Clear()
-		}
-		if err != nil {
-			return err
+			if err := w.top.Clear(); err != nil {
+				return err
+			}
 		}
 		if err := w.deleteTimers(f, ns); err != nil {
 			return err

@@ -7,6 +7,7 @@ import (
 	"maps"
 	"math"
 	"slices"
+	"strconv"
 	"time"
 
 	"go.yaml.in/yaml/v3"
@@ -200,6 +201,14 @@ func (w *windowDuration) UnmarshalYAML(v *yaml.Node) error {
 	}
 	*w = windowDuration{d: d, set: true, line: v.Line}
 	return nil
+}
+
+// MarshalJSON shows the duration as written (plans shown by the REST API), null when unset.
+func (w windowDuration) MarshalJSON() ([]byte, error) {
+	if !w.set {
+		return []byte("null"), nil
+	}
+	return []byte(strconv.Quote(w.d.String())), nil
 }
 
 // slidingWindow is `sliding: {size: 10s, slide: 2s}`.
