@@ -68,6 +68,10 @@ type WindowOptions struct {
 	in       Schema
 }
 
+func (w *WindowOptions) stampsResults() {}
+
+var _ TimestampingOperator = (*WindowOptions)(nil)
+
 // Check implements Definition.
 func (w *WindowOptions) Check(op *OperatorSpec) (Shape, error) {
 	var kinds []string
@@ -173,6 +177,9 @@ func (w *WindowOptions) Plan(pc *PlanContext) (Schema, error) {
 		return nil, o.errf("input", "a window needs a keyed input: put a key_by before it")
 	}
 	w.in = in
+	if !w.processing && !pc.Timestamped {
+		return nil, o.errf("time", "an event-time window needs timestamped records, and no operator before it assigns them: add timestamp: FIELD and watermark: {max-out-of-orderness: DURATION} to the source (or a %s operator before the key_by), or set time: processing", TypeWatermark)
+	}
 	if key.Name == WindowStartField || key.Name == WindowEndField {
 		return nil, o.errf("input", "the key is named %q, a field the window adds: name the key otherwise in the key_by", key.Name)
 	}

@@ -77,6 +77,9 @@ type opInfo struct {
 	key         *KeyInfo // a Partitioner's key, after Plan
 	vertex      int
 	tsField     *timestampField // the `timestamp:` field, resolved against schema
+	// timestamped: the operator's output records carry event time (it or an operator
+	// upstream assigns timestamps, or it stamps its results, as a window does).
+	timestamped bool
 	// deferred: the schema is known only where the input is read (a csv
 	// source taking its fields from the file's header, and everything
 	// downstream of it), so only the graph's shape is checked here.
@@ -277,7 +280,7 @@ func (oi *opInfo) checkShape() error {
 // plan derives the operator's output schema and lets its definition prepare what its
 // subtasks share; its input is planned already.
 func (oi *opInfo) plan(opts PlanOptions, bounded bool) error {
-	pc := &PlanContext{Op: oi.spec, Bounded: bounded, opts: opts}
+	pc := &PlanContext{Op: oi.spec, Bounded: bounded, opts: opts, Timestamped: oi.in != nil && oi.in.timestamped}
 	switch {
 	case oi.inTag != "":
 		// A side output is not keyed, whatever its operator's input was.
@@ -299,6 +302,8 @@ func (oi *opInfo) plan(opts PlanOptions, bounded bool) error {
 	if oi.tsField, err = resolveTimestamp(oi.spec, schema); err != nil {
 		return err
 	}
+	_, stamps := oi.def.(TimestampingOperator)
+	oi.timestamped = pc.Timestamped || oi.tsField != nil || stamps
 	if p, ok := oi.def.(Partitioner); ok && oi.shape.Partitioner {
 		k := p.Key()
 		oi.key = &k

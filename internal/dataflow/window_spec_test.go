@@ -42,12 +42,38 @@ operators:
 		{"  - {name: win, type: window, input: k, tumbling: 10s, function: count, late-output: late}\n  - {name: o, type: print, input: win.lat}", `operator "win" has no side output "lat": its side outputs are late`},
 		{"  - {name: win, type: window, input: k, tumbling: 10s, function: count}\n  - {name: o, type: print, input: nope.late}", `operator "o" (line 6) input: unknown operator "nope.late"`},
 	} {
-		s, err := ParseSpec([]byte(head+c.spec+"\n"), nil)
+		checkSpecError(t, head+c.spec+"\n", c.want)
+	}
+	// An event-time window whose input has no timestamps: refused at plan time; processing
+	// time needs none.
+	const untimed = `name: w
+operators:
+  - {name: src, type: generator, count: 10}
+  - {name: k, type: key_by, input: src, key: key}
+`
+	checkSpecError(t, untimed+"  - {name: win, type: window, input: k, tumbling: 10s, function: count}\n", `operator "win" (line 5) time: an event-time window needs timestamped records`)
+	if _, err := planSpec(untimed + "  - {name: win, type: window, input: k, tumbling: 10s, function: count, time: processing}\n"); err != nil {
+		t.Fatalf("processing-time window without timestamps: %v", err)
+	}
+}
+
+func planSpec(spec string) (*Plan, error) {
+	s, err := ParseSpec([]byte(spec), nil)
+	if err != nil {
+		return nil, err
+	}
+	return s.Plan(1)
+}
+
+func checkSpecError(t *testing.T, spec, want string) {
+	t.Helper()
+	{
+		s, err := ParseSpec([]byte(spec), nil)
 		if err == nil {
 			_, err = s.Plan(1)
 		}
-		if err == nil || !strings.Contains(err.Error(), c.want) {
-			t.Errorf("%s\n got %v\nwant %q", c.spec, err, c.want)
+		if err == nil || !strings.Contains(err.Error(), want) {
+			t.Errorf("%s\n got %v\nwant %q", spec, err, want)
 		}
 	}
 }
