@@ -334,10 +334,11 @@ func (w *windowOp) Process(_ int, e *Element) error {
 			continue
 		}
 		skipped = false
-		if err := w.add(win, e.Record); err != nil {
+		fresh, err := w.add(win, e.Record)
+		if err != nil {
 			return err
 		}
-		if err := w.onElement(win, wm); err != nil {
+		if err := w.onElement(win, wm, fresh); err != nil {
 			return err
 		}
 	}
@@ -400,7 +401,10 @@ func (w *windowOp) processSession(e *Element, ts, wm int64) error {
 			return err
 		}
 	}
-	if len(from) > 0 || !slices.Contains(sessions, merged) {
+	// A session that is new (the record's own, or one covering others) needs its timers;
+	// an existing one has them.
+	isNew := !slices.Contains(sessions, merged)
+	if len(from) > 0 || isNew {
 		kept = append(kept, merged)
 		slices.SortFunc(kept, func(a, b window) int { return cmp.Compare(a.start, b.start) })
 		w.sess.SetNamespace(nil)
@@ -408,10 +412,10 @@ func (w *windowOp) processSession(e *Element, ts, wm int64) error {
 			return err
 		}
 	}
-	if err := w.add(merged, e.Record); err != nil {
+	if _, err := w.add(merged, e.Record); err != nil {
 		return err
 	}
-	return w.onElement(merged, wm)
+	return w.onElement(merged, wm, isNew)
 }
 
 // mergeInto moves the contents of the windows from into win and deletes their timers.
@@ -480,57 +484,66 @@ func (w *windowOp) deleteTimers(win window, ns []byte) error {
 	return w.timers.DeleteEventTimeTimer(w.cleanupTime(win), ns)
 }
 
-// add folds a record into the contents of win.
-func (w *windowOp) add(win window, r Record) error {
+// add folds a record into the contents of win. fresh says the window had no contents
+// before: a window's timers exist exactly while it has contents (they are registered with
+// its first record and its state goes when the last of them fires), so only a fresh window
+// registers them, which spares the timer lookups on every other record.
+func (w *windowOp) add(win window, r Record) (fresh bool, err error) {
 	w.ns = appendWindow(w.ns[:0], win)
 	if w.agg != nil {
 		w.agg.SetNamespace(w.ns)
-		st, _, err := w.agg.Get()
+		st, ok, err := w.agg.Get()
 		if err != nil {
-			return err
+			return false, err
 		}
 		if err := w.opts.fn.add(&st, r); err != nil {
-			return err
+			return false, err
 		}
-		return w.agg.Set(st)
+		return !ok, w.agg.Set(st)
 	}
 	v := r[w.opts.topField]
 	if v.Kind() == KindNull {
-		return nil // unranked
+		return false, nil // unranked: no contents, nothing to fire
 	}
 	w.top.SetNamespace(w.ns)
-	list, _, err := w.top.Get()
+	list, ok, err := w.top.Get()
 	if err != nil {
-		return err
+		return false, err
 	}
 	w.recBuf = AppendRecord(w.recBuf[:0], r)
 	if len(list) == w.opts.Top && !topBefore(&topEntry{v: v, rec: w.recBuf}, &list[len(list)-1]) {
-		return nil // below the last: the state stays as it is
+		return false, nil // below the last: the state stays as it is
 	}
 	rec := slices.Clone(w.recBuf)
 	var vals Record
 	if err := DecodeRecord(rec, &vals); err != nil {
-		return err
+		return false, err
 	}
-	return w.top.Set(topInsert(list, topEntry{v: vals[w.opts.topField], rec: rec}, w.opts.Top))
+	return !ok, w.top.Set(topInsert(list, topEntry{v: vals[w.opts.topField], rec: rec}, w.opts.Top))
 }
 
 // onElement is Flink's EventTimeTrigger.onElement (ProcessingTimeTrigger's for processing
 // time): a window the watermark passed already fires at once with the updated contents (a
-// late firing within the allowed lateness); any other gets a timer at its last ms. The
-// cleanup timer clears the window once its lateness has passed too.
-func (w *windowOp) onElement(win window, wm int64) error {
+// late firing within the allowed lateness); a new window (register) gets a timer at its last
+// ms, and a cleanup timer that clears it once its lateness has passed too.
+func (w *windowOp) onElement(win window, wm int64, register bool) error {
 	w.ns = appendWindow(w.ns[:0], win)
 	if w.opts.processing {
+		if !register {
+			return nil
+		}
 		return w.timers.RegisterProcessingTimeTimer(win.maxTimestamp(), w.ns)
 	}
-	if c := w.cleanupTime(win); c != win.maxTimestamp() {
+	if c := w.cleanupTime(win); register && c != win.maxTimestamp() {
 		if err := w.timers.RegisterEventTimeTimer(c, w.ns); err != nil {
 			return err
 		}
 	}
 	if win.maxTimestamp() <= wm {
 		return w.fire(w.rc.CurrentKey(), win)
+	}
+	if !register {
+		return nil
 	}
 	return w.timers.RegisterEventTimeTimer(win.maxTimestamp(), w.ns)
 }

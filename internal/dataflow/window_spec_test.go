@@ -67,14 +67,8 @@ func planSpec(spec string) (*Plan, error) {
 
 func checkSpecError(t *testing.T, spec, want string) {
 	t.Helper()
-	{
-		s, err := ParseSpec([]byte(spec), nil)
-		if err == nil {
-			_, err = s.Plan(1)
-		}
-		if err == nil || !strings.Contains(err.Error(), want) {
-			t.Errorf("%s\n got %v\nwant %q", spec, err, want)
-		}
+	if _, err := planSpec(spec); err == nil || !strings.Contains(err.Error(), want) {
+		t.Errorf("%s\n got %v\nwant %q", spec, err, want)
 	}
 }
 
