@@ -396,3 +396,40 @@ func TestIdleChannel(t *testing.T) {
 		t.Fatalf("events sent %v, want %v", wms, want)
 	}
 }
+
+// TestSourceGoesIdle: a source subtask without records for its idle-timeout sends
+// WATERMARK_STATUS IDLE, and ACTIVE again before its next record; its watermarks trail its
+// timestamps by the bound.
+func TestSourceGoesIdle(t *testing.T) {
+	p := plan(t, `name: idle
+operators:
+  - {name: g, type: generator, rate: 2, keys: 3, parallelism: 2, timestamp: id, watermark: {max-out-of-orderness: 1s, idle-timeout: 100ms}}
+  - {name: o, type: print, input: g, parallelism: 1}
+`)
+	st := Start(t, p, vertexOf(t, p, "g"), 0, nil)
+	var seq []string
+	err := st.Out.WaitFor(10*time.Second, func(items []Item) bool {
+		seq = seq[:0]
+		for _, it := range items {
+			switch {
+			case it.Record != nil:
+				seq = append(seq, fmt.Sprintf("record@%d", it.Timestamp))
+			case it.Event != nil && it.Event.Kind == event.KindWatermarkStatus:
+				seq = append(seq, it.Event.Status.String())
+			}
+		}
+		return len(seq) >= 4
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	// Subtask 0 emits ids 0, 1, 2, ... (its splits' first ids) at one a second.
+	if want := []string{"record@0", "IDLE", "ACTIVE", "record@1"}; !slices.Equal(seq[:4], want) {
+		t.Fatalf("sent %v, want %v", seq, want)
+	}
+	for _, it := range st.Out.Items() {
+		if it.Event != nil && it.Event.Kind == event.KindWatermark && it.Event.Watermark > -1000 {
+			t.Fatalf("watermark %d beyond the largest timestamp minus the 1s bound", it.Event.Watermark)
+		}
+	}
+}
