@@ -433,3 +433,57 @@ operators:
 		}
 	}
 }
+
+// TestWatermarkOperator: a watermark operator drops its input's watermarks and idle status,
+// stamps records from its `timestamp:` field, emits its own bounded-out-of-orderness
+// watermark, and at the end of its input the final watermark before END_OF_DATA.
+func TestWatermarkOperator(t *testing.T) {
+	p := plan(t, `name: wmop
+operators:
+  - {name: g, type: generator, count: 100, parallelism: 2}
+  - {name: w, type: watermark, input: g, timestamp: value, watermark: {max-out-of-orderness: 10ms}}
+  - {name: o, type: print, input: w, parallelism: 3}
+`)
+	st := Start(t, p, vertexOf(t, p, "w"), 0, nil)
+	st.Gate.TimedRecord(0, 1, dataflow.Int(1), dataflow.String("key-1"), dataflow.Int(5000))
+	st.Gate.Watermark(0, 100000)
+	st.Gate.Watermark(1, 100000)
+	st.Gate.Idle(1, true)
+	st.Gate.Record(1, dataflow.Int(2), dataflow.String("key-2"), dataflow.Int(4000))
+	if err := st.Out.WaitFor(wait, func(items []Item) bool {
+		for _, it := range items {
+			if it.Target == 0 && it.Event != nil && it.Event.Kind == event.KindWatermark {
+				return true
+			}
+		}
+		return false
+	}); err != nil {
+		t.Fatal(err)
+	}
+	for _, ch := range []int{0, 1} {
+		st.Gate.EndOfData(ch)
+	}
+	if err := st.Out.WaitFor(wait, func(items []Item) bool {
+		return len(items) > 0 && items[len(items)-1].Event != nil && items[len(items)-1].Event.Kind == event.KindEndOfData
+	}); err != nil {
+		t.Fatal(err)
+	}
+	var got []string
+	for _, it := range st.Out.Items() {
+		if it.Target != 0 {
+			continue
+		}
+		switch {
+		case it.Record != nil:
+			got = append(got, fmt.Sprintf("%v@%d", it.Record, it.Timestamp))
+		case it.Event != nil:
+			got = append(got, it.Event.String())
+		}
+	}
+	want := []string{"1 key-1 5000@5000", "2 key-2 4000@4000", "WATERMARK 4989", "WATERMARK MAX", "END_OF_DATA"}
+	// The records go round-robin over the three targets: target 0 has the first only.
+	want = slices.DeleteFunc(want, func(s string) bool { return strings.HasPrefix(s, "2 ") })
+	if !slices.Equal(got, want) {
+		t.Fatalf("target 0 got %v, want %v", got, want)
+	}
+}
