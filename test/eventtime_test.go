@@ -39,10 +39,11 @@ operators:
 // TestEventTimeWatermarksAcrossTaskManagers runs a job whose generator emits timestamps and
 // watermarks at -p 2 on two TaskManagers: the keyed subtasks' input watermark
 // (sluice_task_currentInputWatermark, the minimum over both generator subtasks) advances
-// while the job runs, and the bounded job's result equals that of the same job without event
+// while the job runs, the JobManager shows it per vertex (sluice_operator_currentInputWatermark),
+// and the bounded job's result equals that of the same job without event
 // time: timed records and watermarks change nothing in the output.
 func TestEventTimeWatermarksAcrossTaskManagers(t *testing.T) {
-	c := startCluster(t, 2, 2, "pipeline.auto-watermark-interval=50 ms")
+	c := startCluster(t, 2, 2, "pipeline.auto-watermark-interval=50 ms", "heartbeat.interval=1 s")
 	var tms map[string][]map[string]any
 	if err := c.get("/taskmanagers", &tms); err != nil {
 		t.Fatal(err)
@@ -82,6 +83,11 @@ func TestEventTimeWatermarksAcrossTaskManagers(t *testing.T) {
 	if first > 40000 {
 		t.Fatalf("input watermark %v beyond the largest timestamp 39999", first)
 	}
+	// The JobManager shows the keyed vertex's, the least of its subtasks', from heartbeats.
+	c.waitFor(60*time.Second, "the JobManager's /metrics to show the keyed vertex's input watermark", func() bool {
+		v := seriesValues(httpGet(t, c.restURL+"/metrics"), "sluice_operator_currentInputWatermark", `job_id="`+id+`"`, `vertex="1"`)
+		return len(v) == 1 && v[0] >= first
+	})
 	waitJobState(t, c, id, "FINISHED", 120*time.Second)
 
 	plainOut := filepath.Join(t.TempDir(), "plain")
