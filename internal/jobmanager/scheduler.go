@@ -371,6 +371,7 @@ func (jm *JobManager) startAttempt(j *job) {
 				BlobAddress: jm.blobAddr, FileGrants: fileGrants(j.access),
 				ExpressionMaxCost: jm.set.MaxExpressionCost, MaxParallelism: int32(j.plan.MaxParallelism),
 				Checkpoints: ckptSettings, Restore: restoreSettings,
+				AutoWatermarkIntervalMs: j.cfg.Duration("pipeline.auto-watermark-interval").Milliseconds(),
 			}
 			for _, eid := range v.OutEdges {
 				e := edges[eid]
