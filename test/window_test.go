@@ -6,6 +6,7 @@ import (
 	"math/rand/v2"
 	"os"
 	"path/filepath"
+	"regexp"
 	"slices"
 	"sort"
 	"strings"
@@ -67,10 +68,22 @@ func TestWindowedCountTwoTaskManagers(t *testing.T) {
 // is 100 s behind the others (a map sets its timestamp field), far beyond the window's
 // allowed lateness: those records are dropped and counted, on the TaskManager's /metrics as
 // sluice_task_numLateRecordsDropped and in the window vertex's metrics of GET /jobs/{id}.
+// With late-output they go instead to the side output, read by a print on the TaskManager's
+// stdout, and none is counted as dropped.
 func TestWindowLateRecordsMetric(t *testing.T) {
+	for _, side := range []bool{false, true} {
+		t.Run(fmt.Sprintf("side=%v", side), func(t *testing.T) { lateRecordsJob(t, side) })
+	}
+}
+
+func lateRecordsJob(t *testing.T, side bool) {
 	c := startCluster(t, 1, 2)
 	_, port := metricsBind(t, c.tms[0])
 	spec := filepath.Join(t.TempDir(), "late.yaml")
+	window := "{name: counts, type: window, input: by-key, tumbling: 100ms, allowed-lateness: 1s, function: count}"
+	if side {
+		window = strings.Replace(window, "}", ", late-output: late}\n  - {name: late-out, type: print, input: counts.late}", 1)
+	}
 	if err := os.WriteFile(spec, []byte(`name: late
 operators:
   - {name: gen, type: generator, count: 0, rate: 2000, keys: 3}
@@ -82,7 +95,7 @@ operators:
       ts: "id % 100 == 99 ? id - 100000 : id"
   - {name: wm, type: watermark, input: stamp, timestamp: ts, watermark: {max-out-of-orderness: 0s}}
   - {name: by-key, type: key_by, input: wm, key: key}
-  - {name: counts, type: window, input: by-key, tumbling: 100ms, allowed-lateness: 1s, function: count}
+  - `+window+`
   - {name: out, type: blackhole, input: counts}
 `), 0o644); err != nil {
 		t.Fatal(err)
@@ -93,11 +106,23 @@ operators:
 		defer cancel()
 		c.sluice(ctx, "cancel", id)
 	}()
+	if side {
+		// A late record printed: its key and a time 100 s before its id.
+		late := regexp.MustCompile(`(?m)^key-\d -9\d{4}$`)
+		c.waitFor(60*time.Second, "late records printed from the side output", func() bool { return late.MatchString(c.tms[0].Log()) })
+	}
 	ofJob := `job_id="` + id + `"`
-	c.waitFor(60*time.Second, "sluice_task_numLateRecordsDropped > 0 on the TaskManager's /metrics", func() bool {
-		v := seriesValues(httpGet(t, "http://127.0.0.1:"+port+"/metrics"), "sluice_task_numLateRecordsDropped", ofJob)
-		return slices.ContainsFunc(v, func(f float64) bool { return f > 0 })
+	var dropped []float64
+	c.waitFor(60*time.Second, "sluice_task_numLateRecordsDropped on the TaskManager's /metrics", func() bool {
+		dropped = seriesValues(httpGet(t, "http://127.0.0.1:"+port+"/metrics"), "sluice_task_numLateRecordsDropped", ofJob)
+		return side && len(dropped) > 0 || slices.ContainsFunc(dropped, func(f float64) bool { return f > 0 })
 	})
+	if side && slices.ContainsFunc(dropped, func(f float64) bool { return f > 0 }) {
+		t.Fatalf("numLateRecordsDropped %v with a late side output, want 0", dropped)
+	}
+	if side {
+		return
+	}
 	c.waitFor(60*time.Second, "numLateRecordsDropped > 0 in the window vertex of GET /jobs/{id}", func() bool {
 		for _, v := range c.job(id)["vertices"].([]any) {
 			vm := v.(map[string]any)

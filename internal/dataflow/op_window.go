@@ -288,6 +288,10 @@ func (w *windowOp) Open(_ context.Context, rc *RuntimeContext) error {
 	}
 	if w.opts.LateOutput != "" {
 		w.late = rc.SideOutput(w.opts.LateOutput)
+		if _, none := w.late.(discardOutput); none {
+			// No operator reads it: the late records are dropped, so they are counted.
+			w.late = nil
+		}
 	}
 	return nil
 }

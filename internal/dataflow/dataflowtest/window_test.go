@@ -593,3 +593,19 @@ operators:
 		t.Fatalf("counts at the end of input %v, want %v (output %q)", total, want, out.String())
 	}
 }
+
+// TestWindowLateOutputUnread: a late side output that no operator reads drops its records,
+// so the window counts them in numLateRecordsDropped as if it had none.
+func TestWindowLateOutputUnread(t *testing.T) {
+	p := plan(t, lateSpec("tumbling: 10ms, function: count, late-output: late", false))
+	st := Start(t, p, vertexOf(t, p, "w"), 0, nil)
+	st.Gate.TimedRecord(0, 1, keyed("a", 1)...)
+	bothWatermarks(st, 20)
+	st.Gate.TimedRecord(0, 2, keyed("a", 2)...) // late
+	st.Gate.TimedRecord(0, 25, keyed("a", 25)...)
+	bothWatermarks(st, math.MaxInt64)
+	waitEdge(t, p, st, "o", []string{"a 0 10 1 @9", "a 20 30 1 @29"})
+	if d := st.Metrics.LateRecordsDropped.Load(); d != 1 {
+		t.Fatalf("numLateRecordsDropped %d, want 1", d)
+	}
+}
