@@ -609,3 +609,72 @@ func TestWindowLateOutputUnread(t *testing.T) {
 		t.Fatalf("numLateRecordsDropped %d, want 1", d)
 	}
 }
+
+// TestWindowOutOfOrderWithLateEvents feeds events shuffled within 5 s, with a bounded-out-of-
+// orderness watermark 5 s behind the largest time sent, plus events far behind it: some
+// within the 2 s allowed lateness of their window (they update it and re-fire it), some
+// beyond (dropped and counted). The last result of each window must equal a plain count of
+// the events that were not too late when they arrived, and the metric the count of the others.
+func TestWindowOutOfOrderWithLateEvents(t *testing.T) {
+	const size, lateness, ooo = 1000, 2000, 5000
+	p := plan(t, lateSpec("tumbling: 1s, allowed-lateness: 2s, function: count", false))
+	st := Start(t, p, vertexOf(t, p, "w"), 0, nil)
+	r := rand.New(rand.NewPCG(5, 6))
+	evs := outOfOrderEvents(3000, 4, 9)
+	want := map[string]int{}
+	dropped := 0
+	maxTs, wm := int64(math.MinInt64), int64(math.MinInt64)
+	send := func(e tevent) {
+		start := e.ts - ((e.ts%size)+size)%size
+		if start+size-1+lateness <= wm {
+			dropped++
+		} else {
+			want[fmt.Sprintf("%s %d %d", e.key, start, start+size)]++
+		}
+		st.Gate.TimedRecord(0, e.ts, keyed(e.key, e.ts)...)
+		if e.ts > maxTs {
+			maxTs = e.ts
+		}
+		if w := maxTs - ooo - 1; w > wm {
+			wm = w
+			bothWatermarks(st, wm)
+		}
+	}
+	for i, e := range evs {
+		send(e)
+		if i%40 == 39 && wm > math.MinInt64 {
+			// Behind the watermark by 0.5 to 4.5 s: within or beyond the window's lateness.
+			send(tevent{ts: wm - 500 - r.Int64N(4000), key: e.key})
+		}
+	}
+	bothWatermarks(st, math.MaxInt64)
+	if err := st.Out.WaitFor(wait, func(items []Item) bool {
+		n := len(items)
+		return n > 0 && items[n-1].Event != nil && items[n-1].Event.Watermark == math.MaxInt64
+	}); err != nil {
+		t.Fatal(err)
+	}
+	last := map[string]int{}
+	for _, it := range st.Out.Items() {
+		if it.Record != nil && p.Vertices[p.Edges[it.Edge].Target].Operators[0] == "o" {
+			f := strings.Fields(it.Record.String())
+			n, _ := strconv.Atoi(f[3])
+			last[strings.Join(f[:3], " ")] = n // in emission order: the last result stays
+		}
+	}
+	if !maps.Equal(last, want) {
+		for k, v := range want {
+			if last[k] != v {
+				t.Errorf("window %s: last result %d, want %d", k, last[k], v)
+			}
+		}
+		t.Fatalf("%d windows, want %d", len(last), len(want))
+	}
+	if dropped == 0 || dropped == 3000/40 {
+		t.Fatalf("the test should drop some of the late events and keep others: %d dropped", dropped)
+	}
+	if d := st.Metrics.LateRecordsDropped.Load(); d != int64(dropped) {
+		t.Fatalf("numLateRecordsDropped %d, want %d", d, dropped)
+	}
+	t.Logf("%d windows, %d late events dropped", len(want), dropped)
+}
