@@ -164,7 +164,8 @@ func TestStateKeysDocumented(t *testing.T) {
 	n := 0
 	for _, ki := range allKeys() {
 		if !strings.HasPrefix(ki.Name, "state.") && !strings.HasPrefix(ki.Name, "execution.checkpointing.") &&
-			!strings.HasPrefix(ki.Name, "restart-strategy.") && ki.Name != "pipeline.max-parallelism" {
+			!strings.HasPrefix(ki.Name, "restart-strategy.") && ki.Name != "pipeline.max-parallelism" &&
+			ki.Name != "pipeline.auto-watermark-interval" {
 			continue
 		}
 		n++

@@ -178,6 +178,11 @@ func resolveTimestamp(op *OperatorSpec, s Schema) (*timestampField, error) {
 	}
 	parts := strings.Split(name, ".")
 	if i := s.Index(parts[0]); i >= 0 && len(parts) > 1 {
+		// Scalars have no fields; any other kind (any, and the nested kinds records are
+		// gaining) is resolved per record.
+		if k := s[i].Kind; k <= KindBytes {
+			return nil, op.errf("timestamp", "field %q is %v: it has no nested field %q", parts[0], k, strings.Join(parts[1:], "."))
+		}
 		// A nested field: resolved per record through nestedField.
 		return &timestampField{index: i, path: parts[1:], name: name}, nil
 	}

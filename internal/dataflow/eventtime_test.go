@@ -218,6 +218,10 @@ operators:
   - {name: m, type: map, input: g, fields: {f: "1.5"}}
   - {name: w, type: watermark, input: m, timestamp: f, watermark: {max-out-of-orderness: 0s}}
 `, `operator "w" (line 5) timestamp: field "f" is float, not a time`},
+		{"nested field of a scalar", `name: x
+operators:
+  - {name: g, type: generator, count: 10, timestamp: key.dateTime}
+`, `operator "g" (line 3) timestamp: field "key" is string: it has no nested field "dateTime"`},
 		{"empty path segment", `name: x
 operators:
   - {name: g, type: generator, count: 10, timestamp: "bid..dateTime"}

@@ -124,16 +124,17 @@ type RuntimeContext struct {
 	// they come from; nil until the connectors and delegation tokens provide them.
 	Credentials Credentials
 
-	lists  *operatorLists  // list states (ListState)
-	snaps  bool            // the task takes snapshots (TaskIO.Checkpoints is set)
-	ctx    context.Context // the task's: CEL evaluation stops with it
-	in     Schema          // the input's schema; nil for a source
-	ins    []Schema        // every input's schema (two for a join)
-	inKey  KeySelector     // the input's key, for operators with a keyed input
-	inKeys []KeySelector   // per input: its key (a join's left-key and right-key)
-	keyed  state.Backend   // KeyedInput operators: the subtask's keyed state
-	key    Value           // the key of the element being processed (keyed operators)
-	timers *timerService   // Timers
+	lists  *operatorLists          // list states (ListState)
+	snaps  bool                    // the task takes snapshots (TaskIO.Checkpoints is set)
+	ctx    context.Context         // the task's: CEL evaluation stops with it
+	in     Schema                  // the input's schema; nil for a source
+	ins    []Schema                // every input's schema (two for a join)
+	inKey  KeySelector             // the input's key, for operators with a keyed input
+	inKeys []KeySelector           // per input: its key (a join's left-key and right-key)
+	keyed  state.Backend           // KeyedInput operators: the subtask's keyed state
+	key    Value                   // the key of the element being processed (keyed operators)
+	timers *timerService           // Timers
+	side   func(tag string) Output // SideOutput
 }
 
 // Timers is the operator's timer service: the clocks (processing time, the watermark at its

@@ -55,6 +55,11 @@ type Edge struct {
 	Partitioning string `json:"partitioning"`
 	Key          string `json:"key,omitempty"` // hash edges: the key_by's key
 	Schema       Schema `json:"schema"`        // of the records on this edge
+	// SideOf and Tag name the side output this edge carries (input: OPERATOR.TAG): the
+	// records operator SideOf emits to RuntimeContext.SideOutput(Tag); empty for the main
+	// output.
+	SideOf string `json:"sideOf,omitempty"`
+	Tag    string `json:"tag,omitempty"`
 
 	// Input is the logical input of the target's head this edge feeds: 0, or 0 (left) and 1
 	// (right) for a join.
@@ -87,12 +92,16 @@ type opInfo struct {
 	index       int       // in the spec, for deterministic order
 	in          *opInfo   // the first input; nil for a source
 	ins         []*opInfo // every input, in order (two for a join)
-	consumers   []*opInfo
+	inTag       string    // the side output of in this one-input operator reads; empty: its main output
+	consumers   []*opInfo // of the main output
 	parallelism int
 	schema      Schema   // output schema; a Partitioner passes its input's through
 	key         *KeyInfo // a Partitioner's key, after Plan
 	vertex      int
 	tsField     *timestampField // the `timestamp:` field, resolved against schema
+	// timestamped: the operator's output records carry event time (it or an operator
+	// upstream assigns timestamps, or it stamps its results, as a window does).
+	timestamped bool
 	// deferred: the schema is known only where the input is read (a csv
 	// source taking its fields from the file's header, and everything
 	// downstream of it), so only the graph's shape is checked here.
@@ -160,16 +169,28 @@ func (s *Spec) PlanWith(opts PlanOptions) (*Plan, error) {
 	}
 	for _, o := range s.Operators {
 		oi := ops[o.Name]
-		for i, name := range o.InputNames() {
+		names := o.InputNames()
+		for i, name := range names {
 			in, ok := ops[name]
+			tag := ""
 			if !ok {
-				return nil, o.errf(o.inputOption(i), "unknown operator %q: known operators are %s", name, strings.Join(opNames(s), ", "))
+				if len(names) != 1 {
+					return nil, o.errf(o.inputOption(i), "unknown operator %q: known operators are %s", name, strings.Join(opNames(s), ", "))
+				}
+				// A one-input operator may read a side output: OPERATOR.NAME.
+				var err error
+				if in, tag, err = sideInput(s, ops, o); err != nil {
+					return nil, err
+				}
 			}
 			if in.shape.Sink {
 				return nil, o.errf(o.inputOption(i), "%q is a %s sink and has no output", name, in.spec.Type)
 			}
 			oi.ins = append(oi.ins, in)
-			in.consumers = append(in.consumers, oi)
+			oi.inTag = tag
+			if tag == "" {
+				in.consumers = append(in.consumers, oi)
+			}
 		}
 		if len(oi.ins) > 0 {
 			oi.in = oi.ins[0]
@@ -311,10 +332,20 @@ func (oi *opInfo) checkShape() error {
 // plan derives the operator's output schema and lets its definition prepare what its
 // subtasks share; its input is planned already.
 func (oi *opInfo) plan(opts PlanOptions, bounded bool) error {
-	pc := &PlanContext{Op: oi.spec, Bounded: bounded, opts: opts}
+	pc := &PlanContext{Op: oi.spec, Bounded: bounded, opts: opts, Timestamped: len(oi.ins) > 0}
 	for _, in := range oi.ins {
-		pc.Inputs = append(pc.Inputs, in.schema)
-		pc.Keys = append(pc.Keys, in.key)
+		pc.Timestamped = pc.Timestamped && in.timestamped
+	}
+	switch {
+	case oi.inTag != "":
+		// A side output is not keyed, whatever its operator's input was.
+		pc.Inputs = []Schema{oi.in.def.(SideOutputs).SideOutputSchema(oi.inTag)}
+		pc.Keys = []*KeyInfo{nil}
+	default:
+		for _, in := range oi.ins {
+			pc.Inputs = append(pc.Inputs, in.schema)
+			pc.Keys = append(pc.Keys, in.key)
+		}
 	}
 	schema, err := oi.def.Plan(pc)
 	if errors.Is(err, ErrSchemaDeferred) {
@@ -328,6 +359,8 @@ func (oi *opInfo) plan(opts PlanOptions, bounded bool) error {
 	if oi.tsField, err = resolveTimestamp(oi.spec, schema); err != nil {
 		return err
 	}
+	_, stamps := oi.def.(TimestampingOperator)
+	oi.timestamped = pc.Timestamped || oi.tsField != nil || stamps
 	if p, ok := oi.def.(Partitioner); ok && oi.shape.Partitioner {
 		k := p.Key()
 		oi.key = &k
@@ -343,8 +376,11 @@ func (p *Plan) chain(order []*opInfo) {
 		p.Vertices = append(p.Vertices, v)
 		return v
 	}
-	addEdge := func(from, to *Vertex, part string, schema Schema, keyer EdgeKeyer, input int) {
+	addEdge := func(from, to *Vertex, part string, schema Schema, keyer EdgeKeyer, input int, reader *opInfo) {
 		e := &Edge{ID: len(p.Edges), Source: from.ID, Target: to.ID, Partitioning: part, Schema: schema, Input: input}
+		if reader.inTag != "" {
+			e.SideOf, e.Tag = reader.in.spec.Name, reader.inTag
+		}
 		if keyer != nil {
 			e.partitioner = keyer
 			e.Key = keyer.Key().Expr // known before Plan: a deferred plan shows it too
@@ -375,12 +411,12 @@ func (p *Plan) chain(order []*opInfo) {
 				case in.parallelism == oi.parallelism:
 					part = PartitionForward
 				}
-				addEdge(p.Vertices[in.vertex], v, part, in.schema, keyer, i)
+				addEdge(p.Vertices[in.vertex], v, part, in.schema, keyer, i, oi)
 			}
 		case in.shape.Partitioner:
 			v = newVertex(oi)
-			addEdge(p.Vertices[in.in.vertex], v, PartitionHash, in.schema, in.def.(Partitioner), 0)
-		case in.parallelism == oi.parallelism && len(in.consumers) == 1:
+			addEdge(p.Vertices[in.in.vertex], v, PartitionHash, in.schema, in.def.(Partitioner), 0, oi)
+		case in.parallelism == oi.parallelism && len(in.consumers) == 1 && oi.inTag == "":
 			v = p.Vertices[in.vertex]
 		default:
 			v = newVertex(oi)
@@ -388,7 +424,11 @@ func (p *Plan) chain(order []*opInfo) {
 			if in.parallelism == oi.parallelism {
 				part = PartitionForward
 			}
-			addEdge(p.Vertices[in.vertex], v, part, in.schema, nil, 0)
+			schema := in.schema
+			if oi.inTag != "" {
+				schema = in.def.(SideOutputs).SideOutputSchema(oi.inTag)
+			}
+			addEdge(p.Vertices[in.vertex], v, part, schema, nil, 0, oi)
 		}
 		oi.vertex = v.ID
 		v.Operators = append(v.Operators, oi.spec.Name)

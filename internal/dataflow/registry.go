@@ -116,6 +116,13 @@ type KeyInfo struct {
 	Expr string // the key as the spec writes it, shown on hash edges
 }
 
+// TimestampingOperator is a Definition whose operator gives every record it emits an event
+// time of its own (a window: its end - 1), so operators downstream see timestamped input.
+type TimestampingOperator interface {
+	Definition
+	stampsResults()
+}
+
 // ErrSchemaDeferred is returned by Definition.Plan when the output schema can only be known
 // where the job's data is read (a csv source taking its fields from the file's header).
 var ErrSchemaDeferred = errors.New("schema deferred to the runtime")
@@ -126,7 +133,10 @@ type PlanContext struct {
 	Inputs  []Schema   // one per input
 	Keys    []*KeyInfo // per input: its key when it comes through a Partitioner, else nil
 	Bounded bool       // every source of the job ends
-	opts    PlanOptions
+	// Timestamped says the input's records carry event time: an operator upstream has a
+	// `timestamp:` option or stamps its results (a TimestampingOperator).
+	Timestamped bool
+	opts        PlanOptions
 }
 
 // compileExpr compiles src against input's schema, within pipeline.expression.max-cost.

@@ -87,6 +87,9 @@ type VertexMetrics struct {
 	// one it last sent downstream; math.MinInt64 (NoTimestamp) until the first (the task
 	// sets them so when it starts).
 	InputWatermark, OutputWatermark atomic.Int64
+	// LateRecordsDropped is Flink's numLateRecordsDropped: records a window dropped because
+	// they came later than its allowed lateness (and it has no late side output).
+	LateRecordsDropped atomic.Int64
 }
 
 // RunSubtask runs one subtask of a vertex until its input ends (it then closes every writer
@@ -123,7 +126,8 @@ func (p *Plan) RunSubtask(ctx context.Context, vertex, subtask int, tio TaskIO) 
 
 // output is the tail of a chain: it encodes each record once and writes it to every out edge.
 type output struct {
-	edges   []*edgeOutput
+	edges   []*edgeOutput // every out edge, side outputs' too
+	main    []*edgeOutput // the main output's
 	metrics *VertexMetrics
 	buf     []byte
 }
@@ -160,6 +164,9 @@ func (p *Plan) newOutput(ctx context.Context, v *Vertex, subtask int, tio TaskIO
 			eo.forward = subtask
 		}
 		o.edges = append(o.edges, eo)
+		if e.Tag == "" {
+			o.main = append(o.main, eo)
+		}
 	}
 	return o, nil
 }
@@ -167,23 +174,23 @@ func (p *Plan) newOutput(ctx context.Context, v *Vertex, subtask int, tio TaskIO
 // Collect implements Output for the last operator of the chain. Its errors are marked as
 // coming from downstream: a writer's failure is not the operator's.
 func (o *output) Collect(e *Element) error {
-	if len(o.edges) == 0 {
+	if len(o.main) == 0 {
 		return nil
 	}
-	if err := o.write(e.Record, e.Timestamp); err != nil {
+	if err := o.writeTo(o.main, e.Record, e.Timestamp); err != nil {
 		return &downstreamError{err}
 	}
 	return nil
 }
 
-func (o *output) write(r Record, ts int64) error {
+func (o *output) writeTo(edges []*edgeOutput, r Record, ts int64) error {
 	timed := ts != NoTimestamp
 	if timed {
 		o.buf = AppendTimedRecord(o.buf[:0], ts, r)
 	} else {
 		o.buf = AppendRecord(o.buf[:0], r)
 	}
-	for _, eo := range o.edges {
+	for _, eo := range edges {
 		var t int
 		switch eo.edge.Partitioning {
 		case PartitionHash:

@@ -89,3 +89,19 @@ func BenchmarkAggregate(b *testing.B) {
 	}
 	benchInputVertex(b, p, records)
 }
+
+// BenchmarkWindow measures a keyed window subtask like BenchmarkAggregate: per record the
+// window's accumulator is read and rewritten under the window's namespace and its timer
+// registered (processing time, as the benchmark's records carry no timestamps).
+func BenchmarkWindow(b *testing.B) {
+	const records = 1 << 20
+	p := mustPlan(b, "name: bench\noperators:\n"+
+		"  - {name: g, type: generator, count: 1, keys: 100}\n"+
+		"  - {name: k, type: key_by, input: g, key: key}\n"+
+		"  - {name: w, type: window, input: k, tumbling: 1h, time: processing, function: sum, field: value}\n"+
+		"  - {name: b, type: blackhole, input: w}\n", nil, 1)
+	if len(p.Vertices) != 2 || len(p.Vertices[1].Operators) != 2 {
+		b.Fatalf("want generator, then window -> blackhole chained: %d vertices", len(p.Vertices))
+	}
+	benchInputVertex(b, p, records)
+}

@@ -174,6 +174,7 @@ func (p *Plan) newTask(ctx context.Context, v *Vertex, subtask int, tio TaskIO, 
 			Output: next, Metrics: t.metrics, Files: tio.Files, Stdout: stdout, ctx: ctx,
 			Logger: logger.With("job", job.ID, "job-name", job.Name, "attempt", job.Attempt, "operator", l.name, "subtask", subtask),
 			timers: &timerService{t: t, link: i}}
+		rc.side = func(tag string) Output { return out.side(l.name, tag) }
 		if t.cp != nil {
 			rc.Checkpointing, rc.snaps = t.cp.Periodic, true
 			rc.lists = &operatorLists{}

@@ -40,11 +40,17 @@ func (t *task) wakeAt(ms int64) {
 // idleness, then schedules the next wake-up.
 func (t *task) tick() error {
 	t.wakeMs = math.MaxInt64
-	if t.finished {
-		return nil // a finished chain emits nothing more
+	if t.finished || t.stopped {
+		return nil // a finished or stopped chain emits nothing more
 	}
 	now := time.Now()
 	ms := now.UnixMilli()
+	if t.suspended != 0 {
+		// A stop's savepoint is pending: nothing goes downstream after its barrier, so
+		// timers and watermarks wait for its outcome (an abort resumes them).
+		t.wakeAt(ms + t.wmInterval.Milliseconds())
+		return nil
+	}
 	if t.timers != nil {
 		if err := t.timers.fire(ProcessingTime, ms); err != nil {
 			return named(t.chain[0].name, err)

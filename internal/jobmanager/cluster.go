@@ -153,7 +153,10 @@ func (jm *JobManager) applyMetricsLocked(m *controlpb.TaskMetrics) {
 	if !ok {
 		return
 	}
-	t.metrics = taskMetrics{m.ReadRecords, m.ReadBytes, m.WriteRecords, m.WriteBytes, m.BackPressuredMs, m.CheckpointAlignmentNs}
+	t.metrics = taskMetrics{readRecords: m.ReadRecords, readBytes: m.ReadBytes, writeRecords: m.WriteRecords, writeBytes: m.WriteBytes,
+		backPressuredMS: m.BackPressuredMs, alignmentNS: m.CheckpointAlignmentNs,
+		inWM: m.CurrentInputWatermark, outWM: m.CurrentOutputWatermark, hasInWM: m.HasInputWatermark, hasOutWM: m.HasOutputWatermark,
+		lateDropped: m.NumLateRecordsDropped}
 }
 
 func (s *rpcServer) UpdateTaskState(ctx context.Context, u *controlpb.TaskStateUpdate) (*controlpb.Ack, error) {

@@ -66,6 +66,20 @@ type taskMetrics struct {
 	readRecords, readBytes, writeRecords, writeBytes, backPressuredMS int64
 	// alignmentNS is the alignment time of the subtask's last checkpoint.
 	alignmentNS int64
+	// lateDropped is the subtask's numLateRecordsDropped (windows).
+	lateDropped int64
+	// The subtask's watermarks (ms) when hasInWM / hasOutWM. Summed over a vertex by add,
+	// they are the least of its subtasks', and inWMs / outWMs count the subtasks having one.
+	inWM, outWM       int64
+	hasInWM, hasOutWM bool
+	subtasks          int
+	inWMs, outWMs     int
+}
+
+// vertexWatermarks are a vertex's currentInputWatermark and currentOutputWatermark, as Flink
+// shows them: the least of its subtasks', once every subtask has one.
+func (m *taskMetrics) vertexWatermarks() (in, out int64, hasIn, hasOut bool) {
+	return m.inWM, m.outWM, m.subtasks > 0 && m.inWMs == m.subtasks, m.subtasks > 0 && m.outWMs == m.subtasks
 }
 
 func (m *taskMetrics) add(o taskMetrics) {
@@ -74,9 +88,21 @@ func (m *taskMetrics) add(o taskMetrics) {
 	m.writeRecords += o.writeRecords
 	m.writeBytes += o.writeBytes
 	m.backPressuredMS += o.backPressuredMS
+	m.lateDropped += o.lateDropped
 	// A vertex's alignment is its slowest subtask's, as in Flink's
 	// checkpoint statistics: a sum over subtasks means nothing.
 	m.alignmentNS = max(m.alignmentNS, o.alignmentNS)
+	m.subtasks++
+	if o.hasInWM {
+		if m.inWMs++; m.inWMs == 1 || o.inWM < m.inWM {
+			m.inWM = o.inWM
+		}
+	}
+	if o.hasOutWM {
+		if m.outWMs++; m.outWMs == 1 || o.outWM < m.outWM {
+			m.outWM = o.outWM
+		}
+	}
 }
 
 // job is the JobManager's record of a submitted job. Guarded by JobManager.mu.

@@ -29,6 +29,7 @@ type jmMetrics struct {
 	ckptDuration, ckptSize, ckptCompleted         *prometheus.Desc
 	ckptFailed, ckptInProgress, ckptTotal         *prometheus.Desc
 	ckptRestored, alignment                       *prometheus.Desc
+	inWatermark, outWatermark                     *prometheus.Desc
 	recIn, recOut, bytesIn, bytesOut, backPressed *prometheus.Desc
 	krbExpiry                                     *prometheus.Desc
 	authFailures, authLimited, limiterEntries     *prometheus.Desc
@@ -61,6 +62,8 @@ func newJMMetrics(jm *JobManager) *jmMetrics {
 		ckptTotal:      prometheus.NewDesc("sluice_job_totalNumberOfCheckpoints", "Checkpoints and savepoints a job triggered (Flink's totalNumberOfCheckpoints).", jl, nil),
 		ckptRestored:   prometheus.NewDesc("sluice_job_lastCheckpointRestoreTimestamp", "When a job last restored a checkpoint or savepoint, Unix time in milliseconds, 0 before any (Flink's lastCheckpointRestoreTimestamp).", jl, nil),
 		alignment:      prometheus.NewDesc("sluice_operator_checkpointAlignmentTime", "Alignment time of a job vertex's last checkpoint in nanoseconds, the largest of its subtasks' (Flink's checkpointAlignmentTime).", op, nil),
+		inWatermark:    prometheus.NewDesc("sluice_operator_currentInputWatermark", "The input watermark of a job vertex in ms since the epoch, the least of its subtasks' (Flink's currentInputWatermark); absent until every subtask has one.", op, nil),
+		outWatermark:   prometheus.NewDesc("sluice_operator_currentOutputWatermark", "The output watermark of a job vertex in ms since the epoch, the least of its subtasks' (Flink's currentOutputWatermark); absent until every subtask has one.", op, nil),
 		recIn:          prometheus.NewDesc("sluice_operator_records_in_total", "Records received by a job vertex (its chained operators) over the network.", op, nil),
 		recOut:         prometheus.NewDesc("sluice_operator_records_out_total", "Records emitted by a job vertex to downstream vertices.", op, nil),
 		bytesIn:        prometheus.NewDesc("sluice_operator_bytes_in_total", "Serialized bytes received by a job vertex.", op, nil),
@@ -80,7 +83,7 @@ func newJMMetrics(jm *JobManager) *jmMetrics {
 
 func (m *jmMetrics) Describe(ch chan<- *prometheus.Desc) {
 	for _, d := range []*prometheus.Desc{m.tms, m.slots, m.slotsFree, m.jobs, m.jobState, m.numRestarts,
-		m.ckptDuration, m.ckptSize, m.ckptCompleted, m.ckptFailed, m.ckptInProgress, m.ckptTotal, m.ckptRestored, m.alignment, m.recIn, m.recOut, m.bytesIn, m.bytesOut, m.backPressed, m.krbExpiry,
+		m.ckptDuration, m.ckptSize, m.ckptCompleted, m.ckptFailed, m.ckptInProgress, m.ckptTotal, m.ckptRestored, m.alignment, m.inWatermark, m.outWatermark, m.recIn, m.recOut, m.bytesIn, m.bytesOut, m.backPressed, m.krbExpiry,
 		m.authFailures, m.authLimited, m.limiterEntries, m.limiterBlocked, m.reloadOK, m.reloadTime} {
 		ch <- d
 	}
@@ -188,6 +191,13 @@ func (m *jmMetrics) collectLocked(ch chan<- prometheus.Metric) []jobCoordinator 
 			ch <- prometheus.MustNewConstMetric(m.bytesOut, prometheus.CounterValue, float64(t.writeBytes), l...)
 			ch <- prometheus.MustNewConstMetric(m.backPressed, prometheus.CounterValue, float64(t.backPressuredMS)/1000, l...)
 			ch <- prometheus.MustNewConstMetric(m.alignment, prometheus.GaugeValue, float64(t.alignmentNS), l...)
+			in, out, hasIn, hasOut := t.vertexWatermarks()
+			if hasIn {
+				ch <- prometheus.MustNewConstMetric(m.inWatermark, prometheus.GaugeValue, float64(in), l...)
+			}
+			if hasOut {
+				ch <- prometheus.MustNewConstMetric(m.outWatermark, prometheus.GaugeValue, float64(out), l...)
+			}
 		}
 	}
 	for st, n := range states {

@@ -30,8 +30,9 @@ func TestJobManagerMetricsSeries(t *testing.T) {
 	jm := newTestJM(t, map[string]string{"jobstore.expiration-time": "60"})
 	jm.tms["tm-1"] = &taskManager{id: "tm-1", slots: 2, free: 1, bytesSent: 10, bytesRecv: 20}
 	now := time.Now()
-	addJob(t, jm, "job-a", "spec a", Running, time.Time{}, &task{vertex: 0, state: TaskRunning, metrics: taskMetrics{readRecords: 5, alignmentNS: 700}},
-		&task{vertex: 0, subtask: 1, state: TaskRunning, metrics: taskMetrics{alignmentNS: 300}})
+	addJob(t, jm, "job-a", "spec a", Running, time.Time{}, &task{vertex: 0, state: TaskRunning, metrics: taskMetrics{readRecords: 5, alignmentNS: 700,
+		inWM: 1500, hasInWM: true, outWM: 1400, hasOutWM: true}},
+		&task{vertex: 0, subtask: 1, state: TaskRunning, metrics: taskMetrics{alignmentNS: 300, inWM: 1200, hasInWM: true}})
 	jm.jobs["job-a"].plan = &dataflow.Plan{Vertices: []*dataflow.Vertex{{ID: 0, Name: "source -> print"}}}
 	jm.jobs["job-a"].restarts = 2
 
@@ -45,6 +46,8 @@ func TestJobManagerMetricsSeries(t *testing.T) {
 		`sluice_job_numRestarts{job_id="job-a",job_name="job-a"} 2`,
 		// The vertex's slowest subtask, not a sum.
 		`sluice_operator_checkpointAlignmentTime{job_id="job-a",job_name="job-a",vertex="0",vertex_name="source -> print"} 700`,
+		// The least of the subtasks' input watermarks.
+		`sluice_operator_currentInputWatermark{job_id="job-a",job_name="job-a",vertex="0",vertex_name="source -> print"} 1200`,
 		"go_goroutines ", "process_cpu_seconds_total ",
 	} {
 		if !strings.Contains(out, want) {
@@ -53,6 +56,9 @@ func TestJobManagerMetricsSeries(t *testing.T) {
 	}
 	if strings.Contains(out, "sluice_taskmanager_network_") {
 		t.Errorf("the JobManager exports the TaskManagers' network metrics:\n%s", out)
+	}
+	if strings.Contains(out, "sluice_operator_currentOutputWatermark") {
+		t.Errorf("an output watermark for a vertex with a subtask without one:\n%s", out)
 	}
 
 	// Terminal: the per-vertex series go, the job's state stays.

@@ -283,6 +283,7 @@ func jobDetail(j *job) map[string]any {
 				"write-bytes": m.writeBytes, "write-bytes-complete": complete,
 				"read-records": m.readRecords, "read-records-complete": complete,
 				"write-records": m.writeRecords, "write-records-complete": complete,
+				"numLateRecordsDropped":          m.lateDropped,
 				"accumulated-backpressured-time": m.backPressuredMS,
 			},
 		})

@@ -373,6 +373,7 @@ func (jm *JobManager) startAttempt(j *job) {
 				BlobAddress: jm.blobAddr, FileGrants: fileGrants(j.access),
 				ExpressionMaxCost: jm.set.MaxExpressionCost, MaxParallelism: int32(j.plan.MaxParallelism),
 				Checkpoints: ckptSettings, Restore: restoreSettings,
+				AutoWatermarkIntervalMs: j.cfg.Duration("pipeline.auto-watermark-interval").Milliseconds(),
 			}
 			// The gate's channel layout, so the TaskManager numbers channels as the plan does
 			// and a two-input operator (a join) knows which input each channel feeds.

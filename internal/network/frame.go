@@ -10,7 +10,8 @@
 //
 //	byte 0   magic 0xA5 (not ASCII and not a TLS record type, so HTTP or TLS
 //	         spoken to a data port is recognised at the first byte)
-//	byte 1   protocol version (2; version 1 had no EVENT frame)
+//	byte 1   protocol version (3; version 1 had no EVENT frame, version 2 no
+//	         event time: DATA_TIMED, WATERMARK and WATERMARK_STATUS)
 //	byte 2   frame type
 //	byte 3   reserved, must be 0
 //	byte 4-7 payload length, u32 big-endian
@@ -43,7 +44,7 @@ import (
 
 const (
 	frameMagic   = 0xA5
-	frameVersion = 2
+	frameVersion = 3
 	headerSize   = 8
 
 	// maxHelloSize bounds a HELLO: a 64-byte job id and five uvarints.

@@ -52,11 +52,11 @@ func TestFrameRoundTrip(t *testing.T) {
 	if _, err := ReadFrame(br, 1024); err != io.EOF {
 		t.Fatalf("after the last frame: %v, want io.EOF", err)
 	}
-	// A barrier frame is 26 bytes on the wire, and its header says version 2
+	// A barrier frame is 26 bytes on the wire, and its header says version 3
 	// and type 8.
 	wire.Reset()
 	WriteFrame(&wire, frames[len(frames)-3])
-	if b := wire.Bytes(); len(b) != 26 || b[1] != 2 || b[2] != 8 {
+	if b := wire.Bytes(); len(b) != 26 || b[1] != 3 || b[2] != 8 {
 		t.Fatalf("barrier frame % x", b)
 	}
 	if FrameEvent.String() != "EVENT" {
@@ -74,9 +74,12 @@ func TestReadFrameErrors(t *testing.T) {
 		{"version", "\xa5\x09\x04\x00\x00\x00\x00\x00", "unsupported data protocol version 9"},
 		// A version 1 peer (no EVENT frame) fails at its first frame, not at
 		// its first barrier.
-		{"version 1", "\xa5\x01\x01\x00\x00\x00\x00\x00", "unsupported data protocol version 1 (this build speaks version 2): run the same sluice version on all TaskManagers"},
-		{"reserved", "\xa5\x02\x04\x01\x00\x00\x00\x00", "reserved header byte 0x01"},
-		{"unknown type", "\xa5\x02\x63\x00\x00\x00\x00\x00", "unknown frame type 99"},
+		{"version 1", "\xa5\x01\x01\x00\x00\x00\x00\x00", "unsupported data protocol version 1 (this build speaks version 3): run the same sluice version on all TaskManagers"},
+		// A version 2 peer (no event time) too, rather than at its first
+		// watermark or timed buffer.
+		{"version 2", "\xa5\x02\x01\x00\x00\x00\x00\x00", "unsupported data protocol version 2 (this build speaks version 3)"},
+		{"reserved", "\xa5\x03\x04\x01\x00\x00\x00\x00", "reserved header byte 0x01"},
+		{"unknown type", "\xa5\x03\x63\x00\x00\x00\x00\x00", "unknown frame type 99"},
 		{"oversized event", string(header(FrameEvent, 33)), "EVENT frame of 33 bytes exceeds the limit of 32"},
 		{"truncated event", string(header(FrameEvent, 18)) + "\x01\x00", "truncated EVENT frame: got 2 of 18 payload bytes"},
 		{"oversized", string(header(FrameData, 3000000)), "frame of 3000000 bytes exceeds the limit of 1048576 (taskmanager.network.max-frame-size)"},

@@ -22,6 +22,11 @@ var (
 	// barrier of its last checkpoint to its last (0 for a source, or with
 	// a single input channel).
 	descAlign = prometheus.NewDesc("sluice_task_checkpointAlignmentTime", "Alignment time of a subtask's last checkpoint in nanoseconds (Flink's checkpointAlignmentTime).", taskLabels, nil)
+	descLate  = prometheus.NewDesc("sluice_task_numLateRecordsDropped", "Records a subtask's window dropped as later than its allowed lateness (Flink's numLateRecordsDropped).", taskLabels, nil)
+	// Flink's currentInputWatermark / currentOutputWatermark (ms since the epoch), for
+	// subtasks that have one.
+	descInWM  = prometheus.NewDesc("sluice_task_currentInputWatermark", "The watermark a subtask's input last advanced to, in ms since the epoch (Flink's currentInputWatermark); absent before the first.", taskLabels, nil)
+	descOutWM = prometheus.NewDesc("sluice_task_currentOutputWatermark", "The watermark a subtask last sent downstream, in ms since the epoch (Flink's currentOutputWatermark); absent before the first.", taskLabels, nil)
 	descSent  = prometheus.NewDesc("sluice_taskmanager_network_sent_bytes_total", "Bytes sent on data connections by this TaskManager.", nil, nil)
 	descRecv  = prometheus.NewDesc("sluice_taskmanager_network_received_bytes_total", "Bytes received on data connections by this TaskManager.", nil, nil)
 	descTasks = prometheus.NewDesc("sluice_taskmanager_tasks", "Subtasks running on this TaskManager.", nil, nil)
@@ -33,7 +38,7 @@ var (
 type tmCollector struct{ tm *TaskManager }
 
 func (c *tmCollector) Describe(ch chan<- *prometheus.Desc) {
-	for _, d := range []*prometheus.Desc{descRecIn, descRecOut, descBytesIn, descBytesOut, descBP, descAlign, descSent, descRecv, descTasks} {
+	for _, d := range []*prometheus.Desc{descRecIn, descRecOut, descBytesIn, descBytesOut, descBP, descAlign, descInWM, descOutWM, descLate, descSent, descRecv, descTasks} {
 		ch <- d
 	}
 }
@@ -48,6 +53,13 @@ func (c *tmCollector) Collect(ch chan<- prometheus.Metric) {
 		ch <- prometheus.MustNewConstMetric(descBytesOut, prometheus.CounterValue, float64(t.WriteBytes), l...)
 		ch <- prometheus.MustNewConstMetric(descBP, prometheus.CounterValue, float64(t.BackPressuredMs)/1000, l...)
 		ch <- prometheus.MustNewConstMetric(descAlign, prometheus.GaugeValue, float64(t.CheckpointAlignmentNs), l...)
+		ch <- prometheus.MustNewConstMetric(descLate, prometheus.CounterValue, float64(t.NumLateRecordsDropped), l...)
+		if t.HasInputWatermark {
+			ch <- prometheus.MustNewConstMetric(descInWM, prometheus.GaugeValue, float64(t.CurrentInputWatermark), l...)
+		}
+		if t.HasOutputWatermark {
+			ch <- prometheus.MustNewConstMetric(descOutWM, prometheus.GaugeValue, float64(t.CurrentOutputWatermark), l...)
+		}
 	}
 	ch <- prometheus.MustNewConstMetric(descSent, prometheus.CounterValue, float64(req.BytesSent))
 	ch <- prometheus.MustNewConstMetric(descRecv, prometheus.CounterValue, float64(req.BytesReceived))

@@ -85,13 +85,21 @@ func (t *runningTask) backPressured() time.Duration {
 }
 
 func (t *runningTask) metricsProto() *controlpb.TaskMetrics {
-	return &controlpb.TaskMetrics{
+	m := &controlpb.TaskMetrics{
 		JobId: t.job, Attempt: int32(t.attempt), Vertex: int32(t.vertex), Subtask: int32(t.subtask),
 		ReadRecords: t.metrics.ReadRecords.Load(), ReadBytes: t.metrics.ReadBytes.Load(),
 		WriteRecords: t.metrics.WriteRecords.Load(), WriteBytes: t.metrics.WriteBytes.Load(),
 		BackPressuredMs:       t.backPressured().Milliseconds(),
 		CheckpointAlignmentNs: t.alignmentNs.Load(), LastCheckpointId: t.lastCheckpoint.Load(),
+		NumLateRecordsDropped: t.metrics.LateRecordsDropped.Load(),
 	}
+	if wm := t.metrics.InputWatermark.Load(); wm != dataflow.NoTimestamp {
+		m.CurrentInputWatermark, m.HasInputWatermark = wm, true
+	}
+	if wm := t.metrics.OutputWatermark.Load(); wm != dataflow.NoTimestamp {
+		m.CurrentOutputWatermark, m.HasOutputWatermark = wm, true
+	}
+	return m
 }
 
 // rpcServer implements the TaskManager control service.
@@ -134,6 +142,8 @@ func (tm *TaskManager) deploy(d *controlpb.TaskDeployment) error {
 		return fmt.Errorf("deployment refused: task %d/%d of job %s attempt %d already runs here", d.Vertex, d.Subtask, d.JobId, d.Attempt)
 	}
 	t := &runningTask{job: d.JobId, attempt: int(d.Attempt), vertex: int(d.Vertex), subtask: int(d.Subtask), mail: dataflow.NewMailbox()}
+	t.metrics.InputWatermark.Store(dataflow.NoTimestamp)
+	t.metrics.OutputWatermark.Store(dataflow.NoTimestamp)
 	jr.mu.Lock()
 	jr.tasks[tk] = t
 	jr.mu.Unlock()
@@ -173,6 +183,7 @@ func (tm *TaskManager) runTask(jr *jobRun, t *runningTask, d *controlpb.TaskDepl
 		return jr.planErr
 	}
 	io := dataflow.TaskIO{Stdout: out, Metrics: &t.metrics, Outputs: map[int][]dataflow.RecordWriter{}}
+	io.WatermarkInterval = time.Duration(d.AutoWatermarkIntervalMs) * time.Millisecond
 	io.Files = jr.files
 	io.Job = dataflow.JobInfo{ID: d.JobId, Name: jr.plan.Name, Attempt: int(d.Attempt)}
 	io.Logger = tm.log

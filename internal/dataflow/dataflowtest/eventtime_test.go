@@ -396,3 +396,94 @@ func TestIdleChannel(t *testing.T) {
 		t.Fatalf("events sent %v, want %v", wms, want)
 	}
 }
+
+// TestSourceGoesIdle: a source subtask without records for its idle-timeout sends
+// WATERMARK_STATUS IDLE, and ACTIVE again before its next record; its watermarks trail its
+// timestamps by the bound.
+func TestSourceGoesIdle(t *testing.T) {
+	p := plan(t, `name: idle
+operators:
+  - {name: g, type: generator, rate: 2, keys: 3, parallelism: 2, timestamp: id, watermark: {max-out-of-orderness: 1s, idle-timeout: 100ms}}
+  - {name: o, type: print, input: g, parallelism: 1}
+`)
+	st := Start(t, p, vertexOf(t, p, "g"), 0, nil)
+	var seq []string
+	err := st.Out.WaitFor(10*time.Second, func(items []Item) bool {
+		seq = seq[:0]
+		for _, it := range items {
+			switch {
+			case it.Record != nil:
+				seq = append(seq, fmt.Sprintf("record@%d", it.Timestamp))
+			case it.Event != nil && it.Event.Kind == event.KindWatermarkStatus:
+				seq = append(seq, it.Event.Status.String())
+			}
+		}
+		return len(seq) >= 4
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	// Subtask 0 emits ids 0, 1, 2, ... (its splits' first ids) at one a second.
+	if want := []string{"record@0", "IDLE", "ACTIVE", "record@1"}; !slices.Equal(seq[:4], want) {
+		t.Fatalf("sent %v, want %v", seq, want)
+	}
+	for _, it := range st.Out.Items() {
+		if it.Event != nil && it.Event.Kind == event.KindWatermark && it.Event.Watermark > -1000 {
+			t.Fatalf("watermark %d beyond the largest timestamp minus the 1s bound", it.Event.Watermark)
+		}
+	}
+}
+
+// TestWatermarkOperator: a watermark operator drops its input's watermarks and idle status,
+// stamps records from its `timestamp:` field, emits its own bounded-out-of-orderness
+// watermark, and at the end of its input the final watermark before END_OF_DATA.
+func TestWatermarkOperator(t *testing.T) {
+	p := plan(t, `name: wmop
+operators:
+  - {name: g, type: generator, count: 100, parallelism: 2}
+  - {name: w, type: watermark, input: g, timestamp: value, watermark: {max-out-of-orderness: 10ms}}
+  - {name: o, type: print, input: w, parallelism: 3}
+`)
+	st := Start(t, p, vertexOf(t, p, "w"), 0, nil)
+	st.Gate.TimedRecord(0, 1, dataflow.Int(1), dataflow.String("key-1"), dataflow.Int(5000))
+	st.Gate.Watermark(0, 100000)
+	st.Gate.Watermark(1, 100000)
+	st.Gate.Idle(1, true)
+	st.Gate.Record(1, dataflow.Int(2), dataflow.String("key-2"), dataflow.Int(4000))
+	if err := st.Out.WaitFor(wait, func(items []Item) bool {
+		for _, it := range items {
+			if it.Target == 0 && it.Event != nil && it.Event.Kind == event.KindWatermark {
+				return true
+			}
+		}
+		return false
+	}); err != nil {
+		t.Fatal(err)
+	}
+	for _, ch := range []int{0, 1} {
+		st.Gate.EndOfData(ch)
+	}
+	if err := st.Out.WaitFor(wait, func(items []Item) bool {
+		return len(items) > 0 && items[len(items)-1].Event != nil && items[len(items)-1].Event.Kind == event.KindEndOfData
+	}); err != nil {
+		t.Fatal(err)
+	}
+	var got []string
+	for _, it := range st.Out.Items() {
+		if it.Target != 0 {
+			continue
+		}
+		switch {
+		case it.Record != nil:
+			got = append(got, fmt.Sprintf("%v@%d", it.Record, it.Timestamp))
+		case it.Event != nil:
+			got = append(got, it.Event.String())
+		}
+	}
+	want := []string{"1 key-1 5000@5000", "2 key-2 4000@4000", "WATERMARK 4989", "WATERMARK MAX", "END_OF_DATA"}
+	// The records go round-robin over the three targets: target 0 has the first only.
+	want = slices.DeleteFunc(want, func(s string) bool { return strings.HasPrefix(s, "2 ") })
+	if !slices.Equal(got, want) {
+		t.Fatalf("target 0 got %v, want %v", got, want)
+	}
+}

@@ -19,6 +19,8 @@ type Subtask struct {
 	Gate *Gate   // nil for a source vertex
 	Out  *Output // everything the subtask sent, in order
 	Mail *dataflow.Mailbox
+	// Metrics are the subtask's counters (records, watermarks, late records dropped).
+	Metrics *dataflow.VertexMetrics
 
 	cancel context.CancelFunc
 	done   chan struct{}
@@ -35,7 +37,8 @@ func Start(t testing.TB, p *dataflow.Plan, vertex, subtask int, c *Coordinator) 
 	if err != nil {
 		t.Fatal(err)
 	}
-	tio := dataflow.TaskIO{Outputs: map[int][]dataflow.RecordWriter{}, Files: files, Metrics: new(dataflow.VertexMetrics)}
+	st.Metrics = new(dataflow.VertexMetrics)
+	tio := dataflow.TaskIO{Outputs: map[int][]dataflow.RecordWriter{}, Files: files, Metrics: st.Metrics}
 	if !v.Source {
 		st.Gate = NewGate(p.InputChannels(vertex))
 		tio.Input = st.Gate

@@ -357,6 +357,15 @@ type TaskMetrics struct {
 	// The alignment time of the subtask's last checkpoint, and its id.
 	CheckpointAlignmentNs int64 `protobuf:"varint,30,opt,name=checkpoint_alignment_ns,json=checkpointAlignmentNs,proto3" json:"checkpoint_alignment_ns,omitempty"`
 	LastCheckpointId      int64 `protobuf:"varint,31,opt,name=last_checkpoint_id,json=lastCheckpointId,proto3" json:"last_checkpoint_id,omitempty"`
+	// Flink's currentInputWatermark and currentOutputWatermark (ms since the
+	// epoch); has_watermarks is false until the subtask saw or sent one.
+	CurrentInputWatermark  int64 `protobuf:"varint,40,opt,name=current_input_watermark,json=currentInputWatermark,proto3" json:"current_input_watermark,omitempty"`
+	CurrentOutputWatermark int64 `protobuf:"varint,41,opt,name=current_output_watermark,json=currentOutputWatermark,proto3" json:"current_output_watermark,omitempty"`
+	HasInputWatermark      bool  `protobuf:"varint,42,opt,name=has_input_watermark,json=hasInputWatermark,proto3" json:"has_input_watermark,omitempty"`
+	HasOutputWatermark     bool  `protobuf:"varint,43,opt,name=has_output_watermark,json=hasOutputWatermark,proto3" json:"has_output_watermark,omitempty"`
+	// Records the subtask's window dropped as later than its allowed lateness (Flink's
+	// numLateRecordsDropped).
+	NumLateRecordsDropped int64 `protobuf:"varint,50,opt,name=num_late_records_dropped,json=numLateRecordsDropped,proto3" json:"num_late_records_dropped,omitempty"`
 	unknownFields         protoimpl.UnknownFields
 	sizeCache             protoimpl.SizeCache
 }
@@ -464,6 +473,41 @@ func (x *TaskMetrics) GetCheckpointAlignmentNs() int64 {
 func (x *TaskMetrics) GetLastCheckpointId() int64 {
 	if x != nil {
 		return x.LastCheckpointId
+	}
+	return 0
+}
+
+func (x *TaskMetrics) GetCurrentInputWatermark() int64 {
+	if x != nil {
+		return x.CurrentInputWatermark
+	}
+	return 0
+}
+
+func (x *TaskMetrics) GetCurrentOutputWatermark() int64 {
+	if x != nil {
+		return x.CurrentOutputWatermark
+	}
+	return 0
+}
+
+func (x *TaskMetrics) GetHasInputWatermark() bool {
+	if x != nil {
+		return x.HasInputWatermark
+	}
+	return false
+}
+
+func (x *TaskMetrics) GetHasOutputWatermark() bool {
+	if x != nil {
+		return x.HasOutputWatermark
+	}
+	return false
+}
+
+func (x *TaskMetrics) GetNumLateRecordsDropped() int64 {
+	if x != nil {
+		return x.NumLateRecordsDropped
 	}
 	return 0
 }
@@ -1064,9 +1108,11 @@ type TaskDeployment struct {
 	// Checkpointing of the job; absent: off (no savepoints either).
 	Checkpoints *CheckpointSettings `protobuf:"bytes,35,opt,name=checkpoints,proto3" json:"checkpoints,omitempty"`
 	// The snapshot the task restores from; absent: a fresh start.
-	Restore       *RestoreSettings `protobuf:"bytes,36,opt,name=restore,proto3" json:"restore,omitempty"`
-	unknownFields protoimpl.UnknownFields
-	sizeCache     protoimpl.SizeCache
+	Restore *RestoreSettings `protobuf:"bytes,36,opt,name=restore,proto3" json:"restore,omitempty"`
+	// pipeline.auto-watermark-interval in ms; 0: the default (200 ms).
+	AutoWatermarkIntervalMs int64 `protobuf:"varint,40,opt,name=auto_watermark_interval_ms,json=autoWatermarkIntervalMs,proto3" json:"auto_watermark_interval_ms,omitempty"`
+	unknownFields           protoimpl.UnknownFields
+	sizeCache               protoimpl.SizeCache
 }
 
 func (x *TaskDeployment) Reset() {
@@ -1216,6 +1262,13 @@ func (x *TaskDeployment) GetRestore() *RestoreSettings {
 		return x.Restore
 	}
 	return nil
+}
+
+func (x *TaskDeployment) GetAutoWatermarkIntervalMs() int64 {
+	if x != nil {
+		return x.AutoWatermarkIntervalMs
+	}
+	return 0
 }
 
 type CheckpointSettings struct {
@@ -2238,7 +2291,7 @@ const file_control_proto_rawDesc = "" +
 	"cluster_id\x18\x01 \x01(\tR\tclusterId\x122\n" +
 	"\x15heartbeat_interval_ms\x18\x02 \x01(\x03R\x13heartbeatIntervalMs\x120\n" +
 	"\x14heartbeat_timeout_ms\x18\x03 \x01(\x03R\x12heartbeatTimeoutMs\x12!\n" +
-	"\fblob_address\x18\x04 \x01(\tR\vblobAddress\"\x8a\x03\n" +
+	"\fblob_address\x18\x04 \x01(\tR\vblobAddress\"\x97\x05\n" +
 	"\vTaskMetrics\x12\x15\n" +
 	"\x06job_id\x18\x01 \x01(\tR\x05jobId\x12\x18\n" +
 	"\aattempt\x18\x02 \x01(\x05R\aattempt\x12\x16\n" +
@@ -2252,7 +2305,12 @@ const file_control_proto_rawDesc = "" +
 	"writeBytes\x12*\n" +
 	"\x11back_pressured_ms\x18\t \x01(\x03R\x0fbackPressuredMs\x126\n" +
 	"\x17checkpoint_alignment_ns\x18\x1e \x01(\x03R\x15checkpointAlignmentNs\x12,\n" +
-	"\x12last_checkpoint_id\x18\x1f \x01(\x03R\x10lastCheckpointId\"\xd6\x01\n" +
+	"\x12last_checkpoint_id\x18\x1f \x01(\x03R\x10lastCheckpointId\x126\n" +
+	"\x17current_input_watermark\x18( \x01(\x03R\x15currentInputWatermark\x128\n" +
+	"\x18current_output_watermark\x18) \x01(\x03R\x16currentOutputWatermark\x12.\n" +
+	"\x13has_input_watermark\x18* \x01(\bR\x11hasInputWatermark\x120\n" +
+	"\x14has_output_watermark\x18+ \x01(\bR\x12hasOutputWatermark\x127\n" +
+	"\x18num_late_records_dropped\x182 \x01(\x03R\x15numLateRecordsDropped\"\xd6\x01\n" +
 	"\x10HeartbeatRequest\x12%\n" +
 	"\x0etaskmanager_id\x18\x01 \x01(\tR\rtaskmanagerId\x124\n" +
 	"\x05tasks\x18\x02 \x03(\v2\x1e.sluice.control.v1.TaskMetricsR\x05tasks\x12\x1d\n" +
@@ -2297,7 +2355,7 @@ const file_control_proto_rawDesc = "" +
 	"\x04edge\x18\x01 \x01(\x05R\x04edge\x12#\n" +
 	"\rtarget_vertex\x18\x02 \x01(\x05R\ftargetVertex\x12-\n" +
 	"\x12target_parallelism\x18\x03 \x01(\x05R\x11targetParallelism\x129\n" +
-	"\atargets\x18\x04 \x03(\v2\x1f.sluice.control.v1.OutputTargetR\atargets\"\xaa\a\n" +
+	"\atargets\x18\x04 \x03(\v2\x1f.sluice.control.v1.OutputTargetR\atargets\"\xe7\a\n" +
 	"\x0eTaskDeployment\x12\x15\n" +
 	"\x06job_id\x18\x01 \x01(\tR\x05jobId\x12\x18\n" +
 	"\aattempt\x18\x02 \x01(\x05R\aattempt\x12\x16\n" +
@@ -2319,7 +2377,8 @@ const file_control_proto_rawDesc = "" +
 	"\x06inputs\x18! \x03(\v2\x1d.sluice.control.v1.InputGroupR\x06inputs\x12'\n" +
 	"\x0fmax_parallelism\x18\" \x01(\x05R\x0emaxParallelism\x12G\n" +
 	"\vcheckpoints\x18# \x01(\v2%.sluice.control.v1.CheckpointSettingsR\vcheckpoints\x12<\n" +
-	"\arestore\x18$ \x01(\v2\".sluice.control.v1.RestoreSettingsR\arestore\x1a=\n" +
+	"\arestore\x18$ \x01(\v2\".sluice.control.v1.RestoreSettingsR\arestore\x12;\n" +
+	"\x1aauto_watermark_interval_ms\x18( \x01(\x03R\x17autoWatermarkIntervalMs\x1a=\n" +
 	"\x0fParametersEntry\x12\x10\n" +
 	"\x03key\x18\x01 \x01(\tR\x03key\x12\x14\n" +
 	"\x05value\x18\x02 \x01(\tR\x05value:\x028\x01\x1a8\n" +
