@@ -415,7 +415,7 @@ func (p *Plan) chain(order []*opInfo) {
 			}
 		case in.shape.Partitioner:
 			v = newVertex(oi)
-			addEdge(p.Vertices[in.in.vertex], v, PartitionHash, in.schema, in.def.(Partitioner), 0, oi)
+			addEdge(p.Vertices[in.in.vertex], v, PartitionHash, in.schema, in.def.(Partitioner), 0, in) // in reads the side output, if any
 		case in.parallelism == oi.parallelism && len(in.consumers) == 1 && oi.inTag == "":
 			v = p.Vertices[in.vertex]
 		default:
