@@ -16,9 +16,9 @@ import (
 // notifies every subtask of completions and aborts, triggers the final checkpoint once every
 // source reported its end, and builds each subtask's TaskRestore with checkpoint.Assign.
 //
-// A subtask that acknowledged a completed checkpoint as finished exits after its
-// notification; later checkpoints no longer expect it and carry its last state, as a
-// coordinator must for finished tasks.
+// A subtask that finished keeps answering triggers until a checkpoint in which every subtask
+// was finished completes; it ends on that checkpoint's final notification (Mail.Final), as
+// with the JobManager's coordinator.
 type Coordinator struct {
 	plan     *dataflow.Plan
 	vertices []int // the vertices taking part
@@ -140,12 +140,8 @@ func (c *Coordinator) triggerLocked(typ event.SnapshotType) int64 {
 	p := &pendingCheckpoint{info: checkpoint.Info{ID: id, Timestamp: time.UnixMilli(now.UnixMilli()), Type: typ},
 		acks: map[[2]int]map[string]checkpoint.SubtaskState{}}
 	for _, vid := range c.vertices {
-		v := c.plan.Vertices[vid]
-		for s := range v.Parallelism {
-			if c.finished[[2]int{vid, s}] == nil {
-				p.expect++
-			}
-		}
+		// Finished tasks answer too, until the final checkpoint's notification ends them.
+		p.expect += c.plan.Vertices[vid].Parallelism
 	}
 	c.pending = p
 	b := event.Barrier{ID: id, Timestamp: now.UnixMilli(), Type: typ}
@@ -156,7 +152,7 @@ func (c *Coordinator) triggerLocked(typ event.SnapshotType) int64 {
 		}
 		for s := range v.Parallelism {
 			key := [2]int{vid, s}
-			if mb := c.mail[key]; mb != nil && c.finished[key] == nil {
+			if mb := c.mail[key]; mb != nil {
 				mb.Post(dataflow.Mail{Kind: dataflow.MailTrigger, Barrier: b})
 			}
 		}
