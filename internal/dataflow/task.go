@@ -115,10 +115,6 @@ func (p *Plan) newTask(ctx context.Context, v *Vertex, subtask int, tio TaskIO, 
 	if t.wmInterval <= 0 {
 		t.wmInterval = DefaultAutoWatermarkInterval
 	}
-	if t.mail == nil {
-		// Timers and periodic watermarks wake the task through its mailbox.
-		t.mail = NewMailbox()
-	}
 	for i := range t.linkWM {
 		t.linkWM[i] = NoTimestamp
 	}
@@ -128,6 +124,9 @@ func (p *Plan) newTask(ctx context.Context, v *Vertex, subtask int, tio TaskIO, 
 		t.valve = newWatermarkValve(t.in.Channels())
 	}
 	if t.cp != nil {
+		if t.mail == nil {
+			t.mail = NewMailbox()
+		}
 		if t.cp.Restore != nil && t.cp.RestoreFiles == nil {
 			return nil, fmt.Errorf("run subtask %s: %w", t.name, errNoRestoreFiles)
 		}
@@ -163,6 +162,11 @@ func (p *Plan) newTask(ctx context.Context, v *Vertex, subtask int, tio TaskIO, 
 		if o := t.cp.restoreOf(oi.spec.Name); o == nil || !o.Finished {
 			t.restoredFinished = false
 		}
+	}
+	if _, timers := t.chain[0].op.(TimerHandler); t.mail == nil && (t.hasGens || timers) {
+		// Timers and periodic watermarks wake the task through its mailbox; a task with
+		// neither keeps none, so its record path checks no mail (as before event time).
+		t.mail = NewMailbox()
 	}
 	var next Output = out
 	for i := len(t.chain) - 1; i >= 0; i-- {

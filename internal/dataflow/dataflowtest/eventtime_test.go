@@ -487,3 +487,62 @@ operators:
 		t.Fatalf("target 0 got %v, want %v", got, want)
 	}
 }
+
+// TestWatermarkWaitsBehindBarrier: during exactly-once alignment a channel that delivered
+// the barrier is blocked, and its watermark waits with its records: the task's watermark
+// does not pass the barrier on that channel until alignment ends.
+func TestWatermarkWaitsBehindBarrier(t *testing.T) {
+	p := plan(t, wincountSpec(2, 1, ""))
+	v := vertexOf(t, p, "w")
+	c := NewCoordinator(p, nil, v)
+	st := Start(t, p, v, 0, c)
+	id := c.Trigger(event.Checkpoint)
+	st.Gate.Barrier(0, id)
+	if err := st.Gate.WaitBlocked(0, true, wait); err != nil {
+		t.Fatal(err)
+	}
+	st.Gate.TimedRecord(0, 10, dataflow.Int(10), dataflow.String("key-3"), dataflow.Int(10))
+	st.Gate.Watermark(0, 5000) // behind the barrier: held
+	st.Gate.Watermark(1, 4000)
+	// Channel 1's watermark is in; channel 0's is held, so nothing may go out yet. The
+	// harness gate serves channel 1 in order: a record after the watermark shows it was read.
+	st.Gate.TimedRecord(1, 3500, dataflow.Int(1), dataflow.String("key-1"), dataflow.Int(1))
+	watermarks := func(items []Item) []string {
+		var out []string
+		for _, it := range items {
+			if it.Target == 0 && it.Event != nil && it.Event.Kind == event.KindWatermark {
+				out = append(out, it.Event.String())
+			}
+		}
+		return out
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), wait)
+	defer cancel()
+	st.Gate.Barrier(1, id)
+	if _, err := c.WaitCompleted(ctx, id); err != nil {
+		t.Fatal(err)
+	}
+	// WaitFor's condition runs under the output's lock: it reads the items it is given.
+	if err := st.Out.WaitFor(wait, func(items []Item) bool { return len(watermarks(items)) > 0 }); err != nil {
+		t.Fatal(err)
+	}
+	items := st.Out.Items()
+	barrierAt, wmAt := -1, -1
+	for i, it := range items {
+		if it.Target != 0 || it.Event == nil {
+			continue
+		}
+		if it.Event.Kind == event.KindBarrier && barrierAt < 0 {
+			barrierAt = i
+		}
+		if it.Event.Kind == event.KindWatermark && wmAt < 0 {
+			wmAt = i
+		}
+	}
+	if barrierAt < 0 || wmAt < barrierAt {
+		t.Fatalf("a watermark went out before the barrier (barrier at %d, watermark at %d): %v", barrierAt, wmAt, items)
+	}
+	if got := watermarks(items); got[0] != "WATERMARK 4000" {
+		t.Fatalf("watermarks %v, want 4000 first (the minimum once channel 0's 5000 is released)", got)
+	}
+}
