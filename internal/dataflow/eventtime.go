@@ -158,9 +158,8 @@ func checkEventTime(op *OperatorSpec, shape Shape) error {
 // path below it (nested fields).
 type timestampField struct {
 	ingestion bool
-	index     int
-	path      []string // below the top-level field; empty for a top-level field
-	name      string   // as written, for errors
+	path      FieldPath // the field, nested in struct fields too (bid.dateTime)
+	name      string    // as written, for errors
 }
 
 // resolveTimestamp finds the `timestamp:` field of op in the schema of the records it emits.
@@ -173,21 +172,11 @@ func resolveTimestamp(op *OperatorSpec, s Schema) (*timestampField, error) {
 		return &timestampField{ingestion: true, name: IngestionTime}, nil
 	}
 	name := et.Timestamp
-	if i := s.Index(name); i >= 0 {
-		return checkTimestampKind(op, s[i], &timestampField{index: i, name: name})
+	path, kind, err := s.Resolve(name)
+	if err != nil {
+		return nil, op.errf("timestamp", "%v (or use timestamp: %s)", err, IngestionTime)
 	}
-	parts := strings.Split(name, ".")
-	if i := s.Index(parts[0]); i >= 0 && len(parts) > 1 {
-		// Scalars have no fields; any other kind (any, and the nested kinds records are
-		// gaining) is resolved per record.
-		if k := s[i].Kind; k <= KindBytes {
-			return nil, op.errf("timestamp", "field %q is %v: it has no nested field %q", parts[0], k, strings.Join(parts[1:], "."))
-		}
-		// A nested field: resolved per record through nestedField.
-		return &timestampField{index: i, path: parts[1:], name: name}, nil
-	}
-	return nil, op.errf("timestamp", "no field %q in the records of this operator: fields are %s (or use timestamp: %s)",
-		name, strings.Join(s.Names(), ", "), IngestionTime)
+	return checkTimestampKind(op, Field{Name: name, Kind: kind}, &timestampField{path: path, name: name})
 }
 
 func checkTimestampKind(op *OperatorSpec, f Field, tf *timestampField) (*timestampField, error) {
@@ -198,29 +187,15 @@ func checkTimestampKind(op *OperatorSpec, f Field, tf *timestampField) (*timesta
 	return nil, op.errf("timestamp", "field %q is %v, not a time: want an int of ms since the epoch or an RFC 3339 string", f.Name, f.Kind)
 }
 
-// nestedField resolves the path below a top-level value. Records have no nested values
-// yet, so every nested path is missing; the nested-record change fills this in with its
-// accessor.
-func nestedField(v Value, path []string) (Value, bool) {
-	if len(path) == 0 {
-		return v, true
-	}
-	return Value{}, false
-}
-
 // timestampOf is the event time of r by tf, or an error naming the field.
 func (tf *timestampField) timestampOf(r Record, now func() int64) (int64, error) {
 	if tf.ingestion {
 		return now(), nil
 	}
-	if tf.index >= len(r) {
-		return 0, fmt.Errorf("record has %d fields, no timestamp field %q", len(r), tf.name)
-	}
-	v, ok := nestedField(r[tf.index], tf.path)
-	if !ok {
-		return 0, fmt.Errorf("timestamp field %q is missing from the record", tf.name)
-	}
+	v := tf.path.Get(r)
 	switch v.Kind() {
+	case KindNull:
+		return 0, fmt.Errorf("timestamp field %q is null (or inside a null object): every record needs a time", tf.name)
 	case KindInt:
 		return v.AsInt(), nil
 	case KindString:
@@ -233,8 +208,6 @@ func (tf *timestampField) timestampOf(r Record, now func() int64) (int64, error)
 			return 0, fmt.Errorf("timestamp field %q is %q, not a time: want an int of ms since the epoch or an RFC 3339 string (2006-01-02T15:04:05Z)", tf.name, v.AsString())
 		}
 		return t.UnixMilli(), nil
-	case KindNull:
-		return 0, fmt.Errorf("timestamp field %q is null: every record needs a time", tf.name)
 	}
 	return 0, fmt.Errorf("timestamp field %q is a %v (%s), not a time: want an int of ms since the epoch or an RFC 3339 string", tf.name, v.Kind(), v.Text())
 }

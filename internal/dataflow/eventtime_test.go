@@ -211,7 +211,7 @@ operators:
 		{"missing field", `name: x
 operators:
   - {name: g, type: generator, count: 10, timestamp: ts}
-`, `operator "g" (line 3) timestamp: no field "ts" in the records of this operator: fields are id, key, value`},
+`, `operator "g" (line 3) timestamp: unknown field "ts": input has fields id, key, value (or use timestamp: ingestion)`},
 		{"not a time", `name: x
 operators:
   - {name: g, type: generator, count: 10}
@@ -221,7 +221,7 @@ operators:
 		{"nested field of a scalar", `name: x
 operators:
   - {name: g, type: generator, count: 10, timestamp: key.dateTime}
-`, `operator "g" (line 3) timestamp: field "key" is string: it has no nested field "dateTime"`},
+`, `operator "g" (line 3) timestamp: unknown field "key.dateTime": key is string, not a nested object`},
 		{"empty path segment", `name: x
 operators:
   - {name: g, type: generator, count: 10, timestamp: "bid..dateTime"}

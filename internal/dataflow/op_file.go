@@ -165,6 +165,8 @@ type fileSource struct {
 	el     Element
 	// check, when set, vets each parsed record (the nexmark source reading a file).
 	check func(Record) error
+	// stamp, when set, is the event time of a record the source read (a nexmark file).
+	stamp func(Record) int64
 }
 
 type filePos struct {
@@ -280,6 +282,9 @@ func (f *fileSource) Poll(context.Context) (PollStatus, error) {
 			if err := f.check(f.rec); err != nil {
 				return PollEnd, fmt.Errorf("%s line %d: %w", f.path, line+1, err)
 			}
+		}
+		if f.stamp != nil {
+			f.el.Timestamp = f.stamp(f.rec)
 		}
 		if err := f.out.Collect(&f.el); err != nil {
 			return PollEnd, err

@@ -144,9 +144,37 @@ func (o *NexmarkOptions) NewOperator() Operator {
 			}
 			return checkKinds(NexmarkSchema, r, "")
 		}
+		f.stamp = nexmarkEventTime
 		return f
 	}
 	return &nexmarkSource{opts: o}
+}
+
+// stampsResults implements TimestampingOperator: a nexmark event's time is its dateTime,
+// so every record the source emits carries its event time.
+func (o *NexmarkOptions) stampsResults() {}
+
+var _ TimestampingOperator = (*NexmarkOptions)(nil)
+
+// nexmarkDateTimes reach the dateTime of each kind of event, by event_type.
+var nexmarkDateTimes = func() [3]FieldPath {
+	var out [3]FieldPath
+	for i, name := range []string{"person.dateTime", "auction.dateTime", "bid.dateTime"} {
+		p, _, err := NexmarkSchema.Resolve(name)
+		if err != nil {
+			panic(err) // the schema is ours
+		}
+		out[i] = p
+	}
+	return out
+}()
+
+// nexmarkEventTime is the event time of a checked nexmark record: its event's dateTime.
+func nexmarkEventTime(r Record) int64 {
+	if v := nexmarkDateTimes[r[0].AsInt()].Get(r); v.kind == KindInt {
+		return v.AsInt()
+	}
+	return NoTimestamp
 }
 
 // checkKinds reports the first value of r whose kind is not its field's (null is any kind's).
@@ -343,7 +371,7 @@ func (g *nexmarkSource) Poll(context.Context) (PollStatus, error) {
 		}
 		sp := &g.own[g.cur]
 		id := sp.next
-		g.el.Record = g.recs.Record(id)
+		g.el.Record, g.el.Timestamp = g.recs.Record(id), g.recs.Timestamp(id)
 		if err := g.out.Collect(&g.el); err != nil {
 			return PollEnd, err
 		}
