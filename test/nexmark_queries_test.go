@@ -287,3 +287,66 @@ func lineDiff(got, want []string) string {
 	}
 	return b.String()
 }
+
+// nexmarkQueryColumns are the output columns of each query spec, Nexmark's names.
+var nexmarkQueryColumns = map[string][]string{
+	"q0":  {"auction", "bidder", "price", "dateTime", "extra"},
+	"q1":  {"auction", "bidder", "price", "dateTime", "extra"},
+	"q2":  {"auction", "price"},
+	"q3":  {"name", "city", "state", "id"},
+	"q4":  {"id", "final"},
+	"q5":  {"auction", "num"},
+	"q7":  {"auction", "price", "bidder", "dateTime", "extra"},
+	"q8":  {"id", "name", "stime"},
+	"q11": {"bidder", "bid_count", "starttime", "endtime"},
+	"q12": {"bidder", "bid_count", "starttime", "endtime"},
+}
+
+// TestNexmarkQuerySpecsRun runs every query spec of examples/nexmark on 10000 generated
+// events at -p 2: without an output directory (results discarded) it finishes; with one it
+// finishes and writes JSON lines with exactly the query's columns.
+func TestNexmarkQuerySpecsRun(t *testing.T) {
+	c := startCluster(t, 1, 2)
+	specs, err := filepath.Glob(filepath.Join(repoRoot(t), "examples", "nexmark", "q*.yaml"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(specs) != len(nexmarkQueryColumns) {
+		t.Fatalf("examples/nexmark has %d query specs, want %d (q0-q8 without q6, q11, q12)", len(specs), len(nexmarkQueryColumns))
+	}
+	for _, spec := range specs {
+		q := strings.TrimSuffix(filepath.Base(spec), ".yaml")
+		cols, ok := nexmarkQueryColumns[q]
+		if !ok {
+			t.Fatalf("unexpected query spec %s", spec)
+		}
+		t.Run(q, func(t *testing.T) {
+			rel := "examples/nexmark/" + q + ".yaml"
+			id := runDetached(t, c, rel, "-p", "2", "--param", "events=10000")
+			waitJobState(t, c, id, "FINISHED", time.Minute)
+
+			out := filepath.Join(t.TempDir(), "out")
+			id = runDetached(t, c, rel, "-p", "2", "--param", "events=10000", "--param", "output="+out)
+			waitJobState(t, c, id, "FINISHED", time.Minute)
+			lines := committedLines(t, out)
+			if len(lines) == 0 {
+				t.Fatalf("%s wrote no output", q)
+			}
+			for _, l := range lines {
+				var m map[string]any
+				if err := json.Unmarshal([]byte(l), &m); err != nil {
+					t.Fatalf("output line %q is not a JSON object: %v", l, err)
+				}
+				if len(m) != len(cols) {
+					t.Fatalf("output line %q: want exactly the columns %v", l, cols)
+				}
+				for _, col := range cols {
+					if _, ok := m[col]; !ok {
+						t.Fatalf("output line %q has no column %q (want %v)", l, col, cols)
+					}
+				}
+			}
+			t.Logf("%s: %d lines", q, len(lines))
+		})
+	}
+}
