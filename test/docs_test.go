@@ -105,6 +105,7 @@ var docChecks = map[string]*regexp.Regexp{
 	"bin/sluice whoami":                                        regexp.MustCompile(`alice`),
 	"head -n 2 /tmp/events.json":                               regexp.MustCompile(`(?m)^\{"event_type":0,"person":\{"id":1000,.*"auction":null,"bid":null\}\n\{"event_type":1,"person":null,"auction":\{"id":1000,`),
 	"head -c 300 /tmp/bids/part-out-0":                         regexp.MustCompile(`(?m)^\{"event_type":2,"person":null,"auction":null,"bid":\{"auction":\d+,`),
+	"cat /tmp/q5/part-*":                                       regexp.MustCompile(`(?m)^\{"auction":\d+,"num":\d+\}$`),
 	"bin/sluice auth can-i submit jobs":                        regexp.MustCompile(`(?m)^yes`),
 	"curl -s localhost:8081/overview":                          regexp.MustCompile(`"taskmanagers": ?2`),
 	"--param output=/etc/wc":                                   regexp.MustCompile(`file:/etc/wc(.|\n)*refused, as it should be`),

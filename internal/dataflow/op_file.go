@@ -36,6 +36,10 @@ type FileOptions struct {
 	Format string   `yaml:"format"`                                                  // text (default), json or csv
 	Fields []string `yaml:"fields" want:"a list of field names" elem:"a field name"` // source columns
 	Header *bool    `yaml:"header"`                                                  // csv source: first line is a header
+	// Optional lets a sink's path be empty, and then discards the records as a blackhole
+	// does: a spec writes its results only when run with an output directory (`path:
+	// ${output}`, `--param output=DIR`), and is measured without one.
+	Optional bool `yaml:"optional"`
 
 	sink   bool   // from Check: the operator has an input
 	schema Schema // a source's, after Plan
@@ -49,9 +53,12 @@ func (f *FileOptions) Check(op *OperatorSpec) (Shape, error) {
 		if f.Path == "" {
 			return Shape{}, op.errf("path", "missing required option")
 		}
+		if f.Optional {
+			return Shape{}, op.errf("optional", "only for file sinks: a source needs its path")
+		}
 	} else {
-		if f.Path == "" {
-			return Shape{}, op.errf("path", "missing required option: the output directory")
+		if f.Path == "" && !f.Optional {
+			return Shape{}, op.errf("path", "missing required option: the output directory (or optional: true to discard the records when it is empty)")
 		}
 		if len(f.Fields) > 0 || f.Header != nil {
 			return Shape{}, op.errf("fields", "only for file sources")
@@ -118,6 +125,9 @@ func (f *FileOptions) Plan(pc *PlanContext) (Schema, error) {
 
 // Access implements Definition: a source reads its file, a sink writes its directory.
 func (f *FileOptions) Access(op *OperatorSpec) []Access {
+	if f.Path == "" {
+		return nil // an optional sink without a path writes nothing
+	}
 	return []Access{{Scheme: "file", Target: f.Path, Write: op.Input != ""}}
 }
 
@@ -125,6 +135,9 @@ func (f *FileOptions) Access(op *OperatorSpec) []Access {
 func (f *FileOptions) NewOperator() Operator {
 	if !f.sink {
 		return newFileSource(f)
+	}
+	if f.Path == "" {
+		return blackholeSink{} // optional: true and no path
 	}
 	return &fileSink{format: f.Format}
 }
