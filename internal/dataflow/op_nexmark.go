@@ -2,17 +2,14 @@ package dataflow
 
 import (
 	"bufio"
-	"cmp"
 	"context"
 	"encoding/binary"
 	"fmt"
 	"io"
 	"math"
-	"slices"
 	"time"
 
 	"github.com/sluice-dev/sluice/internal/nexmark"
-	"github.com/sluice-dev/sluice/internal/state"
 )
 
 // TypeNexmark generates the Person, Auction and Bid events of the Nexmark benchmark
@@ -279,154 +276,32 @@ func appendStringValue(b []byte, s []byte) []byte {
 	return append(b, s...)
 }
 
-// nexmarkBatch is how many events one Poll emits at most: the task checks for cancellation
-// and mail between two batches.
-const nexmarkBatch = 256
-
-// nexmarkSplits is the name of the nexmark source's split list state, (split, S, next
-// event number) per split, as the generator's.
-const nexmarkSplits = "splits"
-
-// nexmarkSource divides the event numbers into S = max-parallelism splits as the generator
-// does (split k holds k, k+S, ...), emits its splits' events round-robin in split order, and
-// checkpoints each split's next event number. Since event n depends on (seed, n) only, the
-// events are the same at any parallelism and after any restore, each emitted once.
+// nexmarkSource emits the events of its splits, as numberedSource divides the event
+// numbers. Since event n depends on (seed, n) only, the events are the same at any
+// parallelism and after any restore, each emitted once.
 type nexmarkSource struct {
-	NoInput
-	opts   *NexmarkOptions
-	events int64
-	splits int64
-	rate   float64 // per subtask
-	out    Output
-	list   *state.ListState
-	recs   *NexmarkRecords
-
-	own  []genSplit
-	cur  int
-	live int
-	n    int64 // events emitted by this subtask in this run, for pacing
-
-	start time.Time
-	el    Element
-	timer *time.Timer
-	ready chan struct{}
+	numberedSource
+	opts *NexmarkOptions
+	out  Output
+	recs *NexmarkRecords
+	el   Element
 }
 
 func (g *nexmarkSource) Open(_ context.Context, rc *RuntimeContext) error {
-	g.events, g.splits, g.out = g.opts.Events, int64(rc.maxParallelism()), rc.Output
-	list, err := rc.ListState(nexmarkSplits, state.Split)
-	if err != nil {
+	if err := g.open(rc, g.opts.Events, g.opts.Rate); err != nil {
 		return err
 	}
-	g.list = list
-	if rc.restoredList(nexmarkSplits) {
-		for _, e := range list.Entries() {
-			sp, err := decodeSplitPosition(e, g.splits, 1)
-			if err != nil {
-				return opErr(rc.Operator, fmt.Errorf("restore from checkpoint %d: %w", rc.Restored, err))
-			}
-			if sp.pos[0] < sp.split || (sp.pos[0]-sp.split)%g.splits != 0 && sp.pos[0] != math.MaxInt64 {
-				return opErr(rc.Operator, fmt.Errorf("restore from checkpoint %d: split %d: event %d is not of this split", rc.Restored, sp.split, sp.pos[0]))
-			}
-			g.own = append(g.own, genSplit{split: sp.split, next: sp.pos[0]})
-		}
-		slices.SortFunc(g.own, func(a, b genSplit) int { return cmp.Compare(a.split, b.split) })
-	} else {
-		own := rc.Splits()
-		for k := int64(own.First); k <= int64(own.Last); k++ {
-			g.own = append(g.own, genSplit{split: k, next: k})
-		}
-	}
-	for i := range g.own {
-		sp := &g.own[i]
-		sp.done = sp.next == math.MaxInt64 || (g.events != 0 && sp.next >= g.events)
-		if !sp.done {
-			g.live++
-		}
-	}
-	if g.opts.Rate > 0 {
-		g.rate = g.opts.Rate * float64(len(g.own)) / float64(g.splits)
-		g.ready = make(chan struct{}, 1)
-	}
-	g.recs = NewNexmarkRecords(g.opts.cfg)
-	g.start = time.Now()
+	g.out, g.recs = rc.Output, NewNexmarkRecords(g.opts.cfg)
 	return nil
 }
 
 // Poll implements Source.
-func (g *nexmarkSource) Poll(context.Context) (PollStatus, error) {
-	for range nexmarkBatch {
-		if g.live == 0 {
-			return PollEnd, nil
-		}
-		if g.rate > 0 {
-			due := g.start.Add(time.Duration(float64(g.n) / g.rate * float64(time.Second)))
-			if wait := time.Until(due); wait > 2*time.Millisecond {
-				g.wakeAfter(wait)
-				return PollIdle, nil
-			}
-		}
-		for g.own[g.cur].done {
-			g.cur = (g.cur + 1) % len(g.own)
-		}
-		sp := &g.own[g.cur]
-		id := sp.next
-		g.el.Record, g.el.Timestamp = g.recs.Record(id), g.recs.Timestamp(id)
-		if err := g.out.Collect(&g.el); err != nil {
-			return PollEnd, err
-		}
-		g.n++
-		if id > math.MaxInt64-g.splits || (g.events != 0 && id+g.splits >= g.events) {
-			sp.done = true
-			g.live--
-		} else {
-			sp.next = id + g.splits
-		}
-		if g.cur++; g.cur == len(g.own) {
-			g.cur = 0
-		}
-	}
-	return PollMore, nil
-}
+func (g *nexmarkSource) Poll(context.Context) (PollStatus, error) { return g.poll(g.emit) }
 
-// SnapshotState implements Snapshotter: one entry per split, its next event number
-// (MaxInt64 once exhausted).
-func (g *nexmarkSource) SnapshotState(CheckpointInfo) (func(context.Context) error, error) {
-	entries := make([][]byte, len(g.own))
-	for i, sp := range g.own {
-		next := sp.next
-		if sp.done {
-			next = math.MaxInt64
-		}
-		entries[i] = appendSplitPosition(nil, sp.split, g.splits, next)
-	}
-	g.list.Update(entries)
-	return nil, nil
-}
-
-func (g *nexmarkSource) wakeAfter(d time.Duration) {
-	if g.timer == nil {
-		g.timer = time.AfterFunc(d, func() {
-			select {
-			case g.ready <- struct{}{}:
-			default:
-			}
-		})
-		return
-	}
-	g.timer.Reset(d)
-}
-
-// Available implements Source: ready when a paced source's next event is due.
-func (g *nexmarkSource) Available() <-chan struct{} { return g.ready }
-
-func (g *nexmarkSource) Finish() error { return nil }
-
-func (g *nexmarkSource) Close() error {
-	if g.timer != nil {
-		g.timer.Stop()
-	}
-	return nil
+// emit emits event n, stamped with its event time.
+func (g *nexmarkSource) emit(n int64) error {
+	g.el.Record, g.el.Timestamp = g.recs.Record(n), g.recs.Timestamp(n)
+	return g.out.Collect(&g.el)
 }
 
 // WriteNexmarkJSON writes events 0 to events-1 of cfg's stream to w as JSON lines, one
