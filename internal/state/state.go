@@ -276,3 +276,25 @@ func (c Config) Check() error {
 	}
 	return nil
 }
+
+// CheckRegister validates a backend's Register(name, kind) of an operator's state: the name
+// and the kind, and, when a state of that name is known already (prev; restored when it came
+// from a snapshot and was not registered in this run), that the kinds agree, so restored state
+// is read only as what it was written as.
+func CheckRegister(operator, name string, kind Kind, prev *StateInfo, restored bool) error {
+	if name == "" || len(name) > MaxNameLen {
+		return fmt.Errorf("operator %s: state name %q must have 1 to %d bytes", operator, name, MaxNameLen)
+	}
+	if !kind.Valid() {
+		return fmt.Errorf("operator %s: state %q: invalid kind %d", operator, name, kind)
+	}
+	if prev != nil && prev.Kind != kind {
+		how := "registered"
+		if restored {
+			how = "restored"
+		}
+		return fmt.Errorf("operator %s: state %q was %s as %s state and cannot be registered as %s state: give the new state another name",
+			operator, name, how, prev.Kind, kind)
+	}
+	return nil
+}

@@ -235,21 +235,15 @@ func (b *Backend) Register(name string, kind state.Kind) (state.ID, error) {
 	if b.closed {
 		return 0, errClosed
 	}
-	if name == "" || len(name) > state.MaxNameLen {
-		return 0, fmt.Errorf("operator %s: state name %q must have 1 to %d bytes", b.cfg.Operator, name, state.MaxNameLen)
+	t, ok := b.byName[name]
+	var prev *state.StateInfo
+	if ok {
+		prev = &t.info
 	}
-	if !kind.Valid() {
-		return 0, fmt.Errorf("operator %s: state %q: invalid kind %d", b.cfg.Operator, name, kind)
+	if err := state.CheckRegister(b.cfg.Operator, name, kind, prev, ok && !t.registered); err != nil {
+		return 0, err
 	}
-	if t, ok := b.byName[name]; ok {
-		if t.info.Kind != kind {
-			how := "registered"
-			if !t.registered {
-				how = "restored"
-			}
-			return 0, fmt.Errorf("operator %s: state %q was %s as %s state and cannot be registered as %s state: give the new state another name",
-				b.cfg.Operator, name, how, t.info.Kind, kind)
-		}
+	if ok {
 		t.registered = true
 		return t.info.ID, nil
 	}
