@@ -244,28 +244,33 @@ func (s *JobStorage) Checkpoints() ([]int64, error) {
 // of a finished job, or of a canceled one with DELETE_ON_CANCELLATION),
 // and closes the storage.
 func (s *JobStorage) RemoveAll() error {
-	names, err := s.tree.ReadDir(".")
-	if err != nil {
-		return fmt.Errorf("delete job directory %s: %w", s.dir, err)
-	}
-	var errs []error
-	for _, n := range names {
-		if err := s.tree.RemoveAll(n); err != nil {
-			errs = append(errs, err)
-		}
-	}
-	s.tree.Close()
-	if len(errs) == 0 {
-		// The directory itself, by path: the tree cannot remove its own
-		// root. A link swapped in since is removed, not followed.
-		if err := os.Remove(s.dir); err != nil && !errors.Is(err, fs.ErrNotExist) {
-			errs = append(errs, err)
-		}
-	}
-	if err := errors.Join(errs...); err != nil {
+	if err := removeTree(s.tree, s.dir); err != nil {
 		return fmt.Errorf("delete job directory %s: %w", s.dir, err)
 	}
 	return nil
+}
+
+// removeTree deletes everything in tree, closes it and removes its root dir. The root goes
+// by path (a tree cannot remove its own root); a link swapped in since is removed, not
+// followed.
+func removeTree(tree *fsguard.Tree, dir string) error {
+	names, err := tree.ReadDir(".")
+	var errs []error
+	if err != nil {
+		errs = append(errs, err)
+	}
+	for _, n := range names {
+		if err := tree.RemoveAll(n); err != nil {
+			errs = append(errs, err)
+		}
+	}
+	tree.Close()
+	if len(errs) == 0 {
+		if err := os.Remove(dir); err != nil && !errors.Is(err, fs.ErrNotExist) {
+			errs = append(errs, err)
+		}
+	}
+	return errors.Join(errs...)
 }
 
 // Close releases the directory's descriptor.
@@ -355,23 +360,7 @@ func (s *SavepointStorage) WriteMetadata(m *Metadata) (*CompletedCheckpoint, err
 // Remove deletes the savepoint directory (a savepoint that failed) and
 // closes the storage.
 func (s *SavepointStorage) Remove() error {
-	names, err := s.tree.ReadDir(".")
-	var errs []error
-	if err != nil {
-		errs = append(errs, err)
-	}
-	for _, n := range names {
-		if err := s.tree.RemoveAll(n); err != nil {
-			errs = append(errs, err)
-		}
-	}
-	s.tree.Close()
-	if len(errs) == 0 {
-		if err := os.Remove(s.dir); err != nil && !errors.Is(err, fs.ErrNotExist) {
-			errs = append(errs, err)
-		}
-	}
-	if err := errors.Join(errs...); err != nil {
+	if err := removeTree(s.tree, s.dir); err != nil {
 		return fmt.Errorf("delete savepoint directory %s: %w", s.dir, err)
 	}
 	return nil
