@@ -4,6 +4,8 @@ import (
 	"encoding/json"
 	"fmt"
 	"io"
+	"os"
+	"runtime/pprof"
 	"strings"
 	"text/tabwriter"
 
@@ -15,6 +17,7 @@ import (
 func newBenchNexmarkCmd(g *globals) *cobra.Command {
 	o := nexmarkbench.DefaultOptions()
 	var all bool
+	var cpuProfile string
 	cmd := &cobra.Command{
 		Use:   "nexmark",
 		Short: "Events per core-second of the Nexmark queries, beside Flink's published figure; one JSON object per query",
@@ -51,6 +54,17 @@ query's JSON object as it finishes and then a table.`,
 				return fmt.Errorf("bench nexmark: %w", err)
 			}
 			defer c.Stop()
+			if cpuProfile != "" {
+				f, err := os.Create(cpuProfile)
+				if err != nil {
+					return fmt.Errorf("--cpuprofile: %w", err)
+				}
+				defer f.Close()
+				if err := pprof.StartCPUProfile(f); err != nil {
+					return fmt.Errorf("--cpuprofile: %w", err)
+				}
+				defer pprof.StopCPUProfile()
+			}
 			out := cmd.OutOrStdout()
 			enc := json.NewEncoder(out)
 			var results []*nexmarkbench.Result
@@ -79,6 +93,7 @@ query's JSON object as it finishes and then a table.`,
 	f.Int64Var(&o.Events, "events", o.Events, "events the nexmark source generates for each query (0: the query's default, about 10-20 s on 2 cores: q0 and q2 40M, q1 and q11 20M, q3, q8 and q12 30M, q4 and q5 4M, q7 3M)")
 	f.IntVarP(&o.Parallelism, "parallelism", "p", o.Parallelism, "parallelism of the query's job")
 	f.DurationVar(&o.CheckpointInterval, "checkpoint-interval", o.CheckpointInterval, "execution.checkpointing.interval of the query's job (0: no checkpoints)")
+	f.StringVar(&cpuProfile, "cpuprofile", "", "write a CPU profile of the runs (the whole process) to this file, for go tool pprof")
 	f.DurationVar(&o.Timeout, "timeout", o.Timeout, "longest one query may run")
 	return cmd
 }
