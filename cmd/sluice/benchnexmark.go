@@ -90,7 +90,7 @@ query's JSON object as it finishes and then a table.`,
 	f.StringVar(&o.Query, "query", "", "the query to run: q0 ... q12 (its spec is --dir/QUERY.yaml)")
 	f.BoolVar(&all, "all", false, "run "+strings.Join(nexmarkbench.Queries, ", ")+" in turn and print a table after their JSON objects")
 	f.StringVar(&o.Dir, "dir", o.Dir, "directory of the query specs qN.yaml")
-	f.Int64Var(&o.Events, "events", o.Events, "events the nexmark source generates for each query (0: the query's default, about 10-20 s on 2 cores: q0 and q2 40M, q1 and q11 20M, q3, q8 and q12 30M, q4 and q5 4M, q7 3M)")
+	f.Int64Var(&o.Events, "events", o.Events, "events the nexmark source generates for each query (0: the query's default, about 10-20 s on 2 cores: q0 and q2 80M, q1 60M, q12 40M, q3 and q8 30M, q11 20M, q5 8M, q7 5M, q4 4M)")
 	f.IntVarP(&o.Parallelism, "parallelism", "p", o.Parallelism, "parallelism of the query's job")
 	f.DurationVar(&o.CheckpointInterval, "checkpoint-interval", o.CheckpointInterval, "execution.checkpointing.interval of the query's job (0: no checkpoints)")
 	f.StringVar(&cpuProfile, "cpuprofile", "", "write a CPU profile of the runs (the whole process) to this file, for go tool pprof")

@@ -62,8 +62,8 @@ type Options struct {
 // differ by 10x in cost per event: the windowed ones (q4, q5, q7) take
 // fewer events.
 var DefaultEvents = map[string]int64{
-	"q0": 40_000_000, "q1": 20_000_000, "q2": 40_000_000, "q3": 30_000_000, "q4": 4_000_000,
-	"q5": 4_000_000, "q7": 3_000_000, "q8": 30_000_000, "q11": 20_000_000, "q12": 30_000_000,
+	"q0": 80_000_000, "q1": 60_000_000, "q2": 80_000_000, "q3": 30_000_000, "q4": 4_000_000,
+	"q5": 8_000_000, "q7": 5_000_000, "q8": 30_000_000, "q11": 20_000_000, "q12": 40_000_000,
 }
 
 // defaultEvents is the events of a query without an entry in DefaultEvents.
