@@ -121,31 +121,16 @@ func nativeCall(s Schema, c ast.CallExpr) (nativeExpr, Kind) {
 	}
 	a, ak := nativeOf(s, args[0])
 	b, bk := nativeOf(s, args[1])
+	if fn == "_&&_" || fn == "_||_" {
+		return nativeLogic(fn, a, ak, b, bk)
+	}
+	if fn == "@in" {
+		return nativeIn(a, ak, args[1])
+	}
 	if a == nil || b == nil || ak != bk {
 		return nil, KindNull
 	}
 	switch fn {
-	case "_&&_", "_||_":
-		if ak != KindBool {
-			return nil, KindNull
-		}
-		// CEL's && and || give the deciding side's value even when the other is an
-		// error; here an undecided side sends the record to CEL.
-		stop := uint64(0)
-		if fn == "_||_" {
-			stop = 1
-		}
-		return func(r Record) (Value, bool) {
-			x, ok := a(r)
-			if ok && x.n == stop {
-				return x, true
-			}
-			y, ok2 := b(r)
-			if ok2 && y.n == stop {
-				return y, true
-			}
-			return y, ok && ok2
-		}, KindBool
 	case "_==_", "_!=_":
 		ne := fn == "_!=_"
 		return func(r Record) (Value, bool) {
@@ -185,6 +170,83 @@ func nativeCall(s Schema, c ast.CallExpr) (nativeExpr, Kind) {
 		}
 	}
 	return nil, KindNull
+}
+
+// nativeLogic is && or ||. CEL gives the deciding value (false for &&, true for ||) of
+// either side even when the other side is an error, so one native side decides the records
+// it decides even when the other side is not native (`event_type == 0 && person.state in
+// [...]`, on the many records that are not persons); an undecided record goes to CEL.
+func nativeLogic(fn string, a nativeExpr, ak Kind, b nativeExpr, bk Kind) (nativeExpr, Kind) {
+	if ak != KindBool {
+		a = nil
+	}
+	if bk != KindBool {
+		b = nil
+	}
+	if a == nil && b == nil {
+		return nil, KindNull
+	}
+	stop := uint64(0)
+	if fn == "_||_" {
+		stop = 1
+	}
+	if a == nil || b == nil {
+		one := a
+		if one == nil {
+			one = b
+		}
+		return func(r Record) (Value, bool) {
+			x, ok := one(r)
+			return x, ok && x.n == stop
+		}, KindBool
+	}
+	return func(r Record) (Value, bool) {
+		x, ok := a(r)
+		if ok && x.n == stop {
+			return x, true
+		}
+		y, ok2 := b(r)
+		if ok2 && y.n == stop {
+			return y, true
+		}
+		return y, ok && ok2
+	}, KindBool
+}
+
+// nativeIn is `x in [c1, c2, ...]` with a list of constants of x's kind (not doubles, whose
+// equality with NaN and -0 CEL defines).
+func nativeIn(a nativeExpr, ak Kind, list ast.Expr) (nativeExpr, Kind) {
+	if a == nil || (ak != KindInt && ak != KindString && ak != KindBool) || list.Kind() != ast.ListKind {
+		return nil, KindNull
+	}
+	l := list.AsList()
+	if len(l.OptionalIndices()) > 0 {
+		return nil, KindNull
+	}
+	var consts []Value
+	for _, el := range l.Elements() {
+		if el.Kind() != ast.LiteralKind {
+			return nil, KindNull
+		}
+		c, ck := nativeOf(nil, el)
+		if c == nil || ck != ak {
+			return nil, KindNull
+		}
+		v, _ := c(nil)
+		consts = append(consts, v)
+	}
+	return func(r Record) (Value, bool) {
+		x, ok := a(r)
+		if !ok {
+			return Value{}, false
+		}
+		for _, c := range consts {
+			if (ak == KindString && c.s == x.s) || (ak != KindString && c.n == x.n) {
+				return Bool(true), true
+			}
+		}
+		return Bool(false), true
+	}, KindBool
 }
 
 // nativeOrder compares two values of kind k; c gives the sign CEL's Compare gives.

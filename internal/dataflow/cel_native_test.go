@@ -49,6 +49,10 @@ func TestNativeMatchesCEL(t *testing.T) {
 		"bid.price > 100", "bid.price == j", "bid.price * 2 + i",
 		"i > 0 && j > 0", "i > 0 || j > 0", "!(i > j)", "!b", "b && f < g", "b || f < g",
 		"i == 7 || i == 2 || bid.price == 1", "(i > 0 && bid.price > 0) || !b",
+		// One native side of && and || decides what it decides; CEL the rest.
+		"i > 0 && s.startsWith('1')", "s.startsWith('1') && i > 0", "s.startsWith('1') || i == 7",
+		"i == 7 || size(bid.url) > 1", "i > 0 && bid.price / (i - 1) > 2",
+		"s in ['1', '7', 'x']", "i in [1, 2, 7]", "bid.url in ['1', '2']", "bid.price in [7, -7] && b",
 	}
 	ctx := context.Background()
 	for _, src := range exprs {
@@ -85,7 +89,8 @@ func sameValue(a, b Value) bool { return a.kind == b.kind && a.n == b.n && a.s =
 func TestNativeNotCompiled(t *testing.T) {
 	schema := Schema{{Name: "i", Kind: KindInt}, {Name: "f", Kind: KindFloat}, {Name: "s", Kind: KindString},
 		{Name: "bid", Kind: KindStruct, Fields: Schema{{Name: "price", Kind: KindInt}}}}
-	for _, src := range []string{"i == 1.0", "has(bid.price)", "s.startsWith('a')", "size(s)", "int(f)", "f % 2.0 == 0.0", "1u", "s + 'x'", "[i, 1]"} {
+	for _, src := range []string{"i == 1.0", "has(bid.price)", "s.startsWith('a')", "size(s)", "int(f)", "f % 2.0 == 0.0", "1u", "s + 'x'", "[i, 1]",
+		"s.startsWith('a') && size(s) > 1", "f in [1.0, 2.0]", "i in [1, j]"} {
 		x, err := compileExpr(schema, src, 0)
 		if err != nil {
 			continue // not a valid expression at all: nothing to compare
