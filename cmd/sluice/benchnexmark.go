@@ -48,7 +48,6 @@ query's JSON object as it finishes and then a table.`,
 			if o.Events < 0 || o.Parallelism < 1 || o.CheckpointInterval < 0 {
 				return fmt.Errorf("--events must be at least 0 (0: the query's default), --parallelism at least 1, --checkpoint-interval at least 0 (0: no checkpoints)")
 			}
-			o.Logger = g.log
 			c, err := nexmarkbench.StartCluster(cmd.Context(), o.Parallelism, g.log)
 			if err != nil {
 				return fmt.Errorf("bench nexmark: %w", err)

@@ -53,7 +53,6 @@ type Options struct {
 	CheckpointInterval time.Duration
 	// Timeout bounds one query's run.
 	Timeout time.Duration
-	Logger  *slog.Logger
 }
 
 // DefaultEvents are the events of a query's run when Options.Events is 0:
@@ -105,8 +104,8 @@ type Cluster struct {
 }
 
 // StartCluster starts a JobManager and two TaskManagers with parallelism
-// slots each, so every query's subtasks exchange records over the network
-// as on a real cluster.
+// slots each, with the default configuration: tasks exchange records over
+// loopback sockets as on a real cluster.
 func StartCluster(ctx context.Context, parallelism int, log *slog.Logger) (*Cluster, error) {
 	if log == nil {
 		log = slog.New(slog.NewTextHandler(io.Discard, nil))
