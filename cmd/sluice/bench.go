@@ -20,7 +20,7 @@ import (
 
 func newBenchCmd(g *globals) *cobra.Command {
 	cmd := &cobra.Command{Use: "bench", Short: "Measure parts of sluice on this machine"}
-	cmd.AddCommand(newBenchExchangeCmd(g), newBenchRESTCmd(g), newBenchCheckpointCmd(g))
+	cmd.AddCommand(newBenchExchangeCmd(g), newBenchRESTCmd(g), newBenchCheckpointCmd(g), newBenchNexmarkCmd(g))
 	return cmd
 }
 

@@ -219,6 +219,10 @@ type celExpr struct {
 	// cost limited to maxCost: for records with a field larger than the estimate assumed.
 	tracked      cel.Program
 	trackedLoops bool
+	// native, when the expression has a native shape (cel_native.go), evaluates it
+	// without the interpreter where its answer is CEL's.
+	native     nativeExpr
+	nativeKind Kind
 }
 
 // compileExpr parses, type-checks and plans src against the schema. Syntax and type errors are
@@ -271,6 +275,7 @@ func compileExpr(s Schema, src string, maxCost uint64) (*celExpr, error) {
 		return nil, fmt.Errorf("CEL cost of %q: %w", src, err)
 	}
 	e := &celExpr{src: src, out: checked.OutputType(), maxCost: maxCost}
+	e.native, e.nativeKind = compileNative(s, checked)
 	// Watching the context costs ~250 ns and 3 allocations an evaluation, and only
 	// comprehensions check it: it is watched where an evaluation loops and may take long,
 	// which includes a cost that a raised limit lets through.
@@ -377,6 +382,25 @@ func (a *activation) eval(e *celExpr, r Record) (ref.Val, error) {
 				"rewrite the expression, or raise %s on the JobManager", e.src, e.maxCost, MaxExpressionCostKey, MaxExpressionCostKey)
 		}
 		return nil, fmt.Errorf("evaluate %q: %w", e.src, err)
+	}
+	return out, nil
+}
+
+// evalValue evaluates e on r to a record value: natively where it can (cel_native.go),
+// else with CEL.
+func (a *activation) evalValue(e *celExpr, r Record) (Value, error) {
+	if e.native != nil {
+		if v, ok := e.native(r); ok {
+			return v, nil
+		}
+	}
+	v, err := a.eval(e, r)
+	if err != nil {
+		return Value{}, err
+	}
+	out, err := fromCEL(v)
+	if err != nil {
+		return Value{}, fmt.Errorf("%q: %w", e.src, err)
 	}
 	return out, nil
 }

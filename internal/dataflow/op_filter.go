@@ -62,6 +62,14 @@ func (f *filterOp) Open(_ context.Context, rc *RuntimeContext) error {
 }
 
 func (f *filterOp) Process(_ int, e *Element) error {
+	if f.expr.native != nil && f.expr.nativeKind == KindBool {
+		if v, ok := f.expr.native(e.Record); ok {
+			if v.n == 0 {
+				return nil
+			}
+			return f.out.Collect(e)
+		}
+	}
 	v, err := f.act.eval(f.expr, e.Record)
 	if err != nil {
 		return err

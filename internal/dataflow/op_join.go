@@ -493,13 +493,11 @@ func (j *joinOp) emit(l, r Record, ts, start, end int64) error {
 	j.el = Element{Record: c, Timestamp: ts}
 	if j.opts.exprs != nil {
 		for i, x := range j.opts.exprs {
-			v, err := j.act.eval(x, c)
+			v, err := j.act.evalValue(x, c)
 			if err != nil {
 				return err
 			}
-			if j.proj[i], err = fromCEL(v); err != nil {
-				return fmt.Errorf("%q: %w", x.src, err)
-			}
+			j.proj[i] = v
 		}
 		j.el.Record = j.proj
 	}

@@ -115,13 +115,9 @@ func (k *keyFunc) Key(r Record) (Value, error) {
 	if k.field {
 		return k.path.Get(r), nil
 	}
-	v, err := k.act.eval(k.expr, r)
+	v, err := k.act.evalValue(k.expr, r)
 	if err != nil {
 		return Value{}, opErr(k.name, err)
 	}
-	out, err := fromCEL(v)
-	if err != nil {
-		return Value{}, opErr(k.name, err)
-	}
-	return out, nil
+	return v, nil
 }

@@ -138,13 +138,11 @@ func (m *mapOp) Process(_ int, e *Element) error {
 			m.rec[i] = m.paths[i].Get(e.Record)
 			continue
 		}
-		v, err := m.act.eval(x, e.Record)
+		v, err := m.act.evalValue(x, e.Record)
 		if err != nil {
 			return err
 		}
-		if m.rec[i], err = fromCEL(v); err != nil {
-			return fmt.Errorf("%q: %w", x.src, err)
-		}
+		m.rec[i] = v
 	}
 	m.el = *e
 	m.el.Record = m.rec

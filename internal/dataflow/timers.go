@@ -1,7 +1,6 @@
 package dataflow
 
 import (
-	"container/heap"
 	"encoding/binary"
 	"errors"
 	"fmt"
@@ -96,17 +95,62 @@ type timerEntry struct {
 	ukey []byte // user key in _timers: time ‖ namespace
 }
 
+// timerHeap is a min-heap of timers by time. It is typed rather than a container/heap,
+// whose Push and Pop box every entry: a windowed operator registers and fires a timer for
+// most records.
 type timerHeap []timerEntry
 
-func (h timerHeap) Len() int           { return len(h) }
-func (h timerHeap) Less(i, j int) bool { return h[i].time < h[j].time }
-func (h timerHeap) Swap(i, j int)      { h[i], h[j] = h[j], h[i] }
-func (h *timerHeap) Push(x any)        { *h = append(*h, x.(timerEntry)) }
-func (h *timerHeap) Pop() any {
+func (h timerHeap) Len() int { return len(h) }
+
+func (h *timerHeap) init() {
+	for i := len(*h)/2 - 1; i >= 0; i-- {
+		h.down(i)
+	}
+}
+
+func (h *timerHeap) push(e timerEntry) {
+	*h = append(*h, e)
+	h.up(len(*h) - 1)
+}
+
+func (h *timerHeap) pop() timerEntry {
 	old := *h
-	e := old[len(old)-1]
-	*h = old[:len(old)-1]
+	n := len(old) - 1
+	old[0], old[n] = old[n], old[0]
+	e := old[n]
+	old[n] = timerEntry{} // let the key bytes go
+	*h = old[:n]
+	h.down(0)
 	return e
+}
+
+func (h timerHeap) up(j int) {
+	for j > 0 {
+		i := (j - 1) / 2
+		if h[i].time <= h[j].time {
+			return
+		}
+		h[i], h[j] = h[j], h[i]
+		j = i
+	}
+}
+
+func (h timerHeap) down(i int) {
+	for {
+		l := 2*i + 1
+		if l >= len(h) {
+			return
+		}
+		j := l
+		if r := l + 1; r < len(h) && h[r].time < h[l].time {
+			j = r
+		}
+		if h[i].time <= h[j].time {
+			return
+		}
+		h[i], h[j] = h[j], h[i]
+		i = j
+	}
 }
 
 func (s *timerService) CurrentProcessingTime() int64 { return time.Now().UnixMilli() }
@@ -167,7 +211,7 @@ func (s *timerService) open(h TimerHandler, b state.Backend, maxPar int) error {
 		}
 	}
 	for d := range s.heaps {
-		heap.Init(&s.heaps[d])
+		s.heaps[d].init()
 	}
 	if len(s.heaps[ProcessingTime]) > 0 {
 		s.t.wakeAt(s.heaps[ProcessingTime][0].time)
@@ -190,7 +234,10 @@ func (s *timerService) register(d TimeDomain, ts int64, ns []byte) error {
 	if err := s.b.Put(s.id, domainNS[d], s.ukey, nil); err != nil {
 		return err
 	}
-	heap.Push(&s.heaps[d], timerEntry{time: ts, key: append([]byte(nil), key...), ukey: append([]byte(nil), s.ukey...)})
+	// One allocation for both copies.
+	buf := make([]byte, 0, len(key)+len(s.ukey))
+	buf = append(append(buf, key...), s.ukey...)
+	s.heaps[d].push(timerEntry{time: ts, key: buf[:len(key):len(key)], ukey: buf[len(key):]})
 	if d == ProcessingTime {
 		s.t.wakeAt(ts)
 	}
@@ -217,7 +264,7 @@ func (s *timerService) fire(d TimeDomain, upTo int64) error {
 	}
 	h := &s.heaps[d]
 	for h.Len() > 0 && (*h)[0].time <= upTo {
-		e := heap.Pop(h).(timerEntry)
+		e := h.pop()
 		s.b.SetCurrentKey(e.key, keygroup.Of(keygroup.Hash(e.key), s.maxPar))
 		if _, ok, err := s.b.Get(s.id, domainNS[d], e.ukey); err != nil {
 			return err
