@@ -60,6 +60,8 @@ func init() {
 			Doc:  "EXACTLY_ONCE aligns the barriers of a task's inputs; AT_LEAST_ONCE does not (records after a barrier may be replayed after a failure)."},
 		{Name: "execution.checkpointing.timeout", Job: true, Type: Duration, Default: "10 min", Min: new(int64(1)),
 			Doc: "A checkpoint not completed within this time is aborted (and counts as a failed checkpoint)."},
+		{Name: "state.ttl", Job: true, Type: Duration, Default: "0 ms",
+			Doc: "How long a regular join (a join without window or between) keeps a record of either input, by processing time, when the join sets no ttl of its own; 0 keeps every record (its state grows with the input)."},
 		{Name: "execution.checkpointing.min-pause", Job: true, Type: Duration, Default: "0 ms",
 			Doc: "Least time between the end of one checkpoint and the trigger of the next."},
 		{Name: "execution.checkpointing.tolerable-failed-checkpoints", Job: true, Type: Int, Default: "0", Min: atLeastZero,

@@ -149,6 +149,10 @@ func (j *JoinOptions) modeOption() string {
 // and window_start and window_end for a window join), or its fields: projection.
 func (j *JoinOptions) Plan(pc *PlanContext) (Schema, error) {
 	o := pc.Op
+	if j.mode == joinRegular && j.TTL == "" {
+		// The job's state.ttl bounds a regular join that sets no ttl of its own.
+		j.ttl = pc.opts.StateTTL.Milliseconds()
+	}
 	var joined Schema
 	for i, side := range [2]string{"left", "right"} {
 		src := j.LeftKey

@@ -3,6 +3,7 @@ package dataflow
 import (
 	"strings"
 	"testing"
+	"time"
 )
 
 const joinGens = "name: x\noperators:\n" +
@@ -134,5 +135,38 @@ func TestJoinUnknownOption(t *testing.T) {
 	_, err := ParseSpec([]byte(joinGens+"  - {name: j, type: join, left: a, right: b, left-key: key, right-key: key, windw: {tumbling: 1s}}\n"), nil)
 	if err == nil || !strings.Contains(err.Error(), `operator "j" (line 5) windw: line 5: unknown option for type join: want name, type, input, parallelism, inputs, left, right, left-key, right-key, window, between, ttl, fields`) {
 		t.Fatalf("got %v", err)
+	}
+}
+
+// TestJoinStateTTL: the job's state.ttl bounds a regular join that sets no ttl of its own; a
+// join's own ttl wins.
+func TestJoinStateTTL(t *testing.T) {
+	for _, tc := range []struct {
+		opts string
+		want int64
+	}{
+		{"", 3_600_000},
+		{", ttl: 1m", 60_000},
+	} {
+		spec := "name: x\noperators:\n" +
+			"  - {name: a, type: generator, count: 10}\n  - {name: b, type: generator, count: 10}\n" +
+			"  - {name: j, type: join, left: a, right: b, left-key: key, right-key: key" + tc.opts + "}\n" +
+			"  - {name: o, type: blackhole, input: j}\n"
+		s, err := ParseSpec([]byte(spec), nil)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if _, err := s.PlanWith(PlanOptions{DefaultParallelism: 1, StateTTL: time.Hour}); err != nil {
+			t.Fatal(err)
+		}
+		var j *JoinOptions
+		for _, o := range s.Operators {
+			if o.Name == "j" {
+				j = o.Options.(*JoinOptions)
+			}
+		}
+		if j.ttl != tc.want {
+			t.Errorf("join%s with state.ttl 1h: ttl %d ms, want %d", tc.opts, j.ttl, tc.want)
+		}
 	}
 }

@@ -7,6 +7,7 @@ import (
 	"regexp"
 	"slices"
 	"strings"
+	"time"
 
 	"github.com/sluice-dev/sluice/internal/state/keygroup"
 )
@@ -140,6 +141,9 @@ type PlanOptions struct {
 	// DefaultMaxParallelism. The JobManager and every TaskManager must plan with the same
 	// value, or keys would reach different subtasks.
 	MaxParallelism int
+	// StateTTL is the job's state.ttl: how long a regular join keeps a record when the join
+	// sets no ttl of its own; 0 keeps every record.
+	StateTTL time.Duration
 }
 
 // DefaultMaxParallelism is pipeline.max-parallelism's default, as registered in

@@ -241,6 +241,7 @@ func (jm *JobManager) planOptions(parallelism int, cfg *config.Config) dataflow.
 		DefaultParallelism: parallelism,
 		MaxExpressionCost:  jm.set.MaxExpressionCost,
 		MaxParallelism:     cfg.Int("pipeline.max-parallelism"),
+		StateTTL:           cfg.Duration("state.ttl"),
 	}
 }
 
@@ -374,6 +375,7 @@ func (jm *JobManager) startAttempt(j *job) {
 				ExpressionMaxCost: jm.set.MaxExpressionCost, MaxParallelism: int32(j.plan.MaxParallelism),
 				Checkpoints: ckptSettings, Restore: restoreSettings,
 				AutoWatermarkIntervalMs: j.cfg.Duration("pipeline.auto-watermark-interval").Milliseconds(),
+				StateTtlMs:              jm.jobConfig(j).Duration("state.ttl").Milliseconds(),
 			}
 			// The gate's channel layout, so the TaskManager numbers channels as the plan does
 			// and a two-input operator (a join) knows which input each channel feeds.

@@ -300,6 +300,7 @@ func planOptions(d *controlpb.TaskDeployment, csvHeader func(*dataflow.OperatorS
 	return dataflow.PlanOptions{
 		DefaultParallelism: int(d.DefaultParallelism), MaxExpressionCost: d.ExpressionMaxCost,
 		MaxParallelism: int(d.MaxParallelism), CSVHeader: csvHeader,
+		StateTTL: time.Duration(d.StateTtlMs) * time.Millisecond,
 	}
 }
 

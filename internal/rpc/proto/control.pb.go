@@ -1111,8 +1111,11 @@ type TaskDeployment struct {
 	Restore *RestoreSettings `protobuf:"bytes,36,opt,name=restore,proto3" json:"restore,omitempty"`
 	// pipeline.auto-watermark-interval in ms; 0: the default (200 ms).
 	AutoWatermarkIntervalMs int64 `protobuf:"varint,40,opt,name=auto_watermark_interval_ms,json=autoWatermarkIntervalMs,proto3" json:"auto_watermark_interval_ms,omitempty"`
-	unknownFields           protoimpl.UnknownFields
-	sizeCache               protoimpl.SizeCache
+	// The job's state.ttl in ms: a regular join without a ttl of its own keeps a record
+	// that long. 0: forever.
+	StateTtlMs    int64 `protobuf:"varint,41,opt,name=state_ttl_ms,json=stateTtlMs,proto3" json:"state_ttl_ms,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
 }
 
 func (x *TaskDeployment) Reset() {
@@ -1267,6 +1270,13 @@ func (x *TaskDeployment) GetRestore() *RestoreSettings {
 func (x *TaskDeployment) GetAutoWatermarkIntervalMs() int64 {
 	if x != nil {
 		return x.AutoWatermarkIntervalMs
+	}
+	return 0
+}
+
+func (x *TaskDeployment) GetStateTtlMs() int64 {
+	if x != nil {
+		return x.StateTtlMs
 	}
 	return 0
 }
@@ -2355,7 +2365,7 @@ const file_control_proto_rawDesc = "" +
 	"\x04edge\x18\x01 \x01(\x05R\x04edge\x12#\n" +
 	"\rtarget_vertex\x18\x02 \x01(\x05R\ftargetVertex\x12-\n" +
 	"\x12target_parallelism\x18\x03 \x01(\x05R\x11targetParallelism\x129\n" +
-	"\atargets\x18\x04 \x03(\v2\x1f.sluice.control.v1.OutputTargetR\atargets\"\xe7\a\n" +
+	"\atargets\x18\x04 \x03(\v2\x1f.sluice.control.v1.OutputTargetR\atargets\"\x89\b\n" +
 	"\x0eTaskDeployment\x12\x15\n" +
 	"\x06job_id\x18\x01 \x01(\tR\x05jobId\x12\x18\n" +
 	"\aattempt\x18\x02 \x01(\x05R\aattempt\x12\x16\n" +
@@ -2378,7 +2388,9 @@ const file_control_proto_rawDesc = "" +
 	"\x0fmax_parallelism\x18\" \x01(\x05R\x0emaxParallelism\x12G\n" +
 	"\vcheckpoints\x18# \x01(\v2%.sluice.control.v1.CheckpointSettingsR\vcheckpoints\x12<\n" +
 	"\arestore\x18$ \x01(\v2\".sluice.control.v1.RestoreSettingsR\arestore\x12;\n" +
-	"\x1aauto_watermark_interval_ms\x18( \x01(\x03R\x17autoWatermarkIntervalMs\x1a=\n" +
+	"\x1aauto_watermark_interval_ms\x18( \x01(\x03R\x17autoWatermarkIntervalMs\x12 \n" +
+	"\fstate_ttl_ms\x18) \x01(\x03R\n" +
+	"stateTtlMs\x1a=\n" +
 	"\x0fParametersEntry\x12\x10\n" +
 	"\x03key\x18\x01 \x01(\tR\x03key\x12\x14\n" +
 	"\x05value\x18\x02 \x01(\tR\x05value:\x028\x01\x1a8\n" +
