@@ -31,6 +31,9 @@ type Coordinator struct {
 	// Job is what every subtask is told of its job (its id names a file sink's files).
 	Job     dataflow.JobInfo
 	restore *checkpoint.Metadata
+	// finalDone: the final checkpoint (every subtask finished) completed; nothing more is
+	// triggered.
+	finalDone bool
 
 	mu        sync.Mutex
 	mail      map[[2]int]*dataflow.Mailbox
@@ -131,7 +134,9 @@ func (c *Coordinator) Trigger(typ event.SnapshotType) int64 {
 }
 
 func (c *Coordinator) triggerLocked(typ event.SnapshotType) int64 {
-	if c.pending != nil {
+	if c.pending != nil || c.finalDone {
+		// After the final checkpoint nothing is triggered: its notification ends the tasks,
+		// and a later checkpoint would leave their sinks a transaction nobody commits.
 		return 0
 	}
 	c.next++
@@ -260,6 +265,9 @@ func (c *Coordinator) complete(p *pendingCheckpoint) {
 		if md.Finished {
 			mb.Post(dataflow.Mail{Kind: dataflow.MailComplete, ID: p.info.ID, Final: true})
 		}
+	}
+	if md.Finished {
+		c.finalDone = true
 	}
 	c.signal()
 	c.maybeFinal()
