@@ -137,7 +137,7 @@ func TestBadEventTimeSpecsRefusedBySluiceRun(t *testing.T) {
 		{"join with one input", gen + "  - {name: j, type: join, left: g, left-key: key, right-key: key, window: {tumbling: 1s}}\n",
 			`operator "j" (line 4) right: missing required option: a join takes two inputs`},
 		{"timestamp field missing", "  - {name: g, type: generator, count: 10, timestamp: ts, watermark: {max-out-of-orderness: 1s}}\n",
-			`operator "g" (line 3) timestamp: no field "ts" in the records of this operator`},
+			`operator "g" (line 3) timestamp: unknown field "ts": input has fields id, key, value`},
 		// A float field is refused when the job is planned; a string one may hold RFC 3339
 		// times, so its values are checked as they come: the job fails on the first.
 		{"timestamp field not a time", "  - {name: g, type: generator, count: 10}\n  - {name: m, type: map, input: g, fields: {f: \"1.5\"}}\n  - {name: w, type: watermark, input: m, timestamp: f, watermark: {max-out-of-orderness: 0s}}\n",
