@@ -26,7 +26,7 @@ unit:
 	$(GO) test -race -count=1 -timeout 10m $(PKGS)
 
 integration:
-	$(GO) test -count=1 -timeout 15m ./test/...
+	$(GO) test -count=1 -timeout 25m ./test/...
 
 # Short fuzzing runs of the parsers that face the network and the job spec.
 fuzz:
