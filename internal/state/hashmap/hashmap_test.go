@@ -14,6 +14,7 @@ import (
 	"testing"
 
 	"github.com/sluice-dev/sluice/internal/state"
+	"github.com/sluice-dev/sluice/internal/state/statetest"
 )
 
 // TODO(keygroup): use keygroup.Of and keygroup.RangeOf once that package
@@ -111,71 +112,15 @@ func fill(t testing.TB, n int, backends ...*Backend) {
 	}
 }
 
-func check(t testing.TB, err error) {
-	t.Helper()
-	if err != nil {
-		t.Fatal(err)
-	}
-}
+// The snapshot helpers are the conformance suite's (internal/state/statetest).
+var (
+	check        = statetest.Check
+	takeSnapshot = statetest.TakeSnapshot
+	write        = statetest.Write
+	dump         = statetest.Dump
+)
 
-// written is a snapshot written to memory.
-type written struct {
-	name string
-	data []byte
-	h    *state.StreamHandle
-}
-
-func (w written) restore() state.Restore {
-	return state.Restore{Name: w.name, Handle: w.h, Open: func(context.Context) (io.ReadCloser, error) {
-		return io.NopCloser(bytes.NewReader(w.data)), nil
-	}}
-}
-
-func takeSnapshot(t testing.TB, b state.Backend, name string) written {
-	t.Helper()
-	s, err := b.Snapshot(state.SnapshotInfo{ID: 1})
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer s.Release()
-	return write(t, s, name)
-}
-
-func write(t testing.TB, s state.Snapshot, name string) written {
-	t.Helper()
-	var buf bytes.Buffer
-	h, err := s.Write(context.Background(), &buf)
-	if err != nil {
-		t.Fatal(err)
-	}
-	return written{name: name, data: buf.Bytes(), h: h}
-}
-
-// dump lists every entry of a written snapshot, one line each, sorted; a
-// list's value is shown as its elements.
-func dump(t testing.TB, w written) []string {
-	t.Helper()
-	sr, err := state.NewStreamReader(bytes.NewReader(w.data), w.name, w.h)
-	if err != nil {
-		t.Fatal(err)
-	}
-	var out []string
-	err = sr.ReadKeyGroups(w.h.KeyGroups, func(e *state.Entry) error {
-		v := fmt.Sprintf("%x", e.Value)
-		if e.State.Kind == state.KindList {
-			var els []string
-			_ = state.Elements(e.Value, func(el []byte) error { els = append(els, string(el)); return nil })
-			v = strings.Join(els, ",")
-		}
-		out = append(out, fmt.Sprintf("kg=%d %s key=%s ns=%s uk=%s v=%s", e.KeyGroup, e.State.Name, e.Key, e.Namespace, e.UserKey, v))
-		return nil
-	})
-	if err != nil {
-		t.Fatal(err)
-	}
-	slices.Sort(out)
-	return out
-}
+type written = statetest.Written
 
 func TestSnapshotRestoreRoundTrip(t *testing.T) {
 	all := state.KeyGroupRange{First: 0, Last: testMax - 1}
@@ -187,7 +132,7 @@ func TestSnapshotRestoreRoundTrip(t *testing.T) {
 		t.Fatalf("snapshot has %d entries, want %d", len(want), 500*6+250)
 	}
 
-	r := newTestBackend(t, all, []state.Restore{w.restore()})
+	r := newTestBackend(t, all, []state.Restore{w.Restore()})
 	if got := dump(t, takeSnapshot(t, r, "again")); !slices.Equal(got, want) {
 		t.Fatalf("restored state differs:\n got %d entries %.300v\nwant %d entries %.300v", len(got), got, len(want), want)
 	}
@@ -222,7 +167,7 @@ func TestRescale(t *testing.T) {
 	var whole []string
 	for i, b := range old {
 		w := takeSnapshot(t, b, fmt.Sprintf("chk-1/2-%d-keyed", i))
-		handles = append(handles, w.restore())
+		handles = append(handles, w.Restore())
 		whole = append(whole, dump(t, w)...)
 	}
 	slices.Sort(whole)
@@ -283,7 +228,7 @@ func TestSnapshotIsPointInTime(t *testing.T) {
 	wg.Go(func() {
 		var buf bytes.Buffer
 		h, err := snap.Write(context.Background(), &buf)
-		got, werr = written{name: "concurrent", data: buf.Bytes(), h: h}, err
+		got, werr = written{Name: "concurrent", Data: buf.Bytes(), H: h}, err
 	})
 	for round := range 3 {
 		for k := range 2500 {
@@ -381,7 +326,7 @@ func TestRestoreRefuses(t *testing.T) {
 		}
 		h, err := sw.Finish()
 		check(t, err)
-		return written{name: "chk-3/1-0-keyed", data: buf.Bytes(), h: h}
+		return written{Name: "chk-3/1-0-keyed", Data: buf.Bytes(), H: h}
 	}
 	value := []state.StateInfo{{ID: 1, Name: "acc", Kind: state.KindValue}}
 	list := []state.StateInfo{{ID: 1, Name: "acc", Kind: state.KindList}}
@@ -391,12 +336,12 @@ func TestRestoreRefuses(t *testing.T) {
 		restore []state.Restore
 		want    string
 	}{
-		{"duplicate value", []state.Restore{stream(value, [4]string{"k", "", "", "1"}, [4]string{"k", "", "", "2"}).restore()}, "duplicate entry"},
-		{"duplicate map entry", []state.Restore{stream(mapped, [4]string{"k", "", "u", "1"}, [4]string{"k", "", "u", "2"}).restore()}, "duplicate entry"},
-		{"duplicate across files", []state.Restore{stream(value, [4]string{"k", "", "", "1"}).restore(), stream(value, [4]string{"k", "", "", "1"}).restore()}, "duplicate entry"},
-		{"key in the wrong key group", []state.Restore{stream(value, [4]string{"k", "", "", "wrong group"}).restore()}, "is filed under key group"},
-		{"malformed list", []state.Restore{stream(list, [4]string{"k", "", "", "\x05ab"}).restore()}, "malformed list"},
-		{"kinds differ between files", []state.Restore{stream(value).restore(), stream(list).restore()}, `state "acc" is list state there but value state in another file`},
+		{"duplicate value", []state.Restore{stream(value, [4]string{"k", "", "", "1"}, [4]string{"k", "", "", "2"}).Restore()}, "duplicate entry"},
+		{"duplicate map entry", []state.Restore{stream(mapped, [4]string{"k", "", "u", "1"}, [4]string{"k", "", "u", "2"}).Restore()}, "duplicate entry"},
+		{"duplicate across files", []state.Restore{stream(value, [4]string{"k", "", "", "1"}).Restore(), stream(value, [4]string{"k", "", "", "1"}).Restore()}, "duplicate entry"},
+		{"key in the wrong key group", []state.Restore{stream(value, [4]string{"k", "", "", "wrong group"}).Restore()}, "is filed under key group"},
+		{"malformed list", []state.Restore{stream(list, [4]string{"k", "", "", "\x05ab"}).Restore()}, "malformed list"},
+		{"kinds differ between files", []state.Restore{stream(value).Restore(), stream(list).Restore()}, `state "acc" is list state there but value state in another file`},
 		{"open fails", []state.Restore{{Name: "chk-3/1-0-keyed", Handle: &state.StreamHandle{}, Open: func(context.Context) (io.ReadCloser, error) {
 			return nil, errors.New("authentication failed")
 		}}}, "open keyed state file chk-3/1-0-keyed: authentication failed"},
@@ -411,7 +356,7 @@ func TestRestoreRefuses(t *testing.T) {
 		})
 	}
 	// A restored state keeps its kind.
-	b := newTestBackend(t, all, []state.Restore{stream(value, [4]string{"k", "", "", "\x02"}).restore()})
+	b := newTestBackend(t, all, []state.Restore{stream(value, [4]string{"k", "", "", "\x02"}).Restore()})
 	if _, err := state.NewMap(b, "acc", state.StringCodec, state.StringCodec); err == nil || !strings.Contains(err.Error(), `state "acc" was restored as value state and cannot be registered as map state`) {
 		t.Errorf("restored value registered as a map: %v", err)
 	}
@@ -431,7 +376,7 @@ func TestUnregisteredStateSurvivesSnapshots(t *testing.T) {
 	b := newTestBackend(t, all, nil)
 	fill(t, 10, b)
 	w := takeSnapshot(t, b, "one")
-	r := newTestBackend(t, all, []state.Restore{w.restore()})
+	r := newTestBackend(t, all, []state.Restore{w.Restore()})
 	if got := dump(t, takeSnapshot(t, r, "two")); !slices.Equal(got, dump(t, w)) {
 		t.Error("a restored, unregistered state was dropped")
 	}
