@@ -98,7 +98,7 @@ type JobInfo struct {
 // Operators whose Shape says KeyedInput get a keyed state backend (KeyedState), scoped by the
 // task to the key of the element being processed (CurrentKey); any operator may keep list
 // states (ListState), snapshotted at every barrier, and every operator reads the clocks through
-// Timers (keyed TimerHandlers also register timers there). Credentials are not here yet.
+// Timers (keyed TimerHandlers also register timers there).
 type RuntimeContext struct {
 	Job         JobInfo
 	Operator    string
@@ -121,7 +121,8 @@ type RuntimeContext struct {
 	Restored int64
 	// Credentials is how a connector obtains credentials for the service it reaches (a
 	// Kerberos login context, a delegation token) from its TaskManager, without caring where
-	// they come from; nil until the connectors and delegation tokens provide them.
+	// they come from (package credentials: the answer is a *credentials.Token or a
+	// *credentials.Kerberos). Nil where the task holds none (RunLocal without a cluster).
 	Credentials Credentials
 
 	lists  *operatorLists          // list states (ListState)

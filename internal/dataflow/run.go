@@ -45,6 +45,9 @@ type TaskIO struct {
 	// Checkpoints makes the task take part in checkpoints and savepoints, and restore; nil:
 	// it never snapshots, and a barrier or trigger reaching it fails it.
 	Checkpoints *TaskCheckpointing
+	// Credentials answers connectors' requests for the credentials of the services they reach
+	// (package credentials); nil: the task holds none.
+	Credentials Credentials
 }
 
 // InputGate delivers the elements of all input channels of a subtask: records, events

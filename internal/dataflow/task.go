@@ -175,7 +175,7 @@ func (p *Plan) newTask(ctx context.Context, v *Vertex, subtask int, tio TaskIO, 
 			next = &timedOutput{t: t, g: g, next: next}
 		}
 		rc := &RuntimeContext{Job: job, Operator: l.name, Subtask: subtask, Parallelism: v.Parallelism, MaxParallelism: p.MaxParallelism,
-			Output: next, Metrics: t.metrics, Files: tio.Files, Stdout: stdout, ctx: ctx,
+			Output: next, Metrics: t.metrics, Files: tio.Files, Stdout: stdout, ctx: ctx, Credentials: tio.Credentials,
 			Logger: logger.With("job", job.ID, "job-name", job.Name, "attempt", job.Attempt, "operator", l.name, "subtask", subtask),
 			timers: &timerService{t: t, link: i}}
 		rc.side = func(tag string) Output { return out.side(l.name, tag) }

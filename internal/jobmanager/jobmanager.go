@@ -214,7 +214,7 @@ func (jm *JobManager) Run(parent context.Context) error {
 	// Its watchers and the audit log's closer end with ctx, which any
 	// return below cancels.
 	rsec.run(ctx, jm.spawn)
-	krb, err := newKerberosLogin(ctx, cfg, jm.log)
+	krb, err := kerberos.Start(ctx, cfg, jm.log)
 	if err != nil {
 		return err
 	}

@@ -6,6 +6,7 @@ import (
 
 	"github.com/sluice-dev/sluice/internal/config"
 	"github.com/sluice-dev/sluice/internal/security/internaltls"
+	"github.com/sluice-dev/sluice/internal/security/kerberos"
 )
 
 // Validate runs what a JobManager's start-up runs on cfg before it binds
@@ -38,7 +39,7 @@ func Validate(ctx context.Context, cfg *config.Config, log *slog.Logger) error {
 	if rsec.audit != nil {
 		rsec.audit.Close()
 	}
-	if _, err := newKerberosLogin(ctx, cfg, log); err != nil {
+	if _, err := kerberos.Start(ctx, cfg, log); err != nil {
 		return err
 	}
 	return nil

@@ -187,6 +187,7 @@ func (tm *TaskManager) runTask(jr *jobRun, t *runningTask, d *controlpb.TaskDepl
 	io.Files = jr.files
 	io.Job = dataflow.JobInfo{ID: d.JobId, Name: jr.plan.Name, Attempt: int(d.Attempt)}
 	io.Logger = tm.log
+	io.Credentials = tm.credentialsFor(d.JobId)
 	io.Mailbox = t.mail
 	io.State, io.StateDir = tm.stateFactory(d.Checkpoints), filepath.Join(tm.workDir, "state")
 	if cs := d.Checkpoints; cs != nil {

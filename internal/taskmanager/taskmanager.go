@@ -24,6 +24,7 @@ import (
 	"github.com/sluice-dev/sluice/internal/config"
 	"github.com/sluice-dev/sluice/internal/network"
 	controlpb "github.com/sluice-dev/sluice/internal/rpc/proto"
+	"github.com/sluice-dev/sluice/internal/security/kerberos"
 	"github.com/sluice-dev/sluice/internal/security/sealed"
 	"github.com/sluice-dev/sluice/internal/transport"
 )
@@ -83,8 +84,12 @@ type TaskManager struct {
 	// rocksdbOnce: the TaskManager says once that rocksdb runs as pebble.
 	rocksdbOnce sync.Once
 	ready       chan struct{}
-	ctx         context.Context
-	wg          sync.WaitGroup
+	// krb is the TaskManager's own Kerberos login (security.kerberos.login.*), nil when not
+	// configured: connectors on this TaskManager get its login contexts' clients through
+	// credentials (credentials.go).
+	krb *kerberos.Login
+	ctx context.Context
+	wg  sync.WaitGroup
 }
 
 type attemptKey struct {
@@ -159,6 +164,20 @@ func (tm *TaskManager) Run(ctx context.Context) error {
 	ctx, cancel := context.WithCancel(ctx)
 	defer cancel()
 	tm.ctx = ctx
+	// Logged in before any port is bound: a TaskManager whose connectors cannot reach their
+	// Kerberos-secured systems says so at start-up, not at its first task.
+	krb, err := kerberos.Start(ctx, tm.cfg, tm.log)
+	if err != nil {
+		return err
+	}
+	tm.krb = krb
+	if krb != nil {
+		tm.wg.Add(1)
+		go func() {
+			defer tm.wg.Done()
+			krb.Run(ctx)
+		}()
+	}
 	bind := tm.set.BindHost
 	if bind == "0.0.0.0" || bind == "*" {
 		bind = ""

@@ -1,10 +1,12 @@
 package taskmanager
 
 import (
+	"context"
 	"log/slog"
 
 	"github.com/sluice-dev/sluice/internal/config"
 	"github.com/sluice-dev/sluice/internal/security/internaltls"
+	"github.com/sluice-dev/sluice/internal/security/kerberos"
 	"github.com/sluice-dev/sluice/internal/security/sealed"
 )
 
@@ -14,7 +16,8 @@ import (
 // identity (internaltls.SetupTaskManager's checks; tmID and joinToken are
 // the --id and --join-token flags, "" when not given) and the security of
 // the metrics endpoint (newMetricsSecurity, which Run calls), and the
-// checkpoint key (LoadCheckpointKey, which New calls). It binds
+// checkpoint key (LoadCheckpointKey, which New calls), and the Kerberos login (kerberos.Start,
+// which Run calls). It binds
 // nothing and leaves nothing running.
 //
 // `sluice security check` calls it, so the check refuses exactly what
@@ -26,7 +29,10 @@ func Validate(cfg *config.Config, tmID, joinToken string) error {
 	if err := internaltls.ValidateTaskManager(cfg, tmID, joinToken); err != nil {
 		return err
 	}
-	_, err := newMetricsSecurity(cfg, SettingsFromConfig(cfg).Metrics, slog.New(slog.DiscardHandler))
+	if _, err := newMetricsSecurity(cfg, SettingsFromConfig(cfg).Metrics, slog.New(slog.DiscardHandler)); err != nil {
+		return err
+	}
+	_, err := kerberos.Start(context.Background(), cfg, slog.New(slog.DiscardHandler))
 	return err
 }
 
