@@ -275,7 +275,7 @@ func jobDetail(j *job, now time.Time) restapi.JobDetails {
 		d.StatusCounts[status]++
 		d.Vertices = append(d.Vertices, restapi.JobVertex{
 			ID: vertexID(j.id, v.ID), Name: v.Name, Parallelism: v.Parallelism, MaxParallelism: j.plan.MaxParallelism,
-			Operators: v.Operators, Status: status, StartTime: ms(start), EndTime: ms(end),
+			Operators: v.Operators, Status: status, SlotSharingGroupID: slotSharingGroupID(j.id), StartTime: ms(start), EndTime: ms(end),
 			Duration: durationMS(start, end), Tasks: states, Metrics: m.io(j.state.Terminal()),
 		})
 	}

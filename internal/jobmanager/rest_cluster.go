@@ -70,8 +70,14 @@ func tmInfo(tm *taskManager, now time.Time) restapi.TaskManagerInfo {
 		SlotsNumber: tm.slots, FreeSlots: tm.free, DataAddress: tm.dataAddr, MetricsAddress: tm.metricsAddr,
 		Hostname: tm.hostname, Registered: ms(tm.registered), BytesSent: tm.bytesSent, BytesReceived: tm.bytesRecv,
 	}
+	info.TotalResource.ExtendedResources, info.FreeResource.ExtendedResources = map[string]any{}, map[string]any{}
 	if p := tm.process; p != nil {
 		info.Hardware = restapi.Hardware{CPUCores: int(p.CpuCores), PhysicalMemory: p.PhysicalMemory, FreeMemory: p.FreeMemory}
+		info.TotalResource.CPUCores = float64(p.CpuCores)
+		if tm.slots > 0 {
+			info.FreeResource.CPUCores = float64(p.CpuCores) * float64(tm.free) / float64(tm.slots)
+		}
+		info.MemoryConfiguration.TotalProcessMemory = p.HeapMax
 	}
 	return info
 }

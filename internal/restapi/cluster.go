@@ -3,17 +3,21 @@ package restapi
 // Overview is GET /overview (Flink's ClusterOverviewWithVersion, and
 // sluice's own fields).
 type Overview struct {
-	TaskManagers   int    `json:"taskmanagers"`
-	SlotsTotal     int    `json:"slots-total"`
-	SlotsAvailable int    `json:"slots-available"`
-	JobsRunning    int    `json:"jobs-running"`
-	JobsFinished   int    `json:"jobs-finished"`
-	JobsCancelled  int    `json:"jobs-cancelled"`
-	JobsFailed     int    `json:"jobs-failed"`
-	FlinkVersion   string `json:"flink-version"`
-	FlinkCommit    string `json:"flink-commit"`
-	SluiceVersion  string `json:"sluice-version"`
-	ClusterID      string `json:"cluster-id"`
+	TaskManagers   int `json:"taskmanagers"`
+	SlotsTotal     int `json:"slots-total"`
+	SlotsAvailable int `json:"slots-available"`
+	JobsRunning    int `json:"jobs-running"`
+	JobsFinished   int `json:"jobs-finished"`
+	JobsCancelled  int `json:"jobs-cancelled"`
+	JobsFailed     int `json:"jobs-failed"`
+	// TaskManagersBlocked and SlotsFreeAndBlocked are Flink's; sluice blocks
+	// no TaskManager, so they are 0.
+	TaskManagersBlocked int    `json:"taskmanagers-blocked"`
+	SlotsFreeAndBlocked int    `json:"slots-free-and-blocked"`
+	FlinkVersion        string `json:"flink-version"`
+	FlinkCommit         string `json:"flink-commit"`
+	SluiceVersion       string `json:"sluice-version"`
+	ClusterID           string `json:"cluster-id"`
 	// Kerberos is the JobManager's Kerberos login, when it has one.
 	Kerberos any `json:"kerberos,omitempty"`
 }
@@ -60,6 +64,14 @@ type TaskManagerInfo struct {
 	FreeSlots              int      `json:"freeSlots"`
 	Hardware               Hardware `json:"hardware"`
 	Blocked                bool     `json:"blocked"`
+	// TotalResource and FreeResource are the TaskManager's slots as Flink's
+	// resource profiles: sluice budgets no memory per slot, so only
+	// cpuCores (the machine's, shared by the slots) is filled in.
+	TotalResource ResourceProfile `json:"totalResource"`
+	FreeResource  ResourceProfile `json:"freeResource"`
+	// MemoryConfiguration is Flink's memory model, which a Go process does
+	// not have: TotalProcessMemory is the Go memory limit, 0 without one.
+	MemoryConfiguration MemoryConfiguration `json:"memoryConfiguration"`
 
 	DataAddress    string `json:"dataAddress"`
 	MetricsAddress string `json:"metricsAddress"`
@@ -67,6 +79,30 @@ type TaskManagerInfo struct {
 	Registered     int64  `json:"registered"`
 	BytesSent      int64  `json:"bytesSent"`
 	BytesReceived  int64  `json:"bytesReceived"`
+}
+
+// ResourceProfile is Flink's ResourceProfileInfo.
+type ResourceProfile struct {
+	CPUCores          float64        `json:"cpuCores"`
+	TaskHeapMemory    int64          `json:"taskHeapMemory"`
+	TaskOffHeapMemory int64          `json:"taskOffHeapMemory"`
+	ManagedMemory     int64          `json:"managedMemory"`
+	NetworkMemory     int64          `json:"networkMemory"`
+	ExtendedResources map[string]any `json:"extendedResources"`
+}
+
+// MemoryConfiguration is Flink's TaskExecutorMemoryConfiguration.
+type MemoryConfiguration struct {
+	FrameworkHeap      int64 `json:"frameworkHeap"`
+	TaskHeap           int64 `json:"taskHeap"`
+	FrameworkOffHeap   int64 `json:"frameworkOffHeap"`
+	TaskOffHeap        int64 `json:"taskOffHeap"`
+	NetworkMemory      int64 `json:"networkMemory"`
+	ManagedMemory      int64 `json:"managedMemory"`
+	JVMMetaspace       int64 `json:"jvmMetaspace"`
+	JVMOverhead        int64 `json:"jvmOverhead"`
+	TotalFlinkMemory   int64 `json:"totalFlinkMemory"`
+	TotalProcessMemory int64 `json:"totalProcessMemory"`
 }
 
 // TaskManagers is GET /taskmanagers.
