@@ -123,9 +123,7 @@ func (rs *restServer) overview(w http.ResponseWriter, r *http.Request) {
 	o.JobsFinished = counts[Finished]
 	o.JobsCancelled = counts[Canceled]
 	o.JobsFailed = counts[Failed]
-	if k := jm.kerberosOverview(); k != nil {
-		o.Kerberos = k
-	}
+	o.Kerberos = jm.kerberosOverview()
 	writeJSON(w, http.StatusOK, o)
 }
 
@@ -316,7 +314,7 @@ func (rs *restServer) jobPatch(w http.ResponseWriter, r *http.Request) {
 	case err != nil:
 		writeError(w, http.StatusInternalServerError, "%v", err)
 	default:
-		writeJSON(w, http.StatusAccepted, map[string]any{})
+		writeJSON(w, http.StatusAccepted, struct{}{})
 	}
 }
 

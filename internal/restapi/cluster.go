@@ -19,7 +19,7 @@ type Overview struct {
 	SluiceVersion       string `json:"sluice-version"`
 	ClusterID           string `json:"cluster-id"`
 	// Kerberos is the JobManager's Kerberos login, when it has one.
-	Kerberos any `json:"kerberos,omitempty"`
+	Kerberos *KerberosStatus `json:"kerberos,omitempty"`
 }
 
 // Features are the dashboard features of GET /config.
@@ -198,4 +198,15 @@ type Identity struct {
 	Method string `json:"method"`
 	// Listener names the REST listener that authenticated the caller.
 	Listener string `json:"listener,omitempty"`
+}
+
+// KerberosStatus is the "kerberos" of GET /overview: when the cluster's
+// Kerberos credentials stop working.
+type KerberosStatus struct {
+	Principal        string `json:"principal"`
+	Source           string `json:"source"`
+	Expires          int64  `json:"expires"`
+	ExpiresInSeconds int64  `json:"expires-in-seconds"`
+	Relogins         int64  `json:"relogins"`
+	RenewTill        int64  `json:"renew-till,omitempty"`
 }

@@ -284,3 +284,27 @@ type StopRequest struct {
 	TargetDirectory string `json:"targetDirectory,omitempty"`
 	Drain           bool   `json:"drain"`
 }
+
+// CheckpointConfig is GET /jobs/{id}/checkpoints/config (Flink's
+// CheckpointConfigInfo, and sluice's own incremental and sealing).
+type CheckpointConfig struct {
+	Mode                        string          `json:"mode"`
+	Interval                    int64           `json:"interval"` // ms; Long.MAX_VALUE when disabled, as Flink
+	Timeout                     int64           `json:"timeout"`
+	MinPause                    int64           `json:"min_pause"`
+	MaxConcurrent               int             `json:"max_concurrent"`
+	Externalization             Externalization `json:"externalization"`
+	StateBackend                string          `json:"state_backend"`
+	CheckpointStorage           string          `json:"checkpoint_storage"`
+	UnalignedCheckpoints        bool            `json:"unaligned_checkpoints"`
+	TolerableFailedCheckpoints  int             `json:"tolerable_failed_checkpoints"`
+	CheckpointsAfterTasksFinish bool            `json:"checkpoints_after_tasks_finish"`
+	Incremental                 bool            `json:"incremental"`
+	Sealing                     string          `json:"sealing"`
+}
+
+// Externalization says whether checkpoints are kept on cancellation.
+type Externalization struct {
+	Enabled              bool `json:"enabled"`
+	DeleteOnCancellation bool `json:"delete_on_cancellation"`
+}
