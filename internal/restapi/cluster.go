@@ -111,8 +111,9 @@ type TaskManagers struct {
 }
 
 // TaskManagerMetrics are the memory figures of GET /taskmanagers/{id}, in
-// Flink's names; a Go process has a heap and no JVM direct or mapped
-// buffers, so those are 0.
+// Flink's names. A Go process has a heap and no JVM direct or mapped
+// buffers, and sluice's data exchange gives each channel its own buffers
+// instead of drawing them from a shuffle memory pool: those figures are 0.
 type TaskManagerMetrics struct {
 	HeapUsed                            int64              `json:"heapUsed"`
 	HeapCommitted                       int64              `json:"heapCommitted"`
