@@ -69,7 +69,7 @@ func (f Files) Open() (*os.File, error) {
 	}
 	file, err := os.OpenFile(base, os.O_CREATE|os.O_WRONLY|os.O_APPEND|os.O_EXCL|syscall.O_NOFOLLOW, 0o600)
 	if err != nil {
-		return nil, fmt.Errorf("log file (env.log.dir): %w", err)
+		return nil, fmt.Errorf("open log file %s (env.log.dir): %w: make the directory writable by this process's user, or set env.log.dir to another one", base, err)
 	}
 	return file, nil
 }
