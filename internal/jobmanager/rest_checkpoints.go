@@ -9,6 +9,7 @@ import (
 
 	"github.com/sluice-dev/sluice/internal/checkpoint"
 	"github.com/sluice-dev/sluice/internal/dataflow/event"
+	"github.com/sluice-dev/sluice/internal/restapi"
 	"github.com/sluice-dev/sluice/internal/security/authz"
 )
 
@@ -56,16 +57,16 @@ func (rs *restServer) checkpointConfig(w http.ResponseWriter, r *http.Request) {
 	if !set.Enabled() {
 		interval = 0x7fffffffffffffff // Flink's "disabled": Long.MAX_VALUE
 	}
-	writeJSON(w, http.StatusOK, map[string]any{
-		"mode":     strings.ToLower(set.Mode),
-		"interval": interval, "timeout": set.Timeout.Milliseconds(), "min_pause": set.MinPause.Milliseconds(),
-		"max_concurrent": 1,
-		"externalization": map[string]any{
-			"enabled": set.Dir != "", "delete_on_cancellation": set.Retention != RetainOnCancellation,
+	writeJSON(w, http.StatusOK, restapi.CheckpointConfig{
+		Mode:     strings.ToLower(set.Mode),
+		Interval: interval, Timeout: set.Timeout.Milliseconds(), MinPause: set.MinPause.Milliseconds(),
+		MaxConcurrent: 1,
+		Externalization: restapi.Externalization{
+			Enabled: set.Dir != "", DeleteOnCancellation: set.Retention != RetainOnCancellation,
 		},
-		"state_backend": set.Backend, "checkpoint_storage": storage, "unaligned_checkpoints": false,
-		"tolerable_failed_checkpoints": set.TolerableFailures, "checkpoints_after_tasks_finish": true,
-		"incremental": set.Incremental, "sealing": sealing,
+		StateBackend: set.Backend, CheckpointStorage: storage, UnalignedCheckpoints: false,
+		TolerableFailedCheckpoints: set.TolerableFailures, CheckpointsAfterTasksFinish: true,
+		Incremental: set.Incremental, Sealing: sealing,
 	})
 }
 
@@ -165,7 +166,7 @@ func (rs *restServer) savepoint(w http.ResponseWriter, r *http.Request, stop boo
 		return
 	}
 	rs.jm.log.Info("savepoint requested", "job", j.id, "request-id", id, "target", target, "type", req.Type.String(), "cancel", req.Cancel)
-	writeJSON(w, http.StatusAccepted, map[string]string{"request-id": id})
+	writeJSON(w, http.StatusAccepted, restapi.SavepointTriggered{RequestID: id})
 }
 
 // savepointStatus is GET /jobs/{id}/savepoints/{triggerid}.
@@ -180,12 +181,12 @@ func (rs *restServer) savepointStatus(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	if !op.Done {
-		writeJSON(w, http.StatusOK, map[string]any{"status": map[string]string{"id": "IN_PROGRESS"}})
+		writeJSON(w, http.StatusOK, restapi.SavepointStatus{Status: restapi.QueueStatus{ID: restapi.InProgress}})
 		return
 	}
-	operation := map[string]any{"location": op.Location}
+	operation := &restapi.SavepointOperation{Location: op.Location}
 	if op.Failure != "" {
-		operation = map[string]any{"failure-cause": map[string]string{"class": "sluice.SavepointFailure", "message": op.Failure}}
+		operation = &restapi.SavepointOperation{FailureCause: &restapi.FailureCause{Class: "sluice.SavepointFailure", Message: op.Failure}}
 	}
-	writeJSON(w, http.StatusOK, map[string]any{"status": map[string]string{"id": "COMPLETED"}, "operation": operation})
+	writeJSON(w, http.StatusOK, restapi.SavepointStatus{Status: restapi.QueueStatus{ID: restapi.Completed}, Operation: operation})
 }
