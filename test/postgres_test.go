@@ -275,6 +275,7 @@ func TestPostgresDataLevel(t *testing.T) {
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			out, stderr, code := e.run(t, pgJob("pg-"+strings.ReplaceAll(tc.name, " ", "-"), 5, "    url: "+url+tc.pw+"\n    table: "+tc.table+"\n"), "--detached")
+			t.Logf("exit %d: %s %s", code, out, stderr)
 			if tc.refused == "" {
 				if code != 0 {
 					t.Fatalf("a granted submission was refused: %s %s", out, stderr)
