@@ -21,15 +21,15 @@ var connParams = []string{
 // group would make a TaskManager read its own files (its OS user's ~/.pgpass, service files)
 // on behalf of a job, outside the job's authorized files.
 var refusedParams = map[string]string{
-	"passfile":    "a password file of the TaskManager's OS user is not the job's: give password=file:PATH (a file the job is authorized to read)",
-	"service":     "service files are the TaskManager's, not the job's: write the parameters into url",
-	"servicefile": "service files are the TaskManager's, not the job's: write the parameters into url",
-	"sslpassword": "encrypted client keys are not supported: give an unencrypted sslkey the job is authorized to read",
-	"hostaddr":    "not supported: give host (a name or an address)",
-	"sslcrl":      "not supported",
-	"sslcrldir":   "not supported",
-	"requirepeer": "not supported (Unix sockets only)",
-	"replication": "a sink writes rows, not replication",
+	"passfile":      "a password file of the TaskManager's OS user is not the job's: give password=file:PATH (a file the job is authorized to read)",
+	"service":       "service files are the TaskManager's, not the job's: write the parameters into url",
+	"servicefile":   "service files are the TaskManager's, not the job's: write the parameters into url",
+	"sslpassword":   "encrypted client keys are not supported: give an unencrypted sslkey the job is authorized to read",
+	"hostaddr":      "not supported: give host (a name or an address)",
+	"sslcrl":        "not supported",
+	"sslcrldir":     "not supported",
+	"requirepeer":   "not supported (Unix sockets only)",
+	"replication":   "a sink writes rows, not replication",
 	"gssdelegation": "credentials are never delegated to the server",
 }
 
@@ -174,7 +174,7 @@ func parseKeywordValue(s string) (map[string]string, error) {
 		}
 		key := strings.TrimRight(s[:eq], space)
 		if key == "" || strings.ContainsAny(key, space) {
-			return nil, fmt.Errorf(`missing "=" after %q`, strings.Fields(key+" ")[0])
+			return nil, fmt.Errorf(`missing "=" after %q`, strings.Fields(key + " ")[0])
 		}
 		s = strings.TrimLeft(s[eq+1:], space)
 		var val strings.Builder
