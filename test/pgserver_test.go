@@ -4,6 +4,7 @@ import (
 	"context"
 	"encoding/pem"
 	"fmt"
+	"net"
 	"os"
 	"os/exec"
 	"os/user"
@@ -37,7 +38,7 @@ type pgOptions struct {
 }
 
 // startPostgres initdbs and starts a server; it is stopped at cleanup.
-func startPostgres(t *testing.T, o pgOptions) *pgServer {
+func startPostgres(t testing.TB, o pgOptions) *pgServer {
 	t.Helper()
 	for _, p := range []string{"initdb", "postgres", "psql"} {
 		if _, err := os.Stat(filepath.Join(pgBinDir, p)); err != nil {
@@ -50,7 +51,7 @@ func startPostgres(t *testing.T, o pgOptions) *pgServer {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { os.RemoveAll(dir) })
-	s := &pgServer{dir: dir, port: freePort(t)}
+	s := &pgServer{dir: dir, port: pgFreePort(t)}
 	var uid, gid int
 	if os.Geteuid() == 0 { // initdb and postgres refuse to run as root
 		u, err := user.Lookup("postgres")
@@ -169,8 +170,19 @@ func startPostgres(t *testing.T, o pgOptions) *pgServer {
 	return s
 }
 
+// pgFreePort is a free loopback port (freePort for benchmarks as well as tests).
+func pgFreePort(t testing.TB) int {
+	t.Helper()
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer l.Close()
+	return l.Addr().(*net.TCPAddr).Port
+}
+
 // chown gives path to the server's OS user, when it is not the test's.
-func (s *pgServer) chown(t *testing.T, path string) {
+func (s *pgServer) chown(t testing.TB, path string) {
 	t.Helper()
 	if s.cred == nil {
 		return
@@ -180,7 +192,7 @@ func (s *pgServer) chown(t *testing.T, path string) {
 	}
 }
 
-func (s *pgServer) run(t *testing.T, bin string, args ...string) {
+func (s *pgServer) run(t testing.TB, bin string, args ...string) {
 	t.Helper()
 	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
 	defer cancel()
@@ -207,7 +219,7 @@ func (s *pgServer) query(db, sql string) (string, error) {
 }
 
 // mustQuery is query that fails the test on an error.
-func (s *pgServer) mustQuery(t *testing.T, db, sql string) string {
+func (s *pgServer) mustQuery(t testing.TB, db, sql string) string {
 	t.Helper()
 	out, err := s.query(db, sql)
 	if err != nil {
@@ -216,12 +228,12 @@ func (s *pgServer) mustQuery(t *testing.T, db, sql string) string {
 	return out
 }
 
-// psqlCopy runs psql's \copy of a local file into table as user (the benchmark's limit).
+// psqlCopy runs psql's \copy of a local CSV file into table (the benchmark's limit).
 func (s *pgServer) psqlCopy(db, table, file string) error {
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Minute)
 	defer cancel()
 	cmd := exec.CommandContext(ctx, filepath.Join(pgBinDir, "psql"), "-X", "-q", "-v", "ON_ERROR_STOP=1",
-		"-h", s.dir, "-p", strconv.Itoa(s.port), "-U", "postgres", "-d", db, "-c", `\copy `+table+` FROM '`+file+`'`)
+		"-h", s.dir, "-p", strconv.Itoa(s.port), "-U", "postgres", "-d", db, "-c", `\copy `+table+` FROM '`+file+`' WITH (FORMAT csv)`)
 	inOwnGroup(cmd)
 	if out, err := cmd.CombinedOutput(); err != nil {
 		return fmt.Errorf("psql \\copy: %v: %s", err, out)
