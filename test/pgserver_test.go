@@ -228,12 +228,13 @@ func (s *pgServer) mustQuery(t testing.TB, db, sql string) string {
 	return out
 }
 
-// psqlCopy runs psql's \copy of a local CSV file into table (the benchmark's limit).
+// psqlCopy runs psql's \copy of a local CSV file with a header line into table (the
+// benchmark's limit).
 func (s *pgServer) psqlCopy(db, table, file string) error {
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Minute)
 	defer cancel()
 	cmd := exec.CommandContext(ctx, filepath.Join(pgBinDir, "psql"), "-X", "-q", "-v", "ON_ERROR_STOP=1",
-		"-h", s.dir, "-p", strconv.Itoa(s.port), "-U", "postgres", "-d", db, "-c", `\copy `+table+` FROM '`+file+`' WITH (FORMAT csv)`)
+		"-h", s.dir, "-p", strconv.Itoa(s.port), "-U", "postgres", "-d", db, "-c", `\copy `+table+` FROM '`+file+`' WITH (FORMAT csv, HEADER true)`)
 	inOwnGroup(cmd)
 	if out, err := cmd.CombinedOutput(); err != nil {
 		return fmt.Errorf("psql \\copy: %v: %s", err, out)
