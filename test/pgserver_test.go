@@ -14,6 +14,8 @@ import (
 	"syscall"
 	"testing"
 	"time"
+
+	"github.com/jackc/pgx/v5/pgconn"
 )
 
 // pgBinDir holds Debian's PostgreSQL server programs (make deps installs postgresql-15).
@@ -216,6 +218,33 @@ func (s *pgServer) query(db, sql string) (string, error) {
 		return string(out), fmt.Errorf("psql %q: %v: %s", sql, err, out)
 	}
 	return strings.TrimSpace(string(out)), nil
+}
+
+// waitPrepared polls pg_prepared_xacts of db over one connection until it holds a
+// transaction, and returns their gids.
+func (s *pgServer) waitPrepared(t testing.TB, db string) []string {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
+	defer cancel()
+	conn, err := pgconn.Connect(ctx, fmt.Sprintf("host=%s port=%d user=postgres dbname=%s sslmode=disable", s.dir, s.port, db))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer conn.Close(context.Background())
+	for {
+		res := conn.ExecParams(ctx, "SELECT gid FROM pg_prepared_xacts", nil, nil, nil, nil).Read()
+		if res.Err != nil {
+			t.Fatalf("waiting for a prepared transaction: %v", res.Err)
+		}
+		if len(res.Rows) > 0 {
+			var gids []string
+			for _, r := range res.Rows {
+				gids = append(gids, string(r[0]))
+			}
+			return gids
+		}
+		time.Sleep(time.Millisecond)
+	}
 }
 
 // mustQuery is query that fails the test on an error.

@@ -236,7 +236,11 @@ operators:
 	if n := pg.mustQuery(t, "appdb", "SELECT count(*) FROM events"); n == "0" {
 		t.Errorf("nothing committed after 3 checkpoints")
 	}
+	// Kill while transactions are prepared and not yet committed: a checkpoint between its
+	// barrier and its completion (or its commit), the window recovery must resolve.
+	gids := pg.waitPrepared(t, "appdb")
 	c.tms[0].Kill()
+	t.Logf("killed a TaskManager while %v were prepared", gids)
 	c.addTM()
 	waitJobState(t, c, id, "FINISHED", 150*time.Second)
 	if got := pg.mustQuery(t, "appdb", "SELECT count(*), count(DISTINCT id), min(id), max(id) FROM events"); got != "20000|20000|0|19999" {
@@ -247,6 +251,11 @@ operators:
 	}
 	if r, _ := c.job(id)["restarts"].(float64); r < 1 {
 		t.Errorf("the job did not restart after the kill")
+	}
+	for _, tm := range c.tms {
+		if strings.Contains(tm.Log(), "rolled back a transaction an earlier attempt prepared") {
+			t.Logf("recovery rolled back a transaction of a checkpoint that did not complete")
+		}
 	}
 }
 
