@@ -77,6 +77,11 @@ func parseConnString(s string) (connString, error) {
 	if g := set["gsslib"]; g != "" && g != "gssapi" {
 		return connString{}, fmt.Errorf("gsslib %q: only gssapi (Kerberos) is supported", g)
 	}
+	for _, h := range strings.Split(set["host"], ",") {
+		if strings.HasPrefix(h, "/") || strings.HasPrefix(h, "@") {
+			return connString{}, fmt.Errorf("host %q is a Unix-domain socket: not supported, as the server would authenticate the TaskManager's OS user (peer) rather than the job; give a host name and port", h)
+		}
+	}
 	if set["dbname"] == "" {
 		return connString{}, errors.New("no database: name it (postgresql://HOST/DB or dbname=DB), so the job's access postgres:table/DB.SCHEMA.TABLE can be authorized at submit")
 	}

@@ -30,6 +30,9 @@ func TestParseConnString(t *testing.T) {
 		{in: "dbname=app gssencmode=require", err: "gssencmode=require"},
 		{in: "dbname=app password='unterminated", err: "unterminated"},
 		{in: "dbname=app dbname=other", err: "given twice"},
+		{in: "host=/var/run/postgresql dbname=app", err: "Unix-domain socket"},
+		{in: "postgresql://%2Fvar%2Frun%2Fpostgresql/app", err: "Unix-domain socket"},
+		{in: "host=db,@abstract dbname=app", err: "Unix-domain socket"},
 	} {
 		cs, err := parseConnString(tc.in)
 		if tc.err != "" {

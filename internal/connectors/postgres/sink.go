@@ -1,12 +1,14 @@
 package postgres
 
 import (
-	"bytes"
+	"bufio"
+	"cmp"
 	"context"
 	"encoding/hex"
 	"errors"
 	"fmt"
 	"hash/fnv"
+	"io"
 	"log/slog"
 	"strconv"
 	"strings"
@@ -19,7 +21,8 @@ import (
 
 // sink is one subtask of a postgres sink. Without a key it writes with COPY (text format: the
 // server converts each column from text, so a record's ints and strings fit any column type
-// that reads them); with a key it upserts with multi-row INSERT ... ON CONFLICT (key) DO
+// that reads them), streamed: a batch's COPY starts with its first row and rows go to the
+// server as they come, so the server parses while the task produces; with a key it upserts with multi-row INSERT ... ON CONFLICT (key) DO
 // UPDATE, the last row of a key in a batch winning, which makes replays idempotent.
 //
 // none and at-least-once write each batch in its own transaction (at-least-once also at every
@@ -42,9 +45,10 @@ type sink struct {
 	colTypes  []string // per column: its type, for the upsert's casts
 	copySQL   string
 
-	// The batch: COPY text in copyBuf, or for upserts the rows' texts (nil: NULL), one
+	// The batch: the COPY in progress, or for upserts the rows' texts (nil: NULL), one
 	// row per key.
-	copyBuf   bytes.Buffer
+	copy      *copyStream
+	line      []byte
 	rows      [][][]byte
 	rowOfKey  map[string]int
 	keyBuf    []byte
@@ -172,16 +176,84 @@ func (s *sink) display() string { return s.opts.schema + "." + s.opts.table }
 // sink.buffer-flush.interval).
 func (s *sink) Process(_ int, e *dataflow.Element) error {
 	if len(s.opts.Key) == 0 {
-		appendCopyRow(&s.copyBuf, e.Record)
+		if s.copy == nil {
+			if err := s.startCopy(); err != nil {
+				return err
+			}
+		}
+		s.line = appendCopyRow(s.line[:0], e.Record)
+		if _, err := s.copy.w.Write(s.line); err != nil {
+			return s.write() // the COPY failed: its error
+		}
 	} else {
 		s.addUpsertRow(e.Record)
 	}
 	s.buffered++
-	if s.buffered >= s.opts.MaxRows || s.copyBuf.Len() >= 4<<20 ||
-		(s.opts.interval > 0 && time.Since(s.lastFlush) >= s.opts.interval) {
+	if s.buffered >= s.opts.MaxRows || (s.opts.interval > 0 && time.Since(s.lastFlush) >= s.opts.interval) {
 		return s.write()
 	}
 	return nil
+}
+
+// copyStream is a COPY in progress: rows written to w reach CopyFrom, which its goroutine
+// runs, through a pipe.
+type copyStream struct {
+	w    *bufio.Writer
+	pw   *io.PipeWriter
+	done chan error // CopyFrom's result
+}
+
+// begin starts the exactly-once transaction with the first write after a barrier.
+func (s *sink) begin() error {
+	if s.tpc == nil || s.inTx {
+		return nil
+	}
+	if err := s.exec(s.ctx, "BEGIN"); err != nil {
+		return err
+	}
+	s.inTx = true
+	return nil
+}
+
+// startCopy starts the batch's COPY. Its goroutine is owned by the sink: endCopy or
+// abortCopy waits for it.
+func (s *sink) startCopy() error {
+	if err := s.begin(); err != nil {
+		return err
+	}
+	pr, pw := io.Pipe()
+	c := &copyStream{w: bufio.NewWriterSize(pw, 64<<10), pw: pw, done: make(chan error, 1)}
+	conn, ctx, sql := s.conn, s.ctx, s.copySQL
+	go func() {
+		_, err := conn.CopyFrom(ctx, pr, sql)
+		// A failed COPY reads no more: unblock the writer with the error.
+		pr.CloseWithError(cmp.Or(err, io.ErrClosedPipe))
+		c.done <- err
+	}()
+	s.copy = c
+	return nil
+}
+
+// endCopy sends the rest of the batch and waits for the server's answer.
+func (s *sink) endCopy() error {
+	c := s.copy
+	s.copy = nil
+	werr := c.w.Flush()
+	c.pw.Close()
+	if err := <-c.done; err != nil {
+		return err
+	}
+	return werr
+}
+
+// abortCopy abandons the COPY in progress (CopyFail): nothing of it is written.
+func (s *sink) abortCopy() {
+	if s.copy == nil {
+		return
+	}
+	s.copy.pw.CloseWithError(errors.New("sink closed"))
+	<-s.copy.done
+	s.copy = nil
 }
 
 // write sends the batch: in its own transaction, or in the exactly-once transaction.
@@ -189,23 +261,15 @@ func (s *sink) write() error {
 	if s.buffered == 0 {
 		return nil
 	}
-	ctx := s.ctx
-	if s.tpc != nil && !s.inTx {
-		if err := s.exec(ctx, "BEGIN"); err != nil {
-			return err
-		}
-		s.inTx = true
-	}
 	var err error
-	if len(s.opts.Key) == 0 {
-		_, err = s.conn.CopyFrom(ctx, bytes.NewReader(s.copyBuf.Bytes()), s.copySQL)
-	} else {
-		err = s.upsert(ctx)
+	if s.copy != nil {
+		err = s.endCopy()
+	} else if err = s.begin(); err == nil {
+		err = s.upsert(s.ctx)
 	}
 	if err != nil {
 		return s.explain(fmt.Sprintf("write %d rows to %s", s.buffered, s.display()), err)
 	}
-	s.copyBuf.Reset()
 	clear(s.rows)
 	s.rows = s.rows[:0]
 	clear(s.rowOfKey)
@@ -242,32 +306,36 @@ func (s *sink) explain(what string, err error) error {
 }
 
 // appendCopyRow appends r as a line of COPY's text format.
-func appendCopyRow(b *bytes.Buffer, r dataflow.Record) {
+func appendCopyRow(b []byte, r dataflow.Record) []byte {
 	for i, v := range r {
 		if i > 0 {
-			b.WriteByte('\t')
+			b = append(b, '\t')
 		}
-		if v.Kind() == dataflow.KindNull {
-			b.WriteString(`\N`)
+		switch v.Kind() {
+		case dataflow.KindNull:
+			b = append(b, `\N`...)
+			continue
+		case dataflow.KindInt:
+			b = strconv.AppendInt(b, v.AsInt(), 10)
 			continue
 		}
 		t := valueText(v)
 		for j := 0; j < len(t); j++ {
 			switch c := t[j]; c {
 			case '\\':
-				b.WriteString(`\\`)
+				b = append(b, `\\`...)
 			case '\n':
-				b.WriteString(`\n`)
+				b = append(b, `\n`...)
 			case '\r':
-				b.WriteString(`\r`)
+				b = append(b, `\r`...)
 			case '\t':
-				b.WriteString(`\t`)
+				b = append(b, `\t`...)
 			default:
-				b.WriteByte(c)
+				b = append(b, c)
 			}
 		}
 	}
-	b.WriteByte('\n')
+	return append(b, '\n')
 }
 
 // valueText is v as PostgreSQL reads it from text: bytes as bytea's hex form.
@@ -420,6 +488,7 @@ func (s *sink) Finish() error {
 // Close aborts the open transaction (prepared ones stay for a restore to resolve) and
 // closes the connections.
 func (s *sink) Close() error {
+	s.abortCopy()
 	if s.tpc != nil {
 		_ = s.tpc.Close()
 	}
