@@ -95,6 +95,18 @@ func TestPostgresKerberos(t *testing.T) {
 		}
 	})
 
+	t.Run("login context not granted", func(t *testing.T) {
+		other := startClusterWith(t, clusterSpec{n: 1, slots: 1, defines: []string{"restart-strategy.type=none"},
+			tm: func(int) []string {
+				return []string{"security.kerberos.krb5-conf.path=" + k.Krb5Conf, "security.kerberos.login.keytab=" + aliceKeytab,
+					"security.kerberos.login.principal=alice@" + k.Realm, "security.kerberos.login.contexts=KafkaClient"}
+			}})
+		_, stderr, code := runJob(t, other, pgJob("pg-krb-nocontext", 10, "    url: postgresql://alice@localhost:"+fmt.Sprint(pg.port)+"/appdb?sslmode=disable\n    table: events\n"))
+		if code == 0 || !strings.Contains(stderr, `login context "PostgresClient" may not use the Kerberos login: add it to security.kerberos.login.contexts`) {
+			t.Errorf("exit %d, want a failure naming security.kerberos.login.contexts:\n%s", code, stderr)
+		}
+	})
+
 	t.Run("after relogin", func(t *testing.T) {
 		c.waitFor(30*time.Second, "the TaskManager logged in again", func() bool {
 			return strings.Count(c.tms[0].Log(), "kerberos: logged in again from the keytab") >= 2
@@ -126,6 +138,7 @@ func TestPostgresTLSAndSCRAM(t *testing.T) {
 		CREATE TABLE events (id bigint, key text, value bigint, written_by text DEFAULT current_user, tls boolean DEFAULT conn_ssl());
 		CREATE TABLE latest (key text PRIMARY KEY, id bigint, value bigint);
 		CREATE TABLE everything (id bigint, key text, value bigint);
+		CREATE TABLE nogrant (id bigint, key text, value bigint);
 		GRANT INSERT, SELECT, UPDATE ON events, latest, everything TO carol`)
 	pwFile := filepath.Join(t.TempDir(), "pg-password")
 	os.WriteFile(pwFile, []byte(password+"\n"), 0o600)
@@ -195,6 +208,18 @@ operators:
 		}
 		if bad := pg.mustQuery(t, "appdb", "SELECT count(*) FROM latest l WHERE l.value <> (SELECT max(value) FROM everything e WHERE e.key = l.key)"); bad != "0" {
 			t.Fatalf("%s keys do not hold their last row:\n%s", bad, pg.mustQuery(t, "appdb", "SELECT * FROM latest"))
+		}
+	})
+
+	t.Run("no privilege, key without a unique index", func(t *testing.T) {
+		url := base + "&sslrootcert=" + ca + "&password=file:" + pwFile
+		_, stderr, code := runJob(t, c, pgJob("pg-nogrant", 10, "    url: "+url+"\n    table: nogrant\n"))
+		if code == 0 || !strings.Contains(stderr, "GRANT INSERT") || !strings.Contains(stderr, "role carol may not write table public.nogrant") {
+			t.Errorf("exit %d, want a failure naming the missing GRANT:\n%s", code, stderr)
+		}
+		_, stderr, code = runJob(t, c, pgJob("pg-nokey", 10, "    url: "+url+"\n    table: everything\n    key: id\n"))
+		if code == 0 || !strings.Contains(stderr, "key (id) must be the columns of a primary key or unique index") {
+			t.Errorf("exit %d, want a failure naming key:\n%s", code, stderr)
 		}
 	})
 
