@@ -69,13 +69,13 @@ func (g *gssClient) GetInitToken(host, service string) ([]byte, error) {
 	}
 	cl, err := l.krb.Client()
 	if err != nil {
-		return nil, fmt.Errorf("Kerberos login context %s: %w", l.krb.Context, err)
+		return nil, fmt.Errorf("kerberos login context %s: %w", l.krb.Context, err)
 	}
 	g.principal = l.krb.Principal
 	g.spn = service + "/" + host
 	st, err := spnego.SPNEGOClient(cl, g.spn).InitSecContext()
 	if err != nil {
-		return nil, fmt.Errorf("Kerberos: %s cannot get a ticket for the server's principal %s: %v (is the server's principal %s in the realm? krbsrvname in url sets its first part, the url's host the second)",
+		return nil, fmt.Errorf("kerberos: %s cannot get a ticket for the server's principal %s: %v (is the server's principal %s in the realm? krbsrvname in url sets its first part, the url's host the second)",
 			g.principal, g.spn, err, g.spn)
 	}
 	return st.Marshal()
@@ -90,17 +90,17 @@ func (g *gssClient) GetInitTokenFromSPN(string) ([]byte, error) {
 func (g *gssClient) Continue(in []byte) (bool, []byte, error) {
 	var t spnego.SPNEGOToken
 	if err := t.Unmarshal(in); err != nil {
-		return false, nil, fmt.Errorf("Kerberos: the server's answer is not SPNEGO: %w", err)
+		return false, nil, fmt.Errorf("kerberos: the server's answer is not SPNEGO: %w", err)
 	}
 	if !t.Resp {
-		return false, nil, errors.New("Kerberos: the server answered with a NegTokenInit, not a NegTokenResp")
+		return false, nil, errors.New("kerberos: the server answered with a NegTokenInit, not a NegTokenResp")
 	}
 	switch t.NegTokenResp.State() {
 	case spnego.NegStateAcceptCompleted:
 		return true, nil, nil
 	case spnego.NegStateReject:
-		return false, nil, fmt.Errorf("Kerberos: the server rejected the ticket of %s for %s", g.principal, g.spn)
+		return false, nil, fmt.Errorf("kerberos: the server rejected the ticket of %s for %s", g.principal, g.spn)
 	default:
-		return false, nil, fmt.Errorf("Kerberos: unsupported SPNEGO state %d from the server", t.NegTokenResp.State())
+		return false, nil, fmt.Errorf("kerberos: unsupported SPNEGO state %d from the server", t.NegTokenResp.State())
 	}
 }
