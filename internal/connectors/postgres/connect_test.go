@@ -73,3 +73,16 @@ func TestGSSHandles(t *testing.T) {
 		t.Errorf("after unregister: %v", err)
 	}
 }
+
+// COPY's text format: tabs, newlines, backslashes escaped, NULL as \N, bytes as bytea hex,
+// nested records as JSON.
+func TestAppendCopyRow(t *testing.T) {
+	schema := dataflow.Schema{{Name: "a"}, {Name: "b"}, {Name: "c"}, {Name: "d"}, {Name: "e"}, {Name: "f", Kind: dataflow.KindStruct, Fields: dataflow.Schema{{Name: "x", Kind: dataflow.KindInt}}}}
+	r := dataflow.Record{dataflow.Int(-7), dataflow.String("a\tb\nc\\d\re"), dataflow.Null(), dataflow.Bytes([]byte{0, 255}), dataflow.Float(1.5),
+		dataflow.Struct(dataflow.Record{dataflow.Int(3)})}
+	got := string(appendCopyRow(nil, schema, r))
+	want := "-7\ta\\tb\\nc\\\\d\\re\t\\N\t\\\\x00ff\t1.5\t{\"x\":3}\n"
+	if got != want {
+		t.Errorf("got  %q\nwant %q", got, want)
+	}
+}

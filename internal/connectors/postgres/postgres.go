@@ -37,13 +37,15 @@ type Options struct {
 	// DeliveryGuarantee is none, at-least-once (the default) or exactly-once.
 	DeliveryGuarantee string `yaml:"delivery-guarantee"`
 	// MaxRows and Interval bound what is buffered before a write (Flink's JDBC sink's
-	// sink.buffer-flush.max-rows and .interval, checked when a record arrives).
+	// sink.buffer-flush.max-rows, default 5000, and .interval, default 1s, checked when a
+	// record arrives).
 	MaxRows  int    `yaml:"sink.buffer-flush.max-rows"`
 	Interval string `yaml:"sink.buffer-flush.interval"`
 
 	schema, table string // from table, folded as PostgreSQL folds unquoted names
 	interval      time.Duration
-	columns       []string // the input's fields, after Plan
+	columns       []string        // the input's fields, after Plan
+	in            dataflow.Schema // the input's schema: nested fields are written as JSON
 	keyIdx        []int    // the key's fields in columns
 }
 
@@ -151,9 +153,10 @@ func (o *Options) Check(op *dataflow.OperatorSpec) (dataflow.Shape, error) {
 	if o.MaxRows == 0 {
 		o.MaxRows = 5000
 	}
+	o.interval = time.Second // Flink's JDBC sink's default
 	if o.Interval != "" {
 		if o.interval, err = time.ParseDuration(o.Interval); err != nil || o.interval < 0 {
-			return dataflow.Shape{}, op.Errorf("sink.buffer-flush.interval", "%q: want a duration such as 1s", o.Interval)
+			return dataflow.Shape{}, op.Errorf("sink.buffer-flush.interval", "%q: want a duration such as 1s (0: rows only)", o.Interval)
 		}
 	}
 	return dataflow.Shape{Inputs: 1, Sink: true}, nil
@@ -162,7 +165,7 @@ func (o *Options) Check(op *dataflow.OperatorSpec) (dataflow.Shape, error) {
 // Plan implements dataflow.Definition: every field of the input is a column of the table.
 func (o *Options) Plan(pc *dataflow.PlanContext) (dataflow.Schema, error) {
 	in := pc.Inputs[0]
-	o.columns = in.Names()
+	o.columns, o.in = in.Names(), in
 	o.keyIdx = o.keyIdx[:0]
 	for _, k := range o.Key {
 		i := slices.Index(o.columns, k)

@@ -181,7 +181,7 @@ func (s *sink) Process(_ int, e *dataflow.Element) error {
 				return err
 			}
 		}
-		s.line = appendCopyRow(s.line[:0], e.Record)
+		s.line = appendCopyRow(s.line[:0], s.opts.in, e.Record)
 		if _, err := s.copy.w.Write(s.line); err != nil {
 			return s.write() // the COPY failed: its error
 		}
@@ -306,7 +306,7 @@ func (s *sink) explain(what string, err error) error {
 }
 
 // appendCopyRow appends r as a line of COPY's text format.
-func appendCopyRow(b []byte, r dataflow.Record) []byte {
+func appendCopyRow(b []byte, schema dataflow.Schema, r dataflow.Record) []byte {
 	for i, v := range r {
 		if i > 0 {
 			b = append(b, '\t')
@@ -319,7 +319,7 @@ func appendCopyRow(b []byte, r dataflow.Record) []byte {
 			b = strconv.AppendInt(b, v.AsInt(), 10)
 			continue
 		}
-		t := valueText(v)
+		t := valueText(schema, i, v)
 		for j := 0; j < len(t); j++ {
 			switch c := t[j]; c {
 			case '\\':
@@ -338,10 +338,20 @@ func appendCopyRow(b []byte, r dataflow.Record) []byte {
 	return append(b, '\n')
 }
 
-// valueText is v as PostgreSQL reads it from text: bytes as bytea's hex form.
-func valueText(v dataflow.Value) string {
-	if v.Kind() == dataflow.KindBytes {
+// valueText is v, field i of a record of schema, as PostgreSQL reads it from text: bytes as
+// bytea's hex form, a nested record as a JSON object (for a json or jsonb column).
+func valueText(schema dataflow.Schema, i int, v dataflow.Value) string {
+	switch v.Kind() {
+	case dataflow.KindBytes:
 		return `\x` + hex.EncodeToString([]byte(v.AsString()))
+	case dataflow.KindStruct:
+		var sub dataflow.Schema
+		if i < len(schema) {
+			sub = schema[i].Fields
+		}
+		if r, err := v.Fields(nil); err == nil {
+			return string(dataflow.AppendJSONRecord(nil, sub, r))
+		}
 	}
 	return v.Text()
 }
@@ -352,7 +362,7 @@ func (s *sink) addUpsertRow(r dataflow.Record) {
 	row := make([][]byte, len(r))
 	for i, v := range r {
 		if v.Kind() != dataflow.KindNull {
-			row[i] = []byte(valueText(v))
+			row[i] = []byte(valueText(s.opts.in, i, v))
 		}
 	}
 	s.keyBuf = s.keyBuf[:0]
