@@ -36,6 +36,7 @@ type sink struct {
 	ctx  context.Context
 	rc   *dataflow.RuntimeContext
 
+	set   map[string]string // the url's parameters
 	login login
 	files tlsFiles
 	conn  *pgconn.PgConn // writes
@@ -66,14 +67,15 @@ type sink struct {
 func (s *sink) Open(ctx context.Context, rc *dataflow.RuntimeContext) error {
 	s.name, s.log, s.ctx, s.rc = rc.Operator, rc.Logger, ctx, rc
 	o := s.opts
-	set := o.URL.cs.settings
-	if set == nil { // Check ran on another copy of the options
+	set := o.URL.cs.settings // the options are shared by the subtasks: read only
+	if set == nil {
 		cs, err := parseConnString(o.URL.raw)
 		if err != nil {
 			return fmt.Errorf("url: %w", err)
 		}
-		o.URL.cs, set = cs, cs.settings
+		set = cs.settings
 	}
+	s.set = set
 	var err error
 	if s.login, err = resolveLogin(ctx, rc, set); err != nil {
 		return err
@@ -113,7 +115,7 @@ func (s *sink) Open(ctx context.Context, rc *dataflow.RuntimeContext) error {
 }
 
 func (s *sink) connect(ctx context.Context) (*pgconn.PgConn, error) {
-	set := s.opts.URL.cs.settings
+	set := s.set
 	cfg, unregister, err := pgConfig(set, s.login, s.files)
 	if err != nil {
 		return nil, err
@@ -138,7 +140,7 @@ func (s *sink) checkTable(ctx context.Context) error {
 	}
 	if len(res.Rows) == 0 {
 		return fmt.Errorf("table: %s does not exist in database %s (or %s may not see it): create it, or fix table (the sink does not create tables)",
-			s.display(), o.URL.cs.settings["dbname"], s.login.user)
+			s.display(), s.set["dbname"], s.login.user)
 	}
 	types := map[string]string{}
 	var names []string
