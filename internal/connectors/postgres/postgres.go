@@ -46,7 +46,7 @@ type Options struct {
 	interval      time.Duration
 	columns       []string        // the input's fields, after Plan
 	in            dataflow.Schema // the input's schema: nested fields are written as JSON
-	keyIdx        []int    // the key's fields in columns
+	keyIdx        []int           // the key's fields in columns
 }
 
 // URL is the sink's libpq connection string. It is shown (JSON, YAML, text, logs) with its
