@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"os"
+	"os/exec"
 	"path/filepath"
 	"strings"
 	"testing"
@@ -77,6 +78,28 @@ func TestPostgresKerberos(t *testing.T) {
 		}
 		if !strings.Contains(pg.proc.Log(), "user=alice database=appdb") {
 			t.Errorf("the server did not log alice's connection")
+		}
+	})
+
+	t.Run("sluice authenticates with gss, libpq's psql also with hostgssenc", func(t *testing.T) {
+		// The server's log names each connection's authentication: the sink's is gss
+		// without encryption (pgx has no GSSAPI encryption), on a host line.
+		if !regexpMatch(`connection authorized: user=alice database=appdb application_name=sluice GSS \(authenticated=yes, encrypted=no, (deleg_credentials=no, )?principal=alice@`+k.Realm+`\)`, pg.proc.Log()) {
+			t.Errorf("the server did not log a GSS-authenticated, unencrypted connection of alice from the sink")
+		}
+		pw := k.AddPrincipal(t, "dave")
+		pg.mustQuery(t, "postgres", "CREATE ROLE dave LOGIN")
+		ccache := filepath.Join(t.TempDir(), "dave.ccache")
+		k.Kinit(t, "dave", pw, ccache)
+		ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+		defer cancel()
+		cmd := exec.CommandContext(ctx, filepath.Join(pgBinDir, "psql"), "-X", "-At", "-c", "SELECT current_user, gss_authenticated, encrypted FROM pg_stat_gssapi WHERE pid = pg_backend_pid()",
+			fmt.Sprintf("host=localhost port=%d dbname=appdb user=dave gssencmode=require krbsrvname=postgres", pg.port))
+		cmd.Env = append(os.Environ(), append(k.Env(), "KRB5CCNAME=FILE:"+ccache)...)
+		inOwnGroup(cmd)
+		out, err := cmd.CombinedOutput()
+		if err != nil || strings.TrimSpace(string(out)) != "dave|t|t" {
+			t.Errorf("psql with gssencmode=require: %v: %s (want dave|t|t)", err, out)
 		}
 	})
 
