@@ -246,6 +246,14 @@ operators:
 		}
 	})
 
+	t.Run("no TLS where the server wants it", func(t *testing.T) {
+		url := strings.Replace(base, "sslmode=verify-full", "sslmode=disable", 1) + "&password=file:" + pwFile
+		_, stderr, code := runJob(t, c, pgJob("pg-notls", 10, "    url: "+url+"\n    table: events\n"))
+		if code == 0 || !strings.Contains(stderr, "check sslmode in url") {
+			t.Errorf("exit %d, want a failure naming sslmode:\n%s", code, stderr)
+		}
+	})
+
 	t.Run("missing table", func(t *testing.T) {
 		url := base + "&sslrootcert=" + ca + "&password=file:" + pwFile
 		_, stderr, code := runJob(t, c, pgJob("pg-missing", 10, "    url: "+url+"\n    table: nosuch\n"))

@@ -189,6 +189,8 @@ func explainConnect(err error, set map[string]string, l login) error {
 	where := fmt.Sprintf("connect to %s:%s database %s as %s", orDefault(set["host"], "localhost"), orDefault(set["port"], "5432"), set["dbname"], l.user)
 	if errors.As(err, &pe) {
 		switch {
+		case pe.Code == "28000" && strings.Contains(pe.Message, "pg_hba.conf"):
+			return fmt.Errorf("%s: %s: the server accepts no connection like this one: check sslmode in url (a hostssl line needs TLS), user and dbname, or the server's pg_hba.conf", where, pe.Message)
 		case pe.Code == "28000" && l.krb != nil:
 			return fmt.Errorf("%s: the server refused the Kerberos principal %s as role %s (%s): the TaskManager's login (security.kerberos.login.principal) must be the role in url's user, or map to it in the server's pg_ident.conf",
 				where, l.krb.Principal, l.user, pe.Message)

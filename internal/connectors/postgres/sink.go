@@ -185,7 +185,10 @@ func (s *sink) Process(_ int, e *dataflow.Element) error {
 		}
 		s.line = appendCopyRow(s.line[:0], s.opts.in, e.Record)
 		if _, err := s.copy.w.Write(s.line); err != nil {
-			return s.write() // the COPY failed: its error
+			if cerr := s.write(); cerr != nil {
+				return cerr // the COPY failed: the server's error
+			}
+			return s.explain("write to "+s.display(), err)
 		}
 	} else {
 		s.addUpsertRow(e.Record)
