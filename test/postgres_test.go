@@ -118,6 +118,13 @@ func TestPostgresKerberos(t *testing.T) {
 		}
 	})
 
+	t.Run("unknown service principal", func(t *testing.T) {
+		_, stderr, code := runJob(t, c, pgJob("pg-krb-srvname", 10, "    url: "+url+"&krbsrvname=nosuch\n    table: events\n"))
+		if code == 0 || !strings.Contains(stderr, "nosuch/localhost") || !strings.Contains(stderr, "krbsrvname in url") {
+			t.Errorf("exit %d, want a failure naming the principal nosuch/localhost and krbsrvname:\n%s", code, stderr)
+		}
+	})
+
 	t.Run("login context not granted", func(t *testing.T) {
 		other := startClusterWith(t, clusterSpec{n: 1, slots: 1, defines: []string{"restart-strategy.type=none"},
 			tm: func(int) []string {
@@ -162,7 +169,8 @@ func TestPostgresTLSAndSCRAM(t *testing.T) {
 		CREATE TABLE latest (key text PRIMARY KEY, id bigint, value bigint);
 		CREATE TABLE everything (id bigint, key text, value bigint);
 		CREATE TABLE nogrant (id bigint, key text, value bigint);
-		GRANT INSERT, SELECT, UPDATE ON events, latest, everything TO carol`)
+		CREATE TABLE latest_eo (key text PRIMARY KEY, id bigint, value bigint);
+		GRANT INSERT, SELECT, UPDATE ON events, latest, everything, latest_eo TO carol`)
 	pwFile := filepath.Join(t.TempDir(), "pg-password")
 	os.WriteFile(pwFile, []byte(password+"\n"), 0o600)
 	ca := filepath.Join(certs, "ca.crt")
@@ -231,6 +239,17 @@ operators:
 		}
 		if bad := pg.mustQuery(t, "appdb", "SELECT count(*) FROM latest l WHERE l.value <> (SELECT max(value) FROM everything e WHERE e.key = l.key)"); bad != "0" {
 			t.Fatalf("%s keys do not hold their last row:\n%s", bad, pg.mustQuery(t, "appdb", "SELECT * FROM latest"))
+		}
+	})
+
+	t.Run("exactly-once upsert without checkpointing", func(t *testing.T) {
+		url := base + "&sslrootcert=" + ca + "&password=file:" + pwFile
+		out, stderr, code := runJob(t, c, pgJob("pg-eo-upsert", 500, "    url: "+url+"\n    table: latest_eo\n    key: key\n    delivery-guarantee: exactly-once\n    sink.buffer-flush.max-rows: 7\n"), "-p", "2")
+		if code != 0 {
+			t.Fatalf("job: exit %d\n%s\n%s", code, out, stderr)
+		}
+		if got := pg.mustQuery(t, "appdb", "SELECT count(*), (SELECT count(*) FROM pg_prepared_xacts) FROM latest_eo"); got != "10|0" {
+			t.Fatalf("keys, prepared transactions = %q, want 10|0", got)
 		}
 	})
 
