@@ -6,6 +6,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"strconv"
 	"strings"
 	"testing"
 	"time"
@@ -327,9 +328,28 @@ operators:
 	if r, _ := c.job(id)["restarts"].(float64); r < 1 {
 		t.Errorf("the job did not restart after the kill")
 	}
+	// Each transaction prepared at the kill was resolved by the recovery: committed when the
+	// restored checkpoint holds it (its checkpoint completed), else rolled back, by name.
+	_, _, _, latest := checkpointCounts(c, id)
+	restored, _ := latest["restored"].(map[string]any)
+	rid, _ := restored["id"].(float64)
+	if rid == 0 {
+		t.Fatalf("no restored checkpoint in %v", latest)
+	}
+	var logs strings.Builder
 	for _, tm := range c.tms {
-		if strings.Contains(tm.Log(), "rolled back a transaction an earlier attempt prepared") {
-			t.Logf("recovery rolled back a transaction of a checkpoint that did not complete")
+		logs.WriteString(tm.Log())
+	}
+	for _, gid := range gids {
+		cp, _ := strconv.Atoi(gid[strings.LastIndexByte(gid, '_')+1:])
+		rolledBack := strings.Contains(logs.String(), "gid="+gid)
+		switch {
+		case float64(cp) > rid && !rolledBack:
+			t.Errorf("%s, prepared for checkpoint %d after the restored %v, was not rolled back", gid, cp, rid)
+		case float64(cp) <= rid && rolledBack:
+			t.Errorf("%s, held by the restored checkpoint %v, was rolled back", gid, rid)
+		default:
+			t.Logf("%s (checkpoint %d, restored %v): rolled back %v", gid, cp, rid, rolledBack)
 		}
 	}
 }
