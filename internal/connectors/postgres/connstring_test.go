@@ -129,6 +129,13 @@ operators:
 	if fmt.Sprint(reads) != "[file:/run/pw file:/etc/ca.crt file:/etc/c.crt file:/etc/c.key]" {
 		t.Errorf("reads %v", reads)
 	}
+	s, err = dataflow.ParseSpec([]byte(strings.Replace(spec, "sslkey=/etc/c.key", "sslkey=/etc/./c.crt", 1)), nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if reads, _ := s.Resources(); fmt.Sprint(reads) != "[file:/run/pw file:/etc/ca.crt file:/etc/c.crt]" {
+		t.Errorf("a certificate and key in one file: reads %v, want the file once", reads)
+	}
 	for old, bad := range map[string]string{"password=file:/run/pw": "password=file:pw", "sslrootcert=/etc/ca.crt": "sslrootcert=ca.crt"} {
 		_, err := dataflow.ParseSpec([]byte(strings.Replace(spec, old, bad, 1)), nil)
 		if err == nil || !strings.Contains(err.Error(), "relative") || !strings.Contains(err.Error(), "url") {

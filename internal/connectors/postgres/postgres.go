@@ -192,16 +192,22 @@ func (o *Options) Access(*dataflow.OperatorSpec) []dataflow.Access {
 	return out
 }
 
-// files lists the files the url names, which the task reads.
+// files lists the files the url names, which the task reads, each once (a certificate and
+// its key may share a file).
 func (o *Options) files() []string {
 	var out []string
+	add := func(p string) {
+		if p = filepath.Clean(p); !slices.Contains(out, p) {
+			out = append(out, p)
+		}
+	}
 	set := o.URL.cs.settings
 	if p, ok := strings.CutPrefix(set["password"], "file:"); ok {
-		out = append(out, p)
+		add(p)
 	}
 	for _, k := range []string{"sslrootcert", "sslcert", "sslkey"} {
 		if p := set[k]; p != "" && p != "system" && !(k != "sslrootcert" && set["sslcertmode"] == "disable") {
-			out = append(out, p)
+			add(p)
 		}
 	}
 	return out
