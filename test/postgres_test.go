@@ -82,12 +82,34 @@ func TestPostgresKerberos(t *testing.T) {
 		}
 	})
 
-	t.Run("sluice authenticates with gss, libpq's psql also with hostgssenc", func(t *testing.T) {
-		// The server's log names each connection's authentication: the sink's is gss
-		// without encryption (pgx has no GSSAPI encryption), on a host line.
-		if !regexpMatch(`connection authorized: user=alice database=appdb application_name=sluice GSS \(authenticated=yes, encrypted=no, (deleg_credentials=no, )?principal=alice@`+k.Realm+`\)`, pg.proc.Log()) {
-			t.Errorf("the server did not log a GSS-authenticated, unencrypted connection of alice from the sink")
+	t.Run("GSSAPI encryption", func(t *testing.T) {
+		// The server's log names each connection's authentication and encryption: by
+		// default (gssencmode=prefer, as libpq) the sink's connection is GSSAPI-encrypted
+		// (the hostgssenc line); with gssencmode=disable it is only GSS-authenticated (the
+		// host line); with require it must be encrypted.
+		encrypted := `connection authorized: user=alice database=appdb application_name=sluice GSS \(authenticated=yes, encrypted=yes, (deleg_credentials=no, )?principal=alice@` + k.Realm + `\)`
+		plain := strings.Replace(encrypted, "encrypted=yes", "encrypted=no", 1)
+		if !regexpMatch(encrypted, pg.proc.Log()) {
+			t.Errorf("the server did not log a GSSAPI-encrypted connection of alice from the sink")
 		}
+		if regexpMatch(plain, pg.proc.Log()) {
+			t.Fatalf("a connection of the sink was not encrypted before gssencmode=disable")
+		}
+		for _, mode := range []string{"disable", "require"} {
+			pg.mustQuery(t, "appdb", "TRUNCATE events")
+			// 20000 rows: many wrap tokens of the largest size each way.
+			out, stderr, code := runJob(t, c, pgJob("pg-krb-gssenc-"+mode, 20000, "    url: "+url+"&gssencmode="+mode+"\n    table: events\n"))
+			if code != 0 {
+				t.Fatalf("gssencmode=%s: exit %d\n%s\n%s", mode, code, out, stderr)
+			}
+			if got := pg.mustQuery(t, "appdb", "SELECT count(*), count(DISTINCT id), string_agg(DISTINCT written_by, ',') FROM events"); got != "20000|20000|alice" {
+				t.Fatalf("gssencmode=%s: %q, want 20000|20000|alice", mode, got)
+			}
+		}
+		if !regexpMatch(plain, pg.proc.Log()) {
+			t.Errorf("gssencmode=disable: the server did not log an unencrypted GSS-authenticated connection")
+		}
+		// libpq's psql, with a ticket cache, is encrypted on the same server.
 		pw := k.AddPrincipal(t, "dave")
 		pg.mustQuery(t, "postgres", "CREATE ROLE dave LOGIN")
 		ccache := filepath.Join(t.TempDir(), "dave.ccache")

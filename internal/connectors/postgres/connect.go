@@ -7,7 +7,9 @@ import (
 	"errors"
 	"fmt"
 	"maps"
+	"net"
 	"strings"
+	"sync/atomic"
 
 	"github.com/jackc/pgx/v5/pgconn"
 	"github.com/sluice-dev/sluice/internal/dataflow"
@@ -129,9 +131,8 @@ func pgConfig(set map[string]string, l login, files tlsFiles) (*pgconn.Config, f
 	for k, v := range set {
 		switch k {
 		case "gssencmode", "gsslib", "sslrootcert", "sslcert", "sslkey":
-			// gssencmode: pgconn has no GSSAPI encryption, so disable and prefer both
-			// connect without it (require was refused at submit). The files were read
-			// through the job's grants (files).
+			// gssencmode: pgconn has no GSSAPI encryption; the dialer below does it. The
+			// files were read through the job's grants (files).
 		default:
 			kv[k] = v
 		}
@@ -177,6 +178,30 @@ func pgConfig(set map[string]string, l login, files tlsFiles) (*pgconn.Config, f
 	srv := set["krbsrvname"]
 	if srv == "" {
 		srv = "postgres"
+	}
+	mode := set["gssencmode"]
+	if mode == "" {
+		mode = "prefer" // libpq's default
+	}
+	switch {
+	case mode == "require" && l.krb == nil:
+		return nil, nil, errors.New("url: gssencmode=require needs a Kerberos login: log the TaskManager in (security.kerberos.login.*) with PostgresClient in security.kerberos.login.contexts, and give no password in url")
+	case mode != "disable" && l.krb != nil:
+		// As libpq: with Kerberos credentials, try GSSAPI encryption first, without TLS
+		// on it; with prefer, a server that refuses it gets the url's other attempts.
+		host, port, dial := cfg.Host, cfg.Port, cfg.DialFunc
+		var tried atomic.Bool
+		cfg.DialFunc = func(ctx context.Context, network, addr string) (net.Conn, error) {
+			if tried.CompareAndSwap(false, true) {
+				return dialGSSEnc(ctx, dial, network, addr, host, srv, l.krb)
+			}
+			return dial(ctx, network, addr)
+		}
+		rest := append([]*pgconn.FallbackConfig{{Host: host, Port: port, TLSConfig: cfg.TLSConfig}}, cfg.Fallbacks...)
+		cfg.TLSConfig, cfg.Fallbacks = nil, rest
+		if mode == "require" {
+			cfg.Fallbacks = nil
+		}
 	}
 	name, unregister := registerGSS(srv, &gssLogin{krb: l.krb, err: l.krbErr})
 	cfg.KerberosSrvName = name

@@ -68,9 +68,7 @@ func parseConnString(s string) (connString, error) {
 		return connString{}, fmt.Errorf("sslmode %q: want one of %s", m, strings.Join(sslModes, ", "))
 	}
 	switch set["gssencmode"] {
-	case "", "disable", "prefer":
-	case "require":
-		return connString{}, errors.New("gssencmode=require: GSSAPI transport encryption is not supported; encrypt with sslmode=verify-full and authenticate with Kerberos (gss in pg_hba.conf), or use gssencmode=prefer")
+	case "", "disable", "prefer", "require":
 	default:
 		return connString{}, fmt.Errorf("gssencmode %q: want disable, prefer or require", set["gssencmode"])
 	}

@@ -27,7 +27,7 @@ func TestParseConnString(t *testing.T) {
 		{in: "postgresql://h/app?servicefile=/etc/x", err: "parameter servicefile"},
 		{in: "dbname=app search_path=x", err: `unknown libpq parameter "search_path"`},
 		{in: "dbname=app sslmode=verify", err: `sslmode "verify"`},
-		{in: "dbname=app gssencmode=require", err: "gssencmode=require"},
+		{in: "dbname=app gssencmode=always", err: `gssencmode "always"`},
 		{in: "dbname=app password='unterminated", err: "unterminated"},
 		{in: "dbname=app dbname=other", err: "given twice"},
 		{in: "host=/var/run/postgresql dbname=app", err: "Unix-domain socket"},
