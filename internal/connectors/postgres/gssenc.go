@@ -106,12 +106,13 @@ func openGSSEnc(conn net.Conn, host, service string, krb *credentials.Kerberos) 
 	if err != nil {
 		return nil, err
 	}
-	// RFC 4121 4.1.1: the checksum carries the context flags (confidentiality and integrity;
-	// no mutual authentication, so the server answers nothing and both sides use the
-	// ticket's session key).
+	// RFC 4121 4.1.1: the checksum carries the context flags: confidentiality, integrity,
+	// and replay and sequence detection, so the server refuses a token of ours replayed or
+	// dropped on the way. No mutual authentication: the server answers nothing and both
+	// sides use the ticket's session key, which only the service's key holder can learn.
 	cksum := make([]byte, 24)
 	binary.LittleEndian.PutUint32(cksum[0:], 16)
-	binary.LittleEndian.PutUint32(cksum[20:], gssapi.ContextFlagConf|gssapi.ContextFlagInteg)
+	binary.LittleEndian.PutUint32(cksum[20:], gssapi.ContextFlagConf|gssapi.ContextFlagInteg|gssapi.ContextFlagReplay|gssapi.ContextFlagSequence)
 	auth.Cksum = types.Checksum{CksumType: chksumtype.GSSAPI, Checksum: cksum}
 	apreq, err := messages.NewAPReq(tkt, key, auth)
 	if err != nil {
@@ -151,6 +152,8 @@ type gssEncConn struct {
 	seq uint64
 
 	rmu     sync.Mutex
+	rseq    uint64 // the server's next sequence number, once its first token is read
+	rseen   bool
 	pending []byte // unwrapped, not yet read
 	lenBuf  [4]byte
 	tok     []byte
@@ -253,5 +256,12 @@ func (c *gssEncConn) unwrap(tok []byte) ([]byte, error) {
 	if !bytes.Equal(inner[:6], tok[:6]) || !bytes.Equal(inner[8:], tok[8:16]) {
 		return nil, errors.New("GSSAPI encryption: the server's token header does not match its encrypted copy")
 	}
+	// The server's tokens come in sequence: one replayed, reordered or dropped on the way
+	// ends the connection.
+	seq := binary.BigEndian.Uint64(tok[8:16])
+	if c.rseen && seq != c.rseq {
+		return nil, fmt.Errorf("GSSAPI encryption: the server's token %d arrived where %d was due (replayed, reordered or lost on the way)", seq, c.rseq)
+	}
+	c.rseen, c.rseq = true, seq+1
 	return pt[:len(pt)-ec-16], nil
 }
