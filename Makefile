@@ -4,7 +4,7 @@
 GO ?= go
 PKGS := ./cmd/... ./internal/...
 
-.PHONY: all build test deps check unit integration fuzz bench clean
+.PHONY: all build test deps check unit integration fuzz bench bench-postgres clean
 
 all: build
 
@@ -37,6 +37,10 @@ fuzz:
 bench:
 	$(GO) test -run '^$$' -bench . -benchtime 2s ./internal/network/ ./internal/dataflow/
 	$(GO) run ./cmd/sluice bench exchange
+
+# The postgres sink's COPY beside psql \copy of the same rows (docs/connectors.md).
+bench-postgres:
+	$(GO) test -run '^$$' -bench BenchmarkPostgresSink -benchtime 1x ./test/
 
 clean:
 	rm -rf bin

@@ -2,7 +2,8 @@
 # Installs the system tools the integration tests use, when missing:
 # openssl (an independent TLS client), nginx (a reverse proxy), an MIT
 # Kerberos KDC and its tools (krb5-kdc, krb5-admin-server, krb5-user), the JDK's keytool (keystores as Flink
-# users make them), curl, and the shell tools of the word-count reference.
+# users make them), curl, the shell tools of the word-count reference, and Debian's PostgreSQL 15
+# server and psql (the postgres sink's tests start it with initdb from /usr/lib/postgresql/15/bin).
 set -euo pipefail
 declare -A pkg_of=(
 	[tr]=coreutils [sort]=coreutils [uniq]=coreutils [awk]=gawk
@@ -12,6 +13,9 @@ declare -A pkg_of=(
 pkgs=()
 for tool in "${!pkg_of[@]}"; do
 	command -v "$tool" >/dev/null 2>&1 || [ -x "/usr/sbin/$tool" ] || pkgs+=("${pkg_of[$tool]}")
+done
+for prog in initdb postgres psql; do
+	[ -x "/usr/lib/postgresql/15/bin/$prog" ] || { pkgs+=(postgresql-15 postgresql-client-15); break; }
 done
 if [ ${#pkgs[@]} -eq 0 ]; then
 	exit 0

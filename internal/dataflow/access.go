@@ -3,6 +3,7 @@ package dataflow
 import (
 	"bufio"
 	"fmt"
+	"io"
 	"os"
 	"path/filepath"
 	"strings"
@@ -67,11 +68,12 @@ func fileAccess(o *OperatorSpec, acc Access, attached func(name string) bool, ba
 }
 
 // JobFiles opens the files of a job's file sources and sinks on a
-// TaskManager: each operator only its own authorized path, through a
+// TaskManager: each operator only its own authorized paths, through a
 // fsguard.Guard, or its attached file, resolved only among the job's own
-// attachments.
+// attachments. An operator may have several accesses (a connector reading
+// a password file and a CA certificate); a file source or sink has one.
 type JobFiles struct {
-	access   map[string]FileAccess
+	access   map[string][]FileAccess
 	guard    *fsguard.Guard
 	attached func(name string) (string, bool)
 }
@@ -80,13 +82,15 @@ type JobFiles struct {
 // attached maps an attachment's name to its local copy (nil: the job has
 // none).
 func NewJobFiles(accesses []FileAccess, attached func(name string) (string, bool)) (*JobFiles, error) {
-	j := &JobFiles{access: make(map[string]FileAccess, len(accesses)), attached: attached}
+	j := &JobFiles{access: make(map[string][]FileAccess, len(accesses)), attached: attached}
 	var grants []fsguard.Grant
 	for _, a := range accesses {
-		if _, dup := j.access[a.Operator]; dup {
-			return nil, fmt.Errorf("job files: two accesses for operator %q", a.Operator)
+		for _, b := range j.access[a.Operator] {
+			if b.Write || a.Write {
+				return nil, fmt.Errorf("job files: operator %q: an output directory must be its only file access", a.Operator)
+			}
 		}
-		j.access[a.Operator] = a
+		j.access[a.Operator] = append(j.access[a.Operator], a)
 		switch {
 		case a.Attached && a.Write:
 			return nil, fmt.Errorf("job files: operator %q: an attached file cannot be written", a.Operator)
@@ -109,11 +113,43 @@ func (j *JobFiles) lookup(operator string, write bool) (FileAccess, error) {
 	if j == nil {
 		return FileAccess{}, fmt.Errorf("operator %q: this task may open no files", operator)
 	}
-	a, ok := j.access[operator]
-	if !ok || a.Write != write {
+	as := j.access[operator]
+	if len(as) != 1 || as[0].Write != write {
 		return FileAccess{}, fmt.Errorf("operator %q: no file access was authorized for it at submit", operator)
 	}
-	return a, nil
+	return as[0], nil
+}
+
+// maxReadFile bounds ReadFile: it reads small files (a password, a certificate).
+const maxReadFile = 1 << 20
+
+// ReadFile reads path, one of the files operator was authorized at submit to read (its
+// password file, a CA certificate), through the same guard as every job file: no other path,
+// no symlinks. Files of up to 1 MiB.
+func (j *JobFiles) ReadFile(operator, path string) ([]byte, error) {
+	if j == nil {
+		return nil, fmt.Errorf("operator %q: this task may open no files", operator)
+	}
+	clean := filepath.Clean(path)
+	for _, a := range j.access[operator] {
+		if a.Write || a.Attached || a.Path != clean {
+			continue
+		}
+		f, err := j.guard.OpenFile(a.Path)
+		if err != nil {
+			return nil, err
+		}
+		defer f.Close()
+		b, err := io.ReadAll(io.LimitReader(f, maxReadFile+1))
+		if err != nil {
+			return nil, fmt.Errorf("read %s: %w", a.Path, err)
+		}
+		if len(b) > maxReadFile {
+			return nil, fmt.Errorf("read %s: larger than %d bytes", a.Path, maxReadFile)
+		}
+		return b, nil
+	}
+	return nil, fmt.Errorf("operator %q: reading %s was not authorized for it at submit", operator, path)
 }
 
 // OpenInput opens the input file of a file source.

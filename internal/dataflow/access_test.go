@@ -164,3 +164,40 @@ func TestPrintEscapesControlCharacters(t *testing.T) {
 		}
 	}
 }
+
+// An operator with several read accesses (a connector's password file and CA) reads exactly
+// those, through the guard: not another path, not a symlink, not another operator's file;
+// an output directory stays an operator's only access.
+func TestJobFilesReadFile(t *testing.T) {
+	dir := t.TempDir()
+	pw, ca, other := filepath.Join(dir, "pw"), filepath.Join(dir, "ca.crt"), filepath.Join(dir, "other")
+	for _, f := range []string{pw, ca, other} {
+		if err := os.WriteFile(f, []byte(filepath.Base(f)), 0o600); err != nil {
+			t.Fatal(err)
+		}
+	}
+	link := filepath.Join(dir, "link")
+	if err := os.Symlink(other, link); err != nil {
+		t.Fatal(err)
+	}
+	files, err := NewJobFiles([]FileAccess{{Operator: "pg", Path: pw}, {Operator: "pg", Path: ca}, {Operator: "pg", Path: link}, {Operator: "x", Path: other}}, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, p := range []string{pw, ca, filepath.Join(dir, ".", "pw")} {
+		if b, err := files.ReadFile("pg", p); err != nil || string(b) != filepath.Base(filepath.Clean(p)) {
+			t.Errorf("ReadFile(%s) = %q, %v", p, b, err)
+		}
+	}
+	for _, p := range []string{other, link, filepath.Join(dir, "nosuch")} {
+		if b, err := files.ReadFile("pg", p); err == nil {
+			t.Errorf("ReadFile(%s) = %q, want a refusal", p, b)
+		}
+	}
+	if _, err := files.OpenInput("pg"); err == nil {
+		t.Error("OpenInput of an operator with several accesses succeeded")
+	}
+	if _, err := NewJobFiles([]FileAccess{{Operator: "s", Path: dir, Write: true}, {Operator: "s", Path: pw}}, nil); err == nil {
+		t.Error("an output directory beside another access of the same operator was accepted")
+	}
+}

@@ -235,6 +235,10 @@ func (l *Login) tick(now time.Time, period time.Duration) {
 			if err := l.relogin(true); err != nil {
 				l.log.Error("kerberos: relogin failed; the current TGT stays in use until it expires",
 					"principal", l.principal, "keytab", l.cfg.Keytab, "expires", st.Expires, "err", err)
+			} else {
+				// Debug-level detail would hide it: an operator checking that a long-running
+				// process renews its credentials looks for this line.
+				l.log.Info("kerberos: logged in again from the keytab", "principal", l.principal, "expires", l.Expires())
 			}
 		}
 	case SourceTicketCache:
