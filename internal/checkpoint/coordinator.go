@@ -73,8 +73,8 @@ type CoordinatorConfig struct {
 	Key     *sealed.Key
 	// Restored is the snapshot the job started from, if any: ids continue
 	// after it, and it is the restore point until a checkpoint completes.
-	Restored    *CompletedCheckpoint
-	Logger      *slog.Logger
+	Restored *CompletedCheckpoint
+	Logger   *slog.Logger
 	// Record, when set, makes a completed checkpoint durable elsewhere
 	// before it counts (the high-availability pointer store): it is called
 	// after _metadata is written and before the tasks are told (sinks

@@ -129,7 +129,7 @@ func (jm *JobManager) startCheckpointing(j *job, savepoint *checkpoint.Completed
 	}
 	coord, err := checkpoint.NewCoordinator(checkpoint.CoordinatorConfig{
 		Record: record,
-		JobID: j.id, JobName: j.name, MaxParallelism: j.plan.MaxParallelism, Operators: ops,
+		JobID:  j.id, JobName: j.name, MaxParallelism: j.plan.MaxParallelism, Operators: ops,
 		Interval: set.Interval, Timeout: set.Timeout, MinPause: set.MinPause, Mode: mode,
 		TolerableFailures: set.TolerableFailures, NumRetained: set.NumRetained, Retention: retention,
 		Storage: jc.storage, Key: jm.set.CheckpointKey, Restored: savepoint, Logger: jm.log,
