@@ -15,11 +15,12 @@ import (
 
 // globals are the flags every command has.
 type globals struct {
-	configFile string
-	defines    []string
-	logFormat  string
-	logLevel   string
-	log        *slog.Logger
+	configFile   string
+	configLayers []string
+	defines      []string
+	logFormat    string
+	logLevel     string
+	log          *slog.Logger
 }
 
 // exitError carries a process exit code through cobra.
@@ -58,6 +59,7 @@ func newRootCmd() *cobra.Command {
 	}
 	pf := root.PersistentFlags()
 	pf.StringVar(&g.configFile, "config", "", "configuration file (default: $SLUICE_CONF_DIR/config.yaml or conf/config.yaml when present)")
+	pf.StringArrayVar(&g.configLayers, "config-layer", nil, "YAML file of configuration keys applied after --config and before -D (repeatable); Kubernetes sessions keep passwords and tokens in one, mounted from a Secret")
 	pf.StringArrayVarP(&g.defines, "define", "D", nil, "set a configuration key: -D key=value (repeatable)")
 	pf.StringVar(&g.logFormat, "log-format", "text", "log format: text or json")
 	pf.StringVar(&g.logLevel, "log-level", "info", "log level: debug, info, warn or error")
@@ -74,7 +76,7 @@ func (g *globals) loadConfig() (*config.Config, error) {
 	if path == "" {
 		path = config.DefaultPath()
 	}
-	cfg, err := config.Load(path, g.defines)
+	cfg, err := config.LoadLayers(path, g.configLayers, g.defines)
 	if err != nil {
 		return nil, err
 	}

@@ -14,6 +14,7 @@ import (
 	"net"
 	"net/http"
 	"path/filepath"
+	"slices"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -25,8 +26,10 @@ import (
 	"github.com/sluice-dev/sluice/internal/config"
 	"github.com/sluice-dev/sluice/internal/ha"
 	controlpb "github.com/sluice-dev/sluice/internal/rpc/proto"
+	"github.com/sluice-dev/sluice/internal/security/authn"
 	"github.com/sluice-dev/sluice/internal/security/internaltls"
 	"github.com/sluice-dev/sluice/internal/security/kerberos"
+	"github.com/sluice-dev/sluice/internal/security/tokens"
 	"github.com/sluice-dev/sluice/internal/transport"
 )
 
@@ -96,16 +99,20 @@ type JobManager struct {
 	ready             chan struct{}
 	extraReloaders    []Reloader
 	// Set by Run before any port is bound, read-only afterwards.
-	restSec  *restSecurity
-	krb      *kerberos.Login
-	reloads  reloadStatus
-	logs     *logRing
-	metrics  *jmMetrics
-	internal *internaltls.JobManager
-	bg       sync.WaitGroup // every goroutine the JobManager starts (background.go)
-	bgMu     sync.Mutex
-	bgClosed bool
-	ctx      context.Context
+	restSec *restSecurity
+	krb     *kerberos.Login
+	// tokens obtains and renews the jobs' delegation tokens (tokens.go); restTokens is its
+	// sluice provider, whose tokens the REST API authenticates.
+	tokens     *tokens.Manager
+	restTokens *tokens.RESTTokens
+	reloads    reloadStatus
+	logs       *logRing
+	metrics    *jmMetrics
+	internal   *internaltls.JobManager
+	bg         sync.WaitGroup // every goroutine the JobManager starts (background.go)
+	bgMu       sync.Mutex
+	bgClosed   bool
+	ctx        context.Context
 
 	// Lifecycle (jobstore.go, shutdown.go).
 	workDir       string
@@ -183,6 +190,9 @@ func New(o Options) (*JobManager, error) {
 		jm.clusterID = newID(8)
 	}
 	jm.metrics = newJMMetrics(jm)
+	jm.tokens = newTokenManager(o.Config, jm)
+	jm.tokens.OnChange = jm.pushTokens
+	jm.tokens.OnExpiring = jm.tokenExpiring
 	if o.Internal != nil {
 		jm.internal = o.Internal
 		o.Internal.SetLiveCheck(jm.TaskManagerLive)
@@ -245,6 +255,14 @@ func (jm *JobManager) Run(parent context.Context) error {
 		jm.spawn(func() { krb.Run(ctx) })
 	}
 	jm.restSec, jm.krb = rsec, krb
+	// Job tokens for the REST API are bearer tokens: listeners taking bearer tokens take
+	// them, ahead of the token file (they carry their own prefix).
+	for _, l := range jm.listeners {
+		if slices.ContainsFunc(l.Authentication, func(m string) bool { return strings.EqualFold(strings.TrimSpace(m), authn.MethodToken) }) {
+			rsec.chains[l.Name] = append(authn.Union{jm.restTokens}, rsec.chains[l.Name]...)
+		}
+	}
+	jm.spawn(func() { jm.tokens.Run(ctx) })
 	// Start-up loaded everything: the first "reload", as Prometheus
 	// counts its initial load.
 	jm.reloads.record(true, time.Now())

@@ -128,6 +128,9 @@ func (rs *restServer) overview(w http.ResponseWriter, r *http.Request) {
 	if k := jm.kerberosOverview(); k != nil {
 		o["kerberos"] = k
 	}
+	if jm.tokens.Enabled() {
+		o["delegation-tokens"] = jm.tokensOverview()
+	}
 	writeJSON(w, http.StatusOK, o)
 }
 

@@ -18,6 +18,8 @@ import (
 	"github.com/sluice-dev/sluice/internal/dataflow"
 	controlpb "github.com/sluice-dev/sluice/internal/rpc/proto"
 	"github.com/sluice-dev/sluice/internal/security/authz"
+	"github.com/sluice-dev/sluice/internal/security/credentials"
+	"github.com/sluice-dev/sluice/internal/security/tokens"
 )
 
 // ErrBadSubmission marks a submission refused for what it contains.
@@ -57,6 +59,9 @@ type Submission struct {
 	// AllowNonRestoredState lets a job start from a savepoint that has state
 	// for operators the job does not have (sluice run --allowNonRestoredState).
 	AllowNonRestoredState bool
+	// Tokens are delegation tokens the client obtained and ships with the job (sluice run
+	// --kerberos: a cluster without a Kerberos credential of its own); they are not renewed.
+	Tokens []credentials.Token
 }
 
 // attachedIn reports whether a name is one of the attached files.
@@ -161,6 +166,21 @@ func (jm *JobManager) submitWith(s Submission, r *recovery) (string, []string, e
 	if r != nil {
 		id = r.id
 	}
+	// The job's delegation tokens, obtained before anything is stored: a provider that
+	// cannot serve the job refuses it now, naming the service, not at its first connection.
+	tctx := jm.ctx
+	if tctx == nil { // a JobManager that was not Run (unit tests)
+		tctx = context.Background()
+	}
+	if _, err := jm.tokens.Start(tctx, tokens.Job{ID: id, Name: plan.Name, Owner: s.ACL.Owner}, tokenUses(spec, cfg), s.Tokens); err != nil {
+		return "", nil, &SubmissionError{err}
+	}
+	registered := false
+	defer func() {
+		if !registered {
+			jm.tokens.Stop(context.WithoutCancel(tctx), id)
+		}
+	}()
 	// Created now, the last check of the submission: a directory the
 	// JobManager cannot create refuses the job rather than failing its
 	// first checkpoint.
@@ -170,7 +190,6 @@ func (jm *JobManager) submitWith(s Submission, r *recovery) (string, []string, e
 			return "", nil, &SubmissionError{err}
 		}
 	}
-	registered := false
 	defer func() {
 		if !registered && ckptDir != "" {
 			_ = os.Remove(ckptDir) // empty: nothing was written into it
@@ -213,6 +232,8 @@ func (jm *JobManager) submitWith(s Submission, r *recovery) (string, []string, e
 		checkpoints: ckpt, checkpointDir: ckptDir, restart: restart, backoff: newRestartBackoff(restart),
 		savepointPath: savepoint, allowNonRestoredState: s.AllowNonRestoredState,
 	}
+	// The job's tokens go when it ends (released at the provider where it can).
+	j.ended = func() { jm.spawn(func() { jm.tokens.Stop(jm.ctx, id) }) }
 	if ckpt.Enabled() {
 		// Accepted, not refused: a socket source's job is at most once, as in Flink.
 		j.warnings = spec.ReplayWarnings()
@@ -397,6 +418,30 @@ func (jm *JobManager) startAttempt(j *job) {
 		d  *controlpb.TaskDeployment
 	}
 	var deps []deployment
+	tokenSets := map[*taskManager]*controlpb.TokenSet{}
+	for _, tm := range groups {
+		if _, done := tokenSets[tm]; done {
+			continue
+		}
+		ts, err := jm.deploymentTokens(j, tm)
+		if err != nil {
+			// Nothing deployed yet: give the slots back and fail without restarting, as a
+			// restart would place the job on the same TaskManagers.
+			for g := range j.held {
+				if g.attempt == j.attempt {
+					clear(j.held[g])
+				}
+			}
+			jm.releaseSlotsLocked(j)
+			j.cause, j.unrecoverable = err.Error(), true
+			jm.recordFailureLocked(j, &failure{time: time.Now(), attempt: j.attempt, message: err.Error(), unrecoverable: true})
+			jm.log.Error("job failed", "job", j.id, "err", j.cause)
+			j.setState(Failed, time.Now())
+			jm.mu.Unlock()
+			return
+		}
+		tokenSets[tm] = ts
+	}
 	for _, v := range j.plan.Vertices {
 		for s := 0; s < v.Parallelism; s++ {
 			tm := groups[s]
@@ -410,6 +455,7 @@ func (jm *JobManager) startAttempt(j *job) {
 				Checkpoints: ckptSettings, Restore: restoreSettings,
 				AutoWatermarkIntervalMs: j.cfg.Duration("pipeline.auto-watermark-interval").Milliseconds(),
 				StateTtlMs:              jm.jobConfig(j).Duration("state.ttl").Milliseconds(),
+				Tokens:                  tokenSets[tm],
 			}
 			// The gate's channel layout, so the TaskManager numbers channels as the plan does
 			// and a two-input operator (a join) knows which input each channel feeds.

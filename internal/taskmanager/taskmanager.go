@@ -26,6 +26,7 @@ import (
 	controlpb "github.com/sluice-dev/sluice/internal/rpc/proto"
 	"github.com/sluice-dev/sluice/internal/security/kerberos"
 	"github.com/sluice-dev/sluice/internal/security/sealed"
+	"github.com/sluice-dev/sluice/internal/security/tokens"
 	"github.com/sluice-dev/sluice/internal/transport"
 )
 
@@ -88,7 +89,10 @@ type TaskManager struct {
 	// configured: connectors on this TaskManager get its login contexts' clients through
 	// credentials (credentials.go).
 	krb *kerberos.Login
-	ctx context.Context
+	// tokens holds, in memory only, the delegation tokens the JobManager sent for the jobs
+	// with tasks here (credentials.go).
+	tokens *tokens.Receiver
+	ctx    context.Context
 	wg  sync.WaitGroup
 }
 
@@ -136,6 +140,7 @@ func New(o Options) (*TaskManager, error) {
 		jobs:  map[attemptKey]*jobRun{}, ready: make(chan struct{}), rpcOpts: o.RPCServerOptions,
 		instance: newInstanceID(), fatal: make(chan error, 1), ckptKey: key, workDir: dir,
 	}
+	tm.tokens = tokens.NewReceiver(tm.log)
 	if temporary {
 		tm.tempDir = dir
 	}
@@ -375,6 +380,11 @@ func (tm *TaskManager) connectLoop(ctx context.Context) {
 		tm.mu.Unlock()
 		lastHint = ""
 		tm.log.Info("registered with jobmanager", "jobmanager", jmAddr, "cluster-id", resp.ClusterId)
+		for _, set := range resp.Tokens {
+			if err := tm.installTokens(set); err != nil {
+				tm.log.Debug("delegation tokens at registration not installed", "err", err)
+			}
+		}
 		tm.heartbeat(ctx, client, time.Duration(resp.HeartbeatIntervalMs)*time.Millisecond, time.Duration(resp.HeartbeatTimeoutMs)*time.Millisecond)
 		tm.cancelAll()
 		tm.awaitTasksEnded(ctx)
@@ -405,6 +415,7 @@ func (tm *TaskManager) heartbeat(ctx context.Context, client controlpb.JobManage
 		switch {
 		case err == nil && resp.Known:
 			last = time.Now()
+			tm.catchUpTokens(ctx, client, resp.TokenVersions)
 		case err == nil:
 			tm.log.Warn("jobmanager no longer knows this taskmanager; cancelling tasks and registering again")
 			return
