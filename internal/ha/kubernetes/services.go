@@ -206,3 +206,20 @@ func (l *leadership) Resign() {
 		<-l.done
 	})
 }
+
+// LeaderRetriever returns a function that reads the leader's RPC address
+// from the cluster's ConfigMap, for TaskManagers (which have no storage
+// directory and never lead).
+func LeaderRetriever(client kubernetes.Interface, set ha.Settings) func(ctx context.Context) (string, error) {
+	s := &Services{client: client, set: set, log: slog.Default()}
+	return func(ctx context.Context) (string, error) {
+		info, ok, err := s.Leader(ctx)
+		if err != nil {
+			return "", err
+		}
+		if !ok {
+			return "", fmt.Errorf("no JobManager leads cluster %s yet (ConfigMap %s/%s has no leader address)", set.ClusterID, set.Namespace, ClusterConfigMapName(set.ClusterID))
+		}
+		return info.RPCAddress, nil
+	}
+}

@@ -225,3 +225,31 @@ func TestResignHandsOver(t *testing.T) {
 		t.Fatal("the standby did not take over after the leader resigned (well before the lease duration)")
 	}
 }
+
+// Two JobManager replicas end up with one CA: the second writes the
+// first's into its directory, and a restarted one gets it back.
+func TestShareClusterCA(t *testing.T) {
+	ctx := context.Background()
+	client := fake.NewClientset()
+	a, b := t.TempDir(), t.TempDir()
+	if err := ShareClusterCA(ctx, client, "jobs", "wordcount", a); err != nil {
+		t.Fatal(err)
+	}
+	if err := ShareClusterCA(ctx, client, "jobs", "wordcount", b); err != nil {
+		t.Fatal(err)
+	}
+	for _, f := range []string{"ca.crt", "ca.key"} {
+		x, _ := os.ReadFile(a + "/" + f)
+		y, _ := os.ReadFile(b + "/" + f)
+		if len(x) == 0 || string(x) != string(y) {
+			t.Fatalf("%s differs between the replicas", f)
+		}
+	}
+	if fi, err := os.Stat(b + "/ca.key"); err != nil || fi.Mode().Perm() != 0o600 {
+		t.Fatalf("ca.key: %v %v", fi, err)
+	}
+	s, err := client.CoreV1().Secrets("jobs").Get(ctx, ClusterCASecretName("wordcount"), metav1.GetOptions{})
+	if err != nil || len(s.Data["ca.key"]) == 0 {
+		t.Fatalf("Secret: %v", err)
+	}
+}

@@ -67,6 +67,11 @@ type Config struct {
 	Logger *slog.Logger
 	// Period is how often the demand is checked; 0: 1 s.
 	Period time.Duration
+
+	// refreshToken re-issues the join token in its Secret every
+	// refreshEvery, before it expires (FromConfig sets them).
+	refreshToken func(context.Context) error
+	refreshEvery time.Duration
 }
 
 // ResourceManager implements jobmanager.ResourceManager on Kubernetes.
@@ -111,7 +116,15 @@ func New(cfg Config) (*ResourceManager, error) {
 func (rm *ResourceManager) Run(ctx context.Context, view jobmanager.SlotView) {
 	t := time.NewTicker(rm.cfg.Period)
 	defer t.Stop()
+	tokenAt := time.Now()
 	for {
+		if f := rm.cfg.refreshToken; f != nil && rm.cfg.refreshEvery > 0 && time.Since(tokenAt) >= rm.cfg.refreshEvery {
+			if err := f(ctx); err != nil {
+				rm.log.Warn("resource manager: cannot renew the join token of the TaskManager pods; retrying", "err", err)
+			} else {
+				tokenAt = time.Now()
+			}
+		}
 		if err := rm.Reconcile(ctx, view, time.Now()); err != nil && ctx.Err() == nil {
 			rm.log.Warn("resource manager: reconcile failed; retrying", "err", err)
 		}
