@@ -17,12 +17,14 @@ import (
 	"slices"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"google.golang.org/grpc"
 
 	"github.com/sluice-dev/sluice/internal/blob"
 	"github.com/sluice-dev/sluice/internal/config"
+	"github.com/sluice-dev/sluice/internal/ha"
 	controlpb "github.com/sluice-dev/sluice/internal/rpc/proto"
 	"github.com/sluice-dev/sluice/internal/security/authn"
 	"github.com/sluice-dev/sluice/internal/security/internaltls"
@@ -61,6 +63,14 @@ type Options struct {
 	// Reloaders are reloaded by POST /admin/reload beside the REST
 	// API's own (the internal TLS material).
 	Reloaders []Reloader
+	// HA is this JobManager's leadership when high availability is on
+	// (high-availability.type): it publishes its address there, stores
+	// every submitted job and checkpoint pointer, recovers the stored jobs
+	// at start, and stops when leadership is lost. nil: no HA.
+	HA ha.Leadership
+	// ResourceManager starts TaskManagers when jobs lack slots (native
+	// Kubernetes); nil: the TaskManagers are started by someone else.
+	ResourceManager ResourceManager
 }
 
 // JobManager is a running JobManager.
@@ -112,6 +122,17 @@ type JobManager struct {
 	// blobMu is held while a submission stores its blobs and registers
 	// its job, and while unused blobs are collected.
 	blobMu sync.Mutex
+
+	// High availability (highavailability.go): nil without.
+	ha ha.Leadership
+	// suspending: the JobManager stops without ending its jobs (it lost
+	// or gives up leadership): jobs stay stored for the next leader.
+	suspending atomic.Bool
+	// rm starts and stops TaskManagers (resourcemanager.go); nil: none.
+	rm ResourceManager
+	// resourceProblem is why the TaskManagers the resource manager
+	// started do not come ("" for none). Guarded by mu.
+	resourceProblem string
 }
 
 // New builds a JobManager; Run starts it.
@@ -162,6 +183,8 @@ func New(o Options) (*JobManager, error) {
 		workDir: dir, removeWorkDir: removeDir,
 		jobExpiration: set.JobExpiration, jobCapacity: set.JobCapacity,
 		listeners: set.Listeners,
+		ha:        o.HA,
+		rm:        o.ResourceManager,
 	}
 	if jm.clusterID == "" {
 		jm.clusterID = newID(8)
@@ -304,6 +327,19 @@ func (jm *JobManager) Run(parent context.Context) error {
 	jm.bg.Add(2)
 	go jm.monitorHeartbeats(ctx)
 	go jm.runJobStore(ctx)
+	var leaderLost <-chan struct{}
+	if jm.ha != nil {
+		if err := jm.startLeading(ctx); err != nil {
+			stopREST()
+			jm.suspending.Store(true)
+			jm.shutdown(gs, cancel)
+			return err
+		}
+		leaderLost = jm.ha.Context().Done()
+	}
+	if jm.rm != nil {
+		jm.spawn(func() { jm.rm.Run(ctx, jm) })
+	}
 
 	jm.log.Info("jobmanager started", "cluster-id", jm.clusterID, "rpc", jm.rpcAddr, "blob", jm.blobAddr)
 	close(jm.ready)
@@ -312,6 +348,13 @@ func (jm *JobManager) Run(parent context.Context) error {
 	select {
 	case <-parent.Done():
 	case runErr = <-errc:
+	case <-leaderLost:
+		runErr = errors.New("this JobManager lost its leadership (high-availability): another replica leads the cluster now; exiting so that it restarts as a standby")
+	}
+	if jm.ha != nil {
+		// The jobs stay stored for the next leader: shutting down ends
+		// this JobManager's part in them, not the jobs.
+		jm.suspending.Store(true)
 	}
 	stopREST()
 	jm.shutdown(gs, cancel)

@@ -93,6 +93,13 @@ func (jm *JobManager) SubmitJob(s Submission) (Submitted, error) {
 }
 
 func (jm *JobManager) submit(s Submission) (string, []string, error) {
+	return jm.submitWith(s, nil)
+}
+
+// submitWith submits s; r, when not nil, is a job recovered from the
+// high-availability store: it keeps its id and restores its latest
+// checkpoint.
+func (jm *JobManager) submitWith(s Submission, r *recovery) (string, []string, error) {
 	spec := s.Parsed
 	if spec == nil {
 		var err error
@@ -141,7 +148,14 @@ func (jm *JobManager) submit(s Submission) (string, []string, error) {
 		return "", nil, &SubmissionError{err}
 	}
 	var restoreFrom *checkpoint.CompletedCheckpoint
-	if savepoint != "" {
+	if r != nil && r.pointer != nil {
+		// The latest completed checkpoint supersedes the savepoint the job
+		// was submitted with.
+		if restoreFrom, err = jm.loadRecoveredCheckpoint(r.pointer); err != nil {
+			return "", nil, err
+		}
+		savepoint = ""
+	} else if savepoint != "" {
 		// The directory resolveSavepoint found, not the raw path again: what is
 		// read is what the REST layer authorized (one parse of the path).
 		if restoreFrom, err = jm.loadSavepoint(savepoint, plan, s.AllowNonRestoredState); err != nil {
@@ -149,6 +163,9 @@ func (jm *JobManager) submit(s Submission) (string, []string, error) {
 		}
 	}
 	id := newID(16)
+	if r != nil {
+		id = r.id
+	}
 	// The job's delegation tokens, obtained before anything is stored: a provider that
 	// cannot serve the job refuses it now, naming the service, not at its first connection.
 	tctx := jm.ctx
@@ -195,10 +212,21 @@ func (jm *JobManager) submit(s Submission) (string, []string, error) {
 		files[name] = k
 	}
 	now := time.Now()
+	if jm.ha != nil && r == nil {
+		// Stored before it runs: a job a successor cannot find must not
+		// have started.
+		if err := jm.storeJob(id, s, now); err != nil {
+			return "", nil, err
+		}
+	}
+	start := now
+	if r != nil && !r.submitted.IsZero() {
+		start = r.submitted
+	}
 	j := &job{
 		id: id, name: plan.Name, spec: s.Spec, specKey: specKey,
 		params: s.Params, files: files, access: access, parallelism: par, plan: plan, acl: s.ACL, cfg: cfg, settings: s.Config,
-		start: now, timestamps: map[JobState]time.Time{}, tasks: map[taskKey]*task{},
+		start: start, timestamps: map[JobState]time.Time{}, tasks: map[taskKey]*task{},
 		slots: map[string]int{}, held: map[slotGroup]map[int]bool{}, done: make(chan struct{}),
 		output:      newOutputBuffer(jm.set.OutputMaxLines, jm.set.OutputMaxBytes),
 		checkpoints: ckpt, checkpointDir: ckptDir, restart: restart, backoff: newRestartBackoff(restart),
@@ -218,6 +246,9 @@ func (jm *JobManager) submit(s Submission) (string, []string, error) {
 	jm.mu.Lock()
 	jm.jobs[j.id] = j
 	jm.mu.Unlock()
+	if jm.ha != nil {
+		jm.forgetWhenDone(j)
+	}
 	jm.log.Info("job submitted", "job", j.id, "name", j.name, "owner", s.ACL.Owner, "parallelism", par, "vertices", len(plan.Vertices))
 	if ckpt.Enabled() {
 		jm.log.Info("job checkpoints", "job", j.id, "interval", ckpt.Interval, "mode", ckpt.Mode, "dir", ckptDir)
@@ -321,6 +352,9 @@ func (jm *JobManager) startAttempt(j *job) {
 			}
 			if free < need {
 				j.cause = fmt.Sprintf("not enough task slots: the job needs %d (its highest parallelism), the cluster has %d free of %d after waiting %s (slot.request.timeout)", need, free, total, timeout)
+				if jm.resourceProblem != "" {
+					j.cause += "; " + jm.resourceProblem
+				}
 				jm.log.Error("job failed", "job", j.id, "err", j.cause)
 				j.setState(Failed, time.Now())
 				jm.mu.Unlock()
