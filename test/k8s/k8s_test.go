@@ -36,7 +36,7 @@ func TestNodeRunsPodsWithVolumes(t *testing.T) {
 		t.Fatal(err)
 	}
 	if _, err := c.ConfigMaps(ns).Create(ctx, &corev1.ConfigMap{
-		ObjectMeta: metav1.ObjectMeta{Name: "cm"}, Data: map[string]string{"config.yaml": "a: b\n"},
+		ObjectMeta: metav1.ObjectMeta{Name: "cm"}, Data: map[string]string{"config.yaml": "a: b\n", "plain": "plain"},
 	}, metav1.CreateOptions{}); err != nil {
 		t.Fatal(err)
 	}
@@ -49,6 +49,8 @@ func TestNodeRunsPodsWithVolumes(t *testing.T) {
 		`touch /opt/sluice-harness/secret/new 2>/dev/null && exit 14`,
 		`test -s /var/run/secrets/kubernetes.io/serviceaccount/token || exit 15`,
 		`test "$MY_KEY" = s3cret || exit 16`,
+		`test "$POD_IP" = 127.0.0.1 || exit 17`,
+		`test "$FROM_CM" = plain || exit 18`,
 		`exit 0`,
 	}, "\n")
 	pod := func(name, script string) *corev1.Pod {
@@ -59,7 +61,11 @@ func TestNodeRunsPodsWithVolumes(t *testing.T) {
 				Containers: []corev1.Container{{
 					Name: "main", Image: "ignored", Command: []string{"/bin/sh", "-c", script},
 					Env: []corev1.EnvVar{{Name: "MY_KEY", ValueFrom: &corev1.EnvVarSource{
-						SecretKeyRef: &corev1.SecretKeySelector{LocalObjectReference: corev1.LocalObjectReference{Name: "s"}, Key: "key"}}}},
+						SecretKeyRef: &corev1.SecretKeySelector{LocalObjectReference: corev1.LocalObjectReference{Name: "s"}, Key: "key"}}},
+						{Name: "POD_IP", ValueFrom: &corev1.EnvVarSource{FieldRef: &corev1.ObjectFieldSelector{FieldPath: "status.podIP"}}},
+						{Name: "FROM_CM", ValueFrom: &corev1.EnvVarSource{ConfigMapKeyRef: &corev1.ConfigMapKeySelector{
+							LocalObjectReference: corev1.LocalObjectReference{Name: "cm"}, Key: "plain"}}},
+					},
 					VolumeMounts: []corev1.VolumeMount{
 						{Name: "secret", MountPath: "/opt/sluice-harness/secret", ReadOnly: true},
 						{Name: "conf", MountPath: "/opt/sluice-harness/conf", ReadOnly: true},
