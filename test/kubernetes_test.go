@@ -305,8 +305,11 @@ func TestKubernetesSession(t *testing.T) {
 	if _, err := sa.CoreV1().ConfigMaps(ns).Get(ctx, session.ConfigMapName(id), metav1.GetOptions{}); err != nil {
 		t.Errorf("JobManager ServiceAccount cannot read its ConfigMap: %v", err)
 	}
-	if _, err := sa.CoordinationV1().Leases(ns).List(ctx, metav1.ListOptions{}); err != nil {
-		t.Errorf("JobManager ServiceAccount cannot list leases: %v", err)
+	if _, err := sa.CoordinationV1().Leases(ns).Get(ctx, id+"-jobmanager-leader", metav1.GetOptions{}); err != nil && !apierrors.IsNotFound(err) {
+		t.Errorf("JobManager ServiceAccount cannot read its leader-election Lease: %v", err)
+	}
+	if _, err := sa.AppsV1().Deployments(ns).Get(ctx, id, metav1.GetOptions{}); err != nil {
+		t.Errorf("JobManager ServiceAccount cannot read its Deployment (owner of its TaskManager pods): %v", err)
 	}
 	for _, probe := range []struct {
 		what string
@@ -319,6 +322,7 @@ func TestKubernetesSession(t *testing.T) {
 			return err
 		}()},
 		{"list pods in namespace " + other, func() error { _, err := sa.CoreV1().Pods(other).List(ctx, metav1.ListOptions{}); return err }()},
+		{"list Secrets in its namespace", func() error { _, err := sa.CoreV1().Secrets(ns).List(ctx, metav1.ListOptions{}); return err }()},
 	} {
 		if !apierrors.IsForbidden(probe.err) {
 			t.Errorf("JobManager ServiceAccount may %s: err %v, want Forbidden", probe.what, probe.err)

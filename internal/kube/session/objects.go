@@ -165,7 +165,7 @@ func Build(cfg *config.Config) (*Objects, error) {
 	jm := corev1.Container{
 		Name:            "jobmanager",
 		Image:           cfg.String("kubernetes.container.image"),
-		ImagePullPolicy: corev1.PullIfNotPresent,
+		ImagePullPolicy: corev1.PullPolicy(cfg.String("kubernetes.container.image.pull-policy")),
 		Command: []string{"sluice", "jobmanager",
 			"--config", path.Join(ConfDir, ConfigFile),
 			"--config-layer", path.Join(SecretsDir, "config", SecretsFile)},
@@ -174,7 +174,10 @@ func Build(cfg *config.Config) (*Objects, error) {
 			{Name: "rpc", ContainerPort: int32(ports["rpc"]), Protocol: corev1.ProtocolTCP},
 			{Name: "blob", ContainerPort: int32(ports["blob"]), Protocol: corev1.ProtocolTCP},
 		},
-		Env:          env,
+		// POD_IP: under high availability the leader publishes its own
+		// address, not the Service's that every replica shares.
+		Env: append([]corev1.EnvVar{{Name: "POD_IP", ValueFrom: &corev1.EnvVarSource{
+			FieldRef: &corev1.ObjectFieldSelector{APIVersion: "v1", FieldPath: "status.podIP"}}}}, env...),
 		Resources:    resources(cfg.Float("kubernetes.jobmanager.cpu"), cfg.Bytes("kubernetes.jobmanager.memory")),
 		VolumeMounts: jmMounts,
 	}
@@ -204,14 +207,15 @@ func Build(cfg *config.Config) (*Objects, error) {
 		TypeMeta:   metav1.TypeMeta{APIVersion: "v1", Kind: "Pod"},
 		ObjectMeta: metav1.ObjectMeta{Labels: Labels(id, "taskmanager")},
 		Spec: corev1.PodSpec{
-			ServiceAccountName: cfg.String("kubernetes.service-account"),
-			// TaskManagers do not talk to the API server.
+			ServiceAccountName: cfg.String("kubernetes.taskmanager.service-account"),
+			// TaskManagers do not talk to the API server (the resource
+			// manager turns the token on under high availability).
 			AutomountServiceAccountToken: &noToken,
 			RestartPolicy:                corev1.RestartPolicyNever,
 			Containers: []corev1.Container{{
 				Name:            "taskmanager",
 				Image:           cfg.String("kubernetes.container.image"),
-				ImagePullPolicy: corev1.PullIfNotPresent,
+				ImagePullPolicy: corev1.PullPolicy(cfg.String("kubernetes.container.image.pull-policy")),
 				Command: []string{"sluice", "taskmanager",
 					"--config", path.Join(ConfDir, ConfigFile),
 					"--config-layer", path.Join(SecretsDir, "taskmanager-config", SecretsFile)},
@@ -385,6 +389,12 @@ func effectiveConfig(cfg *config.Config, files []secretFile, id, ns string) (*co
 	}
 	if err := set("kubernetes.namespace", ns); err != nil {
 		return nil, err
+	}
+	if !eff.IsSet("execution.target") {
+		// The JobManager runs its Kubernetes resource manager.
+		if err := set("execution.target", "kubernetes-session"); err != nil {
+			return nil, err
+		}
 	}
 	defaults := [][2]string{
 		{"jobmanager.rpc.address", RPCServiceName(id) + "." + ns},

@@ -12,6 +12,8 @@ import (
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/client-go/kubernetes"
+
+	hakube "github.com/sluice-dev/sluice/internal/ha/kubernetes"
 )
 
 // Start creates the session's objects: the Deployment first, then every
@@ -97,8 +99,11 @@ func Stop(ctx context.Context, client kubernetes.Interface, namespace, clusterID
 		l, err := client.AppsV1().ReplicaSets(namespace).List(ctx, sel)
 		return names(l, err, func(i int) string { return l.Items[i].Name }, func() int { return len(l.Items) })
 	}, func(n string) error { return client.AppsV1().ReplicaSets(namespace).Delete(ctx, n, del) })
+	// TaskManager pods carry the session's labels (from the template); the
+	// selector also catches any labelled only app and component.
+	podSel := metav1.ListOptions{LabelSelector: LabelApp + "=" + clusterID + "," + LabelComponent + " in (jobmanager,taskmanager)"}
 	deleteEach(ctx, "Pod", note, func() ([]string, error) {
-		l, err := client.CoreV1().Pods(namespace).List(ctx, sel)
+		l, err := client.CoreV1().Pods(namespace).List(ctx, podSel)
 		return names(l, err, func(i int) string { return l.Items[i].Name }, func() int { return len(l.Items) })
 	}, func(n string) error { return client.CoreV1().Pods(namespace).Delete(ctx, n, del) })
 	deleteEach(ctx, "Service", note, func() ([]string, error) {
@@ -113,6 +118,8 @@ func Stop(ctx context.Context, client kubernetes.Interface, namespace, clusterID
 		l, err := client.CoreV1().Secrets(namespace).List(ctx, sel)
 		return names(l, err, func(i int) string { return l.Items[i].Name }, func() int { return len(l.Items) })
 	}, func(n string) error { return client.CoreV1().Secrets(namespace).Delete(ctx, n, del) })
+	// The leader-election Lease of high availability carries no labels.
+	note("Lease "+hakube.LeaseName(clusterID), client.CoordinationV1().Leases(namespace).Delete(ctx, hakube.LeaseName(clusterID), del))
 	return errors.Join(errs...)
 }
 
@@ -157,7 +164,8 @@ func Remaining(ctx context.Context, client kubernetes.Interface, namespace, clus
 	for _, x := range rss.Items {
 		out = append(out, "ReplicaSet/"+x.Name)
 	}
-	pods, err := client.CoreV1().Pods(namespace).List(ctx, sel)
+	pods, err := client.CoreV1().Pods(namespace).List(ctx, metav1.ListOptions{
+		LabelSelector: LabelApp + "=" + clusterID + "," + LabelComponent + " in (jobmanager,taskmanager)"})
 	if err != nil {
 		return nil, err
 	}
@@ -184,6 +192,11 @@ func Remaining(ctx context.Context, client kubernetes.Interface, namespace, clus
 	}
 	for _, x := range secrets.Items {
 		out = append(out, "Secret/"+x.Name)
+	}
+	if _, err := client.CoordinationV1().Leases(namespace).Get(ctx, hakube.LeaseName(clusterID), metav1.GetOptions{}); err == nil {
+		out = append(out, "Lease/"+hakube.LeaseName(clusterID))
+	} else if !apierrors.IsNotFound(err) {
+		return nil, err
 	}
 	sort.Strings(out)
 	return out, nil

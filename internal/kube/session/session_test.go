@@ -16,6 +16,8 @@ import (
 	sigsyaml "sigs.k8s.io/yaml"
 
 	"github.com/sluice-dev/sluice/internal/config"
+	hakube "github.com/sluice-dev/sluice/internal/ha/kubernetes"
+	"github.com/sluice-dev/sluice/internal/kube/resourcemanager"
 )
 
 // clientFiles writes one distinct file per shipped key and returns the
@@ -143,8 +145,8 @@ func TestBuildShipsEverySecretFile(t *testing.T) {
 			t.Errorf("config.yaml still sets %s = %v", k, pub[k])
 		}
 	}
-	if pub["kubernetes.cluster-id"] != "demo" || pub["kubernetes.namespace"] != "prod" {
-		t.Errorf("config.yaml: cluster-id %v, namespace %v", pub["kubernetes.cluster-id"], pub["kubernetes.namespace"])
+	if pub["kubernetes.cluster-id"] != "demo" || pub["kubernetes.namespace"] != "prod" || pub["execution.target"] != "kubernetes-session" {
+		t.Errorf("config.yaml: cluster-id %v, namespace %v, execution.target %v", pub["kubernetes.cluster-id"], pub["kubernetes.namespace"], pub["execution.target"])
 	}
 	// The TaskManagers' layer has the internal store's password and the join token only.
 	var tm map[string]any
@@ -240,7 +242,8 @@ func TestKeytabOnlyInJobManagerWithDelegationTokens(t *testing.T) {
 func TestBuildPodSpec(t *testing.T) {
 	_, defs := clientFiles(t)
 	o, err := Build(load(t, append(defs, "kubernetes.container.image=registry.example/sluice:1.0", "kubernetes.service-account=sluice-jm",
-		"kubernetes.jobmanager.cpu=0.5", "kubernetes.jobmanager.memory=512mb", "kubernetes.rest-service.exposed.type=NodePort")...))
+		"kubernetes.jobmanager.cpu=0.5", "kubernetes.jobmanager.memory=512mb", "kubernetes.rest-service.exposed.type=NodePort",
+		"kubernetes.taskmanager.service-account=sluice-tm", "kubernetes.container.image.pull-policy=Always")...))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -248,6 +251,12 @@ func TestBuildPodSpec(t *testing.T) {
 	c := spec.Containers[0]
 	if c.Image != "registry.example/sluice:1.0" || spec.ServiceAccountName != "sluice-jm" || *o.Deployment.Spec.Replicas != 2 {
 		t.Errorf("image %s, service account %s, replicas %d", c.Image, spec.ServiceAccountName, *o.Deployment.Spec.Replicas)
+	}
+	if c.ImagePullPolicy != corev1.PullAlways || o.TaskManagerPod.Spec.Containers[0].ImagePullPolicy != corev1.PullAlways {
+		t.Errorf("pull policy %s", c.ImagePullPolicy)
+	}
+	if sa := o.TaskManagerPod.Spec.ServiceAccountName; sa != "sluice-tm" {
+		t.Errorf("TaskManager service account %q, want sluice-tm", sa)
 	}
 	if got := c.Resources.Requests.Cpu().MilliValue(); got != 500 {
 		t.Errorf("cpu request %dm, want 500m", got)
@@ -258,7 +267,7 @@ func TestBuildPodSpec(t *testing.T) {
 	if strings.Join(c.Command, " ") != "sluice jobmanager --config /opt/sluice/conf/config.yaml --config-layer /opt/sluice/secrets/config/secrets.yaml" {
 		t.Errorf("command %q", c.Command)
 	}
-	if len(c.Env) != 1 || c.Env[0].Name != "DB_PASSWORD" || c.Env[0].ValueFrom.SecretKeyRef.Name != "db" || c.Env[0].ValueFrom.SecretKeyRef.Key != "password" {
+	if len(c.Env) != 2 || c.Env[0].Name != "POD_IP" || c.Env[1].Name != "DB_PASSWORD" || c.Env[1].ValueFrom.SecretKeyRef.Name != "db" || c.Env[1].ValueFrom.SecretKeyRef.Key != "password" {
 		t.Errorf("env %+v", c.Env)
 	}
 	if o.RESTService.Spec.Type != corev1.ServiceTypeNodePort || o.RESTService.Spec.Ports[0].Port != 8443 {
@@ -382,11 +391,11 @@ func TestStartOwnsEverythingAndStopDeletesIt(t *testing.T) {
 }
 
 func TestRBACManifest(t *testing.T) {
-	y, err := RBACManifest("prod", "demo", "sluice-jm")
+	y, err := RBACManifest("prod", "demo", "sluice-jm", RBACOptions{})
 	if err != nil {
 		t.Fatal(err)
 	}
-	role := JobManagerRole("prod", "demo")
+	role := JobManagerRole("prod", "demo", RBACOptions{})
 	var resources []string
 	for _, r := range role.Rules {
 		resources = append(resources, r.Resources...)
@@ -395,8 +404,9 @@ func TestRBACManifest(t *testing.T) {
 		}
 	}
 	slices.Sort(resources)
-	if !slices.Equal(resources, []string{"configmaps", "leases", "pods"}) {
-		t.Errorf("resources %v, want configmaps, leases, pods", resources)
+	resources = slices.Compact(resources)
+	if !slices.Equal(resources, []string{"configmaps", "deployments", "leases", "pods"}) {
+		t.Errorf("resources %v, want configmaps, deployments (its own), leases, pods", resources)
 	}
 	for _, want := range []string{"kind: Role\n", "kind: RoleBinding\n", "namespace: prod", "name: sluice-jm"} {
 		if !strings.Contains(string(y), want) {
@@ -405,5 +415,28 @@ func TestRBACManifest(t *testing.T) {
 	}
 	if strings.Contains(string(y), "ClusterRole") || strings.Contains(string(y), "secrets") {
 		t.Errorf("manifest grants beyond the namespace or Secrets:\n%s", y)
+	}
+
+	// Automatic TLS: reading and updating only the JobManager's own two Secrets.
+	auto := JobManagerRole("prod", "demo", RBACOptions{AutoTLS: true})
+	for _, r := range auto.Rules {
+		if !slices.Contains(r.Resources, "secrets") {
+			continue
+		}
+		if slices.Contains(r.Verbs, "list") || slices.Contains(r.Verbs, "watch") {
+			t.Errorf("secrets rule %+v lists or watches", r)
+		}
+		if (slices.Contains(r.Verbs, "get") || slices.Contains(r.Verbs, "update")) &&
+			!slices.Equal(r.ResourceNames, []string{resourcemanager.JoinTokenSecretName("demo"), hakube.ClusterCASecretName("demo")}) {
+			t.Errorf("secrets rule %+v is not limited to the join-token and cluster-CA Secrets", r)
+		}
+	}
+	// The TaskManagers' own account under HA reads the cluster ConfigMap only.
+	y, err = RBACManifest("prod", "demo", "sluice-jm", RBACOptions{TaskManagerServiceAccount: "sluice-tm"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !strings.Contains(string(y), "name: sluice-tm") || !strings.Contains(string(y), hakube.ClusterConfigMapName("demo")) {
+		t.Errorf("no TaskManager role for sluice-tm:\n%s", y)
 	}
 }
