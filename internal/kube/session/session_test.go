@@ -225,6 +225,27 @@ func TestKeytabOnlyInJobManagerWithDelegationTokens(t *testing.T) {
 				t.Errorf("TaskManager pods do not mount %s", both)
 			}
 		}
+		// Their configuration names only what they mount, and no Kerberos
+		// login of their own with delegation tokens on.
+		var tmConf map[string]any
+		if err := yaml.Unmarshal([]byte(o.ConfigMap.Data[TaskManagerConfigFile]), &tmConf); err != nil {
+			t.Fatal(err)
+		}
+		if _, ok := tmConf["security.kerberos.login.keytab"]; ok != tc.keytabInTMs {
+			t.Errorf("tokens=%s: keytab in the TaskManagers' configuration = %v, want %v", tc.tokens, ok, tc.keytabInTMs)
+		}
+		for _, k := range []string{"security.ssl.rest.keystore", "security.authorization.acl.policy-file", "security.rest.authentication.kerberos.keytab"} {
+			if _, ok := tmConf[k]; ok {
+				t.Errorf("the TaskManagers' configuration sets %s, whose file their pods do not mount", k)
+			}
+		}
+		if tmConf["security.ssl.internal.keystore"] == nil || tmConf["security.kerberos.krb5-conf.path"] == nil {
+			t.Errorf("the TaskManagers' configuration lacks the internal key store or krb5.conf: %v", tmConf)
+		}
+		tmCmd := strings.Join(o.TaskManagerPod.Spec.Containers[0].Command, " ")
+		if !strings.Contains(tmCmd, "--config /opt/sluice/conf/"+TaskManagerConfigFile) {
+			t.Errorf("TaskManager command %q does not read %s", tmCmd, TaskManagerConfigFile)
+		}
 		// The template in the ConfigMap is the one TaskManagers get.
 		var fromCM corev1.Pod
 		if err := sigsyaml.Unmarshal([]byte(o.ConfigMap.Data[TaskManagerPodTemplateFile]), &fromCM); err != nil {
