@@ -10,6 +10,7 @@ import (
 
 	appsv1 "k8s.io/api/apps/v1"
 	corev1 "k8s.io/api/core/v1"
+	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	"k8s.io/apimachinery/pkg/api/resource"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 )
@@ -198,4 +199,44 @@ func mustQuantity(t testing.TB, s string) resource.Quantity {
 		t.Fatal(err)
 	}
 	return q
+}
+
+// Deleting a test's namespace deletes its pods (the namespace controller
+// runs), so a failed test leaves no process running on the node.
+func TestNamespaceCleanup(t *testing.T) {
+	api := Shared(t)
+	api.Node(t, "/bin/false")
+	ctx := context.Background()
+	var ns string
+	t.Run("inner", func(t *testing.T) {
+		ns = api.Namespace(t, "cleanup")
+		if _, err := api.Client.CoreV1().Pods(ns).Create(ctx, &corev1.Pod{
+			ObjectMeta: metav1.ObjectMeta{Name: "sleeper"},
+			Spec: corev1.PodSpec{Containers: []corev1.Container{{
+				Name: "main", Image: "ignored", Command: []string{"/bin/sh", "-c", "exec sleep 600"},
+			}}},
+		}, metav1.CreateOptions{}); err != nil {
+			t.Fatal(err)
+		}
+		WaitFor(t, 30*time.Second, "pod Running", func(ctx context.Context) error {
+			p, err := api.Client.CoreV1().Pods(ns).Get(ctx, "sleeper", metav1.GetOptions{})
+			if err != nil {
+				return err
+			}
+			if p.Status.Phase != corev1.PodRunning {
+				return fmt.Errorf("phase %s", p.Status.Phase)
+			}
+			return nil
+		})
+	})
+	WaitFor(t, 60*time.Second, "namespace "+ns+" gone", func(ctx context.Context) error {
+		_, err := api.Client.CoreV1().Namespaces().Get(ctx, ns, metav1.GetOptions{})
+		if err == nil {
+			return fmt.Errorf("still there")
+		}
+		if !apierrors.IsNotFound(err) {
+			return err
+		}
+		return nil
+	})
 }
