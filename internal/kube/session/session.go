@@ -28,7 +28,12 @@ func Start(ctx context.Context, client kubernetes.Interface, o *Objects) (err er
 		return fmt.Errorf("look up Deployment %s/%s: %w", o.Namespace, o.Deployment.Name, err)
 	}
 	d, err := deployments.Create(ctx, o.Deployment, metav1.CreateOptions{})
-	if err != nil {
+	switch {
+	case apierrors.IsNotFound(err):
+		return fmt.Errorf("create the JobManager Deployment %s/%s: %w (create the namespace, or set kubernetes.namespace)", o.Namespace, o.Deployment.Name, err)
+	case apierrors.IsForbidden(err):
+		return fmt.Errorf("create the JobManager Deployment %s/%s: %w (your Kubernetes user needs create on deployments, services, configmaps and secrets in namespace %s; see docs/kubernetes.md, RBAC)", o.Namespace, o.Deployment.Name, err, o.Namespace)
+	case err != nil:
 		return fmt.Errorf("create the JobManager Deployment %s/%s: %w", o.Namespace, o.Deployment.Name, err)
 	}
 	defer func() {

@@ -11,8 +11,12 @@ import (
 
 	"go.yaml.in/yaml/v3"
 	corev1 "k8s.io/api/core/v1"
+	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/runtime"
+	"k8s.io/apimachinery/pkg/runtime/schema"
 	"k8s.io/client-go/kubernetes/fake"
+	k8stesting "k8s.io/client-go/testing"
 	sigsyaml "sigs.k8s.io/yaml"
 
 	"github.com/sluice-dev/sluice/internal/config"
@@ -459,5 +463,41 @@ func TestRBACManifest(t *testing.T) {
 	}
 	if !strings.Contains(string(y), "name: sluice-tm") || !strings.Contains(string(y), hakube.ClusterConfigMapName("demo")) {
 		t.Errorf("no TaskManager role for sluice-tm:\n%s", y)
+	}
+}
+
+// A missing namespace is reported with what to do.
+func TestStartErrorsSayWhatToDo(t *testing.T) {
+	_, defs := clientFiles(t)
+	o, err := Build(load(t, defs...))
+	if err != nil {
+		t.Fatal(err)
+	}
+	client := fake.NewClientset()
+	client.PrependReactor("create", "deployments", func(action k8stesting.Action) (bool, runtime.Object, error) {
+		return true, nil, apierrors.NewNotFound(schema.GroupResource{Resource: "namespaces"}, "prod")
+	})
+	err = Start(context.Background(), client, o)
+	if err == nil || !strings.Contains(err.Error(), "kubernetes.namespace") {
+		t.Errorf("start in a missing namespace: %v", err)
+	}
+}
+
+// A start that fails half-way deletes what it created.
+func TestFailedStartCleansUp(t *testing.T) {
+	_, defs := clientFiles(t)
+	o, err := Build(load(t, defs...))
+	if err != nil {
+		t.Fatal(err)
+	}
+	client := fake.NewClientset()
+	client.PrependReactor("create", "configmaps", func(action k8stesting.Action) (bool, runtime.Object, error) {
+		return true, nil, apierrors.NewForbidden(schema.GroupResource{Resource: "configmaps"}, "demo-config", nil)
+	})
+	if err := Start(context.Background(), client, o); err == nil {
+		t.Fatal("start succeeded although the ConfigMap could not be created")
+	}
+	if left, err := Remaining(context.Background(), client, "prod", "demo"); err != nil || len(left) != 0 {
+		t.Errorf("after a failed start: %v left (%v)", left, err)
 	}
 }
