@@ -18,6 +18,7 @@ import (
 	"github.com/sluice-dev/sluice/internal/ha"
 	hakube "github.com/sluice-dev/sluice/internal/ha/kubernetes"
 	"github.com/sluice-dev/sluice/internal/jobmanager"
+	"github.com/sluice-dev/sluice/internal/kube"
 	"github.com/sluice-dev/sluice/internal/kube/resourcemanager"
 	"github.com/sluice-dev/sluice/internal/security/internaltls"
 )
@@ -42,7 +43,7 @@ func campaign(ctx context.Context, cfg *config.Config, workDir string, log *slog
 	if !set.Enabled() && !resourcemanager.Enabled(cfg) {
 		return n, nil
 	}
-	if n.client, err = hakube.NewClient(cfg); err != nil {
+	if n.client, err = kube.NewClient(cfg); err != nil {
 		return nil, err
 	}
 	if !set.Enabled() {
@@ -116,7 +117,7 @@ func taskManagerLeader(ctx context.Context, cfg *config.Config, log *slog.Logger
 	if err != nil || !set.Enabled() {
 		return nil, err
 	}
-	client, err := hakube.NewClient(cfg)
+	client, err := kube.NewClient(cfg)
 	if err != nil {
 		return nil, err
 	}

@@ -65,7 +65,7 @@ func newRootCmd() *cobra.Command {
 	pf.StringVar(&g.logLevel, "log-level", "info", "log level: debug, info, warn or error")
 	addRootClientFlags(root)
 	root.AddCommand(newJobManagerCmd(g), newTaskManagerCmd(g), newLocalCmd(g), newRunCmd(g),
-		newListCmd(g), newStatusCmd(g), newCancelCmd(g), newSavepointCmd(g), newStopCmd(g), newBenchCmd(g), newSecurityCmd(g), newAuthCmd(g), newWhoamiCmd(g), newTokenCmd(g), newNexmarkCmd(g))
+		newListCmd(g), newStatusCmd(g), newCancelCmd(g), newSavepointCmd(g), newStopCmd(g), newBenchCmd(g), newSecurityCmd(g), newAuthCmd(g), newWhoamiCmd(g), newTokenCmd(g), newNexmarkCmd(g), newKubernetesSessionCmd(g))
 	return root
 }
 

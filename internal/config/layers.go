@@ -74,3 +74,13 @@ func LoadLayers(path string, layers []string, overrides []string) (*Config, erro
 	}
 	return c, nil
 }
+
+// KeyNames returns the canonical names of every registered key, sorted.
+func KeyNames() []string {
+	keys := allKeys()
+	out := make([]string, len(keys))
+	for i, k := range keys {
+		out[i] = k.Name
+	}
+	return out
+}

@@ -71,6 +71,7 @@ type APIServer struct {
 	Config *rest.Config
 
 	bins    string
+	agent   string
 	etcdURL string
 	procs   []*process
 
@@ -137,11 +138,12 @@ func (a *APIServer) Stop() {
 }
 
 // Binaries builds (once, cached) etcd, kube-apiserver,
-// kube-controller-manager and the node agent and returns their directory.
-func Binaries() (string, error) {
+// kube-controller-manager and the node agent and returns the directory of
+// the first three and the agent's path.
+func Binaries() (bin, agent string, err error) {
 	_, file, _, ok := runtime.Caller(0)
 	if !ok {
-		return "", fmt.Errorf("cannot locate test/k8s/build.sh")
+		return "", "", fmt.Errorf("cannot locate test/k8s/build.sh")
 	}
 	script := filepath.Join(filepath.Dir(file), "build.sh")
 	cmd := exec.Command(script)
@@ -149,13 +151,17 @@ func Binaries() (string, error) {
 	cmd.Stderr = &stderr
 	out, err := cmd.Output()
 	if err != nil {
-		return "", fmt.Errorf("%s: %w\n%s", script, err, tail(stderr.String(), 4000))
+		return "", "", fmt.Errorf("%s: %w\n%s", script, err, tail(stderr.String(), 4000))
 	}
-	return strings.TrimSpace(string(out)), nil
+	lines := strings.Split(strings.TrimSpace(string(out)), "\n")
+	if len(lines) != 2 {
+		return "", "", fmt.Errorf("%s printed %q: want two paths", script, out)
+	}
+	return lines[0], lines[1], nil
 }
 
 func start() (a *APIServer, err error) {
-	bins, err := Binaries()
+	bins, agent, err := Binaries()
 	if err != nil {
 		return nil, err
 	}
@@ -163,7 +169,7 @@ func start() (a *APIServer, err error) {
 	if err != nil {
 		return nil, err
 	}
-	a = &APIServer{Dir: dir, bins: bins}
+	a = &APIServer{Dir: dir, bins: bins, agent: agent}
 	defer func() {
 		if err != nil {
 			err = fmt.Errorf("%w (logs in %s)", err, dir)
@@ -410,7 +416,7 @@ func (a *APIServer) run(name string, args ...string) (*process, error) {
 	if err != nil {
 		return nil, err
 	}
-	cmd := exec.Command(filepath.Join(a.bins, "bin", name), args...)
+	cmd := exec.Command(filepath.Join(a.bins, name), args...)
 	cmd.Stdout, cmd.Stderr = f, f
 	cmd.Dir = a.Dir
 	// Its own process group; it dies with the test binary (a panic on

@@ -1,8 +1,7 @@
 #!/usr/bin/env bash
 # Builds the Kubernetes control plane sluice's Kubernetes integration tests run
 # against -- a real etcd, kube-apiserver and kube-controller-manager -- and the
-# test node agent (test/k8s/tools/sluice-test-node), and prints the directory that
-# holds them.
+# test node agent (test/k8s/tools/sluice-test-node), and prints where they are.
 #
 # They are built from Go modules pinned in the tool module test/k8s/tools (its
 # own go.mod, so nothing of this reaches sluice's), once, and cached outside
@@ -10,7 +9,9 @@
 # memory. The node agent is rebuilt when its sources change (its directory is
 # named after their hash). Concurrent runs wait for each other (flock).
 #
-# Usage: test/k8s/build.sh        # prints e.g. ~/.cache/sluice-test/k8s-v1.37.2
+# Usage: test/k8s/build.sh        # prints two lines: the directory of etcd, kube-apiserver and
+#                                 # kube-controller-manager (~/.cache/sluice-test/k8s-v1.37.2/bin),
+#                                 # then the node agent (.../nodeagent-<hash>/sluice-test-node)
 # Env:   SLUICE_TEST_CACHE        # cache root (default $HOME/.cache/sluice-test)
 set -euo pipefail
 
@@ -47,14 +48,15 @@ build() { # build OUT_DIR PACKAGE...
 
 if [[ ! -x "$dir/bin/kube-apiserver" || ! -x "$dir/bin/kube-controller-manager" || ! -x "$dir/bin/etcd" ]]; then
 	echo "build.sh: building etcd, kube-apiserver and kube-controller-manager $version (minutes, once) into $dir/bin" >&2
-	# go build names a binary after its package's last path element: etcd's main is the module root (v3).
-	build "$dir/bin" k8s.io/kubernetes/cmd/kube-apiserver k8s.io/kubernetes/cmd/kube-controller-manager
-	build "$dir/.etcd" go.etcd.io/etcd/server/v3
-	mv "$dir/.etcd/v3" "$dir/bin/etcd"
-	rm -rf "$dir/.etcd"
+	# etcd's main package is its server module's root, which go build names "server".
+	build "$dir/.bin" k8s.io/kubernetes/cmd/kube-apiserver k8s.io/kubernetes/cmd/kube-controller-manager go.etcd.io/etcd/server/v3
+	mv "$dir/.bin/server" "$dir/.bin/etcd"
+	rm -rf "$dir/bin"
+	mv "$dir/.bin" "$dir/bin"
 fi
 if [[ ! -x "$agent_dir/sluice-test-node" ]]; then
 	echo "build.sh: building the test node agent into $agent_dir" >&2
 	build "$agent_dir" ./sluice-test-node
 fi
-echo "$dir"
+echo "$dir/bin"
+echo "$agent_dir/sluice-test-node"

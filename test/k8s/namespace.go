@@ -100,6 +100,7 @@ func WaitFor(t testing.TB, timeout time.Duration, what string, cond func(ctx con
 		err := cond(ctx)
 		cancel()
 		if err == nil {
+			t.Logf("%s after %s", what, time.Until(deadline.Add(-timeout)).Abs().Round(time.Millisecond))
 			return
 		}
 		if time.Now().After(deadline) {

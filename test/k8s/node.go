@@ -42,7 +42,7 @@ func (a *APIServer) Node(t testing.TB, sluiceBin string) *Node {
 		}
 		return a.node
 	}
-	agent := filepath.Join(a.bins, "sluice-test-node")
+	agent := a.agent
 	if _, err := os.Stat(agent); err != nil {
 		t.Fatalf("test node agent: %v (built by test/k8s/build.sh)", err)
 	}

@@ -20,6 +20,7 @@ import (
 	"github.com/virtual-kubelet/virtual-kubelet/node/api"
 	"github.com/virtual-kubelet/virtual-kubelet/node/nodeutil"
 	corev1 "k8s.io/api/core/v1"
+	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/client-go/kubernetes"
 	statsv1alpha1 "k8s.io/kubelet/pkg/apis/stats/v1alpha1"
@@ -51,11 +52,12 @@ var (
 // podState is one pod the provider runs. Its pod is replaced, never
 // mutated, so a copy handed out stays valid.
 type podState struct {
-	pod     *corev1.Pod
-	dir     string
-	procs   map[string]*exec.Cmd // running containers by name
-	exited  chan struct{}        // closed when every container has exited
-	deleted bool
+	pod      *corev1.Pod
+	dir      string
+	procs    map[string]*exec.Cmd // running containers by name
+	exited   chan struct{}        // closed when every container has exited
+	deleted  bool
+	exitOnce sync.Once
 }
 
 func podKey(namespace, name string) string { return namespace + "/" + name }
@@ -91,10 +93,41 @@ func (p *provider) CreatePod(ctx context.Context, pod *corev1.Pod) error {
 		PodIPs:    []corev1.PodIP{{IP: "127.0.0.1"}},
 		StartTime: &now,
 	}
-	mounts, err := p.materializeVolumes(ctx, pod, dir)
-	if err != nil {
-		p.fail(st, "VolumeSetupFailed", err.Error())
-		return nil
+	p.update(st, pod.DeepCopy())
+	go p.start(st, pod) // owned by the provider: ends once the pod runs, fails or is deleted
+	return nil
+}
+
+// start sets the pod up as the kubelet does: its volumes, retried while a
+// Secret or ConfigMap they need does not exist yet (the pod stays Pending,
+// with the reason in its status), then its init containers and containers.
+func (p *provider) start(st *podState, pod *corev1.Pod) {
+	ctx := context.Background()
+	dir := st.dir
+	key := podKey(pod.Namespace, pod.Name)
+	var mounts map[string]volumeDir
+	lastMsg := ""
+	for {
+		if p.isDeleted(st) {
+			p.closeExited(st)
+			return
+		}
+		var err error
+		mounts, err = p.materializeVolumes(ctx, pod, dir)
+		if err == nil {
+			break
+		}
+		if !apierrors.IsNotFound(err) {
+			p.fail(st, "VolumeSetupFailed", err.Error())
+			return
+		}
+		waiting := pod.DeepCopy()
+		waiting.Status.Reason, waiting.Status.Message = "ContainerCreating", err.Error()
+		if lastMsg != err.Error() {
+			lastMsg = err.Error()
+			p.update(st, waiting)
+		}
+		time.Sleep(500 * time.Millisecond)
 	}
 	for _, c := range pod.Spec.InitContainers {
 		code, err := p.runInit(ctx, st, c, mounts)
@@ -104,22 +137,31 @@ func (p *provider) CreatePod(ctx context.Context, pod *corev1.Pod) error {
 				msg = err.Error()
 			}
 			p.fail(st, "InitContainerFailed", msg)
-			return nil
+			return
 		}
 	}
+	now := metav1.Now()
 	var statuses []corev1.ContainerStatus
+	p.mu.Lock() // no DeletePod between the check and the starts
+	if st.deleted {
+		p.mu.Unlock()
+		p.closeExited(st)
+		return
+	}
 	for _, c := range pod.Spec.Containers {
 		cmd, err := p.command(st, c, mounts)
 		if err == nil {
 			err = cmd.Start()
 		}
 		if err != nil {
-			p.killAllOf(st)
 			for _, started := range st.procs {
+				_ = started.Process.Kill()
 				_ = started.Wait()
 			}
+			st.procs = map[string]*exec.Cmd{}
+			p.mu.Unlock()
 			p.fail(st, "ContainerCannotRun", fmt.Sprintf("container %s: %v", c.Name, err))
-			return nil
+			return
 		}
 		_ = os.WriteFile(filepath.Join(dir, c.Name+".pid"), []byte(strconv.Itoa(cmd.Process.Pid)+"\n"), 0o644)
 		st.procs[c.Name] = cmd
@@ -129,15 +171,22 @@ func (p *provider) CreatePod(ctx context.Context, pod *corev1.Pod) error {
 			State:       corev1.ContainerState{Running: &corev1.ContainerStateRunning{StartedAt: now}},
 		})
 	}
-	pod.Status.Phase = corev1.PodRunning
-	pod.Status.ContainerStatuses = statuses
-	pod.Status.Conditions = conditions(corev1.ConditionTrue)
-	p.update(st, pod)
+	procs := make(map[string]*exec.Cmd, len(st.procs))
+	for k, v := range st.procs {
+		procs[k] = v
+	}
+	p.mu.Unlock()
+	running := pod.DeepCopy()
+	running.Status.Phase = corev1.PodRunning
+	running.Status.Reason, running.Status.Message = "", ""
+	running.Status.ContainerStatuses = statuses
+	running.Status.Conditions = conditions(corev1.ConditionTrue)
+	p.update(st, running)
 	p.log.Info("pod running", "pod", key, "dir", dir)
 
 	// One waiter per container; the last one to finish settles the pod.
 	var wg sync.WaitGroup
-	for name, cmd := range st.procs {
+	for name, cmd := range procs {
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
@@ -145,8 +194,19 @@ func (p *provider) CreatePod(ctx context.Context, pod *corev1.Pod) error {
 			p.containerExited(st, name, exitCode(cmd, err))
 		}()
 	}
-	go func() { wg.Wait(); close(st.exited) }()
-	return nil
+	wg.Wait()
+	p.closeExited(st)
+}
+
+func (p *provider) isDeleted(st *podState) bool {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	return st.deleted
+}
+
+// closeExited marks the pod as having no process left (once).
+func (p *provider) closeExited(st *podState) {
+	st.exitOnce.Do(func() { close(st.exited) })
 }
 
 func ptr[T any](v T) *T { return &v }
@@ -234,11 +294,7 @@ func (p *provider) fail(st *podState, reason, msg string) {
 		})
 	}
 	p.log.Warn("pod failed to start", "pod", podKey(pod.Namespace, pod.Name), "reason", reason, "message", msg)
-	select {
-	case <-st.exited:
-	default:
-		close(st.exited)
-	}
+	p.closeExited(st)
 	p.update(st, pod)
 }
 
@@ -299,6 +355,16 @@ func (p *provider) DeletePod(_ context.Context, pod *corev1.Pod) error {
 	}
 	if notify != nil {
 		notify(out)
+	}
+	// As the kubelet does once a deleted pod's containers are gone: remove
+	// it from the API at once rather than after its grace period.
+	zero := int64(0)
+	uid := pod.UID
+	err := p.client.CoreV1().Pods(pod.Namespace).Delete(context.Background(), pod.Name, metav1.DeleteOptions{
+		GracePeriodSeconds: &zero, Preconditions: &metav1.Preconditions{UID: &uid},
+	})
+	if err != nil && !apierrors.IsNotFound(err) && !apierrors.IsConflict(err) {
+		p.log.Warn("final delete of pod", "pod", key, "err", err)
 	}
 	return nil
 }
