@@ -96,6 +96,11 @@ func startNative(t *testing.T, extra map[string]string) *nativeCluster {
 		"high-availability.kubernetes.leader-election.renew-deadline": "3 s",
 		"high-availability.kubernetes.leader-election.retry-period":   "500 ms",
 	}
+	// The pods reach the API server as the namespace's default
+	// ServiceAccount (through the real RBAC authorizer) with a kubeconfig:
+	// the test node's pods see the API server's Service address
+	// (KUBERNETES_SERVICE_HOST), which no proxy serves here.
+	settings["kubernetes.config.file"] = api.Kubeconfig(t, api.ServiceAccountToken(t, ns, "default"))
 	for k, v := range extra {
 		settings[k] = v
 	}
@@ -232,6 +237,7 @@ func runClient(t *testing.T, rest string, args ...string) string {
 	ctx, cancel := context.WithTimeout(context.Background(), 3*time.Minute)
 	defer cancel()
 	cmd := exec.CommandContext(ctx, sluiceBin, append(args, "--jobmanager", "http://"+rest)...)
+	cmd.Dir = ".." // examples/ are relative to the repository
 	inOwnGroup(cmd)
 	cmd.Cancel = func() error { killGroup(cmd, syscall.SIGKILL); return nil }
 	out, err := cmd.CombinedOutput()
@@ -454,6 +460,7 @@ func statefulReference(t *testing.T) []string {
 	defer cancel()
 	cmd := exec.CommandContext(ctx, sluiceBin, "local", "examples/stateful.yaml", "-p", "2", "--param", "rate=0", "--param", "output="+out,
 		"-D", "state.checkpoints.dir="+filepath.Join(t.TempDir(), "ckpt"))
+	cmd.Dir = ".."
 	inOwnGroup(cmd)
 	cmd.Cancel = func() error { killGroup(cmd, syscall.SIGKILL); return nil }
 	if b, err := cmd.CombinedOutput(); err != nil {
