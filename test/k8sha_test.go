@@ -96,6 +96,11 @@ func startNative(t *testing.T, extra map[string]string) *nativeCluster {
 		"high-availability.kubernetes.leader-election.renew-deadline": "3 s",
 		"high-availability.kubernetes.leader-election.retry-period":   "500 ms",
 	}
+	// The pods reach the API server as the namespace's default
+	// ServiceAccount (through the real RBAC authorizer) with a kubeconfig:
+	// the test node's pods see the API server's Service address
+	// (KUBERNETES_SERVICE_HOST), which no proxy serves here.
+	settings["kubernetes.config.file"] = api.Kubeconfig(t, api.ServiceAccountToken(t, ns, "default"))
 	for k, v := range extra {
 		settings[k] = v
 	}
@@ -232,6 +237,7 @@ func runClient(t *testing.T, rest string, args ...string) string {
 	ctx, cancel := context.WithTimeout(context.Background(), 3*time.Minute)
 	defer cancel()
 	cmd := exec.CommandContext(ctx, sluiceBin, append(args, "--jobmanager", "http://"+rest)...)
+	cmd.Dir = ".." // examples/ are relative to the repository
 	inOwnGroup(cmd)
 	cmd.Cancel = func() error { killGroup(cmd, syscall.SIGKILL); return nil }
 	out, err := cmd.CombinedOutput()
@@ -454,6 +460,7 @@ func statefulReference(t *testing.T) []string {
 	defer cancel()
 	cmd := exec.CommandContext(ctx, sluiceBin, "local", "examples/stateful.yaml", "-p", "2", "--param", "rate=0", "--param", "output="+out,
 		"-D", "state.checkpoints.dir="+filepath.Join(t.TempDir(), "ckpt"))
+	cmd.Dir = ".."
 	inOwnGroup(cmd)
 	cmd.Cancel = func() error { killGroup(cmd, syscall.SIGKILL); return nil }
 	if b, err := cmd.CombinedOutput(); err != nil {
@@ -464,4 +471,85 @@ func statefulReference(t *testing.T) []string {
 		t.Fatalf("reference run: %d output lines, want one per key (100)", len(lines))
 	}
 	return lines
+}
+
+// sluice run --target kubernetes-application deploys a cluster that runs
+// the job (its TaskManagers on pods the JobManager creates, over internal
+// mutual TLS) and removes itself once the job has finished.
+func TestKubernetesApplicationMode(t *testing.T) {
+	api := k8s.Start(t)
+	api.Node(t, sluiceBin)
+	ns := api.Namespace(t, "app")
+	ctx := context.Background()
+	role := &rbacv1.Role{ObjectMeta: metav1.ObjectMeta{Name: "sluice-jobmanager"}, Rules: []rbacv1.PolicyRule{
+		{APIGroups: []string{""}, Resources: []string{"pods"}, Verbs: []string{"get", "list", "watch", "create", "delete"}},
+		{APIGroups: []string{""}, Resources: []string{"configmaps"}, Verbs: []string{"get", "list", "watch", "create", "update", "delete", "deletecollection"}},
+		{APIGroups: []string{""}, Resources: []string{"secrets"}, Verbs: []string{"get", "create", "update"}},
+		{APIGroups: []string{"apps"}, Resources: []string{"deployments"}, Verbs: []string{"get", "delete"}},
+		{APIGroups: []string{"coordination.k8s.io"}, Resources: []string{"leases"}, Verbs: []string{"get", "create", "update"}},
+	}}
+	if _, err := api.Client.RbacV1().Roles(ns).Create(ctx, role, metav1.CreateOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := api.Client.RbacV1().RoleBindings(ns).Create(ctx, &rbacv1.RoleBinding{
+		ObjectMeta: metav1.ObjectMeta{Name: "sluice-jobmanager"},
+		RoleRef:    rbacv1.RoleRef{APIGroup: "rbac.authorization.k8s.io", Kind: "Role", Name: "sluice-jobmanager"},
+		Subjects:   []rbacv1.Subject{{Kind: "ServiceAccount", Name: "default", Namespace: ns}},
+	}, metav1.CreateOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	input := writeSample(t)
+	out := filepath.Join(t.TempDir(), "out")
+	args := []string{"run", "--target", "kubernetes-application", "examples/wordcount.yaml", "-p", "4",
+		"--param", "input=" + input, "--param", "output=" + out}
+	for _, d := range []string{
+		"kubernetes.config.file=" + api.AdminKubeconfig, "kubernetes.namespace=" + ns, "kubernetes.cluster-id=app",
+		"kubernetes.jobmanager.cpu=0.2", "kubernetes.jobmanager.memory=256mb",
+		"kubernetes.taskmanager.cpu=0.2", "kubernetes.taskmanager.memory=256mb", "taskmanager.numberOfTaskSlots=2",
+		"security.ssl.internal.enabled=true", "security.ssl.internal.auto=true",
+		// Pods share the host's network on the test node, and no DNS serves Services.
+		"jobmanager.rpc.address=127.0.0.1", "rest.port=" + strconv.Itoa(freePort(t)),
+		"jobmanager.rpc.port=" + strconv.Itoa(freePort(t)), "blob.server.port=" + strconv.Itoa(freePort(t)),
+		"resourcemanager.taskmanager-timeout=2 s",
+	} {
+		args = append(args, "-D", d)
+	}
+	cctx, cancel := context.WithTimeout(ctx, 2*time.Minute)
+	defer cancel()
+	cmd := exec.CommandContext(cctx, sluiceBin, args...)
+	cmd.Dir = ".."
+	inOwnGroup(cmd)
+	cmd.Cancel = func() error { killGroup(cmd, syscall.SIGKILL); return nil }
+	stdout, err := cmd.CombinedOutput()
+	if err != nil {
+		t.Fatalf("sluice run --target kubernetes-application: %v\n%s", err, stdout)
+	}
+	if !strings.Contains(string(stdout), "Application cluster app deployed") {
+		t.Fatalf("output: %s", stdout)
+	}
+	c := &nativeCluster{t: t, api: api, node: api.Node(t, sluiceBin), client: api.Client, ns: ns, id: "app"}
+	k8s.WaitFor(t, 3*time.Minute, "the application cluster removed after its job", func(ctx context.Context) error {
+		d, err := api.Client.AppsV1().Deployments(ns).List(ctx, metav1.ListOptions{LabelSelector: "app=app"})
+		if err != nil {
+			return err
+		}
+		p, err := api.Client.CoreV1().Pods(ns).List(ctx, metav1.ListOptions{LabelSelector: "app=app"})
+		if err != nil {
+			return err
+		}
+		if len(d.Items)+len(p.Items) > 0 {
+			return fmt.Errorf("%d deployments, %d pods left", len(d.Items), len(p.Items))
+		}
+		return nil
+	})
+	if _, err := os.Stat(out); err != nil {
+		t.Fatalf("the application's job wrote nothing: %v\n%s", err, c.logs())
+	}
+	equalLines(t, readParts(t, out), referenceCounts(t, input))
+	logs := c.logs()
+	for _, want := range []string{"application job ended", "state=FINISHED", "TaskManager pod created for waiting jobs", "joined the cluster"} {
+		if !strings.Contains(logs, want) {
+			t.Errorf("the pods' logs lack %q", want)
+		}
+	}
 }

@@ -70,7 +70,16 @@ func newJobManagerCmd(g *globals) *cobra.Command {
 			if err != nil {
 				return err
 			}
-			return jm.Run(ctx)
+			appCtx, stopApp := context.WithCancel(ctx)
+			appDone := make(chan struct{})
+			go func() {
+				defer close(appDone)
+				native.runApplication(appCtx, cfg, jm, g.log)
+			}()
+			err = jm.Run(ctx)
+			stopApp()
+			<-appDone
+			return err
 		},
 	}
 	cmd.Flags().StringVar(&workDir, "work-dir", "", "persistent directory for the blob store and, in automatic mode without security.ssl.internal.auto.dir, the cluster CA (default: <process.jobmanager.working-dir>/jobmanager, else a temporary directory removed on shutdown)")

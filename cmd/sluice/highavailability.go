@@ -12,13 +12,19 @@ import (
 	"strconv"
 	"time"
 
+	apierrors "k8s.io/apimachinery/pkg/api/errors"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/labels"
 	"k8s.io/client-go/kubernetes"
 
 	"github.com/sluice-dev/sluice/internal/config"
 	"github.com/sluice-dev/sluice/internal/ha"
 	hakube "github.com/sluice-dev/sluice/internal/ha/kubernetes"
 	"github.com/sluice-dev/sluice/internal/jobmanager"
+	"github.com/sluice-dev/sluice/internal/kube"
+	"github.com/sluice-dev/sluice/internal/kube/application"
 	"github.com/sluice-dev/sluice/internal/kube/resourcemanager"
+	"github.com/sluice-dev/sluice/internal/security/authz"
 	"github.com/sluice-dev/sluice/internal/security/internaltls"
 )
 
@@ -42,7 +48,7 @@ func campaign(ctx context.Context, cfg *config.Config, workDir string, log *slog
 	if !set.Enabled() && !resourcemanager.Enabled(cfg) {
 		return n, nil
 	}
-	if n.client, err = hakube.NewClient(cfg); err != nil {
+	if n.client, err = kube.NewClient(cfg); err != nil {
 		return nil, err
 	}
 	if !set.Enabled() {
@@ -116,7 +122,7 @@ func taskManagerLeader(ctx context.Context, cfg *config.Config, log *slog.Logger
 	if err != nil || !set.Enabled() {
 		return nil, err
 	}
-	client, err := hakube.NewClient(cfg)
+	client, err := kube.NewClient(cfg)
 	if err != nil {
 		return nil, err
 	}
@@ -150,5 +156,53 @@ func taskManagerLeader(ctx context.Context, cfg *config.Config, log *slog.Logger
 			return nil, ctx.Err()
 		case <-time.After(time.Second):
 		}
+	}
+}
+
+// runApplication submits an application cluster's job once the
+// JobManager is ready (leading, with the recovered jobs known), waits for
+// it to end and then, with execution.shutdown-on-application-finish,
+// deletes the JobManager Deployment: the cluster goes with it.
+func (n *nativeJobManager) runApplication(ctx context.Context, cfg *config.Config, jm *jobmanager.JobManager, log *slog.Logger) {
+	if cfg.String("execution.target") != application.Target {
+		return
+	}
+	select {
+	case <-jm.Ready():
+	case <-ctx.Done():
+		return
+	}
+	ns, id := cfg.String("kubernetes.namespace"), cfg.String("kubernetes.cluster-id")
+	job, err := application.Load(ctx, n.client, ns, id)
+	if err != nil {
+		log.Error("application cluster: cannot load its job", "err", err)
+		return
+	}
+	jobID := application.JobID(id)
+	err = jm.SubmitApplication(jobmanager.Submission{
+		Spec: job.Spec, Params: job.Params, Parallelism: job.Parallelism, Config: job.Config,
+		SavepointPath: job.SavepointPath, AllowNonRestoredState: job.AllowNonRestoredState,
+		ACL: authz.JobACL{Owner: job.Owner},
+	}, jobID)
+	if err != nil {
+		log.Error("application cluster: its job was refused", "job", jobID, "err", err)
+		return
+	}
+	state, cause, err := jm.Wait(ctx, jobID)
+	if err != nil {
+		return // the JobManager stops: the next leader takes the job over
+	}
+	log.Info("application job ended", "job", jobID, "state", state, "cause", cause)
+	if !cfg.Bool("execution.shutdown-on-application-finish") {
+		return
+	}
+	log.Info("application cluster shutting down (execution.shutdown-on-application-finish): deleting its JobManager Deployment", "deployment", ns+"/"+id)
+	bg := metav1.DeletePropagationBackground
+	if err := n.client.AppsV1().Deployments(ns).Delete(ctx, id, metav1.DeleteOptions{PropagationPolicy: &bg}); err != nil && !apierrors.IsNotFound(err) {
+		log.Error("application cluster: cannot delete its Deployment (the JobManager's service account needs delete on its Deployment); delete the cluster with sluice kubernetes-session stop", "err", err)
+	}
+	// The high-availability ConfigMaps have no owner: they would outlive it.
+	if err := n.client.CoreV1().ConfigMaps(ns).DeleteCollection(ctx, metav1.DeleteOptions{}, metav1.ListOptions{LabelSelector: labels.SelectorFromSet(hakube.HALabels(id)).String()}); err != nil {
+		log.Warn("application cluster: cannot delete its high-availability ConfigMaps", "err", err)
 	}
 }

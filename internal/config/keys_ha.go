@@ -35,3 +35,8 @@ func init() {
 		Register(k)
 	}
 }
+
+func init() {
+	Register(Key{Name: "execution.shutdown-on-application-finish", Type: Bool, Default: "true",
+		Doc: "An application cluster (sluice run --target kubernetes-application) deletes its JobManager Deployment, and with it every object it owns, once its job has ended."})
+}

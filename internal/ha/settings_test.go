@@ -20,7 +20,7 @@ func TestSettingsFromConfig(t *testing.T) {
 		{"zookeeper", map[string]string{"high-availability.type": "zookeeper"}, "zookeeper is not supported", None},
 		{"unknown", map[string]string{"high-availability.type": "etcd"}, "use kubernetes or NONE", None},
 		{"no cluster id", map[string]string{"high-availability.type": "kubernetes", "high-availability.storageDir": "/ha"}, "set kubernetes.cluster-id", None},
-		{"bad cluster id", map[string]string{"high-availability.type": "kubernetes", "kubernetes.cluster-id": "My_Cluster", "high-availability.storageDir": "/ha"}, "not a valid Kubernetes object name", None},
+		{"bad cluster id", map[string]string{"high-availability.type": "kubernetes", "high-availability.cluster-id": "My_Cluster", "high-availability.storageDir": "/ha"}, "not a valid Kubernetes object name", None},
 		{"no storage dir", map[string]string{"high-availability.type": "kubernetes", "kubernetes.cluster-id": "c1"}, "high-availability.storageDir", None},
 		{"renew not below lease", map[string]string{"high-availability.type": "kubernetes", "kubernetes.cluster-id": "c1", "high-availability.storageDir": "/ha",
 			"high-availability.kubernetes.leader-election.renew-deadline": "15 s"}, "renew-deadline (15s) must be below", None},

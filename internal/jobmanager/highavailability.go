@@ -33,6 +33,9 @@ const haTimeout = 30 * time.Second
 
 // recovery is how a stored job is submitted again by a new leader.
 type recovery struct {
+	// store: the job is new (an application cluster's job under its fixed
+	// id) and is stored like any submission.
+	store     bool
 	id        string
 	submitted time.Time
 	pointer   *ha.CheckpointPointer // latest completed checkpoint; nil: none
@@ -170,4 +173,20 @@ func (jm *JobManager) loadRecoveredCheckpoint(p *ha.CheckpointPointer) (*checkpo
 		return nil, fmt.Errorf("the job's latest checkpoint %d (%s, from the high-availability store): %w", p.ID, p.Path, err)
 	}
 	return cp, nil
+}
+
+// SubmitApplication submits the job of an application cluster
+// (sluice run --target kubernetes-application) under its fixed id, unless
+// a job with that id is known already: recovered from the high-availability
+// store after a failover.
+func (jm *JobManager) SubmitApplication(s Submission, id string) error {
+	jm.mu.Lock()
+	_, known := jm.jobs[id]
+	jm.mu.Unlock()
+	if known {
+		jm.log.Info("application job recovered; not submitted again", "job", id)
+		return nil
+	}
+	_, _, err := jm.submitWith(s, &recovery{id: id, store: true})
+	return err
 }

@@ -212,7 +212,7 @@ func (jm *JobManager) submitWith(s Submission, r *recovery) (string, []string, e
 		files[name] = k
 	}
 	now := time.Now()
-	if jm.ha != nil && r == nil {
+	if jm.ha != nil && (r == nil || r.store) {
 		// Stored before it runs: a job a successor cannot find must not
 		// have started.
 		if err := jm.storeJob(id, s, now); err != nil {

@@ -406,14 +406,15 @@ func effectiveConfig(cfg *config.Config, files []secretFile, id, ns string) (*co
 	if err := set("kubernetes.cluster-id", id); err != nil {
 		return nil, err
 	}
-	if err := set("kubernetes.namespace", ns); err != nil {
-		return nil, err
-	}
-	if !eff.IsSet("execution.target") {
-		// The JobManager runs its Kubernetes resource manager.
+	// The JobManager runs its Kubernetes resource manager (TaskManager
+	// pods on demand) when it knows it was deployed natively.
+	if t := eff.String("execution.target"); t != "kubernetes-application" {
 		if err := set("execution.target", "kubernetes-session"); err != nil {
 			return nil, err
 		}
+	}
+	if err := set("kubernetes.namespace", ns); err != nil {
+		return nil, err
 	}
 	defaults := [][2]string{
 		{"jobmanager.rpc.address", RPCServiceName(id) + "." + ns},

@@ -517,6 +517,13 @@ func (p *provider) containerEnv(st *podState, c corev1.Container) []string {
 		}
 	}
 	for _, e := range c.Env {
+		switch e.Name {
+		case "KUBERNETES_SERVICE_HOST", "KUBERNETES_SERVICE_PORT", "KUBERNETES_SERVICE_PORT_HTTPS":
+			// virtual-kubelet adds the kubernetes Service's cluster IP,
+			// which nothing serves here: in-cluster clients use the API
+			// server's real address set above.
+			continue
+		}
 		env = append(env, e.Name+"="+e.Value)
 	}
 	return env
