@@ -353,7 +353,10 @@ func (p *provider) DeletePod(_ context.Context, pod *corev1.Pod) error {
 		p.killAllOf(st)
 		<-st.exited
 	}
-	removeAll(st.dir)
+	// The volumes (secret material) go with the pod; the logs stay until
+	// the agent's directory is removed, for tests to read after the fact.
+	removeAll(filepath.Join(st.dir, "volumes"))
+	removeAll(filepath.Join(st.dir, "tmp"))
 
 	p.mu.Lock()
 	delete(p.pods, key)
