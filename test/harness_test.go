@@ -21,6 +21,8 @@ import (
 	"syscall"
 	"testing"
 	"time"
+
+	"github.com/sluice-dev/sluice/test/k8s"
 )
 
 var sluiceBin string
@@ -38,6 +40,7 @@ func TestMain(m *testing.M) {
 		os.Exit(1)
 	}
 	code := m.Run()
+	k8s.StopShared() // the Kubernetes control plane, if a test started it
 	os.RemoveAll(dir)
 	os.Exit(code)
 }

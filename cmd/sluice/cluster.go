@@ -55,11 +55,21 @@ func newJobManagerCmd(g *globals) *cobra.Command {
 			// The first signal starts a graceful shutdown; a second one
 			// gets the default behaviour and ends the process at once.
 			go func() { <-ctx.Done(); stop() }()
+			native, err := campaign(ctx, cfg, dir, g.log)
+			if err != nil {
+				return err
+			}
+			defer native.resign()
 			sec, err := internaltls.SetupJobManager(ctx, cfg, g.log, dir)
 			if err != nil {
 				return err
 			}
+			rm, err := native.resourceManager(ctx, cfg, sec, g.log)
+			if err != nil {
+				return err
+			}
 			jm, err := jobmanager.New(jobmanager.Options{
+				HA: native.leadership, ResourceManager: rm,
 				Config: cfg, Logger: g.log, WorkDir: dir, RemoveWorkDir: temporary, Security: sec.Security, ClusterID: sec.ClusterID,
 				RPCServerOptions: sec.ServerOptions(), RegisterRPC: sec.Register, Internal: sec,
 				Reloaders: []jobmanager.Reloader{{Name: "internal-tls", Kind: jobmanager.ReloadCertificates, Reload: sec.ReloadTLS}},
@@ -68,7 +78,16 @@ func newJobManagerCmd(g *globals) *cobra.Command {
 			if err != nil {
 				return err
 			}
-			return jm.Run(ctx)
+			appCtx, stopApp := context.WithCancel(ctx)
+			appDone := make(chan struct{})
+			go func() {
+				defer close(appDone)
+				native.runApplication(appCtx, cfg, jm, g.log)
+			}()
+			err = jm.Run(ctx)
+			stopApp()
+			<-appDone
+			return err
 		},
 	}
 	cmd.Flags().StringVar(&workDir, "work-dir", "", "persistent directory for the blob store and, in automatic mode without security.ssl.internal.auto.dir, the cluster CA (default: <process.jobmanager.working-dir>/jobmanager, else a temporary directory removed on shutdown)")
@@ -92,6 +111,10 @@ func newTaskManagerCmd(g *globals) *cobra.Command {
 			}
 			ctx, stop := signalContext()
 			defer stop()
+			leader, err := taskManagerLeader(ctx, cfg, g.log)
+			if err != nil {
+				return err
+			}
 			sec, err := internaltls.SetupTaskManager(ctx, cfg, g.log, id, joinToken, func() string { return taskmanager.DefaultID(taskmanager.SettingsFromConfig(cfg)) })
 			if err != nil {
 				return err
@@ -103,7 +126,7 @@ func newTaskManagerCmd(g *globals) *cobra.Command {
 				return err
 			}
 			defer closeLog()
-			tm, err := taskmanager.New(taskmanager.Options{Config: cfg, Logger: g.log, WorkDir: workDir, ID: sec.ID, Security: sec.Security, RPCServerOptions: sec.ServerOptions(), Logs: logs})
+			tm, err := taskmanager.New(taskmanager.Options{Config: cfg, Logger: g.log, WorkDir: workDir, ID: sec.ID, Security: sec.Security, RPCServerOptions: sec.ServerOptions(), Logs: logs, Leader: leader})
 			if err != nil {
 				return err
 			}

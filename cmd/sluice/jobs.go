@@ -21,7 +21,7 @@ func newRunCmd(g *globals) *cobra.Command {
 	var viewUsers, viewGroups, modifyUsers, modifyGroups []string
 	var parallelism int
 	var detached, allowNonRestored bool
-	var fromSavepoint string
+	var fromSavepoint, target string
 	cmd := &cobra.Command{
 		Use:   "run SPEC",
 		Short: "Submit a job to a JobManager and wait for it to end (or --detached)",
@@ -40,6 +40,18 @@ drops the savepoint's state of operators the job no longer has instead of refusi
 		RunE: func(cmd *cobra.Command, args []string) error {
 			if allowNonRestored && fromSavepoint == "" {
 				return fmt.Errorf("--allowNonRestoredState (-n) applies to a job started from a savepoint: give --fromSavepoint (-s) PATH too")
+			}
+			switch target {
+			case "", "remote":
+			case "kubernetes-application":
+				pm, err := parseParams(params)
+				if err != nil {
+					return err
+				}
+				return applicationRun{specPath: args[0], params: pm, parallelism: parallelism, files: files,
+					fromSavepoint: fromSavepoint, allowNonRestoredState: allowNonRestored}.run(cmd, g)
+			default:
+				return fmt.Errorf("--target %q: use remote (a running JobManager, the default) or kubernetes-application (deploy a cluster that runs this job)", target)
 			}
 			jobConfig, clientDefines, err := splitRunDefines(g.defines)
 			if err != nil {
@@ -108,6 +120,7 @@ drops the savepoint's state of operators the job no longer has instead of refusi
 	f.IntVarP(&parallelism, "parallelism", "p", 0, "default parallelism of the job (default: the cluster's parallelism.default)")
 	f.BoolVarP(&detached, "detached", "d", false, "print the job id and return without waiting")
 	f.StringVarP(&fromSavepoint, "fromSavepoint", "s", "", "start the job from this savepoint: the location sluice savepoint or sluice stop printed")
+	f.StringVarP(&target, "target", "t", "", "where the job runs: remote (a running JobManager, the default) or kubernetes-application (deploy a Kubernetes cluster that runs this job, Flink's application mode; -D sets its kubernetes.* keys)")
 	f.BoolVarP(&allowNonRestored, "allowNonRestoredState", "n", false, "with --fromSavepoint: drop the state of operators the job does not have instead of refusing the savepoint")
 	return cmd
 }

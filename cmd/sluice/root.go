@@ -16,11 +16,12 @@ import (
 
 // globals are the flags every command has.
 type globals struct {
-	configFile string
-	defines    []string
-	logFormat  string
-	logLevel   string
-	log        *slog.Logger
+	configFile   string
+	configLayers []string
+	defines      []string
+	logFormat    string
+	logLevel     string
+	log          *slog.Logger
 }
 
 // exitError carries a process exit code through cobra.
@@ -59,12 +60,13 @@ func newRootCmd() *cobra.Command {
 	}
 	pf := root.PersistentFlags()
 	pf.StringVar(&g.configFile, "config", "", "configuration file (default: $SLUICE_CONF_DIR/config.yaml or conf/config.yaml when present)")
+	pf.StringArrayVar(&g.configLayers, "config-layer", nil, "YAML file of configuration keys applied after --config and before -D (repeatable); Kubernetes sessions keep passwords and tokens in one, mounted from a Secret")
 	pf.StringArrayVarP(&g.defines, "define", "D", nil, "set a configuration key: -D key=value (repeatable)")
 	pf.StringVar(&g.logFormat, "log-format", "text", "log format: text or json")
 	pf.StringVar(&g.logLevel, "log-level", "info", "log level: debug, info, warn or error")
 	addRootClientFlags(root)
 	root.AddCommand(newJobManagerCmd(g), newTaskManagerCmd(g), newLocalCmd(g), newRunCmd(g),
-		newListCmd(g), newStatusCmd(g), newCancelCmd(g), newSavepointCmd(g), newStopCmd(g), newBenchCmd(g), newSecurityCmd(g), newAuthCmd(g), newWhoamiCmd(g), newTokenCmd(g), newNexmarkCmd(g))
+		newListCmd(g), newStatusCmd(g), newCancelCmd(g), newSavepointCmd(g), newStopCmd(g), newBenchCmd(g), newSecurityCmd(g), newAuthCmd(g), newWhoamiCmd(g), newTokenCmd(g), newNexmarkCmd(g), newKubernetesSessionCmd(g))
 	return root
 }
 
@@ -75,7 +77,7 @@ func (g *globals) loadConfig() (*config.Config, error) {
 	if path == "" {
 		path = config.DefaultPath()
 	}
-	cfg, err := config.Load(path, g.defines)
+	cfg, err := config.LoadLayers(path, g.configLayers, g.defines)
 	if err != nil {
 		return nil, err
 	}

@@ -73,8 +73,15 @@ type CoordinatorConfig struct {
 	Key     *sealed.Key
 	// Restored is the snapshot the job started from, if any: ids continue
 	// after it, and it is the restore point until a checkpoint completes.
-	Restored    *CompletedCheckpoint
-	Logger      *slog.Logger
+	Restored *CompletedCheckpoint
+	Logger   *slog.Logger
+	// Record, when set, makes a completed checkpoint durable elsewhere
+	// before it counts (the high-availability pointer store): it is called
+	// after _metadata is written and before the tasks are told (sinks
+	// commit) or older checkpoints are deleted. An error aborts the
+	// checkpoint, so a checkpoint a successor JobManager cannot find is
+	// never committed.
+	Record      func(ctx context.Context, cp *CompletedCheckpoint) error
 	Clock       Clock         // nil: SystemClock
 	CallTimeout time.Duration // deadline of each Trigger/Notify call; 0: 10 s
 }
@@ -427,6 +434,15 @@ func (c *Coordinator) complete(p *pending) {
 	if err != nil {
 		c.abort(p, fmt.Sprintf("cannot write %s: %v", MetadataName, err), true, true)
 		return
+	}
+	if rec := c.cfg.Record; rec != nil && p.savepoint == nil {
+		ctx, cancel := context.WithTimeout(context.Background(), c.cfg.CallTimeout)
+		err := rec(ctx, cc)
+		cancel()
+		if err != nil {
+			c.abort(p, fmt.Sprintf("cannot record the completed checkpoint for recovery: %v", err), true, true)
+			return
+		}
 	}
 	c.endPending(p, now)
 	p.stats.ExternalPath = cc.ExternalPath()

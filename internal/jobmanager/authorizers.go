@@ -12,6 +12,7 @@ import (
 	"github.com/sluice-dev/sluice/internal/security/authz"
 	"github.com/sluice-dev/sluice/internal/security/authz/opa"
 	"github.com/sluice-dev/sluice/internal/security/authz/webhook"
+	"github.com/sluice-dev/sluice/internal/security/tokens"
 )
 
 // authorization is what newAuthorization builds: the decider, the
@@ -35,7 +36,9 @@ func newAuthorization(cfg *config.Config, set Settings, log *slog.Logger) (autho
 	if len(modes) == 0 {
 		modes = []string{"allow-all"}
 	}
-	union := authz.Union{authz.Named("job-owner", authz.JobOwnership())}
+	// A job's token for the REST API is decided first and definitively: it views its own
+	// job, nothing else, whatever the policies grant others.
+	union := authz.Union{authz.Named("job-token", tokens.JobTokenAuthorizer()), authz.Named("job-owner", authz.JobOwnership())}
 	for _, m := range modes {
 		switch m = strings.TrimSpace(m); m {
 		case "allow-all":

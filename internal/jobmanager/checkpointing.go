@@ -123,8 +123,13 @@ func (jm *JobManager) startCheckpointing(j *job, savepoint *checkpoint.Completed
 	if set.Retention == RetainOnCancellation {
 		retention = checkpoint.RetainOnCancellation
 	}
+	var record func(context.Context, *checkpoint.CompletedCheckpoint) error
+	if jm.ha != nil {
+		record = jm.recordCheckpoint(j.id)
+	}
 	coord, err := checkpoint.NewCoordinator(checkpoint.CoordinatorConfig{
-		JobID: j.id, JobName: j.name, MaxParallelism: j.plan.MaxParallelism, Operators: ops,
+		Record: record,
+		JobID:  j.id, JobName: j.name, MaxParallelism: j.plan.MaxParallelism, Operators: ops,
 		Interval: set.Interval, Timeout: set.Timeout, MinPause: set.MinPause, Mode: mode,
 		TolerableFailures: set.TolerableFailures, NumRetained: set.NumRetained, Retention: retention,
 		Storage: jc.storage, Key: jm.set.CheckpointKey, Restored: savepoint, Logger: jm.log,

@@ -15,6 +15,7 @@ import (
 
 	controlpb "github.com/sluice-dev/sluice/internal/rpc/proto"
 	"github.com/sluice-dev/sluice/internal/security/internaltls"
+	"github.com/sluice-dev/sluice/internal/security/tokens"
 )
 
 // taskManager is a registered TaskManager. Guarded by JobManager.mu.
@@ -116,6 +117,19 @@ func (s *rpcServer) RegisterTaskManager(ctx context.Context, req *controlpb.Regi
 		instance: req.InstanceId, cert: peerCertificate(ctx),
 	}
 	jm.signalSlots()
+	// The current tokens of the jobs with live tasks placed on this id (none, unless the same
+	// process registers again), for a TaskManager with a certificate of its own.
+	var sets []*controlpb.TokenSet
+	if jm.tmTokenIdentity(peerCertificate(ctx), req.TaskmanagerId) == nil {
+		for id, j := range jm.jobs {
+			if !liveTasksOnLocked(j, req.TaskmanagerId) {
+				continue
+			}
+			if set, ok := jm.tokens.Current(id); ok {
+				sets = append(sets, tokens.ToProto(set))
+			}
+		}
+	}
 	jm.mu.Unlock()
 	jm.log.Info("taskmanager registered", "taskmanager", req.TaskmanagerId, "rpc", req.RpcAddress, "data", req.DataAddress, "slots", req.Slots)
 	return &controlpb.RegisterResponse{
@@ -123,6 +137,7 @@ func (s *rpcServer) RegisterTaskManager(ctx context.Context, req *controlpb.Regi
 		HeartbeatIntervalMs: jm.hbInterval.Milliseconds(),
 		HeartbeatTimeoutMs:  jm.hbTimeout.Milliseconds(),
 		BlobAddress:         jm.blobAddr,
+		Tokens:              sets,
 	}, nil
 }
 
@@ -144,7 +159,7 @@ func (s *rpcServer) Heartbeat(ctx context.Context, req *controlpb.HeartbeatReque
 	for _, m := range req.Tasks {
 		jm.applyMetricsLocked(m)
 	}
-	return &controlpb.HeartbeatResponse{Known: true}, nil
+	return &controlpb.HeartbeatResponse{Known: true, TokenVersions: jm.tokenVersionsLocked(tm.id)}, nil
 }
 
 func (jm *JobManager) applyMetricsLocked(m *controlpb.TaskMetrics) {

@@ -166,6 +166,9 @@ type job struct {
 	ckpt *jobCheckpointing
 	// output is what the job's print sinks printed, for sluice run to show.
 	output *outputBuffer
+	// ended is called once when the job reaches a terminal state (its delegation tokens
+	// are dropped); nil for a job built without Submit.
+	ended func()
 }
 
 func (j *job) setState(s JobState, now time.Time) {
@@ -189,6 +192,9 @@ func (j *job) setState(s JobState, now time.Time) {
 		case <-j.done:
 		default:
 			close(j.done)
+			if j.ended != nil {
+				j.ended()
+			}
 		}
 	}
 }

@@ -14,18 +14,23 @@ import (
 	"net"
 	"net/http"
 	"path/filepath"
+	"slices"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"google.golang.org/grpc"
 
 	"github.com/sluice-dev/sluice/internal/blob"
 	"github.com/sluice-dev/sluice/internal/config"
+	"github.com/sluice-dev/sluice/internal/ha"
 	"github.com/sluice-dev/sluice/internal/processlog"
 	controlpb "github.com/sluice-dev/sluice/internal/rpc/proto"
+	"github.com/sluice-dev/sluice/internal/security/authn"
 	"github.com/sluice-dev/sluice/internal/security/internaltls"
 	"github.com/sluice-dev/sluice/internal/security/kerberos"
+	"github.com/sluice-dev/sluice/internal/security/tokens"
 	"github.com/sluice-dev/sluice/internal/transport"
 )
 
@@ -62,6 +67,14 @@ type Options struct {
 	// Logs are the process's log files (env.log.dir), for GET
 	// /jobmanager/logs; none when Logs.Dir is empty.
 	Logs processlog.Files
+	// HA is this JobManager's leadership when high availability is on
+	// (high-availability.type): it publishes its address there, stores
+	// every submitted job and checkpoint pointer, recovers the stored jobs
+	// at start, and stops when leadership is lost. nil: no HA.
+	HA ha.Leadership
+	// ResourceManager starts TaskManagers when jobs lack slots (native
+	// Kubernetes); nil: the TaskManagers are started by someone else.
+	ResourceManager ResourceManager
 }
 
 // JobManager is a running JobManager.
@@ -92,16 +105,20 @@ type JobManager struct {
 	ready             chan struct{}
 	extraReloaders    []Reloader
 	// Set by Run before any port is bound, read-only afterwards.
-	restSec  *restSecurity
-	krb      *kerberos.Login
-	reloads  reloadStatus
-	logs     *logRing
-	metrics  *jmMetrics
-	internal *internaltls.JobManager
-	bg       sync.WaitGroup // every goroutine the JobManager starts (background.go)
-	bgMu     sync.Mutex
-	bgClosed bool
-	ctx      context.Context
+	restSec *restSecurity
+	krb     *kerberos.Login
+	// tokens obtains and renews the jobs' delegation tokens (tokens.go); restTokens is its
+	// sluice provider, whose tokens the REST API authenticates.
+	tokens     *tokens.Manager
+	restTokens *tokens.RESTTokens
+	reloads    reloadStatus
+	logs       *logRing
+	metrics    *jmMetrics
+	internal   *internaltls.JobManager
+	bg         sync.WaitGroup // every goroutine the JobManager starts (background.go)
+	bgMu       sync.Mutex
+	bgClosed   bool
+	ctx        context.Context
 
 	// Lifecycle (jobstore.go, shutdown.go).
 	workDir       string
@@ -111,6 +128,17 @@ type JobManager struct {
 	// blobMu is held while a submission stores its blobs and registers
 	// its job, and while unused blobs are collected.
 	blobMu sync.Mutex
+
+	// High availability (highavailability.go): nil without.
+	ha ha.Leadership
+	// suspending: the JobManager stops without ending its jobs (it lost
+	// or gives up leadership): jobs stay stored for the next leader.
+	suspending atomic.Bool
+	// rm starts and stops TaskManagers (resourcemanager.go); nil: none.
+	rm ResourceManager
+	// resourceProblem is why the TaskManagers the resource manager
+	// started do not come ("" for none). Guarded by mu.
+	resourceProblem string
 }
 
 // New builds a JobManager; Run starts it.
@@ -163,11 +191,16 @@ func New(o Options) (*JobManager, error) {
 		workDir: dir, removeWorkDir: removeDir,
 		jobExpiration: set.JobExpiration, jobCapacity: set.JobCapacity,
 		listeners: set.Listeners,
+		ha:        o.HA,
+		rm:        o.ResourceManager,
 	}
 	if jm.clusterID == "" {
 		jm.clusterID = newID(8)
 	}
 	jm.metrics = newJMMetrics(jm)
+	jm.tokens = newTokenManager(o.Config, jm)
+	jm.tokens.OnChange = jm.pushTokens
+	jm.tokens.OnExpiring = jm.tokenExpiring
 	if o.Internal != nil {
 		jm.internal = o.Internal
 		o.Internal.SetLiveCheck(jm.TaskManagerLive)
@@ -230,6 +263,14 @@ func (jm *JobManager) Run(parent context.Context) error {
 		jm.spawn(func() { krb.Run(ctx) })
 	}
 	jm.restSec, jm.krb = rsec, krb
+	// Job tokens for the REST API are bearer tokens: listeners taking bearer tokens take
+	// them, ahead of the token file (they carry their own prefix).
+	for _, l := range jm.listeners {
+		if slices.ContainsFunc(l.Authentication, func(m string) bool { return strings.EqualFold(strings.TrimSpace(m), authn.MethodToken) }) {
+			rsec.chains[l.Name] = append(authn.Union{jm.restTokens}, rsec.chains[l.Name]...)
+		}
+	}
+	jm.spawn(func() { jm.tokens.Run(ctx) })
 	// Start-up loaded everything: the first "reload", as Prometheus
 	// counts its initial load.
 	jm.reloads.record(true, time.Now())
@@ -294,6 +335,19 @@ func (jm *JobManager) Run(parent context.Context) error {
 	jm.bg.Add(2)
 	go jm.monitorHeartbeats(ctx)
 	go jm.runJobStore(ctx)
+	var leaderLost <-chan struct{}
+	if jm.ha != nil {
+		if err := jm.startLeading(ctx); err != nil {
+			stopREST()
+			jm.suspending.Store(true)
+			jm.shutdown(gs, cancel)
+			return err
+		}
+		leaderLost = jm.ha.Context().Done()
+	}
+	if jm.rm != nil {
+		jm.spawn(func() { jm.rm.Run(ctx, jm) })
+	}
 
 	jm.log.Info("jobmanager started", "cluster-id", jm.clusterID, "rpc", jm.rpcAddr, "blob", jm.blobAddr)
 	close(jm.ready)
@@ -302,6 +356,13 @@ func (jm *JobManager) Run(parent context.Context) error {
 	select {
 	case <-parent.Done():
 	case runErr = <-errc:
+	case <-leaderLost:
+		runErr = errors.New("this JobManager lost its leadership (high-availability): another replica leads the cluster now; exiting so that it restarts as a standby")
+	}
+	if jm.ha != nil {
+		// The jobs stay stored for the next leader: shutting down ends
+		// this JobManager's part in them, not the jobs.
+		jm.suspending.Store(true)
 	}
 	stopREST()
 	jm.shutdown(gs, cancel)

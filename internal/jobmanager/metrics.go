@@ -32,6 +32,7 @@ type jmMetrics struct {
 	inWatermark, outWatermark                     *prometheus.Desc
 	recIn, recOut, bytesIn, bytesOut, backPressed *prometheus.Desc
 	krbExpiry                                     *prometheus.Desc
+	tokenExpiry, tokenFailures                    *prometheus.Desc
 	authFailures, authLimited, limiterEntries     *prometheus.Desc
 	limiterBlocked                                *prometheus.Desc
 	reloadOK, reloadTime                          *prometheus.Desc
@@ -69,6 +70,8 @@ func newJMMetrics(jm *JobManager) *jmMetrics {
 		bytesIn:        prometheus.NewDesc("sluice_operator_bytes_in_total", "Serialized bytes received by a job vertex.", op, nil),
 		bytesOut:       prometheus.NewDesc("sluice_operator_bytes_out_total", "Serialized bytes emitted by a job vertex.", op, nil),
 		backPressed:    prometheus.NewDesc("sluice_operator_backpressured_seconds_total", "Time a job vertex's subtasks spent blocked by back-pressure.", op, nil),
+		tokenExpiry:    prometheus.NewDesc("sluice_delegation_token_expiry_timestamp_seconds", "When the earliest delegation token of a service held for a job expires (Unix time); a job whose token cannot be renewed fails before then (or keeps running, per the provider's expiry-action).", []string{"service"}, nil),
+		tokenFailures:  prometheus.NewDesc("sluice_delegation_token_renewal_failures", "Consecutive failed renewals of a service's delegation tokens (the most over the jobs); 0 when the last attempts succeeded.", []string{"service"}, nil),
 		krbExpiry:      prometheus.NewDesc("sluice_kerberos_tgt_expiry_timestamp_seconds", "When the JobManager's Kerberos TGT expires (Unix time): the cluster stops reaching Kerberos-secured systems then unless it is renewed.", []string{"principal", "source"}, nil),
 		authFailures:   prometheus.NewDesc("sluice_rest_authentication_failures_total", "Failed REST authentications (invalid credentials) by listener.", []string{"listener"}, nil),
 		authLimited:    prometheus.NewDesc("sluice_rest_authentication_failures_limited_total", "Failed REST authentications answered 429 because their client address prefix was over security.rest.authentication.failures.max.", []string{"listener"}, nil),
@@ -83,7 +86,7 @@ func newJMMetrics(jm *JobManager) *jmMetrics {
 
 func (m *jmMetrics) Describe(ch chan<- *prometheus.Desc) {
 	for _, d := range []*prometheus.Desc{m.tms, m.slots, m.slotsFree, m.jobs, m.jobState, m.numRestarts,
-		m.ckptDuration, m.ckptSize, m.ckptCompleted, m.ckptFailed, m.ckptInProgress, m.ckptTotal, m.ckptRestored, m.alignment, m.inWatermark, m.outWatermark, m.recIn, m.recOut, m.bytesIn, m.bytesOut, m.backPressed, m.krbExpiry,
+		m.ckptDuration, m.ckptSize, m.ckptCompleted, m.ckptFailed, m.ckptInProgress, m.ckptTotal, m.ckptRestored, m.alignment, m.inWatermark, m.outWatermark, m.recIn, m.recOut, m.bytesIn, m.bytesOut, m.backPressed, m.krbExpiry, m.tokenExpiry, m.tokenFailures,
 		m.authFailures, m.authLimited, m.limiterEntries, m.limiterBlocked, m.reloadOK, m.reloadTime} {
 		ch <- d
 	}
@@ -91,6 +94,10 @@ func (m *jmMetrics) Describe(ch chan<- *prometheus.Desc) {
 
 func (m *jmMetrics) Collect(ch chan<- prometheus.Metric) {
 	jm := m.jm
+	for _, st := range jm.tokens.Status() {
+		ch <- prometheus.MustNewConstMetric(m.tokenExpiry, prometheus.GaugeValue, float64(st.Expires.Unix()), st.Service)
+		ch <- prometheus.MustNewConstMetric(m.tokenFailures, prometheus.GaugeValue, float64(st.Failures), st.Service)
+	}
 	if jm.krb != nil {
 		st := jm.krb.Status()
 		ch <- prometheus.MustNewConstMetric(m.krbExpiry, prometheus.GaugeValue, float64(st.Expires.Unix()), st.Principal, string(st.Source))

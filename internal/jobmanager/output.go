@@ -215,5 +215,8 @@ func (jm *JobManager) pendingReasonLocked(j *job, now time.Time) string {
 		fmt.Fprintf(&b, " of %d", total)
 	}
 	fmt.Fprintf(&b, " (fails in %s: slot.request.timeout)", max(j.waitDeadline.Sub(now), 0).Round(time.Second))
+	if jm.resourceProblem != "" {
+		b.WriteString("; " + jm.resourceProblem)
+	}
 	return b.String()
 }

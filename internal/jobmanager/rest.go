@@ -124,6 +124,9 @@ func (rs *restServer) overview(w http.ResponseWriter, r *http.Request) {
 	o.JobsCancelled = counts[Canceled]
 	o.JobsFailed = counts[Failed]
 	o.Kerberos = jm.kerberosOverview()
+	if jm.tokens.Enabled() {
+		o.DelegationTokens = jm.tokensOverview()
+	}
 	writeJSON(w, http.StatusOK, o)
 }
 

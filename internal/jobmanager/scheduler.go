@@ -18,6 +18,8 @@ import (
 	"github.com/sluice-dev/sluice/internal/dataflow"
 	controlpb "github.com/sluice-dev/sluice/internal/rpc/proto"
 	"github.com/sluice-dev/sluice/internal/security/authz"
+	"github.com/sluice-dev/sluice/internal/security/credentials"
+	"github.com/sluice-dev/sluice/internal/security/tokens"
 )
 
 // ErrBadSubmission marks a submission refused for what it contains.
@@ -57,6 +59,9 @@ type Submission struct {
 	// AllowNonRestoredState lets a job start from a savepoint that has state
 	// for operators the job does not have (sluice run --allowNonRestoredState).
 	AllowNonRestoredState bool
+	// Tokens are delegation tokens the client obtained and ships with the job (sluice run
+	// --kerberos: a cluster without a Kerberos credential of its own); they are not renewed.
+	Tokens []credentials.Token
 }
 
 // attachedIn reports whether a name is one of the attached files.
@@ -88,6 +93,13 @@ func (jm *JobManager) SubmitJob(s Submission) (Submitted, error) {
 }
 
 func (jm *JobManager) submit(s Submission) (string, []string, error) {
+	return jm.submitWith(s, nil)
+}
+
+// submitWith submits s; r, when not nil, is a job recovered from the
+// high-availability store: it keeps its id and restores its latest
+// checkpoint.
+func (jm *JobManager) submitWith(s Submission, r *recovery) (string, []string, error) {
 	spec := s.Parsed
 	if spec == nil {
 		var err error
@@ -136,7 +148,14 @@ func (jm *JobManager) submit(s Submission) (string, []string, error) {
 		return "", nil, &SubmissionError{err}
 	}
 	var restoreFrom *checkpoint.CompletedCheckpoint
-	if savepoint != "" {
+	if r != nil && r.pointer != nil {
+		// The latest completed checkpoint supersedes the savepoint the job
+		// was submitted with.
+		if restoreFrom, err = jm.loadRecoveredCheckpoint(r.pointer); err != nil {
+			return "", nil, err
+		}
+		savepoint = ""
+	} else if savepoint != "" {
 		// The directory resolveSavepoint found, not the raw path again: what is
 		// read is what the REST layer authorized (one parse of the path).
 		if restoreFrom, err = jm.loadSavepoint(savepoint, plan, s.AllowNonRestoredState); err != nil {
@@ -144,6 +163,24 @@ func (jm *JobManager) submit(s Submission) (string, []string, error) {
 		}
 	}
 	id := newID(16)
+	if r != nil {
+		id = r.id
+	}
+	// The job's delegation tokens, obtained before anything is stored: a provider that
+	// cannot serve the job refuses it now, naming the service, not at its first connection.
+	tctx := jm.ctx
+	if tctx == nil { // a JobManager that was not Run (unit tests)
+		tctx = context.Background()
+	}
+	if _, err := jm.tokens.Start(tctx, tokens.Job{ID: id, Name: plan.Name, Owner: s.ACL.Owner}, tokenUses(spec, cfg), s.Tokens); err != nil {
+		return "", nil, &SubmissionError{err}
+	}
+	registered := false
+	defer func() {
+		if !registered {
+			jm.tokens.Stop(context.WithoutCancel(tctx), id)
+		}
+	}()
 	// Created now, the last check of the submission: a directory the
 	// JobManager cannot create refuses the job rather than failing its
 	// first checkpoint.
@@ -153,7 +190,6 @@ func (jm *JobManager) submit(s Submission) (string, []string, error) {
 			return "", nil, &SubmissionError{err}
 		}
 	}
-	registered := false
 	defer func() {
 		if !registered && ckptDir != "" {
 			_ = os.Remove(ckptDir) // empty: nothing was written into it
@@ -176,15 +212,28 @@ func (jm *JobManager) submit(s Submission) (string, []string, error) {
 		files[name] = k
 	}
 	now := time.Now()
+	if jm.ha != nil && (r == nil || r.store) {
+		// Stored before it runs: a job a successor cannot find must not
+		// have started.
+		if err := jm.storeJob(id, s, now); err != nil {
+			return "", nil, err
+		}
+	}
+	start := now
+	if r != nil && !r.submitted.IsZero() {
+		start = r.submitted
+	}
 	j := &job{
 		id: id, name: plan.Name, spec: s.Spec, specKey: specKey,
 		params: s.Params, files: files, access: access, parallelism: par, plan: plan, acl: s.ACL, cfg: cfg, settings: s.Config,
-		start: now, timestamps: map[JobState]time.Time{}, tasks: map[taskKey]*task{},
+		start: start, timestamps: map[JobState]time.Time{}, tasks: map[taskKey]*task{},
 		slots: map[string]int{}, held: map[slotGroup]map[int]bool{}, done: make(chan struct{}),
 		output:      newOutputBuffer(jm.set.OutputMaxLines, jm.set.OutputMaxBytes),
 		checkpoints: ckpt, checkpointDir: ckptDir, restart: restart, backoff: newRestartBackoff(restart),
 		savepointPath: savepoint, allowNonRestoredState: s.AllowNonRestoredState,
 	}
+	// The job's tokens go when it ends (released at the provider where it can).
+	j.ended = func() { jm.spawn(func() { jm.tokens.Stop(jm.ctx, id) }) }
 	if ckpt.Enabled() {
 		// Accepted, not refused: a socket source's job is at most once, as in Flink.
 		j.warnings = spec.ReplayWarnings()
@@ -197,6 +246,9 @@ func (jm *JobManager) submit(s Submission) (string, []string, error) {
 	jm.mu.Lock()
 	jm.jobs[j.id] = j
 	jm.mu.Unlock()
+	if jm.ha != nil {
+		jm.forgetWhenDone(j)
+	}
 	jm.log.Info("job submitted", "job", j.id, "name", j.name, "owner", s.ACL.Owner, "parallelism", par, "vertices", len(plan.Vertices))
 	if ckpt.Enabled() {
 		jm.log.Info("job checkpoints", "job", j.id, "interval", ckpt.Interval, "mode", ckpt.Mode, "dir", ckptDir)
@@ -300,6 +352,9 @@ func (jm *JobManager) startAttempt(j *job) {
 			}
 			if free < need {
 				j.cause = fmt.Sprintf("not enough task slots: the job needs %d (its highest parallelism), the cluster has %d free of %d after waiting %s (slot.request.timeout)", need, free, total, timeout)
+				if jm.resourceProblem != "" {
+					j.cause += "; " + jm.resourceProblem
+				}
 				jm.log.Error("job failed", "job", j.id, "err", j.cause)
 				j.setState(Failed, time.Now())
 				jm.mu.Unlock()
@@ -363,6 +418,30 @@ func (jm *JobManager) startAttempt(j *job) {
 		d  *controlpb.TaskDeployment
 	}
 	var deps []deployment
+	tokenSets := map[*taskManager]*controlpb.TokenSet{}
+	for _, tm := range groups {
+		if _, done := tokenSets[tm]; done {
+			continue
+		}
+		ts, err := jm.deploymentTokens(j, tm)
+		if err != nil {
+			// Nothing deployed yet: give the slots back and fail without restarting, as a
+			// restart would place the job on the same TaskManagers.
+			for g := range j.held {
+				if g.attempt == j.attempt {
+					clear(j.held[g])
+				}
+			}
+			jm.releaseSlotsLocked(j)
+			j.cause, j.unrecoverable = err.Error(), true
+			jm.recordFailureLocked(j, &failure{time: time.Now(), attempt: j.attempt, message: err.Error(), unrecoverable: true})
+			jm.log.Error("job failed", "job", j.id, "err", j.cause)
+			j.setState(Failed, time.Now())
+			jm.mu.Unlock()
+			return
+		}
+		tokenSets[tm] = ts
+	}
 	for _, v := range j.plan.Vertices {
 		for s := 0; s < v.Parallelism; s++ {
 			tm := groups[s]
@@ -376,6 +455,7 @@ func (jm *JobManager) startAttempt(j *job) {
 				Checkpoints: ckptSettings, Restore: restoreSettings,
 				AutoWatermarkIntervalMs: j.cfg.Duration("pipeline.auto-watermark-interval").Milliseconds(),
 				StateTtlMs:              jm.jobConfig(j).Duration("state.ttl").Milliseconds(),
+				Tokens:                  tokenSets[tm],
 			}
 			// The gate's channel layout, so the TaskManager numbers channels as the plan does
 			// and a two-input operator (a join) knows which input each channel feeds.

@@ -104,6 +104,10 @@ func (jm *JobManager) settleJobs(deadline time.Time) {
 	if len(running) == 0 {
 		return
 	}
+	if jm.suspending.Load() {
+		jm.log.Info("leaving running jobs to the next leader (high-availability): their tasks stop once the taskmanagers register with it", "jobs", len(running))
+		return
+	}
 	if !jm.set.ShutdownCancelJobs {
 		jm.log.Warn("leaving running jobs to the taskmanagers, which cancel their tasks once they lose the jobmanager (heartbeat.timeout); set jobmanager.shutdown.cancel-jobs: true to cancel them on shutdown", "jobs", len(running))
 		return

@@ -1,5 +1,7 @@
 package restapi
 
+import "time"
+
 // Overview is GET /overview (Flink's ClusterOverviewWithVersion, and
 // sluice's own fields).
 type Overview struct {
@@ -20,6 +22,21 @@ type Overview struct {
 	ClusterID           string `json:"cluster-id"`
 	// Kerberos is the JobManager's Kerberos login, when it has one.
 	Kerberos *KerberosStatus `json:"kerberos,omitempty"`
+	// DelegationTokens are the delegation tokens held, by service, when they are on
+	// (security.delegation.tokens.enabled).
+	DelegationTokens []DelegationTokenStatus `json:"delegation-tokens,omitempty"`
+}
+
+// DelegationTokenStatus is one service's delegation tokens in GET /overview.
+type DelegationTokenStatus struct {
+	Service string    `json:"service"`
+	Jobs    int       `json:"jobs"`
+	Expires time.Time `json:"expires"` // earliest over the jobs
+	// NextRenewal is the earliest planned renewal (zero when every token was shipped).
+	NextRenewal time.Time `json:"next-renewal,omitzero"`
+	Failures    int       `json:"failures"` // consecutive failed renewals, most over the jobs
+	LastError   string    `json:"last-error,omitempty"`
+	Shipped     int       `json:"shipped"` // jobs whose tokens the client shipped
 }
 
 // Features are the dashboard features of GET /config.

@@ -15,6 +15,7 @@ import (
 	"github.com/sluice-dev/sluice/internal/dataflow"
 	"github.com/sluice-dev/sluice/internal/network"
 	controlpb "github.com/sluice-dev/sluice/internal/rpc/proto"
+	"github.com/sluice-dev/sluice/internal/security/tokens"
 	"github.com/sluice-dev/sluice/internal/transport"
 )
 
@@ -159,6 +160,17 @@ func (tm *TaskManager) deploy(d *controlpb.TaskDeployment) error {
 	jr.mu.Lock()
 	jr.tasks[tk] = t
 	jr.mu.Unlock()
+	if d.Tokens != nil {
+		// Before the task starts, so its connectors find them; only for this job.
+		if d.Tokens.JobId != d.JobId {
+			jr.mu.Lock()
+			delete(jr.tasks, tk)
+			jr.mu.Unlock()
+			tm.mu.Unlock()
+			return fmt.Errorf("deployment refused: delegation tokens for job %s in a deployment of job %s", d.Tokens.JobId, d.JobId)
+		}
+		tm.tokens.Install(tokens.FromProto(d.Tokens))
+	}
 	tm.mu.Unlock()
 
 	tm.wg.Add(1)
@@ -359,6 +371,7 @@ func (tm *TaskManager) taskEnded(jr *jobRun, tk [2]int) {
 			// Under tm.mu: a new run of the same attempt is created under
 			// it too, so its fetches come after this release.
 			tm.releaseBlobs(jr.key)
+			tm.dropTokensLocked(jr.key.job)
 		}
 		jr.mu.Unlock()
 	}

@@ -27,6 +27,7 @@ import (
 	controlpb "github.com/sluice-dev/sluice/internal/rpc/proto"
 	"github.com/sluice-dev/sluice/internal/security/kerberos"
 	"github.com/sluice-dev/sluice/internal/security/sealed"
+	"github.com/sluice-dev/sluice/internal/security/tokens"
 	"github.com/sluice-dev/sluice/internal/transport"
 )
 
@@ -52,6 +53,11 @@ type Options struct {
 	// Logs are the process's log files (env.log.dir), which it serves to the
 	// JobManager for GET /taskmanagers/{id}/logs; none when Logs.Dir is empty.
 	Logs processlog.Files
+	// Leader, when set, finds the JobManager to register with (host:port):
+	// the leader a high-availability cluster published. It is asked at
+	// each registration and at each heartbeat, so the TaskManager moves
+	// to a new leader at once. nil: jobmanager.rpc.address and .port.
+	Leader func(ctx context.Context) (string, error)
 }
 
 // TaskManager is a running TaskManager.
@@ -85,6 +91,7 @@ type TaskManager struct {
 	instance string       // random per process: see newInstanceID
 	fatal    chan error   // connectLoop gave up: Run returns it
 	rpcOpts  []grpc.ServerOption
+	leader   func(ctx context.Context) (string, error)
 	tempDir  string // removed when Run returns
 	workDir  string // blobs and state backends' files
 	ckptKey  *sealed.Key
@@ -95,8 +102,11 @@ type TaskManager struct {
 	// configured: connectors on this TaskManager get its login contexts' clients through
 	// credentials (credentials.go).
 	krb *kerberos.Login
-	ctx context.Context
-	wg  sync.WaitGroup
+	// tokens holds, in memory only, the delegation tokens the JobManager sent for the jobs
+	// with tasks here (credentials.go).
+	tokens *tokens.Receiver
+	ctx    context.Context
+	wg     sync.WaitGroup
 }
 
 type attemptKey struct {
@@ -140,9 +150,10 @@ func New(o Options) (*TaskManager, error) {
 		cfg: o.Config, set: set, sec: o.Security, log: o.Logger.With("component", "taskmanager", "taskmanager", id),
 		stdout: o.Stdout, localOutput: o.LocalOutput, id: id, slots: set.Slots,
 		cache: blob.NewCache(store, o.Security.HTTPClient(transport.Blob, 5*time.Minute), id),
-		jobs:  map[attemptKey]*jobRun{}, ready: make(chan struct{}), rpcOpts: o.RPCServerOptions,
+		jobs:  map[attemptKey]*jobRun{}, ready: make(chan struct{}), rpcOpts: o.RPCServerOptions, leader: o.Leader,
 		instance: newInstanceID(), fatal: make(chan error, 1), ckptKey: key, workDir: dir, logFiles: o.Logs, started: time.Now(),
 	}
+	tm.tokens = tokens.NewReceiver(tm.log)
 	if temporary {
 		tm.tempDir = dir
 	}
@@ -327,16 +338,28 @@ func advertise(a net.Addr, host string) string {
 func (tm *TaskManager) connectLoop(ctx context.Context) {
 	defer tm.wg.Done()
 	jmAddr := net.JoinHostPort(tm.set.JobManagerAddress, fmt.Sprint(tm.set.JobManagerPort))
-	conn, err := grpc.NewClient(jmAddr, tm.sec.GRPCDialOptions()...)
-	if err != nil {
+	var client controlpb.JobManagerClient
+	// dial (re)connects to addr, the JobManager the TaskManager registers with.
+	dial := func(addr string) error {
+		conn, err := grpc.NewClient(addr, tm.sec.GRPCDialOptions()...)
+		if err != nil {
+			return err
+		}
+		tm.mu.Lock()
+		if tm.jmConn != nil {
+			tm.jmConn.Close()
+		}
+		tm.jmConn = conn
+		tm.jm = controlpb.NewJobManagerClient(conn)
+		client = tm.jm
+		tm.mu.Unlock()
+		jmAddr = addr
+		return nil
+	}
+	if err := dial(jmAddr); err != nil {
 		tm.log.Error("jobmanager address", "address", jmAddr, "err", err)
 		return
 	}
-	tm.mu.Lock()
-	tm.jmConn = conn
-	tm.jm = controlpb.NewJobManagerClient(conn)
-	tm.mu.Unlock()
-	client := controlpb.NewJobManagerClient(conn)
 	backoff := 200 * time.Millisecond
 	// Flink's taskmanager.registration.timeout: a TaskManager that cannot
 	// register (at start, or after losing the JobManager) within it exits,
@@ -345,6 +368,17 @@ func (tm *TaskManager) connectLoop(ctx context.Context) {
 	unregisteredSince := time.Now()
 	lastHint := ""
 	for ctx.Err() == nil {
+		if tm.leader != nil {
+			if addr, err := tm.currentLeader(ctx); err != nil {
+				tm.log.Warn("cannot find the leading jobmanager (high-availability); retrying", "err", err)
+			} else if addr != jmAddr {
+				if err := dial(addr); err != nil {
+					tm.log.Warn("jobmanager address", "address", addr, "err", err)
+				} else {
+					tm.log.Info("registering with the leading jobmanager", "jobmanager", addr)
+				}
+			}
+		}
 		rctx, cancel := context.WithTimeout(ctx, 10*time.Second)
 		resp, err := client.RegisterTaskManager(rctx, &controlpb.RegisterRequest{
 			TaskmanagerId: tm.id, RpcAddress: tm.rpcAddr, DataAddress: tm.dataAddr,
@@ -382,15 +416,27 @@ func (tm *TaskManager) connectLoop(ctx context.Context) {
 		tm.mu.Unlock()
 		lastHint = ""
 		tm.log.Info("registered with jobmanager", "jobmanager", jmAddr, "cluster-id", resp.ClusterId)
-		tm.heartbeat(ctx, client, time.Duration(resp.HeartbeatIntervalMs)*time.Millisecond, time.Duration(resp.HeartbeatTimeoutMs)*time.Millisecond)
+		for _, set := range resp.Tokens {
+			if err := tm.installTokens(set); err != nil {
+				tm.log.Debug("delegation tokens at registration not installed", "err", err)
+			}
+		}
+		tm.heartbeat(ctx, client, jmAddr, time.Duration(resp.HeartbeatIntervalMs)*time.Millisecond, time.Duration(resp.HeartbeatTimeoutMs)*time.Millisecond)
 		tm.cancelAll()
 		tm.awaitTasksEnded(ctx)
 		unregisteredSince = time.Now()
 	}
 }
 
+// currentLeader asks Options.Leader, within a few seconds.
+func (tm *TaskManager) currentLeader(ctx context.Context) (string, error) {
+	lctx, cancel := context.WithTimeout(ctx, 5*time.Second)
+	defer cancel()
+	return tm.leader(lctx)
+}
+
 // heartbeat sends heartbeats until the JobManager is lost or ctx is done.
-func (tm *TaskManager) heartbeat(ctx context.Context, client controlpb.JobManagerClient, interval, timeout time.Duration) {
+func (tm *TaskManager) heartbeat(ctx context.Context, client controlpb.JobManagerClient, jmAddr string, interval, timeout time.Duration) {
 	if interval <= 0 {
 		interval = 10 * time.Second
 	}
@@ -406,12 +452,22 @@ func (tm *TaskManager) heartbeat(ctx context.Context, client controlpb.JobManage
 			return
 		case <-t.C:
 		}
+		if tm.leader != nil {
+			// A new leader was elected: its predecessor's tasks end, and
+			// the TaskManager offers its slots to the new one now rather
+			// than after heartbeat.timeout.
+			if addr, err := tm.currentLeader(ctx); err == nil && addr != jmAddr {
+				tm.log.Warn("a new jobmanager leads the cluster (high-availability); cancelling tasks and registering with it", "old", jmAddr, "new", addr)
+				return
+			}
+		}
 		hctx, cancel := context.WithTimeout(ctx, interval)
 		resp, err := client.Heartbeat(hctx, tm.heartbeatRequest())
 		cancel()
 		switch {
 		case err == nil && resp.Known:
 			last = time.Now()
+			tm.catchUpTokens(ctx, client, resp.TokenVersions)
 		case err == nil:
 			tm.log.Warn("jobmanager no longer knows this taskmanager; cancelling tasks and registering again")
 			return

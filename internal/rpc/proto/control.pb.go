@@ -281,8 +281,10 @@ type RegisterResponse struct {
 	HeartbeatIntervalMs int64                  `protobuf:"varint,2,opt,name=heartbeat_interval_ms,json=heartbeatIntervalMs,proto3" json:"heartbeat_interval_ms,omitempty"`
 	HeartbeatTimeoutMs  int64                  `protobuf:"varint,3,opt,name=heartbeat_timeout_ms,json=heartbeatTimeoutMs,proto3" json:"heartbeat_timeout_ms,omitempty"`
 	BlobAddress         string                 `protobuf:"bytes,4,opt,name=blob_address,json=blobAddress,proto3" json:"blob_address,omitempty"`
-	unknownFields       protoimpl.UnknownFields
-	sizeCache           protoimpl.SizeCache
+	// The delegation tokens of the jobs with live tasks on the registering TaskManager.
+	Tokens        []*TokenSet `protobuf:"bytes,60,rep,name=tokens,proto3" json:"tokens,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
 }
 
 func (x *RegisterResponse) Reset() {
@@ -341,6 +343,13 @@ func (x *RegisterResponse) GetBlobAddress() string {
 		return x.BlobAddress
 	}
 	return ""
+}
+
+func (x *RegisterResponse) GetTokens() []*TokenSet {
+	if x != nil {
+		return x.Tokens
+	}
+	return nil
 }
 
 type TaskMetrics struct {
@@ -999,7 +1008,10 @@ type HeartbeatResponse struct {
 	state protoimpl.MessageState `protogen:"open.v1"`
 	// false when the JM does not know this TM (it was declared lost or the JM
 	// restarted): the TM must cancel its tasks and register again.
-	Known         bool `protobuf:"varint,1,opt,name=known,proto3" json:"known,omitempty"`
+	Known bool `protobuf:"varint,1,opt,name=known,proto3" json:"known,omitempty"`
+	// The version of the delegation tokens of each job with tasks on this TaskManager: one
+	// it holds at an older version it missed, and fetches (FetchTokens).
+	TokenVersions map[string]int64 `protobuf:"bytes,60,rep,name=token_versions,json=tokenVersions,proto3" json:"token_versions,omitempty" protobuf_key:"bytes,1,opt,name=key" protobuf_val:"varint,2,opt,name=value"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -1039,6 +1051,13 @@ func (x *HeartbeatResponse) GetKnown() bool {
 		return x.Known
 	}
 	return false
+}
+
+func (x *HeartbeatResponse) GetTokenVersions() map[string]int64 {
+	if x != nil {
+		return x.TokenVersions
+	}
+	return nil
 }
 
 type TaskStateUpdate struct {
@@ -1518,7 +1537,10 @@ type TaskDeployment struct {
 	AutoWatermarkIntervalMs int64 `protobuf:"varint,40,opt,name=auto_watermark_interval_ms,json=autoWatermarkIntervalMs,proto3" json:"auto_watermark_interval_ms,omitempty"`
 	// The job's state.ttl in ms: a regular join without a ttl of its own keeps a record
 	// that long. 0: forever.
-	StateTtlMs    int64 `protobuf:"varint,41,opt,name=state_ttl_ms,json=stateTtlMs,proto3" json:"state_ttl_ms,omitempty"`
+	StateTtlMs int64 `protobuf:"varint,41,opt,name=state_ttl_ms,json=stateTtlMs,proto3" json:"state_ttl_ms,omitempty"`
+	// The job's delegation tokens, held in the TaskManager's memory only while a task of the
+	// job runs there; absent: the job has none.
+	Tokens        *TokenSet `protobuf:"bytes,60,opt,name=tokens,proto3" json:"tokens,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -1684,6 +1706,13 @@ func (x *TaskDeployment) GetStateTtlMs() int64 {
 		return x.StateTtlMs
 	}
 	return 0
+}
+
+func (x *TaskDeployment) GetTokens() *TokenSet {
+	if x != nil {
+		return x.Tokens
+	}
+	return nil
 }
 
 type CheckpointSettings struct {
@@ -2686,6 +2715,248 @@ func (x *CertificateResponse) GetClusterId() string {
 	return ""
 }
 
+// DelegationToken is one short-lived credential of a job (internal/security/credentials.Token).
+type DelegationToken struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	Service       string                 `protobuf:"bytes,1,opt,name=service,proto3" json:"service,omitempty"`     // kafka, postgres, sluice
+	Id            string                 `protobuf:"bytes,2,opt,name=id,proto3" json:"id,omitempty"`               // Kafka: the token id (SCRAM user); PostgreSQL: the role
+	Secret        string                 `protobuf:"bytes,3,opt,name=secret,proto3" json:"secret,omitempty"`       // never logged
+	Mechanism     string                 `protobuf:"bytes,4,opt,name=mechanism,proto3" json:"mechanism,omitempty"` // Kafka: SCRAM-SHA-256 or SCRAM-SHA-512
+	ExpiresUnixMs int64                  `protobuf:"varint,5,opt,name=expires_unix_ms,json=expiresUnixMs,proto3" json:"expires_unix_ms,omitempty"`
+	Attributes    map[string]string      `protobuf:"bytes,6,rep,name=attributes,proto3" json:"attributes,omitempty" protobuf_key:"bytes,1,opt,name=key" protobuf_val:"bytes,2,opt,name=value"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *DelegationToken) Reset() {
+	*x = DelegationToken{}
+	mi := &file_control_proto_msgTypes[32]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *DelegationToken) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*DelegationToken) ProtoMessage() {}
+
+func (x *DelegationToken) ProtoReflect() protoreflect.Message {
+	mi := &file_control_proto_msgTypes[32]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use DelegationToken.ProtoReflect.Descriptor instead.
+func (*DelegationToken) Descriptor() ([]byte, []int) {
+	return file_control_proto_rawDescGZIP(), []int{32}
+}
+
+func (x *DelegationToken) GetService() string {
+	if x != nil {
+		return x.Service
+	}
+	return ""
+}
+
+func (x *DelegationToken) GetId() string {
+	if x != nil {
+		return x.Id
+	}
+	return ""
+}
+
+func (x *DelegationToken) GetSecret() string {
+	if x != nil {
+		return x.Secret
+	}
+	return ""
+}
+
+func (x *DelegationToken) GetMechanism() string {
+	if x != nil {
+		return x.Mechanism
+	}
+	return ""
+}
+
+func (x *DelegationToken) GetExpiresUnixMs() int64 {
+	if x != nil {
+		return x.ExpiresUnixMs
+	}
+	return 0
+}
+
+func (x *DelegationToken) GetAttributes() map[string]string {
+	if x != nil {
+		return x.Attributes
+	}
+	return nil
+}
+
+// TokenSet is the delegation tokens of one job at a version.
+type TokenSet struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	JobId         string                 `protobuf:"bytes,1,opt,name=job_id,json=jobId,proto3" json:"job_id,omitempty"`
+	Version       int64                  `protobuf:"varint,2,opt,name=version,proto3" json:"version,omitempty"`
+	Tokens        []*DelegationToken     `protobuf:"bytes,3,rep,name=tokens,proto3" json:"tokens,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *TokenSet) Reset() {
+	*x = TokenSet{}
+	mi := &file_control_proto_msgTypes[33]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *TokenSet) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*TokenSet) ProtoMessage() {}
+
+func (x *TokenSet) ProtoReflect() protoreflect.Message {
+	mi := &file_control_proto_msgTypes[33]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use TokenSet.ProtoReflect.Descriptor instead.
+func (*TokenSet) Descriptor() ([]byte, []int) {
+	return file_control_proto_rawDescGZIP(), []int{33}
+}
+
+func (x *TokenSet) GetJobId() string {
+	if x != nil {
+		return x.JobId
+	}
+	return ""
+}
+
+func (x *TokenSet) GetVersion() int64 {
+	if x != nil {
+		return x.Version
+	}
+	return 0
+}
+
+func (x *TokenSet) GetTokens() []*DelegationToken {
+	if x != nil {
+		return x.Tokens
+	}
+	return nil
+}
+
+type FetchTokensRequest struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	TaskmanagerId string                 `protobuf:"bytes,1,opt,name=taskmanager_id,json=taskmanagerId,proto3" json:"taskmanager_id,omitempty"`
+	JobIds        []string               `protobuf:"bytes,2,rep,name=job_ids,json=jobIds,proto3" json:"job_ids,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *FetchTokensRequest) Reset() {
+	*x = FetchTokensRequest{}
+	mi := &file_control_proto_msgTypes[34]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *FetchTokensRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*FetchTokensRequest) ProtoMessage() {}
+
+func (x *FetchTokensRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_control_proto_msgTypes[34]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use FetchTokensRequest.ProtoReflect.Descriptor instead.
+func (*FetchTokensRequest) Descriptor() ([]byte, []int) {
+	return file_control_proto_rawDescGZIP(), []int{34}
+}
+
+func (x *FetchTokensRequest) GetTaskmanagerId() string {
+	if x != nil {
+		return x.TaskmanagerId
+	}
+	return ""
+}
+
+func (x *FetchTokensRequest) GetJobIds() []string {
+	if x != nil {
+		return x.JobIds
+	}
+	return nil
+}
+
+type FetchTokensResponse struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	Sets          []*TokenSet            `protobuf:"bytes,1,rep,name=sets,proto3" json:"sets,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *FetchTokensResponse) Reset() {
+	*x = FetchTokensResponse{}
+	mi := &file_control_proto_msgTypes[35]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *FetchTokensResponse) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*FetchTokensResponse) ProtoMessage() {}
+
+func (x *FetchTokensResponse) ProtoReflect() protoreflect.Message {
+	mi := &file_control_proto_msgTypes[35]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use FetchTokensResponse.ProtoReflect.Descriptor instead.
+func (*FetchTokensResponse) Descriptor() ([]byte, []int) {
+	return file_control_proto_rawDescGZIP(), []int{35}
+}
+
+func (x *FetchTokensResponse) GetSets() []*TokenSet {
+	if x != nil {
+		return x.Sets
+	}
+	return nil
+}
+
 var File_control_proto protoreflect.FileDescriptor
 
 const file_control_proto_rawDesc = "" +
@@ -2700,13 +2971,14 @@ const file_control_proto_rawDesc = "" +
 	"\x05slots\x18\x05 \x01(\x05R\x05slots\x12\x1a\n" +
 	"\bhostname\x18\x06 \x01(\tR\bhostname\x12\x1f\n" +
 	"\vinstance_id\x18\x14 \x01(\tR\n" +
-	"instanceId\"\xba\x01\n" +
+	"instanceId\"\xef\x01\n" +
 	"\x10RegisterResponse\x12\x1d\n" +
 	"\n" +
 	"cluster_id\x18\x01 \x01(\tR\tclusterId\x122\n" +
 	"\x15heartbeat_interval_ms\x18\x02 \x01(\x03R\x13heartbeatIntervalMs\x120\n" +
 	"\x14heartbeat_timeout_ms\x18\x03 \x01(\x03R\x12heartbeatTimeoutMs\x12!\n" +
-	"\fblob_address\x18\x04 \x01(\tR\vblobAddress\"\xb0\x05\n" +
+	"\fblob_address\x18\x04 \x01(\tR\vblobAddress\x123\n" +
+	"\x06tokens\x18< \x03(\v2\x1b.sluice.control.v1.TokenSetR\x06tokens\"\xb0\x05\n" +
 	"\vTaskMetrics\x12\x15\n" +
 	"\x06job_id\x18\x01 \x01(\tR\x05jobId\x12\x18\n" +
 	"\aattempt\x18\x02 \x01(\x05R\aattempt\x12\x16\n" +
@@ -2767,9 +3039,13 @@ const file_control_proto_rawDesc = "" +
 	"\tmax_bytes\x18\x02 \x01(\x03R\bmaxBytes\"C\n" +
 	"\x0fReadLogResponse\x12\x12\n" +
 	"\x04data\x18\x01 \x01(\fR\x04data\x12\x1c\n" +
-	"\ttruncated\x18\x02 \x01(\bR\ttruncated\")\n" +
+	"\ttruncated\x18\x02 \x01(\bR\ttruncated\"\xcb\x01\n" +
 	"\x11HeartbeatResponse\x12\x14\n" +
-	"\x05known\x18\x01 \x01(\bR\x05known\"\xb7\x03\n" +
+	"\x05known\x18\x01 \x01(\bR\x05known\x12^\n" +
+	"\x0etoken_versions\x18< \x03(\v27.sluice.control.v1.HeartbeatResponse.TokenVersionsEntryR\rtokenVersions\x1a@\n" +
+	"\x12TokenVersionsEntry\x12\x10\n" +
+	"\x03key\x18\x01 \x01(\tR\x03key\x12\x14\n" +
+	"\x05value\x18\x02 \x01(\x03R\x05value:\x028\x01\"\xb7\x03\n" +
 	"\x0fTaskStateUpdate\x12%\n" +
 	"\x0etaskmanager_id\x18\x01 \x01(\tR\rtaskmanagerId\x12\x15\n" +
 	"\x06job_id\x18\x02 \x01(\tR\x05jobId\x12\x18\n" +
@@ -2804,7 +3080,7 @@ const file_control_proto_rawDesc = "" +
 	"\x04edge\x18\x01 \x01(\x05R\x04edge\x12#\n" +
 	"\rtarget_vertex\x18\x02 \x01(\x05R\ftargetVertex\x12-\n" +
 	"\x12target_parallelism\x18\x03 \x01(\x05R\x11targetParallelism\x129\n" +
-	"\atargets\x18\x04 \x03(\v2\x1f.sluice.control.v1.OutputTargetR\atargets\"\x89\b\n" +
+	"\atargets\x18\x04 \x03(\v2\x1f.sluice.control.v1.OutputTargetR\atargets\"\xbe\b\n" +
 	"\x0eTaskDeployment\x12\x15\n" +
 	"\x06job_id\x18\x01 \x01(\tR\x05jobId\x12\x18\n" +
 	"\aattempt\x18\x02 \x01(\x05R\aattempt\x12\x16\n" +
@@ -2829,7 +3105,8 @@ const file_control_proto_rawDesc = "" +
 	"\arestore\x18$ \x01(\v2\".sluice.control.v1.RestoreSettingsR\arestore\x12;\n" +
 	"\x1aauto_watermark_interval_ms\x18( \x01(\x03R\x17autoWatermarkIntervalMs\x12 \n" +
 	"\fstate_ttl_ms\x18) \x01(\x03R\n" +
-	"stateTtlMs\x1a=\n" +
+	"stateTtlMs\x123\n" +
+	"\x06tokens\x18< \x01(\v2\x1b.sluice.control.v1.TokenSetR\x06tokens\x1a=\n" +
 	"\x0fParametersEntry\x12\x10\n" +
 	"\x03key\x18\x01 \x01(\tR\x03key\x12\x14\n" +
 	"\x05value\x18\x02 \x01(\tR\x05value:\x028\x01\x1a8\n" +
@@ -2917,7 +3194,28 @@ const file_control_proto_rawDesc = "" +
 	"\x05chain\x18\x01 \x03(\fR\x05chain\x12\x0e\n" +
 	"\x02ca\x18\x02 \x01(\fR\x02ca\x12\x1d\n" +
 	"\n" +
-	"cluster_id\x18\x03 \x01(\tR\tclusterId*k\n" +
+	"cluster_id\x18\x03 \x01(\tR\tclusterId\"\xac\x02\n" +
+	"\x0fDelegationToken\x12\x18\n" +
+	"\aservice\x18\x01 \x01(\tR\aservice\x12\x0e\n" +
+	"\x02id\x18\x02 \x01(\tR\x02id\x12\x16\n" +
+	"\x06secret\x18\x03 \x01(\tR\x06secret\x12\x1c\n" +
+	"\tmechanism\x18\x04 \x01(\tR\tmechanism\x12&\n" +
+	"\x0fexpires_unix_ms\x18\x05 \x01(\x03R\rexpiresUnixMs\x12R\n" +
+	"\n" +
+	"attributes\x18\x06 \x03(\v22.sluice.control.v1.DelegationToken.AttributesEntryR\n" +
+	"attributes\x1a=\n" +
+	"\x0fAttributesEntry\x12\x10\n" +
+	"\x03key\x18\x01 \x01(\tR\x03key\x12\x14\n" +
+	"\x05value\x18\x02 \x01(\tR\x05value:\x028\x01\"w\n" +
+	"\bTokenSet\x12\x15\n" +
+	"\x06job_id\x18\x01 \x01(\tR\x05jobId\x12\x18\n" +
+	"\aversion\x18\x02 \x01(\x03R\aversion\x12:\n" +
+	"\x06tokens\x18\x03 \x03(\v2\".sluice.control.v1.DelegationTokenR\x06tokens\"T\n" +
+	"\x12FetchTokensRequest\x12%\n" +
+	"\x0etaskmanager_id\x18\x01 \x01(\tR\rtaskmanagerId\x12\x17\n" +
+	"\ajob_ids\x18\x02 \x03(\tR\x06jobIds\"F\n" +
+	"\x13FetchTokensResponse\x12/\n" +
+	"\x04sets\x18\x01 \x03(\v2\x1b.sluice.control.v1.TokenSetR\x04sets*k\n" +
 	"\tTaskState\x12\x1a\n" +
 	"\x16TASK_STATE_UNSPECIFIED\x10\x00\x12\r\n" +
 	"\tDEPLOYING\x10\x01\x12\v\n" +
@@ -2934,7 +3232,7 @@ const file_control_proto_rawDesc = "" +
 	"\x13SAVEPOINT_TERMINATE\x10\x03*8\n" +
 	"\x11CheckpointingMode\x12\x10\n" +
 	"\fEXACTLY_ONCE\x10\x00\x12\x11\n" +
-	"\rAT_LEAST_ONCE\x10\x012\xdd\x04\n" +
+	"\rAT_LEAST_ONCE\x10\x012\xbb\x05\n" +
 	"\n" +
 	"JobManager\x12^\n" +
 	"\x13RegisterTaskManager\x12\".sluice.control.v1.RegisterRequest\x1a#.sluice.control.v1.RegisterResponse\x12V\n" +
@@ -2943,7 +3241,8 @@ const file_control_proto_rawDesc = "" +
 	"\fReportOutput\x12\x1d.sluice.control.v1.TaskOutput\x1a\x16.sluice.control.v1.Ack\x12`\n" +
 	"\x15AcknowledgeCheckpoint\x12/.sluice.control.v1.AcknowledgeCheckpointRequest\x1a\x16.sluice.control.v1.Ack\x12X\n" +
 	"\x11DeclineCheckpoint\x12+.sluice.control.v1.DeclineCheckpointRequest\x1a\x16.sluice.control.v1.Ack\x12E\n" +
-	"\x0fReportEndOfData\x12\x1a.sluice.control.v1.TaskRef\x1a\x16.sluice.control.v1.Ack2\xf9\x03\n" +
+	"\x0fReportEndOfData\x12\x1a.sluice.control.v1.TaskRef\x1a\x16.sluice.control.v1.Ack\x12\\\n" +
+	"\vFetchTokens\x12%.sluice.control.v1.FetchTokensRequest\x1a&.sluice.control.v1.FetchTokensResponse2\xbe\x04\n" +
 	"\vTaskManager\x12G\n" +
 	"\n" +
 	"DeployTask\x12!.sluice.control.v1.TaskDeployment\x1a\x16.sluice.control.v1.Ack\x12H\n" +
@@ -2951,7 +3250,8 @@ const file_control_proto_rawDesc = "" +
 	"\x11TriggerCheckpoint\x12+.sluice.control.v1.TriggerCheckpointRequest\x1a\x16.sluice.control.v1.Ack\x12V\n" +
 	"\x10NotifyCheckpoint\x12*.sluice.control.v1.NotifyCheckpointRequest\x1a\x16.sluice.control.v1.Ack\x12S\n" +
 	"\bListLogs\x12\".sluice.control.v1.ListLogsRequest\x1a#.sluice.control.v1.ListLogsResponse\x12P\n" +
-	"\aReadLog\x12!.sluice.control.v1.ReadLogRequest\x1a\".sluice.control.v1.ReadLogResponse2\xad\x01\n" +
+	"\aReadLog\x12!.sluice.control.v1.ReadLogRequest\x1a\".sluice.control.v1.ReadLogResponse\x12C\n" +
+	"\fUpdateTokens\x12\x1b.sluice.control.v1.TokenSet\x1a\x16.sluice.control.v1.Ack2\xad\x01\n" +
 	"\tBootstrap\x12N\n" +
 	"\x04Join\x12\x1e.sluice.control.v1.JoinRequest\x1a&.sluice.control.v1.CertificateResponse\x12P\n" +
 	"\x05Renew\x12\x1f.sluice.control.v1.RenewRequest\x1a&.sluice.control.v1.CertificateResponseB;Z9github.com/sluice-dev/sluice/internal/rpc/proto;controlpbb\x06proto3"
@@ -2969,7 +3269,7 @@ func file_control_proto_rawDescGZIP() []byte {
 }
 
 var file_control_proto_enumTypes = make([]protoimpl.EnumInfo, 3)
-var file_control_proto_msgTypes = make([]protoimpl.MessageInfo, 35)
+var file_control_proto_msgTypes = make([]protoimpl.MessageInfo, 41)
 var file_control_proto_goTypes = []any{
 	(TaskState)(0),                       // 0: sluice.control.v1.TaskState
 	(SnapshotType)(0),                    // 1: sluice.control.v1.SnapshotType
@@ -3006,67 +3306,83 @@ var file_control_proto_goTypes = []any{
 	(*JoinRequest)(nil),                  // 32: sluice.control.v1.JoinRequest
 	(*RenewRequest)(nil),                 // 33: sluice.control.v1.RenewRequest
 	(*CertificateResponse)(nil),          // 34: sluice.control.v1.CertificateResponse
-	nil,                                  // 35: sluice.control.v1.TaskDeployment.ParametersEntry
-	nil,                                  // 36: sluice.control.v1.TaskDeployment.FilesEntry
-	nil,                                  // 37: sluice.control.v1.AcknowledgeCheckpointRequest.OperatorsEntry
+	(*DelegationToken)(nil),              // 35: sluice.control.v1.DelegationToken
+	(*TokenSet)(nil),                     // 36: sluice.control.v1.TokenSet
+	(*FetchTokensRequest)(nil),           // 37: sluice.control.v1.FetchTokensRequest
+	(*FetchTokensResponse)(nil),          // 38: sluice.control.v1.FetchTokensResponse
+	nil,                                  // 39: sluice.control.v1.HeartbeatResponse.TokenVersionsEntry
+	nil,                                  // 40: sluice.control.v1.TaskDeployment.ParametersEntry
+	nil,                                  // 41: sluice.control.v1.TaskDeployment.FilesEntry
+	nil,                                  // 42: sluice.control.v1.AcknowledgeCheckpointRequest.OperatorsEntry
+	nil,                                  // 43: sluice.control.v1.DelegationToken.AttributesEntry
 }
 var file_control_proto_depIdxs = []int32{
-	5,  // 0: sluice.control.v1.HeartbeatRequest.tasks:type_name -> sluice.control.v1.TaskMetrics
-	7,  // 1: sluice.control.v1.HeartbeatRequest.process:type_name -> sluice.control.v1.ProcessStats
-	9,  // 2: sluice.control.v1.ListLogsResponse.logs:type_name -> sluice.control.v1.LogFileInfo
-	0,  // 3: sluice.control.v1.TaskStateUpdate.state:type_name -> sluice.control.v1.TaskState
-	5,  // 4: sluice.control.v1.TaskStateUpdate.metrics:type_name -> sluice.control.v1.TaskMetrics
-	15, // 5: sluice.control.v1.TaskStateUpdate.restore_failure:type_name -> sluice.control.v1.RestoreFailure
-	18, // 6: sluice.control.v1.OutputEdge.targets:type_name -> sluice.control.v1.OutputTarget
-	35, // 7: sluice.control.v1.TaskDeployment.parameters:type_name -> sluice.control.v1.TaskDeployment.ParametersEntry
-	36, // 8: sluice.control.v1.TaskDeployment.files:type_name -> sluice.control.v1.TaskDeployment.FilesEntry
-	19, // 9: sluice.control.v1.TaskDeployment.outputs:type_name -> sluice.control.v1.OutputEdge
-	30, // 10: sluice.control.v1.TaskDeployment.file_grants:type_name -> sluice.control.v1.FileGrant
-	29, // 11: sluice.control.v1.TaskDeployment.inputs:type_name -> sluice.control.v1.InputGroup
-	21, // 12: sluice.control.v1.TaskDeployment.checkpoints:type_name -> sluice.control.v1.CheckpointSettings
-	22, // 13: sluice.control.v1.TaskDeployment.restore:type_name -> sluice.control.v1.RestoreSettings
-	2,  // 14: sluice.control.v1.CheckpointSettings.mode:type_name -> sluice.control.v1.CheckpointingMode
-	1,  // 15: sluice.control.v1.TriggerCheckpointRequest.type:type_name -> sluice.control.v1.SnapshotType
-	23, // 16: sluice.control.v1.TriggerCheckpointRequest.sources:type_name -> sluice.control.v1.TaskRef
-	23, // 17: sluice.control.v1.AcknowledgeCheckpointRequest.task:type_name -> sluice.control.v1.TaskRef
-	37, // 18: sluice.control.v1.AcknowledgeCheckpointRequest.operators:type_name -> sluice.control.v1.AcknowledgeCheckpointRequest.OperatorsEntry
-	27, // 19: sluice.control.v1.AcknowledgeCheckpointRequest.metrics:type_name -> sluice.control.v1.CheckpointMetrics
-	23, // 20: sluice.control.v1.DeclineCheckpointRequest.task:type_name -> sluice.control.v1.TaskRef
-	3,  // 21: sluice.control.v1.JobManager.RegisterTaskManager:input_type -> sluice.control.v1.RegisterRequest
-	6,  // 22: sluice.control.v1.JobManager.Heartbeat:input_type -> sluice.control.v1.HeartbeatRequest
-	14, // 23: sluice.control.v1.JobManager.UpdateTaskState:input_type -> sluice.control.v1.TaskStateUpdate
-	17, // 24: sluice.control.v1.JobManager.ReportOutput:input_type -> sluice.control.v1.TaskOutput
-	26, // 25: sluice.control.v1.JobManager.AcknowledgeCheckpoint:input_type -> sluice.control.v1.AcknowledgeCheckpointRequest
-	28, // 26: sluice.control.v1.JobManager.DeclineCheckpoint:input_type -> sluice.control.v1.DeclineCheckpointRequest
-	23, // 27: sluice.control.v1.JobManager.ReportEndOfData:input_type -> sluice.control.v1.TaskRef
-	20, // 28: sluice.control.v1.TaskManager.DeployTask:input_type -> sluice.control.v1.TaskDeployment
-	31, // 29: sluice.control.v1.TaskManager.CancelJob:input_type -> sluice.control.v1.CancelJobRequest
-	24, // 30: sluice.control.v1.TaskManager.TriggerCheckpoint:input_type -> sluice.control.v1.TriggerCheckpointRequest
-	25, // 31: sluice.control.v1.TaskManager.NotifyCheckpoint:input_type -> sluice.control.v1.NotifyCheckpointRequest
-	8,  // 32: sluice.control.v1.TaskManager.ListLogs:input_type -> sluice.control.v1.ListLogsRequest
-	11, // 33: sluice.control.v1.TaskManager.ReadLog:input_type -> sluice.control.v1.ReadLogRequest
-	32, // 34: sluice.control.v1.Bootstrap.Join:input_type -> sluice.control.v1.JoinRequest
-	33, // 35: sluice.control.v1.Bootstrap.Renew:input_type -> sluice.control.v1.RenewRequest
-	4,  // 36: sluice.control.v1.JobManager.RegisterTaskManager:output_type -> sluice.control.v1.RegisterResponse
-	13, // 37: sluice.control.v1.JobManager.Heartbeat:output_type -> sluice.control.v1.HeartbeatResponse
-	16, // 38: sluice.control.v1.JobManager.UpdateTaskState:output_type -> sluice.control.v1.Ack
-	16, // 39: sluice.control.v1.JobManager.ReportOutput:output_type -> sluice.control.v1.Ack
-	16, // 40: sluice.control.v1.JobManager.AcknowledgeCheckpoint:output_type -> sluice.control.v1.Ack
-	16, // 41: sluice.control.v1.JobManager.DeclineCheckpoint:output_type -> sluice.control.v1.Ack
-	16, // 42: sluice.control.v1.JobManager.ReportEndOfData:output_type -> sluice.control.v1.Ack
-	16, // 43: sluice.control.v1.TaskManager.DeployTask:output_type -> sluice.control.v1.Ack
-	16, // 44: sluice.control.v1.TaskManager.CancelJob:output_type -> sluice.control.v1.Ack
-	16, // 45: sluice.control.v1.TaskManager.TriggerCheckpoint:output_type -> sluice.control.v1.Ack
-	16, // 46: sluice.control.v1.TaskManager.NotifyCheckpoint:output_type -> sluice.control.v1.Ack
-	10, // 47: sluice.control.v1.TaskManager.ListLogs:output_type -> sluice.control.v1.ListLogsResponse
-	12, // 48: sluice.control.v1.TaskManager.ReadLog:output_type -> sluice.control.v1.ReadLogResponse
-	34, // 49: sluice.control.v1.Bootstrap.Join:output_type -> sluice.control.v1.CertificateResponse
-	34, // 50: sluice.control.v1.Bootstrap.Renew:output_type -> sluice.control.v1.CertificateResponse
-	36, // [36:51] is the sub-list for method output_type
-	21, // [21:36] is the sub-list for method input_type
-	21, // [21:21] is the sub-list for extension type_name
-	21, // [21:21] is the sub-list for extension extendee
-	0,  // [0:21] is the sub-list for field type_name
+	36, // 0: sluice.control.v1.RegisterResponse.tokens:type_name -> sluice.control.v1.TokenSet
+	5,  // 1: sluice.control.v1.HeartbeatRequest.tasks:type_name -> sluice.control.v1.TaskMetrics
+	7,  // 2: sluice.control.v1.HeartbeatRequest.process:type_name -> sluice.control.v1.ProcessStats
+	9,  // 3: sluice.control.v1.ListLogsResponse.logs:type_name -> sluice.control.v1.LogFileInfo
+	39, // 4: sluice.control.v1.HeartbeatResponse.token_versions:type_name -> sluice.control.v1.HeartbeatResponse.TokenVersionsEntry
+	0,  // 5: sluice.control.v1.TaskStateUpdate.state:type_name -> sluice.control.v1.TaskState
+	5,  // 6: sluice.control.v1.TaskStateUpdate.metrics:type_name -> sluice.control.v1.TaskMetrics
+	15, // 7: sluice.control.v1.TaskStateUpdate.restore_failure:type_name -> sluice.control.v1.RestoreFailure
+	18, // 8: sluice.control.v1.OutputEdge.targets:type_name -> sluice.control.v1.OutputTarget
+	40, // 9: sluice.control.v1.TaskDeployment.parameters:type_name -> sluice.control.v1.TaskDeployment.ParametersEntry
+	41, // 10: sluice.control.v1.TaskDeployment.files:type_name -> sluice.control.v1.TaskDeployment.FilesEntry
+	19, // 11: sluice.control.v1.TaskDeployment.outputs:type_name -> sluice.control.v1.OutputEdge
+	30, // 12: sluice.control.v1.TaskDeployment.file_grants:type_name -> sluice.control.v1.FileGrant
+	29, // 13: sluice.control.v1.TaskDeployment.inputs:type_name -> sluice.control.v1.InputGroup
+	21, // 14: sluice.control.v1.TaskDeployment.checkpoints:type_name -> sluice.control.v1.CheckpointSettings
+	22, // 15: sluice.control.v1.TaskDeployment.restore:type_name -> sluice.control.v1.RestoreSettings
+	36, // 16: sluice.control.v1.TaskDeployment.tokens:type_name -> sluice.control.v1.TokenSet
+	2,  // 17: sluice.control.v1.CheckpointSettings.mode:type_name -> sluice.control.v1.CheckpointingMode
+	1,  // 18: sluice.control.v1.TriggerCheckpointRequest.type:type_name -> sluice.control.v1.SnapshotType
+	23, // 19: sluice.control.v1.TriggerCheckpointRequest.sources:type_name -> sluice.control.v1.TaskRef
+	23, // 20: sluice.control.v1.AcknowledgeCheckpointRequest.task:type_name -> sluice.control.v1.TaskRef
+	42, // 21: sluice.control.v1.AcknowledgeCheckpointRequest.operators:type_name -> sluice.control.v1.AcknowledgeCheckpointRequest.OperatorsEntry
+	27, // 22: sluice.control.v1.AcknowledgeCheckpointRequest.metrics:type_name -> sluice.control.v1.CheckpointMetrics
+	23, // 23: sluice.control.v1.DeclineCheckpointRequest.task:type_name -> sluice.control.v1.TaskRef
+	43, // 24: sluice.control.v1.DelegationToken.attributes:type_name -> sluice.control.v1.DelegationToken.AttributesEntry
+	35, // 25: sluice.control.v1.TokenSet.tokens:type_name -> sluice.control.v1.DelegationToken
+	36, // 26: sluice.control.v1.FetchTokensResponse.sets:type_name -> sluice.control.v1.TokenSet
+	3,  // 27: sluice.control.v1.JobManager.RegisterTaskManager:input_type -> sluice.control.v1.RegisterRequest
+	6,  // 28: sluice.control.v1.JobManager.Heartbeat:input_type -> sluice.control.v1.HeartbeatRequest
+	14, // 29: sluice.control.v1.JobManager.UpdateTaskState:input_type -> sluice.control.v1.TaskStateUpdate
+	17, // 30: sluice.control.v1.JobManager.ReportOutput:input_type -> sluice.control.v1.TaskOutput
+	26, // 31: sluice.control.v1.JobManager.AcknowledgeCheckpoint:input_type -> sluice.control.v1.AcknowledgeCheckpointRequest
+	28, // 32: sluice.control.v1.JobManager.DeclineCheckpoint:input_type -> sluice.control.v1.DeclineCheckpointRequest
+	23, // 33: sluice.control.v1.JobManager.ReportEndOfData:input_type -> sluice.control.v1.TaskRef
+	37, // 34: sluice.control.v1.JobManager.FetchTokens:input_type -> sluice.control.v1.FetchTokensRequest
+	20, // 35: sluice.control.v1.TaskManager.DeployTask:input_type -> sluice.control.v1.TaskDeployment
+	31, // 36: sluice.control.v1.TaskManager.CancelJob:input_type -> sluice.control.v1.CancelJobRequest
+	24, // 37: sluice.control.v1.TaskManager.TriggerCheckpoint:input_type -> sluice.control.v1.TriggerCheckpointRequest
+	25, // 38: sluice.control.v1.TaskManager.NotifyCheckpoint:input_type -> sluice.control.v1.NotifyCheckpointRequest
+	8,  // 39: sluice.control.v1.TaskManager.ListLogs:input_type -> sluice.control.v1.ListLogsRequest
+	11, // 40: sluice.control.v1.TaskManager.ReadLog:input_type -> sluice.control.v1.ReadLogRequest
+	36, // 41: sluice.control.v1.TaskManager.UpdateTokens:input_type -> sluice.control.v1.TokenSet
+	32, // 42: sluice.control.v1.Bootstrap.Join:input_type -> sluice.control.v1.JoinRequest
+	33, // 43: sluice.control.v1.Bootstrap.Renew:input_type -> sluice.control.v1.RenewRequest
+	4,  // 44: sluice.control.v1.JobManager.RegisterTaskManager:output_type -> sluice.control.v1.RegisterResponse
+	13, // 45: sluice.control.v1.JobManager.Heartbeat:output_type -> sluice.control.v1.HeartbeatResponse
+	16, // 46: sluice.control.v1.JobManager.UpdateTaskState:output_type -> sluice.control.v1.Ack
+	16, // 47: sluice.control.v1.JobManager.ReportOutput:output_type -> sluice.control.v1.Ack
+	16, // 48: sluice.control.v1.JobManager.AcknowledgeCheckpoint:output_type -> sluice.control.v1.Ack
+	16, // 49: sluice.control.v1.JobManager.DeclineCheckpoint:output_type -> sluice.control.v1.Ack
+	16, // 50: sluice.control.v1.JobManager.ReportEndOfData:output_type -> sluice.control.v1.Ack
+	38, // 51: sluice.control.v1.JobManager.FetchTokens:output_type -> sluice.control.v1.FetchTokensResponse
+	16, // 52: sluice.control.v1.TaskManager.DeployTask:output_type -> sluice.control.v1.Ack
+	16, // 53: sluice.control.v1.TaskManager.CancelJob:output_type -> sluice.control.v1.Ack
+	16, // 54: sluice.control.v1.TaskManager.TriggerCheckpoint:output_type -> sluice.control.v1.Ack
+	16, // 55: sluice.control.v1.TaskManager.NotifyCheckpoint:output_type -> sluice.control.v1.Ack
+	10, // 56: sluice.control.v1.TaskManager.ListLogs:output_type -> sluice.control.v1.ListLogsResponse
+	12, // 57: sluice.control.v1.TaskManager.ReadLog:output_type -> sluice.control.v1.ReadLogResponse
+	16, // 58: sluice.control.v1.TaskManager.UpdateTokens:output_type -> sluice.control.v1.Ack
+	34, // 59: sluice.control.v1.Bootstrap.Join:output_type -> sluice.control.v1.CertificateResponse
+	34, // 60: sluice.control.v1.Bootstrap.Renew:output_type -> sluice.control.v1.CertificateResponse
+	44, // [44:61] is the sub-list for method output_type
+	27, // [27:44] is the sub-list for method input_type
+	27, // [27:27] is the sub-list for extension type_name
+	27, // [27:27] is the sub-list for extension extendee
+	0,  // [0:27] is the sub-list for field type_name
 }
 
 func init() { file_control_proto_init() }
@@ -3080,7 +3396,7 @@ func file_control_proto_init() {
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_control_proto_rawDesc), len(file_control_proto_rawDesc)),
 			NumEnums:      3,
-			NumMessages:   35,
+			NumMessages:   41,
 			NumExtensions: 0,
 			NumServices:   3,
 		},

@@ -29,6 +29,7 @@ const (
 	JobManager_AcknowledgeCheckpoint_FullMethodName = "/sluice.control.v1.JobManager/AcknowledgeCheckpoint"
 	JobManager_DeclineCheckpoint_FullMethodName     = "/sluice.control.v1.JobManager/DeclineCheckpoint"
 	JobManager_ReportEndOfData_FullMethodName       = "/sluice.control.v1.JobManager/ReportEndOfData"
+	JobManager_FetchTokens_FullMethodName           = "/sluice.control.v1.JobManager/FetchTokens"
 )
 
 // JobManagerClient is the client API for JobManager service.
@@ -47,6 +48,10 @@ type JobManagerClient interface {
 	AcknowledgeCheckpoint(ctx context.Context, in *AcknowledgeCheckpointRequest, opts ...grpc.CallOption) (*Ack, error)
 	DeclineCheckpoint(ctx context.Context, in *DeclineCheckpointRequest, opts ...grpc.CallOption) (*Ack, error)
 	ReportEndOfData(ctx context.Context, in *TaskRef, opts ...grpc.CallOption) (*Ack, error)
+	// Delegation tokens (internal/security/tokens): a TaskManager that missed an update asks
+	// for the current tokens of jobs with tasks on it. The JobManager answers only for jobs
+	// with a live task on the caller, as its certificate identifies it.
+	FetchTokens(ctx context.Context, in *FetchTokensRequest, opts ...grpc.CallOption) (*FetchTokensResponse, error)
 }
 
 type jobManagerClient struct {
@@ -127,6 +132,16 @@ func (c *jobManagerClient) ReportEndOfData(ctx context.Context, in *TaskRef, opt
 	return out, nil
 }
 
+func (c *jobManagerClient) FetchTokens(ctx context.Context, in *FetchTokensRequest, opts ...grpc.CallOption) (*FetchTokensResponse, error) {
+	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
+	out := new(FetchTokensResponse)
+	err := c.cc.Invoke(ctx, JobManager_FetchTokens_FullMethodName, in, out, cOpts...)
+	if err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
 // JobManagerServer is the server API for JobManager service.
 // All implementations must embed UnimplementedJobManagerServer
 // for forward compatibility.
@@ -143,6 +158,10 @@ type JobManagerServer interface {
 	AcknowledgeCheckpoint(context.Context, *AcknowledgeCheckpointRequest) (*Ack, error)
 	DeclineCheckpoint(context.Context, *DeclineCheckpointRequest) (*Ack, error)
 	ReportEndOfData(context.Context, *TaskRef) (*Ack, error)
+	// Delegation tokens (internal/security/tokens): a TaskManager that missed an update asks
+	// for the current tokens of jobs with tasks on it. The JobManager answers only for jobs
+	// with a live task on the caller, as its certificate identifies it.
+	FetchTokens(context.Context, *FetchTokensRequest) (*FetchTokensResponse, error)
 	mustEmbedUnimplementedJobManagerServer()
 }
 
@@ -173,6 +192,9 @@ func (UnimplementedJobManagerServer) DeclineCheckpoint(context.Context, *Decline
 }
 func (UnimplementedJobManagerServer) ReportEndOfData(context.Context, *TaskRef) (*Ack, error) {
 	return nil, status.Error(codes.Unimplemented, "method ReportEndOfData not implemented")
+}
+func (UnimplementedJobManagerServer) FetchTokens(context.Context, *FetchTokensRequest) (*FetchTokensResponse, error) {
+	return nil, status.Error(codes.Unimplemented, "method FetchTokens not implemented")
 }
 func (UnimplementedJobManagerServer) mustEmbedUnimplementedJobManagerServer() {}
 func (UnimplementedJobManagerServer) testEmbeddedByValue()                    {}
@@ -321,6 +343,24 @@ func _JobManager_ReportEndOfData_Handler(srv interface{}, ctx context.Context, d
 	return interceptor(ctx, in, info, handler)
 }
 
+func _JobManager_FetchTokens_Handler(srv interface{}, ctx context.Context, dec func(interface{}) error, interceptor grpc.UnaryServerInterceptor) (interface{}, error) {
+	in := new(FetchTokensRequest)
+	if err := dec(in); err != nil {
+		return nil, err
+	}
+	if interceptor == nil {
+		return srv.(JobManagerServer).FetchTokens(ctx, in)
+	}
+	info := &grpc.UnaryServerInfo{
+		Server:     srv,
+		FullMethod: JobManager_FetchTokens_FullMethodName,
+	}
+	handler := func(ctx context.Context, req interface{}) (interface{}, error) {
+		return srv.(JobManagerServer).FetchTokens(ctx, req.(*FetchTokensRequest))
+	}
+	return interceptor(ctx, in, info, handler)
+}
+
 // JobManager_ServiceDesc is the grpc.ServiceDesc for JobManager service.
 // It's only intended for direct use with grpc.RegisterService,
 // and not to be introspected or modified (even as a copy)
@@ -356,6 +396,10 @@ var JobManager_ServiceDesc = grpc.ServiceDesc{
 			MethodName: "ReportEndOfData",
 			Handler:    _JobManager_ReportEndOfData_Handler,
 		},
+		{
+			MethodName: "FetchTokens",
+			Handler:    _JobManager_FetchTokens_Handler,
+		},
 	},
 	Streams:  []grpc.StreamDesc{},
 	Metadata: "control.proto",
@@ -368,6 +412,7 @@ const (
 	TaskManager_NotifyCheckpoint_FullMethodName  = "/sluice.control.v1.TaskManager/NotifyCheckpoint"
 	TaskManager_ListLogs_FullMethodName          = "/sluice.control.v1.TaskManager/ListLogs"
 	TaskManager_ReadLog_FullMethodName           = "/sluice.control.v1.TaskManager/ReadLog"
+	TaskManager_UpdateTokens_FullMethodName      = "/sluice.control.v1.TaskManager/UpdateTokens"
 )
 
 // TaskManagerClient is the client API for TaskManager service.
@@ -384,6 +429,8 @@ type TaskManagerClient interface {
 	// GET /taskmanagers/{id}/logs; only the JM may ask.
 	ListLogs(ctx context.Context, in *ListLogsRequest, opts ...grpc.CallOption) (*ListLogsResponse, error)
 	ReadLog(ctx context.Context, in *ReadLogRequest, opts ...grpc.CallOption) (*ReadLogResponse, error)
+	// A job's renewed delegation tokens, pushed to the TaskManagers running its tasks.
+	UpdateTokens(ctx context.Context, in *TokenSet, opts ...grpc.CallOption) (*Ack, error)
 }
 
 type taskManagerClient struct {
@@ -454,6 +501,16 @@ func (c *taskManagerClient) ReadLog(ctx context.Context, in *ReadLogRequest, opt
 	return out, nil
 }
 
+func (c *taskManagerClient) UpdateTokens(ctx context.Context, in *TokenSet, opts ...grpc.CallOption) (*Ack, error) {
+	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
+	out := new(Ack)
+	err := c.cc.Invoke(ctx, TaskManager_UpdateTokens_FullMethodName, in, out, cOpts...)
+	if err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
 // TaskManagerServer is the server API for TaskManager service.
 // All implementations must embed UnimplementedTaskManagerServer
 // for forward compatibility.
@@ -468,6 +525,8 @@ type TaskManagerServer interface {
 	// GET /taskmanagers/{id}/logs; only the JM may ask.
 	ListLogs(context.Context, *ListLogsRequest) (*ListLogsResponse, error)
 	ReadLog(context.Context, *ReadLogRequest) (*ReadLogResponse, error)
+	// A job's renewed delegation tokens, pushed to the TaskManagers running its tasks.
+	UpdateTokens(context.Context, *TokenSet) (*Ack, error)
 	mustEmbedUnimplementedTaskManagerServer()
 }
 
@@ -495,6 +554,9 @@ func (UnimplementedTaskManagerServer) ListLogs(context.Context, *ListLogsRequest
 }
 func (UnimplementedTaskManagerServer) ReadLog(context.Context, *ReadLogRequest) (*ReadLogResponse, error) {
 	return nil, status.Error(codes.Unimplemented, "method ReadLog not implemented")
+}
+func (UnimplementedTaskManagerServer) UpdateTokens(context.Context, *TokenSet) (*Ack, error) {
+	return nil, status.Error(codes.Unimplemented, "method UpdateTokens not implemented")
 }
 func (UnimplementedTaskManagerServer) mustEmbedUnimplementedTaskManagerServer() {}
 func (UnimplementedTaskManagerServer) testEmbeddedByValue()                     {}
@@ -625,6 +687,24 @@ func _TaskManager_ReadLog_Handler(srv interface{}, ctx context.Context, dec func
 	return interceptor(ctx, in, info, handler)
 }
 
+func _TaskManager_UpdateTokens_Handler(srv interface{}, ctx context.Context, dec func(interface{}) error, interceptor grpc.UnaryServerInterceptor) (interface{}, error) {
+	in := new(TokenSet)
+	if err := dec(in); err != nil {
+		return nil, err
+	}
+	if interceptor == nil {
+		return srv.(TaskManagerServer).UpdateTokens(ctx, in)
+	}
+	info := &grpc.UnaryServerInfo{
+		Server:     srv,
+		FullMethod: TaskManager_UpdateTokens_FullMethodName,
+	}
+	handler := func(ctx context.Context, req interface{}) (interface{}, error) {
+		return srv.(TaskManagerServer).UpdateTokens(ctx, req.(*TokenSet))
+	}
+	return interceptor(ctx, in, info, handler)
+}
+
 // TaskManager_ServiceDesc is the grpc.ServiceDesc for TaskManager service.
 // It's only intended for direct use with grpc.RegisterService,
 // and not to be introspected or modified (even as a copy)
@@ -655,6 +735,10 @@ var TaskManager_ServiceDesc = grpc.ServiceDesc{
 		{
 			MethodName: "ReadLog",
 			Handler:    _TaskManager_ReadLog_Handler,
+		},
+		{
+			MethodName: "UpdateTokens",
+			Handler:    _TaskManager_UpdateTokens_Handler,
 		},
 	},
 	Streams:  []grpc.StreamDesc{},

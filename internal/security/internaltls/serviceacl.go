@@ -28,6 +28,8 @@ var ServiceACL = map[string][]tlsconf.Role{
 	controlpb.JobManager_AcknowledgeCheckpoint_FullMethodName: {tlsconf.RoleTaskManager},
 	controlpb.JobManager_DeclineCheckpoint_FullMethodName:     {tlsconf.RoleTaskManager},
 	controlpb.JobManager_ReportEndOfData_FullMethodName:       {tlsconf.RoleTaskManager},
+	controlpb.JobManager_FetchTokens_FullMethodName:           {tlsconf.RoleTaskManager},
+	controlpb.TaskManager_UpdateTokens_FullMethodName:         {tlsconf.RoleJobManager},
 	controlpb.TaskManager_TriggerCheckpoint_FullMethodName:    {tlsconf.RoleJobManager},
 	controlpb.TaskManager_NotifyCheckpoint_FullMethodName:     {tlsconf.RoleJobManager},
 	controlpb.TaskManager_DeployTask_FullMethodName:           {tlsconf.RoleJobManager},

@@ -1,0 +1,192 @@
+package jobmanager
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"sort"
+	"time"
+
+	"github.com/sluice-dev/sluice/internal/checkpoint"
+	"github.com/sluice-dev/sluice/internal/ha"
+	"github.com/sluice-dev/sluice/internal/security/authz"
+)
+
+// haJob is a submitted job as the high-availability job store keeps it:
+// everything a successor needs to run it again under the same id.
+type haJob struct {
+	ID                    string            `json:"id"`
+	Spec                  []byte            `json:"spec"`
+	Params                map[string]string `json:"params,omitempty"`
+	Files                 map[string][]byte `json:"files,omitempty"`
+	Parallelism           int               `json:"parallelism"`
+	ACL                   authz.JobACL      `json:"acl"`
+	Config                map[string]string `json:"config,omitempty"`
+	SavepointPath         string            `json:"savepointPath,omitempty"`
+	AllowNonRestoredState bool              `json:"allowNonRestoredState,omitempty"`
+	Submitted             time.Time         `json:"submitted"`
+}
+
+// haTimeout bounds each call to the high-availability services.
+const haTimeout = 30 * time.Second
+
+// recovery is how a stored job is submitted again by a new leader.
+type recovery struct {
+	// store: the job is new (an application cluster's job under its fixed
+	// id) and is stored like any submission.
+	store     bool
+	id        string
+	submitted time.Time
+	pointer   *ha.CheckpointPointer // latest completed checkpoint; nil: none
+}
+
+// startLeading takes over the cluster's metadata, publishes this
+// JobManager's addresses and recovers the stored jobs.
+func (jm *JobManager) startLeading(ctx context.Context) error {
+	cctx, cancel := context.WithTimeout(ctx, haTimeout)
+	defer cancel()
+	if err := jm.ha.Claim(cctx); err != nil {
+		return fmt.Errorf("take over the high-availability metadata: %w", err)
+	}
+	info := ha.LeaderInfo{RPCAddress: jm.rpcAddr}
+	if len(jm.listeners) > 0 {
+		info.RESTAddress = jm.RESTAddress()
+	}
+	if err := jm.ha.PublishLeader(cctx, info); err != nil {
+		return fmt.Errorf("publish the leader's address: %w", err)
+	}
+	jm.log.Info("leading the cluster (high-availability): address published", "rpc", info.RPCAddress, "rest", info.RESTAddress)
+	stored, err := jm.ha.Jobs(cctx)
+	if err != nil {
+		return fmt.Errorf("read the stored jobs (high-availability): %w", err)
+	}
+	ids := make([]string, 0, len(stored))
+	for id := range stored {
+		ids = append(ids, id)
+	}
+	sort.Strings(ids)
+	for _, id := range ids {
+		if err := jm.recoverJob(cctx, id, stored[id]); err != nil {
+			// One broken job must not keep the others from running; it
+			// stays stored, so an operator can inspect it.
+			jm.log.Error("cannot recover a stored job; it is left in the high-availability store", "job", id, "err", err)
+		}
+	}
+	return nil
+}
+
+// recoverJob submits a stored job again under its id, restoring its latest
+// completed checkpoint (else the savepoint it was submitted with).
+func (jm *JobManager) recoverJob(ctx context.Context, id string, data []byte) error {
+	var rec haJob
+	if err := json.Unmarshal(data, &rec); err != nil {
+		return fmt.Errorf("decode: %w", err)
+	}
+	if rec.ID != id {
+		return fmt.Errorf("stored under %s but names job %s", id, rec.ID)
+	}
+	r := &recovery{id: id, submitted: rec.Submitted}
+	ptr, ok, err := jm.ha.LatestCheckpoint(ctx, id)
+	if err != nil {
+		return err
+	}
+	if ok {
+		r.pointer = &ptr
+	}
+	s := Submission{
+		Spec: rec.Spec, Params: rec.Params, Files: rec.Files, Parallelism: rec.Parallelism, ACL: rec.ACL,
+		Config: rec.Config, SavepointPath: rec.SavepointPath, AllowNonRestoredState: rec.AllowNonRestoredState,
+	}
+	if _, _, err := jm.submitWith(s, r); err != nil {
+		return err
+	}
+	from := "its start (no checkpoint completed)"
+	if r.pointer != nil {
+		from = fmt.Sprintf("checkpoint %d (%s)", r.pointer.ID, r.pointer.Path)
+	}
+	jm.log.Info("job recovered from the high-availability store", "job", id, "restores", from)
+	return nil
+}
+
+// storeJob records a new submission for a successor (before it runs).
+func (jm *JobManager) storeJob(id string, s Submission, now time.Time) error {
+	data, err := json.Marshal(haJob{
+		ID: id, Spec: s.Spec, Params: s.Params, Files: s.Files, Parallelism: s.Parallelism, ACL: s.ACL,
+		Config: s.Config, SavepointPath: s.SavepointPath, AllowNonRestoredState: s.AllowNonRestoredState, Submitted: now,
+	})
+	if err != nil {
+		return err
+	}
+	ctx, cancel := context.WithTimeout(jm.ctx, haTimeout)
+	defer cancel()
+	if err := jm.ha.PutJob(ctx, id, data); err != nil {
+		return fmt.Errorf("store the job for high availability: %w", err)
+	}
+	return nil
+}
+
+// forgetWhenDone removes a job from the high-availability store once it
+// ended for good; not when this JobManager only stops leading.
+func (jm *JobManager) forgetWhenDone(j *job) {
+	jm.spawn(func() {
+		select {
+		case <-j.done:
+		case <-jm.ctx.Done():
+			return
+		}
+		if jm.suspending.Load() {
+			return
+		}
+		ctx, cancel := context.WithTimeout(jm.ctx, haTimeout)
+		defer cancel()
+		if err := jm.ha.RemoveJob(ctx, j.id); err != nil {
+			if errors.Is(err, ha.ErrNotLeader) {
+				// The next leader runs the job again from its latest
+				// checkpoint; a finished job's sinks committed already.
+				jm.log.Warn("ended job left in the high-availability store: this JobManager no longer leads", "job", j.id, "err", err)
+				return
+			}
+			jm.log.Warn("cannot remove an ended job from the high-availability store", "job", j.id, "err", err)
+			return
+		}
+		jm.log.Info("ended job removed from the high-availability store", "job", j.id)
+	})
+}
+
+// recordCheckpoint is the coordinator's Record hook under high
+// availability: the checkpoint counts once its pointer is stored.
+func (jm *JobManager) recordCheckpoint(jobID string) func(context.Context, *checkpoint.CompletedCheckpoint) error {
+	return func(ctx context.Context, cp *checkpoint.CompletedCheckpoint) error {
+		return jm.ha.PutCheckpoint(ctx, jobID, ha.CheckpointPointer{ID: cp.ID, Path: cp.ExternalPath()})
+	}
+}
+
+// loadRecoveredCheckpoint reads the checkpoint a recovered job restores.
+func (jm *JobManager) loadRecoveredCheckpoint(p *ha.CheckpointPointer) (*checkpoint.CompletedCheckpoint, error) {
+	root, md, err := checkpoint.Resolve(p.Path)
+	if err != nil {
+		return nil, fmt.Errorf("the job's latest checkpoint %d (%s, from the high-availability store): %w", p.ID, p.Path, err)
+	}
+	cp, err := checkpoint.ReadCompleted(root, md, jm.set.CheckpointKey)
+	if err != nil {
+		return nil, fmt.Errorf("the job's latest checkpoint %d (%s, from the high-availability store): %w", p.ID, p.Path, err)
+	}
+	return cp, nil
+}
+
+// SubmitApplication submits the job of an application cluster
+// (sluice run --target kubernetes-application) under its fixed id, unless
+// a job with that id is known already: recovered from the high-availability
+// store after a failover.
+func (jm *JobManager) SubmitApplication(s Submission, id string) error {
+	jm.mu.Lock()
+	_, known := jm.jobs[id]
+	jm.mu.Unlock()
+	if known {
+		jm.log.Info("application job recovered; not submitted again", "job", id)
+		return nil
+	}
+	_, _, err := jm.submitWith(s, &recovery{id: id, store: true})
+	return err
+}
