@@ -123,9 +123,9 @@ func (j *JobFiles) lookup(operator string, write bool) (FileAccess, error) {
 // maxReadFile bounds ReadFile: it reads small files (a password, a certificate).
 const maxReadFile = 1 << 20
 
-// ReadFile reads path, one of the files operator was authorized at submit to read (its
-// password file, a CA certificate), through the same guard as every job file: no other path,
-// no symlinks. Files of up to 1 MiB.
+// ReadFile reads one of the files an operator was authorized to read at submit (a
+// connector's trust store or password file), named by its absolute path as the spec gave
+// it, through the same checks as a file source's input. Files of up to 1 MiB.
 func (j *JobFiles) ReadFile(operator, path string) ([]byte, error) {
 	if j == nil {
 		return nil, fmt.Errorf("operator %q: this task may open no files", operator)

@@ -232,6 +232,13 @@ func parseOperator(n *yaml.Node, index int) (*OperatorSpec, error) {
 			}
 		default:
 			at := slices.IndexFunc(fields, func(f optionField) bool { return f.name == key })
+			if po, ok := def.(PrefixedOptions); ok && at < 0 && strings.HasPrefix(key, po.OptionPrefix()) && len(key) > len(po.OptionPrefix()) {
+				var val string
+				if err = decodeScalar(v, &val, "a string"); err == nil {
+					err = po.SetPrefixedOption(strings.TrimPrefix(key, po.OptionPrefix()), val)
+				}
+				break
+			}
 			if at < 0 && slices.Contains(eventTimeOptions, key) {
 				// Common to all sources: checked against the shape after Check.
 				err = parseEventTime(op, key, v)
@@ -244,6 +251,9 @@ func parseOperator(n *yaml.Node, index int) (*OperatorSpec, error) {
 				}
 				for _, f := range fields {
 					want = append(want, f.name)
+				}
+				if po, ok := def.(PrefixedOptions); ok {
+					want = append(want, po.OptionPrefix()+"*")
 				}
 				return nil, op.errf(key, "line %d: unknown option for type %s: want %s", k.Line, op.Type, listOrNone(want))
 			}
@@ -270,6 +280,31 @@ func parseOperator(n *yaml.Node, index int) (*OperatorSpec, error) {
 	}
 	op.shape = shape
 	return op, nil
+}
+
+// PrefixedOptions is implemented by the options of a type that takes options under a prefix
+// besides its fields: a Kafka connector's `properties.*`, passed on to the client under
+// Kafka's own names, as Flink's connector does.
+type PrefixedOptions interface {
+	OptionPrefix() string                       // "properties."
+	SetPrefixedOption(name, value string) error // name without the prefix
+}
+
+// OptionWarner is implemented by the options of a type that accepts a spec it has doubts
+// about (an unknown Kafka property): the JobManager shows the warnings at submit.
+type OptionWarner interface {
+	OptionWarnings(op *OperatorSpec) []string
+}
+
+// OptionWarnings lists the warnings of every operator's options (OptionWarner).
+func (s *Spec) OptionWarnings() []string {
+	var out []string
+	for _, o := range s.Operators {
+		if w, ok := o.Options.(OptionWarner); ok {
+			out = append(out, w.OptionWarnings(o)...)
+		}
+	}
+	return out
 }
 
 // leftRightOptions is implemented by the options of two-input types whose inputs the spec

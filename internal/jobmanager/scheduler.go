@@ -234,9 +234,10 @@ func (jm *JobManager) submitWith(s Submission, r *recovery) (string, []string, e
 	}
 	// The job's tokens go when it ends (released at the provider where it can).
 	j.ended = func() { jm.spawn(func() { jm.tokens.Stop(jm.ctx, id) }) }
+	j.warnings = spec.OptionWarnings()
 	if ckpt.Enabled() {
 		// Accepted, not refused: a socket source's job is at most once, as in Flink.
-		j.warnings = spec.ReplayWarnings()
+		j.warnings = append(j.warnings, spec.ReplayWarnings()...)
 	}
 	if err := jm.startCheckpointing(j, restoreFrom); err != nil {
 		return "", nil, &SubmissionError{err}

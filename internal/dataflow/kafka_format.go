@@ -1,0 +1,82 @@
+package dataflow
+
+import (
+	"bytes"
+	"encoding/csv"
+	"strings"
+	"unsafe"
+)
+
+// decodeKafkaValue fills rec (the fields of s) from a Kafka value or key in format.
+func decodeKafkaValue(format string, b []byte, s Schema, rec Record) error {
+	switch format {
+	case "raw":
+		if b == nil {
+			rec[0] = Null()
+		} else {
+			// No copy: the value aliases the fetched batch, as a decoded record aliases its
+			// network buffer (DecodeRecord): the client never reuses fetch buffers (no pool
+			// is configured), and an operator keeping a value clones it (Operator.Process).
+			rec[0] = String(unsafe.String(unsafe.SliceData(b), len(b)))
+		}
+		return nil
+	case "csv":
+		if len(b) == 0 {
+			for i := range rec {
+				rec[i] = Null()
+			}
+			return nil
+		}
+		cols, err := parseCSVLine(strings.TrimRight(string(b), "\r\n"))
+		if err != nil {
+			return err
+		}
+		for i := range rec {
+			if i < len(cols) {
+				rec[i] = String(cols[i])
+			} else {
+				rec[i] = Null()
+			}
+		}
+		return nil
+	}
+	if len(bytes.TrimSpace(b)) == 0 {
+		for i := range rec {
+			rec[i] = Null()
+		}
+		return nil
+	}
+	return parseJSONObject(b, s, rec)
+}
+
+// appendKafkaValue encodes the fields idx of r (all when idx is nil) in format.
+func appendKafkaValue(dst []byte, format string, s Schema, r Record, idx []int) []byte {
+	if idx != nil {
+		sub := make(Schema, len(idx))
+		vals := make(Record, len(idx))
+		for i, j := range idx {
+			sub[i], vals[i] = s[j], r[j]
+		}
+		s, r = sub, vals
+	}
+	switch format {
+	case "raw":
+		if len(r) == 0 || r[0].Kind() == KindNull {
+			return dst
+		}
+		return append(dst, r[0].Text()...)
+	case "csv":
+		cols := make([]string, len(r))
+		for i, v := range r {
+			if v.Kind() != KindNull {
+				cols[i] = v.Text()
+			}
+		}
+		var buf bytes.Buffer
+		w := csv.NewWriter(&buf)
+		_ = w.Write(cols)
+		w.Flush()
+		return append(dst, bytes.TrimRight(buf.Bytes(), "\n")...)
+	}
+	return AppendJSONRecord(dst, s, r)
+}

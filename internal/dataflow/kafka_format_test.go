@@ -1,0 +1,43 @@
+package dataflow
+
+import (
+	"testing"
+)
+
+func TestKafkaFormats(t *testing.T) {
+	s := Schema{{Name: "id", Kind: KindAny}, {Name: "word", Kind: KindAny}}
+	for _, tc := range []struct {
+		format, encoded string
+		rec             Record
+		idx             []int
+	}{
+		{"json", `{"id":7,"word":"a \"b\""}`, Record{Int(7), String(`a "b"`)}, nil},
+		{"csv", `7,"a,b"`, Record{String("7"), String("a,b")}, nil},
+		{"raw", `a b`, Record{String("a b")}, nil},
+		{"json", `{"word":"x"}`, Record{Int(1), String("x")}, []int{1}},
+	} {
+		got := string(appendKafkaValue(nil, tc.format, s, tc.rec, tc.idx))
+		if got != tc.encoded {
+			t.Errorf("%s encode %v: %q, want %q", tc.format, tc.rec, got, tc.encoded)
+		}
+		if tc.idx != nil {
+			continue
+		}
+		fields := s[:len(tc.rec)]
+		dec := make(Record, len(fields))
+		if err := decodeKafkaValue(tc.format, []byte(tc.encoded), fields, dec); err != nil {
+			t.Fatalf("%s decode %q: %v", tc.format, tc.encoded, err)
+		}
+		if dec.String() != tc.rec.String() {
+			t.Errorf("%s decode %q: %v, want %v", tc.format, tc.encoded, dec, tc.rec)
+		}
+	}
+	// A missing key or value is null, never an error; a malformed JSON value is one.
+	dec := make(Record, 1)
+	if err := decodeKafkaValue("raw", nil, s[:1], dec); err != nil || dec[0].Kind() != KindNull {
+		t.Errorf("raw nil: %v %v", dec, err)
+	}
+	if err := decodeKafkaValue("json", []byte(`{"id":`), s, make(Record, 2)); err == nil {
+		t.Error("a malformed JSON value decoded")
+	}
+}
