@@ -39,7 +39,7 @@ func (m *memLeadership) successor() *memLeadership {
 	return n
 }
 
-func (m *memLeadership) Context() context.Context   { return m.ctx }
+func (m *memLeadership) Context() context.Context    { return m.ctx }
 func (m *memLeadership) Claim(context.Context) error { return nil }
 func (m *memLeadership) PublishLeader(_ context.Context, info ha.LeaderInfo) error {
 	m.mu.Lock()

@@ -99,7 +99,7 @@ type TaskManager struct {
 	// with tasks here (credentials.go).
 	tokens *tokens.Receiver
 	ctx    context.Context
-	wg  sync.WaitGroup
+	wg     sync.WaitGroup
 }
 
 type attemptKey struct {
