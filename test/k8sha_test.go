@@ -401,6 +401,7 @@ func TestKubernetesLeaderFailover(t *testing.T) {
 	}
 	second, rest2 := c.waitLeader(4*time.Second+20*time.Second, first)
 	took := time.Since(killed)
+	t.Logf("the standby %s took over %s after the leader %s was killed", second, took.Round(time.Millisecond), first)
 	if !strings.Contains(c.podLog(standby, "jobmanager"), "leadership granted") {
 		t.Fatalf("the new leader %s is not the standby pod %s", second, standby)
 	}
