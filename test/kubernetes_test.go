@@ -11,6 +11,7 @@ import (
 	"os"
 	"path/filepath"
 	"regexp"
+	"slices"
 	"strconv"
 	"strings"
 	"testing"
@@ -39,6 +40,8 @@ type sessionEnv struct {
 	kubeconfig string
 	ns         string
 	id         string
+	input      string // the word count's input file
+	out        string // and its output directory
 }
 
 func newSessionEnv(t *testing.T, api *k8s.APIServer, ns, id string) *sessionEnv {
@@ -63,15 +66,23 @@ func newSessionEnv(t *testing.T, api *k8s.APIServer, ns, id string) *sessionEnv 
 	dir := t.TempDir()
 	tokens := filepath.Join(dir, "tokens")
 	token := newToken(t, tokens, "alice", "ops")
+	input := writeSample(t)
+	outDir := filepath.Join(t.TempDir(), "out")
 	policy := filepath.Join(dir, "policy.yaml")
-	if err := os.WriteFile(policy, []byte(`roles:
-  viewer:
+	if err := os.WriteFile(policy, []byte(fmt.Sprintf(`roles:
+  wordcounter:
     - verbs: [view]
-      resources: [cluster, taskmanagers]
+      resources: [cluster, taskmanagers, jobs, "job/*"]
+    - verbs: [submit]
+      resources: [jobs]
+    - verbs: [read]
+      resources: ["file:%s/*"]
+    - verbs: [write]
+      resources: ["file:%s/*"]
 bindings:
-  - role: viewer
+  - role: wordcounter
     users: [alice]
-`), 0o600); err != nil {
+`, filepath.Dir(input), filepath.Dir(outDir))), 0o600); err != nil {
 		t.Fatal(err)
 	}
 	ckptKey := filepath.Join(dir, "checkpoint.key")
@@ -85,6 +96,8 @@ bindings:
 		kubeconfig: api.AdminKubeconfig,
 		ns:         ns,
 		id:         id,
+		input:      input,
+		out:        outDir,
 		files: map[string]string{
 			"security.kerberos.login.keytab":          keytab,
 			"security.kerberos.krb5-conf.path":        k.Krb5Conf,
@@ -120,6 +133,15 @@ bindings:
 		"rest.port="+strconv.Itoa(e.restPort),
 		"jobmanager.rpc.port="+strconv.Itoa(freePort(t)),
 		"blob.server.port="+strconv.Itoa(freePort(t)),
+		// No cluster DNS on the test node: TaskManager pods reach the
+		// JobManager and each other on loopback.
+		"jobmanager.rpc.address=127.0.0.1",
+		"taskmanager.host=127.0.0.1",
+		"taskmanager.bind-host=127.0.0.1",
+		"taskmanager.numberOfTaskSlots=2",
+		"kubernetes.taskmanager.cpu=0.1",
+		"kubernetes.taskmanager.memory=128mb",
+		"resourcemanager.taskmanager-timeout=8 s",
 	)
 	return e
 }
@@ -291,6 +313,52 @@ func TestKubernetesSession(t *testing.T) {
 		t.Errorf("the JobManager log does not show the Kerberos login of sluice/jobmanager:\n%s", jmLog)
 	}
 
+	// A -p 4 word count runs on TaskManager pods the JobManager creates
+	// from the session's template (2 slots each), over internal mutual TLS
+	// with the shipped key store; with delegation tokens on (the default)
+	// no TaskManager pod mounts the keytab; idle, they are deleted.
+	out, stderr, code = runSluice(context.Background(), t, "run", "examples/wordcount.yaml", "-p", "4",
+		"--param", "input="+e.input, "--param", "output="+e.out,
+		"--jobmanager", fmt.Sprintf("https://localhost:%d", e.restPort), "--cacert", e.ca, "--token", e.token)
+	if code != 0 || !strings.Contains(out, "FINISHED") {
+		t.Fatalf("sluice run -p 4: exit %d\n%s\n%s\nJobManager:\n%s", code, out, stderr, node.PodLog(jmPod, "jobmanager"))
+	}
+	equalLines(t, readParts(t, e.out), referenceCounts(t, e.input))
+	tms, err := c.CoreV1().Pods(ns).List(ctx, metav1.ListOptions{LabelSelector: session.SelectorFor(id) + ",component=taskmanager"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(tms.Items) < 2 {
+		t.Errorf("%d TaskManager pods after a -p 4 job at 2 slots each, want 2", len(tms.Items))
+	}
+	for _, p := range tms.Items {
+		var secrets []string
+		for _, v := range p.Spec.Volumes {
+			if v.Secret != nil {
+				secrets = append(secrets, v.Secret.SecretName)
+			}
+		}
+		if slices.Contains(secrets, id+"-keytab") {
+			t.Errorf("TaskManager pod %s mounts the keytab Secret although delegation tokens are on: %v", p.Name, secrets)
+		}
+		if !slices.Contains(secrets, id+"-internal-keystore") {
+			t.Errorf("TaskManager pod %s does not mount the internal key store: %v", p.Name, secrets)
+		}
+		if log := node.PodLog(&p, "taskmanager"); strings.Contains(log, "kerberos login") {
+			t.Errorf("TaskManager pod %s logged in to Kerberos itself:\n%s", p.Name, log)
+		}
+	}
+	k8s.WaitFor(t, 60*time.Second, "idle TaskManager pods deleted", func(ctx context.Context) error {
+		l, err := c.CoreV1().Pods(ns).List(ctx, metav1.ListOptions{LabelSelector: session.SelectorFor(id) + ",component=taskmanager"})
+		if err != nil {
+			return err
+		}
+		if len(l.Items) > 0 {
+			return fmt.Errorf("%d TaskManager pods left", len(l.Items))
+		}
+		return nil
+	})
+
 	// The JobManager's ServiceAccount may do its job in its namespace,
 	// and nothing with Secrets, here or elsewhere (the real RBAC authorizer).
 	other := api.Namespace(t, "other")
@@ -305,8 +373,11 @@ func TestKubernetesSession(t *testing.T) {
 	if _, err := sa.CoreV1().ConfigMaps(ns).Get(ctx, session.ConfigMapName(id), metav1.GetOptions{}); err != nil {
 		t.Errorf("JobManager ServiceAccount cannot read its ConfigMap: %v", err)
 	}
-	if _, err := sa.CoordinationV1().Leases(ns).List(ctx, metav1.ListOptions{}); err != nil {
-		t.Errorf("JobManager ServiceAccount cannot list leases: %v", err)
+	if _, err := sa.CoordinationV1().Leases(ns).Get(ctx, id+"-jobmanager-leader", metav1.GetOptions{}); err != nil && !apierrors.IsNotFound(err) {
+		t.Errorf("JobManager ServiceAccount cannot read its leader-election Lease: %v", err)
+	}
+	if _, err := sa.AppsV1().Deployments(ns).Get(ctx, id, metav1.GetOptions{}); err != nil {
+		t.Errorf("JobManager ServiceAccount cannot read its Deployment (owner of its TaskManager pods): %v", err)
 	}
 	for _, probe := range []struct {
 		what string
@@ -319,6 +390,7 @@ func TestKubernetesSession(t *testing.T) {
 			return err
 		}()},
 		{"list pods in namespace " + other, func() error { _, err := sa.CoreV1().Pods(other).List(ctx, metav1.ListOptions{}); return err }()},
+		{"list Secrets in its namespace", func() error { _, err := sa.CoreV1().Secrets(ns).List(ctx, metav1.ListOptions{}); return err }()},
 	} {
 		if !apierrors.IsForbidden(probe.err) {
 			t.Errorf("JobManager ServiceAccount may %s: err %v, want Forbidden", probe.what, probe.err)

@@ -11,8 +11,10 @@ import (
 	"github.com/spf13/cobra"
 
 	"github.com/sluice-dev/sluice/internal/config"
+	"github.com/sluice-dev/sluice/internal/ha"
 	"github.com/sluice-dev/sluice/internal/kube"
 	"github.com/sluice-dev/sluice/internal/kube/session"
+	"github.com/sluice-dev/sluice/internal/security/internaltls"
 )
 
 func newKubernetesSessionCmd(g *globals) *cobra.Command {
@@ -176,7 +178,15 @@ func newKubernetesRBACCmd(g *globals) *cobra.Command {
 			if err != nil {
 				return err
 			}
-			y, err := session.RBACManifest(cfg.String("kubernetes.namespace"), id, cfg.String("kubernetes.service-account"))
+			haSet, err := ha.SettingsFromConfig(cfg)
+			if err != nil {
+				return err
+			}
+			o := session.RBACOptions{AutoTLS: internaltls.ModeOf(cfg) == internaltls.Auto}
+			if haSet.Enabled() {
+				o.TaskManagerServiceAccount = cfg.String("kubernetes.taskmanager.service-account")
+			}
+			y, err := session.RBACManifest(cfg.String("kubernetes.namespace"), id, cfg.String("kubernetes.service-account"), o)
 			if err != nil {
 				return err
 			}

@@ -56,7 +56,7 @@ func NewClient(cfg *config.Config) (kubernetes.Interface, error) {
 	}
 	c, err := kubernetes.NewForConfig(rc)
 	if err != nil {
-		return nil, fmt.Errorf("Kubernetes client for %s: %w", rc.Host, err)
+		return nil, fmt.Errorf("client for the Kubernetes API server %s: %w", rc.Host, err)
 	}
 	return c, nil
 }

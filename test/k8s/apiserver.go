@@ -1,7 +1,7 @@
 // Package k8s runs a real Kubernetes control plane for sluice's tests: etcd,
 // kube-apiserver (RBAC and Node authorization, token authentication,
 // ServiceAccount tokens) and kube-controller-manager's deployment,
-// replicaset, garbage-collector and root-CA-publisher controllers, all on
+// replicaset, garbage-collector, root-CA-publisher and namespace controllers, all on
 // loopback, plus a test node agent that runs the pods bound to it as local
 // processes of the sluice binary under test (tools/sluice-test-node).
 //
@@ -352,7 +352,7 @@ func (a *APIServer) startAPIServer() error {
 func (a *APIServer) startControllerManager() error {
 	p, err := a.run("kube-controller-manager",
 		"--kubeconfig", a.AdminKubeconfig,
-		"--controllers", "deployment-controller,replicaset-controller,garbage-collector-controller,root-ca-certificate-publisher-controller",
+		"--controllers", "deployment-controller,replicaset-controller,garbage-collector-controller,root-ca-certificate-publisher-controller,namespace-controller",
 		"--root-ca-file", a.CAFile,
 		"--leader-elect=false",
 		"--secure-port", "0",

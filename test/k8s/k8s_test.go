@@ -10,6 +10,7 @@ import (
 
 	appsv1 "k8s.io/api/apps/v1"
 	corev1 "k8s.io/api/core/v1"
+	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	"k8s.io/apimachinery/pkg/api/resource"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 )
@@ -36,7 +37,7 @@ func TestNodeRunsPodsWithVolumes(t *testing.T) {
 		t.Fatal(err)
 	}
 	if _, err := c.ConfigMaps(ns).Create(ctx, &corev1.ConfigMap{
-		ObjectMeta: metav1.ObjectMeta{Name: "cm"}, Data: map[string]string{"config.yaml": "a: b\n"},
+		ObjectMeta: metav1.ObjectMeta{Name: "cm"}, Data: map[string]string{"config.yaml": "a: b\n", "plain": "plain"},
 	}, metav1.CreateOptions{}); err != nil {
 		t.Fatal(err)
 	}
@@ -49,6 +50,8 @@ func TestNodeRunsPodsWithVolumes(t *testing.T) {
 		`touch /opt/sluice-harness/secret/new 2>/dev/null && exit 14`,
 		`test -s /var/run/secrets/kubernetes.io/serviceaccount/token || exit 15`,
 		`test "$MY_KEY" = s3cret || exit 16`,
+		`test "$POD_IP" = 127.0.0.1 || exit 17`,
+		`test "$FROM_CM" = plain || exit 18`,
 		`exit 0`,
 	}, "\n")
 	pod := func(name, script string) *corev1.Pod {
@@ -59,7 +62,11 @@ func TestNodeRunsPodsWithVolumes(t *testing.T) {
 				Containers: []corev1.Container{{
 					Name: "main", Image: "ignored", Command: []string{"/bin/sh", "-c", script},
 					Env: []corev1.EnvVar{{Name: "MY_KEY", ValueFrom: &corev1.EnvVarSource{
-						SecretKeyRef: &corev1.SecretKeySelector{LocalObjectReference: corev1.LocalObjectReference{Name: "s"}, Key: "key"}}}},
+						SecretKeyRef: &corev1.SecretKeySelector{LocalObjectReference: corev1.LocalObjectReference{Name: "s"}, Key: "key"}}},
+						{Name: "POD_IP", ValueFrom: &corev1.EnvVarSource{FieldRef: &corev1.ObjectFieldSelector{FieldPath: "status.podIP"}}},
+						{Name: "FROM_CM", ValueFrom: &corev1.EnvVarSource{ConfigMapKeyRef: &corev1.ConfigMapKeySelector{
+							LocalObjectReference: corev1.LocalObjectReference{Name: "cm"}, Key: "plain"}}},
+					},
 					VolumeMounts: []corev1.VolumeMount{
 						{Name: "secret", MountPath: "/opt/sluice-harness/secret", ReadOnly: true},
 						{Name: "conf", MountPath: "/opt/sluice-harness/conf", ReadOnly: true},
@@ -192,4 +199,44 @@ func mustQuantity(t testing.TB, s string) resource.Quantity {
 		t.Fatal(err)
 	}
 	return q
+}
+
+// Deleting a test's namespace deletes its pods (the namespace controller
+// runs), so a failed test leaves no process running on the node.
+func TestNamespaceCleanup(t *testing.T) {
+	api := Shared(t)
+	api.Node(t, "/bin/false")
+	ctx := context.Background()
+	var ns string
+	t.Run("inner", func(t *testing.T) {
+		ns = api.Namespace(t, "cleanup")
+		if _, err := api.Client.CoreV1().Pods(ns).Create(ctx, &corev1.Pod{
+			ObjectMeta: metav1.ObjectMeta{Name: "sleeper"},
+			Spec: corev1.PodSpec{Containers: []corev1.Container{{
+				Name: "main", Image: "ignored", Command: []string{"/bin/sh", "-c", "exec sleep 600"},
+			}}},
+		}, metav1.CreateOptions{}); err != nil {
+			t.Fatal(err)
+		}
+		WaitFor(t, 30*time.Second, "pod Running", func(ctx context.Context) error {
+			p, err := api.Client.CoreV1().Pods(ns).Get(ctx, "sleeper", metav1.GetOptions{})
+			if err != nil {
+				return err
+			}
+			if p.Status.Phase != corev1.PodRunning {
+				return fmt.Errorf("phase %s", p.Status.Phase)
+			}
+			return nil
+		})
+	})
+	WaitFor(t, 60*time.Second, "namespace "+ns+" gone", func(ctx context.Context) error {
+		_, err := api.Client.CoreV1().Namespaces().Get(ctx, ns, metav1.GetOptions{})
+		if err == nil {
+			return fmt.Errorf("still there")
+		}
+		if !apierrors.IsNotFound(err) {
+			return err
+		}
+		return nil
+	})
 }

@@ -133,7 +133,25 @@ func Build(cfg *config.Config) (*Objects, error) {
 			return nil, fmt.Errorf("%s is 0: a session on Kubernetes needs fixed ports for its Services; set %s", key, key)
 		}
 	}
-	public, jmSecrets, tmSecrets, err := splitSecrets(eff)
+	public, jmSecrets, _, err := splitSecrets(eff)
+	if err != nil {
+		return nil, err
+	}
+	// The TaskManagers' configuration names only files their pods mount:
+	// without the JobManager's files, and, with delegation tokens on,
+	// without a Kerberos login of their own (they get tokens instead).
+	tmEff := eff.Clone()
+	for _, f := range files {
+		if !f.inTaskManagers(delegationTokens) {
+			tmEff.Unset(f.Key)
+		}
+	}
+	if delegationTokens {
+		for _, k := range []string{"security.kerberos.login.keytab", "security.kerberos.login.principal", "security.kerberos.login.contexts"} {
+			tmEff.Unset(k)
+		}
+	}
+	tmPublic, _, tmSecrets, err := splitSecrets(tmEff)
 	if err != nil {
 		return nil, err
 	}
@@ -161,11 +179,11 @@ func Build(cfg *config.Config) (*Objects, error) {
 			TaskManagers: f.inTaskManagers(delegationTokens)})
 	}
 
-	jmVolumes, jmMounts := podVolumes(id, ConfigSecretName(id), "config", files, func(secretFile) bool { return true }, userSecrets)
+	jmVolumes, jmMounts := podVolumes(id, ConfigFile, ConfigSecretName(id), "config", files, func(secretFile) bool { return true }, userSecrets)
 	jm := corev1.Container{
 		Name:            "jobmanager",
 		Image:           cfg.String("kubernetes.container.image"),
-		ImagePullPolicy: corev1.PullIfNotPresent,
+		ImagePullPolicy: corev1.PullPolicy(cfg.String("kubernetes.container.image.pull-policy")),
 		Command: []string{"sluice", "jobmanager",
 			"--config", path.Join(ConfDir, ConfigFile),
 			"--config-layer", path.Join(SecretsDir, "config", SecretsFile)},
@@ -174,7 +192,10 @@ func Build(cfg *config.Config) (*Objects, error) {
 			{Name: "rpc", ContainerPort: int32(ports["rpc"]), Protocol: corev1.ProtocolTCP},
 			{Name: "blob", ContainerPort: int32(ports["blob"]), Protocol: corev1.ProtocolTCP},
 		},
-		Env:          env,
+		// POD_IP: under high availability the leader publishes its own
+		// address, not the Service's that every replica shares.
+		Env: append([]corev1.EnvVar{{Name: "POD_IP", ValueFrom: &corev1.EnvVarSource{
+			FieldRef: &corev1.ObjectFieldSelector{APIVersion: "v1", FieldPath: "status.podIP"}}}}, env...),
 		Resources:    resources(cfg.Float("kubernetes.jobmanager.cpu"), cfg.Bytes("kubernetes.jobmanager.memory")),
 		VolumeMounts: jmMounts,
 	}
@@ -197,23 +218,24 @@ func Build(cfg *config.Config) (*Objects, error) {
 		},
 	}
 
-	tmVolumes, tmMounts := podVolumes(id, TaskManagerConfigSecretName(id), "taskmanager-config", files,
+	tmVolumes, tmMounts := podVolumes(id, TaskManagerConfigFile, TaskManagerConfigSecretName(id), "taskmanager-config", files,
 		func(f secretFile) bool { return f.inTaskManagers(delegationTokens) }, userSecrets)
 	noToken := false
 	o.TaskManagerPod = &corev1.Pod{
 		TypeMeta:   metav1.TypeMeta{APIVersion: "v1", Kind: "Pod"},
 		ObjectMeta: metav1.ObjectMeta{Labels: Labels(id, "taskmanager")},
 		Spec: corev1.PodSpec{
-			ServiceAccountName: cfg.String("kubernetes.service-account"),
-			// TaskManagers do not talk to the API server.
+			ServiceAccountName: cfg.String("kubernetes.taskmanager.service-account"),
+			// TaskManagers do not talk to the API server (the resource
+			// manager turns the token on under high availability).
 			AutomountServiceAccountToken: &noToken,
 			RestartPolicy:                corev1.RestartPolicyNever,
 			Containers: []corev1.Container{{
 				Name:            "taskmanager",
 				Image:           cfg.String("kubernetes.container.image"),
-				ImagePullPolicy: corev1.PullIfNotPresent,
+				ImagePullPolicy: corev1.PullPolicy(cfg.String("kubernetes.container.image.pull-policy")),
 				Command: []string{"sluice", "taskmanager",
-					"--config", path.Join(ConfDir, ConfigFile),
+					"--config", path.Join(ConfDir, TaskManagerConfigFile),
 					"--config-layer", path.Join(SecretsDir, "taskmanager-config", SecretsFile)},
 				Env:          env,
 				Resources:    resources(cfg.Float("kubernetes.taskmanager.cpu"), cfg.Bytes("kubernetes.taskmanager.memory")),
@@ -230,6 +252,7 @@ func Build(cfg *config.Config) (*Objects, error) {
 		ObjectMeta: meta(ConfigMapName(id), ""),
 		Data: map[string]string{
 			ConfigFile:                 string(public),
+			TaskManagerConfigFile:      string(tmPublic),
 			TaskManagerPodTemplateFile: string(template),
 		},
 	}
@@ -284,12 +307,12 @@ func resources(cpu float64, memory int64) corev1.ResourceRequirements {
 // podVolumes are a pod's volumes and mounts: the ConfigMap, its config
 // Secret, the shipped files it gets (each read-only, 0400) and the user's
 // kubernetes.secrets.
-func podVolumes(id, configSecret, configSecretDir string, files []secretFile, include func(secretFile) bool, user []userSecret) ([]corev1.Volume, []corev1.VolumeMount) {
+func podVolumes(id, configFile, configSecret, configSecretDir string, files []secretFile, include func(secretFile) bool, user []userSecret) ([]corev1.Volume, []corev1.VolumeMount) {
 	mode := SecretFileMode
 	vols := []corev1.Volume{
 		{Name: "sluice-conf", VolumeSource: corev1.VolumeSource{ConfigMap: &corev1.ConfigMapVolumeSource{
 			LocalObjectReference: corev1.LocalObjectReference{Name: ConfigMapName(id)},
-			Items:                []corev1.KeyToPath{{Key: ConfigFile, Path: ConfigFile}},
+			Items:                []corev1.KeyToPath{{Key: configFile, Path: configFile}},
 		}}},
 		{Name: "sluice-" + configSecretDir, VolumeSource: corev1.VolumeSource{Secret: &corev1.SecretVolumeSource{
 			SecretName: configSecret, DefaultMode: &mode,

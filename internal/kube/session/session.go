@@ -12,6 +12,8 @@ import (
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/client-go/kubernetes"
+
+	hakube "github.com/sluice-dev/sluice/internal/ha/kubernetes"
 )
 
 // Start creates the session's objects: the Deployment first, then every
@@ -26,7 +28,12 @@ func Start(ctx context.Context, client kubernetes.Interface, o *Objects) (err er
 		return fmt.Errorf("look up Deployment %s/%s: %w", o.Namespace, o.Deployment.Name, err)
 	}
 	d, err := deployments.Create(ctx, o.Deployment, metav1.CreateOptions{})
-	if err != nil {
+	switch {
+	case apierrors.IsNotFound(err):
+		return fmt.Errorf("create the JobManager Deployment %s/%s: %w (create the namespace, or set kubernetes.namespace)", o.Namespace, o.Deployment.Name, err)
+	case apierrors.IsForbidden(err):
+		return fmt.Errorf("create the JobManager Deployment %s/%s: %w (your Kubernetes user needs create on deployments, services, configmaps and secrets in namespace %s; see docs/kubernetes.md, RBAC)", o.Namespace, o.Deployment.Name, err, o.Namespace)
+	case err != nil:
 		return fmt.Errorf("create the JobManager Deployment %s/%s: %w", o.Namespace, o.Deployment.Name, err)
 	}
 	defer func() {
@@ -97,8 +104,11 @@ func Stop(ctx context.Context, client kubernetes.Interface, namespace, clusterID
 		l, err := client.AppsV1().ReplicaSets(namespace).List(ctx, sel)
 		return names(l, err, func(i int) string { return l.Items[i].Name }, func() int { return len(l.Items) })
 	}, func(n string) error { return client.AppsV1().ReplicaSets(namespace).Delete(ctx, n, del) })
+	// TaskManager pods carry the session's labels (from the template); the
+	// selector also catches any labelled only app and component.
+	podSel := metav1.ListOptions{LabelSelector: LabelApp + "=" + clusterID + "," + LabelComponent + " in (jobmanager,taskmanager)"}
 	deleteEach(ctx, "Pod", note, func() ([]string, error) {
-		l, err := client.CoreV1().Pods(namespace).List(ctx, sel)
+		l, err := client.CoreV1().Pods(namespace).List(ctx, podSel)
 		return names(l, err, func(i int) string { return l.Items[i].Name }, func() int { return len(l.Items) })
 	}, func(n string) error { return client.CoreV1().Pods(namespace).Delete(ctx, n, del) })
 	deleteEach(ctx, "Service", note, func() ([]string, error) {
@@ -113,6 +123,8 @@ func Stop(ctx context.Context, client kubernetes.Interface, namespace, clusterID
 		l, err := client.CoreV1().Secrets(namespace).List(ctx, sel)
 		return names(l, err, func(i int) string { return l.Items[i].Name }, func() int { return len(l.Items) })
 	}, func(n string) error { return client.CoreV1().Secrets(namespace).Delete(ctx, n, del) })
+	// The leader-election Lease of high availability carries no labels.
+	note("Lease "+hakube.LeaseName(clusterID), client.CoordinationV1().Leases(namespace).Delete(ctx, hakube.LeaseName(clusterID), del))
 	return errors.Join(errs...)
 }
 
@@ -157,7 +169,8 @@ func Remaining(ctx context.Context, client kubernetes.Interface, namespace, clus
 	for _, x := range rss.Items {
 		out = append(out, "ReplicaSet/"+x.Name)
 	}
-	pods, err := client.CoreV1().Pods(namespace).List(ctx, sel)
+	pods, err := client.CoreV1().Pods(namespace).List(ctx, metav1.ListOptions{
+		LabelSelector: LabelApp + "=" + clusterID + "," + LabelComponent + " in (jobmanager,taskmanager)"})
 	if err != nil {
 		return nil, err
 	}
@@ -184,6 +197,11 @@ func Remaining(ctx context.Context, client kubernetes.Interface, namespace, clus
 	}
 	for _, x := range secrets.Items {
 		out = append(out, "Secret/"+x.Name)
+	}
+	if _, err := client.CoordinationV1().Leases(namespace).Get(ctx, hakube.LeaseName(clusterID), metav1.GetOptions{}); err == nil {
+		out = append(out, "Lease/"+hakube.LeaseName(clusterID))
+	} else if !apierrors.IsNotFound(err) {
+		return nil, err
 	}
 	sort.Strings(out)
 	return out, nil

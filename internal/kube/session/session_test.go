@@ -11,11 +11,17 @@ import (
 
 	"go.yaml.in/yaml/v3"
 	corev1 "k8s.io/api/core/v1"
+	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/runtime"
+	"k8s.io/apimachinery/pkg/runtime/schema"
 	"k8s.io/client-go/kubernetes/fake"
+	k8stesting "k8s.io/client-go/testing"
 	sigsyaml "sigs.k8s.io/yaml"
 
 	"github.com/sluice-dev/sluice/internal/config"
+	hakube "github.com/sluice-dev/sluice/internal/ha/kubernetes"
+	"github.com/sluice-dev/sluice/internal/kube/resourcemanager"
 )
 
 // clientFiles writes one distinct file per shipped key and returns the
@@ -143,8 +149,8 @@ func TestBuildShipsEverySecretFile(t *testing.T) {
 			t.Errorf("config.yaml still sets %s = %v", k, pub[k])
 		}
 	}
-	if pub["kubernetes.cluster-id"] != "demo" || pub["kubernetes.namespace"] != "prod" {
-		t.Errorf("config.yaml: cluster-id %v, namespace %v", pub["kubernetes.cluster-id"], pub["kubernetes.namespace"])
+	if pub["kubernetes.cluster-id"] != "demo" || pub["kubernetes.namespace"] != "prod" || pub["execution.target"] != "kubernetes-session" {
+		t.Errorf("config.yaml: cluster-id %v, namespace %v, execution.target %v", pub["kubernetes.cluster-id"], pub["kubernetes.namespace"], pub["execution.target"])
 	}
 	// The TaskManagers' layer has the internal store's password and the join token only.
 	var tm map[string]any
@@ -223,6 +229,27 @@ func TestKeytabOnlyInJobManagerWithDelegationTokens(t *testing.T) {
 				t.Errorf("TaskManager pods do not mount %s", both)
 			}
 		}
+		// Their configuration names only what they mount, and no Kerberos
+		// login of their own with delegation tokens on.
+		var tmConf map[string]any
+		if err := yaml.Unmarshal([]byte(o.ConfigMap.Data[TaskManagerConfigFile]), &tmConf); err != nil {
+			t.Fatal(err)
+		}
+		if _, ok := tmConf["security.kerberos.login.keytab"]; ok != tc.keytabInTMs {
+			t.Errorf("tokens=%s: keytab in the TaskManagers' configuration = %v, want %v", tc.tokens, ok, tc.keytabInTMs)
+		}
+		for _, k := range []string{"security.ssl.rest.keystore", "security.authorization.acl.policy-file", "security.rest.authentication.kerberos.keytab"} {
+			if _, ok := tmConf[k]; ok {
+				t.Errorf("the TaskManagers' configuration sets %s, whose file their pods do not mount", k)
+			}
+		}
+		if tmConf["security.ssl.internal.keystore"] == nil || tmConf["security.kerberos.krb5-conf.path"] == nil {
+			t.Errorf("the TaskManagers' configuration lacks the internal key store or krb5.conf: %v", tmConf)
+		}
+		tmCmd := strings.Join(o.TaskManagerPod.Spec.Containers[0].Command, " ")
+		if !strings.Contains(tmCmd, "--config /opt/sluice/conf/"+TaskManagerConfigFile) {
+			t.Errorf("TaskManager command %q does not read %s", tmCmd, TaskManagerConfigFile)
+		}
 		// The template in the ConfigMap is the one TaskManagers get.
 		var fromCM corev1.Pod
 		if err := sigsyaml.Unmarshal([]byte(o.ConfigMap.Data[TaskManagerPodTemplateFile]), &fromCM); err != nil {
@@ -240,7 +267,8 @@ func TestKeytabOnlyInJobManagerWithDelegationTokens(t *testing.T) {
 func TestBuildPodSpec(t *testing.T) {
 	_, defs := clientFiles(t)
 	o, err := Build(load(t, append(defs, "kubernetes.container.image=registry.example/sluice:1.0", "kubernetes.service-account=sluice-jm",
-		"kubernetes.jobmanager.cpu=0.5", "kubernetes.jobmanager.memory=512mb", "kubernetes.rest-service.exposed.type=NodePort")...))
+		"kubernetes.jobmanager.cpu=0.5", "kubernetes.jobmanager.memory=512mb", "kubernetes.rest-service.exposed.type=NodePort",
+		"kubernetes.taskmanager.service-account=sluice-tm", "kubernetes.container.image.pull-policy=Always")...))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -248,6 +276,12 @@ func TestBuildPodSpec(t *testing.T) {
 	c := spec.Containers[0]
 	if c.Image != "registry.example/sluice:1.0" || spec.ServiceAccountName != "sluice-jm" || *o.Deployment.Spec.Replicas != 2 {
 		t.Errorf("image %s, service account %s, replicas %d", c.Image, spec.ServiceAccountName, *o.Deployment.Spec.Replicas)
+	}
+	if c.ImagePullPolicy != corev1.PullAlways || o.TaskManagerPod.Spec.Containers[0].ImagePullPolicy != corev1.PullAlways {
+		t.Errorf("pull policy %s", c.ImagePullPolicy)
+	}
+	if sa := o.TaskManagerPod.Spec.ServiceAccountName; sa != "sluice-tm" {
+		t.Errorf("TaskManager service account %q, want sluice-tm", sa)
 	}
 	if got := c.Resources.Requests.Cpu().MilliValue(); got != 500 {
 		t.Errorf("cpu request %dm, want 500m", got)
@@ -258,7 +292,7 @@ func TestBuildPodSpec(t *testing.T) {
 	if strings.Join(c.Command, " ") != "sluice jobmanager --config /opt/sluice/conf/config.yaml --config-layer /opt/sluice/secrets/config/secrets.yaml" {
 		t.Errorf("command %q", c.Command)
 	}
-	if len(c.Env) != 1 || c.Env[0].Name != "DB_PASSWORD" || c.Env[0].ValueFrom.SecretKeyRef.Name != "db" || c.Env[0].ValueFrom.SecretKeyRef.Key != "password" {
+	if len(c.Env) != 2 || c.Env[0].Name != "POD_IP" || c.Env[1].Name != "DB_PASSWORD" || c.Env[1].ValueFrom.SecretKeyRef.Name != "db" || c.Env[1].ValueFrom.SecretKeyRef.Key != "password" {
 		t.Errorf("env %+v", c.Env)
 	}
 	if o.RESTService.Spec.Type != corev1.ServiceTypeNodePort || o.RESTService.Spec.Ports[0].Port != 8443 {
@@ -382,11 +416,11 @@ func TestStartOwnsEverythingAndStopDeletesIt(t *testing.T) {
 }
 
 func TestRBACManifest(t *testing.T) {
-	y, err := RBACManifest("prod", "demo", "sluice-jm")
+	y, err := RBACManifest("prod", "demo", "sluice-jm", RBACOptions{})
 	if err != nil {
 		t.Fatal(err)
 	}
-	role := JobManagerRole("prod", "demo")
+	role := JobManagerRole("prod", "demo", RBACOptions{})
 	var resources []string
 	for _, r := range role.Rules {
 		resources = append(resources, r.Resources...)
@@ -395,8 +429,9 @@ func TestRBACManifest(t *testing.T) {
 		}
 	}
 	slices.Sort(resources)
-	if !slices.Equal(resources, []string{"configmaps", "leases", "pods"}) {
-		t.Errorf("resources %v, want configmaps, leases, pods", resources)
+	resources = slices.Compact(resources)
+	if !slices.Equal(resources, []string{"configmaps", "deployments", "leases", "pods"}) {
+		t.Errorf("resources %v, want configmaps, deployments (its own), leases, pods", resources)
 	}
 	for _, want := range []string{"kind: Role\n", "kind: RoleBinding\n", "namespace: prod", "name: sluice-jm"} {
 		if !strings.Contains(string(y), want) {
@@ -405,5 +440,64 @@ func TestRBACManifest(t *testing.T) {
 	}
 	if strings.Contains(string(y), "ClusterRole") || strings.Contains(string(y), "secrets") {
 		t.Errorf("manifest grants beyond the namespace or Secrets:\n%s", y)
+	}
+
+	// Automatic TLS: reading and updating only the JobManager's own two Secrets.
+	auto := JobManagerRole("prod", "demo", RBACOptions{AutoTLS: true})
+	for _, r := range auto.Rules {
+		if !slices.Contains(r.Resources, "secrets") {
+			continue
+		}
+		if slices.Contains(r.Verbs, "list") || slices.Contains(r.Verbs, "watch") {
+			t.Errorf("secrets rule %+v lists or watches", r)
+		}
+		if (slices.Contains(r.Verbs, "get") || slices.Contains(r.Verbs, "update")) &&
+			!slices.Equal(r.ResourceNames, []string{resourcemanager.JoinTokenSecretName("demo"), hakube.ClusterCASecretName("demo")}) {
+			t.Errorf("secrets rule %+v is not limited to the join-token and cluster-CA Secrets", r)
+		}
+	}
+	// The TaskManagers' own account under HA reads the cluster ConfigMap only.
+	y, err = RBACManifest("prod", "demo", "sluice-jm", RBACOptions{TaskManagerServiceAccount: "sluice-tm"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !strings.Contains(string(y), "name: sluice-tm") || !strings.Contains(string(y), hakube.ClusterConfigMapName("demo")) {
+		t.Errorf("no TaskManager role for sluice-tm:\n%s", y)
+	}
+}
+
+// A missing namespace is reported with what to do.
+func TestStartErrorsSayWhatToDo(t *testing.T) {
+	_, defs := clientFiles(t)
+	o, err := Build(load(t, defs...))
+	if err != nil {
+		t.Fatal(err)
+	}
+	client := fake.NewClientset()
+	client.PrependReactor("create", "deployments", func(action k8stesting.Action) (bool, runtime.Object, error) {
+		return true, nil, apierrors.NewNotFound(schema.GroupResource{Resource: "namespaces"}, "prod")
+	})
+	err = Start(context.Background(), client, o)
+	if err == nil || !strings.Contains(err.Error(), "kubernetes.namespace") {
+		t.Errorf("start in a missing namespace: %v", err)
+	}
+}
+
+// A start that fails half-way deletes what it created.
+func TestFailedStartCleansUp(t *testing.T) {
+	_, defs := clientFiles(t)
+	o, err := Build(load(t, defs...))
+	if err != nil {
+		t.Fatal(err)
+	}
+	client := fake.NewClientset()
+	client.PrependReactor("create", "configmaps", func(action k8stesting.Action) (bool, runtime.Object, error) {
+		return true, nil, apierrors.NewForbidden(schema.GroupResource{Resource: "configmaps"}, "demo-config", nil)
+	})
+	if err := Start(context.Background(), client, o); err == nil {
+		t.Fatal("start succeeded although the ConfigMap could not be created")
+	}
+	if left, err := Remaining(context.Background(), client, "prod", "demo"); err != nil || len(left) != 0 {
+		t.Errorf("after a failed start: %v left (%v)", left, err)
 	}
 }

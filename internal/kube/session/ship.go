@@ -18,6 +18,9 @@ const (
 	SecretsDir = "/opt/sluice/secrets"
 	// ConfigFile is the effective configuration's key in the ConfigMap.
 	ConfigFile = "config.yaml"
+	// TaskManagerConfigFile is the TaskManagers' configuration: ConfigFile
+	// without the keys of files their pods do not mount.
+	TaskManagerConfigFile = "taskmanager-config.yaml"
 	// SecretsFile is the key of the configuration layer (passwords,
 	// tokens) in the config Secrets.
 	SecretsFile = "secrets.yaml"

@@ -1,8 +1,8 @@
 //go:build tools
 
 // Package tools pins the programs build.sh compiles from this module: the
-// real kube-apiserver, kube-controller-manager (only its deployment,
-// replicaset and garbage-collector controllers are run) and etcd that
+// real kube-apiserver, kube-controller-manager (a few of its controllers
+// are run, see test/k8s/README.md) and etcd that
 // sluice's Kubernetes tests run against. The build tag keeps the imports out
 // of every ordinary build; go mod tidy still records them.
 package tools

@@ -137,7 +137,12 @@ func run(kubeconfig, nodeName, sluiceBin, dir, cpu, memory string, maxPods int, 
 			pods:      map[string]*podState{},
 		}
 		return p, nil, nil
-	}, nodeutil.WithClient(client))
+	}, nodeutil.WithClient(client), func(c *nodeutil.NodeConfig) error {
+		// The provider resolves env itself: virtual-kubelet cannot resolve
+		// status.podIP before the pod runs, and fails such pods.
+		c.SkipDownwardAPIResolution = true
+		return nil
+	})
 	if err != nil {
 		return fmt.Errorf("set up node %s: %w", nodeName, err)
 	}

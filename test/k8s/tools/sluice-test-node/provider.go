@@ -94,7 +94,7 @@ func (p *provider) CreatePod(ctx context.Context, pod *corev1.Pod) error {
 		StartTime: &now,
 	}
 	p.update(st, pod.DeepCopy())
-	go p.start(st, pod) // owned by the provider: ends once the pod runs, fails or is deleted
+	go p.start(st, pod.DeepCopy()) // owned by the provider: ends once the pod runs, fails or is deleted
 	return nil
 }
 
@@ -114,6 +114,9 @@ func (p *provider) start(st *podState, pod *corev1.Pod) {
 		}
 		var err error
 		mounts, err = p.materializeVolumes(ctx, pod, dir)
+		if err == nil {
+			err = p.resolveAllEnv(ctx, pod)
+		}
 		if err == nil {
 			break
 		}
@@ -196,6 +199,21 @@ func (p *provider) start(st *podState, pod *corev1.Pod) {
 	}
 	wg.Wait()
 	p.closeExited(st)
+}
+
+// resolveAllEnv replaces every container's env and envFrom with the
+// resolved values (see resolveEnv).
+func (p *provider) resolveAllEnv(ctx context.Context, pod *corev1.Pod) error {
+	for _, list := range [][]corev1.Container{pod.Spec.InitContainers, pod.Spec.Containers} {
+		for i := range list {
+			env, err := p.resolveEnv(ctx, pod, list[i])
+			if err != nil {
+				return fmt.Errorf("container %s: %w", list[i].Name, err)
+			}
+			list[i].Env, list[i].EnvFrom = env, nil
+		}
+	}
+	return nil
 }
 
 func (p *provider) isDeleted(st *podState) bool {
@@ -335,7 +353,10 @@ func (p *provider) DeletePod(_ context.Context, pod *corev1.Pod) error {
 		p.killAllOf(st)
 		<-st.exited
 	}
-	removeAll(st.dir)
+	// The volumes (secret material) go with the pod; the logs stay until
+	// the agent's directory is removed, for tests to read after the fact.
+	removeAll(filepath.Join(st.dir, "volumes"))
+	removeAll(filepath.Join(st.dir, "tmp"))
 
 	p.mu.Lock()
 	delete(p.pods, key)
