@@ -17,13 +17,13 @@ import (
 
 	coordinationv1 "k8s.io/api/coordination/v1"
 	corev1 "k8s.io/api/core/v1"
-	rbacv1 "k8s.io/api/rbac/v1"
 	"k8s.io/apimachinery/pkg/api/resource"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/client-go/kubernetes"
 	sigsyaml "sigs.k8s.io/yaml"
 
 	hakube "github.com/sluice-dev/sluice/internal/ha/kubernetes"
+	"github.com/sluice-dev/sluice/internal/kube/session"
 	"github.com/sluice-dev/sluice/test/k8s"
 )
 
@@ -52,23 +52,9 @@ func startNative(t *testing.T, extra map[string]string) *nativeCluster {
 		c.dirs[d] = filepath.Join(t.TempDir(), d)
 	}
 	ctx := context.Background()
-	// The JobManager's minimal Role: its namespace only.
-	role := &rbacv1.Role{ObjectMeta: metav1.ObjectMeta{Name: "sluice-jobmanager"}, Rules: []rbacv1.PolicyRule{
-		{APIGroups: []string{""}, Resources: []string{"pods"}, Verbs: []string{"get", "list", "watch", "create", "delete"}},
-		{APIGroups: []string{""}, Resources: []string{"configmaps"}, Verbs: []string{"get", "list", "watch", "create", "update", "delete"}},
-		{APIGroups: []string{""}, Resources: []string{"secrets"}, Verbs: []string{"get", "create", "update"}},
-		{APIGroups: []string{"coordination.k8s.io"}, Resources: []string{"leases"}, Verbs: []string{"get", "create", "update"}},
-	}}
-	if _, err := c.client.RbacV1().Roles(ns).Create(ctx, role, metav1.CreateOptions{}); err != nil {
-		t.Fatal(err)
-	}
-	if _, err := c.client.RbacV1().RoleBindings(ns).Create(ctx, &rbacv1.RoleBinding{
-		ObjectMeta: metav1.ObjectMeta{Name: "sluice-jobmanager"},
-		RoleRef:    rbacv1.RoleRef{APIGroup: "rbac.authorization.k8s.io", Kind: "Role", Name: "sluice-jobmanager"},
-		Subjects:   []rbacv1.Subject{{Kind: "ServiceAccount", Name: "default", Namespace: ns}},
-	}, metav1.CreateOptions{}); err != nil {
-		t.Fatal(err)
-	}
+	// The Role sluice kubernetes-session rbac prints (automatic TLS),
+	// through the real RBAC authorizer: it must be enough.
+	grantJobManager(t, c.client, ns, c.id, session.RBACOptions{AutoTLS: true})
 	settings := map[string]string{
 		"execution.target":                                            "kubernetes-session",
 		"kubernetes.cluster-id":                                       c.id,
@@ -482,23 +468,7 @@ func TestKubernetesApplicationMode(t *testing.T) {
 	api.Node(t, sluiceBin)
 	ns := api.Namespace(t, "app")
 	ctx := context.Background()
-	role := &rbacv1.Role{ObjectMeta: metav1.ObjectMeta{Name: "sluice-jobmanager"}, Rules: []rbacv1.PolicyRule{
-		{APIGroups: []string{""}, Resources: []string{"pods"}, Verbs: []string{"get", "list", "watch", "create", "delete"}},
-		{APIGroups: []string{""}, Resources: []string{"configmaps"}, Verbs: []string{"get", "list", "watch", "create", "update", "delete", "deletecollection"}},
-		{APIGroups: []string{""}, Resources: []string{"secrets"}, Verbs: []string{"get", "create", "update"}},
-		{APIGroups: []string{"apps"}, Resources: []string{"deployments"}, Verbs: []string{"get", "delete"}},
-		{APIGroups: []string{"coordination.k8s.io"}, Resources: []string{"leases"}, Verbs: []string{"get", "create", "update"}},
-	}}
-	if _, err := api.Client.RbacV1().Roles(ns).Create(ctx, role, metav1.CreateOptions{}); err != nil {
-		t.Fatal(err)
-	}
-	if _, err := api.Client.RbacV1().RoleBindings(ns).Create(ctx, &rbacv1.RoleBinding{
-		ObjectMeta: metav1.ObjectMeta{Name: "sluice-jobmanager"},
-		RoleRef:    rbacv1.RoleRef{APIGroup: "rbac.authorization.k8s.io", Kind: "Role", Name: "sluice-jobmanager"},
-		Subjects:   []rbacv1.Subject{{Kind: "ServiceAccount", Name: "default", Namespace: ns}},
-	}, metav1.CreateOptions{}); err != nil {
-		t.Fatal(err)
-	}
+	grantJobManager(t, api.Client, ns, "app", session.RBACOptions{AutoTLS: true, Application: true})
 	input := writeSample(t)
 	out := filepath.Join(t.TempDir(), "out")
 	args := []string{"run", "--target", "kubernetes-application", "examples/wordcount.yaml", "-p", "4",
@@ -568,5 +538,19 @@ func TestKubernetesApplicationMode(t *testing.T) {
 		if !strings.Contains(logs, want) {
 			t.Errorf("the pods' logs lack %q", want)
 		}
+	}
+}
+
+// grantJobManager creates the Role and RoleBinding sluice kubernetes-session
+// rbac prints, for the namespace's default ServiceAccount.
+func grantJobManager(t *testing.T, client kubernetes.Interface, ns, id string, o session.RBACOptions) {
+	t.Helper()
+	ctx := context.Background()
+	role := session.JobManagerRole(ns, id, o)
+	if _, err := client.RbacV1().Roles(ns).Create(ctx, role, metav1.CreateOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := client.RbacV1().RoleBindings(ns).Create(ctx, session.JobManagerRoleBinding(ns, id, "default"), metav1.CreateOptions{}); err != nil {
+		t.Fatal(err)
 	}
 }
