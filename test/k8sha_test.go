@@ -17,13 +17,13 @@ import (
 
 	coordinationv1 "k8s.io/api/coordination/v1"
 	corev1 "k8s.io/api/core/v1"
-	rbacv1 "k8s.io/api/rbac/v1"
 	"k8s.io/apimachinery/pkg/api/resource"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/client-go/kubernetes"
 	sigsyaml "sigs.k8s.io/yaml"
 
 	hakube "github.com/sluice-dev/sluice/internal/ha/kubernetes"
+	"github.com/sluice-dev/sluice/internal/kube/session"
 	"github.com/sluice-dev/sluice/test/k8s"
 )
 
@@ -52,23 +52,9 @@ func startNative(t *testing.T, extra map[string]string) *nativeCluster {
 		c.dirs[d] = filepath.Join(t.TempDir(), d)
 	}
 	ctx := context.Background()
-	// The JobManager's minimal Role: its namespace only.
-	role := &rbacv1.Role{ObjectMeta: metav1.ObjectMeta{Name: "sluice-jobmanager"}, Rules: []rbacv1.PolicyRule{
-		{APIGroups: []string{""}, Resources: []string{"pods"}, Verbs: []string{"get", "list", "watch", "create", "delete"}},
-		{APIGroups: []string{""}, Resources: []string{"configmaps"}, Verbs: []string{"get", "list", "watch", "create", "update", "delete"}},
-		{APIGroups: []string{""}, Resources: []string{"secrets"}, Verbs: []string{"get", "create", "update"}},
-		{APIGroups: []string{"coordination.k8s.io"}, Resources: []string{"leases"}, Verbs: []string{"get", "create", "update"}},
-	}}
-	if _, err := c.client.RbacV1().Roles(ns).Create(ctx, role, metav1.CreateOptions{}); err != nil {
-		t.Fatal(err)
-	}
-	if _, err := c.client.RbacV1().RoleBindings(ns).Create(ctx, &rbacv1.RoleBinding{
-		ObjectMeta: metav1.ObjectMeta{Name: "sluice-jobmanager"},
-		RoleRef:    rbacv1.RoleRef{APIGroup: "rbac.authorization.k8s.io", Kind: "Role", Name: "sluice-jobmanager"},
-		Subjects:   []rbacv1.Subject{{Kind: "ServiceAccount", Name: "default", Namespace: ns}},
-	}, metav1.CreateOptions{}); err != nil {
-		t.Fatal(err)
-	}
+	// The Role sluice kubernetes-session rbac prints (automatic TLS),
+	// through the real RBAC authorizer: it must be enough.
+	grantJobManager(t, c.client, ns, c.id, session.RBACOptions{AutoTLS: true})
 	settings := map[string]string{
 		"execution.target":                                            "kubernetes-session",
 		"kubernetes.cluster-id":                                       c.id,
@@ -401,6 +387,7 @@ func TestKubernetesLeaderFailover(t *testing.T) {
 	}
 	second, rest2 := c.waitLeader(4*time.Second+20*time.Second, first)
 	took := time.Since(killed)
+	t.Logf("the standby %s took over %s after the leader %s was killed", second, took.Round(time.Millisecond), first)
 	if !strings.Contains(c.podLog(standby, "jobmanager"), "leadership granted") {
 		t.Fatalf("the new leader %s is not the standby pod %s", second, standby)
 	}
@@ -481,23 +468,7 @@ func TestKubernetesApplicationMode(t *testing.T) {
 	api.Node(t, sluiceBin)
 	ns := api.Namespace(t, "app")
 	ctx := context.Background()
-	role := &rbacv1.Role{ObjectMeta: metav1.ObjectMeta{Name: "sluice-jobmanager"}, Rules: []rbacv1.PolicyRule{
-		{APIGroups: []string{""}, Resources: []string{"pods"}, Verbs: []string{"get", "list", "watch", "create", "delete"}},
-		{APIGroups: []string{""}, Resources: []string{"configmaps"}, Verbs: []string{"get", "list", "watch", "create", "update", "delete", "deletecollection"}},
-		{APIGroups: []string{""}, Resources: []string{"secrets"}, Verbs: []string{"get", "create", "update"}},
-		{APIGroups: []string{"apps"}, Resources: []string{"deployments"}, Verbs: []string{"get", "delete"}},
-		{APIGroups: []string{"coordination.k8s.io"}, Resources: []string{"leases"}, Verbs: []string{"get", "create", "update"}},
-	}}
-	if _, err := api.Client.RbacV1().Roles(ns).Create(ctx, role, metav1.CreateOptions{}); err != nil {
-		t.Fatal(err)
-	}
-	if _, err := api.Client.RbacV1().RoleBindings(ns).Create(ctx, &rbacv1.RoleBinding{
-		ObjectMeta: metav1.ObjectMeta{Name: "sluice-jobmanager"},
-		RoleRef:    rbacv1.RoleRef{APIGroup: "rbac.authorization.k8s.io", Kind: "Role", Name: "sluice-jobmanager"},
-		Subjects:   []rbacv1.Subject{{Kind: "ServiceAccount", Name: "default", Namespace: ns}},
-	}, metav1.CreateOptions{}); err != nil {
-		t.Fatal(err)
-	}
+	grantJobManager(t, api.Client, ns, "app", session.RBACOptions{AutoTLS: true, Application: true})
 	input := writeSample(t)
 	out := filepath.Join(t.TempDir(), "out")
 	args := []string{"run", "--target", "kubernetes-application", "examples/wordcount.yaml", "-p", "4",
@@ -527,8 +498,19 @@ func TestKubernetesApplicationMode(t *testing.T) {
 	if !strings.Contains(string(stdout), "Application cluster app deployed") {
 		t.Fatalf("output: %s", stdout)
 	}
-	c := &nativeCluster{t: t, api: api, node: api.Node(t, sluiceBin), client: api.Client, ns: ns, id: "app"}
+	node := api.Node(t, sluiceBin)
+	// The pods' logs, kept as they grow: the node removes a deleted pod's.
+	seen := map[string]string{}
+	capture := func() {
+		files, _ := filepath.Glob(filepath.Join(node.Dir, ns+"_*", "*.log"))
+		for _, f := range files {
+			if b, err := os.ReadFile(f); err == nil && len(b) >= len(seen[f]) {
+				seen[f] = string(b)
+			}
+		}
+	}
 	k8s.WaitFor(t, 3*time.Minute, "the application cluster removed after its job", func(ctx context.Context) error {
+		capture()
 		d, err := api.Client.AppsV1().Deployments(ns).List(ctx, metav1.ListOptions{LabelSelector: "app=app"})
 		if err != nil {
 			return err
@@ -542,14 +524,33 @@ func TestKubernetesApplicationMode(t *testing.T) {
 		}
 		return nil
 	})
+	var all strings.Builder
+	for f, l := range seen {
+		fmt.Fprintf(&all, "==== %s\n%s\n", f, l)
+	}
+	logs := all.String()
 	if _, err := os.Stat(out); err != nil {
-		t.Fatalf("the application's job wrote nothing: %v\n%s", err, c.logs())
+		t.Fatalf("the application's job wrote nothing: %v\n%s", err, logs)
 	}
 	equalLines(t, readParts(t, out), referenceCounts(t, input))
-	logs := c.logs()
-	for _, want := range []string{"application job ended", "state=FINISHED", "TaskManager pod created for waiting jobs", "joined the cluster"} {
+	// The cluster removed itself: only the JobManager deletes its Deployment.
+	for _, want := range []string{"TaskManager pod created for waiting jobs", "joined the cluster", "internal TLS on (automatic cluster CA)"} {
 		if !strings.Contains(logs, want) {
 			t.Errorf("the pods' logs lack %q", want)
 		}
+	}
+}
+
+// grantJobManager creates the Role and RoleBinding sluice kubernetes-session
+// rbac prints, for the namespace's default ServiceAccount.
+func grantJobManager(t *testing.T, client kubernetes.Interface, ns, id string, o session.RBACOptions) {
+	t.Helper()
+	ctx := context.Background()
+	role := session.JobManagerRole(ns, id, o)
+	if _, err := client.RbacV1().Roles(ns).Create(ctx, role, metav1.CreateOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := client.RbacV1().RoleBindings(ns).Create(ctx, session.JobManagerRoleBinding(ns, id, "default"), metav1.CreateOptions{}); err != nil {
+		t.Fatal(err)
 	}
 }

@@ -202,7 +202,14 @@ func (n *nativeJobManager) runApplication(ctx context.Context, cfg *config.Confi
 		log.Error("application cluster: cannot delete its Deployment (the JobManager's service account needs delete on its Deployment); delete the cluster with sluice kubernetes-session stop", "err", err)
 	}
 	// The high-availability ConfigMaps have no owner: they would outlive it.
-	if err := n.client.CoreV1().ConfigMaps(ns).DeleteCollection(ctx, metav1.DeleteOptions{}, metav1.ListOptions{LabelSelector: labels.SelectorFromSet(hakube.HALabels(id)).String()}); err != nil {
-		log.Warn("application cluster: cannot delete its high-availability ConfigMaps", "err", err)
+	cms, err := n.client.CoreV1().ConfigMaps(ns).List(ctx, metav1.ListOptions{LabelSelector: labels.SelectorFromSet(hakube.HALabels(id)).String()})
+	if err != nil {
+		log.Warn("application cluster: cannot list its high-availability ConfigMaps", "err", err)
+		return
+	}
+	for _, cm := range cms.Items {
+		if err := n.client.CoreV1().ConfigMaps(ns).Delete(ctx, cm.Name, metav1.DeleteOptions{}); err != nil && !apierrors.IsNotFound(err) {
+			log.Warn("application cluster: cannot delete a high-availability ConfigMap", "configmap", cm.Name, "err", err)
+		}
 	}
 }

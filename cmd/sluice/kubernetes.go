@@ -182,7 +182,8 @@ func newKubernetesRBACCmd(g *globals) *cobra.Command {
 			if err != nil {
 				return err
 			}
-			o := session.RBACOptions{AutoTLS: internaltls.ModeOf(cfg) == internaltls.Auto}
+			o := session.RBACOptions{AutoTLS: internaltls.ModeOf(cfg) == internaltls.Auto,
+				Application: cfg.String("execution.target") == "kubernetes-application"}
 			if haSet.Enabled() {
 				o.TaskManagerServiceAccount = cfg.String("kubernetes.taskmanager.service-account")
 			}

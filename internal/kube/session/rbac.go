@@ -27,6 +27,10 @@ type RBACOptions struct {
 	// and high availability is on, gets a Role of its own: TaskManagers
 	// read the leader's address from the cluster ConfigMap.
 	TaskManagerServiceAccount string
+	// Application: an application cluster (execution.target
+	// kubernetes-application) deletes its own Deployment when its job has
+	// ended.
+	Application bool
 }
 
 // JobManagerRole is the least the JobManager's ServiceAccount needs, in its
@@ -49,6 +53,9 @@ func JobManagerRole(namespace, clusterID string, o RBACOptions) *rbacv1.Role {
 				ResourceNames: []string{hakube.LeaseName(clusterID)}},
 			{APIGroups: []string{"apps"}, Resources: []string{"deployments"}, Verbs: []string{"get"}, ResourceNames: []string{clusterID}},
 		},
+	}
+	if o.Application {
+		r.Rules = append(r.Rules, rbacv1.PolicyRule{APIGroups: []string{"apps"}, Resources: []string{"deployments"}, Verbs: []string{"delete"}, ResourceNames: []string{clusterID}})
 	}
 	if o.AutoTLS {
 		r.Rules = append(r.Rules,
