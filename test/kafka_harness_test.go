@@ -35,6 +35,8 @@ type kafkaBrokerConfig struct {
 	SASL   *kafkaSASL       `json:"sasl,omitempty"`
 	ACLs   bool             `json:"acls"`
 	GSSAPI *kafkaGSSAPI     `json:"gssapi,omitempty"`
+	// Delegation turns on delegation tokens (test/kafkabroker/delegation.go).
+	Delegation *kafkaDelegation `json:"delegation,omitempty"`
 }
 
 type kafkaTLS struct {

@@ -4,6 +4,7 @@ import (
 	"encoding/json"
 	"fmt"
 	"io"
+	"log/slog"
 	"net/url"
 	"os"
 	"text/tabwriter"
@@ -13,6 +14,7 @@ import (
 	"golang.org/x/term"
 
 	"github.com/sluice-dev/sluice/internal/client"
+	"github.com/sluice-dev/sluice/internal/security/credentials"
 )
 
 func newRunCmd(g *globals) *cobra.Command {
@@ -72,10 +74,22 @@ drops the savepoint's state of operators the job no longer has instead of refusi
 			}
 			ctx, stop := signalContext()
 			defer stop()
+			var toks []credentials.Token
+			if cf.s.Kerberos {
+				// kinit-only clusters: the job's delegation tokens come from the user's ticket
+				// cache and travel with it; nothing renews them.
+				if toks, err = client.ObtainDelegationTokens(ctx, spec, pm, os.Getenv, slog.New(slog.DiscardHandler)); err != nil {
+					return err
+				}
+				for _, t := range toks {
+					fmt.Fprintf(cmd.ErrOrStderr(), "Obtained a %s delegation token (%s) for the job; it expires at %s and is not renewed: the job must end before then\n",
+						t.Service, t.ID, t.Expires.Local().Format(time.RFC3339))
+				}
+			}
 			sub, err := c.SubmitJobResult(ctx, client.Submission{
 				Spec: spec, Params: pm, Parallelism: parallelism, Files: files,
 				ViewUsers: viewUsers, ViewGroups: viewGroups, ModifyUsers: modifyUsers, ModifyGroups: modifyGroups,
-				Config: jobConfig, SavepointPath: fromSavepoint, AllowNonRestoredState: allowNonRestored,
+				Config: jobConfig, SavepointPath: fromSavepoint, AllowNonRestoredState: allowNonRestored, Tokens: toks,
 			})
 			if err != nil {
 				return err

@@ -20,6 +20,8 @@ import (
 	"time"
 
 	"github.com/sluice-dev/sluice/internal/restapi"
+	"github.com/sluice-dev/sluice/internal/security/credentials"
+	"github.com/sluice-dev/sluice/internal/security/tokens"
 )
 
 // Client is a REST client of one JobManager.
@@ -141,6 +143,9 @@ type Submission struct {
 	// operators the job does not have (--allowNonRestoredState).
 	SavepointPath         string
 	AllowNonRestoredState bool
+	// Tokens are delegation tokens the client obtained for the job (ObtainDelegationTokens),
+	// sent only over https.
+	Tokens []credentials.Token
 }
 
 // SubmitJob sends a job and returns its id.
@@ -176,6 +181,13 @@ func (c *Client) SubmitJobResult(ctx context.Context, s Submission) (Submitted, 
 	}
 	if s.AllowNonRestoredState {
 		_ = mw.WriteField("allowNonRestoredState", "true")
+	}
+	if len(s.Tokens) > 0 {
+		if !strings.HasPrefix(c.base, "https://") {
+			return Submitted{}, fmt.Errorf("refusing to send the job's delegation tokens over plaintext %s: use https (--jobmanager https://...)", c.base)
+		}
+		tj, _ := json.Marshal(tokens.ToShipped(s.Tokens))
+		_ = mw.WriteField("delegation-tokens", string(tj))
 	}
 	for name, list := range map[string][]string{"view-users": s.ViewUsers, "view-groups": s.ViewGroups, "modify-users": s.ModifyUsers, "modify-groups": s.ModifyGroups} {
 		if len(list) > 0 {

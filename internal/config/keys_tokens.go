@@ -24,13 +24,17 @@ func init() {
 		{Name: "security.delegation.tokens.renewal.time-ratio", Type: Float, Default: "0.75", Check: ratio,
 			Doc: "Fraction of a token's lifetime after which the JobManager obtains it again."},
 		{Name: "security.delegation.tokens.expiry-margin", Type: Duration, Default: "30 s",
-			Doc: "A job whose token for a service could not be renewed fails this long before the token expires (unless the provider's expiry-action is continue)."},
+			Doc: "A job whose token for a service could not be renewed fails this long before the token expires (unless the provider's expiry-action is continue); at most half the time between the planned renewal and the expiry."},
 		{Name: "security.delegation.token.provider.postgres.command", Type: List,
 			Doc: "Command (program and arguments) the JobManager runs to obtain a PostgreSQL role password for a job; it prints the password and its expiry (two lines: password, then RFC 3339 time or Unix seconds; or a JSON object with user, password and expires). SLUICE_JOB_ID and SLUICE_JOB_OWNER are set in its environment."},
 		{Name: "security.delegation.token.provider.postgres.user", Type: String,
 			Doc: "PostgreSQL role the command's passwords are for, when the command does not print it."},
 		{Name: "security.delegation.token.provider.sluice.lifetime", Type: Duration, Default: "1 h", Min: new(int64(1000)),
 			Doc: "Lifetime of a job's token for the cluster's own REST API (renewed at the time ratio while the job runs)."},
+		{Name: "security.delegation.token.provider.kafka.sasl.mechanism", Type: String, Default: "SCRAM-SHA-512", Enum: []string{"SCRAM-SHA-256", "SCRAM-SHA-512"},
+			Doc: "Mechanism of security.delegation.token.provider.kafka.sasl.jaas.config."},
+		{Name: "security.delegation.token.provider.kafka.sasl.jaas.config", Type: String,
+			Doc: "The JobManager's own SCRAM credential for obtaining Kafka delegation tokens (ScramLoginModule required username=\"...\" password=\"...\"; the password may be file:PATH); unset: its Kerberos login (KafkaClient login context, GSSAPI)."},
 		{Name: "security.delegation.token.provider.kafka.max-lifetime", Type: Duration, Default: "7 d", Min: new(int64(1000)),
 			Doc: "Longest lifetime the Kafka provider asks for a delegation token (the broker caps it by delegation.token.max.lifetime.ms)."},
 	}
@@ -44,7 +48,7 @@ func init() {
 		keys = append(keys,
 			Key{Name: "security.delegation.token.provider." + s + ".enabled", Type: Bool, Default: def, Job: s == "sluice",
 				Doc: "Obtain " + s + " delegation tokens for the jobs that use " + s + " (sluice: a token for the cluster's REST API, viewing the job's own state only; a job may set it in its config block)."},
-			Key{Name: "security.delegation.token.provider." + s + ".expiry-action", Type: String, Default: "fail", Enum: []string{"fail", "continue"},
+			Key{Name: "security.delegation.token.provider." + s + ".expiry-action", Type: String, Default: "fail", Enum: []string{"fail", "continue"}, Job: true,
 				Doc: "What happens to a job whose " + s + " token is about to expire and could not be renewed: fail (before it lapses, naming the service) or continue (the job keeps running; connections already authenticated may outlive the token)."},
 		)
 	}

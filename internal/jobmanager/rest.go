@@ -19,6 +19,7 @@ import (
 	"github.com/sluice-dev/sluice/internal/restapi"
 	"github.com/sluice-dev/sluice/internal/security/authn"
 	"github.com/sluice-dev/sluice/internal/security/authz"
+	"github.com/sluice-dev/sluice/internal/security/tokens"
 )
 
 // maxJSONBody bounds a JSON request body.
@@ -360,6 +361,12 @@ func (rs *restServer) submit(w http.ResponseWriter, r *http.Request) {
 		}
 		return
 	}
+	if len(sub.Tokens) > 0 && r.TLS == nil {
+		// The tokens crossed the network in the clear already; refusing them at least keeps
+		// them out of the cluster and tells the client to stop.
+		writeError(w, http.StatusBadRequest, "delegation tokens are accepted only over TLS: this listener is plaintext; submit to a listener with tls: true (security.ssl.rest.enabled), and obtain new tokens: these were sent in the clear")
+		return
+	}
 	u, _ := authn.UserFrom(r.Context())
 	sub.ACL.Owner = u.Name
 	// Parsed once, here: the tree of a spec costs memory and time in proportion to its nodes,
@@ -451,6 +458,8 @@ func parseJSONSubmission(body io.Reader, specLimit int64) (Submission, error) {
 		// Flink's names (JarRunRequestBody).
 		SavepointPath         string `json:"savepointPath"`
 		AllowNonRestoredState bool   `json:"allowNonRestoredState"`
+		// Delegation tokens the client obtained (sluice run --kerberos).
+		DelegationTokens []tokens.Shipped `json:"delegation-tokens"`
 	}
 	dec := json.NewDecoder(body)
 	dec.DisallowUnknownFields()
@@ -468,7 +477,7 @@ func parseJSONSubmission(body io.Reader, specLimit int64) (Submission, error) {
 	}
 	return Submission{Spec: []byte(req.Spec), Params: req.Parameters, Parallelism: req.Parallelism, Config: req.Config, ACL: authz.JobACL{
 		ViewUsers: req.ViewUsers, ViewGroups: req.ViewGroups, ModifyUsers: req.ModifyUsers, ModifyGroups: req.ModifyGroups,
-	}, SavepointPath: req.SavepointPath, AllowNonRestoredState: req.AllowNonRestoredState}, nil
+	}, SavepointPath: req.SavepointPath, AllowNonRestoredState: req.AllowNonRestoredState, Tokens: tokens.FromShipped(req.DelegationTokens)}, nil
 }
 
 // parseMultipartSubmission reads a multipart submission: attached files may be as large as the
@@ -520,6 +529,13 @@ func parseMultipartSubmission(r *http.Request, limit, specLimit int64) (Submissi
 			sub.Parallelism = n
 		case "savepointPath":
 			sub.SavepointPath = strings.TrimSpace(string(data))
+		case "delegation-tokens":
+			var ss []tokens.Shipped
+			if err := json.Unmarshal(data, &ss); err != nil {
+				// Never the part itself: it holds secrets.
+				return Submission{}, errors.New("job submission part \"delegation-tokens\": want a JSON list of {service, id, secret, expires}")
+			}
+			sub.Tokens = tokens.FromShipped(ss)
 		case "allowNonRestoredState":
 			b, err := strconv.ParseBool(strings.TrimSpace(string(data)))
 			if err != nil {

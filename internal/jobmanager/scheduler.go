@@ -172,7 +172,7 @@ func (jm *JobManager) submitWith(s Submission, r *recovery) (string, []string, e
 	if tctx == nil { // a JobManager that was not Run (unit tests)
 		tctx = context.Background()
 	}
-	if _, err := jm.tokens.Start(tctx, tokens.Job{ID: id, Name: plan.Name, Owner: s.ACL.Owner}, tokenUses(spec, cfg), s.Tokens); err != nil {
+	if _, err := jm.tokens.Start(tctx, tokens.Job{ID: id, Name: plan.Name, Owner: s.ACL.Owner, ExpiryActions: tokens.SettingsFrom(cfg).ExpiryAction}, tokenUses(spec, cfg), s.Tokens); err != nil {
 		return "", nil, &SubmissionError{err}
 	}
 	registered := false

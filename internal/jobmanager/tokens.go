@@ -15,6 +15,7 @@ import (
 	"github.com/sluice-dev/sluice/internal/dataflow"
 	controlpb "github.com/sluice-dev/sluice/internal/rpc/proto"
 	"github.com/sluice-dev/sluice/internal/security/credentials"
+	"github.com/sluice-dev/sluice/internal/security/kerberos"
 	"github.com/sluice-dev/sluice/internal/security/tlsconf"
 	"github.com/sluice-dev/sluice/internal/security/tokens"
 )
@@ -37,9 +38,25 @@ func newTokenManager(cfg *config.Config, jm *JobManager) *tokens.Manager {
 	return tokens.NewManager(set, providers, jm.log)
 }
 
-// kafkaTokenProvider is the Kafka provider, when the JobManager has a credential for Kafka.
-// Set once the Kafka connector is in the build.
-func (jm *JobManager) kafkaTokenProvider(cfg *config.Config) tokens.Provider { return nil }
+// kafkaTokenProvider is the Kafka provider, when the JobManager has a credential for Kafka:
+// its own SCRAM credential (security.delegation.token.provider.kafka.sasl.jaas.config) or a
+// Kerberos login (whose KafkaClient login context it uses, read when a token is obtained:
+// Run logs in after New).
+func (jm *JobManager) kafkaTokenProvider(cfg *config.Config) tokens.Provider {
+	jaas := cfg.String(tokens.KafkaJAASKey)
+	kc, err := kerberos.ConfigFrom(cfg)
+	if jaas == "" && (err != nil || !kc.Enabled()) {
+		return nil
+	}
+	return &tokens.KafkaProvider{
+		Credentials: credentials.Func(func(ctx context.Context, service string) (any, error) {
+			return credentials.FromLogin(jm.krb).Credentials(ctx, service)
+		}),
+		Mechanism: cfg.String(tokens.KafkaMechanismKey), JAAS: jaas,
+		MaxLifetime: cfg.Duration("security.delegation.token.provider.kafka.max-lifetime"),
+		Log:         jm.log,
+	}
+}
 
 // tokenUses lists, by service, what a job reaches that a provider obtains tokens for: the
 // data it declares (kafka:topic/..., postgres:table/...), with the options of each operator

@@ -93,6 +93,7 @@ func installGSSAPI(cfg *Config, c *kfake.Cluster) error {
 		return fmt.Errorf("keytab %s: %w", cfg.GSSAPI.Keytab, err)
 	}
 	a := &gssapiAcceptor{settings: service.NewSettings(kt, service.DecodePAC(false)), users: map[string]bool{}}
+	gssapiAcc.Store(a) // delegation.go learns who logged in
 	for _, u := range append(append([]User{}, cfg.SASL.Superusers...), cfg.SASL.Users...) {
 		if u.Mechanism == "GSSAPI" {
 			a.users[u.Name] = true

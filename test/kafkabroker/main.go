@@ -52,6 +52,9 @@ type Config struct {
 	ACLs bool `json:"acls"`
 	// GSSAPI, when set, accepts Kerberos (needs SASL).
 	GSSAPI *GSSAPIConfig `json:"gssapi,omitempty"`
+	// Delegation, when set, answers the delegation-token requests and accepts token logins
+	// (delegation.go).
+	Delegation *DelegationConfig `json:"delegation,omitempty"`
 }
 
 // installer is one security concern: options before the cluster starts, hooks after.

@@ -37,6 +37,10 @@ func installPLAIN(cfg *Config, c *kfake.Cluster) error {
 			return nil, nil, false // not a PLAIN message
 		}
 		want, ok := passwords[string(parts[1])]
+		if !ok {
+			// delegation.go completes a token login as the token's owner with this password.
+			want, ok = tokenOwnerPassword(string(parts[1]))
+		}
 		if !ok || subtle.ConstantTimeCompare([]byte(want), parts[2]) != 1 {
 			return saslRefused(req, "PLAIN", "wrong user or password for "+string(parts[1]))
 		}

@@ -208,7 +208,7 @@ func (s *Settings) mechanism(ctx context.Context, env Env) (sasl.Mechanism, erro
 			return kerberos.Auth{Client: cl, Service: service, PersistAfterAuth: true}, nil
 		}), nil
 	case *credentials.Token:
-		return tokenSCRAM(c, s.Mechanism), nil
+		return tokenSCRAM(c, s.Mechanism, env.Credentials), nil
 	}
 	return nil, fmt.Errorf("GSSAPI: unexpected Kafka credential %T", c)
 }
@@ -231,20 +231,34 @@ func (s *Settings) tokenMechanism(ctx context.Context, env Env) (sasl.Mechanism,
 	if !ok {
 		return nil, missing
 	}
-	return tokenSCRAM(t, s.Mechanism), nil
+	return tokenSCRAM(t, s.Mechanism, env.Credentials), nil
 }
 
 // tokenSCRAM logs in with a delegation token: SCRAM with the token id as user name, its
-// HMAC as password, and tokenauth=true.
-func tokenSCRAM(t *credentials.Token, mech string) sasl.Mechanism {
-	if t.Mechanism != "" {
-		mech = t.Mechanism
+// HMAC as password, and tokenauth=true. The token is asked for again at each login (src), so
+// a connection opened or re-authenticated after the JobManager replaced the token uses the new
+// one; first is the token held when the client was built.
+func tokenSCRAM(first *credentials.Token, mech string, src credentials.Source) sasl.Mechanism {
+	if first.Mechanism != "" {
+		mech = first.Mechanism
 	}
-	a := scram.Auth{User: t.ID, Pass: t.Secret, IsToken: true}
+	auth := func(ctx context.Context) (scram.Auth, error) {
+		t := first
+		if src != nil {
+			c, err := src.Credentials(ctx, credentials.Kafka)
+			if err != nil {
+				return scram.Auth{}, fmt.Errorf("delegation token for Kafka: %w", err)
+			}
+			if tk, ok := c.(*credentials.Token); ok {
+				t = tk
+			}
+		}
+		return scram.Auth{User: t.ID, Pass: t.Secret, IsToken: true}, nil
+	}
 	if mech == MechSCRAM256 {
-		return a.AsSha256Mechanism()
+		return scram.Sha256(auth)
 	}
-	return a.AsSha512Mechanism()
+	return scram.Sha512(auth)
 }
 
 func (s *Settings) keytabMechanism(ctx context.Context, env Env, service string) (sasl.Mechanism, error) {

@@ -13,6 +13,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"log/slog"
 	"time"
 
 	"github.com/jcmturner/gokrb5/v8/client"
@@ -57,10 +58,19 @@ type Token struct {
 	Attributes map[string]string
 }
 
-// String never shows the secret.
-func (t *Token) String() string {
+// String never shows the secret; nor do %v, %+v and %#v of a Token or *Token, nor slog.
+func (t Token) String() string {
 	return fmt.Sprintf("%s token %s (expires %s)", t.Service, t.ID, t.Expires.UTC().Format(time.RFC3339))
 }
+
+// GoString is String, for %#v.
+func (t Token) GoString() string { return t.String() }
+
+// Format prints String for every verb, so %+v does not walk the fields.
+func (t Token) Format(f fmt.State, _ rune) { fmt.Fprint(f, t.String()) }
+
+// LogValue keeps the secret out of slog output.
+func (t Token) LogValue() slog.Value { return slog.StringValue(t.String()) }
 
 // Kerberos is the Kerberos client of a login context. Client is replaced at each relogin: call
 // it per connection, do not keep the result, and do not Destroy it.

@@ -74,6 +74,8 @@ type jobTokens struct {
 	job      Job
 	version  int64
 	services map[string]*entry
+	// actions overrides Settings.ExpiryAction for this job (its own configuration).
+	actions map[string]string
 }
 
 // entry is one service's tokens of one job.
@@ -133,7 +135,7 @@ func (m *Manager) Start(ctx context.Context, job Job, uses map[string][]map[stri
 		}
 		return Set{Job: job.ID}, nil
 	}
-	jt := &jobTokens{job: job, services: map[string]*entry{}}
+	jt := &jobTokens{job: job, services: map[string]*entry{}, actions: job.ExpiryActions}
 	now := m.now()
 	bySvc := map[string][]credentials.Token{}
 	for _, t := range shipped {
@@ -161,6 +163,9 @@ func (m *Manager) Start(ctx context.Context, job Job, uses map[string][]map[stri
 		j := job
 		j.Uses = uses[svc]
 		ts, exp, err := obtain(ctx, p, j, nil)
+		if errors.Is(err, ErrNotNeeded) {
+			continue
+		}
 		if err != nil {
 			m.release(context.WithoutCancel(ctx), jt)
 			return Set{}, fmt.Errorf("obtain the %s delegation token for job %s: %w (the %s provider runs on the JobManager: fix its credential, or turn it off with security.delegation.token.provider.%s.enabled: false and give the connector its own)", svc, job.ID, err, svc, svc)
@@ -213,6 +218,14 @@ func earliest(ts []credentials.Token) time.Time {
 	return Set{Tokens: ts}.Earliest()
 }
 
+// margin is how long before its tokens expire a job is failed: the configured expiry margin,
+// but at most half the time between the planned renewal and the expiry, so that a short-lived
+// token is renewed (and retried) before the job is told.
+func (m *Manager) margin(e *entry) time.Duration {
+	window := time.Duration(float64(e.expires.Sub(e.obtained)) * (1 - m.set.TimeRatio) / 2)
+	return min(m.set.ExpiryMargin, max(window, 0))
+}
+
 func (m *Manager) renewAt(e *entry) time.Time {
 	life := e.expires.Sub(e.obtained)
 	return e.obtained.Add(time.Duration(float64(life) * m.set.TimeRatio))
@@ -222,7 +235,7 @@ func (m *Manager) renewAt(e *entry) time.Time {
 // a retry happens before the tokens are within the expiry margin.
 func (m *Manager) retryIn(e *entry, now time.Time) time.Duration {
 	d := m.set.RetryBackoff
-	if left := e.expires.Sub(now) - m.set.ExpiryMargin; left/2 < d {
+	if left := e.expires.Sub(now) - m.margin(e); left/2 < d {
 		d = left / 2
 	}
 	return max(d, time.Second)
@@ -327,7 +340,10 @@ func (m *Manager) tick(ctx context.Context) {
 		e  *entry
 	}
 	var work []due
-	type expiring struct{ job, svc, reason string }
+	type expiring struct {
+		job, svc, reason string
+		fail             bool
+	}
 	var warn []expiring
 	m.mu.Lock()
 	for _, jt := range m.jobs {
@@ -336,15 +352,19 @@ func (m *Manager) tick(ctx context.Context) {
 				e.busy = true
 				work = append(work, due{jt, e})
 			}
-			if !e.expiring && !now.Before(e.expires.Add(-m.set.ExpiryMargin)) {
+			if !e.expiring && !now.Before(e.expires.Add(-m.margin(e))) {
 				e.expiring = true
-				warn = append(warn, expiring{jt.job.ID, e.service, m.expiryReason(e)})
+				action := m.set.ExpiryAction[e.service]
+				if a, ok := jt.actions[e.service]; ok {
+					action = a
+				}
+				warn = append(warn, expiring{jt.job.ID, e.service, m.expiryReason(e), action != ActionContinue})
 			}
 		}
 	}
 	m.mu.Unlock()
 	for _, w := range warn {
-		fail := m.set.ExpiryAction[w.svc] != ActionContinue
+		fail := w.fail
 		if fail {
 			m.log.Error("delegation token about to expire without renewal; the job fails", "job", w.job, "service", w.svc, "reason", w.reason)
 		} else {

@@ -40,6 +40,13 @@ func (p *PostgresCommand) Obtain(ctx context.Context, job Job, _ []credentials.T
 	if len(p.Argv) == 0 {
 		return nil, time.Time{}, fmt.Errorf("%s is not set", PostgresCommandKey)
 	}
+	needed := len(job.Uses) == 0
+	for _, u := range job.Uses {
+		needed = needed || u["password-set"] == ""
+	}
+	if !needed {
+		return nil, time.Time{}, ErrNotNeeded // every sink has its own password
+	}
 	cmd := exec.CommandContext(ctx, p.Argv[0], p.Argv[1:]...)
 	cmd.Env = append(os.Environ(), "SLUICE_JOB_ID="+job.ID, "SLUICE_JOB_OWNER="+job.Owner)
 	var out, stderr bytes.Buffer

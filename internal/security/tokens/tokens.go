@@ -24,6 +24,9 @@ type Job struct {
 	// connector's properties.*), one map per operator, for providers that obtain a token from
 	// the system the job reaches.
 	Uses []map[string]string
+	// ExpiryActions are the job's own security.delegation.token.provider.<service>.expiry-action
+	// (fail or continue), by service; the manager's settings otherwise.
+	ExpiryActions map[string]string
 }
 
 // Provider obtains the tokens of one service for a job. Obtain is called at submit and again

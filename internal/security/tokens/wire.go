@@ -36,3 +36,32 @@ func FromProto(p *controlpb.TokenSet) Set {
 	}
 	return s
 }
+
+// Shipped is a delegation token as a client sends it with a job (sluice run --kerberos):
+// the multipart part or JSON field "delegation-tokens" of POST /jobs, a list of these.
+type Shipped struct {
+	Service    string            `json:"service"`
+	ID         string            `json:"id"`
+	Secret     string            `json:"secret"`
+	Mechanism  string            `json:"mechanism,omitempty"`
+	Expires    time.Time         `json:"expires"`
+	Attributes map[string]string `json:"attributes,omitempty"`
+}
+
+// ToShipped and FromShipped convert between a token and its wire form.
+func ToShipped(ts []credentials.Token) []Shipped {
+	out := make([]Shipped, 0, len(ts))
+	for _, t := range ts {
+		out = append(out, Shipped{Service: t.Service, ID: t.ID, Secret: t.Secret, Mechanism: t.Mechanism, Expires: t.Expires, Attributes: t.Attributes})
+	}
+	return out
+}
+
+// FromShipped is the inverse of ToShipped.
+func FromShipped(ss []Shipped) []credentials.Token {
+	out := make([]credentials.Token, 0, len(ss))
+	for _, s := range ss {
+		out = append(out, credentials.Token{Service: s.Service, ID: s.ID, Secret: s.Secret, Mechanism: s.Mechanism, Expires: s.Expires, Attributes: s.Attributes})
+	}
+	return out
+}
