@@ -8,9 +8,7 @@ import (
 	"fmt"
 	"log/slog"
 	"os"
-	"strconv"
 	"strings"
-	"time"
 
 	krbclient "github.com/jcmturner/gokrb5/v8/client"
 	krbconfig "github.com/jcmturner/gokrb5/v8/config"
@@ -45,12 +43,10 @@ func (s *Settings) ClientOptions(ctx context.Context, p Properties, env Env) ([]
 	} else {
 		opts = append(opts, kgo.ClientID("sluice"))
 	}
-	if v := p[RequestTimeoutMS]; v != "" {
-		ms, err := strconv.Atoi(v)
-		if err != nil || ms <= 0 {
-			return nil, fmt.Errorf("properties.%s: want a positive number of milliseconds", RequestTimeoutMS)
-		}
-		opts = append(opts, kgo.RequestTimeoutOverhead(time.Duration(ms)*time.Millisecond))
+	if d, ok, err := p.Millis(RequestTimeoutMS); err != nil {
+		return nil, err
+	} else if ok {
+		opts = append(opts, kgo.RequestTimeoutOverhead(d))
 	}
 	if s.TLS {
 		tc, err := s.tlsConfig(p, env)

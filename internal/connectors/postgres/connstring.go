@@ -61,6 +61,10 @@ func parseConnString(s string) (connString, error) {
 			return connString{}, fmt.Errorf("parameter %s: %s", k, why)
 		}
 		if !slices.Contains(connParams, k) {
+			if !paramName(k) {
+				// Not a parameter's name: perhaps a piece of a password; do not show it.
+				return connString{}, fmt.Errorf("a parameter name that is not a libpq parameter (known: %s; quote values holding spaces)", strings.Join(connParams, ", "))
+			}
 			return connString{}, fmt.Errorf("unknown libpq parameter %q (known: %s; server settings go into options=-c name=value)", k, strings.Join(connParams, ", "))
 		}
 	}
@@ -84,6 +88,19 @@ func parseConnString(s string) (connString, error) {
 		return connString{}, errors.New("no database: name it (postgresql://HOST/DB or dbname=DB), so the job's access postgres:table/DB.SCHEMA.TABLE can be authorized at submit")
 	}
 	return connString{settings: set}, nil
+}
+
+// paramName reports whether k looks like a libpq parameter name (lower case letters and _).
+func paramName(k string) bool {
+	if k == "" || len(k) > 64 {
+		return false
+	}
+	for _, c := range k {
+		if (c < 'a' || c > 'z') && c != '_' {
+			return false
+		}
+	}
+	return true
 }
 
 // parseConnURL parses libpq's URI form:
@@ -168,6 +185,7 @@ func parseConnURL(s string) (map[string]string, error) {
 // escapes the next character.
 func parseKeywordValue(s string) (map[string]string, error) {
 	set := map[string]string{}
+	prev := "" // the last key read
 	const space = " \t\n\r\v\f"
 	s = strings.TrimLeft(s, space)
 	for s != "" {
@@ -177,8 +195,14 @@ func parseKeywordValue(s string) (map[string]string, error) {
 		}
 		key := strings.TrimRight(s[:eq], space)
 		if key == "" || strings.ContainsAny(key, space) {
-			return nil, fmt.Errorf(`missing "=" after %q`, strings.Fields(key + " ")[0])
+			// The text before "=" may be the rest of a password holding a space: never
+			// show it, name where it is.
+			if prev == "" {
+				return nil, errors.New(`the string does not start with key=value: want key=value pairs separated by spaces (or a postgresql:// URL)`)
+			}
+			return nil, fmt.Errorf(`after the value of %s, text without "=": quote values holding spaces ('...')`, prev)
 		}
+		prev = key
 		s = strings.TrimLeft(s[eq+1:], space)
 		var val strings.Builder
 		if strings.HasPrefix(s, "'") {
