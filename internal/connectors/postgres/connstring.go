@@ -186,27 +186,34 @@ func parseConnURL(s string) (map[string]string, error) {
 func parseKeywordValue(s string) (map[string]string, error) {
 	set := map[string]string{}
 	prev := "" // the last key read
+	prevQuoted := false
 	const space = " \t\n\r\v\f"
 	s = strings.TrimLeft(s, space)
 	for s != "" {
 		eq := strings.IndexByte(s, '=')
-		if eq < 0 {
-			return nil, errors.New(`want key=value pairs separated by spaces (or a postgresql:// URL)`)
+		key := ""
+		if eq >= 0 {
+			key = strings.TrimRight(s[:eq], space)
 		}
-		key := strings.TrimRight(s[:eq], space)
 		if key == "" || strings.ContainsAny(key, space) {
 			// The text before "=" may be the rest of a password holding a space: never
 			// show it, name where it is.
-			if prev == "" {
-				return nil, errors.New(`the string does not start with key=value: want key=value pairs separated by spaces (or a postgresql:// URL)`)
+			if !slices.Contains(connParams, prev) {
+				// Nothing read yet, or the last key was itself a piece of a value.
+				return nil, errors.New(`want key=value pairs separated by spaces, values holding spaces in single quotes ('...'), or a postgresql:// URL`)
 			}
 			return nil, fmt.Errorf(`after the value of %s, text without "=": quote values holding spaces ('...')`, prev)
 		}
-		prev = key
+		if prev == "password" && !prevQuoted && !slices.Contains(connParams, key) && refusedParams[key] == "" {
+			// Most likely the rest of a password holding a space: do not show it.
+			return nil, errors.New(`after the value of password, a name that is not a libpq parameter: quote a password holding spaces ('...')`)
+		}
+		prev, prevQuoted = key, false
 		s = strings.TrimLeft(s[eq+1:], space)
 		var val strings.Builder
 		if strings.HasPrefix(s, "'") {
 			s = s[1:]
+			prevQuoted = true
 			closed := false
 			for len(s) > 0 {
 				c := s[0]
