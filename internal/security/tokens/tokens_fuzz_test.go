@@ -40,6 +40,7 @@ func FuzzTokenSet(f *testing.F) {
 			back := ToProto(s)
 			for i, tk := range p.Tokens {
 				want := proto.Clone(tk).(*controlpb.DelegationToken)
+				want.ProtoReflect().SetUnknown(nil) // fields of a newer JobManager: not this one's
 				if want.ExpiresUnixMs < 0 {
 					want.ExpiresUnixMs = 0
 				}
