@@ -69,3 +69,48 @@ operators:
 		t.Fatalf("a good job after the refusals: exit %d\n%s\n%s", code, stdout, stderr)
 	}
 }
+
+// TestConnectorsRefuseMetadataAddresses: a job whose connector names the cloud metadata
+// address (or a name resolving to it) fails with the reason, without the TaskManager
+// connecting there; the TaskManager keeps serving other jobs.
+func TestConnectorsRefuseMetadataAddresses(t *testing.T) {
+	c := startCluster(t, 1, 1)
+	for name, spec := range map[string]string{
+		"kafka": `name: k
+config:
+  restart-strategy.type: none
+operators:
+  - name: src
+    type: kafka
+    topic: in
+    format: raw
+    properties.bootstrap.servers: 169.254.169.254:9092
+  - {name: out, type: blackhole, input: src}
+`,
+		"postgres": `name: p
+config:
+  restart-strategy.type: none
+operators:
+  - {name: gen, type: generator, count: 1}
+  - name: out
+    type: postgres
+    input: gen
+    table: t
+    url: "postgresql://u:pw@169.254.169.254:5432/db?connect_timeout=5"
+`,
+	} {
+		t.Run(name, func(t *testing.T) {
+			stdout, stderr, code := runJob(t, c, spec)
+			if code == 0 {
+				t.Fatalf("the job ran: %s", stdout)
+			}
+			if !strings.Contains(stdout+stderr, "169.254.169.254") || !strings.Contains(stdout+stderr, "link-local") {
+				t.Errorf("exit %d: the output does not say the metadata address was refused:\n%s\n%s", code, stdout, stderr)
+			}
+		})
+	}
+	stdout, stderr, code := runJob(t, c, "name: ok\noperators:\n  - {name: gen, type: generator, count: 3}\n  - {name: out, type: blackhole, input: gen}\n")
+	if code != 0 {
+		t.Fatalf("a good job after the refusals: exit %d\n%s\n%s", code, stdout, stderr)
+	}
+}
