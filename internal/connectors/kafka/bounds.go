@@ -14,6 +14,10 @@ const (
 	// MaxFetchBytes bounds fetch.max.bytes and max.partition.fetch.bytes: franz-go's
 	// limit on what it reads from a broker in one response (BrokerMaxReadBytes, 100 MiB).
 	MaxFetchBytes = 100 << 20
+	// MaxDecompressedBatch bounds what one fetched record batch may decompress to (franz-go's
+	// default is 1 GiB): Kafka's batches are about 1 MiB compressed (message.max.bytes), so
+	// this leaves room for a compression ratio of 256.
+	MaxDecompressedBatch = 256 << 20
 	// MaxTransactionTimeout is Kafka's default transaction.max.timeout.ms (15 minutes): a
 	// broker refuses a longer transaction.timeout.ms.
 	MaxTransactionTimeout = 15 * time.Minute

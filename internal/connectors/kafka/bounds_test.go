@@ -4,6 +4,8 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/twmb/franz-go/pkg/kgo"
 )
 
 // Numeric properties have bounds; a value past one is refused at Check with the property
@@ -60,5 +62,28 @@ func TestJAASErrorsHidePassword(t *testing.T) {
 		if err != nil || j.Password != want {
 			t.Errorf("password=%s: %q %v, want %q", raw, j.Password, err, want)
 		}
+	}
+}
+
+// The consumer's fetch sizes are the properties', and a fetched batch may decompress to at
+// most MaxDecompressedBatch.
+func TestConsumerOptionsBounded(t *testing.T) {
+	opts, err := ConsumerOptions(Properties{FetchMaxBytes: "1048576"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	cl, err := kgo.NewClient(append(opts, kgo.SeedBrokers("127.0.0.1:1"))...)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer cl.Close()
+	if v := cl.OptValue(kgo.MaxDecompressBatchBytes); v != MaxDecompressedBatch {
+		t.Errorf("MaxDecompressBatchBytes %v, want %d", v, MaxDecompressedBatch)
+	}
+	if v := cl.OptValue(kgo.FetchMaxBytes); v != int32(1048576) {
+		t.Errorf("FetchMaxBytes %v", v)
+	}
+	if _, err := ConsumerOptions(Properties{MaxPartitionFetch: "2147483647"}); err == nil || !strings.Contains(err.Error(), "properties.max.partition.fetch.bytes") {
+		t.Errorf("max.partition.fetch.bytes 2^31-1: %v", err)
 	}
 }

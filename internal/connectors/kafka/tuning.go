@@ -11,7 +11,10 @@ import (
 // (read_committed unless read_uncommitted is asked for), fetch.max.bytes,
 // max.partition.fetch.bytes.
 func ConsumerOptions(p Properties) ([]kgo.Opt, error) {
-	var opts []kgo.Opt
+	// A producer chooses how its batches compress: one that inflates far beyond its fetched
+	// size (a compression bomb) stops the partition with an error instead of taking the
+	// TaskManager's memory.
+	opts := []kgo.Opt{kgo.MaxDecompressBatchBytes(MaxDecompressedBatch)}
 	switch strings.ToLower(p[IsolationLevel]) {
 	case "", "read_committed":
 		opts = append(opts, kgo.FetchIsolationLevel(kgo.ReadCommitted()))
