@@ -2,6 +2,7 @@ package dataflow
 
 import (
 	"bytes"
+	"encoding/csv"
 	"strings"
 	"testing"
 	"time"
@@ -85,6 +86,20 @@ func FuzzKafkaRecord(f *testing.F) {
 				t.Fatalf("error does not name the record and the field: %v", err)
 			}
 			return
+		}
+		// A CSV value or key read as one record is all of it: nothing after a line break lost.
+		for _, part := range []struct {
+			format string
+			b      []byte
+		}{{k.Format, value}, {k.KeyFormat, key}} {
+			if part.format != "csv" {
+				continue
+			}
+			r := csv.NewReader(bytes.NewReader(part.b))
+			r.FieldsPerRecord = -1
+			if all, err := r.ReadAll(); err == nil && len(all) > 1 {
+				t.Fatalf("CSV %q holds %d records and decoded as one", part.b, len(all))
+			}
 		}
 		if k.Format == "raw" {
 			if value == nil && rec[0].Kind() != KindNull || value != nil && rec[0].Text() != string(value) {
