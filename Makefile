@@ -39,6 +39,7 @@ FUZZ_TARGETS := \
 	./internal/dataflow/:FuzzKafkaRecord ./internal/network/:FuzzReadFrame \
 	./internal/connectors/kafka/:FuzzParseJAAS ./internal/connectors/kafka/:FuzzProperties \
 	./internal/connectors/postgres/:FuzzParseConnString ./internal/connectors/postgres/:FuzzGSSUnwrap \
+	./internal/connectors/postgres/:FuzzGSSContinue \
 	./internal/jobmanager/:FuzzMetricsQuery ./internal/processlog/:FuzzLogFileName \
 	./internal/security/tokens/:FuzzTokenSet ./internal/security/tokens/:FuzzJobTokenHeader
 

@@ -10,6 +10,7 @@ import (
 
 	"github.com/jcmturner/gokrb5/v8/crypto"
 	"github.com/jcmturner/gokrb5/v8/iana/etypeID"
+	"github.com/jcmturner/gokrb5/v8/spnego"
 )
 
 // pwMarker starts every whitespace-separated piece of the passwords FuzzParseConnString
@@ -139,6 +140,37 @@ func FuzzGSSUnwrap(f *testing.F) {
 		// A second token with the same sequence number is a replay.
 		if _, err := c.unwrap(append([]byte{}, tok...)); err == nil {
 			t.Fatalf("a replayed token was accepted")
+		}
+	})
+}
+
+// FuzzGSSContinue reads the server's answer to the sink's SPNEGO token (PostgreSQL's GSSAPI
+// authentication): never a panic; only an accept-completed NegTokenResp completes the
+// exchange, and the exchange never continues with a token of ours.
+func FuzzGSSContinue(f *testing.F) {
+	var resp spnego.NegTokenResp
+	for range 3 { // accept-completed, accept-incomplete, reject
+		b, err := resp.Marshal()
+		resp.NegState++
+		if err != nil {
+			f.Fatal(err)
+		}
+		f.Add(b)
+	}
+	f.Add([]byte{0xa1, 0x07, 0x30, 0x05, 0xa0, 0x03, 0x0a, 0x01, 0x00})
+	f.Add([]byte{0x60, 0x80})
+	f.Add([]byte{})
+	f.Fuzz(func(t *testing.T, b []byte) {
+		g := &gssClient{principal: "alice@R", spn: "postgres/h"}
+		done, out, err := g.Continue(b)
+		if out != nil {
+			t.Fatalf("the exchange continues with a token: %x", out)
+		}
+		if done && err != nil || !done && err == nil {
+			t.Fatalf("done %v with error %v", done, err)
+		}
+		if err != nil && !strings.HasPrefix(err.Error(), "kerberos: ") {
+			t.Fatalf("error does not say what failed: %v", err)
 		}
 	})
 }
