@@ -31,11 +31,23 @@ unit:
 integration:
 	$(GO) test -count=1 -timeout 25m ./test/...
 
-# Short fuzzing runs of the parsers that face the network and the job spec.
+# Short fuzzing runs of the parsers that face the network and the job spec (FUZZTIME each).
+# `make unit` runs every fuzz target's seeds and testdata/fuzz corpus as ordinary tests.
+FUZZTIME ?= 30s
+FUZZ_TARGETS := \
+	./internal/dataflow/:FuzzParseSpec ./internal/dataflow/:FuzzDecodeRecord \
+	./internal/dataflow/:FuzzKafkaRecord ./internal/network/:FuzzReadFrame \
+	./internal/connectors/kafka/:FuzzParseJAAS ./internal/connectors/kafka/:FuzzProperties \
+	./internal/connectors/postgres/:FuzzParseConnString ./internal/connectors/postgres/:FuzzGSSUnwrap \
+	./internal/connectors/postgres/:FuzzGSSContinue \
+	./internal/jobmanager/:FuzzMetricsQuery ./internal/processlog/:FuzzLogFileName \
+	./internal/security/tokens/:FuzzTokenSet ./internal/security/tokens/:FuzzJobTokenHeader
+
 fuzz:
-	$(GO) test -run '^$$' -fuzz '^FuzzParseSpec$$' -fuzztime 30s ./internal/dataflow/
-	$(GO) test -run '^$$' -fuzz '^FuzzDecodeRecord$$' -fuzztime 30s ./internal/dataflow/
-	$(GO) test -run '^$$' -fuzz '^FuzzReadFrame$$' -fuzztime 30s ./internal/network/
+	@set -e; for t in $(FUZZ_TARGETS); do \
+		echo "fuzz $${t#*:} in $${t%%:*}"; \
+		$(GO) test -run '^$$' -fuzz "^$${t#*:}$$" -fuzztime $(FUZZTIME) "$${t%%:*}"; \
+	done
 
 bench:
 	$(GO) test -run '^$$' -bench . -benchtime 2s ./internal/network/ ./internal/dataflow/

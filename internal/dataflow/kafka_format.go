@@ -3,6 +3,8 @@ package dataflow
 import (
 	"bytes"
 	"encoding/csv"
+	"errors"
+	"io"
 	"strings"
 	"unsafe"
 )
@@ -27,7 +29,7 @@ func decodeKafkaValue(format string, b []byte, s Schema, rec Record) error {
 			}
 			return nil
 		}
-		cols, err := parseCSVLine(strings.TrimRight(string(b), "\r\n"))
+		cols, err := parseCSVRecord(string(b))
 		if err != nil {
 			return err
 		}
@@ -47,6 +49,21 @@ func decodeKafkaValue(format string, b []byte, s Schema, rec Record) error {
 		return nil
 	}
 	return parseJSONObject(b, s, rec)
+}
+
+// parseCSVRecord parses one Kafka value as one CSV record. A value holding more (a line
+// break outside quotes) is an error rather than its first line: the rest would be lost.
+func parseCSVRecord(v string) ([]string, error) {
+	r := csv.NewReader(strings.NewReader(strings.TrimRight(v, "\r\n")))
+	r.FieldsPerRecord = -1
+	cols, err := r.Read()
+	if err != nil {
+		return nil, err
+	}
+	if _, err := r.Read(); err != io.EOF {
+		return nil, errors.New("holds more than one CSV record (a line break outside double quotes): write one record per Kafka record, or quote the field")
+	}
+	return cols, nil
 }
 
 // appendKafkaValue encodes the fields idx of r (all when idx is nil) in format.

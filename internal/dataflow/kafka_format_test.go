@@ -1,6 +1,7 @@
 package dataflow
 
 import (
+	"strings"
 	"testing"
 )
 
@@ -39,5 +40,14 @@ func TestKafkaFormats(t *testing.T) {
 	}
 	if err := decodeKafkaValue("json", []byte(`{"id":`), s, make(Record, 2)); err == nil {
 		t.Error("a malformed JSON value decoded")
+	}
+	// A CSV value holding two records is refused, not cut to its first line (the second
+	// would be lost); a line break inside quotes is a field's.
+	if err := decodeKafkaValue("csv", []byte("1,a\n2,b"), s, make(Record, 2)); err == nil || !strings.Contains(err.Error(), "more than one CSV record") {
+		t.Errorf("a CSV value of two records: %v", err)
+	}
+	dec = make(Record, 2)
+	if err := decodeKafkaValue("csv", []byte("1,\"a\nb\"\r\n"), s, dec); err != nil || dec[1].Text() != "a\nb" {
+		t.Errorf("a quoted line break: %v %v", dec, err)
 	}
 }

@@ -58,12 +58,10 @@ func (s *kafkaSink) Open(ctx context.Context, rc *RuntimeContext) error {
 		return Unrecoverable(opErr(rc.Operator, err))
 	}
 	s.opt = append(s.opt, tuning...)
-	if v := k.Properties["linger.ms"]; v != "" {
-		ms, err := strconv.Atoi(v)
-		if err != nil || ms < 0 {
-			return Unrecoverable(opErr(rc.Operator, fmt.Errorf("properties.linger.ms: want milliseconds, got %q", v)))
-		}
-		s.opt = append(s.opt, kgo.ProducerLinger(time.Duration(ms)*time.Millisecond))
+	if d, ok, err := k.Properties.Millis(kafka.LingerMS); err != nil {
+		return Unrecoverable(opErr(rc.Operator, err))
+	} else if ok {
+		s.opt = append(s.opt, kgo.ProducerLinger(d))
 	}
 	if k.Delivery != deliveryExactlyOnce {
 		if s.cl, err = kgo.NewClient(s.opt...); err != nil {
@@ -76,12 +74,10 @@ func (s *kafkaSink) Open(ctx context.Context, rc *RuntimeContext) error {
 		return nil
 	}
 	timeout := 15 * time.Minute // Kafka's default transaction.max.timeout.ms
-	if v := k.Properties["transaction.timeout.ms"]; v != "" {
-		ms, err := strconv.Atoi(v)
-		if err != nil || ms <= 0 {
-			return Unrecoverable(opErr(rc.Operator, fmt.Errorf("properties.transaction.timeout.ms: want milliseconds, got %q", v)))
-		}
-		timeout = time.Duration(ms) * time.Millisecond
+	if d, ok, err := k.Properties.Millis(kafka.TransactionTimeoutMS); err != nil {
+		return Unrecoverable(opErr(rc.Operator, err))
+	} else if ok {
+		timeout = d // at most kafka.MaxTransactionTimeout: fits the request's int32
 	}
 	admin, err := kgo.NewClient(opts...)
 	if err != nil {

@@ -411,19 +411,29 @@ func (s *kafkaSource) Poll(context.Context) (PollStatus, error) {
 	return PollMore, nil
 }
 
-// emit makes the record of a Kafka record: its value's fields, then key fields, headers
-// and metadata; its timestamp is the event time.
+// emit makes the record of a Kafka record and passes it on; its timestamp is the event time.
 func (s *kafkaSource) emit(r *kgo.Record) error {
-	k := s.opts
-	rec := s.rec
+	if err := kafkaFill(s.opts, r, s.rec); err != nil {
+		return opErr(s.rc.Operator, err)
+	}
+	s.el.Timestamp = r.Timestamp.UnixMilli()
+	return s.out.Collect(&s.el)
+}
+
+// kafkaFill fills rec (len(rec) == len(k.schema)) from a Kafka record: its value's fields,
+// then key fields, headers and metadata. The record's bytes come from any producer: a value
+// or key that does not decode is an error naming the topic, partition, offset and which of
+// the two, never a partial record. A header the record carries several times is its last
+// value (as Kafka's Headers.lastHeader, which Flink's deserializers read).
+func kafkaFill(k *KafkaOptions, r *kgo.Record, rec Record) error {
 	if err := decodeKafkaValue(k.Format, r.Value, k.schema[:k.valueN], rec[:k.valueN]); err != nil {
-		return opErr(s.rc.Operator, fmt.Errorf("topic %s partition %d offset %d: %s value: %w", r.Topic, r.Partition, r.Offset, k.Format, err))
+		return fmt.Errorf("topic %s partition %d offset %d: %s value: %w", r.Topic, r.Partition, r.Offset, k.Format, err)
 	}
 	i := k.valueN
 	if len(k.KeyFields) > 0 {
 		n := len(k.KeyFields)
 		if err := decodeKafkaValue(k.KeyFormat, r.Key, k.schema[i:i+n], rec[i:i+n]); err != nil {
-			return opErr(s.rc.Operator, fmt.Errorf("topic %s partition %d offset %d: %s key: %w", r.Topic, r.Partition, r.Offset, k.KeyFormat, err))
+			return fmt.Errorf("topic %s partition %d offset %d: %s key: %w", r.Topic, r.Partition, r.Offset, k.KeyFormat, err)
 		}
 		i += n
 	}
@@ -449,8 +459,7 @@ func (s *kafkaSource) emit(r *kgo.Record) error {
 		}
 		i++
 	}
-	s.el.Timestamp = r.Timestamp.UnixMilli()
-	return s.out.Collect(&s.el)
+	return nil
 }
 
 // SnapshotState implements Snapshotter: the next offset of every partition this subtask

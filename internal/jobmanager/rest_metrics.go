@@ -30,13 +30,37 @@ func answerMetrics(w http.ResponseWriter, r *http.Request, values map[string]flo
 		writeJSON(w, http.StatusOK, out)
 		return
 	}
-	for _, id := range strings.Split(get, ",") {
-		id = strings.TrimSpace(id)
+	ids, err := parseMetricIDs(get)
+	if err != nil {
+		writeError(w, http.StatusBadRequest, "%v", err)
+		return
+	}
+	for _, id := range ids {
 		if v, ok := values[id]; ok {
 			out = append(out, restapi.Metric{ID: id, Value: formatMetric(v)})
 		}
 	}
 	writeJSON(w, http.StatusOK, out)
+}
+
+// maxQueryItems bounds the items of one list a metrics query string gives (?get=, ?agg=,
+// ?subtasks=): the work of an answer grows with them, times the subtasks.
+const maxQueryItems = 1000
+
+// parseMetricIDs reads ?get=: metric ids separated by commas, each once, in the order
+// asked, empty items left out.
+func parseMetricIDs(get string) ([]string, error) {
+	parts := strings.Split(get, ",")
+	if len(parts) > maxQueryItems {
+		return nil, fmt.Errorf("get= lists %d metric ids: ask for at most %d per request", len(parts), maxQueryItems)
+	}
+	ids := make([]string, 0, len(parts))
+	for _, id := range parts {
+		if id = strings.TrimSpace(id); id != "" && !slices.Contains(ids, id) {
+			ids = append(ids, id)
+		}
+	}
+	return ids, nil
 }
 
 // formatMetric writes a value as Flink does: integers without a fraction.
@@ -149,17 +173,19 @@ func (rs *restServer) subtasksMetrics(w http.ResponseWriter, r *http.Request) {
 		for _, a := range strings.Split(s, ",") {
 			a = strings.ToLower(strings.TrimSpace(a))
 			if !slices.Contains(aggregations, a) {
-				writeError(w, http.StatusBadRequest, "agg=%q: want a comma list of %s", s, strings.Join(aggregations, ", "))
+				writeError(w, http.StatusBadRequest, "agg=%.80q: want a comma list of %s", s, strings.Join(aggregations, ", "))
 				return
 			}
-			aggs = append(aggs, a)
+			if !slices.Contains(aggs, a) {
+				aggs = append(aggs, a)
+			}
 		}
 	}
 	var want func(int) bool
 	if s := q.Get("subtasks"); s != "" {
 		f, err := parseRanges(s)
 		if err != nil {
-			writeError(w, http.StatusBadRequest, "subtasks=%q: %v (want e.g. 0,2,4-6)", s, err)
+			writeError(w, http.StatusBadRequest, "subtasks=%.80q: %v (want e.g. 0,2,4-6)", s, err)
 			return
 		}
 		want = f
@@ -180,9 +206,14 @@ func (rs *restServer) subtasksMetrics(w http.ResponseWriter, r *http.Request) {
 	rs.jm.mu.Unlock()
 	ids := sortedKeys(per)
 	if get := q.Get("get"); get != "" {
+		asked, err := parseMetricIDs(get)
+		if err != nil {
+			writeError(w, http.StatusBadRequest, "%v", err)
+			return
+		}
 		ids = nil
-		for _, id := range strings.Split(get, ",") {
-			if id = strings.TrimSpace(id); per[id] != nil {
+		for _, id := range asked {
+			if per[id] != nil {
 				ids = append(ids, id)
 			}
 		}
@@ -236,7 +267,11 @@ func aggregate(id string, xs []float64, aggs []string) restapi.AggregatedMetric 
 func parseRanges(s string) (func(int) bool, error) {
 	type span struct{ lo, hi int }
 	var spans []span
-	for _, part := range strings.Split(s, ",") {
+	parts := strings.Split(s, ",")
+	if len(parts) > maxQueryItems {
+		return nil, fmt.Errorf("%d items: give at most %d (ranges such as 4-6 count as one)", len(parts), maxQueryItems)
+	}
+	for _, part := range parts {
 		part = strings.TrimSpace(part)
 		lo, hi, isRange := strings.Cut(part, "-")
 		a, err := strconv.Atoi(lo)

@@ -7,8 +7,8 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"net"
 	"os"
-	"strconv"
 	"strings"
 	"time"
 
@@ -21,6 +21,7 @@ import (
 	"github.com/twmb/franz-go/pkg/sasl/plain"
 	"github.com/twmb/franz-go/pkg/sasl/scram"
 
+	"github.com/sluice-dev/sluice/internal/connectors/egress"
 	"github.com/sluice-dev/sluice/internal/security/credentials"
 	"github.com/sluice-dev/sluice/internal/security/tlsconf"
 )
@@ -45,20 +46,19 @@ func (s *Settings) ClientOptions(ctx context.Context, p Properties, env Env) ([]
 	} else {
 		opts = append(opts, kgo.ClientID("sluice"))
 	}
-	if v := p[RequestTimeoutMS]; v != "" {
-		ms, err := strconv.Atoi(v)
-		if err != nil || ms <= 0 {
-			return nil, fmt.Errorf("properties.%s: want a positive number of milliseconds", RequestTimeoutMS)
-		}
-		opts = append(opts, kgo.RequestTimeoutOverhead(time.Duration(ms)*time.Millisecond))
+	if d, ok, err := p.Millis(RequestTimeoutMS); err != nil {
+		return nil, err
+	} else if ok {
+		opts = append(opts, kgo.RequestTimeoutOverhead(d))
 	}
+	var tc *tls.Config
 	if s.TLS {
-		tc, err := s.tlsConfig(p, env)
-		if err != nil {
+		var err error
+		if tc, err = s.tlsConfig(p, env); err != nil {
 			return nil, err
 		}
-		opts = append(opts, kgo.DialTLSConfig(tc))
 	}
+	opts = append(opts, kgo.Dialer(dialer(tc)))
 	if s.Mechanism != "" {
 		m, err := s.mechanism(ctx, env)
 		if err != nil {
@@ -67,6 +67,27 @@ func (s *Settings) ClientOptions(ctx context.Context, p Properties, env Env) ([]
 		opts = append(opts, kgo.SASL(m))
 	}
 	return opts, nil
+}
+
+// dialer connects to the seed brokers and to those the cluster advertises through the
+// egress checks (no metadata service, no Unix socket: package egress), with TLS when tc is
+// set, as kgo.DialTLSConfig does (its server name from the address when tc names none).
+func dialer(tc *tls.Config) func(ctx context.Context, network, host string) (net.Conn, error) {
+	nd := egress.Dialer(10*time.Second, 0)
+	if tc == nil {
+		return nd.DialContext
+	}
+	return func(ctx context.Context, network, host string) (net.Conn, error) {
+		c := tc.Clone()
+		if c.ServerName == "" {
+			server, _, err := net.SplitHostPort(host)
+			if err != nil {
+				return nil, fmt.Errorf("broker address %q: %w", host, err)
+			}
+			c.ServerName = server
+		}
+		return (&tls.Dialer{NetDialer: nd, Config: c}).DialContext(ctx, network, host)
+	}
 }
 
 // secret resolves a password property: file:PATH is read (first line) through the job's

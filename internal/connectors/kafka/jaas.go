@@ -2,6 +2,7 @@ package kafka
 
 import (
 	"fmt"
+	"slices"
 	"strings"
 )
 
@@ -43,6 +44,11 @@ func ParseJAAS(s string) (*JAAS, error) {
 	switch j.Module {
 	case ModulePlain, ModuleSCRAM, ModuleKrb5:
 	default:
+		if !javaClassName(j.Module) {
+			// Not a class name: perhaps the module was left out and this is an option
+			// (password="..."), which must not be shown.
+			return nil, fmt.Errorf("the string must start with the login module's class name: want %s, %s or %s", ModulePlain, ModuleSCRAM, ModuleKrb5)
+		}
 		return nil, fmt.Errorf("unknown login module %q: want %s, %s or %s", j.Module, ModulePlain, ModuleSCRAM, ModuleKrb5)
 	}
 	switch strings.ToLower(fields[1]) {
@@ -50,10 +56,15 @@ func ParseJAAS(s string) (*JAAS, error) {
 	default:
 		return nil, fmt.Errorf("after the login module, want the flag required")
 	}
-	for _, f := range fields[2:] {
+	for n, f := range fields[2:] {
 		k, v, ok := strings.Cut(f, "=")
 		if !ok {
-			return nil, fmt.Errorf("option %q: want key=\"value\"", strings.SplitN(f, "=", 2)[0])
+			// The text may be the rest of a password with a space in it: name the option
+			// only when it is one of the known keys.
+			if slices.Contains(jaasOptions, f) {
+				return nil, fmt.Errorf("option %s: want %s=\"value\"", f, f)
+			}
+			return nil, fmt.Errorf("option %d after the flag has no '=': want key=\"value\", with values holding spaces in double quotes", n+1)
 		}
 		v = unquote(v)
 		switch k {
@@ -123,11 +134,38 @@ func splitJAAS(s string) ([]string, error) {
 	return out, nil
 }
 
-func unquote(v string) string {
-	if len(v) >= 2 && v[0] == '"' && v[len(v)-1] == '"' {
-		v = v[1 : len(v)-1]
-		v = strings.ReplaceAll(v, `\"`, `"`)
-		v = strings.ReplaceAll(v, `\\`, `\`)
+// jaasOptions are the option keys ParseJAAS reads.
+var jaasOptions = []string{"username", "password", "principal", "keyTab", "useKeyTab", "useTicketCache", "tokenauth", "serviceName"}
+
+// javaClassName reports whether s looks like a Java class name (what a login module is).
+func javaClassName(s string) bool {
+	if s == "" || len(s) > 256 {
+		return false
 	}
-	return v
+	for _, c := range s {
+		if !(c >= 'a' && c <= 'z' || c >= 'A' && c <= 'Z' || c >= '0' && c <= '9' || c == '.' || c == '_' || c == '$') {
+			return false
+		}
+	}
+	return true
+}
+
+// unquote strips a value's double quotes and reads its escapes in one pass: \" is a quote,
+// \\ a backslash; a backslash before anything else stays.
+func unquote(v string) string {
+	if len(v) < 2 || v[0] != '"' || v[len(v)-1] != '"' {
+		return v
+	}
+	v = v[1 : len(v)-1]
+	if !strings.Contains(v, `\`) {
+		return v
+	}
+	var b strings.Builder
+	for i := 0; i < len(v); i++ {
+		if v[i] == '\\' && i+1 < len(v) && (v[i+1] == '"' || v[i+1] == '\\') {
+			i++
+		}
+		b.WriteByte(v[i])
+	}
+	return b.String()
 }

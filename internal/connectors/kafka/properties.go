@@ -195,6 +195,9 @@ func (p Properties) Check() (*Settings, error) {
 	} else if p[SASLMechanism] != "" || p[SASLJAASConfig] != "" {
 		return nil, fmt.Errorf("properties.%s is %s: SASL settings (sasl.mechanism, sasl.jaas.config) need SASL_PLAINTEXT or SASL_SSL", SecurityProtocol, s.Protocol)
 	}
+	if err := p.checkBounds(); err != nil {
+		return nil, err
+	}
 	for _, k := range []string{TruststoreType, KeystoreType} {
 		switch strings.ToUpper(p[k]) {
 		case "", "PEM", "PKCS12", "JKS":

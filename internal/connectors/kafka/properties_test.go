@@ -99,7 +99,7 @@ func TestUnknown(t *testing.T) {
 }
 
 func TestTuning(t *testing.T) {
-	if o, err := ConsumerOptions(Properties{IsolationLevel: "read_uncommitted", FetchMaxBytes: "1048576"}); err != nil || len(o) != 2 {
+	if o, err := ConsumerOptions(Properties{IsolationLevel: "read_uncommitted", FetchMaxBytes: "1048576"}); err != nil || len(o) != 3 { // with the decompression bound
 		t.Errorf("consumer options: %d, %v", len(o), err)
 	}
 	for _, p := range []Properties{{IsolationLevel: "dirty"}, {MaxPartitionFetch: "-1"}} {

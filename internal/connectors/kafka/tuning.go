@@ -2,7 +2,6 @@ package kafka
 
 import (
 	"fmt"
-	"strconv"
 	"strings"
 
 	"github.com/twmb/franz-go/pkg/kgo"
@@ -12,7 +11,10 @@ import (
 // (read_committed unless read_uncommitted is asked for), fetch.max.bytes,
 // max.partition.fetch.bytes.
 func ConsumerOptions(p Properties) ([]kgo.Opt, error) {
-	var opts []kgo.Opt
+	// A producer chooses how its batches compress: one that inflates far beyond its fetched
+	// size (a compression bomb) stops the partition with an error instead of taking the
+	// TaskManager's memory.
+	opts := []kgo.Opt{kgo.MaxDecompressBatchBytes(MaxDecompressedBatch)}
 	switch strings.ToLower(p[IsolationLevel]) {
 	case "", "read_committed":
 		opts = append(opts, kgo.FetchIsolationLevel(kgo.ReadCommitted()))
@@ -22,12 +24,12 @@ func ConsumerOptions(p Properties) ([]kgo.Opt, error) {
 		return nil, fmt.Errorf("properties.%s: %q: want read_committed or read_uncommitted", IsolationLevel, p[IsolationLevel])
 	}
 	for key, opt := range map[string]func(int32) kgo.ConsumerOpt{FetchMaxBytes: kgo.FetchMaxBytes, MaxPartitionFetch: kgo.FetchMaxPartitionBytes} {
-		if v := p[key]; v != "" {
-			n, err := strconv.ParseInt(v, 10, 32)
-			if err != nil || n <= 0 {
-				return nil, fmt.Errorf("properties.%s: %q: want a positive number of bytes", key, v)
-			}
-			opts = append(opts, opt(int32(n)))
+		n, ok, err := p.Int(key)
+		if err != nil {
+			return nil, err
+		}
+		if ok {
+			opts = append(opts, opt(int32(n))) // at most MaxFetchBytes
 		}
 	}
 	return opts, nil

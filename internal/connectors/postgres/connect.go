@@ -10,8 +10,10 @@ import (
 	"net"
 	"strings"
 	"sync/atomic"
+	"time"
 
 	"github.com/jackc/pgx/v5/pgconn"
+	"github.com/sluice-dev/sluice/internal/connectors/egress"
 	"github.com/sluice-dev/sluice/internal/dataflow"
 	"github.com/sluice-dev/sluice/internal/security/credentials"
 )
@@ -154,6 +156,9 @@ func pgConfig(set map[string]string, l login, files tlsFiles) (*pgconn.Config, f
 		}
 		return nil, nil, fmt.Errorf("url: %w", err)
 	}
+	// Every dial goes through the egress checks: never a Unix socket or a metadata address,
+	// whatever the url's host names or resolves to.
+	cfg.DialFunc = egress.Dialer(0, 5*time.Minute).DialContext
 	cfg.RuntimeParams = map[string]string{"application_name": "sluice"}
 	for _, k := range runtimeParams {
 		if v, ok := set[k]; ok {

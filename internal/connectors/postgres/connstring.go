@@ -61,6 +61,10 @@ func parseConnString(s string) (connString, error) {
 			return connString{}, fmt.Errorf("parameter %s: %s", k, why)
 		}
 		if !slices.Contains(connParams, k) {
+			if !paramName(k) {
+				// Not a parameter's name: perhaps a piece of a password; do not show it.
+				return connString{}, fmt.Errorf("a parameter name that is not a libpq parameter (known: %s; quote values holding spaces)", strings.Join(connParams, ", "))
+			}
 			return connString{}, fmt.Errorf("unknown libpq parameter %q (known: %s; server settings go into options=-c name=value)", k, strings.Join(connParams, ", "))
 		}
 	}
@@ -84,6 +88,19 @@ func parseConnString(s string) (connString, error) {
 		return connString{}, errors.New("no database: name it (postgresql://HOST/DB or dbname=DB), so the job's access postgres:table/DB.SCHEMA.TABLE can be authorized at submit")
 	}
 	return connString{settings: set}, nil
+}
+
+// paramName reports whether k looks like a libpq parameter name (lower case letters and _).
+func paramName(k string) bool {
+	if k == "" || len(k) > 64 {
+		return false
+	}
+	for _, c := range k {
+		if (c < 'a' || c > 'z') && c != '_' {
+			return false
+		}
+	}
+	return true
 }
 
 // parseConnURL parses libpq's URI form:
@@ -168,21 +185,35 @@ func parseConnURL(s string) (map[string]string, error) {
 // escapes the next character.
 func parseKeywordValue(s string) (map[string]string, error) {
 	set := map[string]string{}
+	prev := "" // the last key read
+	prevQuoted := false
 	const space = " \t\n\r\v\f"
 	s = strings.TrimLeft(s, space)
 	for s != "" {
 		eq := strings.IndexByte(s, '=')
-		if eq < 0 {
-			return nil, errors.New(`want key=value pairs separated by spaces (or a postgresql:// URL)`)
+		key := ""
+		if eq >= 0 {
+			key = strings.TrimRight(s[:eq], space)
 		}
-		key := strings.TrimRight(s[:eq], space)
 		if key == "" || strings.ContainsAny(key, space) {
-			return nil, fmt.Errorf(`missing "=" after %q`, strings.Fields(key + " ")[0])
+			// The text before "=" may be the rest of a password holding a space: never
+			// show it, name where it is.
+			if !slices.Contains(connParams, prev) {
+				// Nothing read yet, or the last key was itself a piece of a value.
+				return nil, errors.New(`want key=value pairs separated by spaces, values holding spaces in single quotes ('...'), or a postgresql:// URL`)
+			}
+			return nil, fmt.Errorf(`after the value of %s, text without "=": quote values holding spaces ('...')`, prev)
 		}
+		if prev == "password" && !prevQuoted && !slices.Contains(connParams, key) && refusedParams[key] == "" {
+			// Most likely the rest of a password holding a space: do not show it.
+			return nil, errors.New(`after the value of password, a name that is not a libpq parameter: quote a password holding spaces ('...')`)
+		}
+		prev, prevQuoted = key, false
 		s = strings.TrimLeft(s[eq+1:], space)
 		var val strings.Builder
 		if strings.HasPrefix(s, "'") {
 			s = s[1:]
+			prevQuoted = true
 			closed := false
 			for len(s) > 0 {
 				c := s[0]

@@ -33,11 +33,22 @@ func TestParseConnString(t *testing.T) {
 		{in: "host=/var/run/postgresql dbname=app", err: "Unix-domain socket"},
 		{in: "postgresql://%2Fvar%2Frun%2Fpostgresql/app", err: "Unix-domain socket"},
 		{in: "host=db,@abstract dbname=app", err: "Unix-domain socket"},
+		// A password holding a space, unquoted: the error names where, never the pieces.
+		{in: "host=h dbname=app password=Zq9 Wx7secret", err: "after the value of password"},
+		{in: "host=h dbname=app password=Zq9 Wx7secret sslmode=require", err: "after the value of password"},
+		{in: "password=Zq9 Wx7secret=1 more dbname=app", err: "quote a password holding spaces"},
+		{in: "host=h Wx7secret more=1 dbname=app", err: "after the value of host"},
+		{in: "Wx7secret more=1 dbname=app", err: "values holding spaces in single quotes"},
+		{in: "dbname=app password=Zq9 wxsecret=1", err: "after the value of password, a name that is not a libpq parameter"},
+		{in: "dbname=app password='Zq9' search_path=1", err: `unknown libpq parameter "search_path"`},
 	} {
 		cs, err := parseConnString(tc.in)
 		if tc.err != "" {
 			if err == nil || !strings.Contains(err.Error(), tc.err) {
 				t.Errorf("%q: error %v, want %q", tc.in, err, tc.err)
+			}
+			if err != nil && (strings.Contains(err.Error(), "secret") || strings.Contains(err.Error(), "Zq9")) {
+				t.Errorf("%q: the error shows a piece of the password: %v", tc.in, err)
 			}
 			continue
 		}

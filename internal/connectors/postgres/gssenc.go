@@ -245,6 +245,11 @@ func (c *gssEncConn) unwrap(tok []byte) ([]byte, error) {
 	if r := rrc % len(body); r > 0 { // the sender rotated the body right by RRC
 		body = append(append([]byte{}, body[r:]...), body[:r]...)
 	}
+	// gokrb5 slices the checksum off without a length check: a body shorter than the
+	// confounder, the header's copy and the checksum is refused here, not a panic there.
+	if len(body) < c.et.GetConfounderByteSize()+16+c.et.GetHMACBitLength()/8 {
+		return nil, fmt.Errorf("GSSAPI encryption: short token from the server (%d bytes)", len(tok))
+	}
 	pt, err := c.et.DecryptMessage(c.key, body, usageAcceptorSeal)
 	if err != nil {
 		return nil, fmt.Errorf("GSSAPI encryption: a token from the server does not decrypt: %w", err)

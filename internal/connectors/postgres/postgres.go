@@ -29,6 +29,10 @@ const (
 	DeliveryExactlyOnce = "exactly-once"
 )
 
+// MaxBufferRows bounds sink.buffer-flush.max-rows: the buffered rows are held in the
+// TaskManager's memory, shared by the jobs it runs.
+const MaxBufferRows = 100_000
+
 // Options are the options of a postgres sink.
 type Options struct {
 	URL   URL     `yaml:"url"`
@@ -147,8 +151,8 @@ func (o *Options) Check(op *dataflow.OperatorSpec) (dataflow.Shape, error) {
 	default:
 		return dataflow.Shape{}, op.Errorf("delivery-guarantee", "%q: want none, at-least-once or exactly-once", o.DeliveryGuarantee)
 	}
-	if o.MaxRows < 0 {
-		return dataflow.Shape{}, op.Errorf("sink.buffer-flush.max-rows", "must not be negative")
+	if o.MaxRows < 0 || o.MaxRows > MaxBufferRows {
+		return dataflow.Shape{}, op.Errorf("sink.buffer-flush.max-rows", "%d: want 0 (the default, 5000) to %d rows: the rows wait in the TaskManager's memory", o.MaxRows, MaxBufferRows)
 	}
 	if o.MaxRows == 0 {
 		o.MaxRows = 5000
