@@ -119,6 +119,9 @@ func newTaskManagerCmd(g *globals) *cobra.Command {
 			if err != nil {
 				return err
 			}
+			// Under high availability the JobManager it joined may fail
+			// over: renew with whoever leads.
+			sec.FollowLeader(leader)
 			// Once the id is known, which names the log file.
 			logs := processlog.ForProcess(cfg, "taskmanager", sec.ID)
 			closeLog, err := g.teeLog(logs)
