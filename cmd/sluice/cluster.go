@@ -60,7 +60,12 @@ func newJobManagerCmd(g *globals) *cobra.Command {
 				return err
 			}
 			defer native.resign()
-			sec, err := internaltls.SetupJobManager(ctx, cfg, g.log, dir)
+			var secOpts []internaltls.JobManagerOption
+			if native.leadership != nil {
+				// Revocations and join tokens go from leader to leader.
+				secOpts = append(secOpts, internaltls.WithSharedRegistry(native.leadership))
+			}
+			sec, err := internaltls.SetupJobManager(ctx, cfg, g.log, dir, secOpts...)
 			if err != nil {
 				return err
 			}

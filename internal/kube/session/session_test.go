@@ -452,7 +452,7 @@ func TestRBACManifest(t *testing.T) {
 			t.Errorf("secrets rule %+v lists or watches", r)
 		}
 		if (slices.Contains(r.Verbs, "get") || slices.Contains(r.Verbs, "update")) &&
-			!slices.Equal(r.ResourceNames, []string{resourcemanager.JoinTokenSecretName("demo"), hakube.ClusterCASecretName("demo")}) {
+			!slices.Equal(r.ResourceNames, []string{resourcemanager.JoinTokenSecretName("demo"), hakube.ClusterCASecretName("demo"), hakube.CARegistrySecretName("demo")}) {
 			t.Errorf("secrets rule %+v is not limited to the join-token and cluster-CA Secrets", r)
 		}
 	}
