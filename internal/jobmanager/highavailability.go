@@ -177,6 +177,10 @@ func (jm *JobManager) forgetWhenDone(j *job) {
 			jm.results = map[string]ha.JobResult{}
 		}
 		jm.results[j.id] = res
+		if jm.resultRecorded != nil {
+			close(jm.resultRecorded)
+			jm.resultRecorded = nil
+		}
 		jm.mu.Unlock()
 		jm.log.Info("ended job's result recorded and the job removed from the high-availability store", "job", j.id, "state", res.State)
 	})
@@ -223,4 +227,31 @@ func (jm *JobManager) SubmitApplication(s Submission, id string) error {
 	}
 	_, _, err := jm.submitWith(s, &recovery{id: id, store: true})
 	return err
+}
+
+// WaitResultRecorded waits until the result of the ended job id is in the
+// high-availability store (at once without high availability), so an
+// application cluster removes itself only once no successor would run its
+// job again.
+func (jm *JobManager) WaitResultRecorded(ctx context.Context, id string) error {
+	if jm.ha == nil {
+		return nil
+	}
+	for {
+		jm.mu.Lock()
+		_, ok := jm.results[id]
+		if jm.resultRecorded == nil {
+			jm.resultRecorded = make(chan struct{})
+		}
+		ch := jm.resultRecorded
+		jm.mu.Unlock()
+		if ok {
+			return nil
+		}
+		select {
+		case <-ch:
+		case <-ctx.Done():
+			return fmt.Errorf("job %s: its result was not recorded in the high-availability store: %w", id, ctx.Err())
+		}
+	}
 }

@@ -244,22 +244,17 @@ func TestApplicationJobNotRunAgain(t *testing.T) {
 	if err := jm.Cancel(app); err != nil { // no TaskManager: it ends here
 		t.Fatal(err)
 	}
-	deadline := time.Now().Add(10 * time.Second)
-	for {
-		l.mu.Lock()
-		r, ok := l.results[app]
-		_, stored := l.jobs[app]
-		l.mu.Unlock()
-		if ok && !stored {
-			if r.State != string(Canceled) {
-				t.Fatalf("recorded result %+v", r)
-			}
-			break
-		}
-		if time.Now().After(deadline) {
-			t.Fatal("the ended job's result was not recorded")
-		}
-		time.Sleep(20 * time.Millisecond)
+	wctx, wcancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer wcancel()
+	if err := jm.WaitResultRecorded(wctx, app); err != nil {
+		t.Fatal(err)
+	}
+	l.mu.Lock()
+	r, ok := l.results[app]
+	_, stored := l.jobs[app]
+	l.mu.Unlock()
+	if !ok || stored || r.State != string(Canceled) {
+		t.Fatalf("after the result was recorded: result %+v (%v), still stored %v", r, ok, stored)
 	}
 	stop()
 
