@@ -4,6 +4,7 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
+	"io"
 	"net/http"
 	"os"
 	"os/exec"
@@ -351,6 +352,9 @@ func TestKubernetesLeaderFailover(t *testing.T) {
 	c.startJobManager("jobmanager-a")
 	first, rest := c.waitLeader(90*time.Second, "")
 	c.startJobManager("jobmanager-b")
+	// A TaskManager revoked under the first leader must stay out under the
+	// second: the revocation goes through the CA registry Secret.
+	revoked := c.revokedTaskManager(rest)
 	out := filepath.Join(t.TempDir(), "out")
 	id := strings.TrimSpace(runClient(t, rest, "run", "--detached", "test/testdata/exactly-once.yaml", "-p", "2",
 		"--param", "count="+strconv.Itoa(records), "--param", "output="+out))
@@ -470,6 +474,18 @@ func TestKubernetesLeaderFailover(t *testing.T) {
 	if l.Spec.HolderIdentity == nil || *l.Spec.HolderIdentity != second {
 		t.Errorf("the Lease names %v, want the new leader %s", l.Spec.HolderIdentity, second)
 	}
+	// The TaskManager revoked under the first leader, which follows the
+	// leader and keeps trying to register, is refused by the second.
+	k8s.WaitFor(t, 30*time.Second, "the new leader refuses the revoked TaskManager", func(ctx context.Context) error {
+		log := c.podLog(standby, "jobmanager")
+		if !strings.Contains(log, "cluster CA registry taken over from the previous leader") || !strings.Contains(log, "was revoked") {
+			return fmt.Errorf("no refusal of a revoked certificate in the new leader's log yet")
+		}
+		return nil
+	})
+	if tms := getBody(t, "http://"+rest2+"/taskmanagers"); strings.Contains(tms, revoked.name) {
+		t.Fatalf("the revoked TaskManager registered with the new leader: %s\n%s", tms, revoked.Log())
+	}
 	// The automatic CA's registry went from leader to leader through its
 	// Secret, which the JobManager's Role (real RBAC) lets it write.
 	sec, err := c.client.CoreV1().Secrets(c.ns).Get(context.Background(), hakube.CARegistrySecretName(c.id), metav1.GetOptions{})
@@ -479,6 +495,53 @@ func TestKubernetesLeaderFailover(t *testing.T) {
 	if len(sec.Data["registry.json"]) == 0 || !strings.Contains(sec.Annotations[hakube.LeaderAnnotation], second) {
 		t.Errorf("the cluster CA registry Secret: %d bytes, leader annotation %q (want %s)", len(sec.Data["registry.json"]), sec.Annotations[hakube.LeaderAnnotation], second)
 	}
+}
+
+// revokedTaskManager starts a TaskManager process outside the cluster's
+// pods (same configuration, the join token from its Secret, following the
+// high-availability leader), waits until it registered with the leader at
+// rest, and revokes it there: it is refused from then on and keeps
+// retrying (taskmanager.registration.timeout).
+func (c *nativeCluster) revokedTaskManager(rest string) *proc {
+	c.t.Helper()
+	const tmID = "tm-revoked"
+	ctx := context.Background()
+	sec, err := c.client.CoreV1().Secrets(c.ns).Get(ctx, c.id+"-join-token", metav1.GetOptions{})
+	if err != nil {
+		c.t.Fatal(err)
+	}
+	conf := filepath.Join(c.t.TempDir(), "config.yaml")
+	if err := os.WriteFile(conf, []byte(c.config), 0o600); err != nil {
+		c.t.Fatal(err)
+	}
+	p := startProc(c.t, tmID, "taskmanager", "--config", conf, "--id", tmID, "--join-token", strings.TrimSpace(string(sec.Data["join-token"])),
+		"-D", "taskmanager.registration.timeout=10 min")
+	k8s.WaitFor(c.t, 60*time.Second, tmID+" registered", func(ctx context.Context) error {
+		if !strings.Contains(getBody(c.t, "http://"+rest+"/taskmanagers"), tmID) {
+			return fmt.Errorf("not registered")
+		}
+		return nil
+	})
+	runClient(c.t, rest, "security", "revoke-taskmanager", tmID)
+	k8s.WaitFor(c.t, 30*time.Second, tmID+" dropped", func(ctx context.Context) error {
+		if strings.Contains(getBody(c.t, "http://"+rest+"/taskmanagers"), tmID) {
+			return fmt.Errorf("still registered")
+		}
+		return nil
+	})
+	return p
+}
+
+// getBody is GET url's body ("" when it cannot be read).
+func getBody(t *testing.T, url string) string {
+	t.Helper()
+	resp, err := http.Get(url)
+	if err != nil {
+		return ""
+	}
+	defer resp.Body.Close()
+	b, _ := io.ReadAll(resp.Body)
+	return string(b)
 }
 
 // checkpointStatistics is the part of GET /jobs/{id}/checkpoints the
