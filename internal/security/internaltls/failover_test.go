@@ -234,3 +234,30 @@ func TestRevocationSurvivesFailover(t *testing.T) {
 		t.Fatalf("the deposed leader's registry write: %v", err)
 	}
 }
+
+// unreachableRegistry is a shared registry whose writes fail.
+type unreachableRegistry struct{}
+
+func (unreachableRegistry) CARegistry(context.Context) ([]byte, bool, error) { return nil, false, nil }
+func (unreachableRegistry) PutCARegistry(context.Context, []byte) error {
+	return errors.New("the API server is unreachable")
+}
+
+// A revocation that cannot be stored for the next leader still holds on
+// this JobManager, and the administrator is told it was not stored.
+func TestRevocationNotStoredIsReported(t *testing.T) {
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	a, addr, _ := autoJobManager(t, ctx, filepath.Join(t.TempDir(), "ca"), WithSharedRegistry(unreachableRegistry{}))
+	tm, err := joinAt(t, ctx, addr, "tm-1", a.JoinToken.String())
+	if err != nil {
+		t.Fatal(err)
+	}
+	res, err := a.RevokeTaskManager("tm-1", nil, time.Time{})
+	if !errors.Is(err, ErrRevocationNotStored) || !strings.Contains(err.Error(), "unreachable") || len(res.Serials) != 1 {
+		t.Fatalf("revocation with an unreachable store: %+v, %v", res, err)
+	}
+	if err := tm.renewOnce(ctx, addr); err == nil {
+		t.Fatal("the revoked TaskManager renewed its certificate")
+	}
+}

@@ -250,6 +250,11 @@ type Revocation struct {
 	Tokens []string `json:"join-tokens"`
 }
 
+// ErrRevocationNotStored: RevokeTaskManager revoked the certificates on
+// this JobManager (the caller drops the registration all the same) but
+// could not store the revocation for a restart or the next leader.
+var ErrRevocationNotStored = errors.New("the revocation could not be stored for a restart or the next leader")
+
 // ErrSharedCertificate refuses to revoke a TaskManager that authenticates
 // with a certificate shared by other TaskManagers.
 var ErrSharedCertificate = errors.New("the taskmanager authenticates with a shared certificate (no id, or no identity): revoking it would lock out every TaskManager using it; give TaskManagers their own certificates (automatic mode or create-certs --taskmanager-ids) or replace the shared certificate")
@@ -299,7 +304,7 @@ func (jm *JobManager) RevokeTaskManager(id string, serial *big.Int, notAfter tim
 	}
 	if err := jm.saveRegistry(); err != nil {
 		jm.log.Warn("taskmanager revoked on this JobManager only: its certificates are refused until it restarts or loses leadership", "taskmanager", id, "serials", out.Serials, "err", err)
-		return out, fmt.Errorf("taskmanager %q is revoked on this JobManager, but the revocation could not be stored for a restart or the next leader (%w): revoke it again once the store is reachable", id, err)
+		return out, fmt.Errorf("taskmanager %q is revoked on this JobManager, but %w (%v): revoke it again once the store is reachable", id, ErrRevocationNotStored, err)
 	}
 	jm.log.Warn("taskmanager revoked: its certificates are refused from now on", "taskmanager", id, "serials", out.Serials, "join-tokens", out.Tokens)
 	return out, nil
