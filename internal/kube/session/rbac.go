@@ -99,7 +99,7 @@ func RBACManifest(namespace, clusterID, serviceAccount string, o RBACOptions) ([
 	fmt.Fprintf(&b, "# Minimal RBAC for the JobManager of session %s (ServiceAccount %s/%s): pods, configmaps\n"+
 		"# and leases in namespace %s only", clusterID, namespace, serviceAccount, namespace)
 	if o.AutoTLS {
-		b.WriteString(", and its join-token and cluster-CA Secrets (automatic TLS)")
+		b.WriteString(", and its join-token, cluster-CA and CA-registry Secrets (automatic TLS)")
 	}
 	b.WriteString(".\n# Apply it before sluice kubernetes-session start: kubectl apply -f -\n")
 	objs := []any{JobManagerRole(namespace, clusterID, o), JobManagerRoleBinding(namespace, clusterID, serviceAccount)}
