@@ -60,7 +60,12 @@ func newJobManagerCmd(g *globals) *cobra.Command {
 				return err
 			}
 			defer native.resign()
-			sec, err := internaltls.SetupJobManager(ctx, cfg, g.log, dir)
+			var secOpts []internaltls.JobManagerOption
+			if native.leadership != nil {
+				// Revocations and join tokens go from leader to leader.
+				secOpts = append(secOpts, internaltls.WithSharedRegistry(native.leadership))
+			}
+			sec, err := internaltls.SetupJobManager(ctx, cfg, g.log, dir, secOpts...)
 			if err != nil {
 				return err
 			}
@@ -119,6 +124,9 @@ func newTaskManagerCmd(g *globals) *cobra.Command {
 			if err != nil {
 				return err
 			}
+			// Under high availability the JobManager it joined may fail
+			// over: renew with whoever leads.
+			sec.FollowLeader(leader)
 			// Once the id is known, which names the log file.
 			logs := processlog.ForProcess(cfg, "taskmanager", sec.ID)
 			closeLog, err := g.teeLog(logs)

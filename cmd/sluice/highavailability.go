@@ -196,6 +196,16 @@ func (n *nativeJobManager) runApplication(ctx context.Context, cfg *config.Confi
 	if !cfg.Bool("execution.shutdown-on-application-finish") {
 		return
 	}
+	// Under high availability the result goes first: a Deployment deleted
+	// before it would race the write (which recreates the ConfigMap), and
+	// a leader dying in between would leave the job to be run again.
+	rctx, cancel := context.WithTimeout(ctx, time.Minute)
+	err = jm.WaitResultRecorded(rctx, jobID)
+	cancel()
+	if err != nil {
+		log.Error("application cluster: not shutting down before the job's result is recorded; the next leader finishes the job's clean-up", "err", err)
+		return
+	}
 	log.Info("application cluster shutting down (execution.shutdown-on-application-finish): deleting its JobManager Deployment", "deployment", ns+"/"+id)
 	bg := metav1.DeletePropagationBackground
 	if err := n.client.AppsV1().Deployments(ns).Delete(ctx, id, metav1.DeleteOptions{PropagationPolicy: &bg}); err != nil && !apierrors.IsNotFound(err) {

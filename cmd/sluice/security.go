@@ -74,7 +74,8 @@ func newRevokeTaskManagerCmd(g *globals) *cobra.Command {
 TaskManager's certificates from now on (every certificate its CA issued to ID in automatic mode,
 and the one ID registered with): it can no longer register, heartbeat or renew, and its tasks
 fail over to other TaskManagers. In automatic mode the revocation is kept in the CA directory
-across restarts; rotate the join token (new-join-token) if the TaskManager may still hold one.
+across restarts (under Kubernetes high availability in the Secret <cluster-id>-cluster-ca-registry,
+so it holds under the next leader too); rotate the join token (new-join-token) if the TaskManager may still hold one.
 A TaskManager using a shared certificate cannot be revoked alone.`,
 		Args: cobra.ExactArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {

@@ -43,6 +43,8 @@ func init() {
 			Doc: "Existing Secrets mounted read-only into the JobManager and TaskManager containers: name:/mount/path, comma-separated (foo:/opt/secrets-foo,bar:/opt/secrets-bar)."},
 		{Name: "kubernetes.env.secretKeyRef", Type: String, Check: func(v any) error { _, err := ParseSecretKeyRefs(v.(string)); return err },
 			Doc: "Environment variables of the JobManager and TaskManager containers taken from existing Secrets: env:NAME,secret:SECRET,key:KEY, items separated by ';'."},
+		{Name: "kubernetes.container.run-as-user", Type: Int, Default: "9999", Min: new(int64(0)),
+			Doc: "User id the JobManager and TaskManager containers run as (runAsNonRoot), also their group and the pods' fsGroup, so they can read their Secret files (root-owned, group fsGroup, 0440 on a read-only mount, which sluice accepts for keys); 0 runs them as root with no security context."},
 		{Name: "kubernetes.jobmanager.replicas", Type: Int, Default: "1", Min: new(int64(1)),
 			Doc: "JobManager pods of the Deployment; more than 1 needs high availability (one leader, the others standby)."},
 	} {

@@ -14,6 +14,7 @@ package ha
 import (
 	"context"
 	"errors"
+	"time"
 )
 
 // ErrNotLeader is returned by a write of a JobManager that does not lead
@@ -38,6 +39,17 @@ type LeaderInfo struct {
 type CheckpointPointer struct {
 	ID   int64  `json:"id"`
 	Path string `json:"path"`
+}
+
+// JobResult records that a job ended for good: Flink's JobResultStore
+// entry. A successor never runs a job that has one, even when the job's
+// submission is still stored (the leader died between the end and the
+// clean-up) or its application cluster submits it again.
+type JobResult struct {
+	ID    string    `json:"id"`
+	State string    `json:"state"`
+	Cause string    `json:"cause,omitempty"`
+	Ended time.Time `json:"ended"`
 }
 
 // Services are the high-availability services of one cluster
@@ -77,6 +89,18 @@ type Leadership interface {
 	PutCheckpoint(ctx context.Context, job string, cp CheckpointPointer) error
 	// LatestCheckpoint returns the latest completed checkpoint of job.
 	LatestCheckpoint(ctx context.Context, job string) (cp CheckpointPointer, ok bool, err error)
+	// PutJobResult records the job's result and then forgets the job (its
+	// stored submission and checkpoint pointer): once it returned nil, no
+	// successor runs the job again.
+	PutJobResult(ctx context.Context, r JobResult) error
+	// JobResults returns the recorded results by job id.
+	JobResults(ctx context.Context) (map[string]JobResult, error)
+	// PutCARegistry stores the automatic cluster CA's registry (join-token
+	// records and revoked certificates, encoded by the CA), so a successor
+	// honours its predecessor's revocations and tokens.
+	PutCARegistry(ctx context.Context, data []byte) error
+	// CARegistry reads what PutCARegistry stored; ok is false when nothing is.
+	CARegistry(ctx context.Context) (data []byte, ok bool, err error)
 	// Resign gives leadership up (on shutdown), so a standby takes over at
 	// once instead of after the lease expires.
 	Resign()

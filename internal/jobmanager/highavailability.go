@@ -57,12 +57,28 @@ func (jm *JobManager) startLeading(ctx context.Context) error {
 		return fmt.Errorf("publish the leader's address: %w", err)
 	}
 	jm.log.Info("leading the cluster (high-availability): address published", "rpc", info.RPCAddress, "rest", info.RESTAddress)
+	results, err := jm.ha.JobResults(cctx)
+	if err != nil {
+		return fmt.Errorf("read the results of ended jobs (high-availability): %w", err)
+	}
+	jm.mu.Lock()
+	jm.results = results
+	jm.mu.Unlock()
 	stored, err := jm.ha.Jobs(cctx)
 	if err != nil {
 		return fmt.Errorf("read the stored jobs (high-availability): %w", err)
 	}
 	ids := make([]string, 0, len(stored))
 	for id := range stored {
+		if r, ended := results[id]; ended {
+			// The previous leader recorded the end but died before it
+			// forgot the job: finish its clean-up, never run it again.
+			jm.log.Info("stored job already ended (its result is recorded); not recovered", "job", id, "state", r.State)
+			if err := jm.ha.PutJobResult(cctx, r); err != nil {
+				jm.log.Warn("cannot clean up an ended job in the high-availability store", "job", id, "err", err)
+			}
+			continue
+		}
 		ids = append(ids, id)
 	}
 	sort.Strings(ids)
@@ -140,7 +156,13 @@ func (jm *JobManager) forgetWhenDone(j *job) {
 		}
 		ctx, cancel := context.WithTimeout(jm.ctx, haTimeout)
 		defer cancel()
-		if err := jm.ha.RemoveJob(ctx, j.id); err != nil {
+		jm.mu.Lock()
+		res := ha.JobResult{ID: j.id, State: string(j.state), Cause: j.cause, Ended: time.Now().UTC()}
+		jm.mu.Unlock()
+		// The result first (with the job's removal, in one write): a
+		// successor that finds it never runs the job again, even an
+		// application cluster's job its Deployment would submit anew.
+		if err := jm.ha.PutJobResult(ctx, res); err != nil {
 			if errors.Is(err, ha.ErrNotLeader) {
 				// The next leader runs the job again from its latest
 				// checkpoint; a finished job's sinks committed already.
@@ -150,7 +172,17 @@ func (jm *JobManager) forgetWhenDone(j *job) {
 			jm.log.Warn("cannot remove an ended job from the high-availability store", "job", j.id, "err", err)
 			return
 		}
-		jm.log.Info("ended job removed from the high-availability store", "job", j.id)
+		jm.mu.Lock()
+		if jm.results == nil {
+			jm.results = map[string]ha.JobResult{}
+		}
+		jm.results[j.id] = res
+		if jm.resultRecorded != nil {
+			close(jm.resultRecorded)
+			jm.resultRecorded = nil
+		}
+		jm.mu.Unlock()
+		jm.log.Info("ended job's result recorded and the job removed from the high-availability store", "job", j.id, "state", res.State)
 	})
 }
 
@@ -178,15 +210,48 @@ func (jm *JobManager) loadRecoveredCheckpoint(p *ha.CheckpointPointer) (*checkpo
 // SubmitApplication submits the job of an application cluster
 // (sluice run --target kubernetes-application) under its fixed id, unless
 // a job with that id is known already: recovered from the high-availability
-// store after a failover.
+// store after a failover, or ended with its result recorded (then Wait
+// returns that result).
 func (jm *JobManager) SubmitApplication(s Submission, id string) error {
 	jm.mu.Lock()
 	_, known := jm.jobs[id]
+	res, ended := jm.results[id]
 	jm.mu.Unlock()
+	if ended {
+		jm.log.Info("application job ended under a previous leader (its result is recorded); not run again", "job", id, "state", res.State)
+		return nil
+	}
 	if known {
 		jm.log.Info("application job recovered; not submitted again", "job", id)
 		return nil
 	}
 	_, _, err := jm.submitWith(s, &recovery{id: id, store: true})
 	return err
+}
+
+// WaitResultRecorded waits until the result of the ended job id is in the
+// high-availability store (at once without high availability), so an
+// application cluster removes itself only once no successor would run its
+// job again.
+func (jm *JobManager) WaitResultRecorded(ctx context.Context, id string) error {
+	if jm.ha == nil {
+		return nil
+	}
+	for {
+		jm.mu.Lock()
+		_, ok := jm.results[id]
+		if jm.resultRecorded == nil {
+			jm.resultRecorded = make(chan struct{})
+		}
+		ch := jm.resultRecorded
+		jm.mu.Unlock()
+		if ok {
+			return nil
+		}
+		select {
+		case <-ch:
+		case <-ctx.Done():
+			return fmt.Errorf("job %s: its result was not recorded in the high-availability store: %w", id, ctx.Err())
+		}
+	}
 }

@@ -19,6 +19,8 @@ type memLeadership struct {
 	mu       sync.Mutex
 	jobs     map[string][]byte
 	ckpts    map[string]ha.CheckpointPointer
+	results  map[string]ha.JobResult
+	caReg    []byte
 	leader   ha.LeaderInfo
 	removed  []string
 	putErr   error
@@ -29,13 +31,13 @@ type memLeadership struct {
 
 func newMemLeadership() *memLeadership {
 	ctx, cancel := context.WithCancel(context.Background())
-	return &memLeadership{jobs: map[string][]byte{}, ckpts: map[string]ha.CheckpointPointer{}, ctx: ctx, lose: cancel}
+	return &memLeadership{jobs: map[string][]byte{}, ckpts: map[string]ha.CheckpointPointer{}, results: map[string]ha.JobResult{}, ctx: ctx, lose: cancel}
 }
 
 // successor is a new term over the same store.
 func (m *memLeadership) successor() *memLeadership {
 	n := newMemLeadership()
-	n.jobs, n.ckpts = m.jobs, m.ckpts
+	n.jobs, n.ckpts, n.results, n.caReg = m.jobs, m.ckpts, m.results, m.caReg
 	return n
 }
 
@@ -83,6 +85,35 @@ func (m *memLeadership) LatestCheckpoint(_ context.Context, job string) (ha.Chec
 	defer m.mu.Unlock()
 	cp, ok := m.ckpts[job]
 	return cp, ok, nil
+}
+func (m *memLeadership) PutJobResult(_ context.Context, r ha.JobResult) error {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	m.results[r.ID] = r
+	delete(m.jobs, r.ID)
+	delete(m.ckpts, r.ID)
+	m.removed = append(m.removed, r.ID)
+	return nil
+}
+func (m *memLeadership) JobResults(context.Context) (map[string]ha.JobResult, error) {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	out := map[string]ha.JobResult{}
+	for k, v := range m.results {
+		out[k] = v
+	}
+	return out, nil
+}
+func (m *memLeadership) PutCARegistry(_ context.Context, data []byte) error {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	m.caReg = data
+	return nil
+}
+func (m *memLeadership) CARegistry(context.Context) ([]byte, bool, error) {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	return m.caReg, m.caReg != nil, nil
 }
 func (m *memLeadership) Resign() { m.mu.Lock(); m.resigned = true; m.mu.Unlock(); m.lose() }
 
@@ -193,5 +224,74 @@ func TestHighAvailabilityJobStore(t *testing.T) {
 			t.Fatal("a cancelled job stayed in the high-availability store")
 		}
 		time.Sleep(20 * time.Millisecond)
+	}
+}
+
+// An application cluster's job runs once. Its end is recorded (the
+// JobResultStore) before the job is forgotten, so a successor — started
+// by the Deployment because the leader died after the job ended but
+// before it deleted the Deployment — does not submit it again, and one
+// that finds the job still stored next to its result does not recover it.
+// Before, the successor ran the finished job a second time.
+func TestApplicationJobNotRunAgain(t *testing.T) {
+	const app = "app1"
+	l := newMemLeadership()
+	jm := newHAJM(t, l)
+	stop := runTestJM(t, jm)
+	if err := jm.SubmitApplication(Submission{Spec: []byte(haSpec), Parallelism: 1}, app); err != nil {
+		t.Fatal(err)
+	}
+	if err := jm.Cancel(app); err != nil { // no TaskManager: it ends here
+		t.Fatal(err)
+	}
+	wctx, wcancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer wcancel()
+	if err := jm.WaitResultRecorded(wctx, app); err != nil {
+		t.Fatal(err)
+	}
+	l.mu.Lock()
+	r, ok := l.results[app]
+	_, stored := l.jobs[app]
+	l.mu.Unlock()
+	if !ok || stored || r.State != string(Canceled) {
+		t.Fatalf("after the result was recorded: result %+v (%v), still stored %v", r, ok, stored)
+	}
+	stop()
+
+	// The successor: the application submits its job again at start.
+	next := l.successor()
+	jm2 := newHAJM(t, next)
+	defer runTestJM(t, jm2)()
+	if err := jm2.SubmitApplication(Submission{Spec: []byte(haSpec), Parallelism: 1}, app); err != nil {
+		t.Fatal(err)
+	}
+	jm2.mu.Lock()
+	_, running := jm2.jobs[app]
+	jm2.mu.Unlock()
+	if running {
+		t.Fatal("the successor ran the ended application job again")
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	defer cancel()
+	if st, _, err := jm2.Wait(ctx, app); err != nil || st != Canceled {
+		t.Fatalf("Wait on the ended job under the successor: %q, %v", st, err)
+	}
+
+	// The leader died between recording the result and forgetting the
+	// job: the successor cleans up and does not recover it.
+	crashed := newMemLeadership()
+	data, _ := json.Marshal(haJob{ID: "app2", Spec: []byte(haSpec), Parallelism: 1})
+	crashed.jobs["app2"] = data
+	crashed.results["app2"] = ha.JobResult{ID: "app2", State: string(Finished)}
+	jm3 := newHAJM(t, crashed)
+	defer runTestJM(t, jm3)()
+	jm3.mu.Lock()
+	_, recovered := jm3.jobs["app2"]
+	jm3.mu.Unlock()
+	crashed.mu.Lock()
+	_, stillStored := crashed.jobs["app2"]
+	crashed.mu.Unlock()
+	if recovered || stillStored {
+		t.Fatalf("a job with a recorded result: recovered %v, still stored %v", recovered, stillStored)
 	}
 }

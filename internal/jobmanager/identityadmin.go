@@ -93,7 +93,7 @@ func (rs *restServer) adminRevokeTaskManager(w http.ResponseWriter, r *http.Requ
 	}
 	jm.mu.Unlock()
 	res, err := jm.internal.RevokeTaskManager(id, serial, notAfter)
-	if err != nil {
+	if err != nil && !errors.Is(err, internaltls.ErrRevocationNotStored) {
 		code := http.StatusInternalServerError
 		if serial == nil {
 			code = http.StatusNotFound
@@ -111,5 +111,10 @@ func (rs *restServer) adminRevokeTaskManager(w http.ResponseWriter, r *http.Requ
 		jm.removeTMLocked(tm, reason)
 	}
 	jm.mu.Unlock()
+	if err != nil {
+		// Revoked here, registration dropped, but not stored: say so.
+		writeError(w, http.StatusServiceUnavailable, "revoke taskmanager %s: %v", id, err)
+		return
+	}
 	writeJSON(w, http.StatusOK, restapi.Revocation{TaskManager: res.TaskManager, Serials: res.Serials, Tokens: res.Tokens})
 }

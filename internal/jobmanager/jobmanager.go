@@ -131,6 +131,12 @@ type JobManager struct {
 
 	// High availability (highavailability.go): nil without.
 	ha ha.Leadership
+	// results are the recorded ends of jobs that no longer run here
+	// (high availability: the JobResultStore), by id; guarded by mu.
+	results map[string]ha.JobResult
+	// resultRecorded is closed (and replaced) whenever a result is added
+	// to results; guarded by mu.
+	resultRecorded chan struct{}
 	// suspending: the JobManager stops without ending its jobs (it lost
 	// or gives up leadership): jobs stay stored for the next leader.
 	suspending atomic.Bool

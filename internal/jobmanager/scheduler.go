@@ -888,7 +888,12 @@ func (jm *JobManager) watchCancelLocked(j *job, attempt int) {
 func (jm *JobManager) Wait(ctx context.Context, id string) (JobState, string, error) {
 	jm.mu.Lock()
 	j, ok := jm.jobs[id]
+	res, ended := jm.results[id]
 	jm.mu.Unlock()
+	if !ok && ended {
+		// Ended under a previous leader (high availability).
+		return JobState(res.State), res.Cause, nil
+	}
 	if !ok {
 		return "", "", fmt.Errorf("job %s: %w", id, ErrNoSuchJob)
 	}

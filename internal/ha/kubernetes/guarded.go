@@ -69,20 +69,88 @@ func notLeader(what, holder string) error {
 	return fmt.Errorf("%s: %w (%s leads)", what, ha.ErrNotLeader, holder)
 }
 
-// update applies mutate to the ConfigMap name, creating it when absent,
-// only while this process leads: the ConfigMap's leader annotation must
-// name it, or the Lease must (then the annotation is taken over). The
-// update is conditional on the resourceVersion read, so a concurrent write
-// of another leader makes it re-read and re-check.
-func (l *leadership) update(ctx context.Context, name string, mutate func(data map[string]string) error) error {
+// objectOps are the calls a guarded write makes on one kind of object (a
+// ConfigMap or a Secret).
+type objectOps[T any] struct {
+	kind   string
+	get    func(ctx context.Context, name string) (T, error)
+	create func(ctx context.Context, obj T) error
+	update func(ctx context.Context, obj T) error
+	fresh  func(name string) T
+	meta   func(obj T) *metav1.ObjectMeta
+}
+
+func (l *leadership) configMapOps() objectOps[*corev1.ConfigMap] {
 	s := l.s
 	cms := s.client.CoreV1().ConfigMaps(s.set.Namespace)
-	what := "write ConfigMap " + s.set.Namespace + "/" + name
+	return objectOps[*corev1.ConfigMap]{
+		kind: "ConfigMap",
+		get: func(ctx context.Context, name string) (*corev1.ConfigMap, error) {
+			return cms.Get(ctx, name, metav1.GetOptions{})
+		},
+		create: func(ctx context.Context, cm *corev1.ConfigMap) error {
+			_, err := cms.Create(ctx, cm, metav1.CreateOptions{})
+			return err
+		},
+		update: func(ctx context.Context, cm *corev1.ConfigMap) error {
+			_, err := cms.Update(ctx, cm, metav1.UpdateOptions{})
+			return err
+		},
+		fresh: func(name string) *corev1.ConfigMap {
+			return &corev1.ConfigMap{ObjectMeta: metav1.ObjectMeta{Name: name, Namespace: s.set.Namespace, Labels: HALabels(s.set.ClusterID)}, Data: map[string]string{}}
+		},
+		meta: func(cm *corev1.ConfigMap) *metav1.ObjectMeta { return &cm.ObjectMeta },
+	}
+}
+
+func (l *leadership) secretOps() objectOps[*corev1.Secret] {
+	s := l.s
+	secrets := s.client.CoreV1().Secrets(s.set.Namespace)
+	return objectOps[*corev1.Secret]{
+		kind: "Secret",
+		get: func(ctx context.Context, name string) (*corev1.Secret, error) {
+			return secrets.Get(ctx, name, metav1.GetOptions{})
+		},
+		create: func(ctx context.Context, sec *corev1.Secret) error {
+			_, err := secrets.Create(ctx, sec, metav1.CreateOptions{})
+			return err
+		},
+		update: func(ctx context.Context, sec *corev1.Secret) error {
+			_, err := secrets.Update(ctx, sec, metav1.UpdateOptions{})
+			return err
+		},
+		fresh: func(name string) *corev1.Secret {
+			return &corev1.Secret{ObjectMeta: metav1.ObjectMeta{Name: name, Namespace: s.set.Namespace,
+				Labels: map[string]string{LabelApp: s.set.ClusterID, LabelType: TypeValue}}, Type: corev1.SecretTypeOpaque}
+		},
+		meta: func(sec *corev1.Secret) *metav1.ObjectMeta { return &sec.ObjectMeta },
+	}
+}
+
+// update applies mutate to the ConfigMap name, creating it when absent,
+// only while this process leads (see guardedUpdate).
+func (l *leadership) update(ctx context.Context, name string, mutate func(data map[string]string) error) error {
+	return guardedUpdate(ctx, l, l.configMapOps(), name, func(cm *corev1.ConfigMap) error {
+		if cm.Data == nil {
+			cm.Data = map[string]string{}
+		}
+		return mutate(cm.Data)
+	})
+}
+
+// guardedUpdate applies mutate to the object name, creating it when
+// absent, only while this process leads: the object's leader annotation
+// must name it, or the Lease must (then the annotation is taken over). The
+// update is conditional on the resourceVersion read, so a concurrent write
+// of another leader makes it re-read and re-check.
+func guardedUpdate[T any](ctx context.Context, l *leadership, ops objectOps[T], name string, mutate func(T) error) error {
+	s := l.s
+	what := "write " + ops.kind + " " + s.set.Namespace + "/" + name
 	for range maxConflicts {
 		if l.ctx.Err() != nil {
 			return notLeader(what, l.currentHolder(ctx))
 		}
-		cm, err := cms.Get(ctx, name, metav1.GetOptions{})
+		obj, err := ops.get(ctx, name)
 		if apierrors.IsNotFound(err) {
 			held, holder, err := l.leaseHeld(ctx)
 			if err != nil {
@@ -91,12 +159,12 @@ func (l *leadership) update(ctx context.Context, name string, mutate func(data m
 			if !held {
 				return notLeader(what, holder)
 			}
-			cm = &corev1.ConfigMap{ObjectMeta: metav1.ObjectMeta{Name: name, Namespace: s.set.Namespace, Labels: HALabels(s.set.ClusterID)}, Data: map[string]string{}}
-			setHolder(cm, l.id)
-			if err := mutate(cm.Data); err != nil {
+			obj = ops.fresh(name)
+			setHolder(ops.meta(obj), l.id)
+			if err := mutate(obj); err != nil {
 				return err
 			}
-			_, err = cms.Create(ctx, cm, metav1.CreateOptions{})
+			err = ops.create(ctx, obj)
 			if apierrors.IsAlreadyExists(err) {
 				continue
 			}
@@ -108,7 +176,7 @@ func (l *leadership) update(ctx context.Context, name string, mutate func(data m
 		if err != nil {
 			return fmt.Errorf("%s: %w", what, err)
 		}
-		if holder := annotationHolder(cm); holder != l.id {
+		if holder := annotationHolder(ops.meta(obj)); holder != l.id {
 			held, leaseHolder, err := l.leaseHeld(ctx)
 			if err != nil {
 				return fmt.Errorf("%s: %w", what, err)
@@ -119,15 +187,12 @@ func (l *leadership) update(ctx context.Context, name string, mutate func(data m
 				}
 				return notLeader(what, leaseHolder)
 			}
-			setHolder(cm, l.id)
+			setHolder(ops.meta(obj), l.id)
 		}
-		if cm.Data == nil {
-			cm.Data = map[string]string{}
-		}
-		if err := mutate(cm.Data); err != nil {
+		if err := mutate(obj); err != nil {
 			return err
 		}
-		_, err = cms.Update(ctx, cm, metav1.UpdateOptions{})
+		err = ops.update(ctx, obj)
 		if apierrors.IsConflict(err) {
 			continue
 		}
@@ -158,7 +223,17 @@ func (l *leadership) Claim(ctx context.Context) error {
 			return err
 		}
 	}
-	return nil
+	// The CA registry Secret exists only in automatic TLS mode (and only
+	// then may the service account read it): claim it when it is there.
+	reg := CARegistrySecretName(s.set.ClusterID)
+	_, err = s.client.CoreV1().Secrets(s.set.Namespace).Get(ctx, reg, metav1.GetOptions{})
+	switch {
+	case apierrors.IsNotFound(err), apierrors.IsForbidden(err):
+		return nil
+	case err != nil:
+		return fmt.Errorf("read Secret %s/%s: %w", s.set.Namespace, reg, err)
+	}
+	return guardedUpdate(ctx, l, l.secretOps(), reg, func(*corev1.Secret) error { return nil })
 }
 
 // PublishLeader writes the leader's addresses into the cluster ConfigMap.
@@ -226,7 +301,7 @@ func (l *leadership) deleteGuarded(ctx context.Context, name string) error {
 		if err != nil {
 			return fmt.Errorf("%s: %w", what, err)
 		}
-		if annotationHolder(cm) != l.id {
+		if annotationHolder(&cm.ObjectMeta) != l.id {
 			// Take it over first (checks the Lease), then delete.
 			if err := l.update(ctx, name, func(map[string]string) error { return nil }); err != nil {
 				return err

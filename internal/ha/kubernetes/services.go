@@ -25,7 +25,6 @@ import (
 	"log/slog"
 	"sync"
 
-	corev1 "k8s.io/api/core/v1"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/client-go/kubernetes"
@@ -169,18 +168,18 @@ type leaderRecord struct {
 	HolderIdentity string `json:"holderIdentity"`
 }
 
-func annotationHolder(cm *corev1.ConfigMap) string {
+func annotationHolder(m *metav1.ObjectMeta) string {
 	var r leaderRecord
-	_ = json.Unmarshal([]byte(cm.Annotations[LeaderAnnotation]), &r)
+	_ = json.Unmarshal([]byte(m.Annotations[LeaderAnnotation]), &r)
 	return r.HolderIdentity
 }
 
-func setHolder(cm *corev1.ConfigMap, id string) {
-	if cm.Annotations == nil {
-		cm.Annotations = map[string]string{}
+func setHolder(m *metav1.ObjectMeta, id string) {
+	if m.Annotations == nil {
+		m.Annotations = map[string]string{}
 	}
 	b, _ := json.Marshal(leaderRecord{HolderIdentity: id})
-	cm.Annotations[LeaderAnnotation] = string(b)
+	m.Annotations[LeaderAnnotation] = string(b)
 }
 
 // leadership is this process's term as the leader.

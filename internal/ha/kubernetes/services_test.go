@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"os"
+	"strconv"
 	"strings"
 	"testing"
 	"time"
@@ -251,5 +252,66 @@ func TestShareClusterCA(t *testing.T) {
 	s, err := client.CoreV1().Secrets("jobs").Get(ctx, ClusterCASecretName("wordcount"), metav1.GetOptions{})
 	if err != nil || len(s.Data["ca.key"]) == 0 {
 		t.Fatalf("Secret: %v", err)
+	}
+}
+
+// PutJobResult records the result and forgets the job in one update of the
+// cluster ConfigMap (no reader sees the job without its result), then
+// removes its checkpoint pointer and file; results are bounded; a deposed
+// leader cannot record one.
+func TestJobResultStore(t *testing.T) {
+	ctx := context.Background()
+	client := fake.NewClientset()
+	set := testSettings(t)
+	s, _ := New(client, set, nil)
+	l := campaign(t, s, "jm-a")
+	if err := l.PutJob(ctx, "job1", []byte("one")); err != nil {
+		t.Fatal(err)
+	}
+	if err := l.PutCheckpoint(ctx, "job1", ha.CheckpointPointer{ID: 3, Path: "/c/chk-3"}); err != nil {
+		t.Fatal(err)
+	}
+	ended := time.Now().UTC().Truncate(time.Second)
+	if err := l.PutJobResult(ctx, ha.JobResult{ID: "job1", State: "FINISHED", Ended: ended}); err != nil {
+		t.Fatal(err)
+	}
+	cm, err := client.CoreV1().ConfigMaps("jobs").Get(ctx, ClusterConfigMapName("wordcount"), metav1.GetOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, ok := cm.Data[jobKeyPrefix+"job1"]; ok || !strings.Contains(cm.Data[jobResultPrefix+"job1"], `"state":"FINISHED"`) {
+		t.Fatalf("cluster ConfigMap after the result: %v", cm.Data)
+	}
+	if _, ok, _ := l.LatestCheckpoint(ctx, "job1"); ok {
+		t.Fatal("the checkpoint pointer outlived the recorded result")
+	}
+	if _, err := os.Stat(s.files.path("job1")); !os.IsNotExist(err) {
+		t.Fatalf("job file after the result: %v", err)
+	}
+	res, err := l.JobResults(ctx)
+	if err != nil || len(res) != 1 || res["job1"].State != "FINISHED" || !res["job1"].Ended.Equal(ended) {
+		t.Fatalf("JobResults = %+v, %v", res, err)
+	}
+	// Bounded: the oldest results go.
+	for i := range maxJobResults + 5 {
+		id := "x" + strconv.Itoa(i)
+		if err := l.PutJobResult(ctx, ha.JobResult{ID: id, State: "CANCELED", Ended: ended.Add(time.Duration(i+1) * time.Second)}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	res, _ = l.JobResults(ctx)
+	if _, ok := res["job1"]; len(res) != maxJobResults || ok {
+		t.Fatalf("%d results kept (job1 kept: %v), want the newest %d", len(res), ok, maxJobResults)
+	}
+	// A deposed leader cannot record a result.
+	stale := &leadership{s: s, id: "jm-a", ctx: context.Background(), isLeader: func() bool { return true }}
+	l.Resign()
+	sb, _ := New(client, set, nil)
+	b := campaign(t, sb, "jm-b")
+	if err := b.Claim(ctx); err != nil {
+		t.Fatal(err)
+	}
+	if err := stale.PutJobResult(ctx, ha.JobResult{ID: "job9", State: "FAILED"}); !errors.Is(err, ha.ErrNotLeader) {
+		t.Fatalf("result by the deposed leader: %v", err)
 	}
 }

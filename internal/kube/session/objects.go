@@ -196,9 +196,11 @@ func Build(cfg *config.Config) (*Objects, error) {
 		// address, not the Service's that every replica shares.
 		Env: append([]corev1.EnvVar{{Name: "POD_IP", ValueFrom: &corev1.EnvVarSource{
 			FieldRef: &corev1.ObjectFieldSelector{APIVersion: "v1", FieldPath: "status.podIP"}}}}, env...),
-		Resources:    resources(cfg.Float("kubernetes.jobmanager.cpu"), cfg.Bytes("kubernetes.jobmanager.memory")),
-		VolumeMounts: jmMounts,
+		Resources:       resources(cfg.Float("kubernetes.jobmanager.cpu"), cfg.Bytes("kubernetes.jobmanager.memory")),
+		VolumeMounts:    jmMounts,
+		SecurityContext: containerSecurity(),
 	}
+	podSecurity := podSecurityContext(int64(cfg.Int("kubernetes.container.run-as-user")))
 	replicas := int32(cfg.Int("kubernetes.jobmanager.replicas"))
 	o.Deployment = &appsv1.Deployment{
 		ObjectMeta: meta(id, "jobmanager"),
@@ -211,6 +213,7 @@ func Build(cfg *config.Config) (*Objects, error) {
 				ObjectMeta: metav1.ObjectMeta{Labels: Labels(id, "jobmanager")},
 				Spec: corev1.PodSpec{
 					ServiceAccountName: cfg.String("kubernetes.service-account"),
+					SecurityContext:    podSecurity,
 					Containers:         []corev1.Container{jm},
 					Volumes:            jmVolumes,
 				},
@@ -230,6 +233,7 @@ func Build(cfg *config.Config) (*Objects, error) {
 			// manager turns the token on under high availability).
 			AutomountServiceAccountToken: &noToken,
 			RestartPolicy:                corev1.RestartPolicyNever,
+			SecurityContext:              podSecurity,
 			Containers: []corev1.Container{{
 				Name:            "taskmanager",
 				Image:           cfg.String("kubernetes.container.image"),
@@ -237,9 +241,10 @@ func Build(cfg *config.Config) (*Objects, error) {
 				Command: []string{"sluice", "taskmanager",
 					"--config", path.Join(ConfDir, TaskManagerConfigFile),
 					"--config-layer", path.Join(SecretsDir, "taskmanager-config", SecretsFile)},
-				Env:          env,
-				Resources:    resources(cfg.Float("kubernetes.taskmanager.cpu"), cfg.Bytes("kubernetes.taskmanager.memory")),
-				VolumeMounts: tmMounts,
+				Env:             env,
+				Resources:       resources(cfg.Float("kubernetes.taskmanager.cpu"), cfg.Bytes("kubernetes.taskmanager.memory")),
+				VolumeMounts:    tmMounts,
+				SecurityContext: containerSecurity(),
 			}},
 			Volumes: tmVolumes,
 		},
@@ -302,6 +307,26 @@ func resources(cpu float64, memory int64) corev1.ResourceRequirements {
 		corev1.ResourceMemory: *resource.NewQuantity(memory, resource.BinarySI),
 	}
 	return corev1.ResourceRequirements{Requests: l, Limits: l.DeepCopy()}
+}
+
+// podSecurityContext runs a pod's containers as uid (and group uid), not
+// root, with fsGroup uid: the kubelet then writes the Secret volumes owned
+// by root, group uid, mode 0440 (the 0400 asked for plus group read), which
+// the containers can read and sluice's key checks accept (filemode). uid 0:
+// none (the containers run as the image's user).
+func podSecurityContext(uid int64) *corev1.PodSecurityContext {
+	if uid == 0 {
+		return nil
+	}
+	yes := true
+	return &corev1.PodSecurityContext{RunAsUser: &uid, RunAsGroup: &uid, FSGroup: &uid, RunAsNonRoot: &yes}
+}
+
+// containerSecurity keeps a container from gaining privileges it did not
+// start with.
+func containerSecurity() *corev1.SecurityContext {
+	no := false
+	return &corev1.SecurityContext{AllowPrivilegeEscalation: &no, Capabilities: &corev1.Capabilities{Drop: []corev1.Capability{"ALL"}}}
 }
 
 // podVolumes are a pod's volumes and mounts: the ConfigMap, its config

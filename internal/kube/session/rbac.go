@@ -38,7 +38,7 @@ type RBACOptions struct {
 // configuration and the high-availability metadata), leases (leader
 // election) and its own Deployment (the owner of its TaskManager pods).
 // Secrets only in automatic TLS mode, and then only reading and updating
-// its join-token and cluster-CA Secrets (create cannot be limited to names
+// its join-token, cluster-CA and CA-registry Secrets (create cannot be limited to names
 // by RBAC): what the pods need is mounted by the kubelet, so a compromised
 // JobManager cannot read the keytab, the key stores or any other Secret.
 func JobManagerRole(namespace, clusterID string, o RBACOptions) *rbacv1.Role {
@@ -61,7 +61,7 @@ func JobManagerRole(namespace, clusterID string, o RBACOptions) *rbacv1.Role {
 		r.Rules = append(r.Rules,
 			rbacv1.PolicyRule{APIGroups: []string{""}, Resources: []string{"secrets"}, Verbs: []string{"create"}},
 			rbacv1.PolicyRule{APIGroups: []string{""}, Resources: []string{"secrets"}, Verbs: []string{"get", "update"},
-				ResourceNames: []string{joinTokenSecretName(clusterID), hakube.ClusterCASecretName(clusterID)}},
+				ResourceNames: []string{joinTokenSecretName(clusterID), hakube.ClusterCASecretName(clusterID), hakube.CARegistrySecretName(clusterID)}},
 		)
 	}
 	return r
@@ -99,7 +99,7 @@ func RBACManifest(namespace, clusterID, serviceAccount string, o RBACOptions) ([
 	fmt.Fprintf(&b, "# Minimal RBAC for the JobManager of session %s (ServiceAccount %s/%s): pods, configmaps\n"+
 		"# and leases in namespace %s only", clusterID, namespace, serviceAccount, namespace)
 	if o.AutoTLS {
-		b.WriteString(", and its join-token and cluster-CA Secrets (automatic TLS)")
+		b.WriteString(", and its join-token, cluster-CA and CA-registry Secrets (automatic TLS)")
 	}
 	b.WriteString(".\n# Apply it before sluice kubernetes-session start: kubectl apply -f -\n")
 	objs := []any{JobManagerRole(namespace, clusterID, o), JobManagerRoleBinding(namespace, clusterID, serviceAccount)}

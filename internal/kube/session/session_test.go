@@ -452,7 +452,7 @@ func TestRBACManifest(t *testing.T) {
 			t.Errorf("secrets rule %+v lists or watches", r)
 		}
 		if (slices.Contains(r.Verbs, "get") || slices.Contains(r.Verbs, "update")) &&
-			!slices.Equal(r.ResourceNames, []string{resourcemanager.JoinTokenSecretName("demo"), hakube.ClusterCASecretName("demo")}) {
+			!slices.Equal(r.ResourceNames, []string{resourcemanager.JoinTokenSecretName("demo"), hakube.ClusterCASecretName("demo"), hakube.CARegistrySecretName("demo")}) {
 			t.Errorf("secrets rule %+v is not limited to the join-token and cluster-CA Secrets", r)
 		}
 	}
@@ -499,5 +499,75 @@ func TestFailedStartCleansUp(t *testing.T) {
 	}
 	if left, err := Remaining(context.Background(), client, "prod", "demo"); err != nil || len(left) != 0 {
 		t.Errorf("after a failed start: %v left (%v)", left, err)
+	}
+}
+
+// The pods run as a non-root user with that user's group as fsGroup, so
+// they can read their Secret files (which the kubelet then writes owned by
+// root, group fsGroup, 0440, and sluice accepts: internal/security/filemode);
+// every Secret volume still asks for 0400. kubernetes.container.run-as-user: 0
+// leaves the security context out (the image's user).
+func TestPodsRunAsNonRootWithFSGroup(t *testing.T) {
+	_, defs := clientFiles(t)
+	for _, tc := range []struct {
+		name string
+		defs []string
+		uid  int64
+	}{
+		{"default", nil, 9999},
+		{"configured", []string{"kubernetes.container.run-as-user=1001"}, 1001},
+		{"root", []string{"kubernetes.container.run-as-user=0"}, 0},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			o, err := Build(load(t, append(slices.Clone(defs), tc.defs...)...))
+			if err != nil {
+				t.Fatal(err)
+			}
+			client := fake.NewClientset()
+			ctx := context.Background()
+			if err := Start(ctx, client, o); err != nil {
+				t.Fatal(err)
+			}
+			d, err := client.AppsV1().Deployments("prod").Get(ctx, "demo", metav1.GetOptions{})
+			if err != nil {
+				t.Fatal(err)
+			}
+			cm, err := client.CoreV1().ConfigMaps("prod").Get(ctx, "demo-config", metav1.GetOptions{})
+			if err != nil {
+				t.Fatal(err)
+			}
+			var tm corev1.Pod
+			if err := sigsyaml.Unmarshal([]byte(cm.Data[TaskManagerPodTemplateFile]), &tm); err != nil {
+				t.Fatal(err)
+			}
+			for name, spec := range map[string]corev1.PodSpec{"jobmanager": d.Spec.Template.Spec, "taskmanager": tm.Spec} {
+				sc := spec.SecurityContext
+				if tc.uid == 0 {
+					if sc != nil {
+						t.Errorf("%s: security context %+v with run-as-user 0", name, sc)
+					}
+				} else if sc == nil || sc.RunAsUser == nil || *sc.RunAsUser != tc.uid || sc.RunAsGroup == nil || *sc.RunAsGroup != tc.uid ||
+					sc.FSGroup == nil || *sc.FSGroup != tc.uid || sc.RunAsNonRoot == nil || !*sc.RunAsNonRoot {
+					t.Errorf("%s: pod security context %+v, want runAsUser/runAsGroup/fsGroup %d and runAsNonRoot", name, sc, tc.uid)
+				}
+				c := spec.Containers[0].SecurityContext
+				if c == nil || c.AllowPrivilegeEscalation == nil || *c.AllowPrivilegeEscalation || c.Capabilities == nil || !slices.Equal(c.Capabilities.Drop, []corev1.Capability{"ALL"}) {
+					t.Errorf("%s: container security context %+v", name, c)
+				}
+				for _, v := range spec.Volumes {
+					if v.Secret == nil {
+						continue
+					}
+					if v.Secret.DefaultMode == nil || *v.Secret.DefaultMode != 0o400 {
+						t.Errorf("%s: Secret volume %s mode %v, want 0400", name, v.Name, v.Secret.DefaultMode)
+					}
+				}
+				for _, m := range spec.Containers[0].VolumeMounts {
+					if !m.ReadOnly {
+						t.Errorf("%s: mount %s is writable", name, m.MountPath)
+					}
+				}
+			}
+		})
 	}
 }

@@ -11,6 +11,8 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
+
+	"github.com/sluice-dev/sluice/internal/security/filemode"
 )
 
 // checkPrivateFile refuses a secret file (key, token) that group or others
@@ -24,8 +26,8 @@ func checkPrivateFile(path string) error {
 	if !fi.Mode().IsRegular() {
 		return fmt.Errorf("%s is not a regular file", path)
 	}
-	if perm := fi.Mode().Perm(); perm&0o077 != 0 {
-		return fmt.Errorf("%s is accessible by group or others (mode %04o); run `chmod 600 %s`", path, perm, path)
+	if perm := fi.Mode().Perm(); !filemode.Private(path, fi) {
+		return fmt.Errorf("%s is accessible by group or others (mode %04o); run `chmod 600 %s` (%s)", path, perm, path, filemode.Hint)
 	}
 	return nil
 }

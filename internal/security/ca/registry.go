@@ -20,6 +20,40 @@ const RegistryFile = "registry.json"
 type Registry struct {
 	Tokens  []TokenInfo  `json:"join-tokens"`
 	Revoked []Revocation `json:"revoked"`
+	// Active are the tokens that still admit joins, with a digest of their
+	// secret: kept only where every JobManager replica of a
+	// high-availability cluster reads them (a Kubernetes Secret), so that
+	// a TaskManager holding a token of the previous leader still joins.
+	Active []ActiveToken `json:"active-join-tokens,omitempty"`
+	// Renewed are unexpired certificates issued by renewal, so that a
+	// successor revokes them with their TaskManager id.
+	Renewed []Issued `json:"renewed,omitempty"`
+}
+
+// ActiveToken is a usable join token without its secret.
+type ActiveToken struct {
+	TokenInfo
+	// SecretSHA256 is the hex SHA-256 of the token's secret.
+	SecretSHA256 string `json:"secret-sha256"`
+}
+
+// Marshal encodes r as RegistryFile holds it.
+func (r Registry) Marshal() ([]byte, error) {
+	b, err := json.MarshalIndent(r, "", "  ")
+	if err != nil {
+		return nil, fmt.Errorf("encode %s: %w", RegistryFile, err)
+	}
+	return append(b, '\n'), nil
+}
+
+// UnmarshalRegistry decodes what Marshal encoded; where names the copy
+// for errors.
+func UnmarshalRegistry(b []byte, where string) (Registry, error) {
+	var r Registry
+	if err := json.Unmarshal(b, &r); err != nil {
+		return r, fmt.Errorf("%s is corrupt (%v): repair or remove it (it lists join-token uses and revoked certificates)", where, err)
+	}
+	return r, nil
 }
 
 // Revocation is one revoked TaskManager certificate.
@@ -44,17 +78,14 @@ func LoadRegistry(dir string) (Registry, error) {
 	if err != nil {
 		return r, fmt.Errorf("read %s: %w", p, err)
 	}
-	if err := json.Unmarshal(b, &r); err != nil {
-		return r, fmt.Errorf("%s is corrupt (%v): repair or remove it (it lists join-token uses and revoked certificates)", p, err)
-	}
-	return r, nil
+	return UnmarshalRegistry(b, p)
 }
 
 // SaveRegistry writes dir/registry.json atomically, mode 0600.
 func SaveRegistry(dir string, r Registry) error {
-	b, err := json.MarshalIndent(r, "", "  ")
+	b, err := r.Marshal()
 	if err != nil {
-		return fmt.Errorf("encode %s: %w", RegistryFile, err)
+		return err
 	}
-	return writeFileAtomic(filepath.Join(dir, RegistryFile), append(b, '\n'), 0o600)
+	return writeFileAtomic(filepath.Join(dir, RegistryFile), b, 0o600)
 }

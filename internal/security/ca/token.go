@@ -4,6 +4,7 @@ import (
 	"crypto/rand"
 	"crypto/sha256"
 	"crypto/subtle"
+	"encoding/hex"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -337,6 +338,44 @@ func (ts *Tokens) Restore(infos []TokenInfo) {
 			i.Issued = []Issued{}
 		}
 		ts.history = append(ts.history, i)
+	}
+}
+
+// Active returns the tokens that still admit joins, each with the digest
+// of its secret, for a high-availability successor (ImportActive).
+func (ts *Tokens) Active() []ActiveToken {
+	ts.mu.Lock()
+	defer ts.mu.Unlock()
+	now := ts.now()
+	var out []ActiveToken
+	for id, e := range ts.tokens {
+		if !now.Before(e.expires) {
+			continue
+		}
+		out = append(out, ActiveToken{TokenInfo: e.info(id), SecretSHA256: hex.EncodeToString(e.secretSum[:])})
+	}
+	sort.Slice(out, func(a, b int) bool { return out[a].Created.Before(out[b].Created) })
+	return out
+}
+
+// ImportActive makes the tokens a previous leader issued admit joins here
+// too, with the uses they have left; expired ones and ones with a bad
+// digest are skipped.
+func (ts *Tokens) ImportActive(active []ActiveToken) {
+	ts.mu.Lock()
+	defer ts.mu.Unlock()
+	now := ts.now()
+	for _, a := range active {
+		sum, err := hex.DecodeString(a.SecretSHA256)
+		if err != nil || len(sum) != sha256.Size || !now.Before(a.Expires) || checkTokenPart("id", a.ID, tokenIDLen, tokenAlphabet) != nil {
+			continue
+		}
+		if _, ok := ts.tokens[a.ID]; ok {
+			continue
+		}
+		e := &tokenEntry{created: a.Created, expires: a.Expires, maxUses: a.MaxUses, uses: a.Uses, issued: append([]Issued{}, a.Issued...)}
+		copy(e.secretSum[:], sum)
+		ts.tokens[a.ID] = e
 	}
 }
 

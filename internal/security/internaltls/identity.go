@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"log/slog"
 	"math/big"
+	"slices"
 	"sync"
 	"time"
 
@@ -61,6 +62,13 @@ func (jm *JobManager) loadRegistry() error {
 	if err != nil {
 		return err
 	}
+	jm.restoreRegistry(r)
+	return nil
+}
+
+// restoreRegistry applies a stored registry: token records, and the
+// revocations of certificates that have not expired.
+func (jm *JobManager) restoreRegistry(r ca.Registry) {
 	jm.tokens.Restore(r.Tokens)
 	now := time.Now()
 	// Certificates issued at joins in a previous run stay revocable by id.
@@ -80,22 +88,77 @@ func (jm *JobManager) loadRegistry() error {
 			jm.revoked = append(jm.revoked, rv)
 		}
 	}
+}
+
+// loadSharedRegistry is loadRegistry from the shared store: also the
+// predecessor's active tokens and renewed certificates.
+func (jm *JobManager) loadSharedRegistry(ctx context.Context) error {
+	cctx, cancel := context.WithTimeout(ctx, registryTimeout)
+	defer cancel()
+	b, ok, err := jm.shared.CARegistry(cctx)
+	if err != nil {
+		return fmt.Errorf("read the cluster CA's registry (revocations and join tokens) of the previous leader: %w", err)
+	}
+	if !ok {
+		return nil
+	}
+	r, err := ca.UnmarshalRegistry(b, "the shared cluster CA registry")
+	if err != nil {
+		return err
+	}
+	jm.restoreRegistry(r)
+	jm.tokens.ImportActive(r.Active)
+	now := time.Now()
+	for _, is := range r.Renewed {
+		if is.NotAfter.After(now) && is.TaskManager != "" {
+			jm.issued[is.TaskManager] = append(jm.issued[is.TaskManager], is)
+		}
+	}
+	jm.log.Info("cluster CA registry taken over from the previous leader", "revoked", len(jm.revoked), "active-join-tokens", len(r.Active))
 	return nil
 }
 
-// saveRegistry persists token records and revocations to the CA
-// directory. A failure is logged: the in-memory state is authoritative
-// while the JobManager runs.
-func (jm *JobManager) saveRegistry() {
-	if jm.caDir == "" {
-		return
+// saveRegistry persists token records and revocations: to the shared
+// store when there is one, else to the CA directory. The in-memory state
+// is authoritative while the JobManager runs; a failure is logged and
+// returned.
+func (jm *JobManager) saveRegistry() error {
+	if jm.caDir == "" && jm.shared == nil {
+		return nil
 	}
 	jm.regMu.Lock()
 	defer jm.regMu.Unlock()
 	r := ca.Registry{Tokens: jm.tokens.Infos(), Revoked: jm.revoked}
-	if err := ca.SaveRegistry(jm.caDir, r); err != nil {
-		jm.log.Error("could not persist join-token records and revocations", "dir", jm.caDir, "err", err)
+	if jm.shared == nil {
+		if err := ca.SaveRegistry(jm.caDir, r); err != nil {
+			jm.log.Error("could not persist join-token records and revocations", "dir", jm.caDir, "err", err)
+			return err
+		}
+		return nil
 	}
+	r.Active = jm.tokens.Active()
+	// Infos lists the active tokens too; the successor gets them from Active.
+	r.Tokens = slices.DeleteFunc(r.Tokens, func(i ca.TokenInfo) bool { return i.Active })
+	now := time.Now()
+	r.Revoked = slices.DeleteFunc(slices.Clone(r.Revoked), func(rv ca.Revocation) bool { return !rv.NotAfter.IsZero() && rv.NotAfter.Before(now) })
+	for _, recs := range jm.issued {
+		for _, is := range recs {
+			if is.NotAfter.After(now) {
+				r.Renewed = append(r.Renewed, is)
+			}
+		}
+	}
+	b, err := r.Marshal()
+	if err != nil {
+		return err
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), registryTimeout)
+	defer cancel()
+	if err := jm.shared.PutCARegistry(ctx, b); err != nil {
+		jm.log.Error("could not store join-token records and revocations for the next leader", "err", err)
+		return fmt.Errorf("store the cluster CA registry for the next leader: %w", err)
+	}
+	return nil
 }
 
 // JoinTokenResult is a new join token as the admin API returns it. Token
@@ -140,7 +203,9 @@ func (jm *JobManager) NewJoinToken(ttl time.Duration, maxUses int, keepOld bool)
 	if !keepOld {
 		retired = jm.tokens.RevokeAllBut(tok.ID)
 	}
-	jm.saveRegistry()
+	// A token the next leader would not know is still handed out: the
+	// failure is logged, and pods holding it join this leader.
+	_ = jm.saveRegistry()
 	jm.log.Info("join token created", "token", tok, "expires", tok.Expires.Format(time.RFC3339), "max-uses", maxUses, "path", jm.JoinTokenFile, "retired", retired)
 	return tok, nil
 }
@@ -184,6 +249,11 @@ type Revocation struct {
 	// Tokens are the join tokens that issued the revoked certificates.
 	Tokens []string `json:"join-tokens"`
 }
+
+// ErrRevocationNotStored: RevokeTaskManager revoked the certificates on
+// this JobManager (the caller drops the registration all the same) but
+// could not store the revocation for a restart or the next leader.
+var ErrRevocationNotStored = errors.New("the revocation could not be stored for a restart or the next leader")
 
 // ErrSharedCertificate refuses to revoke a TaskManager that authenticates
 // with a certificate shared by other TaskManagers.
@@ -232,7 +302,10 @@ func (jm *JobManager) RevokeTaskManager(id string, serial *big.Int, notAfter tim
 			}
 		}
 	}
-	jm.saveRegistry()
+	if err := jm.saveRegistry(); err != nil {
+		jm.log.Warn("taskmanager revoked on this JobManager only: its certificates are refused until it restarts or loses leadership", "taskmanager", id, "serials", out.Serials, "err", err)
+		return out, fmt.Errorf("taskmanager %q is revoked on this JobManager, but %w (%v): revoke it again once the store is reachable", id, ErrRevocationNotStored, err)
+	}
 	jm.log.Warn("taskmanager revoked: its certificates are refused from now on", "taskmanager", id, "serials", out.Serials, "join-tokens", out.Tokens)
 	return out, nil
 }

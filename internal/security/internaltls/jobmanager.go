@@ -59,16 +59,46 @@ type JobManager struct {
 	revoked []ca.Revocation
 
 	refusals refusalLog
+
+	// shared, when set (WithSharedRegistry), keeps the registry where
+	// every JobManager replica finds it instead of in the CA directory.
+	shared RegistryStore
 }
+
+// RegistryStore keeps the automatic CA's registry (join-token records and
+// revocations) outside the JobManager's directory: under Kubernetes high
+// availability in a Secret, written only by the leader
+// (ha.Leadership.PutCARegistry), so a successor knows what its
+// predecessor revoked.
+type RegistryStore interface {
+	CARegistry(ctx context.Context) ([]byte, bool, error)
+	PutCARegistry(ctx context.Context, data []byte) error
+}
+
+// JobManagerOption changes how SetupJobManager sets up.
+type JobManagerOption func(*JobManager)
+
+// WithSharedRegistry keeps the automatic CA's registry in store, which
+// also carries the active join tokens (as digests) from one leader to
+// the next.
+func WithSharedRegistry(store RegistryStore) JobManagerOption {
+	return func(jm *JobManager) { jm.shared = store }
+}
+
+// registryTimeout bounds each read or write of a shared registry.
+const registryTimeout = 30 * time.Second
 
 // SetupJobManager builds the JobManager's internal security from cfg.
 // workDir holds the automatic CA when security.ssl.internal.auto.dir is
 // unset.
-func SetupJobManager(ctx context.Context, cfg *config.Config, log *slog.Logger, workDir string) (*JobManager, error) {
+func SetupJobManager(ctx context.Context, cfg *config.Config, log *slog.Logger, workDir string, options ...JobManagerOption) (*JobManager, error) {
 	set := SettingsFromConfig(cfg)
 	mode := set.Mode()
 	jm := &JobManager{Mode: mode, log: log, ttl: set.CertTTL, tokenTTL: set.JoinTokenTTL, maxUses: set.JoinTokenMaxUses,
 		issued: map[string][]ca.Issued{}}
+	for _, o := range options {
+		o(jm)
+	}
 	warnUnsecured(set, mode, log)
 	switch mode {
 	case Off:
@@ -105,11 +135,17 @@ func SetupJobManager(ctx context.Context, cfg *config.Config, log *slog.Logger, 
 	}
 	jm.store = tlsconf.NewStoreFromMaterial(cert, authority.Pool(), opts, log)
 	jm.tokens = ca.NewTokens(authority)
-	if err := jm.loadRegistry(); err != nil {
+	if jm.shared != nil {
+		if err := jm.loadSharedRegistry(ctx); err != nil {
+			return nil, err
+		}
+	} else if err := jm.loadRegistry(); err != nil {
 		return nil, config.KeyError("security.ssl.internal.auto.dir", err)
 	}
 	jm.JoinTokenFile = filepath.Join(dir, "join-token")
-	tok, err := jm.NewJoinToken(jm.tokenTTL, jm.maxUses, false)
+	// A successor keeps its predecessor's tokens: TaskManager pods that
+	// hold one have not joined yet.
+	tok, err := jm.NewJoinToken(jm.tokenTTL, jm.maxUses, jm.shared != nil)
 	if err != nil {
 		return nil, err
 	}
@@ -357,7 +393,7 @@ func (b *bootstrapServer) Join(ctx context.Context, req *controlpb.JoinRequest) 
 	}
 	rec := jm.recordIssued(req.TaskmanagerId, der)
 	jm.tokens.Record(req.TokenId, rec)
-	jm.saveRegistry()
+	_ = jm.saveRegistry()
 	jm.log.Info("taskmanager joined the cluster", "taskmanager", req.TaskmanagerId, "peer", addr, "token", "id "+req.TokenId, "serial", rec.Serial)
 	return &controlpb.CertificateResponse{Chain: [][]byte{der, jm.ca.Cert.Raw}, Ca: jm.ca.Cert.Raw, ClusterId: jm.ca.ClusterID}, nil
 }
@@ -378,6 +414,11 @@ func (b *bootstrapServer) Renew(ctx context.Context, req *controlpb.RenewRequest
 		return nil, status.Errorf(codes.InvalidArgument, "certificate request: %v", err)
 	}
 	rec := jm.recordIssued(id.ID, der)
+	if jm.shared != nil {
+		// Only a shared registry keeps renewals: a successor must be able
+		// to revoke this certificate by its TaskManager id.
+		_ = jm.saveRegistry()
+	}
 	jm.log.Info("taskmanager certificate renewed", "taskmanager", id.ID, "serial", rec.Serial)
 	return &controlpb.CertificateResponse{Chain: [][]byte{der, jm.ca.Cert.Raw}, Ca: jm.ca.Cert.Raw, ClusterId: jm.ca.ClusterID}, nil
 }

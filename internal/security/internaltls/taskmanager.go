@@ -10,6 +10,7 @@ import (
 	"log/slog"
 	"net"
 	"strings"
+	"sync/atomic"
 	"time"
 
 	"google.golang.org/grpc"
@@ -35,6 +36,36 @@ type TaskManager struct {
 	store *tlsconf.Store
 	log   *slog.Logger
 	hosts []string // the names its certificate carries (automatic mode)
+	// leader, when set (FollowLeader), finds the JobManager that leads the
+	// cluster now: renewals go there, not to the one the TaskManager
+	// joined, which may have failed over since.
+	leader atomic.Pointer[func(context.Context) (string, error)]
+}
+
+// FollowLeader makes certificate renewals (automatic mode) go to the
+// JobManager leader returns, asked at each renewal: under high
+// availability the JobManager a TaskManager joined may have lost
+// leadership or died, and its successor shares the cluster CA.
+func (tm *TaskManager) FollowLeader(leader func(context.Context) (string, error)) {
+	if leader != nil {
+		tm.leader.Store(&leader)
+	}
+}
+
+// renewalAddress is where the next renewal goes: the current leader when
+// FollowLeader was called, else the JobManager the TaskManager joined.
+func (tm *TaskManager) renewalAddress(ctx context.Context, joined string) (string, error) {
+	f := tm.leader.Load()
+	if f == nil {
+		return joined, nil
+	}
+	lctx, cancel := context.WithTimeout(ctx, 5*time.Second)
+	defer cancel()
+	addr, err := (*f)(lctx)
+	if err != nil {
+		return "", fmt.Errorf("find the leading jobmanager to renew the certificate with: %w", err)
+	}
+	return addr, nil
 }
 
 // tmHosts are the names a TaskManager is dialed by, for its certificate in
@@ -268,7 +299,11 @@ func material(key crypto.Signer, resp *controlpb.CertificateResponse) (tls.Certi
 	return tls.Certificate{Certificate: resp.Chain, PrivateKey: key, Leaf: leaf}, roots, nil
 }
 
-func (tm *TaskManager) renewOnce(ctx context.Context, jmAddr string) error {
+func (tm *TaskManager) renewOnce(ctx context.Context, joined string) error {
+	jmAddr, err := tm.renewalAddress(ctx, joined)
+	if err != nil {
+		return err
+	}
 	id, _ := tm.store.Identity()
 	key, csr, err := ca.NewCSR(id.ID, tm.hosts)
 	if err != nil {
@@ -283,7 +318,7 @@ func (tm *TaskManager) renewOnce(ctx context.Context, jmAddr string) error {
 	defer cancel()
 	resp, err := controlpb.NewBootstrapClient(conn).Renew(cctx, &controlpb.RenewRequest{Csr: csr})
 	if err != nil {
-		return err
+		return fmt.Errorf("renew with the jobmanager at %s: %w", jmAddr, err)
 	}
 	cert, roots, err := material(key, resp)
 	if err != nil {

@@ -7,6 +7,8 @@ import (
 	"strings"
 
 	"github.com/jcmturner/gokrb5/v8/keytab"
+
+	"github.com/sluice-dev/sluice/internal/security/filemode"
 )
 
 // CheckKeytabFile refuses a keytab that group or others can read (or
@@ -27,9 +29,9 @@ func CheckKeytabFileFor(key, path string, allowInsecure bool) error {
 	if !fi.Mode().IsRegular() {
 		return fmt.Errorf("kerberos: keytab %s (%s) is not a regular file", path, key)
 	}
-	if perm := fi.Mode().Perm(); perm&0o077 != 0 && !allowInsecure {
-		return fmt.Errorf("kerberos: keytab %s (%s) has mode %04o: group or others can use its keys; run chmod 600 %s, or set %s: true to accept it",
-			path, key, perm, path, KeyAllowInsecureKeytab)
+	if perm := fi.Mode().Perm(); !filemode.Private(path, fi) && !allowInsecure {
+		return fmt.Errorf("kerberos: keytab %s (%s) has mode %04o: group or others can use its keys; run chmod 600 %s, or set %s: true to accept it (%s)",
+			path, key, perm, path, KeyAllowInsecureKeytab, filemode.Hint)
 	}
 	return nil
 }

@@ -8,6 +8,8 @@ import (
 	"io"
 	"os"
 	"syscall"
+
+	"github.com/sluice-dev/sluice/internal/security/filemode"
 )
 
 // KeyFileKey is the configuration key naming the cluster's sealing key.
@@ -68,8 +70,8 @@ func LoadKey(path string) (*Key, error) {
 	if !st.Mode().IsRegular() {
 		return nil, fmt.Errorf("%s %s: not a regular file: the key must be a file of %d random bytes", KeyFileKey, path, KeySize)
 	}
-	if perm := st.Mode().Perm(); perm&0o077 != 0 {
-		return nil, fmt.Errorf("%s %s: mode %04o lets group or others access the checkpoint key: run chmod 600 %s", KeyFileKey, path, perm, path)
+	if perm := st.Mode().Perm(); !filemode.Private(path, st) {
+		return nil, fmt.Errorf("%s %s: mode %04o lets group or others access the checkpoint key: run chmod 600 %s (%s)", KeyFileKey, path, perm, path, filemode.Hint)
 	}
 	if sys, ok := st.Sys().(*syscall.Stat_t); ok && int(sys.Uid) != geteuid() && sys.Uid != 0 {
 		// Another (non-root) user owns the key: they can read and change it
