@@ -1,4 +1,4 @@
-package dataflow
+package kafka
 
 import (
 	"context"
@@ -14,7 +14,7 @@ import (
 	"github.com/twmb/franz-go/pkg/kerr"
 	"github.com/twmb/franz-go/pkg/kgo"
 
-	"github.com/sluice-dev/sluice/internal/connectors/kafka"
+	"github.com/sluice-dev/sluice/internal/dataflow"
 	"github.com/sluice-dev/sluice/internal/state"
 )
 
@@ -44,10 +44,10 @@ type kafkaPartition struct {
 // offsets live in checkpoints, and go to the group (properties.group.id) only as a courtesy
 // when a checkpoint completes, for monitoring.
 type kafkaSource struct {
-	NoInput
-	opts *KafkaOptions
-	rc   *RuntimeContext
-	out  Output
+	dataflow.NoInput
+	opts *Options
+	rc   *dataflow.RuntimeContext
+	out  dataflow.Output
 	list *state.ListState
 
 	cl    *kgo.Client
@@ -64,8 +64,8 @@ type kafkaSource struct {
 	ready    chan struct{}
 	batch    []*kgo.Record
 
-	rec    Record
-	el     Element
+	rec    dataflow.Record
+	el     dataflow.Element
 	lastTP topicPartition
 	lastP  *kafkaPartition
 	// Offsets per checkpoint, committed to the group when the checkpoint completes, by
@@ -74,11 +74,11 @@ type kafkaSource struct {
 	commits   chan kafkaCommit
 }
 
-func (s *kafkaSource) Open(ctx context.Context, rc *RuntimeContext) error {
+func (s *kafkaSource) Open(ctx context.Context, rc *dataflow.RuntimeContext) error {
 	k := s.opts
 	s.rc, s.out = rc, rc.Output
-	s.rec = make(Record, len(k.schema))
-	s.el = Element{Record: s.rec}
+	s.rec = make(dataflow.Record, len(k.schema))
+	s.el = dataflow.Element{Record: s.rec}
 	s.snapshots = map[int64]map[topicPartition]int64{}
 	list, err := rc.ListState(kafkaOffsetsState, state.Union)
 	if err != nil {
@@ -113,9 +113,9 @@ func (s *kafkaSource) Open(ctx context.Context, rc *RuntimeContext) error {
 	if len(starts) == 0 {
 		return nil
 	}
-	tuning, err := kafka.ConsumerOptions(k.Properties)
+	tuning, err := ConsumerOptions(k.Properties)
 	if err != nil {
-		return Unrecoverable(opErr(rc.Operator, err))
+		return dataflow.Unrecoverable(dataflow.OperatorError(rc.Operator, err))
 	}
 	copts := append(append(opts, tuning...), kgo.ConsumePartitions(starts),
 		// Control records (transaction markers) advance the offsets, so a bounded read of
@@ -354,26 +354,26 @@ func (s *kafkaSource) wake() {
 	}
 }
 
-// Available implements Source.
+// Available implements dataflow.Source.
 func (s *kafkaSource) Available() <-chan struct{} { return s.ready }
 
-// Poll implements Source.
-func (s *kafkaSource) Poll(context.Context) (PollStatus, error) {
+// Poll implements dataflow.Source.
+func (s *kafkaSource) Poll(context.Context) (dataflow.PollStatus, error) {
 	if s.live == 0 && s.opts.BoundedMode == kafkaBoundedLatest {
-		return PollEnd, nil
+		return dataflow.PollEnd, nil
 	}
 	for n := 0; n < kafkaBatch; {
 		if len(s.batch) == 0 {
 			select {
 			case err := <-s.fetchErr:
-				return PollEnd, kafkaFailure(s.rc, err)
+				return dataflow.PollEnd, kafkaFailure(s.rc, err)
 			case b := <-s.fetched:
 				s.batch = b
 			default:
 				if n > 0 {
-					return PollMore, nil
+					return dataflow.PollMore, nil
 				}
-				return PollIdle, nil
+				return dataflow.PollIdle, nil
 			}
 		}
 		r := s.batch[0]
@@ -396,7 +396,7 @@ func (s *kafkaSource) Poll(context.Context) (PollStatus, error) {
 		}
 		if !r.Attrs.IsControl() {
 			if err := s.emit(r); err != nil {
-				return PollEnd, err
+				return dataflow.PollEnd, err
 			}
 			n++
 		}
@@ -404,17 +404,17 @@ func (s *kafkaSource) Poll(context.Context) (PollStatus, error) {
 			p.done = true
 			s.live--
 			if s.live == 0 {
-				return PollEnd, nil
+				return dataflow.PollEnd, nil
 			}
 		}
 	}
-	return PollMore, nil
+	return dataflow.PollMore, nil
 }
 
 // emit makes the record of a Kafka record and passes it on; its timestamp is the event time.
 func (s *kafkaSource) emit(r *kgo.Record) error {
 	if err := kafkaFill(s.opts, r, s.rec); err != nil {
-		return opErr(s.rc.Operator, err)
+		return dataflow.OperatorError(s.rc.Operator, err)
 	}
 	s.el.Timestamp = r.Timestamp.UnixMilli()
 	return s.out.Collect(&s.el)
@@ -425,7 +425,7 @@ func (s *kafkaSource) emit(r *kgo.Record) error {
 // or key that does not decode is an error naming the topic, partition, offset and which of
 // the two, never a partial record. A header the record carries several times is its last
 // value (as Kafka's Headers.lastHeader, which Flink's deserializers read).
-func kafkaFill(k *KafkaOptions, r *kgo.Record, rec Record) error {
+func kafkaFill(k *Options, r *kgo.Record, rec dataflow.Record) error {
 	if err := decodeKafkaValue(k.Format, r.Value, k.schema[:k.valueN], rec[:k.valueN]); err != nil {
 		return fmt.Errorf("topic %s partition %d offset %d: %s value: %w", r.Topic, r.Partition, r.Offset, k.Format, err)
 	}
@@ -438,10 +438,10 @@ func kafkaFill(k *KafkaOptions, r *kgo.Record, rec Record) error {
 		i += n
 	}
 	for _, h := range k.Headers {
-		rec[i] = Null()
+		rec[i] = dataflow.Null()
 		for _, rh := range r.Headers {
 			if rh.Key == h {
-				rec[i] = String(string(rh.Value))
+				rec[i] = dataflow.String(string(rh.Value))
 			}
 		}
 		i++
@@ -449,22 +449,22 @@ func kafkaFill(k *KafkaOptions, r *kgo.Record, rec Record) error {
 	for _, m := range k.Metadata {
 		switch m {
 		case "topic":
-			rec[i] = String(r.Topic)
+			rec[i] = dataflow.String(r.Topic)
 		case "partition":
-			rec[i] = Int(int64(r.Partition))
+			rec[i] = dataflow.Int(int64(r.Partition))
 		case "offset":
-			rec[i] = Int(r.Offset)
+			rec[i] = dataflow.Int(r.Offset)
 		case "timestamp":
-			rec[i] = Int(r.Timestamp.UnixMilli())
+			rec[i] = dataflow.Int(r.Timestamp.UnixMilli())
 		}
 		i++
 	}
 	return nil
 }
 
-// SnapshotState implements Snapshotter: the next offset of every partition this subtask
+// SnapshotState implements dataflow.Snapshotter: the next offset of every partition this subtask
 // reads.
-func (s *kafkaSource) SnapshotState(cp CheckpointInfo) (func(context.Context) error, error) {
+func (s *kafkaSource) SnapshotState(cp dataflow.CheckpointInfo) (func(context.Context) error, error) {
 	entries := make([][]byte, 0, len(s.parts))
 	offsets := make(map[topicPartition]int64, len(s.parts))
 	for tp, p := range s.parts {
@@ -478,7 +478,7 @@ func (s *kafkaSource) SnapshotState(cp CheckpointInfo) (func(context.Context) er
 	return nil, nil
 }
 
-// NotifyCheckpointComplete implements CheckpointListener: hand the checkpoint's offsets to
+// NotifyCheckpointComplete implements dataflow.CheckpointListener: hand the checkpoint's offsets to
 // the committer, which commits them to the group, for monitoring only (the source never
 // reads them back after a restore). A slow group coordinator never holds up the task.
 func (s *kafkaSource) NotifyCheckpointComplete(id int64) error {
@@ -534,7 +534,7 @@ func (s *kafkaSource) commitLoop() {
 	}
 }
 
-// NotifyCheckpointAborted implements CheckpointListener.
+// NotifyCheckpointAborted implements dataflow.CheckpointListener.
 func (s *kafkaSource) NotifyCheckpointAborted(id int64) error {
 	delete(s.snapshots, id)
 	return nil

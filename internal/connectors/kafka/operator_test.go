@@ -1,10 +1,12 @@
-package dataflow
+package kafka
 
 import (
 	"encoding/json"
 	"fmt"
 	"strings"
 	"testing"
+
+	"github.com/sluice-dev/sluice/internal/dataflow"
 )
 
 const kafkaSpecHead = "name: k\noperators:\n"
@@ -15,7 +17,7 @@ func kafkaSpec(src, sink string) string {
 }
 
 func TestKafkaSpecAccess(t *testing.T) {
-	s, err := ParseSpec([]byte(kafkaSpec(", topic: [a, b], properties.security.protocol: SSL, properties.ssl.truststore.location: /tls/ca.pem, properties.ssl.truststore.password: 'file:/tls/pw'", "")), nil)
+	s, err := dataflow.ParseSpec([]byte(kafkaSpec(", topic: [a, b], properties.security.protocol: SSL, properties.ssl.truststore.location: /tls/ca.pem, properties.ssl.truststore.password: 'file:/tls/pw'", "")), nil)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -26,7 +28,7 @@ func TestKafkaSpecAccess(t *testing.T) {
 	if got := fmt.Sprint(writes); got != "[kafka:topic/out]" {
 		t.Errorf("writes %s", got)
 	}
-	s, err = ParseSpec([]byte(kafkaSpec(", topic-pattern: 'logs-.*'", "")), nil)
+	s, err = dataflow.ParseSpec([]byte(kafkaSpec(", topic-pattern: 'logs-.*'", "")), nil)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -53,10 +55,10 @@ func TestKafkaSpecErrors(t *testing.T) {
 		{", topic: a, properties.security.protocol: SASL_SSL, properties.sasl.mechanism: PLAIN", "", "properties: properties.sasl.jaas.config"},
 		{", topic: a, propertie.x: 1", "", "unknown option for type kafka: want name, type, input, parallelism, topic,"},
 	} {
-		_, err := ParseSpec([]byte(kafkaSpec(tc.src, tc.sink)), nil)
+		_, err := dataflow.ParseSpec([]byte(kafkaSpec(tc.src, tc.sink)), nil)
 		if err == nil {
-			var s *Spec
-			if s, err = ParseSpec([]byte(kafkaSpec(tc.src, tc.sink)), nil); err == nil {
+			var s *dataflow.Spec
+			if s, err = dataflow.ParseSpec([]byte(kafkaSpec(tc.src, tc.sink)), nil); err == nil {
 				_, err = s.Plan(1)
 			}
 		}
@@ -68,7 +70,7 @@ func TestKafkaSpecErrors(t *testing.T) {
 
 func TestKafkaSpecWarningsAndMasking(t *testing.T) {
 	const pw = "Pa55-w0rd-77"
-	s, err := ParseSpec([]byte(kafkaSpec(", topic: a, properties.fetch.min.bytes: '1', properties.security.protocol: SASL_SSL, properties.sasl.mechanism: SCRAM-SHA-256, "+
+	s, err := dataflow.ParseSpec([]byte(kafkaSpec(", topic: a, properties.fetch.min.bytes: '1', properties.security.protocol: SASL_SSL, properties.sasl.mechanism: SCRAM-SHA-256, "+
 		`properties.sasl.jaas.config: 'org.apache.kafka.common.security.scram.ScramLoginModule required username="u" password="`+pw+`";'`, "")), nil)
 	if err != nil {
 		t.Fatal(err)
