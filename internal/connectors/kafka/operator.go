@@ -5,9 +5,11 @@ import (
 	"regexp"
 	"slices"
 	"strings"
+	"time"
 
 	"go.yaml.in/yaml/v3"
 
+	"github.com/sluice-dev/sluice/internal/config"
 	"github.com/sluice-dev/sluice/internal/dataflow"
 )
 
@@ -33,8 +35,14 @@ const (
 	kafkaStartGroup     = "group-offsets"
 	kafkaStartTimestamp = "timestamp"
 
-	kafkaBoundedNone   = "unbounded"
-	kafkaBoundedLatest = "latest-offset"
+	kafkaBoundedNone = "unbounded"
+
+	// DefaultDiscoveryInterval is scan.topic-partition-discovery.interval's default, Flink's.
+	DefaultDiscoveryInterval = 5 * time.Minute
+	// MinDiscoveryInterval bounds how often a source may list the cluster's topics: every
+	// subtask asks the brokers for metadata at each discovery.
+	MinDiscoveryInterval = time.Second
+	kafkaBoundedLatest   = "latest-offset"
 
 	deliveryNone        = "none"
 	deliveryAtLeastOnce = "at-least-once"
@@ -54,20 +62,25 @@ type Options struct {
 	StartupMode   string     `yaml:"scan.startup.mode"`
 	StartupMillis int64      `yaml:"scan.startup.timestamp-millis"`
 	BoundedMode   string     `yaml:"scan.bounded.mode"`
-	Format        string     `yaml:"format"` // json, raw or csv
-	Fields        []string   `yaml:"fields" want:"a list of field names" elem:"a field name"`
-	KeyFields     []string   `yaml:"key.fields" want:"a list of field names" elem:"a field name"`
-	KeyFormat     string     `yaml:"key.format"`
-	Key           string     `yaml:"key" want:"a CEL expression"` // sink: the record key
-	Headers       []string   `yaml:"headers" want:"a list of header names" elem:"a header name"`
-	Metadata      []string   `yaml:"metadata" want:"a list of topic, partition, offset, timestamp" elem:"topic, partition, offset or timestamp"`
-	Delivery      string     `yaml:"sink.delivery-guarantee"`
-	TxnPrefix     string     `yaml:"sink.transactional-id-prefix"`
+	// DiscoveryInterval is how often an unbounded source looks for partitions added to its
+	// topics and topics newly matching topic-pattern (Flink's default: 5 minutes; 0 or
+	// negative: never).
+	DiscoveryInterval string   `yaml:"scan.topic-partition-discovery.interval"`
+	Format            string   `yaml:"format"` // json, raw or csv
+	Fields            []string `yaml:"fields" want:"a list of field names" elem:"a field name"`
+	KeyFields         []string `yaml:"key.fields" want:"a list of field names" elem:"a field name"`
+	KeyFormat         string   `yaml:"key.format"`
+	Key               string   `yaml:"key" want:"a CEL expression"` // sink: the record key
+	Headers           []string `yaml:"headers" want:"a list of header names" elem:"a header name"`
+	Metadata          []string `yaml:"metadata" want:"a list of topic, partition, offset, timestamp" elem:"topic, partition, offset or timestamp"`
+	Delivery          string   `yaml:"sink.delivery-guarantee"`
+	TxnPrefix         string   `yaml:"sink.transactional-id-prefix"`
 
-	sink     bool
-	settings *Settings
-	pattern  *regexp.Regexp
-	name     string // the operator's
+	sink      bool
+	settings  *Settings
+	discovery time.Duration // 0: no discovery
+	pattern   *regexp.Regexp
+	name      string // the operator's
 
 	// After Plan.
 	schema    dataflow.Schema // a source's output, a sink's input
@@ -241,12 +254,40 @@ func (k *Options) checkSource(op *dataflow.OperatorSpec) (dataflow.Shape, error)
 			return dataflow.Shape{}, op.Errorf("metadata", "unknown metadata %q: want %s", m, strings.Join(kafkaMetadata, ", "))
 		}
 	}
+	if err := k.checkDiscovery(op); err != nil {
+		return dataflow.Shape{}, err
+	}
 	return dataflow.Shape{Bounded: k.BoundedMode == kafkaBoundedLatest}, nil
+}
+
+// checkDiscovery sets the discovery interval: Flink's default for an unbounded source, none
+// for a bounded one (it reads what it found at start, as Flink's bounded KafkaSource).
+func (k *Options) checkDiscovery(op *dataflow.OperatorSpec) error {
+	const opt = "scan.topic-partition-discovery.interval"
+	k.discovery = DefaultDiscoveryInterval
+	if k.DiscoveryInterval != "" {
+		d, err := config.ParseDuration(k.DiscoveryInterval)
+		if err != nil {
+			return op.Errorf(opt, "%q: want a duration such as 5 min or 30 s (0 turns discovery off)", k.DiscoveryInterval)
+		}
+		if d > 0 && d < MinDiscoveryInterval {
+			return op.Errorf(opt, "%s is below the minimum %s: each discovery asks the brokers for the metadata of the topics; set at least %s, or 0 to turn discovery off", d, MinDiscoveryInterval, MinDiscoveryInterval)
+		}
+		k.discovery = max(d, 0)
+	}
+	if k.BoundedMode == kafkaBoundedLatest {
+		if k.DiscoveryInterval != "" && k.discovery > 0 {
+			return op.Errorf(opt, "only for unbounded sources: with scan.bounded.mode latest-offset the source reads the partitions it finds at start; remove the option or set it to 0")
+		}
+		k.discovery = 0
+	}
+	return nil
 }
 
 func (k *Options) checkSink(op *dataflow.OperatorSpec) (dataflow.Shape, error) {
 	for opt, set := range map[string]bool{"topic-pattern": k.TopicPattern != "", "scan.startup.mode": k.StartupMode != "",
-		"scan.startup.timestamp-millis": k.StartupMillis != 0, "scan.bounded.mode": k.BoundedMode != "", "fields": len(k.Fields) > 0,
+		"scan.startup.timestamp-millis": k.StartupMillis != 0, "scan.bounded.mode": k.BoundedMode != "",
+		"scan.topic-partition-discovery.interval": k.DiscoveryInterval != "", "fields": len(k.Fields) > 0,
 		"metadata": len(k.Metadata) > 0} {
 		if set {
 			return dataflow.Shape{}, op.Errorf(opt, "only for kafka sources (an operator without input)")

@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/sluice-dev/sluice/internal/dataflow"
 )
@@ -53,6 +54,10 @@ func TestKafkaSpecErrors(t *testing.T) {
 		{", topic: a", ", key: value, key.fields: [value]", "give key (an expression) or key.fields"},
 		{", topic: a", ", key: nosuch", "key:"},
 		{", topic: a, properties.security.protocol: SASL_SSL, properties.sasl.mechanism: PLAIN", "", "properties: properties.sasl.jaas.config"},
+		{", topic: a, scan.topic-partition-discovery.interval: often", "", `scan.topic-partition-discovery.interval: "often": want a duration`},
+		{", topic: a, scan.topic-partition-discovery.interval: 10ms", "", "below the minimum 1s"},
+		{", topic: a, scan.bounded.mode: latest-offset, scan.topic-partition-discovery.interval: 1 min", "", "scan.topic-partition-discovery.interval: only for unbounded sources"},
+		{", topic: a", ", scan.topic-partition-discovery.interval: 1 min", "scan.topic-partition-discovery.interval: only for kafka sources"},
 		{", topic: a, propertie.x: 1", "", "unknown option for type kafka: want name, type, input, parallelism, topic,"},
 	} {
 		_, err := dataflow.ParseSpec([]byte(kafkaSpec(tc.src, tc.sink)), nil)
@@ -117,5 +122,39 @@ func TestKafkaOffsetCodec(t *testing.T) {
 	got, err := kafkaTxnCodec{}.Decode(kafkaTxnCodec{}.Append(nil, txn))
 	if err != nil || *got != *txn {
 		t.Fatalf("transaction round trip: %+v %v", got, err)
+	}
+}
+
+// TestKafkaDiscoveryInterval: Flink's default (5 minutes) for an unbounded source, none for a
+// bounded one, 0 and negative turn it off, Flink's duration syntax.
+func TestKafkaDiscoveryInterval(t *testing.T) {
+	for _, tc := range []struct {
+		opts string
+		want time.Duration
+	}{
+		{"", DefaultDiscoveryInterval},
+		{", scan.topic-partition-discovery.interval: 30 s", 30 * time.Second},
+		{", scan.topic-partition-discovery.interval: 10000", 10 * time.Second},
+		{", scan.topic-partition-discovery.interval: 0", 0},
+		{", scan.topic-partition-discovery.interval: -1 min", 0},
+		{", scan.bounded.mode: latest-offset", 0},
+		{", scan.bounded.mode: latest-offset, scan.topic-partition-discovery.interval: 0", 0},
+	} {
+		s, err := dataflow.ParseSpec([]byte(kafkaSpec(", topic: a"+tc.opts, "")), nil)
+		if err != nil {
+			t.Fatalf("%q: %v", tc.opts, err)
+		}
+		var k *Options
+		for _, op := range s.Operators {
+			if o, ok := op.Options.(*Options); ok && !o.sink {
+				k = o
+			}
+		}
+		if k == nil {
+			t.Fatalf("%q: no kafka source in the spec", tc.opts)
+		}
+		if k.discovery != tc.want {
+			t.Errorf("%q: discovery every %s, want %s", tc.opts, k.discovery, tc.want)
+		}
 	}
 }

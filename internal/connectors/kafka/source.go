@@ -62,7 +62,10 @@ type kafkaSource struct {
 	fetched  chan []*kgo.Record
 	fetchErr chan error
 	ready    chan struct{}
-	batch    []*kgo.Record
+	// discovered hands Poll the partitions discoverLoop (a goroutine of the source's, with
+	// the fetch loop's context) found, with the offsets they start at.
+	discovered chan map[topicPartition]int64
+	batch      []*kgo.Record
 
 	rec    dataflow.Record
 	el     dataflow.Element
@@ -110,7 +113,8 @@ func (s *kafkaSource) Open(ctx context.Context, rc *dataflow.RuntimeContext) err
 	s.ready = make(chan struct{}, 1)
 	s.fetched = make(chan []*kgo.Record, 2)
 	s.fetchErr = make(chan error, 1)
-	if len(starts) == 0 {
+	s.discovered = make(chan map[topicPartition]int64, 1)
+	if len(starts) == 0 && k.discovery == 0 {
 		return nil
 	}
 	tuning, err := ConsumerOptions(k.Properties)
@@ -131,6 +135,17 @@ func (s *kafkaSource) Open(ctx context.Context, rc *dataflow.RuntimeContext) err
 		defer s.wg.Done()
 		s.fetchLoop(fctx)
 	}()
+	if k.discovery > 0 {
+		known := make(map[topicPartition]bool, len(s.parts))
+		for tp := range s.parts {
+			known[tp] = true
+		}
+		s.wg.Add(1)
+		go func() {
+			defer s.wg.Done()
+			s.discoverLoop(fctx, known)
+		}()
+	}
 	return nil
 }
 
@@ -151,8 +166,10 @@ func (s *kafkaSource) assign(ctx context.Context) error {
 				topics = append(topics, t)
 			}
 		}
-		if len(topics) == 0 {
-			rc.Logger.Warn("kafka: no topic matches topic-pattern (yet); partitions created later are not discovered", "topic-pattern", k.TopicPattern)
+		if len(topics) == 0 && k.discovery == 0 {
+			rc.Logger.Warn("kafka: no topic matches topic-pattern (yet), and scan.topic-partition-discovery.interval is 0: topics created later are not read", "topic-pattern", k.TopicPattern)
+		} else if len(topics) == 0 {
+			rc.Logger.Warn("kafka: no topic matches topic-pattern yet; topics created later are read once discovered", "topic-pattern", k.TopicPattern, "interval", k.discovery)
 		}
 	} else {
 		topics = slices.Clone([]string(k.Topic))
@@ -202,7 +219,13 @@ func (s *kafkaSource) assign(ctx context.Context) error {
 		}
 	}
 	if len(need) > 0 {
-		if err := s.startOffsets(lctx, need); err != nil {
+		mode := k.StartupMode
+		if rc.Restored > 0 && k.discovery > 0 {
+			// A partition the checkpoint does not hold appeared after the job started:
+			// discovery would have read it from its start (as Flink's), so a restore does too.
+			mode = kafkaStartEarliest
+		}
+		if err := s.startOffsets(lctx, need, mode); err != nil {
 			return err
 		}
 	}
@@ -234,15 +257,16 @@ func (s *kafkaSource) assign(ctx context.Context) error {
 	return nil
 }
 
-// startOffsets sets the offsets of the partitions without one from scan.startup.mode.
-func (s *kafkaSource) startOffsets(ctx context.Context, topics []string) error {
+// startOffsets sets the offsets of the partitions without one as mode (a scan.startup.mode)
+// says.
+func (s *kafkaSource) startOffsets(ctx context.Context, topics []string, mode string) error {
 	k := s.opts
 	var (
 		listed kadm.ListedOffsets
 		err    error
 	)
 	what := "start offsets of " + strings.Join(topics, ", ")
-	switch k.StartupMode {
+	switch mode {
 	case kafkaStartEarliest:
 		listed, err = s.adm.ListStartOffsets(ctx, topics...)
 	case kafkaStartLatest:
@@ -313,6 +337,141 @@ func kafkaOwner(topic string, partition int32, parallelism int) int {
 	return (start + int(partition)) % parallelism
 }
 
+// discoverLoop looks, every scan.topic-partition-discovery.interval until ctx ends, for
+// partitions this subtask's assignment gives it that it does not read yet (partitions added
+// to its topics, topics newly matching topic-pattern), and hands them to Poll. known are the
+// partitions it reads already; the loop owns it.
+func (s *kafkaSource) discoverLoop(ctx context.Context, known map[topicPartition]bool) {
+	t := time.NewTicker(s.opts.discovery)
+	defer t.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-t.C:
+		}
+		found, err := s.discover(ctx, known)
+		if ctx.Err() != nil {
+			return
+		}
+		if err != nil {
+			// The partitions read already are unaffected: try again at the next interval.
+			s.rc.Logger.Warn("kafka: partition discovery failed; trying again at the next interval", "error", err, "interval", s.opts.discovery)
+			continue
+		}
+		if len(found) == 0 {
+			continue
+		}
+		select {
+		case s.discovered <- found:
+			for tp := range found {
+				known[tp] = true
+			}
+			s.wake()
+		case <-ctx.Done():
+			return
+		}
+	}
+}
+
+// discover lists the source's topics as assign does (topic-pattern matched as written, the
+// pattern the job was authorized for; the cluster's internal topics are never listed) and
+// returns the partitions the assignment gives this subtask that are not known, each with
+// its earliest offset: records written to a new partition before it was discovered are read
+// too (Flink's default for discovered partitions).
+func (s *kafkaSource) discover(ctx context.Context, known map[topicPartition]bool) (map[topicPartition]int64, error) {
+	k, rc := s.opts, s.rc
+	lctx, cancel := context.WithTimeout(ctx, time.Minute)
+	defer cancel()
+	var (
+		details kadm.TopicDetails
+		err     error
+	)
+	if k.pattern != nil {
+		details, err = s.adm.ListTopics(lctx)
+		if err != nil {
+			return nil, kafkaExplain(k, err, "list topics for topic-pattern %q", k.TopicPattern)
+		}
+	} else if details, err = s.adm.ListTopics(lctx, k.Topic...); err != nil {
+		return nil, kafkaExplain(k, err, "topics %s", strings.Join(k.Topic, ", "))
+	}
+	var (
+		fresh  []topicPartition
+		topics []string
+	)
+	for t, d := range details {
+		if !k.subscribes(t) {
+			continue
+		}
+		if d.Err != nil {
+			if errors.Is(d.Err, kerr.UnknownTopicOrPartition) {
+				continue // deleted: its partitions read so far stay as they are
+			}
+			return nil, kafkaExplain(k, d.Err, "topic %s", t)
+		}
+		for _, p := range d.Partitions.Numbers() {
+			tp := topicPartition{t, p}
+			if !known[tp] && kafkaOwner(t, p, rc.Parallelism) == rc.Subtask {
+				fresh = append(fresh, tp)
+				if !slices.Contains(topics, t) {
+					topics = append(topics, t)
+				}
+			}
+		}
+	}
+	if len(fresh) == 0 {
+		return nil, nil
+	}
+	starts, err := s.adm.ListStartOffsets(lctx, topics...)
+	if err != nil {
+		return nil, kafkaExplain(k, err, "start offsets of %s", strings.Join(topics, ", "))
+	}
+	out := make(map[topicPartition]int64, len(fresh))
+	for _, tp := range fresh {
+		o, ok := starts.Lookup(tp.topic, tp.partition)
+		if !ok || o.Err != nil {
+			return nil, kafkaExplain(k, errors.Join(o.Err, errors.New("no offset listed")), "topic %s partition %d", tp.topic, tp.partition)
+		}
+		out[tp] = o.Offset
+	}
+	return out, nil
+}
+
+// subscribes says whether the source reads topic t: one of its topics, or a name its
+// topic-pattern matches whole.
+func (k *Options) subscribes(t string) bool {
+	if k.pattern != nil {
+		return k.pattern.MatchString(t)
+	}
+	return slices.Contains(k.Topic, t)
+}
+
+// addDiscovered starts reading the partitions discoverLoop found, from the task's thread:
+// from now on they are in the checkpoints' offsets.
+func (s *kafkaSource) addDiscovered(found map[topicPartition]int64) {
+	add := map[string]map[int32]kgo.Offset{}
+	var topics []string
+	for tp, next := range found {
+		if _, ok := s.parts[tp]; ok {
+			continue
+		}
+		s.parts[tp] = &kafkaPartition{next: next, end: -1}
+		s.live++
+		if add[tp.topic] == nil {
+			add[tp.topic] = map[int32]kgo.Offset{}
+			topics = append(topics, tp.topic)
+		}
+		add[tp.topic][tp.partition] = kgo.NewOffset().At(next)
+	}
+	if len(add) == 0 {
+		return
+	}
+	slices.Sort(topics)
+	s.cl.AddConsumePartitions(add)
+	s.lastP = nil
+	s.rc.Logger.Info("kafka source discovered partitions", "partitions", len(found), "topics", strings.Join(topics, ","), "assigned", len(s.parts))
+}
+
 // fetchLoop polls the consumer until ctx ends, handing batches to Poll.
 func (s *kafkaSource) fetchLoop(ctx context.Context) {
 	for {
@@ -361,6 +520,11 @@ func (s *kafkaSource) Available() <-chan struct{} { return s.ready }
 func (s *kafkaSource) Poll(context.Context) (dataflow.PollStatus, error) {
 	if s.live == 0 && s.opts.BoundedMode == kafkaBoundedLatest {
 		return dataflow.PollEnd, nil
+	}
+	select {
+	case found := <-s.discovered:
+		s.addDiscovered(found)
+	default:
 	}
 	for n := 0; n < kafkaBatch; {
 		if len(s.batch) == 0 {
