@@ -201,7 +201,7 @@ func ParseJSONObject(data []byte, s Schema, rec Record) error {
 	return fmt.Errorf("want one JSON object per line: %w", json.Unmarshal(data, &obj))
 }
 
-// parseJSONObjectMap is parseJSONObject through encoding/json's map decoding: the
+// parseJSONObjectMap is ParseJSONObject through encoding/json's map decoding: the
 // reference the fuzz target holds the scanner to.
 func parseJSONObjectMap(data []byte, s Schema, rec Record) error {
 	var obj map[string]json.RawMessage
