@@ -43,7 +43,7 @@ func (a *AggFunction) check(op *OperatorSpec) error {
 // kind of its result.
 func (a *AggFunction) plan(o *OperatorSpec, in Schema) (aggFunc, Kind, error) {
 	f := aggFunc{function: a.Function}
-	if err := checkFieldName(o, "as", a.As); err != nil {
+	if err := CheckFieldName(o, "as", a.As); err != nil {
 		return f, 0, err
 	}
 	if a.Function == "count" {

@@ -143,16 +143,16 @@ func appendJSONString(dst []byte, s string) []byte {
 	return append(dst, '"')
 }
 
-// jsonSchema builds the schema of a json source from its fields option: a name is a field,
+// JSONSchema builds the schema of a json source from its fields option: a name is a field,
 // a path (bid.price) a field of a nested object, the object a struct field whose fields are
 // listed in the order they first appear. Leaves are of kind any: JSON says the kind of each
 // value.
-func jsonSchema(op *OperatorSpec, fields []string) (Schema, error) {
+func JSONSchema(op *OperatorSpec, fields []string) (Schema, error) {
 	var s Schema
 	for _, path := range fields {
 		parts := strings.Split(path, ".")
 		for _, p := range parts {
-			if err := checkFieldName(op, "fields", p); err != nil {
+			if err := CheckFieldName(op, "fields", p); err != nil {
 				return nil, err
 			}
 		}
@@ -177,10 +177,10 @@ func jsonSchema(op *OperatorSpec, fields []string) (Schema, error) {
 	return s, nil
 }
 
-// parseJSONObject reads one JSON object into rec (len(rec) == len(s)): each field from the
+// ParseJSONObject reads one JSON object into rec (len(rec) == len(s)): each field from the
 // key of its name, a struct field from a nested object (null when the key is missing or
 // null), leaves as jsonValue converts them. A line that is null gives nulls.
-func parseJSONObject(data []byte, s Schema, rec Record) error {
+func ParseJSONObject(data []byte, s Schema, rec Record) error {
 	if !json.Valid(data) {
 		var obj map[string]json.RawMessage
 		err := json.Unmarshal(data, &obj) // for encoding/json's description of the error
@@ -201,7 +201,7 @@ func parseJSONObject(data []byte, s Schema, rec Record) error {
 	return fmt.Errorf("want one JSON object per line: %w", json.Unmarshal(data, &obj))
 }
 
-// parseJSONObjectMap is parseJSONObject through encoding/json's map decoding: the
+// parseJSONObjectMap is ParseJSONObject through encoding/json's map decoding: the
 // reference the fuzz target holds the scanner to.
 func parseJSONObjectMap(data []byte, s Schema, rec Record) error {
 	var obj map[string]json.RawMessage

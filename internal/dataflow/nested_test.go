@@ -177,7 +177,7 @@ func TestJSONNested(t *testing.T) {
 	}
 
 	op := &OperatorSpec{Name: "f", Line: 3}
-	s, err := jsonSchema(op, []string{"id", "bid.price", "bid.url", "bid.where.city"})
+	s, err := JSONSchema(op, []string{"id", "bid.price", "bid.url", "bid.where.city"})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -185,27 +185,27 @@ func TestJSONNested(t *testing.T) {
 		t.Errorf("schema %s", s)
 	}
 	r := make(Record, len(s))
-	if err := parseJSONObject([]byte(`{"id":7,"bid":{"price":1234,"url":"https://x","where":{"city":"Salem"}}}`), s, r); err != nil {
+	if err := ParseJSONObject([]byte(`{"id":7,"bid":{"price":1234,"url":"https://x","where":{"city":"Salem"}}}`), s, r); err != nil {
 		t.Fatal(err)
 	}
 	if !slices.Equal(r, nestedRecord(7, 1234, "https://x", "Salem")) {
 		t.Errorf("parsed %v", r)
 	}
-	if err := parseJSONObject([]byte(`{"id":7,"bid":null}`), s, r); err != nil || r[1] != Null() {
+	if err := ParseJSONObject([]byte(`{"id":7,"bid":null}`), s, r); err != nil || r[1] != Null() {
 		t.Errorf("null object: %v %v", r, err)
 	}
-	if err := parseJSONObject([]byte(`{"id":7,"bid":3}`), s, r); err == nil || !strings.Contains(err.Error(), "bid: want a JSON object or null") {
+	if err := ParseJSONObject([]byte(`{"id":7,"bid":3}`), s, r); err == nil || !strings.Contains(err.Error(), "bid: want a JSON object or null") {
 		t.Errorf("a number for an object: %v", err)
 	}
 	for _, fields := range [][]string{{"bid", "bid.price"}, {"bid.price", "bid"}, {"a", "a"}, {"bid.1x"}} {
-		if _, err := jsonSchema(op, fields); err == nil || !strings.Contains(err.Error(), `operator "f" (line 3) fields`) {
+		if _, err := JSONSchema(op, fields); err == nil || !strings.Contains(err.Error(), `operator "f" (line 3) fields`) {
 			t.Errorf("fields %v: %v", fields, err)
 		}
 	}
 }
 
 func FuzzJSONLine(f *testing.F) {
-	s, err := jsonSchema(&OperatorSpec{Name: "f"}, []string{"id", "bid.price", "bid.url", "bid.where.city"})
+	s, err := JSONSchema(&OperatorSpec{Name: "f"}, []string{"id", "bid.price", "bid.url", "bid.where.city"})
 	if err != nil {
 		f.Fatal(err)
 	}
@@ -218,7 +218,7 @@ func FuzzJSONLine(f *testing.F) {
 	f.Add(`{"id":"\xff\"","bid":{"url":{"a":[1,2]}}}`)
 	f.Fuzz(func(t *testing.T, line string) {
 		r := make(Record, len(s))
-		err := parseJSONObject([]byte(line), s, r)
+		err := ParseJSONObject([]byte(line), s, r)
 		// The scanner gives what decoding through a map gives, error or records.
 		ref := make(Record, len(s))
 		refErr := parseJSONObjectMap([]byte(line), s, ref)
@@ -254,7 +254,7 @@ func TestNexmarkJSONIsTheSource(t *testing.T) {
 	if err := WriteNexmarkJSON(context.Background(), &buf, cfg, events); err != nil {
 		t.Fatal(err)
 	}
-	s, err := jsonSchema(&OperatorSpec{Name: "f"}, NexmarkFields())
+	s, err := JSONSchema(&OperatorSpec{Name: "f"}, NexmarkFields())
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -264,7 +264,7 @@ func TestNexmarkJSONIsTheSource(t *testing.T) {
 	r := make(Record, len(s))
 	n := int64(0)
 	for ; sc.Scan(); n++ {
-		if err := parseJSONObject(sc.Bytes(), s, r); err != nil {
+		if err := ParseJSONObject(sc.Bytes(), s, r); err != nil {
 			t.Fatalf("line %d: %v", n+1, err)
 		}
 		if got, want := AppendRecord(nil, r), AppendRecord(nil, m.Record(n)); !bytes.Equal(got, want) {
@@ -482,14 +482,14 @@ func BenchmarkJSONLineParse(b *testing.B) {
 		b.Fatal(err)
 	}
 	lines := bytes.Split(bytes.TrimSpace(buf.Bytes()), []byte("\n"))
-	s, err := jsonSchema(&OperatorSpec{Name: "f"}, NexmarkFields())
+	s, err := JSONSchema(&OperatorSpec{Name: "f"}, NexmarkFields())
 	if err != nil {
 		b.Fatal(err)
 	}
 	r := make(Record, len(s))
 	b.ReportAllocs()
 	for i := 0; b.Loop(); i++ {
-		if err := parseJSONObject(lines[i%len(lines)], s, r); err != nil {
+		if err := ParseJSONObject(lines[i%len(lines)], s, r); err != nil {
 			b.Fatal(err)
 		}
 	}

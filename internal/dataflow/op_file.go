@@ -95,7 +95,7 @@ func (f *FileOptions) Plan(pc *PlanContext) (Schema, error) {
 		}
 		schema = Schema{{Name: "line", Kind: KindString}}
 	case "json":
-		s, err := jsonSchema(o, f.Fields)
+		s, err := JSONSchema(o, f.Fields)
 		if err != nil {
 			return nil, err
 		}
@@ -113,7 +113,7 @@ func (f *FileOptions) Plan(pc *PlanContext) (Schema, error) {
 			fields = hdr
 		}
 		for _, name := range fields {
-			if err := checkFieldName(o, "fields", name); err != nil {
+			if err := CheckFieldName(o, "fields", name); err != nil {
 				return nil, err
 			}
 			schema = append(schema, Field{Name: name, Kind: KindString})
@@ -358,7 +358,7 @@ func (f *fileSource) parse(line string, rec Record) error {
 			}
 			return nil
 		}
-		return parseJSONObject([]byte(line), f.schema, rec)
+		return ParseJSONObject([]byte(line), f.schema, rec)
 	}
 	return nil
 }

@@ -62,7 +62,7 @@ func (f *FlatMapOptions) Plan(pc *PlanContext) (Schema, error) {
 	var schema Schema
 	if len(f.Fields) > 0 {
 		for _, name := range f.Fields {
-			if err := checkFieldName(o, "fields", name); err != nil {
+			if err := CheckFieldName(o, "fields", name); err != nil {
 				return nil, err
 			}
 			schema = append(schema, Field{Name: name, Kind: KindAny})
@@ -71,7 +71,7 @@ func (f *FlatMapOptions) Plan(pc *PlanContext) (Schema, error) {
 		if mapElems {
 			return nil, o.errf("fields", "missing required option: the elements of %q are maps, list their keys", f.Expr)
 		}
-		if err := checkFieldName(o, "as", f.As); err != nil {
+		if err := CheckFieldName(o, "as", f.As); err != nil {
 			return nil, err
 		}
 		schema = Schema{{Name: f.As, Kind: elem}}

@@ -190,7 +190,7 @@ func (j *JoinOptions) Plan(pc *PlanContext) (Schema, error) {
 	var out Schema
 	names := map[string]bool{}
 	for _, ne := range j.Fields {
-		if err := checkFieldName(o, "fields."+ne.Name, ne.Name); err != nil {
+		if err := CheckFieldName(o, "fields."+ne.Name, ne.Name); err != nil {
 			return nil, err
 		}
 		if names[ne.Name] {

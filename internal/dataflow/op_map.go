@@ -75,7 +75,7 @@ func (m *MapOptions) Plan(pc *PlanContext) (Schema, error) {
 	var exprs []*celExpr
 	var paths []FieldPath
 	for _, ne := range m.out {
-		if err := checkFieldName(o, "fields."+ne.Name, ne.Name); err != nil {
+		if err := CheckFieldName(o, "fields."+ne.Name, ne.Name); err != nil {
 			return nil, err
 		}
 		if seen[ne.Name] {

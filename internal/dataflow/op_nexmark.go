@@ -147,9 +147,9 @@ func (o *NexmarkOptions) NewOperator() Operator {
 	return &nexmarkSource{opts: o}
 }
 
-// stampsResults implements TimestampingOperator: a nexmark event's time is its dateTime,
+// StampsResults implements TimestampingOperator: a nexmark event's time is its dateTime,
 // so every record the source emits carries its event time.
-func (o *NexmarkOptions) stampsResults() {}
+func (o *NexmarkOptions) StampsResults() {}
 
 var _ TimestampingOperator = (*NexmarkOptions)(nil)
 

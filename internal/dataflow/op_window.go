@@ -68,7 +68,7 @@ type WindowOptions struct {
 	in       Schema
 }
 
-func (w *WindowOptions) stampsResults() {}
+func (w *WindowOptions) StampsResults() {}
 
 var _ TimestampingOperator = (*WindowOptions)(nil)
 
@@ -196,7 +196,7 @@ func (w *WindowOptions) Plan(pc *PlanContext) (Schema, error) {
 		w.fn = fn
 		return append(out, Field{Name: w.As, Kind: kind}), nil
 	}
-	if err := checkFieldName(o, "as", w.As); err != nil {
+	if err := CheckFieldName(o, "as", w.As); err != nil {
 		return nil, err
 	}
 	if slices.Contains(reserved, w.As) {

@@ -138,6 +138,10 @@ type RuntimeContext struct {
 	side   func(tag string) Output // SideOutput
 }
 
+// Context is the task's context: it is cancelled when the task stops, so work an operator
+// does outside Open (a flush at a barrier, a commit) ends with it.
+func (rc *RuntimeContext) Context() context.Context { return rc.ctx }
+
 // Timers is the operator's timer service: the clocks (processing time, the watermark at its
 // input) for every operator, and timers for keyed operators implementing TimerHandler.
 func (rc *RuntimeContext) Timers() TimerService {
@@ -191,6 +195,10 @@ type opError struct {
 
 func (e *opError) Error() string { return fmt.Sprintf("operator %q: %v", e.name, e.err) }
 func (e *opError) Unwrap() error { return e.err }
+
+// OperatorError names operator name in err, an error raised while processing a record; an
+// operator registered from outside the package wraps its errors with it as the built-in ones do.
+func OperatorError(name string, err error) error { return opErr(name, err) }
 
 // opErr names the operator in an error raised while processing a record.
 func opErr(name string, err error) error { return &opError{name: name, err: err} }

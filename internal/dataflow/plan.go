@@ -115,7 +115,9 @@ var identRE = regexp.MustCompile(`^[A-Za-z_][A-Za-z0-9_]*$`)
 var celReserved = []string{"true", "false", "null", "in", "as", "break", "const", "continue", "else",
 	"for", "function", "if", "import", "let", "loop", "package", "namespace", "return", "var", "void", "while"}
 
-func checkFieldName(op *OperatorSpec, opt, name string) error {
+// CheckFieldName refuses a field name that expressions could not use (option opt of op names
+// it): every field an operator adds must be a CEL identifier.
+func CheckFieldName(op *OperatorSpec, opt, name string) error {
 	if !identRE.MatchString(name) || slices.Contains(celReserved, name) {
 		return op.errf(opt, "field name %q must be an identifier usable in CEL (letters, digits, '_', not a reserved word)", name)
 	}

@@ -120,7 +120,8 @@ type KeyInfo struct {
 // time of its own (a window: its end - 1), so operators downstream see timestamped input.
 type TimestampingOperator interface {
 	Definition
-	stampsResults()
+	// StampsResults marks the type; it is never called.
+	StampsResults()
 }
 
 // ErrSchemaDeferred is returned by Definition.Plan when the output schema can only be known

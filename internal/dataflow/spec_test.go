@@ -242,7 +242,7 @@ func TestBadSpecs(t *testing.T) {
 		{"unterminated parameter", "name: x\noperators:\n  - {name: f, type: file, path: '${input'}\n", "unterminated parameter reference"},
 		{"missing job name", "operators:\n" + gen, `missing required "name"`},
 		{"unknown type", "name: x\noperators:\n  - {name: g, type: generater}\n",
-			`operator "g" (line 3) type: unknown operator type "generater": known types are aggregate, blackhole, file, filter, flat_map, generator, join, kafka, key_by, map, nexmark, print, socket`},
+			`operator "g" (line 3) type: unknown operator type "generater": known types are aggregate, blackhole, file, filter, flat_map, generator, join, key_by, map, nexmark, print, socket`},
 		{"missing operator name", "name: x\noperators:\n  - {type: generator}\n", `operator #1 (line 3): missing required "name"`},
 		{"duplicate name", "name: x\noperators:\n" + gen + gen, `operator "g" (line 4): duplicate name, first used on line 3`},
 		{"unknown option", "name: x\noperators:\n  - {name: g, type: generator, cont: 1}\n", `operator "g" (line 3) cont: line 3: unknown option for type generator`},

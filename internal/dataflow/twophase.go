@@ -89,6 +89,43 @@ func NewTwoPhaseCommit[T any](rc *RuntimeContext, tx Transactions[T]) (*TwoPhase
 	return c, nil
 }
 
+// RestoredTransactions are the pending transactions the restored checkpoint holds for a
+// two-phase-commit sink (every subtask's: the state is a union), decoded with codec and not
+// committed; nil on a fresh start. A sink that cleans up around them (the Kafka sink fences
+// the transactional ids a failed attempt may have used after them) reads them in Open before
+// NewTwoPhaseCommit commits them. Entries that do not decode are left out: NewTwoPhaseCommit
+// reports them.
+func RestoredTransactions[T any](rc *RuntimeContext, codec state.Codec[T]) ([]T, error) {
+	if rc.Restored <= 0 {
+		return nil, nil
+	}
+	list, err := rc.ListState(pendingTransactions, state.Union)
+	if err != nil {
+		return nil, err
+	}
+	var out []T
+	for _, e := range list.Entries() {
+		_, n := binary.Uvarint(e)
+		if n <= 0 {
+			continue
+		}
+		if txn, err := codec.Decode(e[n:]); err == nil {
+			out = append(out, txn)
+		}
+	}
+	return out, nil
+}
+
+// Pending are the prepared transactions not committed yet, oldest first: on Close they stay
+// open for a restore to commit, and the sink may release what they hold in this process.
+func (c *TwoPhaseCommit[T]) Pending() []T {
+	out := make([]T, len(c.pending))
+	for i, p := range c.pending {
+		out[i] = p.txn
+	}
+	return out
+}
+
 // Current is the transaction records go into now.
 func (c *TwoPhaseCommit[T]) Current() T { return c.cur }
 

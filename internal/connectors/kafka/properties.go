@@ -1,7 +1,9 @@
 // Package kafka turns the Kafka client properties a job spec gives (`properties.*`, under
 // Kafka's own names: bootstrap.servers, security.protocol, sasl.jaas.config, ssl.*) into a
 // franz-go client configuration, with the credentials of the login contexts or delegation
-// tokens when the properties carry none. The operator itself is dataflow's `kafka` type.
+// tokens when the properties carry none. It is also the operator type `kafka` (operator.go),
+// a source and a sink registered with dataflow when the package is imported
+// (docs/connectors.md).
 package kafka
 
 import (

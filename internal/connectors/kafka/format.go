@@ -1,4 +1,4 @@
-package dataflow
+package kafka
 
 import (
 	"bytes"
@@ -7,25 +7,27 @@ import (
 	"io"
 	"strings"
 	"unsafe"
+
+	"github.com/sluice-dev/sluice/internal/dataflow"
 )
 
 // decodeKafkaValue fills rec (the fields of s) from a Kafka value or key in format.
-func decodeKafkaValue(format string, b []byte, s Schema, rec Record) error {
+func decodeKafkaValue(format string, b []byte, s dataflow.Schema, rec dataflow.Record) error {
 	switch format {
 	case "raw":
 		if b == nil {
-			rec[0] = Null()
+			rec[0] = dataflow.Null()
 		} else {
 			// No copy: the value aliases the fetched batch, as a decoded record aliases its
 			// network buffer (DecodeRecord): the client never reuses fetch buffers (no pool
 			// is configured), and an operator keeping a value clones it (Operator.Process).
-			rec[0] = String(unsafe.String(unsafe.SliceData(b), len(b)))
+			rec[0] = dataflow.String(unsafe.String(unsafe.SliceData(b), len(b)))
 		}
 		return nil
 	case "csv":
 		if len(b) == 0 {
 			for i := range rec {
-				rec[i] = Null()
+				rec[i] = dataflow.Null()
 			}
 			return nil
 		}
@@ -35,20 +37,20 @@ func decodeKafkaValue(format string, b []byte, s Schema, rec Record) error {
 		}
 		for i := range rec {
 			if i < len(cols) {
-				rec[i] = String(cols[i])
+				rec[i] = dataflow.String(cols[i])
 			} else {
-				rec[i] = Null()
+				rec[i] = dataflow.Null()
 			}
 		}
 		return nil
 	}
 	if len(bytes.TrimSpace(b)) == 0 {
 		for i := range rec {
-			rec[i] = Null()
+			rec[i] = dataflow.Null()
 		}
 		return nil
 	}
-	return parseJSONObject(b, s, rec)
+	return dataflow.ParseJSONObject(b, s, rec)
 }
 
 // parseCSVRecord parses one Kafka value as one CSV record. A value holding more (a line
@@ -67,10 +69,10 @@ func parseCSVRecord(v string) ([]string, error) {
 }
 
 // appendKafkaValue encodes the fields idx of r (all when idx is nil) in format.
-func appendKafkaValue(dst []byte, format string, s Schema, r Record, idx []int) []byte {
+func appendKafkaValue(dst []byte, format string, s dataflow.Schema, r dataflow.Record, idx []int) []byte {
 	if idx != nil {
-		sub := make(Schema, len(idx))
-		vals := make(Record, len(idx))
+		sub := make(dataflow.Schema, len(idx))
+		vals := make(dataflow.Record, len(idx))
 		for i, j := range idx {
 			sub[i], vals[i] = s[j], r[j]
 		}
@@ -78,14 +80,14 @@ func appendKafkaValue(dst []byte, format string, s Schema, r Record, idx []int) 
 	}
 	switch format {
 	case "raw":
-		if len(r) == 0 || r[0].Kind() == KindNull {
+		if len(r) == 0 || r[0].Kind() == dataflow.KindNull {
 			return dst
 		}
 		return append(dst, r[0].Text()...)
 	case "csv":
 		cols := make([]string, len(r))
 		for i, v := range r {
-			if v.Kind() != KindNull {
+			if v.Kind() != dataflow.KindNull {
 				cols[i] = v.Text()
 			}
 		}
@@ -95,5 +97,5 @@ func appendKafkaValue(dst []byte, format string, s Schema, r Record, idx []int) 
 		w.Flush()
 		return append(dst, bytes.TrimRight(buf.Bytes(), "\n")...)
 	}
-	return AppendJSONRecord(dst, s, r)
+	return dataflow.AppendJSONRecord(dst, s, r)
 }

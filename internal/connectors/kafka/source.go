@@ -1,4 +1,4 @@
-package dataflow
+package kafka
 
 import (
 	"context"
@@ -14,7 +14,7 @@ import (
 	"github.com/twmb/franz-go/pkg/kerr"
 	"github.com/twmb/franz-go/pkg/kgo"
 
-	"github.com/sluice-dev/sluice/internal/connectors/kafka"
+	"github.com/sluice-dev/sluice/internal/dataflow"
 	"github.com/sluice-dev/sluice/internal/state"
 )
 
@@ -44,10 +44,10 @@ type kafkaPartition struct {
 // offsets live in checkpoints, and go to the group (properties.group.id) only as a courtesy
 // when a checkpoint completes, for monitoring.
 type kafkaSource struct {
-	NoInput
-	opts *KafkaOptions
-	rc   *RuntimeContext
-	out  Output
+	dataflow.NoInput
+	opts *Options
+	rc   *dataflow.RuntimeContext
+	out  dataflow.Output
 	list *state.ListState
 
 	cl    *kgo.Client
@@ -62,10 +62,13 @@ type kafkaSource struct {
 	fetched  chan []*kgo.Record
 	fetchErr chan error
 	ready    chan struct{}
-	batch    []*kgo.Record
+	// discovered hands Poll the partitions discoverLoop (a goroutine of the source's, with
+	// the fetch loop's context) found, with the offsets they start at.
+	discovered chan map[topicPartition]int64
+	batch      []*kgo.Record
 
-	rec    Record
-	el     Element
+	rec    dataflow.Record
+	el     dataflow.Element
 	lastTP topicPartition
 	lastP  *kafkaPartition
 	// Offsets per checkpoint, committed to the group when the checkpoint completes, by
@@ -74,11 +77,11 @@ type kafkaSource struct {
 	commits   chan kafkaCommit
 }
 
-func (s *kafkaSource) Open(ctx context.Context, rc *RuntimeContext) error {
+func (s *kafkaSource) Open(ctx context.Context, rc *dataflow.RuntimeContext) error {
 	k := s.opts
 	s.rc, s.out = rc, rc.Output
-	s.rec = make(Record, len(k.schema))
-	s.el = Element{Record: s.rec}
+	s.rec = make(dataflow.Record, len(k.schema))
+	s.el = dataflow.Element{Record: s.rec}
 	s.snapshots = map[int64]map[topicPartition]int64{}
 	list, err := rc.ListState(kafkaOffsetsState, state.Union)
 	if err != nil {
@@ -110,12 +113,13 @@ func (s *kafkaSource) Open(ctx context.Context, rc *RuntimeContext) error {
 	s.ready = make(chan struct{}, 1)
 	s.fetched = make(chan []*kgo.Record, 2)
 	s.fetchErr = make(chan error, 1)
-	if len(starts) == 0 {
+	s.discovered = make(chan map[topicPartition]int64, 1)
+	if len(starts) == 0 && k.discovery == 0 {
 		return nil
 	}
-	tuning, err := kafka.ConsumerOptions(k.Properties)
+	tuning, err := ConsumerOptions(k.Properties)
 	if err != nil {
-		return Unrecoverable(opErr(rc.Operator, err))
+		return dataflow.Unrecoverable(dataflow.OperatorError(rc.Operator, err))
 	}
 	copts := append(append(opts, tuning...), kgo.ConsumePartitions(starts),
 		// Control records (transaction markers) advance the offsets, so a bounded read of
@@ -131,6 +135,17 @@ func (s *kafkaSource) Open(ctx context.Context, rc *RuntimeContext) error {
 		defer s.wg.Done()
 		s.fetchLoop(fctx)
 	}()
+	if k.discovery > 0 {
+		known := make(map[topicPartition]bool, len(s.parts))
+		for tp := range s.parts {
+			known[tp] = true
+		}
+		s.wg.Add(1)
+		go func() {
+			defer s.wg.Done()
+			s.discoverLoop(fctx, known)
+		}()
+	}
 	return nil
 }
 
@@ -151,8 +166,10 @@ func (s *kafkaSource) assign(ctx context.Context) error {
 				topics = append(topics, t)
 			}
 		}
-		if len(topics) == 0 {
-			rc.Logger.Warn("kafka: no topic matches topic-pattern (yet); partitions created later are not discovered", "topic-pattern", k.TopicPattern)
+		if len(topics) == 0 && k.discovery == 0 {
+			rc.Logger.Warn("kafka: no topic matches topic-pattern (yet), and scan.topic-partition-discovery.interval is 0: topics created later are not read", "topic-pattern", k.TopicPattern)
+		} else if len(topics) == 0 {
+			rc.Logger.Warn("kafka: no topic matches topic-pattern yet; topics created later are read once discovered", "topic-pattern", k.TopicPattern, "interval", k.discovery)
 		}
 	} else {
 		topics = slices.Clone([]string(k.Topic))
@@ -202,7 +219,13 @@ func (s *kafkaSource) assign(ctx context.Context) error {
 		}
 	}
 	if len(need) > 0 {
-		if err := s.startOffsets(lctx, need); err != nil {
+		mode := k.StartupMode
+		if rc.Restored > 0 && k.discovery > 0 {
+			// A partition the checkpoint does not hold appeared after the job started:
+			// discovery would have read it from its start (as Flink's), so a restore does too.
+			mode = kafkaStartEarliest
+		}
+		if err := s.startOffsets(lctx, need, mode); err != nil {
 			return err
 		}
 	}
@@ -234,15 +257,16 @@ func (s *kafkaSource) assign(ctx context.Context) error {
 	return nil
 }
 
-// startOffsets sets the offsets of the partitions without one from scan.startup.mode.
-func (s *kafkaSource) startOffsets(ctx context.Context, topics []string) error {
+// startOffsets sets the offsets of the partitions without one as mode (a scan.startup.mode)
+// says.
+func (s *kafkaSource) startOffsets(ctx context.Context, topics []string, mode string) error {
 	k := s.opts
 	var (
 		listed kadm.ListedOffsets
 		err    error
 	)
 	what := "start offsets of " + strings.Join(topics, ", ")
-	switch k.StartupMode {
+	switch mode {
 	case kafkaStartEarliest:
 		listed, err = s.adm.ListStartOffsets(ctx, topics...)
 	case kafkaStartLatest:
@@ -313,6 +337,141 @@ func kafkaOwner(topic string, partition int32, parallelism int) int {
 	return (start + int(partition)) % parallelism
 }
 
+// discoverLoop looks, every scan.topic-partition-discovery.interval until ctx ends, for
+// partitions this subtask's assignment gives it that it does not read yet (partitions added
+// to its topics, topics newly matching topic-pattern), and hands them to Poll. known are the
+// partitions it reads already; the loop owns it.
+func (s *kafkaSource) discoverLoop(ctx context.Context, known map[topicPartition]bool) {
+	t := time.NewTicker(s.opts.discovery)
+	defer t.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-t.C:
+		}
+		found, err := s.discover(ctx, known)
+		if ctx.Err() != nil {
+			return
+		}
+		if err != nil {
+			// The partitions read already are unaffected: try again at the next interval.
+			s.rc.Logger.Warn("kafka: partition discovery failed; trying again at the next interval", "error", err, "interval", s.opts.discovery)
+			continue
+		}
+		if len(found) == 0 {
+			continue
+		}
+		select {
+		case s.discovered <- found:
+			for tp := range found {
+				known[tp] = true
+			}
+			s.wake()
+		case <-ctx.Done():
+			return
+		}
+	}
+}
+
+// discover lists the source's topics as assign does (topic-pattern matched as written, the
+// pattern the job was authorized for; the cluster's internal topics are never listed) and
+// returns the partitions the assignment gives this subtask that are not known, each with
+// its earliest offset: records written to a new partition before it was discovered are read
+// too (Flink's default for discovered partitions).
+func (s *kafkaSource) discover(ctx context.Context, known map[topicPartition]bool) (map[topicPartition]int64, error) {
+	k, rc := s.opts, s.rc
+	lctx, cancel := context.WithTimeout(ctx, time.Minute)
+	defer cancel()
+	var (
+		details kadm.TopicDetails
+		err     error
+	)
+	if k.pattern != nil {
+		details, err = s.adm.ListTopics(lctx)
+		if err != nil {
+			return nil, kafkaExplain(k, err, "list topics for topic-pattern %q", k.TopicPattern)
+		}
+	} else if details, err = s.adm.ListTopics(lctx, k.Topic...); err != nil {
+		return nil, kafkaExplain(k, err, "topics %s", strings.Join(k.Topic, ", "))
+	}
+	var (
+		fresh  []topicPartition
+		topics []string
+	)
+	for t, d := range details {
+		if !k.subscribes(t) {
+			continue
+		}
+		if d.Err != nil {
+			if errors.Is(d.Err, kerr.UnknownTopicOrPartition) {
+				continue // deleted: its partitions read so far stay as they are
+			}
+			return nil, kafkaExplain(k, d.Err, "topic %s", t)
+		}
+		for _, p := range d.Partitions.Numbers() {
+			tp := topicPartition{t, p}
+			if !known[tp] && kafkaOwner(t, p, rc.Parallelism) == rc.Subtask {
+				fresh = append(fresh, tp)
+				if !slices.Contains(topics, t) {
+					topics = append(topics, t)
+				}
+			}
+		}
+	}
+	if len(fresh) == 0 {
+		return nil, nil
+	}
+	starts, err := s.adm.ListStartOffsets(lctx, topics...)
+	if err != nil {
+		return nil, kafkaExplain(k, err, "start offsets of %s", strings.Join(topics, ", "))
+	}
+	out := make(map[topicPartition]int64, len(fresh))
+	for _, tp := range fresh {
+		o, ok := starts.Lookup(tp.topic, tp.partition)
+		if !ok || o.Err != nil {
+			return nil, kafkaExplain(k, errors.Join(o.Err, errors.New("no offset listed")), "topic %s partition %d", tp.topic, tp.partition)
+		}
+		out[tp] = o.Offset
+	}
+	return out, nil
+}
+
+// subscribes says whether the source reads topic t: one of its topics, or a name its
+// topic-pattern matches whole.
+func (k *Options) subscribes(t string) bool {
+	if k.pattern != nil {
+		return k.pattern.MatchString(t)
+	}
+	return slices.Contains(k.Topic, t)
+}
+
+// addDiscovered starts reading the partitions discoverLoop found, from the task's thread:
+// from now on they are in the checkpoints' offsets.
+func (s *kafkaSource) addDiscovered(found map[topicPartition]int64) {
+	add := map[string]map[int32]kgo.Offset{}
+	var topics []string
+	for tp, next := range found {
+		if _, ok := s.parts[tp]; ok {
+			continue
+		}
+		s.parts[tp] = &kafkaPartition{next: next, end: -1}
+		s.live++
+		if add[tp.topic] == nil {
+			add[tp.topic] = map[int32]kgo.Offset{}
+			topics = append(topics, tp.topic)
+		}
+		add[tp.topic][tp.partition] = kgo.NewOffset().At(next)
+	}
+	if len(add) == 0 {
+		return
+	}
+	slices.Sort(topics)
+	s.cl.AddConsumePartitions(add)
+	s.lastP = nil
+	s.rc.Logger.Info("kafka source discovered partitions", "partitions", len(found), "topics", strings.Join(topics, ","), "assigned", len(s.parts))
+}
+
 // fetchLoop polls the consumer until ctx ends, handing batches to Poll.
 func (s *kafkaSource) fetchLoop(ctx context.Context) {
 	for {
@@ -354,26 +513,31 @@ func (s *kafkaSource) wake() {
 	}
 }
 
-// Available implements Source.
+// Available implements dataflow.Source.
 func (s *kafkaSource) Available() <-chan struct{} { return s.ready }
 
-// Poll implements Source.
-func (s *kafkaSource) Poll(context.Context) (PollStatus, error) {
+// Poll implements dataflow.Source.
+func (s *kafkaSource) Poll(context.Context) (dataflow.PollStatus, error) {
 	if s.live == 0 && s.opts.BoundedMode == kafkaBoundedLatest {
-		return PollEnd, nil
+		return dataflow.PollEnd, nil
+	}
+	select {
+	case found := <-s.discovered:
+		s.addDiscovered(found)
+	default:
 	}
 	for n := 0; n < kafkaBatch; {
 		if len(s.batch) == 0 {
 			select {
 			case err := <-s.fetchErr:
-				return PollEnd, kafkaFailure(s.rc, err)
+				return dataflow.PollEnd, kafkaFailure(s.rc, err)
 			case b := <-s.fetched:
 				s.batch = b
 			default:
 				if n > 0 {
-					return PollMore, nil
+					return dataflow.PollMore, nil
 				}
-				return PollIdle, nil
+				return dataflow.PollIdle, nil
 			}
 		}
 		r := s.batch[0]
@@ -396,7 +560,7 @@ func (s *kafkaSource) Poll(context.Context) (PollStatus, error) {
 		}
 		if !r.Attrs.IsControl() {
 			if err := s.emit(r); err != nil {
-				return PollEnd, err
+				return dataflow.PollEnd, err
 			}
 			n++
 		}
@@ -404,17 +568,17 @@ func (s *kafkaSource) Poll(context.Context) (PollStatus, error) {
 			p.done = true
 			s.live--
 			if s.live == 0 {
-				return PollEnd, nil
+				return dataflow.PollEnd, nil
 			}
 		}
 	}
-	return PollMore, nil
+	return dataflow.PollMore, nil
 }
 
 // emit makes the record of a Kafka record and passes it on; its timestamp is the event time.
 func (s *kafkaSource) emit(r *kgo.Record) error {
 	if err := kafkaFill(s.opts, r, s.rec); err != nil {
-		return opErr(s.rc.Operator, err)
+		return dataflow.OperatorError(s.rc.Operator, err)
 	}
 	s.el.Timestamp = r.Timestamp.UnixMilli()
 	return s.out.Collect(&s.el)
@@ -425,7 +589,7 @@ func (s *kafkaSource) emit(r *kgo.Record) error {
 // or key that does not decode is an error naming the topic, partition, offset and which of
 // the two, never a partial record. A header the record carries several times is its last
 // value (as Kafka's Headers.lastHeader, which Flink's deserializers read).
-func kafkaFill(k *KafkaOptions, r *kgo.Record, rec Record) error {
+func kafkaFill(k *Options, r *kgo.Record, rec dataflow.Record) error {
 	if err := decodeKafkaValue(k.Format, r.Value, k.schema[:k.valueN], rec[:k.valueN]); err != nil {
 		return fmt.Errorf("topic %s partition %d offset %d: %s value: %w", r.Topic, r.Partition, r.Offset, k.Format, err)
 	}
@@ -438,10 +602,10 @@ func kafkaFill(k *KafkaOptions, r *kgo.Record, rec Record) error {
 		i += n
 	}
 	for _, h := range k.Headers {
-		rec[i] = Null()
+		rec[i] = dataflow.Null()
 		for _, rh := range r.Headers {
 			if rh.Key == h {
-				rec[i] = String(string(rh.Value))
+				rec[i] = dataflow.String(string(rh.Value))
 			}
 		}
 		i++
@@ -449,22 +613,22 @@ func kafkaFill(k *KafkaOptions, r *kgo.Record, rec Record) error {
 	for _, m := range k.Metadata {
 		switch m {
 		case "topic":
-			rec[i] = String(r.Topic)
+			rec[i] = dataflow.String(r.Topic)
 		case "partition":
-			rec[i] = Int(int64(r.Partition))
+			rec[i] = dataflow.Int(int64(r.Partition))
 		case "offset":
-			rec[i] = Int(r.Offset)
+			rec[i] = dataflow.Int(r.Offset)
 		case "timestamp":
-			rec[i] = Int(r.Timestamp.UnixMilli())
+			rec[i] = dataflow.Int(r.Timestamp.UnixMilli())
 		}
 		i++
 	}
 	return nil
 }
 
-// SnapshotState implements Snapshotter: the next offset of every partition this subtask
+// SnapshotState implements dataflow.Snapshotter: the next offset of every partition this subtask
 // reads.
-func (s *kafkaSource) SnapshotState(cp CheckpointInfo) (func(context.Context) error, error) {
+func (s *kafkaSource) SnapshotState(cp dataflow.CheckpointInfo) (func(context.Context) error, error) {
 	entries := make([][]byte, 0, len(s.parts))
 	offsets := make(map[topicPartition]int64, len(s.parts))
 	for tp, p := range s.parts {
@@ -478,7 +642,7 @@ func (s *kafkaSource) SnapshotState(cp CheckpointInfo) (func(context.Context) er
 	return nil, nil
 }
 
-// NotifyCheckpointComplete implements CheckpointListener: hand the checkpoint's offsets to
+// NotifyCheckpointComplete implements dataflow.CheckpointListener: hand the checkpoint's offsets to
 // the committer, which commits them to the group, for monitoring only (the source never
 // reads them back after a restore). A slow group coordinator never holds up the task.
 func (s *kafkaSource) NotifyCheckpointComplete(id int64) error {
@@ -534,7 +698,7 @@ func (s *kafkaSource) commitLoop() {
 	}
 }
 
-// NotifyCheckpointAborted implements CheckpointListener.
+// NotifyCheckpointAborted implements dataflow.CheckpointListener.
 func (s *kafkaSource) NotifyCheckpointAborted(id int64) error {
 	delete(s.snapshots, id)
 	return nil

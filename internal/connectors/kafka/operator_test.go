@@ -1,10 +1,13 @@
-package dataflow
+package kafka
 
 import (
 	"encoding/json"
 	"fmt"
 	"strings"
 	"testing"
+	"time"
+
+	"github.com/sluice-dev/sluice/internal/dataflow"
 )
 
 const kafkaSpecHead = "name: k\noperators:\n"
@@ -15,7 +18,7 @@ func kafkaSpec(src, sink string) string {
 }
 
 func TestKafkaSpecAccess(t *testing.T) {
-	s, err := ParseSpec([]byte(kafkaSpec(", topic: [a, b], properties.security.protocol: SSL, properties.ssl.truststore.location: /tls/ca.pem, properties.ssl.truststore.password: 'file:/tls/pw'", "")), nil)
+	s, err := dataflow.ParseSpec([]byte(kafkaSpec(", topic: [a, b], properties.security.protocol: SSL, properties.ssl.truststore.location: /tls/ca.pem, properties.ssl.truststore.password: 'file:/tls/pw'", "")), nil)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -26,7 +29,7 @@ func TestKafkaSpecAccess(t *testing.T) {
 	if got := fmt.Sprint(writes); got != "[kafka:topic/out]" {
 		t.Errorf("writes %s", got)
 	}
-	s, err = ParseSpec([]byte(kafkaSpec(", topic-pattern: 'logs-.*'", "")), nil)
+	s, err = dataflow.ParseSpec([]byte(kafkaSpec(", topic-pattern: 'logs-.*'", "")), nil)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -51,12 +54,16 @@ func TestKafkaSpecErrors(t *testing.T) {
 		{", topic: a", ", key: value, key.fields: [value]", "give key (an expression) or key.fields"},
 		{", topic: a", ", key: nosuch", "key:"},
 		{", topic: a, properties.security.protocol: SASL_SSL, properties.sasl.mechanism: PLAIN", "", "properties: properties.sasl.jaas.config"},
+		{", topic: a, scan.topic-partition-discovery.interval: often", "", `scan.topic-partition-discovery.interval: "often": want a duration`},
+		{", topic: a, scan.topic-partition-discovery.interval: 10ms", "", "below the minimum 1s"},
+		{", topic: a, scan.bounded.mode: latest-offset, scan.topic-partition-discovery.interval: 1 min", "", "scan.topic-partition-discovery.interval: only for unbounded sources"},
+		{", topic: a", ", scan.topic-partition-discovery.interval: 1 min", "scan.topic-partition-discovery.interval: only for kafka sources"},
 		{", topic: a, propertie.x: 1", "", "unknown option for type kafka: want name, type, input, parallelism, topic,"},
 	} {
-		_, err := ParseSpec([]byte(kafkaSpec(tc.src, tc.sink)), nil)
+		_, err := dataflow.ParseSpec([]byte(kafkaSpec(tc.src, tc.sink)), nil)
 		if err == nil {
-			var s *Spec
-			if s, err = ParseSpec([]byte(kafkaSpec(tc.src, tc.sink)), nil); err == nil {
+			var s *dataflow.Spec
+			if s, err = dataflow.ParseSpec([]byte(kafkaSpec(tc.src, tc.sink)), nil); err == nil {
 				_, err = s.Plan(1)
 			}
 		}
@@ -68,7 +75,7 @@ func TestKafkaSpecErrors(t *testing.T) {
 
 func TestKafkaSpecWarningsAndMasking(t *testing.T) {
 	const pw = "Pa55-w0rd-77"
-	s, err := ParseSpec([]byte(kafkaSpec(", topic: a, properties.fetch.min.bytes: '1', properties.security.protocol: SASL_SSL, properties.sasl.mechanism: SCRAM-SHA-256, "+
+	s, err := dataflow.ParseSpec([]byte(kafkaSpec(", topic: a, properties.fetch.min.bytes: '1', properties.security.protocol: SASL_SSL, properties.sasl.mechanism: SCRAM-SHA-256, "+
 		`properties.sasl.jaas.config: 'org.apache.kafka.common.security.scram.ScramLoginModule required username="u" password="`+pw+`";'`, "")), nil)
 	if err != nil {
 		t.Fatal(err)
@@ -115,5 +122,39 @@ func TestKafkaOffsetCodec(t *testing.T) {
 	got, err := kafkaTxnCodec{}.Decode(kafkaTxnCodec{}.Append(nil, txn))
 	if err != nil || *got != *txn {
 		t.Fatalf("transaction round trip: %+v %v", got, err)
+	}
+}
+
+// TestKafkaDiscoveryInterval: Flink's default (5 minutes) for an unbounded source, none for a
+// bounded one, 0 and negative turn it off, Flink's duration syntax.
+func TestKafkaDiscoveryInterval(t *testing.T) {
+	for _, tc := range []struct {
+		opts string
+		want time.Duration
+	}{
+		{"", DefaultDiscoveryInterval},
+		{", scan.topic-partition-discovery.interval: 30 s", 30 * time.Second},
+		{", scan.topic-partition-discovery.interval: 10000", 10 * time.Second},
+		{", scan.topic-partition-discovery.interval: 0", 0},
+		{", scan.topic-partition-discovery.interval: -1 min", 0},
+		{", scan.bounded.mode: latest-offset", 0},
+		{", scan.bounded.mode: latest-offset, scan.topic-partition-discovery.interval: 0", 0},
+	} {
+		s, err := dataflow.ParseSpec([]byte(kafkaSpec(", topic: a"+tc.opts, "")), nil)
+		if err != nil {
+			t.Fatalf("%q: %v", tc.opts, err)
+		}
+		var k *Options
+		for _, op := range s.Operators {
+			if o, ok := op.Options.(*Options); ok && !o.sink {
+				k = o
+			}
+		}
+		if k == nil {
+			t.Fatalf("%q: no kafka source in the spec", tc.opts)
+		}
+		if k.discovery != tc.want {
+			t.Errorf("%q: discovery every %s, want %s", tc.opts, k.discovery, tc.want)
+		}
 	}
 }

@@ -1,4 +1,4 @@
-package dataflow
+package kafka
 
 import (
 	"context"
@@ -6,6 +6,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/sluice-dev/sluice/internal/dataflow"
 	"github.com/twmb/franz-go/pkg/kfake"
 	"github.com/twmb/franz-go/pkg/kgo"
 )
@@ -48,7 +49,7 @@ operators:
   - {name: src, type: kafka, topic: in, format: json, fields: [id], key.fields: [k], metadata: [partition], scan.bounded.mode: latest-offset, properties.bootstrap.servers: '%[1]s', properties.max.partition.fetch.bytes: '65536', parallelism: 2}
   - {name: dst, type: kafka, input: src, topic: %[2]s, format: json, key.fields: [k], sink.delivery-guarantee: %[3]s, properties.bootstrap.servers: '%[1]s', properties.compression.type: lz4%[4]s, parallelism: 2}
 `, addr, out, delivery, extra)
-			if err := RunLocal(ctx, mustPlan(t, spec, nil, 2), nil); err != nil {
+			if err := dataflow.RunLocal(ctx, mustPlan(t, spec, nil, 2), nil); err != nil {
 				t.Fatal(err)
 			}
 			rd, err := kgo.NewClient(kgo.SeedBrokers(addr), kgo.ConsumeTopics(out), kgo.ConsumeResetOffset(kgo.NewOffset().AtStart()),
@@ -84,4 +85,17 @@ operators:
 			}
 		})
 	}
+}
+
+func mustPlan(t testing.TB, spec string, params map[string]string, par int) *dataflow.Plan {
+	t.Helper()
+	s, err := dataflow.ParseSpec([]byte(spec), params)
+	if err != nil {
+		t.Fatalf("ParseSpec: %v", err)
+	}
+	p, err := s.Plan(par)
+	if err != nil {
+		t.Fatalf("Plan: %v", err)
+	}
+	return p
 }

@@ -1,4 +1,4 @@
-package dataflow
+package kafka
 
 import (
 	"context"
@@ -14,7 +14,7 @@ import (
 	"github.com/twmb/franz-go/pkg/kgo"
 	"github.com/twmb/franz-go/pkg/kmsg"
 
-	"github.com/sluice-dev/sluice/internal/connectors/kafka"
+	"github.com/sluice-dev/sluice/internal/dataflow"
 	"github.com/sluice-dev/sluice/internal/state"
 )
 
@@ -22,17 +22,17 @@ import (
 //   - none: records are sent as they come; what is buffered at a failure is lost.
 //   - at-least-once: every barrier waits until the records before it are acknowledged, so a
 //     completed checkpoint never covers a record Kafka does not have.
-//   - exactly-once: a Kafka transaction per checkpoint and subtask (twophase.go); the
+//   - exactly-once: a Kafka transaction per checkpoint and subtask (dataflow.TwoPhaseCommit); the
 //     barrier flushes it, the checkpoint's completion commits it, and a restore commits
 //     what the checkpoint prepared and aborts what the failed attempt left open.
 type kafkaSink struct {
-	opts *KafkaOptions
-	rc   *RuntimeContext
-	act  *activation
+	opts *Options
+	rc   *dataflow.RuntimeContext
+	eval *dataflow.Evaluator
 	opt  []kgo.Opt
 
 	cl  *kgo.Client // none / at-least-once
-	tpc *TwoPhaseCommit[*kafkaTxn]
+	tpc *dataflow.TwoPhaseCommit[*kafkaTxn]
 	txs *kafkaTxns
 
 	errMu sync.Mutex
@@ -41,11 +41,11 @@ type kafkaSink struct {
 	buf []byte
 }
 
-func (s *kafkaSink) Open(ctx context.Context, rc *RuntimeContext) error {
+func (s *kafkaSink) Open(ctx context.Context, rc *dataflow.RuntimeContext) error {
 	k := s.opts
 	s.rc = rc
 	if k.keyExpr != nil {
-		s.act = newActivation(rc.ctx, k.schema)
+		s.eval = rc.NewEvaluator(k.schema)
 	}
 	opts, err := kafkaClientOptions(ctx, rc, k)
 	if err != nil {
@@ -53,13 +53,13 @@ func (s *kafkaSink) Open(ctx context.Context, rc *RuntimeContext) error {
 	}
 	s.opt = append(opts, kgo.DefaultProduceTopic(k.Topic[0]), kgo.RecordRetries(10),
 		kgo.UnknownTopicRetries(3), kgo.ProducerLinger(5*time.Millisecond))
-	tuning, err := kafka.ProducerOptions(k.Properties)
+	tuning, err := ProducerOptions(k.Properties)
 	if err != nil {
-		return Unrecoverable(opErr(rc.Operator, err))
+		return dataflow.Unrecoverable(dataflow.OperatorError(rc.Operator, err))
 	}
 	s.opt = append(s.opt, tuning...)
-	if d, ok, err := k.Properties.Millis(kafka.LingerMS); err != nil {
-		return Unrecoverable(opErr(rc.Operator, err))
+	if d, ok, err := k.Properties.Millis(LingerMS); err != nil {
+		return dataflow.Unrecoverable(dataflow.OperatorError(rc.Operator, err))
 	} else if ok {
 		s.opt = append(s.opt, kgo.ProducerLinger(d))
 	}
@@ -74,8 +74,8 @@ func (s *kafkaSink) Open(ctx context.Context, rc *RuntimeContext) error {
 		return nil
 	}
 	timeout := 15 * time.Minute // Kafka's default transaction.max.timeout.ms
-	if d, ok, err := k.Properties.Millis(kafka.TransactionTimeoutMS); err != nil {
-		return Unrecoverable(opErr(rc.Operator, err))
+	if d, ok, err := k.Properties.Millis(TransactionTimeoutMS); err != nil {
+		return dataflow.Unrecoverable(dataflow.OperatorError(rc.Operator, err))
 	} else if ok {
 		timeout = d // at most kafka.MaxTransactionTimeout: fits the request's int32
 	}
@@ -94,7 +94,7 @@ func (s *kafkaSink) Open(ctx context.Context, rc *RuntimeContext) error {
 	if err := s.txs.recover(ctx); err != nil {
 		return kafkaFailure(rc, err)
 	}
-	if s.tpc, err = NewTwoPhaseCommit[*kafkaTxn](rc, s.txs); err != nil {
+	if s.tpc, err = dataflow.NewTwoPhaseCommit[*kafkaTxn](rc, s.txs); err != nil {
 		return kafkaFailure(rc, err)
 	}
 	return nil
@@ -124,8 +124,8 @@ func (s *kafkaSink) probe(ctx context.Context, cl *kgo.Client) error {
 	return nil
 }
 
-// Process implements Operator.
-func (s *kafkaSink) Process(_ int, e *Element) error {
+// Process implements dataflow.Operator.
+func (s *kafkaSink) Process(_ int, e *dataflow.Element) error {
 	if err := s.failed(); err != nil {
 		return err
 	}
@@ -135,18 +135,18 @@ func (s *kafkaSink) Process(_ int, e *Element) error {
 	rec := &kgo.Record{Value: append([]byte(nil), s.buf...)}
 	switch {
 	case k.keyExpr != nil:
-		v, err := s.act.evalValue(k.keyExpr, r)
+		v, err := s.eval.Eval(k.keyExpr, r)
 		if err != nil {
-			return opErr(s.rc.Operator, fmt.Errorf("key: %w", err))
+			return dataflow.OperatorError(s.rc.Operator, fmt.Errorf("key: %w", err))
 		}
-		if v.Kind() != KindNull {
+		if v.Kind() != dataflow.KindNull {
 			rec.Key = []byte(v.Text())
 		}
 	case len(k.keyIdx) > 0:
 		rec.Key = appendKafkaValue(nil, k.KeyFormat, k.schema, r, k.keyIdx)
 	}
 	for j, i := range k.headerIdx {
-		if r[i].Kind() != KindNull {
+		if r[i].Kind() != dataflow.KindNull {
 			rec.Headers = append(rec.Headers, kgo.RecordHeader{Key: k.Headers[j], Value: []byte(r[i].Text())})
 		}
 	}
@@ -159,11 +159,11 @@ func (s *kafkaSink) Process(_ int, e *Element) error {
 		cl = txn.cl
 		txn.records++
 	}
-	cl.Produce(s.rc.ctx, rec, s.produced)
+	cl.Produce(s.rc.Context(), rec, s.produced)
 	return nil
 }
 
-func rawIndex(k *KafkaOptions) []int {
+func rawIndex(k *Options) []int {
 	if k.Format == "raw" {
 		return []int{k.valueIdx}
 	}
@@ -191,13 +191,13 @@ func (s *kafkaSink) failed() error {
 	return kafkaFailure(s.rc, kafkaExplain(s.opts, s.err, "write to topic %s", s.opts.Topic[0]))
 }
 
-// SnapshotState implements Snapshotter.
-func (s *kafkaSink) SnapshotState(cp CheckpointInfo) (func(context.Context) error, error) {
+// SnapshotState implements dataflow.Snapshotter.
+func (s *kafkaSink) SnapshotState(cp dataflow.CheckpointInfo) (func(context.Context) error, error) {
 	switch {
 	case s.tpc != nil:
 		return s.tpc.SnapshotState(cp)
 	case s.opts.Delivery == deliveryAtLeastOnce:
-		if err := s.cl.Flush(s.rc.ctx); err != nil {
+		if err := s.cl.Flush(s.rc.Context()); err != nil {
 			return nil, err
 		}
 		return nil, s.failed()
@@ -205,7 +205,7 @@ func (s *kafkaSink) SnapshotState(cp CheckpointInfo) (func(context.Context) erro
 	return nil, nil
 }
 
-// NotifyCheckpointComplete implements CheckpointListener.
+// NotifyCheckpointComplete implements dataflow.CheckpointListener.
 func (s *kafkaSink) NotifyCheckpointComplete(id int64) error {
 	if s.tpc == nil {
 		return nil
@@ -213,7 +213,7 @@ func (s *kafkaSink) NotifyCheckpointComplete(id int64) error {
 	return kafkaFailure(s.rc, s.tpc.NotifyCheckpointComplete(id))
 }
 
-// NotifyCheckpointAborted implements CheckpointListener.
+// NotifyCheckpointAborted implements dataflow.CheckpointListener.
 func (s *kafkaSink) NotifyCheckpointAborted(id int64) error {
 	if s.tpc == nil {
 		return nil
@@ -225,7 +225,7 @@ func (s *kafkaSink) Finish() error {
 	if s.tpc != nil {
 		return kafkaFailure(s.rc, s.tpc.Finish())
 	}
-	if err := s.cl.Flush(s.rc.ctx); err != nil {
+	if err := s.cl.Flush(s.rc.Context()); err != nil {
 		return kafkaFailure(s.rc, err)
 	}
 	return s.failed()
@@ -236,10 +236,10 @@ func (s *kafkaSink) Close() error {
 	if s.tpc != nil {
 		err = s.tpc.Close()
 		// Prepared transactions stay open for a restore to commit; only their clients go.
-		for _, p := range s.tpc.pending {
-			if p.txn.cl != nil {
-				p.txn.cl.Close()
-				p.txn.cl = nil
+		for _, t := range s.tpc.Pending() {
+			if t.cl != nil {
+				t.cl.Close()
+				t.cl = nil
 			}
 		}
 	}
@@ -265,7 +265,7 @@ type kafkaTxn struct {
 	cl         *kgo.Client // nil for a transaction restored from a checkpoint
 }
 
-// kafkaTxns implements Transactions for the sink.
+// kafkaTxns implements dataflow.Transactions for the sink.
 type kafkaTxns struct {
 	sink    *kafkaSink
 	admin   *kgo.Client
@@ -284,24 +284,14 @@ func (x *kafkaTxns) recover(ctx context.Context) error {
 	rc := x.sink.rc
 	base := x.sink.opts.TxnPrefix + "-"
 	last := map[int]int64{} // old subtask -> the last transaction number the checkpoint holds
-	if rc.Restored > 0 {
-		l, err := rc.ListState(pendingTransactions, state.Union)
-		if err != nil {
-			return err
-		}
-		for _, e := range l.Entries() {
-			_, m := binary.Uvarint(e)
-			if m <= 0 {
-				continue
-			}
-			t, err := x.Codec().Decode(e[m:])
-			if err != nil {
-				continue
-			}
-			sub, err := strconv.Atoi(strings.TrimSuffix(strings.TrimPrefix(t.id, base), "-"+strconv.FormatInt(t.n, 10)))
-			if err == nil && t.n > last[sub] {
-				last[sub] = t.n
-			}
+	restored, err := dataflow.RestoredTransactions(rc, x.Codec())
+	if err != nil {
+		return err
+	}
+	for _, t := range restored {
+		sub, err := strconv.Atoi(strings.TrimSuffix(strings.TrimPrefix(t.id, base), "-"+strconv.FormatInt(t.n, 10)))
+		if err == nil && t.n > last[sub] {
+			last[sub] = t.n
 		}
 	}
 	ctx, cancel := context.WithTimeout(ctx, 2*time.Minute)
@@ -357,7 +347,7 @@ func (x *kafkaTxns) abortFrom(ctx context.Context, prefix string, start int64) (
 	}
 }
 
-// Begin implements Transactions: a transactional producer with the next id.
+// Begin implements dataflow.Transactions: a transactional producer with the next id.
 func (x *kafkaTxns) Begin() (*kafkaTxn, error) {
 	n := x.next
 	x.next++
@@ -373,10 +363,10 @@ func (x *kafkaTxns) Begin() (*kafkaTxn, error) {
 	return &kafkaTxn{id: id, n: n, cl: cl, producerID: -1}, nil
 }
 
-// Prepare implements Transactions: flush, and note the producer id and epoch a later
+// Prepare implements dataflow.Transactions: flush, and note the producer id and epoch a later
 // commit needs.
-func (x *kafkaTxns) Prepare(t *kafkaTxn, _ CheckpointInfo) (*kafkaTxn, error) {
-	ctx := x.sink.rc.ctx
+func (x *kafkaTxns) Prepare(t *kafkaTxn, _ dataflow.CheckpointInfo) (*kafkaTxn, error) {
+	ctx := x.sink.rc.Context()
 	if err := t.cl.Flush(ctx); err != nil {
 		return t, err
 	}
@@ -393,10 +383,10 @@ func (x *kafkaTxns) Prepare(t *kafkaTxn, _ CheckpointInfo) (*kafkaTxn, error) {
 	return t, nil
 }
 
-// PreCommit implements Transactions: flushed records are durable in Kafka already.
+// PreCommit implements dataflow.Transactions: flushed records are durable in Kafka already.
 func (x *kafkaTxns) PreCommit(*kafkaTxn) error { return nil }
 
-// Commit implements Transactions. A restored transaction is committed by its producer id
+// Commit implements dataflow.Transactions. A restored transaction is committed by its producer id
 // and epoch (EndTxn), as its producer is gone; committing one committed before is a no-op.
 func (x *kafkaTxns) Commit(t *kafkaTxn) error {
 	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
@@ -440,7 +430,7 @@ func (x *kafkaTxns) Commit(t *kafkaTxn) error {
 	}
 }
 
-// Abort implements Transactions.
+// Abort implements dataflow.Transactions.
 func (x *kafkaTxns) Abort(t *kafkaTxn) error {
 	if t.cl == nil {
 		return nil
@@ -457,7 +447,7 @@ func (x *kafkaTxns) Abort(t *kafkaTxn) error {
 	return t.cl.EndTransaction(ctx, kgo.TryAbort)
 }
 
-// Codec implements Transactions.
+// Codec implements dataflow.Transactions.
 func (x *kafkaTxns) Codec() state.Codec[*kafkaTxn] { return kafkaTxnCodec{} }
 
 type kafkaTxnCodec struct{}

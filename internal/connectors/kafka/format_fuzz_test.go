@@ -1,4 +1,4 @@
-package dataflow
+package kafka
 
 import (
 	"bytes"
@@ -7,36 +7,37 @@ import (
 	"testing"
 	"time"
 
+	"github.com/sluice-dev/sluice/internal/dataflow"
 	"github.com/twmb/franz-go/pkg/kgo"
 )
 
 // kafkaFuzzOptions are planned source options for a value in format and key in keyFormat,
 // with two headers and every metadata field, as Plan makes them.
-func kafkaFuzzOptions(format, keyFormat string) *KafkaOptions {
-	k := &KafkaOptions{Format: format, KeyFormat: keyFormat, KeyFields: []string{"k1", "k2"},
+func kafkaFuzzOptions(format, keyFormat string) *Options {
+	k := &Options{Format: format, KeyFormat: keyFormat, KeyFields: []string{"k1", "k2"},
 		Headers: []string{"trace", "h2"}, Metadata: kafkaMetadata}
-	var s Schema
+	var s dataflow.Schema
 	switch format {
 	case "raw":
-		s = Schema{{Name: "value", Kind: KindString}}
+		s = dataflow.Schema{{Name: "value", Kind: dataflow.KindString}}
 	case "json":
-		s = Schema{{Name: "id", Kind: KindAny}, {Name: "word", Kind: KindAny},
-			{Name: "nested", Kind: KindStruct, Fields: Schema{{Name: "a", Kind: KindAny}}}}
+		s = dataflow.Schema{{Name: "id", Kind: dataflow.KindAny}, {Name: "word", Kind: dataflow.KindAny},
+			{Name: "nested", Kind: dataflow.KindStruct, Fields: dataflow.Schema{{Name: "a", Kind: dataflow.KindAny}}}}
 	case "csv":
-		s = Schema{{Name: "a", Kind: KindString}, {Name: "b", Kind: KindString}}
+		s = dataflow.Schema{{Name: "a", Kind: dataflow.KindString}, {Name: "b", Kind: dataflow.KindString}}
 	}
 	k.valueN = len(s)
 	if keyFormat == "raw" {
 		k.KeyFields = k.KeyFields[:1]
 	}
 	for _, f := range k.KeyFields {
-		s = append(s, Field{Name: f, Kind: KindAny})
+		s = append(s, dataflow.Field{Name: f, Kind: dataflow.KindAny})
 	}
 	for _, h := range k.Headers {
-		s = append(s, Field{Name: h, Kind: KindString})
+		s = append(s, dataflow.Field{Name: h, Kind: dataflow.KindString})
 	}
 	for _, m := range k.Metadata {
-		s = append(s, Field{Name: m, Kind: KindInt})
+		s = append(s, dataflow.Field{Name: m, Kind: dataflow.KindInt})
 	}
 	k.schema = s
 	return k
@@ -73,8 +74,8 @@ func FuzzKafkaRecord(f *testing.F) {
 		r := &kgo.Record{Topic: "orders", Partition: 3, Offset: 1234567, Value: value, Key: key,
 			Timestamp: time.UnixMilli(1700000000123),
 			Headers:   []kgo.RecordHeader{{Key: hkey, Value: h1}, {Key: "trace", Value: h2}}}
-		rec := make(Record, len(k.schema))
-		unfilled := String("\x00unfilled")
+		rec := make(dataflow.Record, len(k.schema))
+		unfilled := dataflow.String("\x00unfilled")
 		for j := range rec {
 			rec[j] = unfilled
 		}
@@ -103,7 +104,7 @@ func FuzzKafkaRecord(f *testing.F) {
 			}
 		}
 		if k.Format == "raw" {
-			if value == nil && rec[0].Kind() != KindNull || value != nil && rec[0].Text() != string(value) {
+			if value == nil && rec[0].Kind() != dataflow.KindNull || value != nil && rec[0].Text() != string(value) {
 				t.Fatalf("raw value %q decoded as %v", value, rec[0])
 			}
 		}
@@ -115,7 +116,7 @@ func FuzzKafkaRecord(f *testing.F) {
 		if got := rec[i].Text(); got != string(h2) { // "trace": the last one
 			t.Fatalf("header trace: %q, want %q", got, h2)
 		}
-		if wantH2 == nil && rec[i+1].Kind() != KindNull || wantH2 != nil && !bytes.Equal([]byte(rec[i+1].Text()), wantH2) {
+		if wantH2 == nil && rec[i+1].Kind() != dataflow.KindNull || wantH2 != nil && !bytes.Equal([]byte(rec[i+1].Text()), wantH2) {
 			t.Fatalf("header h2: %v, want %q", rec[i+1], wantH2)
 		}
 		meta := rec[i+2:]
@@ -123,7 +124,7 @@ func FuzzKafkaRecord(f *testing.F) {
 			t.Fatalf("metadata: %v", meta)
 		}
 		for j, v := range rec {
-			if v.Kind() == KindString && v.Text() == unfilled.Text() {
+			if v.Kind() == dataflow.KindString && v.Text() == unfilled.Text() {
 				t.Fatalf("field %s not filled", k.schema[j].Name)
 			}
 		}
