@@ -4,7 +4,7 @@
 GO ?= go
 PKGS := ./cmd/... ./internal/...
 
-.PHONY: all build test deps check unit integration fuzz bench clean
+.PHONY: all build test deps check unit integration fuzz bench clean web web-check
 
 all: build
 
@@ -18,9 +18,25 @@ deps:
 	@./test/install-deps.sh
 	@./test/opa/build.sh >/dev/null
 
-check:
+check: web-check
 	@out=$$(gofmt -l cmd internal test); if [ -n "$$out" ]; then echo "gofmt needed on:"; echo "$$out"; exit 1; fi
 	$(GO) vet ./...
+
+# web rebuilds the dashboard (web/dist, embedded by go:embed and committed,
+# so that go build alone works on a fresh clone) from web/src with the
+# versions package-lock.json pins.
+web:
+	cd web && npm ci --no-audit --no-fund && npm run build
+
+# web-check rebuilds the dashboard into a scratch directory and fails if the
+# committed web/dist differs: a change to web/src needs `make web` and a
+# commit of web/dist.
+web-check:
+	@command -v npm >/dev/null || { echo "web-check: npm (Node.js >= 20.19) is needed to rebuild the dashboard"; exit 1; }
+	@cd web && npm ci --no-audit --no-fund >/dev/null && npx tsc --noEmit && \
+	  out=$$(mktemp -d) && npx vite build --logLevel error --outDir "$$out" --emptyOutDir && \
+	  if ! diff -r dist "$$out" >/dev/null; then diff -r dist "$$out" | head -20; rm -rf "$$out"; \
+	    echo "web/dist is stale: run 'make web' and commit web/dist"; exit 1; fi; rm -rf "$$out"
 
 unit:
 	$(GO) test -race -count=1 -timeout 10m $(PKGS)
