@@ -186,7 +186,7 @@ func newStatusCmd(g *globals) *cobra.Command {
 			fmt.Fprintln(w, "VERTEX\tPARALLELISM\tSTATUS\tREAD-RECORDS\tWRITE-RECORDS\tWRITE-BYTES")
 			for _, v := range j.Vertices {
 				fmt.Fprintf(w, "%s\t%d\t%s\t%v\t%v\t%v\n", v.Name, v.Parallelism, v.Status,
-					v.Metrics["read-records"], v.Metrics["write-records"], v.Metrics["write-bytes"])
+					v.Metrics.ReadRecords, v.Metrics.WriteRecords, v.Metrics.WriteBytes)
 			}
 			return w.Flush()
 		},

@@ -18,6 +18,8 @@ import (
 	"strings"
 	"syscall"
 	"time"
+
+	"github.com/sluice-dev/sluice/internal/restapi"
 )
 
 // Client is a REST client of one JobManager.
@@ -147,14 +149,10 @@ func (c *Client) SubmitJob(ctx context.Context, s Submission) (string, error) {
 	return res.ID, err
 }
 
-// Submitted is the JobManager's answer to a submission.
-type Submitted struct {
-	ID string `json:"jobid"`
-	// Warnings are what the submitter should know about how the job will
-	// run, such as a source that cannot replay its input under
-	// checkpointing (at most once).
-	Warnings []string `json:"warnings"`
-}
+// Submitted is the JobManager's answer to a submission: the job's id and
+// what the submitter should know about how the job will run, such as a
+// source that cannot replay its input under checkpointing (at most once).
+type Submitted = restapi.Submitted
 
 // SubmitJobResult sends a job and returns its id and the JobManager's
 // warnings about it.
@@ -201,54 +199,20 @@ func (c *Client) SubmitJobResult(ctx context.Context, s Submission) (Submitted, 
 }
 
 // JobSummary is one entry of GET /jobs/overview.
-type JobSummary struct {
-	ID        string         `json:"jid"`
-	Name      string         `json:"name"`
-	State     string         `json:"state"`
-	StartTime int64          `json:"start-time"`
-	EndTime   int64          `json:"end-time"`
-	Duration  int64          `json:"duration"`
-	Tasks     map[string]int `json:"tasks"`
-}
+type JobSummary = restapi.JobSummary
 
 // Jobs lists the jobs the caller may see.
 func (c *Client) Jobs(ctx context.Context) ([]JobSummary, error) {
-	var out struct {
-		Jobs []JobSummary `json:"jobs"`
-	}
+	var out restapi.JobsOverview
 	err := c.do(ctx, http.MethodGet, "/jobs/overview", nil, "", &out)
 	return out.Jobs, err
 }
 
 // Vertex is a vertex of GET /jobs/{id}.
-type Vertex struct {
-	ID          string           `json:"id"`
-	Name        string           `json:"name"`
-	Parallelism int              `json:"parallelism"`
-	Status      string           `json:"status"`
-	Metrics     map[string]any   `json:"metrics"`
-	Tasks       map[string]int   `json:"tasks"`
-	Extra       map[string]int64 `json:"-"`
-}
+type Vertex = restapi.JobVertex
 
 // Job is GET /jobs/{id}.
-type Job struct {
-	ID           string   `json:"jid"`
-	Name         string   `json:"name"`
-	State        string   `json:"state"`
-	StartTime    int64    `json:"start-time"`
-	EndTime      int64    `json:"end-time"`
-	Duration     int64    `json:"duration"`
-	Restarts     int      `json:"restarts"`
-	FailureCause string   `json:"failure-cause"`
-	Vertices     []Vertex `json:"vertices"`
-	// PendingReason says why a job that is not running yet waits ("waiting for 4 slots, 2
-	// available ...").
-	PendingReason string `json:"pending-reason"`
-	// PrintedLines counts the lines the job's print sinks printed so far (the end offset of
-	// GET /jobs/{id}/output).
-	PrintedLines int64 `json:"printed-lines"`
-}
+type Job = restapi.JobDetails
 
 // Job returns one job's details.
 func (c *Client) Job(ctx context.Context, id string) (*Job, error) {
@@ -270,15 +234,7 @@ func (c *Client) Get(ctx context.Context, path string, out any) error {
 }
 
 // Identity is who the JobManager takes the caller for (GET /whoami).
-type Identity struct {
-	Username string   `json:"username"`
-	Groups   []string `json:"groups"`
-	// Method is how the caller authenticated: token, x509, kerberos...
-	Method string `json:"method"`
-	// Listener names the REST listener that authenticated the caller, when
-	// the JobManager has several.
-	Listener string `json:"listener,omitempty"`
-}
+type Identity = restapi.Identity
 
 // WhoAmI asks the JobManager who it takes the caller for.
 func (c *Client) WhoAmI(ctx context.Context) (*Identity, error) {

@@ -11,19 +11,11 @@ import (
 	"time"
 
 	"github.com/sluice-dev/sluice/internal/dataflow"
+	"github.com/sluice-dev/sluice/internal/restapi"
 )
 
 // Output is one answer of GET /jobs/{id}/output.
-type Output struct {
-	Lines []string `json:"lines"`
-	// NextOffset is the offset to ask for next. The JobManager keeps a job's last lines
-	// only: when the ones asked for are gone, Lines starts later, and NextOffset minus the
-	// offset asked for exceeds len(Lines) by the lines lost.
-	NextOffset int64 `json:"next-offset"`
-	// Dropped counts the job's lines that never reached the JobManager (a TaskManager
-	// dropped them while the JobManager was slow or away).
-	Dropped int64 `json:"dropped"`
-}
+type Output = restapi.JobOutput
 
 // Output returns what a job's print sinks printed from line offset on.
 func (c *Client) Output(ctx context.Context, id string, offset int64) (*Output, error) {

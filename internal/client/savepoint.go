@@ -8,38 +8,26 @@ import (
 	"net/http"
 	"net/url"
 	"time"
+
+	"github.com/sluice-dev/sluice/internal/restapi"
 )
 
 // Savepoint operation states (status.id of GET /jobs/{id}/savepoints/{triggerid}).
 const (
-	SavepointInProgress = "IN_PROGRESS"
-	SavepointCompleted  = "COMPLETED"
+	SavepointInProgress = restapi.InProgress
+	SavepointCompleted  = restapi.Completed
 )
 
 // SavepointStatus is GET /jobs/{id}/savepoints/{triggerid}, in Flink's shape:
 // COMPLETED with operation.location, or with operation.failure-cause when
 // the savepoint failed.
-type SavepointStatus struct {
-	Status struct {
-		ID string `json:"id"`
-	} `json:"status"`
-	Operation *struct {
-		Location     string `json:"location"`
-		FailureCause *struct {
-			Message string `json:"message"`
-			Class   string `json:"class"`
-		} `json:"failure-cause"`
-	} `json:"operation"`
-}
+type SavepointStatus = restapi.SavepointStatus
 
 // TriggerSavepoint asks for a savepoint of a job (POST /jobs/{id}/savepoints)
 // into targetDir (empty: the cluster's state.savepoints.dir); cancelJob ends
 // the job once it is taken. It returns the trigger id to poll.
 func (c *Client) TriggerSavepoint(ctx context.Context, jobID, targetDir string, cancelJob bool) (string, error) {
-	body := struct {
-		TargetDirectory string `json:"target-directory,omitempty"`
-		CancelJob       bool   `json:"cancel-job"`
-	}{targetDir, cancelJob}
+	body := restapi.SavepointRequest{TargetDirectory: targetDir, CancelJob: cancelJob}
 	return c.trigger(ctx, "/jobs/"+url.PathEscape(jobID)+"/savepoints", body)
 }
 
@@ -48,10 +36,7 @@ func (c *Client) TriggerSavepoint(ctx context.Context, jobID, targetDir string, 
 // ends its input first, so windows and bounded aggregates emit. It returns
 // the trigger id, polled at the savepoints path.
 func (c *Client) StopWithSavepoint(ctx context.Context, jobID, targetDir string, drain bool) (string, error) {
-	body := struct {
-		TargetDirectory string `json:"targetDirectory,omitempty"`
-		Drain           bool   `json:"drain"`
-	}{targetDir, drain}
+	body := restapi.StopRequest{TargetDirectory: targetDir, Drain: drain}
 	return c.trigger(ctx, "/jobs/"+url.PathEscape(jobID)+"/stop", body)
 }
 
@@ -60,9 +45,7 @@ func (c *Client) trigger(ctx context.Context, path string, body any) (string, er
 	if err != nil {
 		return "", err
 	}
-	var out struct {
-		RequestID string `json:"request-id"`
-	}
+	var out restapi.SavepointTriggered
 	if err := c.do(ctx, http.MethodPost, path, bytes.NewReader(b), "application/json", &out); err != nil {
 		return "", err
 	}

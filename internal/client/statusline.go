@@ -70,8 +70,8 @@ func fit(text string, width int) string {
 func StatusText(j *Job, elapsed time.Duration) string {
 	var in, out int64
 	for _, v := range j.Vertices {
-		in += metricInt(v.Metrics["read-records"])
-		out += metricInt(v.Metrics["write-records"])
+		in += v.Metrics.ReadRecords
+		out += v.Metrics.WriteRecords
 	}
 	parts := []string{j.State}
 	if j.PendingReason != "" {
@@ -81,13 +81,6 @@ func StatusText(j *Job, elapsed time.Duration) string {
 	}
 	parts = append(parts, clock(elapsed))
 	return strings.Join(parts, " · ")
-}
-
-func metricInt(v any) int64 {
-	if f, ok := v.(float64); ok {
-		return int64(f)
-	}
-	return 0
 }
 
 // groupDigits writes n with thousands separated: 1,234,567.

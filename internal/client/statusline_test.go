@@ -5,6 +5,8 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/sluice-dev/sluice/internal/restapi"
 )
 
 // TestStatusLineRedrawsInPlace: the line is drawn with a carriage return and erased to its
@@ -49,8 +51,8 @@ func TestStatusLineRedrawsInPlace(t *testing.T) {
 
 func TestStatusText(t *testing.T) {
 	j := &Job{State: "RUNNING", Vertices: []Vertex{
-		{Metrics: map[string]any{"read-records": 0.0, "write-records": 1234567.0}},
-		{Metrics: map[string]any{"read-records": 1234567.0, "write-records": 12.0}},
+		{Metrics: restapi.IOMetrics{ReadRecords: 0, WriteRecords: 1234567}},
+		{Metrics: restapi.IOMetrics{ReadRecords: 1234567, WriteRecords: 12}},
 	}}
 	if got, want := StatusText(j, 83*time.Second), "RUNNING · records in 1,234,567, out 1,234,579 · 1:23"; got != want {
 		t.Errorf("running: %q, want %q", got, want)

@@ -30,8 +30,11 @@ type taskManager struct {
 	lastBeat    time.Time
 	bytesSent   int64
 	bytesRecv   int64
-	conn        *grpc.ClientConn
-	client      controlpb.TaskManagerClient
+	// process is what the TaskManager's last heartbeat said of its process
+	// and machine; nil before the first.
+	process *controlpb.ProcessStats
+	conn    *grpc.ClientConn
+	client  controlpb.TaskManagerClient
 	// instance is the registering process's random instance id; cert
 	// is the certificate it registered with (nil without TLS).
 	instance string
@@ -135,6 +138,9 @@ func (s *rpcServer) Heartbeat(ctx context.Context, req *controlpb.HeartbeatReque
 	}
 	tm.lastBeat = time.Now()
 	tm.bytesSent, tm.bytesRecv = req.BytesSent, req.BytesReceived
+	if req.Process != nil {
+		tm.process = req.Process
+	}
 	for _, m := range req.Tasks {
 		jm.applyMetricsLocked(m)
 	}
@@ -156,7 +162,8 @@ func (jm *JobManager) applyMetricsLocked(m *controlpb.TaskMetrics) {
 	t.metrics = taskMetrics{readRecords: m.ReadRecords, readBytes: m.ReadBytes, writeRecords: m.WriteRecords, writeBytes: m.WriteBytes,
 		backPressuredMS: m.BackPressuredMs, alignmentNS: m.CheckpointAlignmentNs,
 		inWM: m.CurrentInputWatermark, outWM: m.CurrentOutputWatermark, hasInWM: m.HasInputWatermark, hasOutWM: m.HasOutputWatermark,
-		lateDropped: m.NumLateRecordsDropped}
+		lateDropped: m.NumLateRecordsDropped, idleMS: m.IdleMs}
+	t.addSample(time.Now(), t.metrics, jm.pressureWindow())
 }
 
 func (s *rpcServer) UpdateTaskState(ctx context.Context, u *controlpb.TaskStateUpdate) (*controlpb.Ack, error) {

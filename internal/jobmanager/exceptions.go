@@ -4,6 +4,8 @@ import (
 	"fmt"
 	"net/http"
 	"time"
+
+	"github.com/sluice-dev/sluice/internal/restapi"
 )
 
 // exceptionHistorySize bounds the failures kept per job (Flink's
@@ -69,40 +71,7 @@ func (jm *JobManager) recordFailureLocked(j *job, f *failure) {
 	}
 }
 
-// Flink's /jobs/{id}/exceptions answer.
-type jobExceptions struct {
-	RootException    string             `json:"root-exception,omitempty"`
-	Timestamp        int64              `json:"timestamp,omitempty"`
-	AllExceptions    []exceptionInfo    `json:"all-exceptions"`
-	Truncated        bool               `json:"truncated"`
-	ExceptionHistory jobExceptionsTrail `json:"exceptionHistory"`
-}
-
-type jobExceptionsTrail struct {
-	Entries   []rootExceptionInfo `json:"entries"`
-	Truncated bool                `json:"truncated"`
-}
-
-type exceptionInfo struct {
-	ExceptionName string `json:"exceptionName"`
-	Stacktrace    string `json:"stacktrace"`
-	Timestamp     int64  `json:"timestamp"`
-	TaskName      string `json:"taskName,omitempty"`
-	Location      string `json:"location,omitempty"`
-	Endpoint      string `json:"endpoint,omitempty"`
-	TaskManagerID string `json:"taskManagerId,omitempty"`
-	// sluice's own: whether a peer caused it, and whether the job's
-	// restarts were suppressed because of it.
-	CausedByPeer  bool `json:"causedByPeer"`
-	Unrecoverable bool `json:"unrecoverable"`
-}
-
-type rootExceptionInfo struct {
-	exceptionInfo
-	ConcurrentExceptions []exceptionInfo `json:"concurrentExceptions"`
-}
-
-func (f *failure) info() exceptionInfo {
+func (f *failure) info() restapi.ExceptionInfo {
 	name := "TaskFailure"
 	switch {
 	case f.unrecoverable:
@@ -110,10 +79,10 @@ func (f *failure) info() exceptionInfo {
 	case f.peer:
 		name = "PeerTaskFailure"
 	}
-	return exceptionInfo{
+	return restapi.ExceptionInfo{
 		ExceptionName: name, Stacktrace: f.message, Timestamp: f.time.UnixMilli(),
 		TaskName: f.task, Location: f.location, Endpoint: f.location, TaskManagerID: f.tm,
-		CausedByPeer: f.peer, Unrecoverable: f.unrecoverable,
+		CausedByPeer: f.peer, Unrecoverable: f.unrecoverable, FailureLabels: map[string]string{},
 	}
 }
 
@@ -124,10 +93,10 @@ func (rs *restServer) jobExceptions(w http.ResponseWriter, r *http.Request) {
 	if j == nil {
 		return
 	}
-	out := jobExceptions{
+	out := restapi.JobExceptions{
 		RootException:    j.cause,
-		AllExceptions:    []exceptionInfo{},
-		ExceptionHistory: jobExceptionsTrail{Entries: []rootExceptionInfo{}},
+		AllExceptions:    []restapi.ExceptionInfo{},
+		ExceptionHistory: restapi.ExceptionHistory{Entries: []restapi.RootExceptionInfo{}},
 	}
 	if !j.causeTime.IsZero() {
 		out.Timestamp = j.causeTime.UnixMilli()
@@ -135,12 +104,12 @@ func (rs *restServer) jobExceptions(w http.ResponseWriter, r *http.Request) {
 	// Newest first, as Flink lists them.
 	for i := len(j.failures) - 1; i >= 0; i-- {
 		af := j.failures[i]
-		e := rootExceptionInfo{exceptionInfo: af.root.info(), ConcurrentExceptions: []exceptionInfo{}}
+		e := restapi.RootExceptionInfo{ExceptionInfo: af.root.info(), ConcurrentExceptions: []restapi.ExceptionInfo{}}
 		for _, c := range af.concurrent {
 			e.ConcurrentExceptions = append(e.ConcurrentExceptions, c.info())
 		}
 		out.ExceptionHistory.Entries = append(out.ExceptionHistory.Entries, e)
-		out.AllExceptions = append(out.AllExceptions, e.exceptionInfo)
+		out.AllExceptions = append(out.AllExceptions, e.ExceptionInfo)
 		out.AllExceptions = append(out.AllExceptions, e.ConcurrentExceptions...)
 	}
 	jm.mu.Unlock()

@@ -52,7 +52,8 @@ func ExternalPrefix(ctx context.Context) string { return infoFrom(ctx).Prefix }
 // and its listener; redirects a non-canonical path (//jobs, /x/../jobs)
 // to its canonical form under the external prefix; serves the API under
 // rest.base-path, believing X-Forwarded-Prefix only from trusted proxies;
-// and resolves the endpoint.
+// serves every endpoint under /v1 as well (Flink's REST client prefixes
+// it); and resolves the endpoint.
 func (rs *restServer) withRequestInfo(l Listener) filter {
 	sec := rs.sec
 	return func(next http.Handler) http.Handler {
@@ -91,10 +92,27 @@ func (rs *restServer) withRequestInfo(l Listener) filter {
 				r = r2
 				info.Prefix += base
 			}
+			if p, ok := unversioned(r.URL.Path); ok {
+				r2 := r.Clone(r.Context())
+				r2.URL.Path, r2.URL.RawPath = p, ""
+				r = r2
+			}
 			info.Route, info.Values = rs.resolve(r)
 			next.ServeHTTP(w, r)
 		})
 	}
+}
+
+// apiVersion is the version prefix Flink's REST client puts before every
+// path: each endpoint is served under it too, with the same authorization.
+const apiVersion = "/v1"
+
+// unversioned strips the API version prefix from p, reporting whether it had one.
+func unversioned(p string) (string, bool) {
+	if rest, ok := strings.CutPrefix(p, apiVersion); ok && strings.HasPrefix(rest, "/") {
+		return rest, true
+	}
+	return p, false
 }
 
 // canonicalPath is path.Clean keeping a trailing slash, as ServeMux

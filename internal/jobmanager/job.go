@@ -60,10 +60,15 @@ type task struct {
 	err             string
 	metrics         taskMetrics
 	start, end      time.Time
+	// samples are the task's recent back-pressure and idle counters, oldest
+	// first, for the ratios of GET .../backpressure.
+	samples []pressureSample
 }
 
 type taskMetrics struct {
 	readRecords, readBytes, writeRecords, writeBytes, backPressuredMS int64
+	// idleMS is the time the subtask's input waited for data.
+	idleMS int64
 	// alignmentNS is the alignment time of the subtask's last checkpoint.
 	alignmentNS int64
 	// lateDropped is the subtask's numLateRecordsDropped (windows).
@@ -88,6 +93,7 @@ func (m *taskMetrics) add(o taskMetrics) {
 	m.writeRecords += o.writeRecords
 	m.writeBytes += o.writeBytes
 	m.backPressuredMS += o.backPressuredMS
+	m.idleMS += o.idleMS
 	m.lateDropped += o.lateDropped
 	// A vertex's alignment is its slowest subtask's, as in Flink's
 	// checkpoint statistics: a sum over subtasks means nothing.

@@ -67,6 +67,7 @@ type JobManager struct {
 	sec       *transport.Security
 	log       *slog.Logger
 	clusterID string
+	started   time.Time // for the uptime of GET /jobmanager/metrics
 	blobs     *blob.Store
 
 	hbInterval, hbTimeout time.Duration
@@ -135,6 +136,7 @@ func New(o Options) (*JobManager, error) {
 	logs := newLogRing(1000)
 	logger := slog.New(teeHandler{o.Logger.Handler(), slog.NewTextHandler(logs, &slog.HandlerOptions{Level: slog.LevelInfo})})
 	jm := &JobManager{
+		started:        time.Now(),
 		logs:           logs,
 		cfg:            o.Config,
 		set:            set,

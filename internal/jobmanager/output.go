@@ -14,6 +14,7 @@ import (
 	"google.golang.org/grpc/status"
 
 	"github.com/sluice-dev/sluice/internal/dataflow"
+	"github.com/sluice-dev/sluice/internal/restapi"
 	controlpb "github.com/sluice-dev/sluice/internal/rpc/proto"
 )
 
@@ -193,9 +194,7 @@ func (rs *restServer) jobOutput(w http.ResponseWriter, r *http.Request) {
 	}
 	defer rs.jm.mu.Unlock()
 	lines, next := j.output.read(offset, outputPageLines, outputPageBytes)
-	writeJSON(w, http.StatusOK, map[string]any{
-		"lines": lines, "next-offset": next, "dropped": j.output.undelivered,
-	})
+	writeJSON(w, http.StatusOK, restapi.JobOutput{Lines: lines, NextOffset: next, Dropped: j.output.undelivered})
 }
 
 // pendingReasonLocked says why a job waits to be scheduled, or "" when it does not wait.

@@ -16,6 +16,7 @@ import (
 
 	"github.com/sluice-dev/sluice/internal/checkpoint"
 	"github.com/sluice-dev/sluice/internal/dataflow"
+	"github.com/sluice-dev/sluice/internal/restapi"
 	"github.com/sluice-dev/sluice/internal/security/authn"
 	"github.com/sluice-dev/sluice/internal/security/authz"
 )
@@ -108,49 +109,41 @@ func (rs *restServer) overview(w http.ResponseWriter, r *http.Request) {
 	jm := rs.jm
 	jm.mu.Lock()
 	defer jm.mu.Unlock()
-	o := map[string]any{"sluice-version": Version, "cluster-id": jm.clusterID}
-	total, free := 0, 0
+	o := restapi.Overview{SluiceVersion: Version, FlinkVersion: Version, FlinkCommit: revision(), ClusterID: jm.clusterID}
 	for _, tm := range jm.tms {
-		total += tm.slots
-		free += tm.free
+		o.SlotsTotal += tm.slots
+		o.SlotsAvailable += tm.free
 	}
 	counts := map[JobState]int{}
 	for _, j := range jm.jobs {
 		counts[j.state]++
 	}
-	o["taskmanagers"] = len(jm.tms)
-	o["slots-total"] = total
-	o["slots-available"] = free
-	o["jobs-running"] = len(jm.jobs) - counts[Finished] - counts[Canceled] - counts[Failed]
-	o["jobs-finished"] = counts[Finished]
-	o["jobs-cancelled"] = counts[Canceled]
-	o["jobs-failed"] = counts[Failed]
+	o.TaskManagers = len(jm.tms)
+	o.JobsRunning = len(jm.jobs) - counts[Finished] - counts[Canceled] - counts[Failed]
+	o.JobsFinished = counts[Finished]
+	o.JobsCancelled = counts[Canceled]
+	o.JobsFailed = counts[Failed]
 	if k := jm.kerberosOverview(); k != nil {
-		o["kerberos"] = k
+		o.Kerberos = k
 	}
 	writeJSON(w, http.StatusOK, o)
 }
 
 func (rs *restServer) dashboardConfig(w http.ResponseWriter, r *http.Request) {
-	writeJSON(w, http.StatusOK, map[string]any{
-		"refresh-interval": 3000, "timezone-name": time.Local.String(), "sluice-version": Version,
-		"base-path": ExternalPrefix(r.Context()),
+	now := time.Now()
+	_, offset := now.Zone()
+	writeJSON(w, http.StatusOK, restapi.DashboardConfig{
+		RefreshInterval: 3000, TimezoneName: time.Local.String(), TimezoneOffset: offset * 1000,
+		FlinkVersion: Version, FlinkRevision: revision(), SluiceVersion: Version,
+		// Submitting and cancelling are authorized per caller: the dashboard asks
+		// POST /auth/can-i before it shows the buttons.
+		Features: restapi.Features{WebSubmit: true, WebCancel: true},
+		BasePath: ExternalPrefix(r.Context()),
 	})
 }
 
-type jobSummary struct {
-	ID           string         `json:"jid"`
-	Name         string         `json:"name"`
-	State        JobState       `json:"state"`
-	StartTime    int64          `json:"start-time"`
-	EndTime      int64          `json:"end-time"`
-	Duration     int64          `json:"duration"`
-	LastModified int64          `json:"last-modification"`
-	Tasks        map[string]int `json:"tasks"`
-}
-
-func summarize(j *job) jobSummary {
-	s := jobSummary{ID: j.id, Name: j.name, State: j.state, StartTime: ms(j.start), EndTime: ms(j.end),
+func summarize(j *job) restapi.JobSummary {
+	s := restapi.JobSummary{ID: j.id, Name: j.name, State: string(j.state), StartTime: ms(j.start), EndTime: ms(j.end),
 		Duration: durationMS(j.start, j.end), LastModified: ms(j.modified), Tasks: map[string]int{}}
 	for st, n := range j.countTasks() {
 		s.Tasks[strings.ToLower(st)] = n
@@ -182,13 +175,13 @@ func (rs *restServer) jobsOverview(w http.ResponseWriter, r *http.Request) {
 	jobs := rs.visibleJobs(r)
 	jm := rs.jm
 	jm.mu.Lock()
-	out := []jobSummary{}
+	out := restapi.JobsOverview{Jobs: []restapi.JobSummary{}}
 	for _, j := range jobs {
-		out = append(out, summarize(j))
+		out.Jobs = append(out.Jobs, summarize(j))
 	}
 	jm.mu.Unlock()
-	sortSummaries(out)
-	writeJSON(w, http.StatusOK, map[string]any{"jobs": out})
+	sortSummaries(out.Jobs)
+	writeJSON(w, http.StatusOK, out)
 }
 
 // jobsList is Flink's GET /jobs: ids and states only.
@@ -197,15 +190,11 @@ func (rs *restServer) jobsList(w http.ResponseWriter, r *http.Request) {
 	jm := rs.jm
 	jm.mu.Lock()
 	defer jm.mu.Unlock()
-	type entry struct {
-		ID     string   `json:"id"`
-		Status JobState `json:"status"`
-	}
-	out := []entry{}
+	out := restapi.JobIDsWithStatus{Jobs: []restapi.JobIDWithStatus{}}
 	for _, j := range jobs {
-		out = append(out, entry{j.id, j.state})
+		out.Jobs = append(out.Jobs, restapi.JobIDWithStatus{ID: j.id, Status: string(j.state)})
 	}
-	writeJSON(w, http.StatusOK, map[string]any{"jobs": out})
+	writeJSON(w, http.StatusOK, out)
 }
 
 // lockedJob takes the JobManager's lock and returns the job the path
@@ -228,14 +217,12 @@ func (rs *restServer) jobDetails(w http.ResponseWriter, r *http.Request) {
 	if j == nil {
 		return
 	}
-	d := jobDetail(j)
-	if why := jm.pendingReasonLocked(j, time.Now()); why != "" {
-		d["pending-reason"] = why
-	}
+	d := jobDetail(j, time.Now())
+	d.PendingReason = jm.pendingReasonLocked(j, time.Now())
 	if j.output != nil {
 		// Lines printed so far (the end offset of GET /jobs/{id}/output): a follower asks
 		// for output only when there is more.
-		d["printed-lines"] = j.output.end()
+		d.PrintedLines = j.output.end()
 	}
 	var coord *checkpoint.Coordinator
 	if j.ckpt != nil {
@@ -245,17 +232,28 @@ func (rs *restServer) jobDetails(w http.ResponseWriter, r *http.Request) {
 	if coord != nil {
 		// The counts of GET /jobs/{id}/checkpoints, read without jm.mu as
 		// the coordinator answers on its own goroutine.
-		d["checkpoints"] = coord.Stats().Counts
+		c := coord.Stats().Counts
+		d.Checkpoints = &restapi.CheckpointCounts{Restored: c.Restored, Total: c.Total, InProgress: c.InProgress, Completed: c.Completed, Failed: c.Failed}
 	}
 	writeJSON(w, http.StatusOK, d)
 }
 
-func jobDetail(j *job) map[string]any {
+// jobDetail is GET /jobs/{id} of a job. Call with jm.mu held.
+func jobDetail(j *job, now time.Time) restapi.JobDetails {
 	ts := map[string]int64{}
 	for s, t := range j.timestamps {
 		ts[string(s)] = ms(t)
 	}
-	vertices := []map[string]any{}
+	d := restapi.JobDetails{
+		ID: j.id, Name: j.name, State: string(j.state), StartTime: ms(j.start), EndTime: ms(j.end),
+		Duration: durationMS(j.start, j.end), Now: now.UnixMilli(), Timestamps: ts,
+		Vertices: []restapi.JobVertex{}, MaxParallelism: j.plan.MaxParallelism, JobType: jobType(j.plan),
+		IsStoppable: j.state == Running && j.ckpt != nil, StatusCounts: map[string]int{},
+		Attempt: j.attempt, Restarts: j.restarts, Parallelism: j.parallelism,
+		FailureCause: j.cause, Warnings: j.warnings, Owner: j.acl.Owner,
+	}
+	plan := jobPlan(j)
+	d.Plan = &plan
 	for _, v := range j.plan.Vertices {
 		var m taskMetrics
 		states := map[string]int{}
@@ -273,38 +271,17 @@ func jobDetail(j *job) map[string]any {
 				end = t.end
 			}
 		}
-		complete := j.state.Terminal()
-		vertices = append(vertices, map[string]any{
-			"id": fmt.Sprint(v.ID), "name": v.Name, "parallelism": v.Parallelism, "maxParallelism": j.plan.MaxParallelism, "operators": v.Operators,
-			"status": vertexStatus(states, v.Parallelism), "start-time": ms(start), "end-time": ms(end),
-			"duration": durationMS(start, end), "tasks": states,
-			"metrics": map[string]any{
-				"read-bytes": m.readBytes, "read-bytes-complete": complete,
-				"write-bytes": m.writeBytes, "write-bytes-complete": complete,
-				"read-records": m.readRecords, "read-records-complete": complete,
-				"write-records": m.writeRecords, "write-records-complete": complete,
-				"numLateRecordsDropped":          m.lateDropped,
-				"accumulated-backpressured-time": m.backPressuredMS,
-			},
+		status := vertexStatus(states, v.Parallelism)
+		d.StatusCounts[status]++
+		d.Vertices = append(d.Vertices, restapi.JobVertex{
+			ID: vertexID(j.id, v.ID), Name: v.Name, Parallelism: v.Parallelism, MaxParallelism: j.plan.MaxParallelism,
+			Operators: v.Operators, Status: status, StartTime: ms(start), EndTime: ms(end),
+			Duration: durationMS(start, end), Tasks: states, Metrics: m.io(j.state.Terminal()),
 		})
 	}
-	d := map[string]any{
-		"jid": j.id, "name": j.name, "state": j.state, "start-time": ms(j.start), "end-time": ms(j.end),
-		"duration": durationMS(j.start, j.end), "now": time.Now().UnixMilli(), "timestamps": ts,
-		"vertices": vertices, "attempt": j.attempt, "restarts": j.restarts, "parallelism": j.parallelism,
-	}
-	if j.cause != "" {
-		d["failure-cause"] = j.cause
-	}
-	if len(j.warnings) > 0 {
-		d["warnings"] = j.warnings
-	}
-	if j.acl.Owner != "" {
-		d["owner"] = j.acl.Owner
-	}
 	if acl := j.acl; len(acl.ViewUsers)+len(acl.ViewGroups)+len(acl.ModifyUsers)+len(acl.ModifyGroups) > 0 {
-		d["acl"] = map[string][]string{"view-users": nonNil(acl.ViewUsers), "view-groups": nonNil(acl.ViewGroups),
-			"modify-users": nonNil(acl.ModifyUsers), "modify-groups": nonNil(acl.ModifyGroups)}
+		d.ACL = &restapi.ACL{ViewUsers: nonNil(acl.ViewUsers), ViewGroups: nonNil(acl.ViewGroups),
+			ModifyUsers: nonNil(acl.ModifyUsers), ModifyGroups: nonNil(acl.ModifyGroups)}
 	}
 	return d
 }
@@ -341,34 +318,6 @@ func (rs *restServer) jobPatch(w http.ResponseWriter, r *http.Request) {
 	default:
 		writeJSON(w, http.StatusAccepted, map[string]any{})
 	}
-}
-
-func (rs *restServer) taskmanagers(w http.ResponseWriter, r *http.Request) {
-	jm := rs.jm
-	jm.mu.Lock()
-	defer jm.mu.Unlock()
-	out := []map[string]any{}
-	for _, tm := range jm.sortedTMs() {
-		out = append(out, map[string]any{
-			"id": tm.id, "path": tm.rpcAddr, "dataAddress": tm.dataAddr, "metricsAddress": tm.metricsAddr,
-			"hostname": tm.hostname, "slotsNumber": tm.slots, "freeSlots": tm.free,
-			"timeSinceLastHeartbeat": time.Since(tm.lastBeat).Milliseconds(), "registered": ms(tm.registered),
-			"bytesSent": tm.bytesSent, "bytesReceived": tm.bytesRecv,
-		})
-	}
-	writeJSON(w, http.StatusOK, map[string]any{"taskmanagers": out})
-}
-
-func (rs *restServer) jmConfig(w http.ResponseWriter, r *http.Request) {
-	type kv struct {
-		Key   string `json:"key"`
-		Value string `json:"value"`
-	}
-	out := []kv{}
-	for _, e := range rs.jm.cfg.Entries() {
-		out = append(out, kv{e.Key, e.Value})
-	}
-	writeJSON(w, http.StatusOK, out)
 }
 
 // submit accepts POST /jobs as multipart/form-data (part "spec": the YAML;
@@ -470,11 +419,7 @@ func (rs *restServer) submit(w http.ResponseWriter, r *http.Request) {
 		writeError(w, http.StatusInternalServerError, "%v", err)
 		return
 	}
-	out := map[string]any{"jobid": res.ID}
-	if len(res.Warnings) > 0 {
-		out["warnings"] = res.Warnings
-	}
-	writeJSON(w, http.StatusAccepted, out)
+	writeJSON(w, http.StatusAccepted, restapi.Submitted{ID: res.ID, Warnings: res.Warnings})
 }
 
 // maxSpecSizeKey bounds the job spec of a submission.

@@ -9,6 +9,7 @@ import (
 
 	"github.com/sluice-dev/sluice/internal/checkpoint"
 	"github.com/sluice-dev/sluice/internal/dataflow/event"
+	"github.com/sluice-dev/sluice/internal/restapi"
 	"github.com/sluice-dev/sluice/internal/security/authz"
 )
 
@@ -165,7 +166,7 @@ func (rs *restServer) savepoint(w http.ResponseWriter, r *http.Request, stop boo
 		return
 	}
 	rs.jm.log.Info("savepoint requested", "job", j.id, "request-id", id, "target", target, "type", req.Type.String(), "cancel", req.Cancel)
-	writeJSON(w, http.StatusAccepted, map[string]string{"request-id": id})
+	writeJSON(w, http.StatusAccepted, restapi.SavepointTriggered{RequestID: id})
 }
 
 // savepointStatus is GET /jobs/{id}/savepoints/{triggerid}.
@@ -180,12 +181,12 @@ func (rs *restServer) savepointStatus(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	if !op.Done {
-		writeJSON(w, http.StatusOK, map[string]any{"status": map[string]string{"id": "IN_PROGRESS"}})
+		writeJSON(w, http.StatusOK, restapi.SavepointStatus{Status: restapi.QueueStatus{ID: restapi.InProgress}})
 		return
 	}
-	operation := map[string]any{"location": op.Location}
+	operation := &restapi.SavepointOperation{Location: op.Location}
 	if op.Failure != "" {
-		operation = map[string]any{"failure-cause": map[string]string{"class": "sluice.SavepointFailure", "message": op.Failure}}
+		operation = &restapi.SavepointOperation{FailureCause: &restapi.FailureCause{Class: "sluice.SavepointFailure", Message: op.Failure}}
 	}
-	writeJSON(w, http.StatusOK, map[string]any{"status": map[string]string{"id": "COMPLETED"}, "operation": operation})
+	writeJSON(w, http.StatusOK, restapi.SavepointStatus{Status: restapi.QueueStatus{ID: restapi.Completed}, Operation: operation})
 }

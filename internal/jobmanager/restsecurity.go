@@ -11,6 +11,7 @@ import (
 	"strings"
 
 	"github.com/sluice-dev/sluice/internal/config"
+	"github.com/sluice-dev/sluice/internal/restapi"
 	"github.com/sluice-dev/sluice/internal/security/audit"
 	"github.com/sluice-dev/sluice/internal/security/authn"
 	"github.com/sluice-dev/sluice/internal/security/tlsconf"
@@ -226,8 +227,8 @@ func (rs *restServer) whoami(w http.ResponseWriter, r *http.Request) {
 		writeError(w, http.StatusUnauthorized, "not authenticated")
 		return
 	}
-	writeJSON(w, http.StatusOK, map[string]any{
-		"username": u.Name, "groups": nonNil(u.Groups), "method": u.Method, "listener": ListenerName(r.Context()),
+	writeJSON(w, http.StatusOK, restapi.Identity{
+		Username: u.Name, Groups: nonNil(u.Groups), Method: u.Method, Listener: ListenerName(r.Context()),
 	})
 }
 

@@ -366,8 +366,10 @@ type TaskMetrics struct {
 	// Records the subtask's window dropped as later than its allowed lateness (Flink's
 	// numLateRecordsDropped).
 	NumLateRecordsDropped int64 `protobuf:"varint,50,opt,name=num_late_records_dropped,json=numLateRecordsDropped,proto3" json:"num_late_records_dropped,omitempty"`
-	unknownFields         protoimpl.UnknownFields
-	sizeCache             protoimpl.SizeCache
+	// Time the subtask's input waited for data (Flink's idle time).
+	IdleMs        int64 `protobuf:"varint,60,opt,name=idle_ms,json=idleMs,proto3" json:"idle_ms,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
 }
 
 func (x *TaskMetrics) Reset() {
@@ -512,6 +514,13 @@ func (x *TaskMetrics) GetNumLateRecordsDropped() int64 {
 	return 0
 }
 
+func (x *TaskMetrics) GetIdleMs() int64 {
+	if x != nil {
+		return x.IdleMs
+	}
+	return 0
+}
+
 type HeartbeatRequest struct {
 	state         protoimpl.MessageState `protogen:"open.v1"`
 	TaskmanagerId string                 `protobuf:"bytes,1,opt,name=taskmanager_id,json=taskmanagerId,proto3" json:"taskmanager_id,omitempty"`
@@ -520,7 +529,9 @@ type HeartbeatRequest struct {
 	BytesReceived int64                  `protobuf:"varint,4,opt,name=bytes_received,json=bytesReceived,proto3" json:"bytes_received,omitempty"`
 	// The RegisterRequest's instance_id: a heartbeat from another process
 	// does not keep a registration alive.
-	InstanceId    string `protobuf:"bytes,20,opt,name=instance_id,json=instanceId,proto3" json:"instance_id,omitempty"`
+	InstanceId string `protobuf:"bytes,20,opt,name=instance_id,json=instanceId,proto3" json:"instance_id,omitempty"`
+	// The TM process and its machine, for GET /taskmanagers/{id}.
+	Process       *ProcessStats `protobuf:"bytes,21,opt,name=process,proto3" json:"process,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -590,6 +601,425 @@ func (x *HeartbeatRequest) GetInstanceId() string {
 	return ""
 }
 
+func (x *HeartbeatRequest) GetProcess() *ProcessStats {
+	if x != nil {
+		return x.Process
+	}
+	return nil
+}
+
+// ProcessStats describe a process and its machine.
+type ProcessStats struct {
+	state            protoimpl.MessageState `protogen:"open.v1"`
+	CpuCores         int32                  `protobuf:"varint,1,opt,name=cpu_cores,json=cpuCores,proto3" json:"cpu_cores,omitempty"`
+	PhysicalMemory   int64                  `protobuf:"varint,2,opt,name=physical_memory,json=physicalMemory,proto3" json:"physical_memory,omitempty"` // bytes, 0 when unknown
+	FreeMemory       int64                  `protobuf:"varint,3,opt,name=free_memory,json=freeMemory,proto3" json:"free_memory,omitempty"`             // bytes available, 0 when unknown
+	HeapUsed         int64                  `protobuf:"varint,4,opt,name=heap_used,json=heapUsed,proto3" json:"heap_used,omitempty"`                   // Go heap in use
+	HeapCommitted    int64                  `protobuf:"varint,5,opt,name=heap_committed,json=heapCommitted,proto3" json:"heap_committed,omitempty"`    // Go heap obtained from the OS
+	HeapMax          int64                  `protobuf:"varint,6,opt,name=heap_max,json=heapMax,proto3" json:"heap_max,omitempty"`                      // the Go memory limit, 0 without one
+	NonHeapUsed      int64                  `protobuf:"varint,7,opt,name=non_heap_used,json=nonHeapUsed,proto3" json:"non_heap_used,omitempty"`        // stacks and runtime structures
+	NonHeapCommitted int64                  `protobuf:"varint,8,opt,name=non_heap_committed,json=nonHeapCommitted,proto3" json:"non_heap_committed,omitempty"`
+	GcCount          int64                  `protobuf:"varint,9,opt,name=gc_count,json=gcCount,proto3" json:"gc_count,omitempty"`
+	GcTimeMs         int64                  `protobuf:"varint,10,opt,name=gc_time_ms,json=gcTimeMs,proto3" json:"gc_time_ms,omitempty"`
+	Goroutines       int32                  `protobuf:"varint,11,opt,name=goroutines,proto3" json:"goroutines,omitempty"`
+	CpuTimeMs        int64                  `protobuf:"varint,12,opt,name=cpu_time_ms,json=cpuTimeMs,proto3" json:"cpu_time_ms,omitempty"` // user and system CPU time of the process
+	UptimeMs         int64                  `protobuf:"varint,13,opt,name=uptime_ms,json=uptimeMs,proto3" json:"uptime_ms,omitempty"`
+	// Network buffers (Flink's netty shuffle memory): buffers of the data exchange.
+	NetworkBuffersTotal int64 `protobuf:"varint,14,opt,name=network_buffers_total,json=networkBuffersTotal,proto3" json:"network_buffers_total,omitempty"`
+	NetworkBuffersUsed  int64 `protobuf:"varint,15,opt,name=network_buffers_used,json=networkBuffersUsed,proto3" json:"network_buffers_used,omitempty"`
+	BufferSize          int32 `protobuf:"varint,16,opt,name=buffer_size,json=bufferSize,proto3" json:"buffer_size,omitempty"`
+	unknownFields       protoimpl.UnknownFields
+	sizeCache           protoimpl.SizeCache
+}
+
+func (x *ProcessStats) Reset() {
+	*x = ProcessStats{}
+	mi := &file_control_proto_msgTypes[4]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *ProcessStats) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*ProcessStats) ProtoMessage() {}
+
+func (x *ProcessStats) ProtoReflect() protoreflect.Message {
+	mi := &file_control_proto_msgTypes[4]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use ProcessStats.ProtoReflect.Descriptor instead.
+func (*ProcessStats) Descriptor() ([]byte, []int) {
+	return file_control_proto_rawDescGZIP(), []int{4}
+}
+
+func (x *ProcessStats) GetCpuCores() int32 {
+	if x != nil {
+		return x.CpuCores
+	}
+	return 0
+}
+
+func (x *ProcessStats) GetPhysicalMemory() int64 {
+	if x != nil {
+		return x.PhysicalMemory
+	}
+	return 0
+}
+
+func (x *ProcessStats) GetFreeMemory() int64 {
+	if x != nil {
+		return x.FreeMemory
+	}
+	return 0
+}
+
+func (x *ProcessStats) GetHeapUsed() int64 {
+	if x != nil {
+		return x.HeapUsed
+	}
+	return 0
+}
+
+func (x *ProcessStats) GetHeapCommitted() int64 {
+	if x != nil {
+		return x.HeapCommitted
+	}
+	return 0
+}
+
+func (x *ProcessStats) GetHeapMax() int64 {
+	if x != nil {
+		return x.HeapMax
+	}
+	return 0
+}
+
+func (x *ProcessStats) GetNonHeapUsed() int64 {
+	if x != nil {
+		return x.NonHeapUsed
+	}
+	return 0
+}
+
+func (x *ProcessStats) GetNonHeapCommitted() int64 {
+	if x != nil {
+		return x.NonHeapCommitted
+	}
+	return 0
+}
+
+func (x *ProcessStats) GetGcCount() int64 {
+	if x != nil {
+		return x.GcCount
+	}
+	return 0
+}
+
+func (x *ProcessStats) GetGcTimeMs() int64 {
+	if x != nil {
+		return x.GcTimeMs
+	}
+	return 0
+}
+
+func (x *ProcessStats) GetGoroutines() int32 {
+	if x != nil {
+		return x.Goroutines
+	}
+	return 0
+}
+
+func (x *ProcessStats) GetCpuTimeMs() int64 {
+	if x != nil {
+		return x.CpuTimeMs
+	}
+	return 0
+}
+
+func (x *ProcessStats) GetUptimeMs() int64 {
+	if x != nil {
+		return x.UptimeMs
+	}
+	return 0
+}
+
+func (x *ProcessStats) GetNetworkBuffersTotal() int64 {
+	if x != nil {
+		return x.NetworkBuffersTotal
+	}
+	return 0
+}
+
+func (x *ProcessStats) GetNetworkBuffersUsed() int64 {
+	if x != nil {
+		return x.NetworkBuffersUsed
+	}
+	return 0
+}
+
+func (x *ProcessStats) GetBufferSize() int32 {
+	if x != nil {
+		return x.BufferSize
+	}
+	return 0
+}
+
+type ListLogsRequest struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *ListLogsRequest) Reset() {
+	*x = ListLogsRequest{}
+	mi := &file_control_proto_msgTypes[5]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *ListLogsRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*ListLogsRequest) ProtoMessage() {}
+
+func (x *ListLogsRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_control_proto_msgTypes[5]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use ListLogsRequest.ProtoReflect.Descriptor instead.
+func (*ListLogsRequest) Descriptor() ([]byte, []int) {
+	return file_control_proto_rawDescGZIP(), []int{5}
+}
+
+type LogFileInfo struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	Name          string                 `protobuf:"bytes,1,opt,name=name,proto3" json:"name,omitempty"`
+	Size          int64                  `protobuf:"varint,2,opt,name=size,proto3" json:"size,omitempty"`
+	MtimeMs       int64                  `protobuf:"varint,3,opt,name=mtime_ms,json=mtimeMs,proto3" json:"mtime_ms,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *LogFileInfo) Reset() {
+	*x = LogFileInfo{}
+	mi := &file_control_proto_msgTypes[6]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *LogFileInfo) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*LogFileInfo) ProtoMessage() {}
+
+func (x *LogFileInfo) ProtoReflect() protoreflect.Message {
+	mi := &file_control_proto_msgTypes[6]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use LogFileInfo.ProtoReflect.Descriptor instead.
+func (*LogFileInfo) Descriptor() ([]byte, []int) {
+	return file_control_proto_rawDescGZIP(), []int{6}
+}
+
+func (x *LogFileInfo) GetName() string {
+	if x != nil {
+		return x.Name
+	}
+	return ""
+}
+
+func (x *LogFileInfo) GetSize() int64 {
+	if x != nil {
+		return x.Size
+	}
+	return 0
+}
+
+func (x *LogFileInfo) GetMtimeMs() int64 {
+	if x != nil {
+		return x.MtimeMs
+	}
+	return 0
+}
+
+type ListLogsResponse struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	Logs          []*LogFileInfo         `protobuf:"bytes,1,rep,name=logs,proto3" json:"logs,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *ListLogsResponse) Reset() {
+	*x = ListLogsResponse{}
+	mi := &file_control_proto_msgTypes[7]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *ListLogsResponse) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*ListLogsResponse) ProtoMessage() {}
+
+func (x *ListLogsResponse) ProtoReflect() protoreflect.Message {
+	mi := &file_control_proto_msgTypes[7]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use ListLogsResponse.ProtoReflect.Descriptor instead.
+func (*ListLogsResponse) Descriptor() ([]byte, []int) {
+	return file_control_proto_rawDescGZIP(), []int{7}
+}
+
+func (x *ListLogsResponse) GetLogs() []*LogFileInfo {
+	if x != nil {
+		return x.Logs
+	}
+	return nil
+}
+
+type ReadLogRequest struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	Name  string                 `protobuf:"bytes,1,opt,name=name,proto3" json:"name,omitempty"`
+	// Bytes from the end of the file to return at most (0: the TM's limit).
+	MaxBytes      int64 `protobuf:"varint,2,opt,name=max_bytes,json=maxBytes,proto3" json:"max_bytes,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *ReadLogRequest) Reset() {
+	*x = ReadLogRequest{}
+	mi := &file_control_proto_msgTypes[8]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *ReadLogRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*ReadLogRequest) ProtoMessage() {}
+
+func (x *ReadLogRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_control_proto_msgTypes[8]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use ReadLogRequest.ProtoReflect.Descriptor instead.
+func (*ReadLogRequest) Descriptor() ([]byte, []int) {
+	return file_control_proto_rawDescGZIP(), []int{8}
+}
+
+func (x *ReadLogRequest) GetName() string {
+	if x != nil {
+		return x.Name
+	}
+	return ""
+}
+
+func (x *ReadLogRequest) GetMaxBytes() int64 {
+	if x != nil {
+		return x.MaxBytes
+	}
+	return 0
+}
+
+type ReadLogResponse struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	Data  []byte                 `protobuf:"bytes,1,opt,name=data,proto3" json:"data,omitempty"`
+	// The file is longer than data: data is its end.
+	Truncated     bool `protobuf:"varint,2,opt,name=truncated,proto3" json:"truncated,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *ReadLogResponse) Reset() {
+	*x = ReadLogResponse{}
+	mi := &file_control_proto_msgTypes[9]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *ReadLogResponse) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*ReadLogResponse) ProtoMessage() {}
+
+func (x *ReadLogResponse) ProtoReflect() protoreflect.Message {
+	mi := &file_control_proto_msgTypes[9]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use ReadLogResponse.ProtoReflect.Descriptor instead.
+func (*ReadLogResponse) Descriptor() ([]byte, []int) {
+	return file_control_proto_rawDescGZIP(), []int{9}
+}
+
+func (x *ReadLogResponse) GetData() []byte {
+	if x != nil {
+		return x.Data
+	}
+	return nil
+}
+
+func (x *ReadLogResponse) GetTruncated() bool {
+	if x != nil {
+		return x.Truncated
+	}
+	return false
+}
+
 type HeartbeatResponse struct {
 	state protoimpl.MessageState `protogen:"open.v1"`
 	// false when the JM does not know this TM (it was declared lost or the JM
@@ -601,7 +1031,7 @@ type HeartbeatResponse struct {
 
 func (x *HeartbeatResponse) Reset() {
 	*x = HeartbeatResponse{}
-	mi := &file_control_proto_msgTypes[4]
+	mi := &file_control_proto_msgTypes[10]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -613,7 +1043,7 @@ func (x *HeartbeatResponse) String() string {
 func (*HeartbeatResponse) ProtoMessage() {}
 
 func (x *HeartbeatResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_control_proto_msgTypes[4]
+	mi := &file_control_proto_msgTypes[10]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -626,7 +1056,7 @@ func (x *HeartbeatResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use HeartbeatResponse.ProtoReflect.Descriptor instead.
 func (*HeartbeatResponse) Descriptor() ([]byte, []int) {
-	return file_control_proto_rawDescGZIP(), []int{4}
+	return file_control_proto_rawDescGZIP(), []int{10}
 }
 
 func (x *HeartbeatResponse) GetKnown() bool {
@@ -659,7 +1089,7 @@ type TaskStateUpdate struct {
 
 func (x *TaskStateUpdate) Reset() {
 	*x = TaskStateUpdate{}
-	mi := &file_control_proto_msgTypes[5]
+	mi := &file_control_proto_msgTypes[11]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -671,7 +1101,7 @@ func (x *TaskStateUpdate) String() string {
 func (*TaskStateUpdate) ProtoMessage() {}
 
 func (x *TaskStateUpdate) ProtoReflect() protoreflect.Message {
-	mi := &file_control_proto_msgTypes[5]
+	mi := &file_control_proto_msgTypes[11]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -684,7 +1114,7 @@ func (x *TaskStateUpdate) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use TaskStateUpdate.ProtoReflect.Descriptor instead.
 func (*TaskStateUpdate) Descriptor() ([]byte, []int) {
-	return file_control_proto_rawDescGZIP(), []int{5}
+	return file_control_proto_rawDescGZIP(), []int{11}
 }
 
 func (x *TaskStateUpdate) GetTaskmanagerId() string {
@@ -775,7 +1205,7 @@ type RestoreFailure struct {
 
 func (x *RestoreFailure) Reset() {
 	*x = RestoreFailure{}
-	mi := &file_control_proto_msgTypes[6]
+	mi := &file_control_proto_msgTypes[12]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -787,7 +1217,7 @@ func (x *RestoreFailure) String() string {
 func (*RestoreFailure) ProtoMessage() {}
 
 func (x *RestoreFailure) ProtoReflect() protoreflect.Message {
-	mi := &file_control_proto_msgTypes[6]
+	mi := &file_control_proto_msgTypes[12]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -800,7 +1230,7 @@ func (x *RestoreFailure) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use RestoreFailure.ProtoReflect.Descriptor instead.
 func (*RestoreFailure) Descriptor() ([]byte, []int) {
-	return file_control_proto_rawDescGZIP(), []int{6}
+	return file_control_proto_rawDescGZIP(), []int{12}
 }
 
 func (x *RestoreFailure) GetCheckpointId() int64 {
@@ -832,7 +1262,7 @@ type Ack struct {
 
 func (x *Ack) Reset() {
 	*x = Ack{}
-	mi := &file_control_proto_msgTypes[7]
+	mi := &file_control_proto_msgTypes[13]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -844,7 +1274,7 @@ func (x *Ack) String() string {
 func (*Ack) ProtoMessage() {}
 
 func (x *Ack) ProtoReflect() protoreflect.Message {
-	mi := &file_control_proto_msgTypes[7]
+	mi := &file_control_proto_msgTypes[13]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -857,7 +1287,7 @@ func (x *Ack) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Ack.ProtoReflect.Descriptor instead.
 func (*Ack) Descriptor() ([]byte, []int) {
-	return file_control_proto_rawDescGZIP(), []int{7}
+	return file_control_proto_rawDescGZIP(), []int{13}
 }
 
 // TaskOutput is a batch of the lines a task's print sinks (print without a
@@ -881,7 +1311,7 @@ type TaskOutput struct {
 
 func (x *TaskOutput) Reset() {
 	*x = TaskOutput{}
-	mi := &file_control_proto_msgTypes[8]
+	mi := &file_control_proto_msgTypes[14]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -893,7 +1323,7 @@ func (x *TaskOutput) String() string {
 func (*TaskOutput) ProtoMessage() {}
 
 func (x *TaskOutput) ProtoReflect() protoreflect.Message {
-	mi := &file_control_proto_msgTypes[8]
+	mi := &file_control_proto_msgTypes[14]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -906,7 +1336,7 @@ func (x *TaskOutput) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use TaskOutput.ProtoReflect.Descriptor instead.
 func (*TaskOutput) Descriptor() ([]byte, []int) {
-	return file_control_proto_rawDescGZIP(), []int{8}
+	return file_control_proto_rawDescGZIP(), []int{14}
 }
 
 func (x *TaskOutput) GetTaskmanagerId() string {
@@ -968,7 +1398,7 @@ type OutputTarget struct {
 
 func (x *OutputTarget) Reset() {
 	*x = OutputTarget{}
-	mi := &file_control_proto_msgTypes[9]
+	mi := &file_control_proto_msgTypes[15]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -980,7 +1410,7 @@ func (x *OutputTarget) String() string {
 func (*OutputTarget) ProtoMessage() {}
 
 func (x *OutputTarget) ProtoReflect() protoreflect.Message {
-	mi := &file_control_proto_msgTypes[9]
+	mi := &file_control_proto_msgTypes[15]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -993,7 +1423,7 @@ func (x *OutputTarget) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use OutputTarget.ProtoReflect.Descriptor instead.
 func (*OutputTarget) Descriptor() ([]byte, []int) {
-	return file_control_proto_rawDescGZIP(), []int{9}
+	return file_control_proto_rawDescGZIP(), []int{15}
 }
 
 func (x *OutputTarget) GetSubtask() int32 {
@@ -1022,7 +1452,7 @@ type OutputEdge struct {
 
 func (x *OutputEdge) Reset() {
 	*x = OutputEdge{}
-	mi := &file_control_proto_msgTypes[10]
+	mi := &file_control_proto_msgTypes[16]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1034,7 +1464,7 @@ func (x *OutputEdge) String() string {
 func (*OutputEdge) ProtoMessage() {}
 
 func (x *OutputEdge) ProtoReflect() protoreflect.Message {
-	mi := &file_control_proto_msgTypes[10]
+	mi := &file_control_proto_msgTypes[16]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1047,7 +1477,7 @@ func (x *OutputEdge) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use OutputEdge.ProtoReflect.Descriptor instead.
 func (*OutputEdge) Descriptor() ([]byte, []int) {
-	return file_control_proto_rawDescGZIP(), []int{10}
+	return file_control_proto_rawDescGZIP(), []int{16}
 }
 
 func (x *OutputEdge) GetEdge() int32 {
@@ -1120,7 +1550,7 @@ type TaskDeployment struct {
 
 func (x *TaskDeployment) Reset() {
 	*x = TaskDeployment{}
-	mi := &file_control_proto_msgTypes[11]
+	mi := &file_control_proto_msgTypes[17]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1132,7 +1562,7 @@ func (x *TaskDeployment) String() string {
 func (*TaskDeployment) ProtoMessage() {}
 
 func (x *TaskDeployment) ProtoReflect() protoreflect.Message {
-	mi := &file_control_proto_msgTypes[11]
+	mi := &file_control_proto_msgTypes[17]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1145,7 +1575,7 @@ func (x *TaskDeployment) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use TaskDeployment.ProtoReflect.Descriptor instead.
 func (*TaskDeployment) Descriptor() ([]byte, []int) {
-	return file_control_proto_rawDescGZIP(), []int{11}
+	return file_control_proto_rawDescGZIP(), []int{17}
 }
 
 func (x *TaskDeployment) GetJobId() string {
@@ -1295,7 +1725,7 @@ type CheckpointSettings struct {
 
 func (x *CheckpointSettings) Reset() {
 	*x = CheckpointSettings{}
-	mi := &file_control_proto_msgTypes[12]
+	mi := &file_control_proto_msgTypes[18]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1307,7 +1737,7 @@ func (x *CheckpointSettings) String() string {
 func (*CheckpointSettings) ProtoMessage() {}
 
 func (x *CheckpointSettings) ProtoReflect() protoreflect.Message {
-	mi := &file_control_proto_msgTypes[12]
+	mi := &file_control_proto_msgTypes[18]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1320,7 +1750,7 @@ func (x *CheckpointSettings) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use CheckpointSettings.ProtoReflect.Descriptor instead.
 func (*CheckpointSettings) Descriptor() ([]byte, []int) {
-	return file_control_proto_rawDescGZIP(), []int{12}
+	return file_control_proto_rawDescGZIP(), []int{18}
 }
 
 func (x *CheckpointSettings) GetPeriodic() bool {
@@ -1379,7 +1809,7 @@ type RestoreSettings struct {
 
 func (x *RestoreSettings) Reset() {
 	*x = RestoreSettings{}
-	mi := &file_control_proto_msgTypes[13]
+	mi := &file_control_proto_msgTypes[19]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1391,7 +1821,7 @@ func (x *RestoreSettings) String() string {
 func (*RestoreSettings) ProtoMessage() {}
 
 func (x *RestoreSettings) ProtoReflect() protoreflect.Message {
-	mi := &file_control_proto_msgTypes[13]
+	mi := &file_control_proto_msgTypes[19]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1404,7 +1834,7 @@ func (x *RestoreSettings) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use RestoreSettings.ProtoReflect.Descriptor instead.
 func (*RestoreSettings) Descriptor() ([]byte, []int) {
-	return file_control_proto_rawDescGZIP(), []int{13}
+	return file_control_proto_rawDescGZIP(), []int{19}
 }
 
 func (x *RestoreSettings) GetRoot() string {
@@ -1462,7 +1892,7 @@ type TaskRef struct {
 
 func (x *TaskRef) Reset() {
 	*x = TaskRef{}
-	mi := &file_control_proto_msgTypes[14]
+	mi := &file_control_proto_msgTypes[20]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1474,7 +1904,7 @@ func (x *TaskRef) String() string {
 func (*TaskRef) ProtoMessage() {}
 
 func (x *TaskRef) ProtoReflect() protoreflect.Message {
-	mi := &file_control_proto_msgTypes[14]
+	mi := &file_control_proto_msgTypes[20]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1487,7 +1917,7 @@ func (x *TaskRef) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use TaskRef.ProtoReflect.Descriptor instead.
 func (*TaskRef) Descriptor() ([]byte, []int) {
-	return file_control_proto_rawDescGZIP(), []int{14}
+	return file_control_proto_rawDescGZIP(), []int{20}
 }
 
 func (x *TaskRef) GetTaskmanagerId() string {
@@ -1540,7 +1970,7 @@ type TriggerCheckpointRequest struct {
 
 func (x *TriggerCheckpointRequest) Reset() {
 	*x = TriggerCheckpointRequest{}
-	mi := &file_control_proto_msgTypes[15]
+	mi := &file_control_proto_msgTypes[21]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1552,7 +1982,7 @@ func (x *TriggerCheckpointRequest) String() string {
 func (*TriggerCheckpointRequest) ProtoMessage() {}
 
 func (x *TriggerCheckpointRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_control_proto_msgTypes[15]
+	mi := &file_control_proto_msgTypes[21]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1565,7 +1995,7 @@ func (x *TriggerCheckpointRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use TriggerCheckpointRequest.ProtoReflect.Descriptor instead.
 func (*TriggerCheckpointRequest) Descriptor() ([]byte, []int) {
-	return file_control_proto_rawDescGZIP(), []int{15}
+	return file_control_proto_rawDescGZIP(), []int{21}
 }
 
 func (x *TriggerCheckpointRequest) GetJobId() string {
@@ -1633,7 +2063,7 @@ type NotifyCheckpointRequest struct {
 
 func (x *NotifyCheckpointRequest) Reset() {
 	*x = NotifyCheckpointRequest{}
-	mi := &file_control_proto_msgTypes[16]
+	mi := &file_control_proto_msgTypes[22]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1645,7 +2075,7 @@ func (x *NotifyCheckpointRequest) String() string {
 func (*NotifyCheckpointRequest) ProtoMessage() {}
 
 func (x *NotifyCheckpointRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_control_proto_msgTypes[16]
+	mi := &file_control_proto_msgTypes[22]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1658,7 +2088,7 @@ func (x *NotifyCheckpointRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use NotifyCheckpointRequest.ProtoReflect.Descriptor instead.
 func (*NotifyCheckpointRequest) Descriptor() ([]byte, []int) {
-	return file_control_proto_rawDescGZIP(), []int{16}
+	return file_control_proto_rawDescGZIP(), []int{22}
 }
 
 func (x *NotifyCheckpointRequest) GetJobId() string {
@@ -1719,7 +2149,7 @@ type AcknowledgeCheckpointRequest struct {
 
 func (x *AcknowledgeCheckpointRequest) Reset() {
 	*x = AcknowledgeCheckpointRequest{}
-	mi := &file_control_proto_msgTypes[17]
+	mi := &file_control_proto_msgTypes[23]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1731,7 +2161,7 @@ func (x *AcknowledgeCheckpointRequest) String() string {
 func (*AcknowledgeCheckpointRequest) ProtoMessage() {}
 
 func (x *AcknowledgeCheckpointRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_control_proto_msgTypes[17]
+	mi := &file_control_proto_msgTypes[23]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1744,7 +2174,7 @@ func (x *AcknowledgeCheckpointRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use AcknowledgeCheckpointRequest.ProtoReflect.Descriptor instead.
 func (*AcknowledgeCheckpointRequest) Descriptor() ([]byte, []int) {
-	return file_control_proto_rawDescGZIP(), []int{17}
+	return file_control_proto_rawDescGZIP(), []int{23}
 }
 
 func (x *AcknowledgeCheckpointRequest) GetTask() *TaskRef {
@@ -1795,7 +2225,7 @@ type CheckpointMetrics struct {
 
 func (x *CheckpointMetrics) Reset() {
 	*x = CheckpointMetrics{}
-	mi := &file_control_proto_msgTypes[18]
+	mi := &file_control_proto_msgTypes[24]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1807,7 +2237,7 @@ func (x *CheckpointMetrics) String() string {
 func (*CheckpointMetrics) ProtoMessage() {}
 
 func (x *CheckpointMetrics) ProtoReflect() protoreflect.Message {
-	mi := &file_control_proto_msgTypes[18]
+	mi := &file_control_proto_msgTypes[24]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1820,7 +2250,7 @@ func (x *CheckpointMetrics) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use CheckpointMetrics.ProtoReflect.Descriptor instead.
 func (*CheckpointMetrics) Descriptor() ([]byte, []int) {
-	return file_control_proto_rawDescGZIP(), []int{18}
+	return file_control_proto_rawDescGZIP(), []int{24}
 }
 
 func (x *CheckpointMetrics) GetSyncDurationMs() int64 {
@@ -1869,7 +2299,7 @@ type DeclineCheckpointRequest struct {
 
 func (x *DeclineCheckpointRequest) Reset() {
 	*x = DeclineCheckpointRequest{}
-	mi := &file_control_proto_msgTypes[19]
+	mi := &file_control_proto_msgTypes[25]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1881,7 +2311,7 @@ func (x *DeclineCheckpointRequest) String() string {
 func (*DeclineCheckpointRequest) ProtoMessage() {}
 
 func (x *DeclineCheckpointRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_control_proto_msgTypes[19]
+	mi := &file_control_proto_msgTypes[25]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1894,7 +2324,7 @@ func (x *DeclineCheckpointRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use DeclineCheckpointRequest.ProtoReflect.Descriptor instead.
 func (*DeclineCheckpointRequest) Descriptor() ([]byte, []int) {
-	return file_control_proto_rawDescGZIP(), []int{19}
+	return file_control_proto_rawDescGZIP(), []int{25}
 }
 
 func (x *DeclineCheckpointRequest) GetTask() *TaskRef {
@@ -1932,7 +2362,7 @@ type InputGroup struct {
 
 func (x *InputGroup) Reset() {
 	*x = InputGroup{}
-	mi := &file_control_proto_msgTypes[20]
+	mi := &file_control_proto_msgTypes[26]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1944,7 +2374,7 @@ func (x *InputGroup) String() string {
 func (*InputGroup) ProtoMessage() {}
 
 func (x *InputGroup) ProtoReflect() protoreflect.Message {
-	mi := &file_control_proto_msgTypes[20]
+	mi := &file_control_proto_msgTypes[26]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1957,7 +2387,7 @@ func (x *InputGroup) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use InputGroup.ProtoReflect.Descriptor instead.
 func (*InputGroup) Descriptor() ([]byte, []int) {
-	return file_control_proto_rawDescGZIP(), []int{20}
+	return file_control_proto_rawDescGZIP(), []int{26}
 }
 
 func (x *InputGroup) GetEdge() int32 {
@@ -2001,7 +2431,7 @@ type FileGrant struct {
 
 func (x *FileGrant) Reset() {
 	*x = FileGrant{}
-	mi := &file_control_proto_msgTypes[21]
+	mi := &file_control_proto_msgTypes[27]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2013,7 +2443,7 @@ func (x *FileGrant) String() string {
 func (*FileGrant) ProtoMessage() {}
 
 func (x *FileGrant) ProtoReflect() protoreflect.Message {
-	mi := &file_control_proto_msgTypes[21]
+	mi := &file_control_proto_msgTypes[27]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2026,7 +2456,7 @@ func (x *FileGrant) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use FileGrant.ProtoReflect.Descriptor instead.
 func (*FileGrant) Descriptor() ([]byte, []int) {
-	return file_control_proto_rawDescGZIP(), []int{21}
+	return file_control_proto_rawDescGZIP(), []int{27}
 }
 
 func (x *FileGrant) GetOperator() string {
@@ -2067,7 +2497,7 @@ type CancelJobRequest struct {
 
 func (x *CancelJobRequest) Reset() {
 	*x = CancelJobRequest{}
-	mi := &file_control_proto_msgTypes[22]
+	mi := &file_control_proto_msgTypes[28]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2079,7 +2509,7 @@ func (x *CancelJobRequest) String() string {
 func (*CancelJobRequest) ProtoMessage() {}
 
 func (x *CancelJobRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_control_proto_msgTypes[22]
+	mi := &file_control_proto_msgTypes[28]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2092,7 +2522,7 @@ func (x *CancelJobRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use CancelJobRequest.ProtoReflect.Descriptor instead.
 func (*CancelJobRequest) Descriptor() ([]byte, []int) {
-	return file_control_proto_rawDescGZIP(), []int{22}
+	return file_control_proto_rawDescGZIP(), []int{28}
 }
 
 func (x *CancelJobRequest) GetJobId() string {
@@ -2121,7 +2551,7 @@ type JoinRequest struct {
 
 func (x *JoinRequest) Reset() {
 	*x = JoinRequest{}
-	mi := &file_control_proto_msgTypes[23]
+	mi := &file_control_proto_msgTypes[29]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2133,7 +2563,7 @@ func (x *JoinRequest) String() string {
 func (*JoinRequest) ProtoMessage() {}
 
 func (x *JoinRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_control_proto_msgTypes[23]
+	mi := &file_control_proto_msgTypes[29]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2146,7 +2576,7 @@ func (x *JoinRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use JoinRequest.ProtoReflect.Descriptor instead.
 func (*JoinRequest) Descriptor() ([]byte, []int) {
-	return file_control_proto_rawDescGZIP(), []int{23}
+	return file_control_proto_rawDescGZIP(), []int{29}
 }
 
 func (x *JoinRequest) GetTokenId() string {
@@ -2186,7 +2616,7 @@ type RenewRequest struct {
 
 func (x *RenewRequest) Reset() {
 	*x = RenewRequest{}
-	mi := &file_control_proto_msgTypes[24]
+	mi := &file_control_proto_msgTypes[30]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2198,7 +2628,7 @@ func (x *RenewRequest) String() string {
 func (*RenewRequest) ProtoMessage() {}
 
 func (x *RenewRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_control_proto_msgTypes[24]
+	mi := &file_control_proto_msgTypes[30]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2211,7 +2641,7 @@ func (x *RenewRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use RenewRequest.ProtoReflect.Descriptor instead.
 func (*RenewRequest) Descriptor() ([]byte, []int) {
-	return file_control_proto_rawDescGZIP(), []int{24}
+	return file_control_proto_rawDescGZIP(), []int{30}
 }
 
 func (x *RenewRequest) GetCsr() []byte {
@@ -2232,7 +2662,7 @@ type CertificateResponse struct {
 
 func (x *CertificateResponse) Reset() {
 	*x = CertificateResponse{}
-	mi := &file_control_proto_msgTypes[25]
+	mi := &file_control_proto_msgTypes[31]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2244,7 +2674,7 @@ func (x *CertificateResponse) String() string {
 func (*CertificateResponse) ProtoMessage() {}
 
 func (x *CertificateResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_control_proto_msgTypes[25]
+	mi := &file_control_proto_msgTypes[31]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2257,7 +2687,7 @@ func (x *CertificateResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use CertificateResponse.ProtoReflect.Descriptor instead.
 func (*CertificateResponse) Descriptor() ([]byte, []int) {
-	return file_control_proto_rawDescGZIP(), []int{25}
+	return file_control_proto_rawDescGZIP(), []int{31}
 }
 
 func (x *CertificateResponse) GetChain() [][]byte {
@@ -2301,7 +2731,7 @@ const file_control_proto_rawDesc = "" +
 	"cluster_id\x18\x01 \x01(\tR\tclusterId\x122\n" +
 	"\x15heartbeat_interval_ms\x18\x02 \x01(\x03R\x13heartbeatIntervalMs\x120\n" +
 	"\x14heartbeat_timeout_ms\x18\x03 \x01(\x03R\x12heartbeatTimeoutMs\x12!\n" +
-	"\fblob_address\x18\x04 \x01(\tR\vblobAddress\"\x97\x05\n" +
+	"\fblob_address\x18\x04 \x01(\tR\vblobAddress\"\xb0\x05\n" +
 	"\vTaskMetrics\x12\x15\n" +
 	"\x06job_id\x18\x01 \x01(\tR\x05jobId\x12\x18\n" +
 	"\aattempt\x18\x02 \x01(\x05R\aattempt\x12\x16\n" +
@@ -2320,7 +2750,8 @@ const file_control_proto_rawDesc = "" +
 	"\x18current_output_watermark\x18) \x01(\x03R\x16currentOutputWatermark\x12.\n" +
 	"\x13has_input_watermark\x18* \x01(\bR\x11hasInputWatermark\x120\n" +
 	"\x14has_output_watermark\x18+ \x01(\bR\x12hasOutputWatermark\x127\n" +
-	"\x18num_late_records_dropped\x182 \x01(\x03R\x15numLateRecordsDropped\"\xd6\x01\n" +
+	"\x18num_late_records_dropped\x182 \x01(\x03R\x15numLateRecordsDropped\x12\x17\n" +
+	"\aidle_ms\x18< \x01(\x03R\x06idleMs\"\x91\x02\n" +
 	"\x10HeartbeatRequest\x12%\n" +
 	"\x0etaskmanager_id\x18\x01 \x01(\tR\rtaskmanagerId\x124\n" +
 	"\x05tasks\x18\x02 \x03(\v2\x1e.sluice.control.v1.TaskMetricsR\x05tasks\x12\x1d\n" +
@@ -2328,7 +2759,44 @@ const file_control_proto_rawDesc = "" +
 	"bytes_sent\x18\x03 \x01(\x03R\tbytesSent\x12%\n" +
 	"\x0ebytes_received\x18\x04 \x01(\x03R\rbytesReceived\x12\x1f\n" +
 	"\vinstance_id\x18\x14 \x01(\tR\n" +
-	"instanceId\")\n" +
+	"instanceId\x129\n" +
+	"\aprocess\x18\x15 \x01(\v2\x1f.sluice.control.v1.ProcessStatsR\aprocess\"\xc3\x04\n" +
+	"\fProcessStats\x12\x1b\n" +
+	"\tcpu_cores\x18\x01 \x01(\x05R\bcpuCores\x12'\n" +
+	"\x0fphysical_memory\x18\x02 \x01(\x03R\x0ephysicalMemory\x12\x1f\n" +
+	"\vfree_memory\x18\x03 \x01(\x03R\n" +
+	"freeMemory\x12\x1b\n" +
+	"\theap_used\x18\x04 \x01(\x03R\bheapUsed\x12%\n" +
+	"\x0eheap_committed\x18\x05 \x01(\x03R\rheapCommitted\x12\x19\n" +
+	"\bheap_max\x18\x06 \x01(\x03R\aheapMax\x12\"\n" +
+	"\rnon_heap_used\x18\a \x01(\x03R\vnonHeapUsed\x12,\n" +
+	"\x12non_heap_committed\x18\b \x01(\x03R\x10nonHeapCommitted\x12\x19\n" +
+	"\bgc_count\x18\t \x01(\x03R\agcCount\x12\x1c\n" +
+	"\n" +
+	"gc_time_ms\x18\n" +
+	" \x01(\x03R\bgcTimeMs\x12\x1e\n" +
+	"\n" +
+	"goroutines\x18\v \x01(\x05R\n" +
+	"goroutines\x12\x1e\n" +
+	"\vcpu_time_ms\x18\f \x01(\x03R\tcpuTimeMs\x12\x1b\n" +
+	"\tuptime_ms\x18\r \x01(\x03R\buptimeMs\x122\n" +
+	"\x15network_buffers_total\x18\x0e \x01(\x03R\x13networkBuffersTotal\x120\n" +
+	"\x14network_buffers_used\x18\x0f \x01(\x03R\x12networkBuffersUsed\x12\x1f\n" +
+	"\vbuffer_size\x18\x10 \x01(\x05R\n" +
+	"bufferSize\"\x11\n" +
+	"\x0fListLogsRequest\"P\n" +
+	"\vLogFileInfo\x12\x12\n" +
+	"\x04name\x18\x01 \x01(\tR\x04name\x12\x12\n" +
+	"\x04size\x18\x02 \x01(\x03R\x04size\x12\x19\n" +
+	"\bmtime_ms\x18\x03 \x01(\x03R\amtimeMs\"F\n" +
+	"\x10ListLogsResponse\x122\n" +
+	"\x04logs\x18\x01 \x03(\v2\x1e.sluice.control.v1.LogFileInfoR\x04logs\"A\n" +
+	"\x0eReadLogRequest\x12\x12\n" +
+	"\x04name\x18\x01 \x01(\tR\x04name\x12\x1b\n" +
+	"\tmax_bytes\x18\x02 \x01(\x03R\bmaxBytes\"C\n" +
+	"\x0fReadLogResponse\x12\x12\n" +
+	"\x04data\x18\x01 \x01(\fR\x04data\x12\x1c\n" +
+	"\ttruncated\x18\x02 \x01(\bR\ttruncated\")\n" +
 	"\x11HeartbeatResponse\x12\x14\n" +
 	"\x05known\x18\x01 \x01(\bR\x05known\"\xb7\x03\n" +
 	"\x0fTaskStateUpdate\x12%\n" +
@@ -2504,13 +2972,15 @@ const file_control_proto_rawDesc = "" +
 	"\fReportOutput\x12\x1d.sluice.control.v1.TaskOutput\x1a\x16.sluice.control.v1.Ack\x12`\n" +
 	"\x15AcknowledgeCheckpoint\x12/.sluice.control.v1.AcknowledgeCheckpointRequest\x1a\x16.sluice.control.v1.Ack\x12X\n" +
 	"\x11DeclineCheckpoint\x12+.sluice.control.v1.DeclineCheckpointRequest\x1a\x16.sluice.control.v1.Ack\x12E\n" +
-	"\x0fReportEndOfData\x12\x1a.sluice.control.v1.TaskRef\x1a\x16.sluice.control.v1.Ack2\xd2\x02\n" +
+	"\x0fReportEndOfData\x12\x1a.sluice.control.v1.TaskRef\x1a\x16.sluice.control.v1.Ack2\xf9\x03\n" +
 	"\vTaskManager\x12G\n" +
 	"\n" +
 	"DeployTask\x12!.sluice.control.v1.TaskDeployment\x1a\x16.sluice.control.v1.Ack\x12H\n" +
 	"\tCancelJob\x12#.sluice.control.v1.CancelJobRequest\x1a\x16.sluice.control.v1.Ack\x12X\n" +
 	"\x11TriggerCheckpoint\x12+.sluice.control.v1.TriggerCheckpointRequest\x1a\x16.sluice.control.v1.Ack\x12V\n" +
-	"\x10NotifyCheckpoint\x12*.sluice.control.v1.NotifyCheckpointRequest\x1a\x16.sluice.control.v1.Ack2\xad\x01\n" +
+	"\x10NotifyCheckpoint\x12*.sluice.control.v1.NotifyCheckpointRequest\x1a\x16.sluice.control.v1.Ack\x12S\n" +
+	"\bListLogs\x12\".sluice.control.v1.ListLogsRequest\x1a#.sluice.control.v1.ListLogsResponse\x12P\n" +
+	"\aReadLog\x12!.sluice.control.v1.ReadLogRequest\x1a\".sluice.control.v1.ReadLogResponse2\xad\x01\n" +
 	"\tBootstrap\x12N\n" +
 	"\x04Join\x12\x1e.sluice.control.v1.JoinRequest\x1a&.sluice.control.v1.CertificateResponse\x12P\n" +
 	"\x05Renew\x12\x1f.sluice.control.v1.RenewRequest\x1a&.sluice.control.v1.CertificateResponseB;Z9github.com/sluice-dev/sluice/internal/rpc/proto;controlpbb\x06proto3"
@@ -2528,7 +2998,7 @@ func file_control_proto_rawDescGZIP() []byte {
 }
 
 var file_control_proto_enumTypes = make([]protoimpl.EnumInfo, 3)
-var file_control_proto_msgTypes = make([]protoimpl.MessageInfo, 29)
+var file_control_proto_msgTypes = make([]protoimpl.MessageInfo, 35)
 var file_control_proto_goTypes = []any{
 	(TaskState)(0),                       // 0: sluice.control.v1.TaskState
 	(SnapshotType)(0),                    // 1: sluice.control.v1.SnapshotType
@@ -2537,83 +3007,95 @@ var file_control_proto_goTypes = []any{
 	(*RegisterResponse)(nil),             // 4: sluice.control.v1.RegisterResponse
 	(*TaskMetrics)(nil),                  // 5: sluice.control.v1.TaskMetrics
 	(*HeartbeatRequest)(nil),             // 6: sluice.control.v1.HeartbeatRequest
-	(*HeartbeatResponse)(nil),            // 7: sluice.control.v1.HeartbeatResponse
-	(*TaskStateUpdate)(nil),              // 8: sluice.control.v1.TaskStateUpdate
-	(*RestoreFailure)(nil),               // 9: sluice.control.v1.RestoreFailure
-	(*Ack)(nil),                          // 10: sluice.control.v1.Ack
-	(*TaskOutput)(nil),                   // 11: sluice.control.v1.TaskOutput
-	(*OutputTarget)(nil),                 // 12: sluice.control.v1.OutputTarget
-	(*OutputEdge)(nil),                   // 13: sluice.control.v1.OutputEdge
-	(*TaskDeployment)(nil),               // 14: sluice.control.v1.TaskDeployment
-	(*CheckpointSettings)(nil),           // 15: sluice.control.v1.CheckpointSettings
-	(*RestoreSettings)(nil),              // 16: sluice.control.v1.RestoreSettings
-	(*TaskRef)(nil),                      // 17: sluice.control.v1.TaskRef
-	(*TriggerCheckpointRequest)(nil),     // 18: sluice.control.v1.TriggerCheckpointRequest
-	(*NotifyCheckpointRequest)(nil),      // 19: sluice.control.v1.NotifyCheckpointRequest
-	(*AcknowledgeCheckpointRequest)(nil), // 20: sluice.control.v1.AcknowledgeCheckpointRequest
-	(*CheckpointMetrics)(nil),            // 21: sluice.control.v1.CheckpointMetrics
-	(*DeclineCheckpointRequest)(nil),     // 22: sluice.control.v1.DeclineCheckpointRequest
-	(*InputGroup)(nil),                   // 23: sluice.control.v1.InputGroup
-	(*FileGrant)(nil),                    // 24: sluice.control.v1.FileGrant
-	(*CancelJobRequest)(nil),             // 25: sluice.control.v1.CancelJobRequest
-	(*JoinRequest)(nil),                  // 26: sluice.control.v1.JoinRequest
-	(*RenewRequest)(nil),                 // 27: sluice.control.v1.RenewRequest
-	(*CertificateResponse)(nil),          // 28: sluice.control.v1.CertificateResponse
-	nil,                                  // 29: sluice.control.v1.TaskDeployment.ParametersEntry
-	nil,                                  // 30: sluice.control.v1.TaskDeployment.FilesEntry
-	nil,                                  // 31: sluice.control.v1.AcknowledgeCheckpointRequest.OperatorsEntry
+	(*ProcessStats)(nil),                 // 7: sluice.control.v1.ProcessStats
+	(*ListLogsRequest)(nil),              // 8: sluice.control.v1.ListLogsRequest
+	(*LogFileInfo)(nil),                  // 9: sluice.control.v1.LogFileInfo
+	(*ListLogsResponse)(nil),             // 10: sluice.control.v1.ListLogsResponse
+	(*ReadLogRequest)(nil),               // 11: sluice.control.v1.ReadLogRequest
+	(*ReadLogResponse)(nil),              // 12: sluice.control.v1.ReadLogResponse
+	(*HeartbeatResponse)(nil),            // 13: sluice.control.v1.HeartbeatResponse
+	(*TaskStateUpdate)(nil),              // 14: sluice.control.v1.TaskStateUpdate
+	(*RestoreFailure)(nil),               // 15: sluice.control.v1.RestoreFailure
+	(*Ack)(nil),                          // 16: sluice.control.v1.Ack
+	(*TaskOutput)(nil),                   // 17: sluice.control.v1.TaskOutput
+	(*OutputTarget)(nil),                 // 18: sluice.control.v1.OutputTarget
+	(*OutputEdge)(nil),                   // 19: sluice.control.v1.OutputEdge
+	(*TaskDeployment)(nil),               // 20: sluice.control.v1.TaskDeployment
+	(*CheckpointSettings)(nil),           // 21: sluice.control.v1.CheckpointSettings
+	(*RestoreSettings)(nil),              // 22: sluice.control.v1.RestoreSettings
+	(*TaskRef)(nil),                      // 23: sluice.control.v1.TaskRef
+	(*TriggerCheckpointRequest)(nil),     // 24: sluice.control.v1.TriggerCheckpointRequest
+	(*NotifyCheckpointRequest)(nil),      // 25: sluice.control.v1.NotifyCheckpointRequest
+	(*AcknowledgeCheckpointRequest)(nil), // 26: sluice.control.v1.AcknowledgeCheckpointRequest
+	(*CheckpointMetrics)(nil),            // 27: sluice.control.v1.CheckpointMetrics
+	(*DeclineCheckpointRequest)(nil),     // 28: sluice.control.v1.DeclineCheckpointRequest
+	(*InputGroup)(nil),                   // 29: sluice.control.v1.InputGroup
+	(*FileGrant)(nil),                    // 30: sluice.control.v1.FileGrant
+	(*CancelJobRequest)(nil),             // 31: sluice.control.v1.CancelJobRequest
+	(*JoinRequest)(nil),                  // 32: sluice.control.v1.JoinRequest
+	(*RenewRequest)(nil),                 // 33: sluice.control.v1.RenewRequest
+	(*CertificateResponse)(nil),          // 34: sluice.control.v1.CertificateResponse
+	nil,                                  // 35: sluice.control.v1.TaskDeployment.ParametersEntry
+	nil,                                  // 36: sluice.control.v1.TaskDeployment.FilesEntry
+	nil,                                  // 37: sluice.control.v1.AcknowledgeCheckpointRequest.OperatorsEntry
 }
 var file_control_proto_depIdxs = []int32{
 	5,  // 0: sluice.control.v1.HeartbeatRequest.tasks:type_name -> sluice.control.v1.TaskMetrics
-	0,  // 1: sluice.control.v1.TaskStateUpdate.state:type_name -> sluice.control.v1.TaskState
-	5,  // 2: sluice.control.v1.TaskStateUpdate.metrics:type_name -> sluice.control.v1.TaskMetrics
-	9,  // 3: sluice.control.v1.TaskStateUpdate.restore_failure:type_name -> sluice.control.v1.RestoreFailure
-	12, // 4: sluice.control.v1.OutputEdge.targets:type_name -> sluice.control.v1.OutputTarget
-	29, // 5: sluice.control.v1.TaskDeployment.parameters:type_name -> sluice.control.v1.TaskDeployment.ParametersEntry
-	30, // 6: sluice.control.v1.TaskDeployment.files:type_name -> sluice.control.v1.TaskDeployment.FilesEntry
-	13, // 7: sluice.control.v1.TaskDeployment.outputs:type_name -> sluice.control.v1.OutputEdge
-	24, // 8: sluice.control.v1.TaskDeployment.file_grants:type_name -> sluice.control.v1.FileGrant
-	23, // 9: sluice.control.v1.TaskDeployment.inputs:type_name -> sluice.control.v1.InputGroup
-	15, // 10: sluice.control.v1.TaskDeployment.checkpoints:type_name -> sluice.control.v1.CheckpointSettings
-	16, // 11: sluice.control.v1.TaskDeployment.restore:type_name -> sluice.control.v1.RestoreSettings
-	2,  // 12: sluice.control.v1.CheckpointSettings.mode:type_name -> sluice.control.v1.CheckpointingMode
-	1,  // 13: sluice.control.v1.TriggerCheckpointRequest.type:type_name -> sluice.control.v1.SnapshotType
-	17, // 14: sluice.control.v1.TriggerCheckpointRequest.sources:type_name -> sluice.control.v1.TaskRef
-	17, // 15: sluice.control.v1.AcknowledgeCheckpointRequest.task:type_name -> sluice.control.v1.TaskRef
-	31, // 16: sluice.control.v1.AcknowledgeCheckpointRequest.operators:type_name -> sluice.control.v1.AcknowledgeCheckpointRequest.OperatorsEntry
-	21, // 17: sluice.control.v1.AcknowledgeCheckpointRequest.metrics:type_name -> sluice.control.v1.CheckpointMetrics
-	17, // 18: sluice.control.v1.DeclineCheckpointRequest.task:type_name -> sluice.control.v1.TaskRef
-	3,  // 19: sluice.control.v1.JobManager.RegisterTaskManager:input_type -> sluice.control.v1.RegisterRequest
-	6,  // 20: sluice.control.v1.JobManager.Heartbeat:input_type -> sluice.control.v1.HeartbeatRequest
-	8,  // 21: sluice.control.v1.JobManager.UpdateTaskState:input_type -> sluice.control.v1.TaskStateUpdate
-	11, // 22: sluice.control.v1.JobManager.ReportOutput:input_type -> sluice.control.v1.TaskOutput
-	20, // 23: sluice.control.v1.JobManager.AcknowledgeCheckpoint:input_type -> sluice.control.v1.AcknowledgeCheckpointRequest
-	22, // 24: sluice.control.v1.JobManager.DeclineCheckpoint:input_type -> sluice.control.v1.DeclineCheckpointRequest
-	17, // 25: sluice.control.v1.JobManager.ReportEndOfData:input_type -> sluice.control.v1.TaskRef
-	14, // 26: sluice.control.v1.TaskManager.DeployTask:input_type -> sluice.control.v1.TaskDeployment
-	25, // 27: sluice.control.v1.TaskManager.CancelJob:input_type -> sluice.control.v1.CancelJobRequest
-	18, // 28: sluice.control.v1.TaskManager.TriggerCheckpoint:input_type -> sluice.control.v1.TriggerCheckpointRequest
-	19, // 29: sluice.control.v1.TaskManager.NotifyCheckpoint:input_type -> sluice.control.v1.NotifyCheckpointRequest
-	26, // 30: sluice.control.v1.Bootstrap.Join:input_type -> sluice.control.v1.JoinRequest
-	27, // 31: sluice.control.v1.Bootstrap.Renew:input_type -> sluice.control.v1.RenewRequest
-	4,  // 32: sluice.control.v1.JobManager.RegisterTaskManager:output_type -> sluice.control.v1.RegisterResponse
-	7,  // 33: sluice.control.v1.JobManager.Heartbeat:output_type -> sluice.control.v1.HeartbeatResponse
-	10, // 34: sluice.control.v1.JobManager.UpdateTaskState:output_type -> sluice.control.v1.Ack
-	10, // 35: sluice.control.v1.JobManager.ReportOutput:output_type -> sluice.control.v1.Ack
-	10, // 36: sluice.control.v1.JobManager.AcknowledgeCheckpoint:output_type -> sluice.control.v1.Ack
-	10, // 37: sluice.control.v1.JobManager.DeclineCheckpoint:output_type -> sluice.control.v1.Ack
-	10, // 38: sluice.control.v1.JobManager.ReportEndOfData:output_type -> sluice.control.v1.Ack
-	10, // 39: sluice.control.v1.TaskManager.DeployTask:output_type -> sluice.control.v1.Ack
-	10, // 40: sluice.control.v1.TaskManager.CancelJob:output_type -> sluice.control.v1.Ack
-	10, // 41: sluice.control.v1.TaskManager.TriggerCheckpoint:output_type -> sluice.control.v1.Ack
-	10, // 42: sluice.control.v1.TaskManager.NotifyCheckpoint:output_type -> sluice.control.v1.Ack
-	28, // 43: sluice.control.v1.Bootstrap.Join:output_type -> sluice.control.v1.CertificateResponse
-	28, // 44: sluice.control.v1.Bootstrap.Renew:output_type -> sluice.control.v1.CertificateResponse
-	32, // [32:45] is the sub-list for method output_type
-	19, // [19:32] is the sub-list for method input_type
-	19, // [19:19] is the sub-list for extension type_name
-	19, // [19:19] is the sub-list for extension extendee
-	0,  // [0:19] is the sub-list for field type_name
+	7,  // 1: sluice.control.v1.HeartbeatRequest.process:type_name -> sluice.control.v1.ProcessStats
+	9,  // 2: sluice.control.v1.ListLogsResponse.logs:type_name -> sluice.control.v1.LogFileInfo
+	0,  // 3: sluice.control.v1.TaskStateUpdate.state:type_name -> sluice.control.v1.TaskState
+	5,  // 4: sluice.control.v1.TaskStateUpdate.metrics:type_name -> sluice.control.v1.TaskMetrics
+	15, // 5: sluice.control.v1.TaskStateUpdate.restore_failure:type_name -> sluice.control.v1.RestoreFailure
+	18, // 6: sluice.control.v1.OutputEdge.targets:type_name -> sluice.control.v1.OutputTarget
+	35, // 7: sluice.control.v1.TaskDeployment.parameters:type_name -> sluice.control.v1.TaskDeployment.ParametersEntry
+	36, // 8: sluice.control.v1.TaskDeployment.files:type_name -> sluice.control.v1.TaskDeployment.FilesEntry
+	19, // 9: sluice.control.v1.TaskDeployment.outputs:type_name -> sluice.control.v1.OutputEdge
+	30, // 10: sluice.control.v1.TaskDeployment.file_grants:type_name -> sluice.control.v1.FileGrant
+	29, // 11: sluice.control.v1.TaskDeployment.inputs:type_name -> sluice.control.v1.InputGroup
+	21, // 12: sluice.control.v1.TaskDeployment.checkpoints:type_name -> sluice.control.v1.CheckpointSettings
+	22, // 13: sluice.control.v1.TaskDeployment.restore:type_name -> sluice.control.v1.RestoreSettings
+	2,  // 14: sluice.control.v1.CheckpointSettings.mode:type_name -> sluice.control.v1.CheckpointingMode
+	1,  // 15: sluice.control.v1.TriggerCheckpointRequest.type:type_name -> sluice.control.v1.SnapshotType
+	23, // 16: sluice.control.v1.TriggerCheckpointRequest.sources:type_name -> sluice.control.v1.TaskRef
+	23, // 17: sluice.control.v1.AcknowledgeCheckpointRequest.task:type_name -> sluice.control.v1.TaskRef
+	37, // 18: sluice.control.v1.AcknowledgeCheckpointRequest.operators:type_name -> sluice.control.v1.AcknowledgeCheckpointRequest.OperatorsEntry
+	27, // 19: sluice.control.v1.AcknowledgeCheckpointRequest.metrics:type_name -> sluice.control.v1.CheckpointMetrics
+	23, // 20: sluice.control.v1.DeclineCheckpointRequest.task:type_name -> sluice.control.v1.TaskRef
+	3,  // 21: sluice.control.v1.JobManager.RegisterTaskManager:input_type -> sluice.control.v1.RegisterRequest
+	6,  // 22: sluice.control.v1.JobManager.Heartbeat:input_type -> sluice.control.v1.HeartbeatRequest
+	14, // 23: sluice.control.v1.JobManager.UpdateTaskState:input_type -> sluice.control.v1.TaskStateUpdate
+	17, // 24: sluice.control.v1.JobManager.ReportOutput:input_type -> sluice.control.v1.TaskOutput
+	26, // 25: sluice.control.v1.JobManager.AcknowledgeCheckpoint:input_type -> sluice.control.v1.AcknowledgeCheckpointRequest
+	28, // 26: sluice.control.v1.JobManager.DeclineCheckpoint:input_type -> sluice.control.v1.DeclineCheckpointRequest
+	23, // 27: sluice.control.v1.JobManager.ReportEndOfData:input_type -> sluice.control.v1.TaskRef
+	20, // 28: sluice.control.v1.TaskManager.DeployTask:input_type -> sluice.control.v1.TaskDeployment
+	31, // 29: sluice.control.v1.TaskManager.CancelJob:input_type -> sluice.control.v1.CancelJobRequest
+	24, // 30: sluice.control.v1.TaskManager.TriggerCheckpoint:input_type -> sluice.control.v1.TriggerCheckpointRequest
+	25, // 31: sluice.control.v1.TaskManager.NotifyCheckpoint:input_type -> sluice.control.v1.NotifyCheckpointRequest
+	8,  // 32: sluice.control.v1.TaskManager.ListLogs:input_type -> sluice.control.v1.ListLogsRequest
+	11, // 33: sluice.control.v1.TaskManager.ReadLog:input_type -> sluice.control.v1.ReadLogRequest
+	32, // 34: sluice.control.v1.Bootstrap.Join:input_type -> sluice.control.v1.JoinRequest
+	33, // 35: sluice.control.v1.Bootstrap.Renew:input_type -> sluice.control.v1.RenewRequest
+	4,  // 36: sluice.control.v1.JobManager.RegisterTaskManager:output_type -> sluice.control.v1.RegisterResponse
+	13, // 37: sluice.control.v1.JobManager.Heartbeat:output_type -> sluice.control.v1.HeartbeatResponse
+	16, // 38: sluice.control.v1.JobManager.UpdateTaskState:output_type -> sluice.control.v1.Ack
+	16, // 39: sluice.control.v1.JobManager.ReportOutput:output_type -> sluice.control.v1.Ack
+	16, // 40: sluice.control.v1.JobManager.AcknowledgeCheckpoint:output_type -> sluice.control.v1.Ack
+	16, // 41: sluice.control.v1.JobManager.DeclineCheckpoint:output_type -> sluice.control.v1.Ack
+	16, // 42: sluice.control.v1.JobManager.ReportEndOfData:output_type -> sluice.control.v1.Ack
+	16, // 43: sluice.control.v1.TaskManager.DeployTask:output_type -> sluice.control.v1.Ack
+	16, // 44: sluice.control.v1.TaskManager.CancelJob:output_type -> sluice.control.v1.Ack
+	16, // 45: sluice.control.v1.TaskManager.TriggerCheckpoint:output_type -> sluice.control.v1.Ack
+	16, // 46: sluice.control.v1.TaskManager.NotifyCheckpoint:output_type -> sluice.control.v1.Ack
+	10, // 47: sluice.control.v1.TaskManager.ListLogs:output_type -> sluice.control.v1.ListLogsResponse
+	12, // 48: sluice.control.v1.TaskManager.ReadLog:output_type -> sluice.control.v1.ReadLogResponse
+	34, // 49: sluice.control.v1.Bootstrap.Join:output_type -> sluice.control.v1.CertificateResponse
+	34, // 50: sluice.control.v1.Bootstrap.Renew:output_type -> sluice.control.v1.CertificateResponse
+	36, // [36:51] is the sub-list for method output_type
+	21, // [21:36] is the sub-list for method input_type
+	21, // [21:21] is the sub-list for extension type_name
+	21, // [21:21] is the sub-list for extension extendee
+	0,  // [0:21] is the sub-list for field type_name
 }
 
 func init() { file_control_proto_init() }
@@ -2627,7 +3109,7 @@ func file_control_proto_init() {
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_control_proto_rawDesc), len(file_control_proto_rawDesc)),
 			NumEnums:      3,
-			NumMessages:   29,
+			NumMessages:   35,
 			NumExtensions: 0,
 			NumServices:   3,
 		},

@@ -366,6 +366,8 @@ const (
 	TaskManager_CancelJob_FullMethodName         = "/sluice.control.v1.TaskManager/CancelJob"
 	TaskManager_TriggerCheckpoint_FullMethodName = "/sluice.control.v1.TaskManager/TriggerCheckpoint"
 	TaskManager_NotifyCheckpoint_FullMethodName  = "/sluice.control.v1.TaskManager/NotifyCheckpoint"
+	TaskManager_ListLogs_FullMethodName          = "/sluice.control.v1.TaskManager/ListLogs"
+	TaskManager_ReadLog_FullMethodName           = "/sluice.control.v1.TaskManager/ReadLog"
 )
 
 // TaskManagerClient is the client API for TaskManager service.
@@ -378,6 +380,10 @@ type TaskManagerClient interface {
 	CancelJob(ctx context.Context, in *CancelJobRequest, opts ...grpc.CallOption) (*Ack, error)
 	TriggerCheckpoint(ctx context.Context, in *TriggerCheckpointRequest, opts ...grpc.CallOption) (*Ack, error)
 	NotifyCheckpoint(ctx context.Context, in *NotifyCheckpointRequest, opts ...grpc.CallOption) (*Ack, error)
+	// The TM's log files (env.log.dir), for the REST API's
+	// GET /taskmanagers/{id}/logs; only the JM may ask.
+	ListLogs(ctx context.Context, in *ListLogsRequest, opts ...grpc.CallOption) (*ListLogsResponse, error)
+	ReadLog(ctx context.Context, in *ReadLogRequest, opts ...grpc.CallOption) (*ReadLogResponse, error)
 }
 
 type taskManagerClient struct {
@@ -428,6 +434,26 @@ func (c *taskManagerClient) NotifyCheckpoint(ctx context.Context, in *NotifyChec
 	return out, nil
 }
 
+func (c *taskManagerClient) ListLogs(ctx context.Context, in *ListLogsRequest, opts ...grpc.CallOption) (*ListLogsResponse, error) {
+	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
+	out := new(ListLogsResponse)
+	err := c.cc.Invoke(ctx, TaskManager_ListLogs_FullMethodName, in, out, cOpts...)
+	if err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
+func (c *taskManagerClient) ReadLog(ctx context.Context, in *ReadLogRequest, opts ...grpc.CallOption) (*ReadLogResponse, error) {
+	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
+	out := new(ReadLogResponse)
+	err := c.cc.Invoke(ctx, TaskManager_ReadLog_FullMethodName, in, out, cOpts...)
+	if err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
 // TaskManagerServer is the server API for TaskManager service.
 // All implementations must embed UnimplementedTaskManagerServer
 // for forward compatibility.
@@ -438,6 +464,10 @@ type TaskManagerServer interface {
 	CancelJob(context.Context, *CancelJobRequest) (*Ack, error)
 	TriggerCheckpoint(context.Context, *TriggerCheckpointRequest) (*Ack, error)
 	NotifyCheckpoint(context.Context, *NotifyCheckpointRequest) (*Ack, error)
+	// The TM's log files (env.log.dir), for the REST API's
+	// GET /taskmanagers/{id}/logs; only the JM may ask.
+	ListLogs(context.Context, *ListLogsRequest) (*ListLogsResponse, error)
+	ReadLog(context.Context, *ReadLogRequest) (*ReadLogResponse, error)
 	mustEmbedUnimplementedTaskManagerServer()
 }
 
@@ -459,6 +489,12 @@ func (UnimplementedTaskManagerServer) TriggerCheckpoint(context.Context, *Trigge
 }
 func (UnimplementedTaskManagerServer) NotifyCheckpoint(context.Context, *NotifyCheckpointRequest) (*Ack, error) {
 	return nil, status.Error(codes.Unimplemented, "method NotifyCheckpoint not implemented")
+}
+func (UnimplementedTaskManagerServer) ListLogs(context.Context, *ListLogsRequest) (*ListLogsResponse, error) {
+	return nil, status.Error(codes.Unimplemented, "method ListLogs not implemented")
+}
+func (UnimplementedTaskManagerServer) ReadLog(context.Context, *ReadLogRequest) (*ReadLogResponse, error) {
+	return nil, status.Error(codes.Unimplemented, "method ReadLog not implemented")
 }
 func (UnimplementedTaskManagerServer) mustEmbedUnimplementedTaskManagerServer() {}
 func (UnimplementedTaskManagerServer) testEmbeddedByValue()                     {}
@@ -553,6 +589,42 @@ func _TaskManager_NotifyCheckpoint_Handler(srv interface{}, ctx context.Context,
 	return interceptor(ctx, in, info, handler)
 }
 
+func _TaskManager_ListLogs_Handler(srv interface{}, ctx context.Context, dec func(interface{}) error, interceptor grpc.UnaryServerInterceptor) (interface{}, error) {
+	in := new(ListLogsRequest)
+	if err := dec(in); err != nil {
+		return nil, err
+	}
+	if interceptor == nil {
+		return srv.(TaskManagerServer).ListLogs(ctx, in)
+	}
+	info := &grpc.UnaryServerInfo{
+		Server:     srv,
+		FullMethod: TaskManager_ListLogs_FullMethodName,
+	}
+	handler := func(ctx context.Context, req interface{}) (interface{}, error) {
+		return srv.(TaskManagerServer).ListLogs(ctx, req.(*ListLogsRequest))
+	}
+	return interceptor(ctx, in, info, handler)
+}
+
+func _TaskManager_ReadLog_Handler(srv interface{}, ctx context.Context, dec func(interface{}) error, interceptor grpc.UnaryServerInterceptor) (interface{}, error) {
+	in := new(ReadLogRequest)
+	if err := dec(in); err != nil {
+		return nil, err
+	}
+	if interceptor == nil {
+		return srv.(TaskManagerServer).ReadLog(ctx, in)
+	}
+	info := &grpc.UnaryServerInfo{
+		Server:     srv,
+		FullMethod: TaskManager_ReadLog_FullMethodName,
+	}
+	handler := func(ctx context.Context, req interface{}) (interface{}, error) {
+		return srv.(TaskManagerServer).ReadLog(ctx, req.(*ReadLogRequest))
+	}
+	return interceptor(ctx, in, info, handler)
+}
+
 // TaskManager_ServiceDesc is the grpc.ServiceDesc for TaskManager service.
 // It's only intended for direct use with grpc.RegisterService,
 // and not to be introspected or modified (even as a copy)
@@ -575,6 +647,14 @@ var TaskManager_ServiceDesc = grpc.ServiceDesc{
 		{
 			MethodName: "NotifyCheckpoint",
 			Handler:    _TaskManager_NotifyCheckpoint_Handler,
+		},
+		{
+			MethodName: "ListLogs",
+			Handler:    _TaskManager_ListLogs_Handler,
+		},
+		{
+			MethodName: "ReadLog",
+			Handler:    _TaskManager_ReadLog_Handler,
 		},
 	},
 	Streams:  []grpc.StreamDesc{},

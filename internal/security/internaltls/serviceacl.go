@@ -32,6 +32,8 @@ var ServiceACL = map[string][]tlsconf.Role{
 	controlpb.TaskManager_NotifyCheckpoint_FullMethodName:     {tlsconf.RoleJobManager},
 	controlpb.TaskManager_DeployTask_FullMethodName:           {tlsconf.RoleJobManager},
 	controlpb.TaskManager_CancelJob_FullMethodName:            {tlsconf.RoleJobManager},
+	controlpb.TaskManager_ListLogs_FullMethodName:             {tlsconf.RoleJobManager},
+	controlpb.TaskManager_ReadLog_FullMethodName:              {tlsconf.RoleJobManager},
 	controlpb.Bootstrap_Join_FullMethodName:                   {Anyone},
 	controlpb.Bootstrap_Renew_FullMethodName:                  {tlsconf.RoleTaskManager},
 }
