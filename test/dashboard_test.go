@@ -543,7 +543,7 @@ func startEvilSite(t *testing.T, target string) string {
 <button id="go" onclick="document.getElementById('f').submit()">win a prize</button>`, target)
 	srv := &http.Server{Handler: http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		if r.URL.Path != "/" {
-			http.NotFound(w, r)
+			w.WriteHeader(http.StatusNoContent) // the browser's /favicon.ico
 			return
 		}
 		w.Header().Set("Content-Type", "text/html")

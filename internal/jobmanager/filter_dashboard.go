@@ -38,8 +38,12 @@ func (rs *restServer) withDashboard(next http.Handler) http.Handler {
 				return
 			}
 			serveDashboardFile(w, r, "index.html", false)
-		case strings.HasPrefix(p, "/assets/") || p == "/favicon.svg":
+		case strings.HasPrefix(p, "/assets/"):
 			serveDashboardFile(w, r, strings.TrimPrefix(p, "/"), true)
+		case p == "/favicon.svg" || p == "/favicon.ico":
+			// Browsers ask for /favicon.ico on pages without an icon of
+			// their own (an API answer opened as a page).
+			serveDashboardFile(w, r, "favicon.svg", false)
 		default:
 			next.ServeHTTP(w, r)
 		}
