@@ -414,6 +414,19 @@ func TestDashboardBrowser(t *testing.T) {
 	}
 	admin.waitJS(10*time.Second, "cancel button", `!!document.querySelector('[data-testid="cancel-job"]')`)
 	admin.screenshot("dashboard-job")
+	// The other pages: TaskManagers, one TaskManager, the masked
+	// configuration, the JobManager log (alice may view logs).
+	admin.run("taskmanagers", chromedp.Navigate(e.webURL+"/#/taskmanagers"), chromedp.WaitVisible(chromedp.CSS(`[data-testid="tm-list"] a`)),
+		chromedp.Click(chromedp.CSS(`[data-testid="tm-list"] a`)), chromedp.WaitVisible(chromedp.CSS(`[data-testid="tm-detail"] table`)))
+	admin.waitJS(10*time.Second, "TaskManager details", `document.querySelector('[data-testid="tm-detail"]').textContent.includes('tm-1')`)
+	admin.run("configuration", chromedp.Navigate(e.webURL+"/#/config"), chromedp.WaitVisible(chromedp.CSS(`[data-testid="config-table"]`)))
+	var configText string
+	admin.eval("configuration text", `document.querySelector('[data-testid="config-table"]').textContent`, &configText)
+	if !strings.Contains(configText, "security.rest.session.idle-timeout") {
+		t.Errorf("configuration page: %.300s", configText)
+	}
+	admin.run("log", chromedp.Navigate(e.webURL+"/#/log"), chromedp.WaitVisible(chromedp.CSS(`[data-testid="jm-log"]`)))
+	admin.waitJS(10*time.Second, "log lines", `document.querySelector('[data-testid="jm-log"]').textContent.includes('job submitted')`)
 
 	// --- A viewer: no cancel button; a forged cancel gets 403. ---
 	viewer := newBrowser(t, browserOptions{name: "viewer", trust: e.ca})
