@@ -12,6 +12,17 @@ export function setCSRFToken(t: string): void {
   csrfToken = t;
 }
 
+let onUnauthorized: ((e: ApiError) => void) | null = null;
+
+/**
+ * setUnauthorizedHandler sets what happens when the server answers 401 to
+ * a request of a logged-in page (the session ended or was revoked): the
+ * page shows its login again.
+ */
+export function setUnauthorizedHandler(f: (e: ApiError) => void): void {
+  onUnauthorized = f;
+}
+
 /** ApiError is a non-2xx answer, with the server's {"errors": [...]} text. */
 export class ApiError extends Error {
   constructor(public status: number, message: string) {
@@ -40,7 +51,11 @@ export async function request<T>(method: string, path: string, init: { body?: Bo
   }
   if (method !== 'GET' && method !== 'HEAD' && csrfToken) headers['X-CSRF-Token'] = csrfToken;
   const resp = await fetch(path, { method, headers, body, credentials: 'same-origin', cache: 'no-store', redirect: 'error' });
-  if (!resp.ok) throw await errorOf(resp);
+  if (!resp.ok) {
+    const err = await errorOf(resp);
+    if (resp.status === 401 && onUnauthorized && !path.startsWith('auth/')) onUnauthorized(err);
+    throw err;
+  }
   const text = await resp.text();
   return (text ? JSON.parse(text) : {}) as T;
 }

@@ -1,5 +1,5 @@
 import './style.css';
-import { ApiError, canI, get, request, setCSRFToken } from './api';
+import { ApiError, canI, get, request, setCSRFToken, setUnauthorizedHandler } from './api';
 import type { AggregatedMetric, AuthInfo, BackPressure, CheckpointStats, JobDetails, JobExceptions, JobPlan, JobSummary, LoginAnswer, Overview, TaskManager } from './api';
 import { h, table, fmtTime, fmtDuration, stateBadge } from './dom';
 import { drawPlan, fmtBytes, fmtCount } from './graph';
@@ -42,8 +42,31 @@ function errorBox(e: unknown): HTMLElement {
 
 // --- Identity ---
 
+// ended says why the page shows its login again (a session that ended).
+let ended = '';
+
 async function loadAuth(): Promise<void> {
-  auth = await get<AuthInfo>('auth/info');
+  try {
+    auth = await get<AuthInfo>('auth/info');
+  } catch (e) {
+    // A session cookie the server no longer knows (expired, logged out
+    // elsewhere, its token revoked): only listeners with the token login
+    // have sessions, so offer it again.
+    if (!(e instanceof ApiError) || e.status !== 401) throw e;
+    ended = e.message;
+    auth = { listener: '', tls: true, methods: ['token'], login: true, authenticated: false };
+  }
+  if (!auth.authenticated && auth.methods.includes('kerberos')) {
+    // SPNEGO: a browser sends its Kerberos ticket only when challenged,
+    // and /auth/info challenges nobody. /whoami does.
+    try {
+      const u = await get<{ username: string; groups: string[]; method: string }>('whoami');
+      auth = { ...auth, authenticated: true, user: { username: u.username, groups: u.groups, method: u.method } };
+    } catch {
+      // no ticket, or the browser is not set up for this host: the login
+      // page says what the listener accepts
+    }
+  }
   setCSRFToken(auth.session?.['csrf-token'] ?? '');
   const checks: [string, string, string][] = [
     ['logs', 'view', 'logs'],
@@ -108,6 +131,7 @@ function loginView(): void {
   const status = h('p', { class: 'status' });
   const form = h('form', { class: 'login', 'data-testid': 'login-form' },
     h('h1', {}, 'Log in to sluice'),
+    ended ? h('p', { class: 'notice', 'data-testid': 'session-ended' }, ended) : '',
     h('label', { for: 'token' }, 'Bearer token'),
     input,
     h('button', { type: 'submit', 'data-testid': 'login-submit' }, 'Log in'),
@@ -121,6 +145,7 @@ function loginView(): void {
     try {
       const ans = await request<LoginAnswer>('POST', 'auth/login', { headers: { Authorization: `Bearer ${token}` } });
       setCSRFToken(ans['csrf-token']);
+      ended = '';
       await loadAuth();
       location.hash = '#/';
       route();
@@ -433,6 +458,15 @@ function route(): void {
   else if (parts[0] === 'submit') submitView();
   else show(h('p', {}, 'No such page.'));
 }
+
+setUnauthorizedHandler((e) => {
+  if (!auth?.authenticated) return;
+  ended = e.message;
+  auth = { ...auth, authenticated: false, session: undefined };
+  setCSRFToken('');
+  renderChrome();
+  route();
+});
 
 window.addEventListener('hashchange', route);
 loadAuth().then(route, (e) => show(errorBox(e)));
