@@ -380,8 +380,14 @@ func TestDashboardSessions(t *testing.T) {
 func TestDashboardBrowser(t *testing.T) {
 	chromiumPath(t)
 	nginx := nginxPath(t)
-	e := startDashboard(t, "rest.trusted-proxies=127.0.0.2")
+	e := startDashboard(t, "rest.trusted-proxies=127.0.0.2", "execution.checkpointing.interval=1 s",
+		"state.checkpoints.dir="+t.TempDir())
 	art := artifactsDir(t)
+	// An endless job with event time (watermarks) and checkpoints.
+	spec := filepath.Join(t.TempDir(), "dashboard-demo.yaml")
+	if err := os.WriteFile(spec, []byte(dashboardDemoJob), 0o644); err != nil {
+		t.Fatal(err)
+	}
 
 	// --- An operator logs in with a token, submits, watches, cancels. ---
 	admin := newBrowser(t, browserOptions{name: "operator", trust: e.ca})
@@ -411,7 +417,7 @@ func TestDashboardBrowser(t *testing.T) {
 	}
 	// Submit from the dashboard: a spec file, a parameter, a parallelism.
 	admin.run("submit page", chromedp.Navigate(e.webURL+"/#/submit"), chromedp.WaitVisible(chromedp.CSS(`[data-testid="submit-spec"]`)),
-		chromedp.SetUploadFiles(chromedp.CSS(`[data-testid="submit-spec"]`), []string{filepath.Join(repoRoot(t), "examples/unbounded.yaml")}),
+		chromedp.SetUploadFiles(chromedp.CSS(`[data-testid="submit-spec"]`), []string{spec}),
 		chromedp.SendKeys(chromedp.CSS(`[data-testid="submit-params"]`), "rate=500"),
 		chromedp.SendKeys(chromedp.CSS(`[data-testid="submit-parallelism"]`), "2"),
 		chromedp.Click(chromedp.CSS(`[data-testid="submit-job"]`)),
@@ -446,6 +452,9 @@ func TestDashboardBrowser(t *testing.T) {
 		t.Errorf("job graph: %+v", graph)
 	}
 	admin.waitJS(10*time.Second, "cancel button", `!!document.querySelector('[data-testid="cancel-job"]')`)
+	// Checkpoints complete and watermarks advance, and the page shows both.
+	admin.waitJS(30*time.Second, "completed checkpoints shown", `/completed [1-9]/.test(document.querySelector('[data-testid="checkpoints"]').textContent)`)
+	admin.waitJS(30*time.Second, "a watermark shown", `[...document.querySelectorAll('[data-testid="job-graph"] .wm')].some(e => e.textContent.startsWith('wm 20'))`)
 	admin.screenshot("dashboard-job")
 	// The other pages: TaskManagers, one TaskManager, the masked
 	// configuration, the JobManager log (alice may view logs).
@@ -575,6 +584,38 @@ func TestDashboardBrowser(t *testing.T) {
 	}
 	t.Logf("screenshots in %s", art)
 }
+
+// dashboardDemoJob is endless, with event time (watermarks behind the
+// ingestion time) and a keyed aggregate: something for every part of the
+// job page.
+const dashboardDemoJob = `name: dashboard-demo
+parameters:
+  rate: "200"
+operators:
+  - name: gen
+    type: generator
+    count: 0
+    rate: ${rate}
+    keys: 10
+  - name: stamp
+    type: watermark
+    input: gen
+    timestamp: ingestion
+    watermark: {max-out-of-orderness: 1s, idle-timeout: 10s}
+  - name: by-key
+    type: key_by
+    input: stamp
+    key: key
+  - name: total
+    type: aggregate
+    input: by-key
+    function: sum
+    field: value
+    as: total
+  - name: sink
+    type: blackhole
+    input: total
+`
 
 // startEvilSite serves, on another origin (http://127.0.0.1:PORT), a page
 // with a form that posts to target: the classic CSRF attack.

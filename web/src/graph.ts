@@ -3,7 +3,7 @@ import type { PlanNode } from './api';
 
 const SVG = 'http://www.w3.org/2000/svg';
 const NODE_W = 250;
-const NODE_H = 92;
+const NODE_H = 104;
 
 function svg<K extends keyof SVGElementTagNameMap>(tag: K, attrs: Record<string, string | number>, parent?: Element): SVGElementTagNameMap[K] {
   const el = document.createElementNS(SVG, tag);
@@ -76,7 +76,7 @@ export function drawPlan(container: HTMLElement, nodes: PlanNode[]): (live: Map<
     const rin = text(grp, 10, 40, 'rec-in', 'in: –');
     const rout = text(grp, 10, 58, 'rec-out', 'out: –');
     const bp = text(grp, 10, 80, 'bp', 'back-pressure: –');
-    const wm = text(grp, NODE_W - 10, 80, 'wm', '');
+    const wm = text(grp, 10, 96, 'wm', '');
     cells.set(n.id, { in: rin, out: rout, bp, box, wm });
   }
   container.replaceChildren(root);
