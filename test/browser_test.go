@@ -54,6 +54,8 @@ type browserOptions struct {
 	autoSelect            []string
 	// issuerCN is the client certificate's issuer CN, for auto-selection.
 	issuerCN string
+	// flags are more command-line switches.
+	flags map[string]any
 }
 
 func chromiumPath(t *testing.T) string {
@@ -154,6 +156,15 @@ func newBrowser(t *testing.T, o browserOptions) *browser {
 			cmds = append(cmds, cmd)
 			cmdMu.Unlock()
 		}),
+	}
+	// SLUICE_BROWSER_LOG=FILE keeps the browser's own log (its HTTP
+	// authentication steps included), for debugging a failing test.
+	if os.Getenv("SLUICE_BROWSER_LOG") != "" {
+		f, _ := os.Create(os.Getenv("SLUICE_BROWSER_LOG"))
+		opts = append(opts, chromedp.CombinedOutput(f), chromedp.Flag("enable-logging", "stderr"), chromedp.Flag("vmodule", "*http_auth*=3,*gssapi*=3,*negotiate*=3"))
+	}
+	for k, v := range o.flags {
+		opts = append(opts, chromedp.Flag(k, v))
 	}
 	allocCtx, cancelAlloc := chromedp.NewExecAllocator(context.Background(), opts...)
 	b := &browser{t: t, name: o.name, urls: map[network.RequestID]string{}}

@@ -708,3 +708,4 @@ http {
 		time.Sleep(100 * time.Millisecond)
 	}
 }
+
