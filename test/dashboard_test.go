@@ -708,4 +708,3 @@ http {
 		time.Sleep(100 * time.Millisecond)
 	}
 }
-
