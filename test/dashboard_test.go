@@ -451,7 +451,7 @@ func TestDashboardBrowser(t *testing.T) {
 	if graph.Vertices < 2 || graph.Edges < 1 || len(graph.Labels) != graph.Edges || !strings.Contains(strings.Join(graph.Par, " "), "×2") {
 		t.Errorf("job graph: %+v", graph)
 	}
-	admin.waitJS(10*time.Second, "cancel button", `!!document.querySelector('[data-testid="cancel-job"]')`)
+	admin.waitJS(10*time.Second, "cancel and stop buttons", `!!document.querySelector('[data-testid="cancel-job"]') && !!document.querySelector('[data-testid="stop-job"]')`)
 	// Checkpoints complete and watermarks advance, and the page shows both.
 	admin.waitJS(30*time.Second, "completed checkpoints shown", `/completed [1-9]/.test(document.querySelector('[data-testid="checkpoints"]').textContent)`)
 	admin.waitJS(30*time.Second, "a watermark shown", `[...document.querySelectorAll('[data-testid="job-graph"] .wm')].some(e => e.textContent.startsWith('wm 20'))`)
