@@ -12,6 +12,7 @@ import (
 
 	"github.com/sluice-dev/sluice/internal/jobmanager"
 	"github.com/sluice-dev/sluice/internal/minicluster"
+	"github.com/sluice-dev/sluice/internal/processlog"
 	"github.com/sluice-dev/sluice/internal/security/internaltls"
 	"github.com/sluice-dev/sluice/internal/taskmanager"
 )
@@ -35,6 +36,12 @@ func newJobManagerCmd(g *globals) *cobra.Command {
 			if err != nil {
 				return err
 			}
+			logs := processlog.ForProcess(cfg, "jobmanager", "")
+			closeLog, err := g.teeLog(logs)
+			if err != nil {
+				return err
+			}
+			defer closeLog()
 			dir, temporary, err := jobmanager.WorkDir(set.WorkingDir, workDir)
 			if err != nil {
 				return err
@@ -56,6 +63,7 @@ func newJobManagerCmd(g *globals) *cobra.Command {
 				Config: cfg, Logger: g.log, WorkDir: dir, RemoveWorkDir: temporary, Security: sec.Security, ClusterID: sec.ClusterID,
 				RPCServerOptions: sec.ServerOptions(), RegisterRPC: sec.Register, Internal: sec,
 				Reloaders: []jobmanager.Reloader{{Name: "internal-tls", Kind: jobmanager.ReloadCertificates, Reload: sec.ReloadTLS}},
+				Logs:      logs,
 			})
 			if err != nil {
 				return err
@@ -88,7 +96,14 @@ func newTaskManagerCmd(g *globals) *cobra.Command {
 			if err != nil {
 				return err
 			}
-			tm, err := taskmanager.New(taskmanager.Options{Config: cfg, Logger: g.log, WorkDir: workDir, ID: sec.ID, Security: sec.Security, RPCServerOptions: sec.ServerOptions()})
+			// Once the id is known, which names the log file.
+			logs := processlog.ForProcess(cfg, "taskmanager", sec.ID)
+			closeLog, err := g.teeLog(logs)
+			if err != nil {
+				return err
+			}
+			defer closeLog()
+			tm, err := taskmanager.New(taskmanager.Options{Config: cfg, Logger: g.log, WorkDir: workDir, ID: sec.ID, Security: sec.Security, RPCServerOptions: sec.ServerOptions(), Logs: logs})
 			if err != nil {
 				return err
 			}

@@ -11,6 +11,7 @@ import (
 	"github.com/spf13/cobra"
 
 	"github.com/sluice-dev/sluice/internal/config"
+	"github.com/sluice-dev/sluice/internal/processlog"
 )
 
 // globals are the flags every command has.
@@ -119,4 +120,21 @@ func parseParams(kv []string) (map[string]string, error) {
 		out[k] = v
 	}
 	return out, nil
+}
+
+// teeLog writes the process's log to its log file in env.log.dir as well as
+// to stderr, from here on; the returned func closes the file.
+func (g *globals) teeLog(files processlog.Files) (func(), error) {
+	f, err := files.Open()
+	if err != nil || f == nil {
+		return func() {}, err
+	}
+	log, err := newLogger(io.MultiWriter(os.Stderr, f), g.logFormat, g.logLevel)
+	if err != nil {
+		f.Close()
+		return nil, err
+	}
+	g.log = log
+	slog.SetDefault(log)
+	return func() { f.Close() }, nil
 }

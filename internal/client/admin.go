@@ -7,29 +7,24 @@ import (
 	"net/http"
 	"net/url"
 	"time"
+
+	"github.com/sluice-dev/sluice/internal/restapi"
 )
 
 // JoinToken is a join token created by the JobManager (automatic mode).
 // Token is the secret: print it once, never log it.
-type JoinToken struct {
-	Token   string    `json:"token"`
-	ID      string    `json:"id"`
-	Expires time.Time `json:"expires"`
-	MaxUses int       `json:"max-uses"`
-	File    string    `json:"file"`
-	Retired []string  `json:"retired"`
-}
+type JoinToken = restapi.JoinToken
 
 // NewJoinToken asks the JobManager for a join token (POST
 // /admin/join-tokens). ttl 0 and maxUses < 0 take the JobManager's
 // configured defaults; keepOld keeps the current tokens valid.
 func (c *Client) NewJoinToken(ctx context.Context, ttl time.Duration, maxUses int, keepOld bool) (*JoinToken, error) {
-	req := map[string]any{"keep-old": keepOld}
+	req := restapi.NewJoinTokenRequest{KeepOld: keepOld}
 	if ttl > 0 {
-		req["ttl"] = ttl.String()
+		req.TTL = ttl.String()
 	}
 	if maxUses >= 0 {
-		req["max-uses"] = maxUses
+		req.MaxUses = &maxUses
 	}
 	body, _ := json.Marshal(req)
 	var out JoinToken
@@ -40,11 +35,7 @@ func (c *Client) NewJoinToken(ctx context.Context, ttl time.Duration, maxUses in
 }
 
 // Revocation is what revoking a TaskManager did.
-type Revocation struct {
-	TaskManager string   `json:"taskmanager"`
-	Serials     []string `json:"serials"`
-	Tokens      []string `json:"join-tokens"`
-}
+type Revocation = restapi.Revocation
 
 // RevokeTaskManager revokes a TaskManager's certificates and drops its
 // registration (POST /admin/taskmanagers/{id}/revoke).

@@ -91,3 +91,31 @@ func TestDashboardUnderBasePath(t *testing.T) {
 		t.Error("a path outside the assets was served")
 	}
 }
+
+// TestV1Prefix: every endpoint is also served under /v1/ (Flink's REST
+// client prefixes it), under rest.base-path as without one; /v1 alone and
+// other versions are not endpoints.
+func TestV1Prefix(t *testing.T) {
+	cfg := config.New()
+	if err := cfg.Set("rest.base-path", "/sluice"); err != nil {
+		t.Fatal(err)
+	}
+	_, base := startCluster(t, cfg)
+	for _, p := range []string{"/sluice/v1/overview", "/sluice/v1/config", "/sluice/v1/jobs/overview", "/sluice/v1/taskmanagers"} {
+		if code, out := do(t, "GET", base+p, "", nil); code != 200 {
+			t.Errorf("GET %s: %d %s", p, code, out)
+		}
+	}
+	// The base path the dashboard links under is the API's, without the version.
+	if _, out := do(t, "GET", base+"/sluice/v1/config", "", nil); !strings.Contains(out, `"base-path": "/sluice"`) {
+		t.Errorf("/v1/config base-path: %s", out)
+	}
+	if code, out := do(t, "GET", base+"/sluice/v1/jobs/0123", "", nil); code != 404 || !strings.Contains(out, "job 0123 not found") {
+		t.Errorf("an unknown job under /v1: %d %s, want the job endpoint's 404", code, out)
+	}
+	for _, p := range []string{"/sluice/v1", "/sluice/v2/overview", "/v1/overview"} {
+		if code, _ := do(t, "GET", base+p, "", nil); code != 404 {
+			t.Errorf("GET %s: %d, want 404", p, code)
+		}
+	}
+}

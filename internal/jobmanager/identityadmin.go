@@ -8,21 +8,10 @@ import (
 	"net/http"
 	"time"
 
+	"github.com/sluice-dev/sluice/internal/restapi"
 	"github.com/sluice-dev/sluice/internal/security/internaltls"
 	"github.com/sluice-dev/sluice/internal/security/tlsconf"
 )
-
-// newJoinTokenRequest is the body of POST /admin/join-tokens; every field
-// is optional.
-type newJoinTokenRequest struct {
-	// TTL is a Go duration ("1h"); empty: security.cluster.join-token.ttl.
-	TTL string `json:"ttl"`
-	// MaxUses: nil is security.ssl.internal.auto.join-token.max-uses, 0
-	// is unbounded.
-	MaxUses *int `json:"max-uses"`
-	// KeepOld keeps the current tokens valid (default: rotate them out).
-	KeepOld bool `json:"keep-old"`
-}
 
 // adminNewJoinToken creates a join token and, unless asked to keep them,
 // retires the others: rotation without a restart.
@@ -32,7 +21,7 @@ func (rs *restServer) adminNewJoinToken(w http.ResponseWriter, r *http.Request) 
 		writeError(w, http.StatusConflict, "%v", internaltls.ErrNotAutomatic)
 		return
 	}
-	var req newJoinTokenRequest
+	var req restapi.NewJoinTokenRequest
 	if r.ContentLength != 0 {
 		dec := json.NewDecoder(http.MaxBytesReader(w, r.Body, maxJSONBody))
 		dec.DisallowUnknownFields()
@@ -65,7 +54,7 @@ func (rs *restServer) adminNewJoinToken(w http.ResponseWriter, r *http.Request) 
 	}
 	// The response carries the secret token: never cache it.
 	w.Header().Set("Cache-Control", "no-store")
-	writeJSON(w, http.StatusCreated, res)
+	writeJSON(w, http.StatusCreated, restapi.JoinToken{Token: res.Token, ID: res.ID, Expires: res.Expires, MaxUses: res.MaxUses, File: res.File, Retired: res.Retired})
 }
 
 // adminJoinTokens lists the join tokens and the TaskManager ids each
@@ -122,5 +111,5 @@ func (rs *restServer) adminRevokeTaskManager(w http.ResponseWriter, r *http.Requ
 		jm.removeTMLocked(tm, reason)
 	}
 	jm.mu.Unlock()
-	writeJSON(w, http.StatusOK, res)
+	writeJSON(w, http.StatusOK, restapi.Revocation{TaskManager: res.TaskManager, Serials: res.Serials, Tokens: res.Tokens})
 }

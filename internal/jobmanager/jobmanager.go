@@ -22,6 +22,7 @@ import (
 
 	"github.com/sluice-dev/sluice/internal/blob"
 	"github.com/sluice-dev/sluice/internal/config"
+	"github.com/sluice-dev/sluice/internal/processlog"
 	controlpb "github.com/sluice-dev/sluice/internal/rpc/proto"
 	"github.com/sluice-dev/sluice/internal/security/internaltls"
 	"github.com/sluice-dev/sluice/internal/security/kerberos"
@@ -58,6 +59,9 @@ type Options struct {
 	// Reloaders are reloaded by POST /admin/reload beside the REST
 	// API's own (the internal TLS material).
 	Reloaders []Reloader
+	// Logs are the process's log files (env.log.dir), for GET
+	// /jobmanager/logs; none when Logs.Dir is empty.
+	Logs processlog.Files
 }
 
 // JobManager is a running JobManager.
@@ -68,6 +72,7 @@ type JobManager struct {
 	log       *slog.Logger
 	clusterID string
 	started   time.Time // for the uptime of GET /jobmanager/metrics
+	logFiles  processlog.Files
 	blobs     *blob.Store
 
 	hbInterval, hbTimeout time.Duration
@@ -137,6 +142,7 @@ func New(o Options) (*JobManager, error) {
 	logger := slog.New(teeHandler{o.Logger.Handler(), slog.NewTextHandler(logs, &slog.HandlerOptions{Level: slog.LevelInfo})})
 	jm := &JobManager{
 		started:        time.Now(),
+		logFiles:       o.Logs,
 		logs:           logs,
 		cfg:            o.Config,
 		set:            set,

@@ -2,21 +2,23 @@ package jobmanager
 
 import (
 	"time"
+
+	"github.com/sluice-dev/sluice/internal/restapi"
 )
 
 // kerberosOverview is the /overview field that says when the cluster's
 // Kerberos credentials stop working.
-func (jm *JobManager) kerberosOverview() map[string]any {
+func (jm *JobManager) kerberosOverview() *restapi.KerberosStatus {
 	if jm.krb == nil {
 		return nil
 	}
 	st := jm.krb.Status()
-	out := map[string]any{
-		"principal": st.Principal, "source": st.Source, "expires": ms(st.Expires),
-		"expires-in-seconds": int64(time.Until(st.Expires).Seconds()), "relogins": st.Relogins,
+	out := &restapi.KerberosStatus{
+		Principal: st.Principal, Source: string(st.Source), Expires: ms(st.Expires),
+		ExpiresInSeconds: int64(time.Until(st.Expires).Seconds()), Relogins: int64(st.Relogins),
 	}
 	if !st.RenewTill.IsZero() {
-		out["renew-till"] = ms(st.RenewTill)
+		out.RenewTill = ms(st.RenewTill)
 	}
 	return out
 }

@@ -12,10 +12,11 @@ type pressureSample struct {
 	readBytes, writeBytes     int64
 }
 
-// pressureWindow is how far back the ratios and rates of a task look: a
-// minute, as Flink's per-second meters, and at least three heartbeats.
+// pressureWindow is how far back the ratios and rates of a task look: ten
+// seconds, and at least three heartbeats (heartbeat.interval) so that a
+// ratio always spans more than one report.
 func (jm *JobManager) pressureWindow() time.Duration {
-	return max(time.Minute, 3*jm.hbInterval)
+	return max(10*time.Second, 3*jm.hbInterval)
 }
 
 // addSample records the task's counters as of now, dropping the samples

@@ -123,9 +123,7 @@ func (rs *restServer) overview(w http.ResponseWriter, r *http.Request) {
 	o.JobsFinished = counts[Finished]
 	o.JobsCancelled = counts[Canceled]
 	o.JobsFailed = counts[Failed]
-	if k := jm.kerberosOverview(); k != nil {
-		o.Kerberos = k
-	}
+	o.Kerberos = jm.kerberosOverview()
 	writeJSON(w, http.StatusOK, o)
 }
 
@@ -275,7 +273,7 @@ func jobDetail(j *job, now time.Time) restapi.JobDetails {
 		d.StatusCounts[status]++
 		d.Vertices = append(d.Vertices, restapi.JobVertex{
 			ID: vertexID(j.id, v.ID), Name: v.Name, Parallelism: v.Parallelism, MaxParallelism: j.plan.MaxParallelism,
-			Operators: v.Operators, Status: status, StartTime: ms(start), EndTime: ms(end),
+			Operators: v.Operators, Status: status, SlotSharingGroupID: slotSharingGroupID(j.id), StartTime: ms(start), EndTime: ms(end),
 			Duration: durationMS(start, end), Tasks: states, Metrics: m.io(j.state.Terminal()),
 		})
 	}
@@ -316,7 +314,7 @@ func (rs *restServer) jobPatch(w http.ResponseWriter, r *http.Request) {
 	case err != nil:
 		writeError(w, http.StatusInternalServerError, "%v", err)
 	default:
-		writeJSON(w, http.StatusAccepted, map[string]any{})
+		writeJSON(w, http.StatusAccepted, struct{}{})
 	}
 }
 

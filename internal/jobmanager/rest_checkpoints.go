@@ -57,16 +57,16 @@ func (rs *restServer) checkpointConfig(w http.ResponseWriter, r *http.Request) {
 	if !set.Enabled() {
 		interval = 0x7fffffffffffffff // Flink's "disabled": Long.MAX_VALUE
 	}
-	writeJSON(w, http.StatusOK, map[string]any{
-		"mode":     strings.ToLower(set.Mode),
-		"interval": interval, "timeout": set.Timeout.Milliseconds(), "min_pause": set.MinPause.Milliseconds(),
-		"max_concurrent": 1,
-		"externalization": map[string]any{
-			"enabled": set.Dir != "", "delete_on_cancellation": set.Retention != RetainOnCancellation,
+	writeJSON(w, http.StatusOK, restapi.CheckpointConfig{
+		Mode:     strings.ToLower(set.Mode),
+		Interval: interval, Timeout: set.Timeout.Milliseconds(), MinPause: set.MinPause.Milliseconds(),
+		MaxConcurrent: 1,
+		Externalization: restapi.Externalization{
+			Enabled: set.Dir != "", DeleteOnCancellation: set.Retention != RetainOnCancellation,
 		},
-		"state_backend": set.Backend, "checkpoint_storage": storage, "unaligned_checkpoints": false,
-		"tolerable_failed_checkpoints": set.TolerableFailures, "checkpoints_after_tasks_finish": true,
-		"incremental": set.Incremental, "sealing": sealing,
+		StateBackend: set.Backend, CheckpointStorage: storage, UnalignedCheckpoints: false,
+		TolerableFailedCheckpoints: set.TolerableFailures, CheckpointsAfterTasksFinish: true,
+		Incremental: set.Incremental, Sealing: sealing,
 	})
 }
 

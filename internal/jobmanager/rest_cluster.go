@@ -70,8 +70,14 @@ func tmInfo(tm *taskManager, now time.Time) restapi.TaskManagerInfo {
 		SlotsNumber: tm.slots, FreeSlots: tm.free, DataAddress: tm.dataAddr, MetricsAddress: tm.metricsAddr,
 		Hostname: tm.hostname, Registered: ms(tm.registered), BytesSent: tm.bytesSent, BytesReceived: tm.bytesRecv,
 	}
+	info.TotalResource.ExtendedResources, info.FreeResource.ExtendedResources = map[string]any{}, map[string]any{}
 	if p := tm.process; p != nil {
 		info.Hardware = restapi.Hardware{CPUCores: int(p.CpuCores), PhysicalMemory: p.PhysicalMemory, FreeMemory: p.FreeMemory}
+		info.TotalResource.CPUCores = float64(p.CpuCores)
+		if tm.slots > 0 {
+			info.FreeResource.CPUCores = float64(p.CpuCores) * float64(tm.free) / float64(tm.slots)
+		}
+		info.MemoryConfiguration.TotalProcessMemory = p.HeapMax
 	}
 	return info
 }
@@ -112,13 +118,6 @@ func (rs *restServer) taskmanagerDetails(w http.ResponseWriter, r *http.Request)
 	if p := tm.process; p != nil {
 		d.Metrics.HeapUsed, d.Metrics.HeapCommitted, d.Metrics.HeapMax = p.HeapUsed, p.HeapCommitted, p.HeapMax
 		d.Metrics.NonHeapUsed, d.Metrics.NonHeapCommitted = p.NonHeapUsed, p.NonHeapCommitted
-		bs := int64(p.BufferSize)
-		d.Metrics.NettyShuffleMemorySegmentsTotal = p.NetworkBuffersTotal
-		d.Metrics.NettyShuffleMemorySegmentsUsed = p.NetworkBuffersUsed
-		d.Metrics.NettyShuffleMemorySegmentsAvailable = max(p.NetworkBuffersTotal-p.NetworkBuffersUsed, 0)
-		d.Metrics.NettyShuffleMemoryTotal = p.NetworkBuffersTotal * bs
-		d.Metrics.NettyShuffleMemoryUsed = p.NetworkBuffersUsed * bs
-		d.Metrics.NettyShuffleMemoryAvailable = d.Metrics.NettyShuffleMemorySegmentsAvailable * bs
 		d.Metrics.GarbageCollectors = append(d.Metrics.GarbageCollectors, restapi.GarbageCollector{Name: "Go", Count: p.GcCount, Time: p.GcTimeMs})
 	}
 	for _, j := range rs.jm.jobs {
@@ -149,9 +148,7 @@ func (rs *restServer) taskmanagerMetrics(w http.ResponseWriter, r *http.Request)
 			"Status.JVM.Memory.NonHeap.Used": p.NonHeapUsed, "Status.JVM.Memory.NonHeap.Committed": p.NonHeapCommitted,
 			"Status.JVM.GarbageCollector.Go.Count": p.GcCount, "Status.JVM.GarbageCollector.Go.Time": p.GcTimeMs,
 			"Status.JVM.Threads.Count": int64(p.Goroutines), "Status.JVM.CPU.Time": p.CpuTimeMs * 1e6,
-			"Status.Shuffle.Netty.TotalMemorySegments": p.NetworkBuffersTotal, "Status.Shuffle.Netty.UsedMemorySegments": p.NetworkBuffersUsed,
-			"Status.Shuffle.Netty.AvailableMemorySegments": max(p.NetworkBuffersTotal-p.NetworkBuffersUsed, 0),
-			"Status.Hardware.CpuCores":                     int64(p.CpuCores), "Status.Hardware.PhysicalMemory": p.PhysicalMemory, "Status.Hardware.FreeMemory": p.FreeMemory,
+			"Status.Hardware.CpuCores": int64(p.CpuCores), "Status.Hardware.PhysicalMemory": p.PhysicalMemory, "Status.Hardware.FreeMemory": p.FreeMemory,
 			"uptime": p.UptimeMs,
 		} {
 			values[k] = float64(v)

@@ -24,3 +24,10 @@ func vertexIndex(j *job, id string) (int, bool) {
 	}
 	return 0, false
 }
+
+// slotSharingGroupID is the id of the one slot sharing group of a job's
+// vertices, in Flink's 32-hex form.
+func slotSharingGroupID(job string) string {
+	sum := sha256.Sum256([]byte("sluice/slot-sharing-group\x00" + job))
+	return hex.EncodeToString(sum[:16])
+}

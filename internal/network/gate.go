@@ -8,6 +8,7 @@ import (
 	"io"
 	"sync"
 	"sync/atomic"
+	"time"
 
 	"github.com/sluice-dev/sluice/internal/dataflow/event"
 )
@@ -110,6 +111,11 @@ type InputGate struct {
 	held     [][]taken
 	ready    []taken
 	inputOf  []int // logical input of each channel
+
+	// idle is the time (ns) the task waited in NextDelivery for an element,
+	// idleSince when it waits now (0 otherwise): Flink's idle time, read by
+	// IdleTime from any goroutine.
+	idle, idleSince atomic.Int64
 }
 
 // channelKey tells the channels of one gate apart.
@@ -237,6 +243,16 @@ func (g *InputGate) Close() {
 		}
 		g.mu.Unlock()
 	})
+}
+
+// IdleTime is the total time the gate's task waited for input, including
+// a wait in progress. Safe from any goroutine.
+func (g *InputGate) IdleTime() time.Duration {
+	d := time.Duration(g.idle.Load())
+	if since := g.idleSince.Load(); since != 0 {
+		d += time.Since(time.Unix(0, since))
+	}
+	return d
 }
 
 // Channels is the number of channels of the gate; their indexes are
@@ -447,14 +463,23 @@ func (g *InputGate) nextSlow(ctx context.Context, wake <-chan struct{}) (event.D
 			select {
 			case h.d = <-g.queue:
 			default:
+				// Nothing is ready: the task is idle until something is.
+				start := time.Now().UnixNano()
+				g.idleSince.Store(start)
+				var stop error
 				select {
 				case h.d = <-g.queue:
 				case <-wake:
-					return event.Delivery{}, event.ErrWoken
+					stop = event.ErrWoken
 				case <-ctx.Done():
-					return event.Delivery{}, ctx.Err()
+					stop = ctx.Err()
 				case <-g.done:
-					return event.Delivery{}, ErrGateClosed
+					stop = ErrGateClosed
+				}
+				g.idleSince.Store(0)
+				g.idle.Add(time.Now().UnixNano() - start)
+				if stop != nil {
+					return event.Delivery{}, stop
 				}
 			}
 			if h.d.err != nil && h.d.err != io.EOF {

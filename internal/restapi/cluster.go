@@ -3,19 +3,23 @@ package restapi
 // Overview is GET /overview (Flink's ClusterOverviewWithVersion, and
 // sluice's own fields).
 type Overview struct {
-	TaskManagers   int    `json:"taskmanagers"`
-	SlotsTotal     int    `json:"slots-total"`
-	SlotsAvailable int    `json:"slots-available"`
-	JobsRunning    int    `json:"jobs-running"`
-	JobsFinished   int    `json:"jobs-finished"`
-	JobsCancelled  int    `json:"jobs-cancelled"`
-	JobsFailed     int    `json:"jobs-failed"`
-	FlinkVersion   string `json:"flink-version"`
-	FlinkCommit    string `json:"flink-commit"`
-	SluiceVersion  string `json:"sluice-version"`
-	ClusterID      string `json:"cluster-id"`
+	TaskManagers   int `json:"taskmanagers"`
+	SlotsTotal     int `json:"slots-total"`
+	SlotsAvailable int `json:"slots-available"`
+	JobsRunning    int `json:"jobs-running"`
+	JobsFinished   int `json:"jobs-finished"`
+	JobsCancelled  int `json:"jobs-cancelled"`
+	JobsFailed     int `json:"jobs-failed"`
+	// TaskManagersBlocked and SlotsFreeAndBlocked are Flink's; sluice blocks
+	// no TaskManager, so they are 0.
+	TaskManagersBlocked int    `json:"taskmanagers-blocked"`
+	SlotsFreeAndBlocked int    `json:"slots-free-and-blocked"`
+	FlinkVersion        string `json:"flink-version"`
+	FlinkCommit         string `json:"flink-commit"`
+	SluiceVersion       string `json:"sluice-version"`
+	ClusterID           string `json:"cluster-id"`
 	// Kerberos is the JobManager's Kerberos login, when it has one.
-	Kerberos any `json:"kerberos,omitempty"`
+	Kerberos *KerberosStatus `json:"kerberos,omitempty"`
 }
 
 // Features are the dashboard features of GET /config.
@@ -60,6 +64,14 @@ type TaskManagerInfo struct {
 	FreeSlots              int      `json:"freeSlots"`
 	Hardware               Hardware `json:"hardware"`
 	Blocked                bool     `json:"blocked"`
+	// TotalResource and FreeResource are the TaskManager's slots as Flink's
+	// resource profiles: sluice budgets no memory per slot, so only
+	// cpuCores (the machine's, shared by the slots) is filled in.
+	TotalResource ResourceProfile `json:"totalResource"`
+	FreeResource  ResourceProfile `json:"freeResource"`
+	// MemoryConfiguration is Flink's memory model, which a Go process does
+	// not have: TotalProcessMemory is the Go memory limit, 0 without one.
+	MemoryConfiguration MemoryConfiguration `json:"memoryConfiguration"`
 
 	DataAddress    string `json:"dataAddress"`
 	MetricsAddress string `json:"metricsAddress"`
@@ -69,14 +81,39 @@ type TaskManagerInfo struct {
 	BytesReceived  int64  `json:"bytesReceived"`
 }
 
+// ResourceProfile is Flink's ResourceProfileInfo.
+type ResourceProfile struct {
+	CPUCores          float64        `json:"cpuCores"`
+	TaskHeapMemory    int64          `json:"taskHeapMemory"`
+	TaskOffHeapMemory int64          `json:"taskOffHeapMemory"`
+	ManagedMemory     int64          `json:"managedMemory"`
+	NetworkMemory     int64          `json:"networkMemory"`
+	ExtendedResources map[string]any `json:"extendedResources"`
+}
+
+// MemoryConfiguration is Flink's TaskExecutorMemoryConfiguration.
+type MemoryConfiguration struct {
+	FrameworkHeap      int64 `json:"frameworkHeap"`
+	TaskHeap           int64 `json:"taskHeap"`
+	FrameworkOffHeap   int64 `json:"frameworkOffHeap"`
+	TaskOffHeap        int64 `json:"taskOffHeap"`
+	NetworkMemory      int64 `json:"networkMemory"`
+	ManagedMemory      int64 `json:"managedMemory"`
+	JVMMetaspace       int64 `json:"jvmMetaspace"`
+	JVMOverhead        int64 `json:"jvmOverhead"`
+	TotalFlinkMemory   int64 `json:"totalFlinkMemory"`
+	TotalProcessMemory int64 `json:"totalProcessMemory"`
+}
+
 // TaskManagers is GET /taskmanagers.
 type TaskManagers struct {
 	TaskManagers []TaskManagerInfo `json:"taskmanagers"`
 }
 
 // TaskManagerMetrics are the memory figures of GET /taskmanagers/{id}, in
-// Flink's names; a Go process has a heap and no JVM direct or mapped
-// buffers, so those are 0.
+// Flink's names. A Go process has a heap and no JVM direct or mapped
+// buffers, and sluice's data exchange gives each channel its own buffers
+// instead of drawing them from a shuffle memory pool: those figures are 0.
 type TaskManagerMetrics struct {
 	HeapUsed                            int64              `json:"heapUsed"`
 	HeapCommitted                       int64              `json:"heapCommitted"`
@@ -162,4 +199,15 @@ type Identity struct {
 	Method string `json:"method"`
 	// Listener names the REST listener that authenticated the caller.
 	Listener string `json:"listener,omitempty"`
+}
+
+// KerberosStatus is the "kerberos" of GET /overview: when the cluster's
+// Kerberos credentials stop working.
+type KerberosStatus struct {
+	Principal        string `json:"principal"`
+	Source           string `json:"source"`
+	Expires          int64  `json:"expires"`
+	ExpiresInSeconds int64  `json:"expires-in-seconds"`
+	Relogins         int64  `json:"relogins"`
+	RenewTill        int64  `json:"renew-till,omitempty"`
 }

@@ -61,6 +61,9 @@ type JobVertex struct {
 	Duration       int64          `json:"duration"`
 	Tasks          map[string]int `json:"tasks"`
 	Metrics        IOMetrics      `json:"metrics"`
+	// SlotSharingGroupID is Flink's: every vertex of a sluice job shares
+	// the job's slots (subtask i of each vertex runs in slot i).
+	SlotSharingGroupID string `json:"slotSharingGroupId"`
 	// Operators are sluice's own: the operators chained into the vertex.
 	Operators []string `json:"operators"`
 }
@@ -100,6 +103,9 @@ type JobDetails struct {
 	IsStoppable    bool             `json:"isStoppable"`
 	StatusCounts   map[string]int   `json:"status-counts"`
 	Plan           *Plan            `json:"plan,omitempty"`
+	// PendingOperators is Flink's count of operators not yet created: 0, as
+	// sluice deploys a job's whole graph at once.
+	PendingOperators int `json:"pending-operators"`
 
 	Attempt       int      `json:"attempt"`
 	Restarts      int      `json:"restarts"`
@@ -150,7 +156,11 @@ type PlanInput struct {
 	// ShipStrategy is the edge's partitioning in Flink's words: FORWARD,
 	// HASH, REBALANCE.
 	ShipStrategy string `json:"ship_strategy"`
-	Exchange     string `json:"exchange"`
+	// LocalStrategy and Caching are Flink's, which it writes only when an
+	// edge has them; sluice's edges have neither.
+	LocalStrategy string `json:"local_strategy,omitempty"`
+	Caching       string `json:"caching,omitempty"`
+	Exchange      string `json:"exchange"`
 	// Key is sluice's own: a HASH edge's key.
 	Key string `json:"key,omitempty"`
 	// SideOutput is sluice's own: OPERATOR.TAG of the side output the edge carries.
@@ -273,4 +283,28 @@ type SavepointRequest struct {
 type StopRequest struct {
 	TargetDirectory string `json:"targetDirectory,omitempty"`
 	Drain           bool   `json:"drain"`
+}
+
+// CheckpointConfig is GET /jobs/{id}/checkpoints/config (Flink's
+// CheckpointConfigInfo, and sluice's own incremental and sealing).
+type CheckpointConfig struct {
+	Mode                        string          `json:"mode"`
+	Interval                    int64           `json:"interval"` // ms; Long.MAX_VALUE when disabled, as Flink
+	Timeout                     int64           `json:"timeout"`
+	MinPause                    int64           `json:"min_pause"`
+	MaxConcurrent               int             `json:"max_concurrent"`
+	Externalization             Externalization `json:"externalization"`
+	StateBackend                string          `json:"state_backend"`
+	CheckpointStorage           string          `json:"checkpoint_storage"`
+	UnalignedCheckpoints        bool            `json:"unaligned_checkpoints"`
+	TolerableFailedCheckpoints  int             `json:"tolerable_failed_checkpoints"`
+	CheckpointsAfterTasksFinish bool            `json:"checkpoints_after_tasks_finish"`
+	Incremental                 bool            `json:"incremental"`
+	Sealing                     string          `json:"sealing"`
+}
+
+// Externalization says whether checkpoints are kept on cancellation.
+type Externalization struct {
+	Enabled              bool `json:"enabled"`
+	DeleteOnCancellation bool `json:"delete_on_cancellation"`
 }

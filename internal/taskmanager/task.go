@@ -62,6 +62,7 @@ type runningTask struct {
 	alignmentNs     atomic.Int64      // its alignment time
 	mu              sync.Mutex
 	writers         []*network.Writer
+	gate            *network.InputGate // nil for a source
 }
 
 func (t *runningTask) bytesSent() int64 {
@@ -84,12 +85,23 @@ func (t *runningTask) backPressured() time.Duration {
 	return d
 }
 
+// idleTime is the time the task waited for input.
+func (t *runningTask) idleTime() time.Duration {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	if t.gate == nil {
+		return 0
+	}
+	return t.gate.IdleTime()
+}
+
 func (t *runningTask) metricsProto() *controlpb.TaskMetrics {
 	m := &controlpb.TaskMetrics{
 		JobId: t.job, Attempt: int32(t.attempt), Vertex: int32(t.vertex), Subtask: int32(t.subtask),
 		ReadRecords: t.metrics.ReadRecords.Load(), ReadBytes: t.metrics.ReadBytes.Load(),
 		WriteRecords: t.metrics.WriteRecords.Load(), WriteBytes: t.metrics.WriteBytes.Load(),
 		BackPressuredMs:       t.backPressured().Milliseconds(),
+		IdleMs:                t.idleTime().Milliseconds(),
 		CheckpointAlignmentNs: t.alignmentNs.Load(), LastCheckpointId: t.lastCheckpoint.Load(),
 		NumLateRecordsDropped: t.metrics.LateRecordsDropped.Load(),
 	}
@@ -204,6 +216,9 @@ func (tm *TaskManager) runTask(jr *jobRun, t *runningTask, d *controlpb.TaskDepl
 	} else if gate != nil {
 		defer gate.Close()
 		io.Input = gate
+		t.mu.Lock()
+		t.gate = gate
+		t.mu.Unlock()
 	}
 	dial := network.Dialer(tm.sec.Dialer(transport.Data))
 	opts := network.WriterOptions{

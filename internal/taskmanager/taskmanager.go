@@ -23,6 +23,7 @@ import (
 	"github.com/sluice-dev/sluice/internal/blob"
 	"github.com/sluice-dev/sluice/internal/config"
 	"github.com/sluice-dev/sluice/internal/network"
+	"github.com/sluice-dev/sluice/internal/processlog"
 	controlpb "github.com/sluice-dev/sluice/internal/rpc/proto"
 	"github.com/sluice-dev/sluice/internal/security/kerberos"
 	"github.com/sluice-dev/sluice/internal/security/sealed"
@@ -48,19 +49,25 @@ type Options struct {
 	// RPCServerOptions are added to the control-plane server (the service
 	// ACL interceptor of internal security).
 	RPCServerOptions []grpc.ServerOption
+	// Logs are the process's log files (env.log.dir), which it serves to the
+	// JobManager for GET /taskmanagers/{id}/logs; none when Logs.Dir is empty.
+	Logs processlog.Files
 }
 
 // TaskManager is a running TaskManager.
 type TaskManager struct {
-	cfg    *config.Config // the whole configuration: the TLS and security packages read theirs from it
-	set    Settings       // the TaskManager's own keys
-	sec    *transport.Security
-	log    *slog.Logger
-	stdout io.Writer
-	id     string
-	slots  int
-	cache  *blob.Cache
-	net    *network.Server
+	cfg *config.Config // the whole configuration: the TLS and security packages read theirs from it
+	set Settings       // the TaskManager's own keys
+	sec *transport.Security
+	log *slog.Logger
+	// logFiles are the process's log files, served to the JobManager.
+	logFiles processlog.Files
+	started  time.Time
+	stdout   io.Writer
+	id       string
+	slots    int
+	cache    *blob.Cache
+	net      *network.Server
 
 	// localOutput: print sinks' output is not sent to the JobManager (Options.LocalOutput).
 	localOutput bool
@@ -134,7 +141,7 @@ func New(o Options) (*TaskManager, error) {
 		stdout: o.Stdout, localOutput: o.LocalOutput, id: id, slots: set.Slots,
 		cache: blob.NewCache(store, o.Security.HTTPClient(transport.Blob, 5*time.Minute), id),
 		jobs:  map[attemptKey]*jobRun{}, ready: make(chan struct{}), rpcOpts: o.RPCServerOptions,
-		instance: newInstanceID(), fatal: make(chan error, 1), ckptKey: key, workDir: dir,
+		instance: newInstanceID(), fatal: make(chan error, 1), ckptKey: key, workDir: dir, logFiles: o.Logs, started: time.Now(),
 	}
 	if temporary {
 		tm.tempDir = dir
@@ -418,7 +425,7 @@ func (tm *TaskManager) heartbeat(ctx context.Context, client controlpb.JobManage
 }
 
 func (tm *TaskManager) heartbeatRequest() *controlpb.HeartbeatRequest {
-	req := &controlpb.HeartbeatRequest{TaskmanagerId: tm.id, InstanceId: tm.instance}
+	req := &controlpb.HeartbeatRequest{TaskmanagerId: tm.id, InstanceId: tm.instance, Process: processStats(tm.started)}
 	sent := tm.sentDone.Load()
 	tm.mu.Lock()
 	for _, jr := range tm.jobs {

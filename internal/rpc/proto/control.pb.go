@@ -624,12 +624,8 @@ type ProcessStats struct {
 	Goroutines       int32                  `protobuf:"varint,11,opt,name=goroutines,proto3" json:"goroutines,omitempty"`
 	CpuTimeMs        int64                  `protobuf:"varint,12,opt,name=cpu_time_ms,json=cpuTimeMs,proto3" json:"cpu_time_ms,omitempty"` // user and system CPU time of the process
 	UptimeMs         int64                  `protobuf:"varint,13,opt,name=uptime_ms,json=uptimeMs,proto3" json:"uptime_ms,omitempty"`
-	// Network buffers (Flink's netty shuffle memory): buffers of the data exchange.
-	NetworkBuffersTotal int64 `protobuf:"varint,14,opt,name=network_buffers_total,json=networkBuffersTotal,proto3" json:"network_buffers_total,omitempty"`
-	NetworkBuffersUsed  int64 `protobuf:"varint,15,opt,name=network_buffers_used,json=networkBuffersUsed,proto3" json:"network_buffers_used,omitempty"`
-	BufferSize          int32 `protobuf:"varint,16,opt,name=buffer_size,json=bufferSize,proto3" json:"buffer_size,omitempty"`
-	unknownFields       protoimpl.UnknownFields
-	sizeCache           protoimpl.SizeCache
+	unknownFields    protoimpl.UnknownFields
+	sizeCache        protoimpl.SizeCache
 }
 
 func (x *ProcessStats) Reset() {
@@ -749,27 +745,6 @@ func (x *ProcessStats) GetCpuTimeMs() int64 {
 func (x *ProcessStats) GetUptimeMs() int64 {
 	if x != nil {
 		return x.UptimeMs
-	}
-	return 0
-}
-
-func (x *ProcessStats) GetNetworkBuffersTotal() int64 {
-	if x != nil {
-		return x.NetworkBuffersTotal
-	}
-	return 0
-}
-
-func (x *ProcessStats) GetNetworkBuffersUsed() int64 {
-	if x != nil {
-		return x.NetworkBuffersUsed
-	}
-	return 0
-}
-
-func (x *ProcessStats) GetBufferSize() int32 {
-	if x != nil {
-		return x.BufferSize
 	}
 	return 0
 }
@@ -2760,7 +2735,7 @@ const file_control_proto_rawDesc = "" +
 	"\x0ebytes_received\x18\x04 \x01(\x03R\rbytesReceived\x12\x1f\n" +
 	"\vinstance_id\x18\x14 \x01(\tR\n" +
 	"instanceId\x129\n" +
-	"\aprocess\x18\x15 \x01(\v2\x1f.sluice.control.v1.ProcessStatsR\aprocess\"\xc3\x04\n" +
+	"\aprocess\x18\x15 \x01(\v2\x1f.sluice.control.v1.ProcessStatsR\aprocess\"\xbc\x03\n" +
 	"\fProcessStats\x12\x1b\n" +
 	"\tcpu_cores\x18\x01 \x01(\x05R\bcpuCores\x12'\n" +
 	"\x0fphysical_memory\x18\x02 \x01(\x03R\x0ephysicalMemory\x12\x1f\n" +
@@ -2779,11 +2754,7 @@ const file_control_proto_rawDesc = "" +
 	"goroutines\x18\v \x01(\x05R\n" +
 	"goroutines\x12\x1e\n" +
 	"\vcpu_time_ms\x18\f \x01(\x03R\tcpuTimeMs\x12\x1b\n" +
-	"\tuptime_ms\x18\r \x01(\x03R\buptimeMs\x122\n" +
-	"\x15network_buffers_total\x18\x0e \x01(\x03R\x13networkBuffersTotal\x120\n" +
-	"\x14network_buffers_used\x18\x0f \x01(\x03R\x12networkBuffersUsed\x12\x1f\n" +
-	"\vbuffer_size\x18\x10 \x01(\x05R\n" +
-	"bufferSize\"\x11\n" +
+	"\tuptime_ms\x18\r \x01(\x03R\buptimeMs\"\x11\n" +
 	"\x0fListLogsRequest\"P\n" +
 	"\vLogFileInfo\x12\x12\n" +
 	"\x04name\x18\x01 \x01(\tR\x04name\x12\x12\n" +
