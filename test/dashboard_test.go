@@ -381,7 +381,7 @@ func TestDashboardBrowser(t *testing.T) {
 	chromiumPath(t)
 	nginx := nginxPath(t)
 	e := startDashboard(t, "rest.trusted-proxies=127.0.0.2", "execution.checkpointing.interval=1 s",
-		"state.checkpoints.dir="+t.TempDir())
+		"state.checkpoints.dir="+t.TempDir(), "env.log.dir="+t.TempDir())
 	art := artifactsDir(t)
 	// An endless job with event time (watermarks) and checkpoints.
 	spec := filepath.Join(t.TempDir(), "dashboard-demo.yaml")
@@ -461,6 +461,9 @@ func TestDashboardBrowser(t *testing.T) {
 	admin.run("taskmanagers", chromedp.Navigate(e.webURL+"/#/taskmanagers"), chromedp.WaitVisible(chromedp.CSS(`[data-testid="tm-list"] a`)),
 		chromedp.Click(chromedp.CSS(`[data-testid="tm-list"] a`)), chromedp.WaitVisible(chromedp.CSS(`[data-testid="tm-detail"] table`)))
 	admin.waitJS(10*time.Second, "TaskManager details", `document.querySelector('[data-testid="tm-detail"]').textContent.includes('tm-1')`)
+	admin.run("a TaskManager's log file", chromedp.WaitVisible(chromedp.CSS(`[data-testid="tm-logs"] [data-testid="log-file-link"]`)),
+		chromedp.Click(chromedp.CSS(`[data-testid="tm-logs"] [data-testid="log-file-link"]`)))
+	admin.waitJS(10*time.Second, "the TaskManager's log shown", `document.querySelector('[data-testid="log-file"]').textContent.includes('taskmanager started')`)
 	admin.run("configuration", chromedp.Navigate(e.webURL+"/#/config"), chromedp.WaitVisible(chromedp.CSS(`[data-testid="config-table"]`)))
 	var configText string
 	admin.eval("configuration text", `document.querySelector('[data-testid="config-table"]').textContent`, &configText)
@@ -469,6 +472,9 @@ func TestDashboardBrowser(t *testing.T) {
 	}
 	admin.run("log", chromedp.Navigate(e.webURL+"/#/log"), chromedp.WaitVisible(chromedp.CSS(`[data-testid="jm-log"]`)))
 	admin.waitJS(10*time.Second, "log lines", `document.querySelector('[data-testid="jm-log"]').textContent.includes('job submitted')`)
+	admin.run("the JobManager's log file", chromedp.WaitVisible(chromedp.CSS(`[data-testid="jm-logs"] [data-testid="log-file-link"]`)),
+		chromedp.Click(chromedp.CSS(`[data-testid="jm-logs"] [data-testid="log-file-link"]`)))
+	admin.waitJS(10*time.Second, "the JobManager's log file shown", `document.querySelector('[data-testid="jm-logs"] [data-testid="log-file"]').textContent.includes('jobmanager started')`)
 
 	// --- A viewer: no cancel button; a forged cancel gets 403. ---
 	viewer := newBrowser(t, browserOptions{name: "viewer", trust: e.ca})

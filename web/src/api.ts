@@ -62,6 +62,22 @@ export async function request<T>(method: string, path: string, init: { body?: Bo
 
 export const get = <T>(path: string) => request<T>('GET', path);
 
+/** getText fetches a text answer (a log file). */
+export async function getText(path: string): Promise<string> {
+  const resp = await fetch(path, { headers: { Accept: 'text/plain' }, credentials: 'same-origin', cache: 'no-store', redirect: 'error' });
+  if (!resp.ok) {
+    const err = await errorOf(resp);
+    if (resp.status === 401 && onUnauthorized) onUnauthorized(err);
+    throw err;
+  }
+  return resp.text();
+}
+
+/** LogList is Flink's log file list (GET /jobmanager/logs, /taskmanagers/:id/logs). */
+export interface LogList {
+  logs: { name: string; size: number; mtime?: number }[];
+}
+
 // --- Shapes (Flink's REST API field names where Flink has the path) ---
 
 export interface AuthInfo {

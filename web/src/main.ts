@@ -1,6 +1,6 @@
 import './style.css';
-import { ApiError, canI, get, request, setCSRFToken, setUnauthorizedHandler } from './api';
-import type { AggregatedMetric, AuthInfo, BackPressure, CheckpointStats, JobDetails, JobExceptions, JobPlan, JobSummary, LoginAnswer, Overview, TaskManager } from './api';
+import { ApiError, canI, get, getText, request, setCSRFToken, setUnauthorizedHandler } from './api';
+import type { LogList, AggregatedMetric, AuthInfo, BackPressure, CheckpointStats, JobDetails, JobExceptions, JobPlan, JobSummary, LoginAnswer, Overview, TaskManager } from './api';
 import { h, table, fmtTime, fmtDuration, stateBadge } from './dom';
 import { drawPlan, fmtBytes, fmtCount } from './graph';
 import type { VertexLive } from './graph';
@@ -360,7 +360,9 @@ async function taskmanagersView(): Promise<void> {
 
 async function taskmanagerView(id: string): Promise<void> {
   const el = h('div', { 'data-testid': 'tm-detail' });
-  show(h('h1', {}, `TaskManager ${id}`), el);
+  const logs = h('div', { 'data-testid': 'tm-logs' });
+  show(h('h1', {}, `TaskManager ${id}`), el, allowed.logs ? h('h2', {}, 'Log files') : '', logs);
+  if (allowed.logs) void logFiles(logs, `taskmanagers/${encodeURIComponent(id)}/logs`);
   every(3000, async () => {
     try {
       const t = await get<TaskManager>(`taskmanagers/${encodeURIComponent(id)}`);
@@ -384,9 +386,36 @@ async function configView(): Promise<void> {
   }
 }
 
+/** logFiles lists a process's log files (env.log.dir) and shows one on a click. */
+async function logFiles(el: HTMLElement, base: string): Promise<void> {
+  try {
+    const { logs } = await get<LogList>(base);
+    if (logs.length === 0) {
+      el.replaceChildren(h('p', { class: 'muted' }, 'No log files (env.log.dir is not set).'));
+      return;
+    }
+    const view = h('pre', { class: 'log', 'data-testid': 'log-file' });
+    el.replaceChildren(table(['File', 'Size', 'Modified'], logs.map((l) => {
+      const a = h('button', { class: 'link', 'data-testid': 'log-file-link' }, l.name);
+      a.addEventListener('click', async () => {
+        try {
+          view.textContent = await getText(`${base}/${encodeURIComponent(l.name)}`);
+        } catch (e) {
+          view.replaceChildren(errorBox(e));
+        }
+      });
+      return [a, fmtBytes(l.size), fmtTime(l.mtime)];
+    })), view);
+  } catch (e) {
+    el.replaceChildren(errorBox(e));
+  }
+}
+
 async function logView(): Promise<void> {
   const pre = h('pre', { class: 'log', 'data-testid': 'jm-log' });
-  show(h('h1', {}, 'JobManager log'), pre);
+  const files = h('div', { 'data-testid': 'jm-logs' });
+  show(h('h1', {}, 'JobManager log'), pre, h('h2', {}, 'Log files'), files);
+  void logFiles(files, 'jobmanager/logs');
   every(5000, async () => {
     try {
       const { lines } = await get<{ lines: string[] }>('jobmanager/log?lines=500');
