@@ -56,6 +56,8 @@ type browserOptions struct {
 	issuerCN string
 	// flags are more command-line switches.
 	flags map[string]any
+	// negotiate readies the profile for Kerberos (SPNEGO).
+	negotiate bool
 }
 
 func chromiumPath(t *testing.T) string {
@@ -132,6 +134,15 @@ func newBrowser(t *testing.T, o browserOptions) *browser {
 			t.Fatal(err)
 		}
 		if err := os.WriteFile(filepath.Join(profile, "Default", "Preferences"), data, 0o600); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if o.negotiate {
+		// Chromium loads the GSS-API library (Kerberos) only once it has
+		// seen a Negotiate challenge, from its next start on: it records
+		// that in Local State. Start it as if it had.
+		ls, _ := json.Marshal(map[string]any{"net": map[string]any{"received_http_auth_negotiate_headers": true}})
+		if err := os.WriteFile(filepath.Join(profile, "Local State"), ls, 0o600); err != nil {
 			t.Fatal(err)
 		}
 	}

@@ -714,3 +714,21 @@ http {
 		time.Sleep(100 * time.Millisecond)
 	}
 }
+
+// TestDashboardKerberos: a browser holding a Kerberos ticket for the
+// realm, with the JobManager's host allowed for Negotiate, is logged in by
+// SPNEGO without a login form.
+func TestDashboardKerberos(t *testing.T) {
+	chromiumPath(t)
+	e := startKerberosJM(t) // sets KRB5_CONFIG and KRB5CCNAME (alice's ticket) for this test
+	b := newBrowser(t, browserOptions{name: "kerberos", trust: e.ca, negotiate: true,
+		flags: map[string]any{"auth-server-allowlist": "localhost"}})
+	b.run("open with a ticket", chromedp.Navigate(e.url+"/"), chromedp.WaitVisible(chromedp.CSS(`[data-testid="overview"] .card`)))
+	b.waitJS(15*time.Second, "kerberos identity", `document.querySelector('[data-testid="auth-method"]')?.textContent === 'kerberos' && document.querySelector('[data-testid="username"]')?.textContent === 'alice'`)
+	var forms int
+	b.eval("login form?", `document.querySelectorAll('[data-testid="login-form"], [data-testid="login-link"]').length`, &forms)
+	if forms != 0 {
+		t.Error("a browser with a Kerberos ticket is shown a login form")
+	}
+	b.check()
+}
