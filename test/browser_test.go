@@ -35,6 +35,9 @@ type browser struct {
 	problems []string
 	expected []expectedFailure
 	urls     map[network.RequestID]string
+	// origins, when set, are the only origins the page may load from:
+	// no CDN, no font service, nothing outside the cluster.
+	origins []string
 }
 
 type expectedFailure struct {
@@ -206,7 +209,17 @@ func (b *browser) onEvent(ev any) {
 		case *network.EventRequestWillBeSent:
 			b.mu.Lock()
 			b.urls[ev.RequestID] = ev.Request.URL
+			origins := b.origins
 			b.mu.Unlock()
+			if u := ev.Request.URL; len(origins) > 0 && (strings.HasPrefix(u, "http:") || strings.HasPrefix(u, "https:")) {
+				ok := false
+				for _, o := range origins {
+					ok = ok || strings.HasPrefix(u, o+"/")
+				}
+				if !ok {
+					b.problem("", 0, "request outside the cluster: "+u)
+				}
+			}
 		case *network.EventResponseReceived:
 			if ev.Response.Status >= 400 {
 				b.problem(ev.Response.URL, int(ev.Response.Status), fmt.Sprintf("HTTP %d for %s", ev.Response.Status, ev.Response.URL))
@@ -261,6 +274,13 @@ func (b *browser) expect(urlPart string, status int) {
 	b.mu.Lock()
 	defer b.mu.Unlock()
 	b.expected = append(b.expected, expectedFailure{urlPart, status})
+}
+
+// allowOrigins sets the only origins the browser may send requests to.
+func (b *browser) allowOrigins(origins ...string) {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	b.origins = append(b.origins, origins...)
 }
 
 // check fails the test on every problem collected so far.

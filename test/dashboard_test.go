@@ -391,6 +391,9 @@ func TestDashboardBrowser(t *testing.T) {
 
 	// --- An operator logs in with a token, submits, watches, cancels. ---
 	admin := newBrowser(t, browserOptions{name: "operator", trust: e.ca})
+	// Everything the page loads comes from the JobManager (the attacker's
+	// page of the cross-site test aside).
+	admin.allowOrigins(e.webURL)
 	admin.run("open the dashboard", chromedp.Navigate(e.webURL+"/"), chromedp.WaitVisible(chromedp.CSS(`[data-testid="login-form"]`)))
 	admin.screenshot("dashboard-login")
 	admin.run("log in", chromedp.SendKeys(chromedp.CSS(`[data-testid="token-input"]`), e.adminToken),
@@ -478,6 +481,7 @@ func TestDashboardBrowser(t *testing.T) {
 
 	// --- A viewer: no cancel button; a forged cancel gets 403. ---
 	viewer := newBrowser(t, browserOptions{name: "viewer", trust: e.ca})
+	viewer.allowOrigins(e.webURL, strings.TrimSuffix(e.plainURL, "/"))
 	viewer.run("viewer login", chromedp.Navigate(e.webURL+"/"), chromedp.WaitVisible(chromedp.CSS(`[data-testid="login-form"]`)),
 		chromedp.SendKeys(chromedp.CSS(`[data-testid="token-input"]`), e.viewerToken),
 		chromedp.Click(chromedp.CSS(`[data-testid="login-submit"]`)),
@@ -518,6 +522,7 @@ func TestDashboardBrowser(t *testing.T) {
 
 	// --- A cross-site form post, from a page on another origin. ---
 	evil := startEvilSite(t, e.webURL+"/jobs/"+id+"/stop")
+	admin.allowOrigins(strings.TrimSuffix(evil, "/"))
 	for _, b := range []*browser{admin} {
 		b.expect("/jobs/"+id+"/stop", 403)
 		b.run("cross-site form post", chromedp.Navigate(evil), chromedp.WaitVisible(chromedp.ID("go")), chromedp.Click(chromedp.ID("go")))
