@@ -34,4 +34,3 @@ func Start(ctx context.Context, cfg *config.Config, log *slog.Logger) (*Login, e
 	}
 	return l, nil
 }
-
