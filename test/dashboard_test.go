@@ -458,6 +458,10 @@ func TestDashboardBrowser(t *testing.T) {
 	// Checkpoints complete and watermarks advance, and the page shows both.
 	admin.waitJS(30*time.Second, "completed checkpoints shown", `/completed [1-9]/.test(document.querySelector('[data-testid="checkpoints"]').textContent)`)
 	admin.waitJS(30*time.Second, "a watermark shown", `[...document.querySelectorAll('[data-testid="job-graph"] .wm')].some(e => e.textContent.startsWith('wm 20'))`)
+	// A click on a vertex shows its subtasks: where each runs, its
+	// records, its back-pressure.
+	admin.run("vertex details", chromedp.Click(chromedp.CSS(`[data-testid="job-graph"] .vertex`)), chromedp.WaitVisible(chromedp.CSS(`[data-testid="subtask-table"]`)))
+	admin.waitJS(10*time.Second, "two subtasks on tm-1", `document.querySelectorAll('[data-testid="subtask-table"] tbody tr').length === 2 && document.querySelector('[data-testid="subtask-table"]').textContent.includes('tm-1')`)
 	admin.screenshot("dashboard-job")
 	// The other pages: TaskManagers, one TaskManager, the masked
 	// configuration, the JobManager log (alice may view logs).

@@ -160,6 +160,14 @@ export interface JobPlan {
   plan: { jid: string; name: string; nodes: PlanNode[] };
 }
 
+/** VertexDetails is Flink's JobVertexDetailsInfo (GET /jobs/:jobid/vertices/:vertexid). */
+export interface VertexDetails {
+  id: string;
+  name: string;
+  parallelism: number;
+  subtasks: { subtask: number; status: string; attempt: number; endpoint: string; duration: number; metrics: VertexMetrics; 'taskmanager-id': string }[];
+}
+
 /** BackPressure is Flink's JobVertexBackPressureInfo. */
 export interface BackPressure {
   status: string;

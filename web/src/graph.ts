@@ -39,7 +39,7 @@ export interface VertexLive {
  * labelled with its partitioning (ship_strategy). It returns a function
  * that updates the live numbers without redrawing.
  */
-export function drawPlan(container: HTMLElement, nodes: PlanNode[]): (live: Map<string, VertexLive>) => void {
+export function drawPlan(container: HTMLElement, nodes: PlanNode[], onSelect: (id: string) => void): (live: Map<string, VertexLive>) => void {
   const g = new dagre.graphlib.Graph({ multigraph: true });
   g.setGraph({ rankdir: 'LR', nodesep: 30, ranksep: 90, marginx: 12, marginy: 12 });
   g.setDefaultEdgeLabel(() => ({}));
@@ -68,7 +68,11 @@ export function drawPlan(container: HTMLElement, nodes: PlanNode[]): (live: Map<
     const p = g.node(n.id);
     const x = p.x - NODE_W / 2;
     const y = p.y - NODE_H / 2;
-    const grp = svg('g', { class: 'vertex', 'data-vertex-id': n.id, transform: `translate(${x.toFixed(1)},${y.toFixed(1)})` }, root);
+    const grp = svg('g', { class: 'vertex', 'data-vertex-id': n.id, transform: `translate(${x.toFixed(1)},${y.toFixed(1)})`, tabindex: 0, role: 'button' }, root);
+    grp.addEventListener('click', () => onSelect(n.id));
+    grp.addEventListener('keydown', (ev) => {
+      if ((ev as KeyboardEvent).key === 'Enter') onSelect(n.id);
+    });
     const box = svg('rect', { width: NODE_W, height: NODE_H, rx: 6, class: 'vertex-box' }, grp);
     const title = text(grp, 10, 18, 'vertex-name', clip(n.description || n.operator, 34));
     svg('title', {}, title).textContent = n.description;

@@ -1,6 +1,6 @@
 import './style.css';
 import { ApiError, canI, get, getText, request, setCSRFToken, setUnauthorizedHandler } from './api';
-import type { LogList, AggregatedMetric, AuthInfo, BackPressure, CheckpointStats, JobDetails, JobExceptions, JobPlan, JobSummary, LoginAnswer, Overview, TaskManager } from './api';
+import type { LogList, VertexDetails, AggregatedMetric, AuthInfo, BackPressure, CheckpointStats, JobDetails, JobExceptions, JobPlan, JobSummary, LoginAnswer, Overview, TaskManager } from './api';
 import { h, table, fmtTime, fmtDuration, stateBadge } from './dom';
 import { drawPlan, fmtBytes, fmtCount } from './graph';
 import type { VertexLive } from './graph';
@@ -209,15 +209,38 @@ async function jobView(id: string): Promise<void> {
   const actions = h('div', { class: 'actions', 'data-testid': 'job-actions' });
   const graph = h('div', { class: 'graph', 'data-testid': 'job-graph' });
   const vertices = h('div');
+  const vertexPanel = h('div', { 'data-testid': 'vertex-detail' });
   const checkpoints = h('div', { 'data-testid': 'checkpoints' });
   const exceptions = h('div', { 'data-testid': 'exceptions' });
-  show(header, actions, h('h2', {}, 'Dataflow'), graph, vertices, h('h2', {}, 'Checkpoints'), checkpoints, h('h2', {}, 'Exceptions'), exceptions);
+  show(header, actions, h('h2', {}, 'Dataflow'), graph, vertices, vertexPanel, h('h2', {}, 'Checkpoints'), checkpoints, h('h2', {}, 'Exceptions'), exceptions);
   const enc = encodeURIComponent(id);
   const [mayCancel, maySavepoint] = await Promise.all([canI('cancel', `job/${id}`), canI('savepoint', `job/${id}`)]);
   let planKey = '';
   let update: ((live: Map<string, VertexLive>) => void) | null = null;
   let state = '';
   let tick = 0;
+  let selected = '';
+  const bps = new Map<string, BackPressure>();
+  const showVertex = async () => {
+    if (!selected) return;
+    try {
+      const v = await get<VertexDetails>(`jobs/${enc}/vertices/${encodeURIComponent(selected)}`);
+      const bp = bps.get(selected);
+      vertexPanel.replaceChildren(h('h2', {}, `Vertex ${v.name}`), table(['Subtask', 'Status', 'TaskManager', 'Records in', 'Records out', 'Bytes in', 'Bytes out', 'Back-pressure', 'Busy'],
+        v.subtasks.map((st) => {
+          const b = bp?.subtasks?.find((x) => x.subtask === st.subtask);
+          return [st.subtask, stateBadge(st.status), h('a', { href: `#/taskmanagers/${st['taskmanager-id']}` }, st['taskmanager-id']),
+            fmtCount(st.metrics['read-records']), fmtCount(st.metrics['write-records']), fmtBytes(st.metrics['read-bytes']), fmtBytes(st.metrics['write-bytes']),
+            b ? `${b.backpressureLevel} (${Math.round(b.ratio * 100)}%)` : '–', b?.busyRatio !== undefined ? `${Math.round(b.busyRatio * 100)}%` : '–'];
+        }), { 'data-testid': 'subtask-table' }));
+    } catch (e) {
+      vertexPanel.replaceChildren(errorBox(e));
+    }
+  };
+  const select = (id: string) => {
+    selected = id;
+    void showVertex();
+  };
   every(2000, async () => {
     let d: JobDetails;
     try {
@@ -237,7 +260,7 @@ async function jobView(id: string): Promise<void> {
     if (key !== planKey) {
       try {
         const p = await get<JobPlan>(`jobs/${enc}/plan`);
-        update = drawPlan(graph, p.plan.nodes);
+        update = drawPlan(graph, p.plan.nodes, select);
         planKey = key;
       } catch (e) {
         graph.replaceChildren(errorBox(e));
@@ -253,6 +276,7 @@ async function jobView(id: string): Promise<void> {
           get<BackPressure>(`jobs/${enc}/vertices/${vid}/backpressure`).catch(() => null),
           get<AggregatedMetric[]>(`jobs/${enc}/vertices/${vid}/subtasks/metrics?get=currentInputWatermark&agg=min`).catch(() => null),
         ]);
+        if (bp) bps.set(v.id, bp);
         if (bp?.backpressureLevel) l.backpressure = bp.backpressureLevel;
         const w = wm?.find((m) => m.id === 'currentInputWatermark');
         if (w?.min !== undefined && w.min > 0 && w.min < 8.64e15) l.watermark = fmtTime(w.min);
@@ -260,6 +284,7 @@ async function jobView(id: string): Promise<void> {
       live.set(v.id, l);
     }));
     update?.(live);
+    await showVertex();
     vertices.replaceChildren(table(['Vertex', 'Parallelism', 'Status', 'Records in', 'Records out', 'Bytes in', 'Bytes out', 'Back-pressure', 'Watermark'],
       d.vertices.map((v) => {
         const l = live.get(v.id)!;
