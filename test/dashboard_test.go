@@ -381,7 +381,7 @@ func TestDashboardBrowser(t *testing.T) {
 	chromiumPath(t)
 	nginx := nginxPath(t)
 	e := startDashboard(t, "rest.trusted-proxies=127.0.0.2", "execution.checkpointing.interval=1 s",
-		"state.checkpoints.dir="+t.TempDir(), "env.log.dir="+t.TempDir())
+		"state.checkpoints.dir="+t.TempDir(), "state.savepoints.dir="+t.TempDir(), "env.log.dir="+t.TempDir())
 	art := artifactsDir(t)
 	// An endless job with event time (watermarks) and checkpoints.
 	spec := filepath.Join(t.TempDir(), "dashboard-demo.yaml")
@@ -590,6 +590,13 @@ func TestDashboardBrowser(t *testing.T) {
 		chromedp.Click(chromedp.CSS(`[data-testid="cancel-job"]`)), chromedp.Click(chromedp.CSS(`[data-testid="cancel-job"]`)))
 	e.c.waitFor(30*time.Second, "job canceled", func() bool { return e.c.jobState(id) == "CANCELED" })
 	admin.waitJS(15*time.Second, "canceled on the page", `document.querySelector('.job-header .state')?.textContent === 'CANCELED'`)
+
+	// Stop with a savepoint, from the page of another job.
+	id2 := e.submitUnbounded(t, e.adminToken)
+	admin.run("stop with savepoint", chromedp.Navigate(e.webURL+"/#/jobs/"+id2), chromedp.WaitVisible(chromedp.CSS(`[data-testid="stop-job"]`)),
+		chromedp.Click(chromedp.CSS(`[data-testid="stop-job"]`)))
+	admin.waitJS(15*time.Second, "stop requested", `document.querySelector('[data-testid="action-status"]')?.textContent.includes('Stopping with savepoint')`)
+	e.c.waitFor(30*time.Second, "job stopped", func() bool { st := e.c.jobState(id2); return st == "FINISHED" || st == "CANCELED" })
 
 	// Logout ends the session: the page shows the login again.
 	admin.run("logout", chromedp.Click(chromedp.CSS(`[data-testid="logout"]`)), chromedp.WaitVisible(chromedp.CSS(`[data-testid="login-form"]`)))
