@@ -84,8 +84,12 @@ func (rs *restServer) login(w http.ResponseWriter, r *http.Request) {
 	}
 	u, _ := authn.UserFrom(r.Context())
 	digest, fromToken := authn.BearerDigest(r.Context())
-	if u.Method != authn.MethodToken || !fromToken {
-		writeError(w, http.StatusBadRequest, "log in with a bearer token (Authorization: Bearer ...); you are authenticated by %s, which needs no login", u.Method)
+	switch {
+	case u.Method == authn.MethodAnonymous:
+		writeError(w, http.StatusBadRequest, "no bearer token: send it in the Authorization header (Bearer <token>); `sluice token create` makes one")
+		return
+	case u.Method != authn.MethodToken || !fromToken:
+		writeError(w, http.StatusBadRequest, "log in with a bearer token (Authorization: Bearer <token>); you are authenticated by %s already, which needs no login", u.Method)
 		return
 	}
 	if old := authn.SessionCookieOf(r); old != "" {
