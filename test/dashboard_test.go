@@ -295,6 +295,16 @@ func TestDashboardSessions(t *testing.T) {
 	if resp.StatusCode != 403 || e.c.jobState(id) != "RUNNING" {
 		t.Fatalf("cross-site cancel with a client certificate: %d, job %s", resp.StatusCode, e.c.jobState(id))
 	}
+	// A client certificate needs no login: the login wants a token.
+	req, _ = http.NewRequest("POST", e.webURL+"/auth/login", nil)
+	resp, err = certClient.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	resp.Body.Close()
+	if resp.StatusCode != 400 || resp.Header.Get("Set-Cookie") != "" {
+		t.Errorf("login with a client certificate: %d %v", resp.StatusCode, resp.Header)
+	}
 	// Logout ends the session on the server.
 	if resp, body := e.do(t, "POST", "/auth/logout", withCookie(map[string]string{"X-CSRF-Token": csrf}), ""); resp.StatusCode != 200 || !strings.Contains(resp.Header.Get("Set-Cookie"), "Max-Age=0") {
 		t.Fatalf("logout: %d %s %v", resp.StatusCode, body, resp.Header)
