@@ -52,6 +52,46 @@ func TestCanonicalRedirectKeepsBasePath(t *testing.T) {
 	}
 }
 
+// TestDashboardUnderBasePath: the dashboard's page is served at the base
+// path's directory (its links are relative), the bare base path is
+// redirected there, and its assets load under the prefix with their type.
+func TestDashboardUnderBasePath(t *testing.T) {
+	cfg := config.New()
+	if err := cfg.Set("rest.base-path", "/sluice"); err != nil {
+		t.Fatal(err)
+	}
+	_, base := startCluster(t, cfg)
+	code, page := do(t, "GET", base+"/sluice/", "", nil)
+	if code != 200 || !strings.Contains(page, `src="./assets/`) {
+		t.Fatalf("GET /sluice/: %d %s", code, page)
+	}
+	noFollow := &http.Client{CheckRedirect: func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse }}
+	resp, err := noFollow.Get(base + "/sluice")
+	if err != nil {
+		t.Fatal(err)
+	}
+	resp.Body.Close()
+	if resp.StatusCode != http.StatusMovedPermanently || resp.Header.Get("Location") != "/sluice/" {
+		t.Errorf("GET /sluice: %d Location %q, want 301 to /sluice/", resp.StatusCode, resp.Header.Get("Location"))
+	}
+	i := strings.Index(page, "./assets/")
+	asset := page[i+2 : i+strings.Index(page[i:], `"`)]
+	resp, err = http.Get(base + "/sluice/" + asset)
+	if err != nil {
+		t.Fatal(err)
+	}
+	resp.Body.Close()
+	if resp.StatusCode != 200 || !strings.HasPrefix(resp.Header.Get("Content-Type"), "text/javascript") {
+		t.Errorf("GET /sluice/%s: %d %s", asset, resp.StatusCode, resp.Header.Get("Content-Type"))
+	}
+	if code, _ := do(t, "GET", base+"/", "", nil); code != 404 {
+		t.Errorf("the dashboard outside the base path: %d", code)
+	}
+	if code, _ := do(t, "GET", base+"/sluice/assets/../../etc/passwd", "", nil); code == 200 {
+		t.Error("a path outside the assets was served")
+	}
+}
+
 // TestV1Prefix: every endpoint is also served under /v1/ (Flink's REST
 // client prefixes it), under rest.base-path as without one; /v1 alone and
 // other versions are not endpoints.

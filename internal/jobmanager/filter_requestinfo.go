@@ -23,6 +23,9 @@ type requestInfo struct {
 	Route *route
 	// Values are the route's path wildcards ({id}).
 	Values map[string]string
+	// OriginalPath is the path as the client sent it, before rest.base-path
+	// was taken off.
+	OriginalPath string
 }
 
 type requestInfoKey struct{}
@@ -74,6 +77,7 @@ func (rs *restServer) withRequestInfo(l Listener) filter {
 				return
 			}
 			info.Prefix = forwarded
+			info.OriginalPath = r.URL.Path
 			if base := sec.basePath; base != "" {
 				if r.URL.Path != base && !strings.HasPrefix(r.URL.Path, base+"/") {
 					writeError(w, http.StatusNotFound, "this API is served under %s (rest.base-path)", base)

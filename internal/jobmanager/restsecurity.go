@@ -34,6 +34,11 @@ type restSecurity struct {
 	limiter *authn.FailureLimiter
 	proxies []netip.Prefix
 
+	// sessions are the dashboard's logins; login is offered on the
+	// listeners in loginOn (TLS and token authentication).
+	sessions *authn.SessionStore
+	loginOn  map[string]bool
+
 	authz     *decider
 	audit     *audit.Logger // nil: no audit log
 	reloaders []Reloader
@@ -83,11 +88,33 @@ func newRESTSecurity(cfg *config.Config, set Settings, extra []Reloader, log *sl
 	if s.authn.TokenFile != nil {
 		s.reloaders = append(s.reloaders, Reloader{Name: "token-file", Kind: ReloadTokenFile, Reload: s.authn.TokenFile.Reload})
 	}
+	so := authn.SessionOptions{
+		IdleTimeout:     cfg.Duration(authn.SessionIdleTimeoutKey),
+		AbsoluteTimeout: cfg.Duration(authn.SessionAbsoluteTimeoutKey),
+		Max:             cfg.Int(authn.SessionMaxKey),
+	}
+	if so.IdleTimeout > so.AbsoluteTimeout {
+		return nil, fmt.Errorf("%s (%s) is longer than %s (%s): a session would end before it could idle out; lower the idle timeout or raise the absolute one",
+			authn.SessionIdleTimeoutKey, so.IdleTimeout, authn.SessionAbsoluteTimeoutKey, so.AbsoluteTimeout)
+	}
+	if tf := s.authn.TokenFile; tf != nil {
+		so.Revalidate = tf.UserOf
+	}
+	s.sessions = authn.NewSessionStore(so)
+	s.runners = append(s.runners, s.sessions.Run)
+	s.loginOn = map[string]bool{}
 	s.chains = map[string]authn.Union{}
 	for _, l := range listeners {
 		chain, err := authn.Build(l.Authentication, s.authn.Deps)
 		if err != nil {
 			return nil, fmt.Errorf("REST listener %q: %w", l.Name, err)
+		}
+		if ok, _ := loginOffered(l); ok {
+			// The session comes first: the browser that holds it sends
+			// no other credential, and a client certificate offered on
+			// the same connection must not hide whose session it is.
+			chain = append(authn.Union{s.sessions.Authenticator(l.Name)}, chain...)
+			s.loginOn[l.Name] = true
 		}
 		s.chains[l.Name] = chain
 	}

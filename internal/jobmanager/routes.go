@@ -65,5 +65,8 @@ func (rs *restServer) routes() []route {
 		{"POST /admin/taskmanagers/{id}/revoke", "admin", "cluster", rs.adminRevokeTaskManager, "revoke a TaskManager's certificates and drop its registration", false},
 		{"GET /whoami", "view", "self", rs.whoami, "who the server takes the caller for (every authenticated caller)", false},
 		{"POST /auth/can-i", "view", "self", rs.canI, "may the caller do VERB on RESOURCE (every authenticated caller)", false},
+		{"GET /auth/info", "view", "self", rs.authInfo, "how this listener lets a browser in, and who the caller is if anyone (answers without a credential too)", false},
+		{"POST /auth/login", "view", "self", rs.login, "exchange the request's bearer token for a dashboard session cookie (TLS listeners with token authentication)", false},
+		{"POST /auth/logout", "view", "self", rs.logout, "end the caller's dashboard session", false},
 	}
 }

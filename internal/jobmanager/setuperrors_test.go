@@ -38,6 +38,7 @@ func TestSetupErrorsNameTheKeyOnce(t *testing.T) {
 		{map[string]string{"security.kerberos.principal-to-local": "RULE:bad"}, "security.kerberos.principal-to-local"},
 		{map[string]string{"security.ssl.rest.enabled": "true", "security.ssl.rest.keystore": "/nonexistent/rest.pem"}, "security.ssl.rest.keystore"},
 		{map[string]string{"jobstore.expiration-time": "soon"}, "jobstore.expiration-time"},
+		{map[string]string{"security.rest.session.idle-timeout": "2 h", "security.rest.session.absolute-timeout": "1 h"}, "security.rest.session.idle-timeout"},
 	} {
 		err := startupError(t, tc.settings)
 		if err == nil {

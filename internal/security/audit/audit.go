@@ -49,6 +49,9 @@ const (
 	// StageAuthentication marks a failed authentication: User is empty,
 	// Method is the method that rejected the credential.
 	StageAuthentication = "authentication"
+	// StageSession marks a dashboard login or logout (Verb "login" or
+	// "logout"): never the token or the session id.
+	StageSession = "session"
 )
 
 // Event is one authorization decision or one failed authentication.

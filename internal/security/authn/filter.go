@@ -1,6 +1,8 @@
 package authn
 
 import (
+	"context"
+	"crypto/sha256"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -26,6 +28,12 @@ type FilterOptions struct {
 	// OnFailure, when set, is told about every failed authentication
 	// (the audit log).
 	OnFailure func(r *http.Request, f Failure)
+	// Optional, when set, names requests that may go on without any
+	// credential and without becoming anonymous: the handler sees no User
+	// (the dashboard's GET /auth/info, which tells a browser whether it
+	// is logged in without a 401 in its console). An invalid credential
+	// is still a 401.
+	Optional func(*http.Request) bool
 }
 
 // Failure describes one failed authentication. It has no field for the
@@ -72,8 +80,15 @@ func Filter(o FilterOptions) func(http.Handler) http.Handler {
 			u, ok, err := o.Chain.AuthenticateRequest(r)
 			switch {
 			case ok:
+				ctx := WithUser(r.Context(), u)
+				if u.Method == MethodToken {
+					if tok, present, _ := bearerToken(r); present {
+						sum := sha256.Sum256([]byte(tok))
+						ctx = context.WithValue(ctx, bearerDigestKey{}, &sum)
+					}
+				}
 				r.Header.Del("Authorization")
-				next.ServeHTTP(w, r.WithContext(WithUser(r.Context(), u)))
+				next.ServeHTTP(w, r.WithContext(ctx))
 			case err != nil:
 				addr := remote(r)
 				f := Failure{Listener: o.Listener, RemoteAddr: addr, Reason: err.Error()}
@@ -101,6 +116,8 @@ func Filter(o FilterOptions) func(http.Handler) http.Handler {
 						"listener", o.Listener, "peer", addr, "prefix", o.Limiter.Prefix(addr), "for", wait.Round(time.Second).String())
 				}
 				unauthorized(w, challenges, "authentication failed: "+err.Error())
+			case o.Optional != nil && o.Optional(r):
+				next.ServeHTTP(w, r)
 			default:
 				log.Debug("no credential", "listener", o.Listener, "peer", remote(r))
 				unauthorized(w, challenges, "authentication required: this listener accepts: "+methods)

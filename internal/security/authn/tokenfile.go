@@ -165,6 +165,25 @@ func (t *TokenFile) AuthenticateRequest(r *http.Request) (User, bool, error) {
 	return u, true, nil
 }
 
+// UserOf returns the user of the token whose SHA-256 is digest, if the
+// file (as last loaded) still holds it: sessions made from a token end
+// when the token is revoked.
+func (t *TokenFile) UserOf(digest [32]byte) (User, bool) {
+	var found *tokenEntry
+	entries := *t.tokens.Load()
+	for i := range entries {
+		if subtle.ConstantTimeCompare(entries[i].sum[:], digest[:]) == 1 {
+			found = &entries[i]
+		}
+	}
+	if found == nil {
+		return User{}, false
+	}
+	u := found.user
+	u.Groups = slices.Clone(u.Groups)
+	return u, true
+}
+
 // bearerToken extracts the token of a Bearer Authorization header;
 // present is false when there is no header or another scheme.
 func bearerToken(r *http.Request) (token string, present bool, err error) {
