@@ -61,3 +61,33 @@ func (s Secret) MarshalYAML() (any, error) { return s.String(), nil }
 // MarshalText encodes s as "<secret>" (or "" when empty), for encoders
 // such as log/slog's JSON handler that prefer TextMarshaler.
 func (s Secret) MarshalText() ([]byte, error) { return []byte(s.String()), nil }
+
+// HoldsSecret reports whether a value, whatever key it is under, carries a credential: it
+// names one of the sensitive markers followed by a value (a JAAS string's password="...", a
+// libpq key=value string's password=..., token=...), or it is a URL with a password in its
+// user information (postgresql://alice:pw@host/db). Job parameters are shown by value, and a
+// parameter may be substituted into a sensitive option under any name, so they are masked by
+// this as well as by IsSensitive of their name.
+func HoldsSecret(value string) bool {
+	v := strings.ToLower(value)
+	for _, p := range sensitiveParts {
+		for i := 0; ; {
+			j := strings.Index(v[i:], p)
+			if j < 0 {
+				break
+			}
+			rest := strings.TrimLeft(v[i+j+len(p):], " \t\"'")
+			if strings.HasPrefix(rest, "=") || strings.HasPrefix(rest, ":") {
+				return true
+			}
+			i += j + len(p)
+		}
+	}
+	if scheme, rest, ok := strings.Cut(value, "://"); ok && scheme != "" && !strings.ContainsAny(scheme, "/ ") {
+		authority, _, _ := strings.Cut(rest, "/")
+		if userinfo, _, ok := strings.Cut(authority, "@"); ok && strings.Contains(userinfo, ":") {
+			return true
+		}
+	}
+	return false
+}

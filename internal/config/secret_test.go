@@ -32,3 +32,23 @@ func TestSecretDoesNotLeak(t *testing.T) {
 		t.Error("empty Secret should print empty")
 	}
 }
+
+func TestHoldsSecret(t *testing.T) {
+	for v, want := range map[string]bool{
+		`org.apache.kafka.common.security.plain.PlainLoginModule required username="a" password="x";`: true,
+		"host=db dbname=app password=x":                 true,
+		"host=db dbname=app PASSWORD = 'x'":             true,
+		"postgresql://alice:pw@db/app":                  true,
+		"postgresql://alice@db/app?sslmode=verify-full": false,
+		"https://example.com/a:b@c":                     false,
+		"clicks":                                        false,
+		"tokenizer: whitespace":                         false,
+		"the secret garden":                             false,
+		"api token: abc":                                true,
+		"":                                              false,
+	} {
+		if got := HoldsSecret(v); got != want {
+			t.Errorf("HoldsSecret(%q) = %v, want %v", v, got, want)
+		}
+	}
+}

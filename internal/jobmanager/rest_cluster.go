@@ -182,11 +182,15 @@ func maskedArgs(args []string) []string {
 		switch {
 		case a == "-D" || a == "--define":
 			// The next argument is key=value: handled below as an argument of its own.
+		case strings.HasPrefix(a, "--define="):
+			if k, v, ok := strings.Cut(a[len("--define="):], "="); ok && (config.IsSensitive(k) || config.HoldsSecret(v)) {
+				out[i] = "--define=" + k + "=******"
+			}
 		case strings.HasPrefix(a, "-D") && len(a) > 2:
-			if k, _, ok := strings.Cut(a[2:], "="); ok && config.IsSensitive(k) {
+			if k, v, ok := strings.Cut(a[2:], "="); ok && (config.IsSensitive(k) || config.HoldsSecret(v)) {
 				out[i] = "-D" + k + "=******"
 			}
-		case !strings.HasPrefix(a, "-") && hasValue && config.IsSensitive(name):
+		case !strings.HasPrefix(a, "-") && hasValue && (config.IsSensitive(name) || config.HoldsSecret(value)):
 			out[i] = name + "=******"
 		case strings.HasPrefix(a, "-") && (config.IsSensitive(name) || strings.Contains(name, "token")):
 			if hasValue {
@@ -227,11 +231,13 @@ func restartStrategy(s RestartSettings) string {
 	return s.Strategy
 }
 
-// maskParams copies a job's parameters or settings with sensitive values masked.
+// maskParams copies a job's parameters or settings with sensitive values masked: by the name
+// (config.IsSensitive) and by the value (config.HoldsSecret), since a parameter of any name may
+// be substituted into a connector's JAAS string or connection URL.
 func maskParams(in map[string]string) map[string]string {
 	out := map[string]string{}
 	for k, v := range in {
-		if config.IsSensitive(k) {
+		if config.IsSensitive(k) || config.HoldsSecret(v) {
 			v = "******"
 		}
 		out[k] = v

@@ -211,7 +211,12 @@ func TestMetricsGetForm(t *testing.T) {
 func TestJobConfigMasksSensitiveParameters(t *testing.T) {
 	jm := newTestJM(t, nil)
 	j := twoVertexJob(t, jm)
-	j.params = map[string]string{"topic": "clicks", "db.password": "hunter2"}
+	j.params = map[string]string{"topic": "clicks", "db.password": "hunter2",
+		// Parameters of any name substituted into a JAAS string or a connection URL.
+		"jaas": `org.apache.kafka.common.security.scram.ScramLoginModule required username="alice" password="S3cretPW";`,
+		"pg":   "postgresql://alice:PgSecret1@db.example.com:5432/appdb?sslmode=verify-full",
+		"conn": "host=db dbname=appdb password = kv5ecret",
+		"url":  "postgresql://alice@db.example.com/appdb"}
 	j.parallelism = 2
 	rs := jm.newREST(nil)
 	var c restapi.JobConfig
@@ -219,8 +224,13 @@ func TestJobConfigMasksSensitiveParameters(t *testing.T) {
 	if c.JID != "j" || c.ExecutionConfig.JobParallelism != 2 || c.ExecutionConfig.UserConfig["topic"] != "clicks" {
 		t.Errorf("config: %+v", c)
 	}
-	if v := c.ExecutionConfig.UserConfig["db.password"]; v != "******" {
-		t.Errorf("db.password shown as %q", v)
+	for _, k := range []string{"db.password", "jaas", "pg", "conn"} {
+		if v := c.ExecutionConfig.UserConfig[k]; v != "******" {
+			t.Errorf("%s shown as %q", k, v)
+		}
+	}
+	if v := c.ExecutionConfig.UserConfig["url"]; v != "postgresql://alice@db.example.com/appdb" {
+		t.Errorf("a URL without a password is masked: %q", v)
 	}
 }
 
@@ -259,9 +269,11 @@ func TestTaskManagerDetails(t *testing.T) {
 
 func TestMaskedArgs(t *testing.T) {
 	in := []string{"jobmanager", "-D", "security.ssl.internal.key-password=s3cret", "-Dsecurity.ssl.rest.keystore-password=p",
-		"--join-token", "abc.def", "--token=t0k", "-D", "rest.port=8081", "--config", "/etc/sluice.yaml"}
+		"--join-token", "abc.def", "--token=t0k", "-D", "rest.port=8081", "--config", "/etc/sluice.yaml",
+		"--define=security.ssl.internal.keystore-password=DefPW77", "--define", "security.ssl.truststore-password=DPw88",
+		"-Dapp.url=postgresql://u:UrlPw9@h/db"}
 	got := strings.Join(maskedArgs(in), " ")
-	for _, secret := range []string{"s3cret", "=p ", "abc.def", "t0k"} {
+	for _, secret := range []string{"s3cret", "=p ", "abc.def", "t0k", "DefPW77", "DPw88", "UrlPw9"} {
 		if strings.Contains(got+" ", secret) {
 			t.Errorf("%q shows %q", got, secret)
 		}
