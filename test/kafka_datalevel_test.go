@@ -9,7 +9,7 @@ import (
 )
 
 // TestKafkaDataLevelRefusal: a kafka source declares `read kafka:topic/NAME` (a pattern
-// declares the pattern), a sink `write kafka:topic/NAME`, and the files its properties name
+// declares every topic it can match: the names and prefixes it spells out, else every topic), a sink `write kafka:topic/NAME`, and the files its properties name
 // are file reads: the ACL authorizer refuses at submit, naming the resource, what alice's
 // grants do not cover; what they cover runs.
 func TestKafkaDataLevelRefusal(t *testing.T) {
@@ -40,11 +40,20 @@ func TestKafkaDataLevelRefusal(t *testing.T) {
 		t.Fatalf("alice-out has %d records, want 5", len(got))
 	}
 
+	granted := strings.Replace(kafkaCopyJob("granted-pattern", "in-orders", "alice-out", props, ""), "    topic: in-orders\n", "    topic-pattern: 'in-(orders|clicks)'\n", 1)
+	if out, stderr, code := e.run(t, granted); code != 0 {
+		t.Fatalf("a pattern within alice's grants: exit %d\n%s\n%s", code, out, stderr)
+	}
+
 	secretTrust := filepath.Join(e.secret, "data.txt")
 	for _, tc := range []struct{ what, spec, named string }{
 		{"sink topic", kafkaCopyJob("w-secret", "in-orders", "secret", props, ""), "kafka:topic/secret"},
 		{"source topic", kafkaCopyJob("r-secret", "secret", "alice-out", props, ""), "kafka:topic/secret"},
-		{"source pattern", strings.Replace(kafkaCopyJob("r-pattern", "in-orders", "alice-out", props, ""), "    topic: in-orders\n", "    topic-pattern: '.*'\n", 1), "kafka:topic/.*"},
+		{"source pattern", strings.Replace(kafkaCopyJob("r-pattern", "in-orders", "alice-out", props, ""), "    topic: in-orders\n", "    topic-pattern: '.*'\n", 1), "kafka:topic/*"},
+		// A pattern is authorized as every topic it can match, not as written: the grant
+		// kafka:topic/in-* is a prefix of the text "in-.*|secret" but does not cover secret.
+		{"source pattern widening a granted prefix", strings.Replace(kafkaCopyJob("r-pattern2", "in-orders", "alice-out", props, ""), "    topic: in-orders\n", "    topic-pattern: 'in-.*|secret'\n", 1), "kafka:topic/secret"},
+		{"source pattern with a wildcard first", strings.Replace(kafkaCopyJob("r-pattern3", "in-orders", "alice-out", props, ""), "    topic: in-orders\n", "    topic-pattern: '.*orders'\n", 1), "kafka:topic/*"},
 		{"trust store file", kafkaCopyJob("r-trust", "in-orders", "alice-out", map[string]string{"bootstrap.servers": kb.addr,
 			"security.protocol": "SSL", "ssl.truststore.location": secretTrust}, ""), "file:" + secretTrust},
 	} {

@@ -94,11 +94,17 @@ type Options struct {
 // Topics is `topic:`, one name or a list.
 type Topics []string
 
-// UnmarshalYAML accepts a string or a list of strings.
+// UnmarshalYAML accepts a string, Flink's semicolon-separated list of topics in one string
+// ('topic-1;topic-2'), or a YAML list of strings.
 func (t *Topics) UnmarshalYAML(n *yaml.Node) error {
 	switch n.Kind {
 	case yaml.ScalarNode:
-		*t = Topics{n.Value}
+		*t = nil
+		for _, name := range strings.Split(n.Value, ";") {
+			if name = strings.TrimSpace(name); name != "" || !strings.Contains(n.Value, ";") {
+				*t = append(*t, name)
+			}
+		}
 		return nil
 	case yaml.SequenceNode:
 		for _, c := range n.Content {
@@ -414,13 +420,16 @@ func (k *Options) planSink(pc *dataflow.PlanContext) error {
 	return nil
 }
 
-// Access implements dataflow.Definition: a source reads its topics (or the pattern, as written), a
-// sink writes its topic; the client reads the files its properties name.
+// Access implements dataflow.Definition: a source reads its topics (for topic-pattern, every
+// topic the pattern can match: patternResources), a sink writes its topic; the client reads
+// the files its properties name.
 func (k *Options) Access(op *dataflow.OperatorSpec) []dataflow.Access {
 	var out []dataflow.Access
 	write := op.Input != ""
 	if k.TopicPattern != "" {
-		out = append(out, dataflow.Access{Scheme: "kafka", Target: "topic/" + k.TopicPattern, Write: write})
+		for _, r := range patternResources(k.TopicPattern) {
+			out = append(out, dataflow.Access{Scheme: "kafka", Target: "topic/" + r, Write: write})
+		}
 	}
 	for _, t := range k.Topic {
 		out = append(out, dataflow.Access{Scheme: "kafka", Target: "topic/" + t, Write: write})

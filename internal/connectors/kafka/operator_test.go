@@ -33,8 +33,16 @@ func TestKafkaSpecAccess(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if reads, _ := s.Resources(); fmt.Sprint(reads) != "[kafka:topic/logs-.*]" {
-		t.Errorf("a pattern source reads %v, want the pattern as written", reads)
+	if reads, _ := s.Resources(); fmt.Sprint(reads) != "[kafka:topic/logs-*]" {
+		t.Errorf("a pattern source reads %v, want the prefix it matches", reads)
+	}
+	// Flink's semicolon-separated list of topics in one string.
+	s, err = dataflow.ParseSpec([]byte(kafkaSpec(", topic: 'a;b'", "")), nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if reads, _ := s.Resources(); fmt.Sprint(reads) != "[kafka:topic/a kafka:topic/b]" {
+		t.Errorf("topic: 'a;b' reads %v, want both topics", reads)
 	}
 }
 
