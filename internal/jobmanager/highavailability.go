@@ -5,12 +5,15 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"slices"
 	"sort"
+	"strings"
 	"time"
 
 	"github.com/sluice-dev/sluice/internal/checkpoint"
 	"github.com/sluice-dev/sluice/internal/ha"
 	"github.com/sluice-dev/sluice/internal/security/authz"
+	"github.com/sluice-dev/sluice/internal/security/credentials"
 )
 
 // haJob is a submitted job as the high-availability job store keeps it:
@@ -26,6 +29,10 @@ type haJob struct {
 	SavepointPath         string            `json:"savepointPath,omitempty"`
 	AllowNonRestoredState bool              `json:"allowNonRestoredState,omitempty"`
 	Submitted             time.Time         `json:"submitted"`
+	// ShippedTokens are the services whose delegation tokens the client shipped with the job
+	// (kinit-only mode). The tokens themselves are secrets and are never stored: a successor
+	// cannot run the job without them.
+	ShippedTokens []string `json:"shippedTokens,omitempty"`
 }
 
 // haTimeout bounds each call to the high-availability services.
@@ -102,6 +109,14 @@ func (jm *JobManager) recoverJob(ctx context.Context, id string, data []byte) er
 	if rec.ID != id {
 		return fmt.Errorf("stored under %s but names job %s", id, rec.ID)
 	}
+	if len(rec.ShippedTokens) > 0 {
+		// Without the client's tokens the job would fail at its first connection, or run
+		// with credentials the client never gave it: end it with the reason instead, once.
+		cause := fmt.Sprintf("not recovered after a JobManager failover: its %s delegation tokens were shipped by the client (kinit-only mode) and are not kept in the high-availability store; submit it again with sluice run --kerberos",
+			strings.Join(rec.ShippedTokens, ", "))
+		jm.log.Error("stored job not recovered", "job", id, "reason", cause)
+		return jm.ha.PutJobResult(ctx, ha.JobResult{ID: id, State: string(Failed), Cause: cause, Ended: time.Now()})
+	}
 	r := &recovery{id: id, submitted: rec.Submitted}
 	ptr, ok, err := jm.ha.LatestCheckpoint(ctx, id)
 	if err != nil {
@@ -130,6 +145,7 @@ func (jm *JobManager) storeJob(id string, s Submission, now time.Time) error {
 	data, err := json.Marshal(haJob{
 		ID: id, Spec: s.Spec, Params: s.Params, Files: s.Files, Parallelism: s.Parallelism, ACL: s.ACL,
 		Config: s.Config, SavepointPath: s.SavepointPath, AllowNonRestoredState: s.AllowNonRestoredState, Submitted: now,
+		ShippedTokens: shippedServices(s.Tokens),
 	})
 	if err != nil {
 		return err
@@ -254,4 +270,16 @@ func (jm *JobManager) WaitResultRecorded(ctx context.Context, id string) error {
 			return fmt.Errorf("job %s: its result was not recorded in the high-availability store: %w", id, ctx.Err())
 		}
 	}
+}
+
+// shippedServices names the services of a job's shipped tokens, sorted, without the tokens.
+func shippedServices(ts []credentials.Token) []string {
+	var out []string
+	for _, t := range ts {
+		if !slices.Contains(out, t.Service) {
+			out = append(out, t.Service)
+		}
+	}
+	slices.Sort(out)
+	return out
 }

@@ -11,6 +11,7 @@ import (
 
 	"github.com/sluice-dev/sluice/internal/config"
 	"github.com/sluice-dev/sluice/internal/ha"
+	"github.com/sluice-dev/sluice/internal/security/credentials"
 )
 
 // memLeadership is a high-availability store in memory, shared by the
@@ -293,5 +294,34 @@ func TestApplicationJobNotRunAgain(t *testing.T) {
 	crashed.mu.Unlock()
 	if recovered || stillStored {
 		t.Fatalf("a job with a recorded result: recovered %v, still stored %v", recovered, stillStored)
+	}
+}
+
+// A job whose delegation tokens the client shipped (kinit-only) cannot run under a successor,
+// which never gets the tokens: it ends FAILED with the reason, recorded once, and is not
+// resubmitted without them.
+func TestShippedTokenJobNotRecovered(t *testing.T) {
+	l := newMemLeadership()
+	rec, err := json.Marshal(haJob{ID: "kinit1", Spec: []byte(haSpec), Parallelism: 1, ShippedTokens: []string{"kafka"}, Submitted: time.Now()})
+	if err != nil {
+		t.Fatal(err)
+	}
+	l.jobs["kinit1"] = rec
+	jm := newHAJM(t, l)
+	defer runTestJM(t, jm)()
+	l.mu.Lock()
+	r, ok := l.results["kinit1"]
+	l.mu.Unlock()
+	if !ok || r.State != string(Failed) || !strings.Contains(r.Cause, "kafka delegation tokens were shipped by the client") || !strings.Contains(r.Cause, "sluice run --kerberos") {
+		t.Fatalf("result %+v (%v), want FAILED naming the shipped kafka tokens and what to do", r, ok)
+	}
+	jm.mu.Lock()
+	_, running := jm.jobs["kinit1"]
+	jm.mu.Unlock()
+	if running {
+		t.Fatal("the job was resubmitted without its tokens")
+	}
+	if got := shippedServices([]credentials.Token{{Service: "postgres", Secret: "x"}, {Service: "kafka"}, {Service: "kafka"}}); strings.Join(got, ",") != "kafka,postgres" {
+		t.Errorf("shippedServices = %v", got)
 	}
 }
