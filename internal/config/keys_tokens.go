@@ -52,7 +52,17 @@ func init() {
 				Doc: "What happens to a job whose " + s + " token is about to expire and could not be renewed: fail (before it lapses, naming the service) or continue (the job keeps running; connections already authenticated may outlive the token)."},
 		)
 	}
+	// Flink's providers for systems sluice has no connector for: a Flink configuration that
+	// turns them off (or on) still loads, since no job here can reach those systems.
+	for _, s := range flinkOnlyTokenProviders {
+		keys = append(keys, Key{Name: "security.delegation.token.provider." + s + ".enabled", Type: Bool, Default: "false",
+			Doc: "Flink's " + s + " delegation-token provider; sluice has no " + s + " connector, so it is accepted and ignored."})
+	}
 	for _, k := range keys {
 		Register(k)
 	}
 }
+
+// flinkOnlyTokenProviders are Flink's delegation-token providers for systems sluice does not
+// reach (Hadoop file systems, HBase, S3 through Hadoop or Presto).
+var flinkOnlyTokenProviders = []string{"hadoopfs", "hbase", "s3-hadoop", "s3-presto"}
