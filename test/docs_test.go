@@ -119,6 +119,7 @@ var docChecks = map[string]*regexp.Regexp{
 // use what an earlier one started, on free ports. Each block must exit 0
 // and show what docChecks expects.
 func TestDocs(t *testing.T) {
+	t.Parallel()
 	root := repoRoot(t)
 	var run, notRun int
 	for _, file := range docFiles(t, root) {
@@ -136,7 +137,11 @@ func TestDocs(t *testing.T) {
 			continue
 		}
 		run += len(todo)
-		t.Run(file, func(t *testing.T) { runDocBlocks(t, root, todo) })
+		t.Run(file, func(t *testing.T) {
+			// Each document runs in its own copy of the repository on its own ports.
+			t.Parallel()
+			runDocBlocks(t, root, todo)
+		})
 	}
 	t.Logf("ran %d shell blocks; %d marked not run", run, notRun)
 	if run == 0 {
