@@ -38,7 +38,9 @@ func TestMain(m *testing.M) {
 		panic(err)
 	}
 	sluiceBin = filepath.Join(dir, "sluice")
-	build := exec.Command("go", "build", "-o", sluiceBin, "../cmd/sluice")
+	// -trimpath: the objects do not depend on the checkout's directory, so TestDocs'
+	// builds in copies of the repository (GOFLAGS=-trimpath) find them in the build cache.
+	build := exec.Command("go", "build", "-trimpath", "-o", sluiceBin, "../cmd/sluice")
 	build.Stdout, build.Stderr = os.Stdout, os.Stderr
 	if err := build.Run(); err != nil {
 		fmt.Fprintln(os.Stderr, "build sluice:", err)
