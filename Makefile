@@ -44,8 +44,9 @@ web-check:
 unit:
 	$(GO) test -race -count=1 -timeout 10m $(PKGS)
 
+# -parallel 4: the tests marked t.Parallel mostly wait on their processes.
 integration:
-	$(GO) test -count=1 -timeout 25m ./test/...
+	$(GO) test -count=1 -parallel 4 -timeout 25m ./test/...
 
 # Short fuzzing runs of the parsers that face the network and the job spec (FUZZTIME each).
 # `make unit` runs every fuzz target's seeds and testdata/fuzz corpus as ordinary tests.

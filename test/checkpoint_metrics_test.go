@@ -33,6 +33,7 @@ func seriesValues(body, name string, labels ...string) []float64 {
 // per-subtask alignment time, with plausible values; GET /jobs/{id} shows
 // the checkpoint counts.
 func TestCheckpointMetrics(t *testing.T) {
+	t.Parallel()
 	c, _ := checkpointCluster(t, 1, false)
 	_, port := metricsBind(t, c.tms[0])
 	tmURL := "http://127.0.0.1:" + port + "/metrics"

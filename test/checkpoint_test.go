@@ -122,6 +122,7 @@ func referenceOutput(t *testing.T, c *cluster, args ...string) []string {
 }
 
 func TestExactlyOnceAfterKill(t *testing.T) {
+	t.Parallel()
 	keyFile := filepath.Join(t.TempDir(), "ckpt.key")
 	if err := os.WriteFile(keyFile, []byte(strings.Repeat("k", 32)), 0o600); err != nil {
 		t.Fatal(err)
@@ -140,6 +141,7 @@ func TestExactlyOnceAfterKill(t *testing.T) {
 		{name: "tls", tls: true},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
+			t.Parallel() // a cluster of its own
 			c, ckpt := checkpointCluster(t, 2, tc.tls, tc.defines...)
 			want := referenceOutput(t, c, tc.args...)
 
@@ -264,6 +266,7 @@ func partOrder(name string) string {
 }
 
 func TestSavepointRescale(t *testing.T) {
+	t.Parallel()
 	c, _ := checkpointCluster(t, 2, false)
 	dir := t.TempDir()
 	counting := filepath.Join(dir, "counting.yaml")
@@ -348,6 +351,7 @@ func rescaleRounds(t *testing.T, c *cluster, spec string, keys int, follows func
 // previous checkpoint; with encryption, a state file copied from another
 // job is refused too.
 func TestCheckpointTampering(t *testing.T) {
+	t.Parallel()
 	keyFile := filepath.Join(t.TempDir(), "ckpt.key")
 	if err := os.WriteFile(keyFile, []byte(strings.Repeat("s", 32)), 0o600); err != nil {
 		t.Fatal(err)
@@ -372,6 +376,7 @@ func TestCheckpointTampering(t *testing.T) {
 			}},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
+			t.Parallel() // a cluster of its own
 			c, ckpt := checkpointCluster(t, 2, false, tc.defines...)
 			// Another job's checkpoints, for the state file to copy.
 			otherID := runDetached(t, c, "examples/stateful.yaml", "-p", "1", "--param", "rate=200", "--param", "output="+t.TempDir())

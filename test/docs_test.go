@@ -119,6 +119,7 @@ var docChecks = map[string]*regexp.Regexp{
 // use what an earlier one started, on free ports. Each block must exit 0
 // and show what docChecks expects.
 func TestDocs(t *testing.T) {
+	t.Parallel()
 	root := repoRoot(t)
 	var run, notRun int
 	for _, file := range docFiles(t, root) {
@@ -136,7 +137,11 @@ func TestDocs(t *testing.T) {
 			continue
 		}
 		run += len(todo)
-		t.Run(file, func(t *testing.T) { runDocBlocks(t, root, todo) })
+		t.Run(file, func(t *testing.T) {
+			// Each document runs in its own copy of the repository on its own ports.
+			t.Parallel()
+			runDocBlocks(t, root, todo)
+		})
 	}
 	t.Logf("ran %d shell blocks; %d marked not run", run, notRun)
 	if run == 0 {
@@ -190,7 +195,11 @@ func runDocBlocks(t *testing.T, root string, blocks []docBlock) {
 	cmd.Dir = work
 	// sluice is on the PATH, as for a user who installed it; the README
 	// builds bin/sluice itself.
-	cmd.Env = append(os.Environ(), "PATH="+filepath.Dir(sluiceBin)+string(os.PathListSeparator)+os.Getenv("PATH"), "SLUICECONFIG="+filepath.Join(work, "tmp", "no-client-config.yaml"), "SLUICE_JOBMANAGER=", "SLUICE_TOKEN=")
+	cmd.Env = append(os.Environ(), "PATH="+filepath.Dir(sluiceBin)+string(os.PathListSeparator)+os.Getenv("PATH"), "SLUICECONFIG="+filepath.Join(work, "tmp", "no-client-config.yaml"), "SLUICE_JOBMANAGER=", "SLUICE_TOKEN=",
+		// The blocks' go build and go run compile in a fresh copy: without -trimpath the
+		// copy's directory is part of every object's cache key, and each document would
+		// compile all of sluice again (a minute per document on 2 cores).
+		"GOFLAGS="+strings.TrimSpace(os.Getenv("GOFLAGS")+" -trimpath"))
 	if err := os.WriteFile(filepath.Join(work, "tmp", "no-client-config.yaml"), []byte("contexts: []\n"), 0o600); err != nil {
 		t.Fatal(err)
 	}

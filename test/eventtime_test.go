@@ -43,6 +43,7 @@ operators:
 // and the bounded job's result equals that of the same job without event
 // time: timed records and watermarks change nothing in the output.
 func TestEventTimeWatermarksAcrossTaskManagers(t *testing.T) {
+	t.Parallel()
 	c := startCluster(t, 2, 2, "pipeline.auto-watermark-interval=50 ms", "heartbeat.interval=1 s")
 	var tms map[string][]map[string]any
 	if err := c.get("/taskmanagers", &tms); err != nil {

@@ -165,6 +165,7 @@ func checkFlinkFields(t *testing.T, c *cluster, want map[string][]string, subst 
 // stopped consumer makes its producers' ratio high, a running one lets it
 // fall); log files come from each process.
 func TestFlinkRESTPaths(t *testing.T) {
+	t.Parallel()
 	logDir := t.TempDir()
 	c := startCluster(t, 2, 1, "heartbeat.interval=300 ms", "env.log.dir="+logDir, "restart-strategy.type=none")
 	id := submitUnbounded(t, c, "2", "5000")

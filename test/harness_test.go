@@ -1,5 +1,10 @@
 // Package test holds the integration tests: they build the sluice binary and
 // start real JobManager and TaskManager processes on loopback.
+//
+// A test that spends most of its time waiting on processes of its own (a rate-limited
+// job, a checkpoint interval, a restart delay) calls t.Parallel, so that the suite's
+// waits overlap on a 2-core machine; make integration runs -parallel 4. Such a test
+// uses no fixed port or path, no t.Setenv and no shared control plane.
 package test
 
 import (
@@ -33,7 +38,9 @@ func TestMain(m *testing.M) {
 		panic(err)
 	}
 	sluiceBin = filepath.Join(dir, "sluice")
-	build := exec.Command("go", "build", "-o", sluiceBin, "../cmd/sluice")
+	// -trimpath: the objects do not depend on the checkout's directory, so TestDocs'
+	// builds in copies of the repository (GOFLAGS=-trimpath) find them in the build cache.
+	build := exec.Command("go", "build", "-trimpath", "-o", sluiceBin, "../cmd/sluice")
 	build.Stdout, build.Stderr = os.Stdout, os.Stderr
 	if err := build.Run(); err != nil {
 		fmt.Fprintln(os.Stderr, "build sluice:", err)

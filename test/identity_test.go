@@ -193,6 +193,7 @@ func TestJoinTokenSingleUse(t *testing.T) {
 // its tasks fail over, and it can neither heartbeat nor register again: it
 // exits non-zero saying it was revoked.
 func TestRevokeTaskManager(t *testing.T) {
+	t.Parallel()
 	c, _ := autoCluster(t, 2, "security.ssl.internal.auto.join-token.max-uses=0",
 		"restart-strategy.type=fixed-delay", "restart-strategy.fixed-delay.attempts=3", "restart-strategy.fixed-delay.delay=500 ms")
 	job := submitUnbounded(t, c, "2", "200")

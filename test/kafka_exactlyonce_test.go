@@ -43,6 +43,7 @@ operators:
 // it is killed with SIGKILL mid-run and the job recovers from its latest checkpoint on the
 // others. Read with read_committed, the output holds every input record exactly once.
 func TestKafkaExactlyOnceAfterKill(t *testing.T) {
+	t.Parallel()
 	kb := startKafkaBroker(t, kafkaBrokerConfig{Topics: map[string]int32{"in": 4, "out": 4}})
 	c, _ := checkpointCluster(t, 2, false)
 	id := runKafkaJob(t, c, kafkaEOSJob(kb.addr, "exactly-once"), "-p", "2")

@@ -20,6 +20,7 @@ import (
 // a connector test failing is the connector's fault: SCRAM users and ACLs, and the GSSAPI
 // acceptor with a real ticket from the MIT KDC (and a principal it does not know refused).
 func TestKafkaBrokerSecurity(t *testing.T) {
+	t.Parallel()
 	k := kdc.Start(t, kdc.Options{})
 	k.AddPrincipal(t, "kafka/127.0.0.1")
 	keytab := k.Keytab(t, "kafka/127.0.0.1")

@@ -66,6 +66,7 @@ func TestInternalTLSKeytool(t *testing.T) {
 // job runs (security.ssl.reload); the job keeps running and a new
 // connection presents the new certificate.
 func TestInternalTLSRotation(t *testing.T) {
+	t.Parallel()
 	dir := createCerts(t, "c1", "tm-1", "tm-2")
 	c := startClusterWith(t, identitySpec(dir, filepath.Join(dir, "truststore.pem"), 2, "security.ssl.reload=true"))
 	id := submitUnbounded(t, c, "2", "2000")

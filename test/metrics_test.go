@@ -15,6 +15,7 @@ import (
 // and a job's series go when it ends (per-task and per-vertex) or when the
 // job store removes it (sluice_job_state).
 func TestMetricsSeriesOfAJob(t *testing.T) {
+	t.Parallel()
 	c := startCluster(t, 1, 2, "jobstore.expiration-time=10 s")
 	id := submitUnbounded(t, c, "1", "100")
 	_, port := metricsBind(t, c.tms[0])

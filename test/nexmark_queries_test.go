@@ -273,6 +273,7 @@ func refQ11(t *testing.T, evs []nexEvent) []string {
 // and compares each output with the plain-Go reference; q3, q4 and q11 are checked on the
 // file at -p 4.
 func TestNexmarkQueriesMatchReference(t *testing.T) {
+	t.Parallel()
 	const seed, eventRate, killRate = 11, 10_000, 50_000
 	events := nexmarkQueryEvents(t)
 	dir := t.TempDir()

@@ -116,6 +116,7 @@ func TestNexmarkGenerateFlags(t *testing.T) {
 // bids of `sluice nexmark generate` with the same seed and rate: the source resumes each
 // split at its checkpointed event.
 func TestNexmarkExactlyOnceAfterKill(t *testing.T) {
+	t.Parallel()
 	const events, rate = 40000, 4000
 	ctx, cancel := context.WithTimeout(context.Background(), 3*time.Minute)
 	defer cancel()

@@ -310,6 +310,7 @@ operators:
 // mid-run and another started. Every row is in the table once, and no prepared transaction
 // is left behind (pg_prepared_xacts).
 func TestPostgresExactlyOnceAfterKill(t *testing.T) {
+	t.Parallel()
 	pg := startPostgres(t, pgOptions{hba: []string{"host all all 127.0.0.1/32 scram-sha-256"}})
 	pg.mustQuery(t, "postgres", "CREATE DATABASE appdb")
 	pg.mustQuery(t, "postgres", "SET password_encryption = 'scram-sha-256'; CREATE ROLE writer LOGIN PASSWORD 'wpw'")
@@ -421,6 +422,7 @@ func TestPostgresDataLevel(t *testing.T) {
 // written after the last checkpoint are written again on recovery, as updates, not
 // duplicates), and the table ends as if each row was written once.
 func TestPostgresAtLeastOnceUpsertAfterKill(t *testing.T) {
+	t.Parallel()
 	pg := startPostgres(t, pgOptions{hba: []string{"host all all 127.0.0.1/32 scram-sha-256"}})
 	pg.mustQuery(t, "postgres", "CREATE DATABASE appdb")
 	pg.mustQuery(t, "postgres", "SET password_encryption = 'scram-sha-256'; CREATE ROLE writer LOGIN PASSWORD 'wpw'")

@@ -21,6 +21,7 @@ import (
 // records come long after the first watermarks (10 s of records at 4000 a second, with one
 // every 200 ms), so which records are late does not depend on timing.
 func TestWindowOutOfOrderExactWithLateDrops(t *testing.T) {
+	t.Parallel()
 	const count, rate, keys = 60000, 4000, 5
 	// ts of record id: its id plus a scatter of 0 to 4999 ms (never late: every earlier
 	// record's ts is below id + 4999, so the watermark stays under it), or, for the late

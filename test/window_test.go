@@ -71,6 +71,7 @@ func TestWindowedCountTwoTaskManagers(t *testing.T) {
 // With late-output they go instead to the side output, read by a print on the TaskManager's
 // stdout, and none is counted as dropped.
 func TestWindowLateRecordsMetric(t *testing.T) {
+	t.Parallel()
 	for _, side := range []bool{false, true} {
 		t.Run(fmt.Sprintf("side=%v", side), func(t *testing.T) { lateRecordsJob(t, side) })
 	}

@@ -192,7 +192,7 @@ func (n *nativeJobManager) runApplication(ctx context.Context, cfg *config.Confi
 	if err != nil {
 		return // the JobManager stops: the next leader takes the job over
 	}
-	log.Info("application job ended", "job", jobID, "state", state, "cause", cause)
+	log.Info("application job ended", "job", jobID, "state", state, "err", cause)
 	if !cfg.Bool("execution.shutdown-on-application-finish") {
 		return
 	}

@@ -693,7 +693,7 @@ func (s *kafkaSource) commitLoop() {
 		}
 		if err != nil {
 			// A courtesy: the offsets that count are in the checkpoint.
-			s.rc.Logger.Warn("kafka: committing the checkpoint's offsets to the consumer group failed", "group", group, "checkpoint", c.id, "error", err)
+			s.rc.Logger.Warn("kafka: committing the checkpoint's offsets to the consumer group failed", "group", group, "checkpoint", c.id, "err", err)
 		}
 	}
 }

@@ -2,6 +2,7 @@ package authn
 
 import (
 	"net/http"
+	"slices"
 	"strings"
 )
 
@@ -65,16 +66,23 @@ func (u Union) Methods() []string {
 // carry without losing the one-header-per-method form clients parse best.
 func (u Union) Challenge() string { return "" }
 
-// Challenges returns the non-empty challenges of the chain in order.
+// Challenges returns the non-empty challenges of the chain in order, each
+// once: two methods of one scheme (job tokens and the token file both take
+// bearer tokens) are one challenge to a client, and a repeated
+// WWW-Authenticate header only makes it guess whether they differ.
 func (u Union) Challenges() []string {
 	var cs []string
 	for _, a := range u {
+		var more []string
 		if n, ok := a.(Union); ok {
-			cs = append(cs, n.Challenges()...)
-			continue
+			more = n.Challenges()
+		} else if c := a.Challenge(); c != "" {
+			more = []string{c}
 		}
-		if c := a.Challenge(); c != "" {
-			cs = append(cs, c)
+		for _, c := range more {
+			if !slices.Contains(cs, c) {
+				cs = append(cs, c)
+			}
 		}
 	}
 	return cs

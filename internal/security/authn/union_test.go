@@ -64,6 +64,21 @@ func TestUnionMethodsAndChallenges(t *testing.T) {
 	}
 }
 
+// Two methods of one scheme (the REST job tokens and the token file are both
+// bearer tokens) offer one challenge, wherever they sit in the chain.
+func TestUnionChallengesOncePerScheme(t *testing.T) {
+	bearer := func(method string) Authenticator {
+		return AuthenticatorFunc{Name: method, WWWAuthenticate: BearerChallenge, Func: func(*http.Request) (User, bool, error) { return User{}, false, nil }}
+	}
+	c := Union{bearer("job-token"), Union{fake("x509", User{}, false, nil), bearer(MethodToken)}, NewAnonymous(), Union{bearer("other")}}
+	if got, want := c.Challenges(), []string{BearerChallenge, "x509-challenge"}; !slices.Equal(got, want) {
+		t.Errorf("Challenges = %q, want %q", got, want)
+	}
+	if got := c.Methods(); !slices.Equal(got, []string{"job-token", "x509", MethodToken, "anonymous", "other"}) {
+		t.Errorf("Methods = %q: every method is still listed", got)
+	}
+}
+
 func TestAnonymous(t *testing.T) {
 	a := NewAnonymous()
 	u, ok, err := a.AuthenticateRequest(httptest.NewRequest("GET", "/", nil))
