@@ -356,7 +356,7 @@ func (s *kafkaSource) discoverLoop(ctx context.Context, known map[topicPartition
 		}
 		if err != nil {
 			// The partitions read already are unaffected: try again at the next interval.
-			s.rc.Logger.Warn("kafka: partition discovery failed; trying again at the next interval", "error", err, "interval", s.opts.discovery)
+			s.rc.Logger.Warn("kafka: partition discovery failed; trying again at the next interval", "err", err, "interval", s.opts.discovery)
 			continue
 		}
 		if len(found) == 0 {
