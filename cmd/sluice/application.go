@@ -1,18 +1,15 @@
 package main
 
 import (
-	"context"
 	"fmt"
 	"os"
 	"os/user"
 	"strings"
-	"time"
 
 	"github.com/spf13/cobra"
 
 	"github.com/sluice-dev/sluice/internal/config"
 	"github.com/sluice-dev/sluice/internal/dataflow"
-	"github.com/sluice-dev/sluice/internal/kube"
 	"github.com/sluice-dev/sluice/internal/kube/application"
 	"github.com/sluice-dev/sluice/internal/kube/session"
 )
@@ -70,13 +67,7 @@ func (a applicationRun) run(cmd *cobra.Command, g *globals) error {
 	if err != nil {
 		return err
 	}
-	client, err := kube.NewClient(cfg)
-	if err != nil {
-		return err
-	}
-	ctx, cancel := context.WithTimeout(cmd.Context(), 2*time.Minute)
-	defer cancel()
-	if err := session.Start(ctx, client, objs); err != nil {
+	if err := deploy(cmd.Context(), cfg, objs); err != nil {
 		return err
 	}
 	out := cmd.OutOrStdout()

@@ -45,13 +45,7 @@ func newKubernetesStartCmd(g *globals) *cobra.Command {
 			if err != nil {
 				return err
 			}
-			client, err := kube.NewClient(cfg)
-			if err != nil {
-				return err
-			}
-			ctx, cancel := context.WithTimeout(cmd.Context(), 2*time.Minute)
-			defer cancel()
-			if err := session.Start(ctx, client, objs); err != nil {
+			if err := deploy(cmd.Context(), cfg, objs); err != nil {
 				return err
 			}
 			out := cmd.OutOrStdout()
@@ -209,4 +203,16 @@ func sessionConfig(g *globals, verb string) (*config.Config, string, error) {
 		return nil, "", fmt.Errorf("kubernetes-session %s: kubernetes.cluster-id is not set: name the session with -D kubernetes.cluster-id=ID (sluice kubernetes-session list shows them)", verb)
 	}
 	return cfg, id, nil
+}
+
+// deploy creates a cluster's objects (session.Build) in the API server that cfg names, within
+// two minutes; a failed start deletes what it created (session.Start).
+func deploy(ctx context.Context, cfg *config.Config, objs *session.Objects) error {
+	client, err := kube.NewClient(cfg)
+	if err != nil {
+		return err
+	}
+	ctx, cancel := context.WithTimeout(ctx, 2*time.Minute)
+	defer cancel()
+	return session.Start(ctx, client, objs)
 }

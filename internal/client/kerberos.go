@@ -9,6 +9,7 @@ import (
 	"time"
 
 	krbclient "github.com/jcmturner/gokrb5/v8/client"
+	krb5config "github.com/jcmturner/gokrb5/v8/config"
 	"github.com/jcmturner/gokrb5/v8/credentials"
 	"github.com/jcmturner/gokrb5/v8/iana/errorcode"
 	"github.com/jcmturner/gokrb5/v8/krberror"
@@ -36,20 +37,9 @@ func newKerberosAuth(spn string, getenv func(string) string, now time.Time) (*ke
 	// does (KRB5_CONFIG, KRB5CCNAME with DIR: collections,
 	// default_ccache_name): the login service and `sluice security check`
 	// use the same resolution, so all three read the same cache.
-	conf, confPath, _, err := kerberos.LoadKrb5ConfEnv("", getenv)
+	cc, conf, ccPath, confPath, err := loadUserTicketCache(getenv)
 	if err != nil {
-		return nil, fmt.Errorf("--kerberos: krb5.conf %s (KRB5_CONFIG, else %s): %w", confPath, kerberos.DefaultKrb5Conf, err)
-	}
-	ccPath, ccFrom, err := kerberos.ResolveTicketCacheEnv(confPath, getenv)
-	if err != nil {
-		return nil, fmt.Errorf("--kerberos: %w", err)
-	}
-	cc, err := credentials.LoadCCache(ccPath)
-	if err != nil {
-		if errors.Is(err, fs.ErrNotExist) {
-			return nil, fmt.Errorf("--kerberos: no Kerberos ticket cache at %s (%s): run kinit first (or set KRB5CCNAME)", ccPath, ccFrom)
-		}
-		return nil, fmt.Errorf("--kerberos: ticket cache %s: %w (run kinit again)", ccPath, err)
+		return nil, err
 	}
 	a := &kerberosAuth{spn: spn, ccache: ccPath, krb5conf: confPath,
 		client: cc.DefaultPrincipal.PrincipalName.PrincipalNameString() + "@" + cc.DefaultPrincipal.Realm}
@@ -70,6 +60,27 @@ func newKerberosAuth(spn string, getenv func(string) string, now time.Time) (*ke
 		return nil, fmt.Errorf("--kerberos: ticket cache %s: %w (run kinit again)", ccPath, err)
 	}
 	return a, nil
+}
+
+// loadUserTicketCache reads krb5.conf and the user's ticket cache, resolved as MIT does, for
+// --kerberos: the errors say what to run (kinit) or set (KRB5_CONFIG, KRB5CCNAME).
+func loadUserTicketCache(getenv func(string) string) (cc *credentials.CCache, conf *krb5config.Config, ccPath, confPath string, err error) {
+	conf, confPath, _, err = kerberos.LoadKrb5ConfEnv("", getenv)
+	if err != nil {
+		return nil, nil, "", confPath, fmt.Errorf("--kerberos: krb5.conf %s (KRB5_CONFIG, else %s): %w", confPath, kerberos.DefaultKrb5Conf, err)
+	}
+	ccPath, ccFrom, err := kerberos.ResolveTicketCacheEnv(confPath, getenv)
+	if err != nil {
+		return nil, nil, "", confPath, fmt.Errorf("--kerberos: %w", err)
+	}
+	cc, err = credentials.LoadCCache(ccPath)
+	if err != nil {
+		if errors.Is(err, fs.ErrNotExist) {
+			return nil, nil, ccPath, confPath, fmt.Errorf("--kerberos: no Kerberos ticket cache at %s (%s): run kinit first (or set KRB5CCNAME)", ccPath, ccFrom)
+		}
+		return nil, nil, ccPath, confPath, fmt.Errorf("--kerberos: ticket cache %s: %w (run kinit again)", ccPath, err)
+	}
+	return cc, conf, ccPath, confPath, nil
 }
 
 // sign sets "Authorization: Negotiate <token>" on r, getting a service

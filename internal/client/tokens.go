@@ -8,11 +8,9 @@ import (
 	"strings"
 
 	krbclient "github.com/jcmturner/gokrb5/v8/client"
-	krbcreds "github.com/jcmturner/gokrb5/v8/credentials"
 
 	"github.com/sluice-dev/sluice/internal/dataflow"
 	"github.com/sluice-dev/sluice/internal/security/credentials"
-	"github.com/sluice-dev/sluice/internal/security/kerberos"
 	"github.com/sluice-dev/sluice/internal/security/tokens"
 )
 
@@ -60,17 +58,9 @@ func ObtainDelegationTokens(ctx context.Context, spec []byte, params map[string]
 // ticketCacheCredentials serves the Kerberos client of the user's ticket cache to the Kafka
 // provider (as the KafkaClient login context would on a cluster).
 func ticketCacheCredentials(getenv func(string) string) (credentials.Source, error) {
-	conf, confPath, _, err := kerberos.LoadKrb5ConfEnv("", getenv)
+	cc, conf, ccPath, _, err := loadUserTicketCache(getenv)
 	if err != nil {
-		return nil, fmt.Errorf("--kerberos: krb5.conf %s (KRB5_CONFIG, else %s): %w", confPath, kerberos.DefaultKrb5Conf, err)
-	}
-	ccPath, ccFrom, err := kerberos.ResolveTicketCacheEnv(confPath, getenv)
-	if err != nil {
-		return nil, fmt.Errorf("--kerberos: %w", err)
-	}
-	cc, err := krbcreds.LoadCCache(ccPath)
-	if err != nil {
-		return nil, fmt.Errorf("--kerberos: ticket cache %s (%s): %w (run kinit)", ccPath, ccFrom, err)
+		return nil, err
 	}
 	cl, err := krbclient.NewFromCCache(cc, conf, krbclient.DisablePAFXFAST(true))
 	if err != nil {
