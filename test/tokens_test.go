@@ -184,7 +184,7 @@ func TestDelegationTokensOnlyToTheirTaskManagers(t *testing.T) {
 		t.Fatal(err)
 	}
 	id := runDetached(t, c, spec, "-p", "1")
-	other := runDetached(t, c, fmt.Sprintf("%s", writeSpec(t, fmt.Sprintf(unboundedJob, "no-tokens"))), "-p", "1")
+	other := runDetached(t, c, writeSpec(t, fmt.Sprintf(unboundedJob, "no-tokens")), "-p", "1")
 	h := hostOf(t, c, id, 1)
 	o := 1 - h
 	hostName, otherName := fmt.Sprintf("tm-%d", h+1), fmt.Sprintf("tm-%d", o+1)
