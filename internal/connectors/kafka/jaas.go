@@ -56,6 +56,7 @@ func ParseJAAS(s string) (*JAAS, error) {
 	default:
 		return nil, fmt.Errorf("after the login module, want the flag required")
 	}
+	seen := map[string]bool{}
 	for n, f := range fields[2:] {
 		k, v, ok := strings.Cut(f, "=")
 		if !ok {
@@ -66,6 +67,14 @@ func ParseJAAS(s string) (*JAAS, error) {
 			}
 			return nil, fmt.Errorf("option %d after the flag has no '=': want key=\"value\", with values holding spaces in double quotes", n+1)
 		}
+		if seen[k] {
+			// Which of two passwords would the broker see? Say so rather than pick one.
+			if slices.Contains(jaasOptions, k) {
+				return nil, fmt.Errorf("option %s is given twice: give it once", k)
+			}
+			return nil, fmt.Errorf("option %d after the flag repeats an earlier option: give each once", n+1)
+		}
+		seen[k] = true
 		v = unquote(v)
 		switch k {
 		case "username":

@@ -72,6 +72,11 @@ func TestParseJAAS(t *testing.T) {
 			t.Errorf("ParseJAAS(%q) accepted", bad)
 		}
 	}
+	// A repeated option is refused, naming the option and never a value.
+	_, err = ParseJAAS(ModuleSCRAM + ` required username="a" password="first-pw" password="second-pw";`)
+	if err == nil || !strings.Contains(err.Error(), "password is given twice") || strings.Contains(err.Error(), "-pw") {
+		t.Errorf("a repeated password: %v", err)
+	}
 }
 
 func TestPropertiesMasked(t *testing.T) {
