@@ -10,6 +10,7 @@ import (
 	"hash/fnv"
 	"io"
 	"log/slog"
+	"slices"
 	"strconv"
 	"strings"
 	"time"
@@ -90,11 +91,7 @@ func (s *sink) Open(ctx context.Context, rc *dataflow.RuntimeContext) error {
 	if err := s.checkTable(ctx); err != nil {
 		return err
 	}
-	cols := make([]string, len(o.columns))
-	for i, c := range o.columns {
-		cols[i] = quoteIdent(c)
-	}
-	s.copySQL = "COPY " + s.qualified + " (" + strings.Join(cols, ", ") + ") FROM STDIN"
+	s.copySQL = "COPY " + s.qualified + " (" + quoteIdents(o.columns) + ") FROM STDIN"
 	s.rowOfKey = map[string]int{}
 	s.lastFlush = time.Now()
 	if o.DeliveryGuarantee != DeliveryExactlyOnce {
@@ -410,12 +407,7 @@ func (s *sink) upsertSQL(rows int) string {
 	b.WriteString("INSERT INTO ")
 	b.WriteString(s.qualified)
 	b.WriteString(" (")
-	for i, c := range o.columns {
-		if i > 0 {
-			b.WriteString(", ")
-		}
-		b.WriteString(quoteIdent(c))
-	}
+	b.WriteString(quoteIdents(o.columns))
 	b.WriteString(") VALUES ")
 	p := 1
 	for r := 0; r < rows; r++ {
@@ -433,16 +425,11 @@ func (s *sink) upsertSQL(rows int) string {
 		b.WriteByte(')')
 	}
 	b.WriteString(" ON CONFLICT (")
-	for i, k := range o.Key {
-		if i > 0 {
-			b.WriteString(", ")
-		}
-		b.WriteString(quoteIdent(k))
-	}
+	b.WriteString(quoteIdents(o.Key))
 	b.WriteString(") ")
 	var set []string
 	for _, c := range o.columns {
-		if !containsString(o.Key, c) {
+		if !slices.Contains(o.Key, c) {
 			set = append(set, quoteIdent(c)+" = EXCLUDED."+quoteIdent(c))
 		}
 	}
@@ -454,13 +441,13 @@ func (s *sink) upsertSQL(rows int) string {
 	return b.String()
 }
 
-func containsString(l []string, s string) bool {
-	for _, e := range l {
-		if e == s {
-			return true
-		}
+// quoteIdents quotes each identifier and joins them with ", ".
+func quoteIdents(names []string) string {
+	q := make([]string, len(names))
+	for i, n := range names {
+		q[i] = quoteIdent(n)
 	}
-	return false
+	return strings.Join(q, ", ")
 }
 
 // SnapshotState implements dataflow.Snapshotter: at-least-once writes what is buffered, so
